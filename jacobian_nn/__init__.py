@@ -1,0 +1,23 @@
+"""jacobian_nn: fully connected networks with explicit Jacobian matrices.
+
+Conventions (seed 000): a sample is a column ``(n, 1)``; a dense layer is
+``y = f(W^T x + b)`` with ``W`` ``(n, m)``; loss gradients are rows ``(1, k)``;
+Jacobians are ``(m, n)`` in numerator layout; the chain rule runs left to right,
+``dL/dx = dL/dy @ J``. The batched path works on ``X`` ``(N, n)`` with the same
+``W`` and ``b``: ``Z = X W + b``.
+"""
+
+from .activations import (ACTIVATIONS, ELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh,
+                          get_activation)
+from .fd import compare, fd_gradient, fd_jacobian
+from .layers import Dense, Layer, init_weights
+from .losses import LOSSES, CrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
+from .network import Network
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS", "Activation", "CrossEntropy", "Dense", "ELU", "Identity", "LOSSES", "Layer", "LeakyReLU",
+    "Loss", "MeanSquaredError", "Network", "ReLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Step", "Tanh",
+    "compare", "fd_gradient", "fd_jacobian", "get_activation", "get_loss", "init_weights",
+]

@@ -1,0 +1,119 @@
+"""Input checks shared by every public entry point.
+
+Policy (recorded here once, referenced from the README):
+
+* Floating inputs keep their dtype. The reference path computes in float64; the
+  batched path computes in the network's dtype (float64 or float32). A float
+  array whose dtype differs from the one required is **refused**, never cast
+  silently, because a silent float64 -> float32 cast loses bits the user may be
+  checking.
+* Integer and boolean arrays are **converted on purpose** to the required float
+  dtype (labels, toy data such as seed 001's integer table). Integers are exact
+  in float64 up to 2**53, which covers every realistic input.
+* Complex, object, string and other dtypes are refused with a ``TypeError``.
+* NaN and inf are refused with a ``ValueError`` naming the argument.
+* Nothing is broadcast: shapes must match exactly.
+
+Every error names the argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
+    """Return ``value`` as an ndarray of ``dtype`` following the module policy.
+
+    Integer and boolean inputs are converted; floating inputs of another
+    precision, complex, object and string inputs are refused; NaN and inf are
+    refused.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
+    arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind in "iub":
+        arr = arr.astype(dtype)
+    elif kind == "f":
+        if arr.dtype != dtype:
+            raise TypeError(
+                f"{name}: expected dtype {dtype}, got {arr.dtype}; cast it explicitly "
+                f"(e.g. {name}.astype(np.{dtype.name})) so that no precision is changed silently"
+            )
+    else:
+        raise TypeError(
+            f"{name}: expected a real floating or integer array, got dtype {arr.dtype}"
+        )
+    if arr.size and not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name}: expected finite values, got {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+        )
+    return arr
+
+
+def as_column(value, name: str, n: int | None = None, dtype=np.float64) -> np.ndarray:
+    """Return a column vector of shape ``(n, 1)``; refuse rows, 1-D and wrong ``n``."""
+    arr = as_float_array(value, name, dtype)
+    if arr.ndim != 2 or arr.shape[1] != 1:
+        raise ValueError(
+            f"{name}: expected a column vector of shape ({n if n is not None else 'n'}, 1), "
+            f"got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty column, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name}: expected shape ({n}, 1), got shape {arr.shape}")
+    return arr
+
+
+def as_row(value, name: str, m: int | None = None, dtype=np.float64) -> np.ndarray:
+    """Return a row vector of shape ``(1, m)``; refuse columns, 1-D and wrong ``m``."""
+    arr = as_float_array(value, name, dtype)
+    if arr.ndim != 2 or arr.shape[0] != 1:
+        raise ValueError(
+            f"{name}: expected a row vector of shape (1, {m if m is not None else 'm'}), "
+            f"got shape {arr.shape}"
+        )
+    if m is not None and arr.shape[1] != m:
+        raise ValueError(f"{name}: expected shape (1, {m}), got shape {arr.shape}")
+    return arr
+
+
+def as_batch(value, name: str, n: int | None = None, dtype=np.float64) -> np.ndarray:
+    """Return a batch of shape ``(N, n)`` with ``N >= 1``; refuse 1-D and wrong ``n``."""
+    arr = as_float_array(value, name, dtype)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name}: expected a 2-D batch of shape (N, {n if n is not None else 'n'}), "
+            f"got {arr.ndim}-D shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty batch (N >= 1), got shape {arr.shape}")
+    if n is not None and arr.shape[1] != n:
+        raise ValueError(
+            f"{name}: expected {n} features per sample, shape (N, {n}), got shape {arr.shape}"
+        )
+    return arr
+
+
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as a float if it is a finite number > 0, else raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a positive number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_nonnegative(value, name: str) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0, else raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number >= 0, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,392 @@
+"""Activations: forward, full Jacobian, and batched VJP, side by side.
+
+Every activation ``f: R^m -> R^m`` carries two independent derivative paths:
+
+Reference path (one sample, seed 000's convention)
+    ``forward(z)``      z ``(m, 1)`` -> ``(m, 1)``
+    ``jacobian(z)``     z ``(m, 1)`` -> ``J`` ``(m, m)``, numerator layout
+                        ``J[i, j] = d f_i / d z_j``; a row gradient chains as
+                        ``dL/dz = dL/dy @ J``.
+
+Batched path (rows are samples)
+    ``forward_batch(Z)``       Z ``(N, m)`` -> ``A`` ``(N, m)``
+    ``vjp_batch(Z, A, G)``     ``G`` ``(N, m)`` upstream rows -> ``(N, m)``, row k
+                               equal to ``G[k] @ jacobian(Z[k].T)``, computed without
+                               forming any ``(m, m)`` matrix.
+    ``jacobian_batch(Z)``      ``(N, m, m)``: the per-sample Jacobians, stacked. This is
+                               the explicit, opt-in way to get matrices in the batched
+                               path.
+
+The two paths share the forward formula and nothing on the derivative side: a
+test walks this module's syntax tree and fails if a ``*_batch`` method calls a
+reference ``jacobian``. ``A`` is passed to ``vjp_batch`` so that the backward
+pass reuses the forward output instead of recomputing it.
+
+Kinks follow seed 000's math: at a non-differentiable point the derivative takes
+the ``z <= 0`` branch (relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha,
+step'(0) = 0). Proofs: ``proofs/`` (see ``proofs/README.md``, section
+*Activations*).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from ._validation import check_positive
+
+
+def _check_column(z: np.ndarray, name: str = "z") -> None:
+    if not isinstance(z, np.ndarray) or z.ndim != 2 or z.shape[1] != 1:
+        raise ValueError(
+            f"{name}: expected a column vector of shape (m, 1), got "
+            f"{getattr(z, 'shape', type(z).__name__)}"
+        )
+
+
+def _check_batch(Z: np.ndarray, name: str = "Z") -> None:
+    if not isinstance(Z, np.ndarray) or Z.ndim != 2:
+        raise ValueError(
+            f"{name}: expected a 2-D batch of shape (N, m), got "
+            f"{getattr(Z, 'shape', type(Z).__name__)}"
+        )
+
+
+def _embed_diagonal(D: np.ndarray) -> np.ndarray:
+    """``(N, m)`` -> ``(N, m, m)`` with ``D[k]`` on the diagonal of slice k, exact zeros elsewhere."""
+    N, m = D.shape
+    J = np.zeros((N, m, m), dtype=D.dtype)
+    idx = np.arange(m)
+    J[:, idx, idx] = D
+    return J
+
+
+class Activation:
+    """Base class. Subclasses define the five methods listed in the module docstring."""
+
+    name: str = ""
+    elementwise: bool = True
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return self.forward(z)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.config() == other.config()
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(self.config().items()))))
+
+    def config(self) -> dict:
+        """Hyperparameters, enough to rebuild the activation with :func:`get_activation`."""
+        return {}
+
+
+class ElementwiseActivation(Activation):
+    """An activation with ``f(z)_i = g(z_i)``: diagonal Jacobian.
+
+    ``jacobian_batch`` is built from ``vjp_batch`` with ``G = 1`` (the batched
+    derivative, on the diagonal): both belong to the batched path.
+    """
+
+    def jacobian_batch(self, Z: np.ndarray) -> np.ndarray:
+        """``(N, m)`` -> ``(N, m, m)``, diagonal slices with exact zeros off the diagonal."""
+        _check_batch(Z)
+        A = self.forward_batch(Z)
+        return _embed_diagonal(self.vjp_batch(Z, A, np.ones_like(Z)))
+
+
+# --------------------------------------------------------------------------- identity
+
+
+class Identity(ElementwiseActivation):
+    """``f(z) = z``; ``J = I``."""
+
+    name = "identity"
+
+    def forward(self, z):
+        _check_column(z)
+        return z.copy()
+
+    def jacobian(self, z):
+        _check_column(z)
+        return np.eye(z.shape[0], dtype=z.dtype)
+
+    def forward_batch(self, Z):
+        return Z.copy()
+
+    def vjp_batch(self, Z, A, G):
+        return G.copy()
+
+
+# --------------------------------------------------------------------------- step
+
+
+class Step(ElementwiseActivation):
+    """Seed 002's perceptron step: ``f(z) = 1 if z > 0 else 0`` (so ``f(0) = 0``).
+
+    Derivative: 0 wherever it exists (every ``z != 0``). At the jump ``z = 0`` it
+    does not exist; by the ``z <= 0`` branch rule ``step'(0) = 0``. The Jacobian is
+    therefore the zero matrix: a step network cannot be trained by gradients,
+    which is why seed 002 sets perceptron weights by hand.
+    """
+
+    name = "step"
+
+    def forward(self, z):
+        _check_column(z)
+        return (z > 0).astype(z.dtype)
+
+    def jacobian(self, z):
+        _check_column(z)
+        return np.zeros((z.shape[0], z.shape[0]), dtype=z.dtype)
+
+    def forward_batch(self, Z):
+        return (Z > 0).astype(Z.dtype)
+
+    def vjp_batch(self, Z, A, G):
+        return np.zeros_like(G)
+
+
+# --------------------------------------------------------------------------- sigmoid
+
+
+class Sigmoid(ElementwiseActivation):
+    """``f(z) = 1 / (1 + exp(-z))``; ``J = diag(s(z) * s(-z))`` (= ``s(1 - s)``).
+
+    Computed with ``scipy.special.expit``, which does not overflow for any
+    finite z. The derivative is evaluated as ``s(z) s(-z)`` rather than
+    ``s (1 - s)``: the two are equal in exact arithmetic, but ``1 - s`` rounds to
+    0 for z > 37 while ``s(-z)`` keeps full relative precision.
+    """
+
+    name = "sigmoid"
+
+    def forward(self, z):
+        _check_column(z)
+        return expit(z)
+
+    def jacobian(self, z):
+        _check_column(z)
+        z = z[:, 0]
+        return np.diag(expit(z) * expit(-z))
+
+    def forward_batch(self, Z):
+        return expit(Z)
+
+    def vjp_batch(self, Z, A, G):
+        return G * A * expit(-Z)
+
+
+# --------------------------------------------------------------------------- tanh
+
+
+class Tanh(ElementwiseActivation):
+    """``f(z) = tanh(z)``; ``J = diag(1 - tanh(z)^2)`` = ``diag(sech(z)^2)``.
+
+    The derivative is evaluated as ``sech^2 z = 4u / (1 + u)^2`` with
+    ``u = exp(-2|z|)``: no overflow, and full relative precision in the tails,
+    where ``1 - tanh^2`` cancels to 0.
+    """
+
+    name = "tanh"
+
+    def forward(self, z):
+        _check_column(z)
+        return np.tanh(z)
+
+    def jacobian(self, z):
+        _check_column(z)
+        u = np.exp(-2.0 * np.abs(z[:, 0]))
+        return np.diag(4.0 * u / (1.0 + u) ** 2)
+
+    def forward_batch(self, Z):
+        return np.tanh(Z)
+
+    def vjp_batch(self, Z, A, G):
+        e = np.exp(-2.0 * np.abs(Z))
+        return G * (4.0 * e) / ((1.0 + e) * (1.0 + e))
+
+
+# --------------------------------------------------------------------------- relu
+
+
+class ReLU(ElementwiseActivation):
+    """``f(z) = max(z, 0)``; ``J = diag([z > 0])``.
+
+    Kink: ``relu'(0) = 0`` (the ``z <= 0`` branch).
+    """
+
+    name = "relu"
+
+    def forward(self, z):
+        _check_column(z)
+        return np.maximum(z, 0.0)
+
+    def jacobian(self, z):
+        _check_column(z)
+        return np.diag((z[:, 0] > 0).astype(z.dtype))
+
+    def forward_batch(self, Z):
+        return np.maximum(Z, 0.0)
+
+    def vjp_batch(self, Z, A, G):
+        return np.where(Z > 0, G, 0.0)
+
+
+# --------------------------------------------------------------------------- leaky relu
+
+
+class LeakyReLU(ElementwiseActivation):
+    """``f(z) = z if z > 0 else alpha z``; ``J = diag(1 if z > 0 else alpha)``.
+
+    Kink: ``leaky_relu'(0) = alpha`` (the ``z <= 0`` branch). ``alpha`` defaults
+    to 0.01 and must be > 0.
+    """
+
+    name = "leaky_relu"
+
+    def __init__(self, alpha: float = 0.01):
+        self.alpha = check_positive(alpha, "alpha")
+
+    def __repr__(self):
+        return f"LeakyReLU(alpha={self.alpha!r})"
+
+    def config(self):
+        return {"alpha": self.alpha}
+
+    def forward(self, z):
+        _check_column(z)
+        return np.where(z > 0, z, self.alpha * z)
+
+    def jacobian(self, z):
+        _check_column(z)
+        return np.diag(np.where(z[:, 0] > 0, 1.0, self.alpha).astype(z.dtype))
+
+    def forward_batch(self, Z):
+        return np.where(Z > 0, Z, Z.dtype.type(self.alpha) * Z)
+
+    def vjp_batch(self, Z, A, G):
+        return np.where(Z > 0, G, G.dtype.type(self.alpha) * G)
+
+
+# --------------------------------------------------------------------------- elu
+
+
+class ELU(ElementwiseActivation):
+    """``f(z) = z if z > 0 else alpha (exp(z) - 1)``;
+    ``J = diag(1 if z > 0 else alpha exp(z))``.
+
+    Kink: ``elu'(0) = alpha`` (the ``z <= 0`` branch; for ``alpha = 1`` ELU is C^1
+    and both one-sided derivatives are 1). ``alpha`` defaults to 1.0 and must be
+    > 0. ``exp(z) - 1`` is computed as ``expm1`` of ``min(z, 0)`` for accuracy
+    near 0 and no overflow in the unused branch.
+
+    Seed 000's table gives the ELU Jacobian as 0 for ``z <= 0``; that is an
+    erratum (see ``proofs/``): the derivative there is ``alpha exp(z)``.
+    """
+
+    name = "elu"
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = check_positive(alpha, "alpha")
+
+    def __repr__(self):
+        return f"ELU(alpha={self.alpha!r})"
+
+    def config(self):
+        return {"alpha": self.alpha}
+
+    def forward(self, z):
+        _check_column(z)
+        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
+
+    def jacobian(self, z):
+        _check_column(z)
+        z = z[:, 0]
+        return np.diag(np.where(z > 0, 1.0, self.alpha * np.exp(np.minimum(z, 0.0))).astype(z.dtype))
+
+    def forward_batch(self, Z):
+        alpha = Z.dtype.type(self.alpha)
+        return np.where(Z > 0, Z, alpha * np.expm1(np.minimum(Z, 0)))
+
+    def vjp_batch(self, Z, A, G):
+        # alpha * exp(z) is evaluated directly, not as A + alpha, which cancels
+        # for very negative z.
+        alpha = G.dtype.type(self.alpha)
+        return np.where(Z > 0, G, G * (alpha * np.exp(np.minimum(Z, 0))))
+
+
+# --------------------------------------------------------------------------- softmax
+
+
+class Softmax(Activation):
+    """``s(z)_i = exp(z_i - max z) / sum_j exp(z_j - max z)``.
+
+    Jacobian (dense, symmetric, rows sum to 0): ``J = diag(s) - s s^T``, shape
+    ``(m, m)``, ``J[i, j] = s_i (delta_ij - s_j)``.
+
+    Batched VJP without forming J: for upstream rows ``G`` ``(N, m)`` and
+    ``S = softmax(Z)``, ``G J = S * (G - rowsum(G * S))``.
+
+    The shift by the max does not change s (numerator and denominator are both
+    scaled by ``exp(-max z)``) and keeps every exponent <= 0, so nothing overflows.
+    """
+
+    name = "softmax"
+    elementwise = False
+
+    def forward(self, z):
+        _check_column(z)
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    def jacobian(self, z):
+        s = self.forward(z)
+        return np.diag(s[:, 0]) - s @ s.T
+
+    def forward_batch(self, Z):
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        E /= E.sum(axis=1, keepdims=True)
+        return E
+
+    def vjp_batch(self, Z, A, G):
+        return A * (G - np.sum(G * A, axis=1, keepdims=True))
+
+    def jacobian_batch(self, Z):
+        """``(N, m, m)`` with slice k equal to ``diag(S[k]) - S[k]^T S[k]``."""
+        _check_batch(Z)
+        S = self.forward_batch(Z)
+        J = -S[:, :, None] * S[:, None, :]
+        idx = np.arange(S.shape[1])
+        J[:, idx, idx] += S
+        return J
+
+
+# --------------------------------------------------------------------------- registry
+
+ACTIVATIONS: dict[str, type[Activation]] = {
+    cls.name: cls for cls in (Identity, Step, Sigmoid, Tanh, ReLU, LeakyReLU, ELU, Softmax)
+}
+
+
+def get_activation(spec, **kwargs) -> Activation:
+    """Return an activation from an instance, a class, or a registered name.
+
+    Names: ``identity, step, sigmoid, tanh, relu, leaky_relu, elu, softmax``.
+    Keyword arguments (``alpha``) go to the constructor.
+    """
+    if isinstance(spec, Activation):
+        if kwargs:
+            raise TypeError(f"activation: keyword arguments {sorted(kwargs)} given with an instance {spec!r}")
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Activation):
+        return spec(**kwargs)
+    if isinstance(spec, str):
+        key = spec.lower().replace("-", "_")
+        if key not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {spec!r}")
+        return ACTIVATIONS[key](**kwargs)
+    raise TypeError(f"activation: expected a name, an Activation class or instance, got {type(spec).__name__}")

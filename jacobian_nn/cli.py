@@ -1,0 +1,50 @@
+"""Command line: ``jacobian-nn <command>`` (also ``python -m jacobian_nn``).
+
+Each command is a module-level pair ``add_<name>(subparsers)`` / ``run_<name>(args)``
+registered in :data:`COMMANDS`; ``main`` returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="check every built-in derivative against finite differences",
+                       description="Check every built-in component and sample network against "
+                                   "finite differences (scipy.differentiate.jacobian) and print one table.")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+
+
+def run_verify(args) -> int:
+    from . import verify
+
+    report = verify.run()
+    print(report)
+    if args.json:
+        report.to_json(args.json)
+        print(f"wrote {args.json}")
+    return 0 if report.passed else 1
+
+
+COMMANDS = {
+    "verify": (add_verify, run_verify),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jacobian-nn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command][1](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The third witness: finite differences from ``scipy.differentiate.jacobian``.
+
+Nothing here derives a derivative by hand: the numbers come from scipy's
+adaptive finite-difference Richardson scheme, which also returns an error
+estimate. This module only adapts shapes and compares.
+
+Shapes. scipy's callables are vectorised: ``f`` takes ``x`` of shape ``(n, ...)``
+and returns ``(m, ...)``; the result's ``df`` is ``(m, n)`` in numerator layout,
+the same layout as every Jacobian in this package.
+
+Kinks. The package's convention is the ``x <= 0`` branch, i.e. the **left**
+derivative. At a kink, compare with ``step_direction=-1`` (one-sided steps to the
+left); a central difference there is the average of the two one-sided slopes and
+matches neither convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.differentiate import jacobian as _scipy_jacobian
+
+#: Default first step and number of halvings for the finite-difference scheme.
+#: 1e-2 keeps the probes close to the point (so that kinks further than about
+#: 1e-2 away are not crossed); 2**-10 of that is the smallest step tried.
+INITIAL_STEP = 1e-2
+MAXITER = 10
+
+#: Pass criterion: ``|analytic - numeric| <= FD_ATOL + FD_RTOL * |numeric| + FD_ERR_FACTOR * error``
+#: with ``error`` scipy's own estimate for that entry.
+FD_ATOL = 1e-9
+FD_RTOL = 1e-7
+FD_ERR_FACTOR = 10.0
+
+
+@dataclass
+class FDResult:
+    """``df`` ``(m, n)``: the Jacobian estimate; ``error`` ``(m, n)``: scipy's error estimate."""
+
+    df: np.ndarray
+    error: np.ndarray
+    success: np.ndarray
+    status: np.ndarray
+
+
+def _columns(fn, xs: np.ndarray) -> np.ndarray:
+    """Apply ``fn`` (vector ``(n,)`` -> vector ``(m,)``) to every column of ``xs`` ``(n, ...)``."""
+    n, batch = xs.shape[0], xs.shape[1:]
+    flat = xs.reshape(n, -1)
+    out = np.stack([np.asarray(fn(flat[:, k].copy()), dtype=np.float64).reshape(-1) for k in range(flat.shape[1])],
+                   axis=1)
+    return out.reshape((out.shape[0],) + batch)
+
+
+def fd_jacobian(fn, x, *, step_direction: int = 0, initial_step: float = INITIAL_STEP,
+                maxiter: int = MAXITER) -> FDResult:
+    """Finite-difference Jacobian of ``fn`` at ``x`` by ``scipy.differentiate.jacobian``.
+
+    ``fn`` maps a 1-D float64 vector ``(n,)`` to an array with ``m`` entries
+    (any shape; it is flattened). ``x`` is flattened to ``(n,)``. The wrapper
+    calls ``fn`` once per probe point; it is the witness, not a fast path.
+    Returns :class:`FDResult` with ``df`` of shape ``(m, n)``.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    res = _scipy_jacobian(lambda xs: _columns(fn, xs), x, initial_step=initial_step,
+                          step_direction=step_direction, maxiter=maxiter)
+    return FDResult(df=np.asarray(res.df), error=np.asarray(res.error), success=np.asarray(res.success),
+                    status=np.asarray(res.status))
+
+
+def fd_gradient(fn, x, **kwargs) -> FDResult:
+    """Finite-difference gradient of a scalar ``fn`` at ``x``: a ``(1, n)`` row."""
+    return fd_jacobian(lambda v: np.atleast_1d(fn(v)), x, **kwargs)
+
+
+@dataclass
+class Comparison:
+    """How far ``analytic`` is from a witness, entry by entry.
+
+    ``location`` is the index (row, column, ...) of the entry with the largest
+    excess over its tolerance, or of the largest absolute error when all pass.
+    """
+
+    name: str
+    max_abs: float
+    max_rel: float
+    location: tuple
+    tolerance: float
+    passed: bool
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["location"] = list(self.location)
+        return d
+
+
+def compare(name: str, analytic, numeric, *, err=None, atol: float = FD_ATOL, rtol: float = FD_RTOL,
+            err_factor: float = FD_ERR_FACTOR) -> Comparison:
+    """Compare two arrays of one shape entry by entry.
+
+    Entry tolerance: ``atol + rtol * |numeric| + err_factor * err`` (``err`` is a
+    witness's own error estimate, 0 if not given). The relative error is
+    ``|a - b| / max(|a|, |b|)`` over the entries where ``max(|a|, |b|) > atol``;
+    entries smaller than ``atol`` are judged by their absolute error only (a
+    relative error of an exact zero against rounding noise means nothing). ``tolerance`` in the result is the tolerance at
+    the reported location.
+    """
+    a = np.asarray(analytic, dtype=np.float64)
+    b = np.asarray(numeric, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"{name}: analytic shape {a.shape} differs from witness shape {b.shape}")
+    e = np.zeros_like(b) if err is None else np.broadcast_to(np.asarray(err, dtype=np.float64), b.shape)
+    diff = np.abs(a - b)
+    tol = atol + rtol * np.abs(b) + err_factor * np.nan_to_num(e, nan=np.inf)
+    scale = np.maximum(np.abs(a), np.abs(b))
+    rel = np.where(scale > atol, diff / np.where(scale > atol, scale, 1.0), 0.0)
+    if a.size == 0:
+        return Comparison(name, 0.0, 0.0, (), float(atol), True)
+    excess = diff - tol
+    idx = np.unravel_index(int(np.argmax(excess)), a.shape)
+    if excess[idx] <= 0:
+        idx = np.unravel_index(int(np.argmax(diff)), a.shape)
+    return Comparison(name, float(diff.max()), float(rel.max()), tuple(int(i) for i in idx), float(tol[idx]),
+                      bool(np.all(excess <= 0)))

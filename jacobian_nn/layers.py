@@ -1,0 +1,250 @@
+"""Layers: forward, explicit Jacobians, reference backward and batched backward, side by side.
+
+The layer interface (every layer, including batch-coupled ones, implements it)
+-----------------------------------------------------------------------------
+Reference path, one sample (columns in, rows back)::
+
+    forward(x)                 x (n, 1)        -> y (m, 1), ctx
+    backward(grad_y, ctx)      grad_y (1, m)   -> grad_x (1, n), grads {name: array in the param's shape}
+
+Reference path over a batch of columns (what the network's reference loop calls)::
+
+    forward_samples(xs, mode)        list of N columns (n, 1) -> list of N columns (m, 1), ctx
+    backward_samples(grad_ys, ctx)   list of N rows (1, m)    -> list of N rows (1, n),
+                                                                 grads summed over the N samples
+
+  The default loops over the samples with ``forward``/``backward``: samples are
+  independent. A batch-coupled layer (batch normalisation in training mode)
+  overrides the pair and chains the rows through its Jacobian over the whole
+  batch. The network never special-cases a layer type.
+
+Batched path (rows are samples)::
+
+    forward_batch(X, mode)     X (N, n) -> Y (N, m), cache
+    backward_batch(G, cache)   G (N, m) -> dX (N, n), grads {name: array in the param's shape}
+
+``ctx`` and ``cache`` are returned to the caller, never stored on the layer, so
+results do not depend on call history. ``mode`` is ``"train"`` or ``"test"``;
+the dense layer ignores it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import FLOAT_DTYPES, as_column, as_float_array, as_row, check_positive
+from .activations import Activation, get_activation
+
+MODES = ("train", "test")
+
+
+def check_mode(mode) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    return mode
+
+
+def as_generator(seed) -> np.random.Generator:
+    """An explicit ``numpy.random.Generator`` from a Generator, an int seed, or None (fresh entropy)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed: expected an int, None or a numpy.random.Generator, got {type(seed).__name__}")
+
+
+# --------------------------------------------------------------------------- initialisation
+
+INITS = ("normal", "scaled_normal", "xavier", "he")
+
+
+def init_weights(n: int, m: int, init: str, rng: np.random.Generator, weight_scale: float | None = None,
+                 dtype=np.float64) -> np.ndarray:
+    """Draw ``W`` of shape ``(n, m)`` from ``rng``.
+
+    ``normal``         ``N(0, 1)``: seed 000's ``np.random.randn(nx, ny)``.
+    ``scaled_normal``  ``weight_scale * N(0, 1)``: seed 004's initialisation (``weight_scale`` required).
+    ``xavier``         Glorot normal, ``N(0, 2 / (n + m))``.
+    ``he``             He normal, ``N(0, 2 / n)``, for ReLU-family layers.
+
+    Draws are made in float64 and cast once, so float32 and float64 networks
+    built from one seed hold the same values up to that rounding.
+    """
+    if init not in INITS:
+        raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+    if init == "scaled_normal":
+        if weight_scale is None:
+            raise ValueError("weight_scale: required for init='scaled_normal', got None")
+        std = check_positive(weight_scale, "weight_scale")
+    elif weight_scale is not None:
+        raise ValueError(f"weight_scale: only used with init='scaled_normal', got it with init={init!r}")
+    elif init == "normal":
+        std = 1.0
+    elif init == "xavier":
+        std = np.sqrt(2.0 / (n + m))
+    else:
+        std = np.sqrt(2.0 / n)
+    return (std * rng.standard_normal((n, m))).astype(dtype)
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class Layer:
+    """Base class: the default batch-of-columns reference methods loop over samples."""
+
+    params: dict
+
+    def forward_samples(self, xs, mode="train"):
+        check_mode(mode)
+        outs = [self.forward(x) for x in xs]
+        return [y for y, _ in outs], [ctx for _, ctx in outs]
+
+    def backward_samples(self, grad_ys, ctxs):
+        grad_xs = []
+        total = {k: np.zeros_like(v) for k, v in self.params.items()}
+        for g, ctx in zip(grad_ys, ctxs, strict=True):
+            gx, grads = self.backward(g, ctx)
+            grad_xs.append(gx)
+            for k in total:
+                total[k] += grads[k]
+        return grad_xs, total
+
+
+# --------------------------------------------------------------------------- dense
+
+
+class Dense(Layer):
+    """Fully connected layer, seed 000's convention: ``y = f(W^T x + b)``.
+
+    Parameters
+    ----------
+    W : ``(n, m)`` weights; ``W[i, j]`` connects input i to output j.
+    b : ``(m,)`` bias. Stored 1-D so that the same array serves both paths:
+        the reference adds it as the column ``b[:, None]`` ``(m, 1)``, the batched
+        path broadcasts it over rows. ``dL/db`` is returned in this ``(m,)`` shape.
+    activation : ``f``, an :class:`~jacobian_nn.activations.Activation` or its name.
+
+    Derivatives (reference, ``z = W^T x + b``, ``J = J_f(z)`` ``(m, m)``)::
+
+        dy/dx      = J W^T                       (m, n)
+        dy/db      = J                           (m, m)
+        dy/dvec(W) = J (x^T kron I_m)            (m, n*m)   vec(W) is row-major:
+                                                            index i*m + j <-> W[i, j]
+        delta      = dL/dy J                     (1, m)
+        dL/dx      = delta W^T                   (1, n)
+        dL/dW      = x delta                     (n, m)  (W's shape)
+        dL/db      = delta, stored as (m,)
+
+    Batched (``Z = X W + b``, rows are samples, ``G = dL/dY`` ``(N, m)``)::
+
+        delta = vjp_f(Z, G)      (N, m)      dW = X^T delta   (n, m)
+        dX    = delta W^T        (N, n)      db = sum_k delta[k]   (m,)
+
+    Proofs: ``proofs/`` (section *Dense layer*).
+    """
+
+    def __init__(self, n_in: int, n_out: int, activation="identity", *, init: str = "he",
+                 weight_scale: float | None = None, seed=None, dtype=np.float64):
+        for name, v in (("n_in", n_in), ("n_out", n_out)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
+        rng = as_generator(seed)
+        self.activation: Activation = get_activation(activation)
+        self.W = init_weights(int(n_in), int(n_out), init, rng, weight_scale, dtype)
+        self.b = np.zeros(int(n_out), dtype=dtype)
+
+    @classmethod
+    def from_params(cls, W, b, activation="identity") -> "Dense":
+        """A layer holding copies of given ``W`` ``(n, m)`` and ``b`` ``(m,)`` (float64 or float32)."""
+        W_arr = np.asarray(W)
+        W_arr = as_float_array(W_arr, "W", W_arr.dtype if W_arr.dtype in FLOAT_DTYPES else np.float64)
+        if W_arr.ndim != 2 or 0 in W_arr.shape:
+            raise ValueError(f"W: expected a non-empty 2-D array of shape (n, m), got shape {W_arr.shape}")
+        b_arr = as_float_array(b, "b", W_arr.dtype)
+        if b_arr.shape != (W_arr.shape[1],):
+            raise ValueError(f"b: expected shape ({W_arr.shape[1]},) to match W {W_arr.shape}, got {b_arr.shape}")
+        layer = cls.__new__(cls)
+        layer.activation = get_activation(activation)
+        layer.W = W_arr.copy()
+        layer.b = b_arr.copy()
+        return layer
+
+    # -- description -------------------------------------------------------------------
+
+    @property
+    def n_in(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.W.dtype
+
+    @property
+    def params(self) -> dict:
+        """The live parameter arrays, ``{"W": (n, m), "b": (m,)}``."""
+        return {"W": self.W, "b": self.b}
+
+    def __repr__(self) -> str:
+        return f"Dense({self.n_in}, {self.n_out}, {self.activation!r})"
+
+    # -- reference path ------------------------------------------------------------------
+
+    def _z(self, x: np.ndarray) -> np.ndarray:
+        return self.W.T @ x + self.b[:, None]
+
+    def forward(self, x):
+        """``x`` ``(n, 1)`` -> ``y = f(W^T x + b)`` ``(m, 1)`` and the context ``(x, z)``."""
+        x = as_column(x, "x", self.n_in, self.dtype)
+        z = self._z(x)
+        return self.activation.forward(z), (x, z)
+
+    def backward(self, grad_y, ctx):
+        """Row ``dL/dy`` ``(1, m)`` -> ``dL/dx`` ``(1, n)`` and ``{"W": (n, m), "b": (m,)}``."""
+        grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
+        x, z = ctx
+        delta = grad_y @ self.activation.jacobian(z)
+        return delta @ self.W.T, {"W": x @ delta, "b": delta[0]}
+
+    def jacobian_x(self, x):
+        """``dy/dx = J_f(z) W^T``, shape ``(m, n)``."""
+        x = as_column(x, "x", self.n_in, self.dtype)
+        return self.activation.jacobian(self._z(x)) @ self.W.T
+
+    def jacobian_b(self, x):
+        """``dy/db = J_f(z)``, shape ``(m, m)``."""
+        x = as_column(x, "x", self.n_in, self.dtype)
+        return self.activation.jacobian(self._z(x))
+
+    def jacobian_W(self, x):
+        """``dy/dvec(W) = J_f(z) (x^T kron I_m)``, shape ``(m, n*m)``.
+
+        ``vec(W)`` is the row-major flattening ``W.reshape(-1)``: column ``i*m + j``
+        is ``W[i, j]``. Hence ``(dL/dy @ jacobian_W(x)).reshape(n, m)`` equals the
+        ``dL/dW`` that :meth:`backward` returns.
+        """
+        x = as_column(x, "x", self.n_in, self.dtype)
+        J = self.activation.jacobian(self._z(x))
+        return J @ np.kron(x.T, np.eye(self.n_out, dtype=self.dtype))
+
+    # -- batched path --------------------------------------------------------------------
+
+    def forward_batch(self, X, mode="train"):
+        """``X`` ``(N, n)`` -> ``Y = f(X W + b)`` ``(N, m)`` and the cache ``(X, Z, Y)``."""
+        Z = X @ self.W
+        Z += self.b
+        A = self.activation.forward_batch(Z)
+        return A, (X, Z, A)
+
+    def backward_batch(self, G, cache):
+        """``G = dL/dY`` ``(N, m)`` -> ``dX`` ``(N, n)``, ``{"W": X^T delta, "b": sum_k delta[k]}``."""
+        X, Z, A = cache
+        delta = self.activation.vjp_batch(Z, A, G)
+        return delta @ self.W.T, {"W": X.T @ delta, "b": delta.sum(axis=0)}

@@ -1,0 +1,306 @@
+"""Losses: value and gradient, reference (one sample) and batched, side by side.
+
+Reference path (seed 000)
+    ``forward(y_hat, y)``   y_hat ``(m, 1)``, label y -> float
+    ``gradient(y_hat, y)``  -> row ``dL/dy_hat`` of shape ``(1, m)``
+
+Batched path (batch convention: the loss of a batch is the **mean** of the
+per-sample losses)
+    ``forward_batch(Y_hat, Y)``   ``(N, m)`` -> float, ``(1/N) sum_k L_k``
+    ``gradient_batch(Y_hat, Y)``  -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``,
+                                  the gradient of that mean
+
+Labels are accepted as a one-hot column ``(m, 1)`` (any float column for
+MeanSquaredError; a probability column for the cross-entropies) or as an integer
+class index. Batched labels are ``(N, m)`` or an integer vector ``(N,)``.
+
+The batched gradients are written independently of the reference ones; a test
+parses this module and fails if a ``*_batch`` method calls ``gradient``.
+Proofs: ``proofs/`` (section *Losses*).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import FLOAT_DTYPES, as_batch, as_column, as_float_array
+
+#: Probabilities must sum to 1 within ``PROB_SUM_ULPS * m * eps(dtype)``.
+PROB_SUM_ULPS = 64
+
+
+def _is_integer_label(y) -> bool:
+    return isinstance(y, (int, np.integer)) and not isinstance(y, (bool, np.bool_)) or (
+        isinstance(y, np.ndarray) and y.ndim == 0 and y.dtype.kind in "iu"
+    )
+
+
+def label_column(y, m: int, name: str = "y", dtype=np.float64) -> np.ndarray:
+    """A label as a column ``(m, 1)``: an integer index becomes one-hot."""
+    if _is_integer_label(y):
+        k = int(y)
+        if not 0 <= k < m:
+            raise ValueError(f"{name}: expected a class index in [0, {m}), got {k}")
+        col = np.zeros((m, 1), dtype=dtype)
+        col[k, 0] = 1.0
+        return col
+    col = as_float_array(y, name, dtype)
+    if col.shape != (m, 1):
+        raise ValueError(
+            f"{name}: expected a label column of shape ({m}, 1) matching the output, "
+            f"or an integer class index, got shape {col.shape}"
+        )
+    return col
+
+
+def label_matrix(Y, N: int, m: int, name: str = "Y", dtype=np.float64) -> np.ndarray:
+    """Batched labels as ``(N, m)``: an integer vector ``(N,)`` becomes one-hot rows."""
+    arr = np.asarray(Y)
+    if arr.ndim == 1:
+        if arr.dtype.kind not in "iu":
+            raise TypeError(
+                f"{name}: a 1-D label array must hold integer class indices, got dtype {arr.dtype}"
+            )
+        if arr.shape[0] != N:
+            raise ValueError(f"{name}: expected {N} labels (one per sample), got shape {arr.shape}")
+        if arr.size and (arr.min() < 0 or arr.max() >= m):
+            raise ValueError(f"{name}: expected class indices in [0, {m}), got range [{arr.min()}, {arr.max()}]")
+        out = np.zeros((N, m), dtype=dtype)
+        out[np.arange(N), arr] = 1.0
+        return out
+    out = as_float_array(arr, name, dtype)
+    if out.shape != (N, m):
+        raise ValueError(
+            f"{name}: expected labels of shape ({N}, {m}) matching the output, or integer "
+            f"indices of shape ({N},), got shape {out.shape}"
+        )
+    return out
+
+
+def output_batch(Y_hat, name: str = "Y_hat") -> np.ndarray:
+    """A batched network output ``(N, m)``; float32 stays float32, integers become float64."""
+    arr = np.asarray(Y_hat)
+    return as_batch(arr, name, dtype=arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64)
+
+
+def _check_probabilities(P: np.ndarray, name: str, check_sum: bool = True) -> None:
+    """Entries in [0, 1] and every column (for ``(m, 1)``) or row summing to 1 within rounding."""
+    lo, hi = P.min(), P.max()
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name}: expected probabilities in [0, 1], got values in [{lo!r}, {hi!r}]")
+    if not check_sum:
+        return
+    axis = 0 if P.ndim == 2 and P.shape[1] == 1 else -1
+    sums = P.sum(axis=axis)
+    m = P.shape[axis]
+    tol = PROB_SUM_ULPS * m * np.finfo(P.dtype).eps
+    worst = np.max(np.abs(sums - 1.0))
+    if worst > tol:
+        raise ValueError(
+            f"{name}: expected probabilities summing to 1 (tolerance {tol:.1e}), got a sum off by {worst:.3e}"
+        )
+
+
+class Loss:
+    """Base class; see the module docstring for the interface."""
+
+    name: str = ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+    def __call__(self, y_hat, y):
+        """``(loss, row gradient)`` for one sample."""
+        return self.forward(y_hat, y), self.gradient(y_hat, y)
+
+
+# --------------------------------------------------------------------------- cross-entropy
+
+
+class CrossEntropy(Loss):
+    """Cross-entropy on probabilities: ``L = -sum_i y_i log y_hat_i``.
+
+    Gradient (row, ``(1, m)``): ``dL/dy_hat = -(y / y_hat)^T``, with the entry set
+    to 0 where ``y_i = 0`` (the term ``-y_i log y_hat_i`` is identically 0 there).
+
+    ``y_hat`` must be a probability vector: entries in [0, 1] summing to 1
+    within ``PROB_SUM_ULPS * m * eps``. A zero probability under a positive
+    label makes the loss infinite; it is refused with a ``ValueError`` instead of
+    returning inf or silently clipping. Terms with ``y_i = 0`` contribute 0
+    (``0 log 0 = 0``).
+
+    The formula and its gradient are defined on the whole open orthant
+    ``y_hat > 0``, not only on the simplex; ``check_sum=False`` keeps the other
+    checks but drops the sum-to-1 check, so that a finite-difference witness
+    can perturb one entry at a time.
+    """
+
+    name = "cross_entropy"
+
+    def __init__(self, check_sum: bool = True):
+        self.check_sum = bool(check_sum)
+
+    def _validated(self, y_hat, y):
+        y_hat = as_column(y_hat, "y_hat")
+        y = label_column(y, y_hat.shape[0])
+        _check_probabilities(y_hat, "y_hat", self.check_sum)
+        _check_probabilities(y, "y")
+        bad = (y > 0) & (y_hat == 0)
+        if bad.any():
+            i = int(np.argwhere(bad)[0, 0])
+            raise ValueError(
+                f"y_hat: probability 0 at index {i} where the label y is {y[i, 0]!r} > 0; "
+                "the cross-entropy is infinite there"
+            )
+        return y_hat, y
+
+    def forward(self, y_hat, y):
+        y_hat, y = self._validated(y_hat, y)
+        pos = y > 0
+        return float(-np.sum(y[pos] * np.log(y_hat[pos])))
+
+    def gradient(self, y_hat, y):
+        y_hat, y = self._validated(y_hat, y)
+        g = np.zeros_like(y_hat)
+        pos = y > 0
+        g[pos] = -y[pos] / y_hat[pos]
+        return g.T
+
+    def _validated_batch(self, P, Y):
+        P = output_batch(P)
+        Y = label_matrix(Y, P.shape[0], P.shape[1], dtype=P.dtype)
+        _check_probabilities(P, "Y_hat", self.check_sum)
+        _check_probabilities(Y, "Y")
+        bad = (Y > 0) & (P == 0)
+        if bad.any():
+            k, i = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(
+                f"Y_hat: probability 0 at sample {k}, class {i} where the label is > 0; "
+                "the cross-entropy is infinite there"
+            )
+        return P, Y
+
+    def forward_batch(self, P, Y):
+        P, Y = self._validated_batch(P, Y)
+        pos = Y > 0
+        return float(-np.sum(Y[pos] * np.log(P[pos])) / P.shape[0])
+
+    def gradient_batch(self, P, Y):
+        P, Y = self._validated_batch(P, Y)
+        out = np.zeros_like(P)
+        pos = Y > 0
+        out[pos] = -Y[pos] / (P[pos] * P.shape[0])
+        return out
+
+
+# --------------------------------------------------------------------------- mean squared error
+
+
+class MeanSquaredError(Loss):
+    """Seed 002's convention: ``L = 1/2 sum_i (y_hat_i - y_i)^2`` (a sum over the
+    m outputs, halved; not a mean over them).
+
+    Gradient (row, ``(1, m)``): ``dL/dy_hat = (y_hat - y)^T``.
+    """
+
+    name = "mse"
+
+    def forward(self, y_hat, y):
+        y_hat = as_column(y_hat, "y_hat")
+        d = y_hat - label_column(y, y_hat.shape[0])
+        return float(0.5 * np.sum(d * d))
+
+    def gradient(self, y_hat, y):
+        y_hat = as_column(y_hat, "y_hat")
+        return (y_hat - label_column(y, y_hat.shape[0])).T
+
+    def forward_batch(self, Y_hat, Y):
+        Y_hat = output_batch(Y_hat)
+        Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
+        D = Y_hat - Y
+        return float(0.5 * np.sum(D * D) / Y_hat.shape[0])
+
+    def gradient_batch(self, Y_hat, Y):
+        Y_hat = output_batch(Y_hat)
+        Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
+        return (Y_hat - Y) / Y_hat.shape[0]
+
+
+# --------------------------------------------------------------------------- softmax + cross-entropy
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Fused softmax + cross-entropy on **logits** ``z`` ``(m, 1)``.
+
+    ``L = -sum_i y_i log softmax(z)_i``, computed through the log-softmax
+    ``log softmax(z) = (z - max z) - log sum_j exp(z_j - max z)``, which neither
+    overflows nor takes the log of an underflowed 0.
+
+    Gradient (row, ``(1, m)``): ``dL/dz = (softmax(z) - y)^T``, valid for any
+    label column that sums to 1. (Seed 000 prints this as ``(y - y_hat)^T``; the
+    sign there is an erratum, its own code uses ``y_hat - y``.)
+
+    A network using this loss ends in an Identity activation: its output is the
+    logits.
+    """
+
+    name = "softmax_cross_entropy"
+
+    def forward(self, z, y):
+        z = as_column(z, "z")
+        y = label_column(y, z.shape[0])
+        _check_probabilities(y, "y")
+        shifted = z - z.max()
+        log_s = shifted - np.log(np.sum(np.exp(shifted)))
+        return float(-np.sum(y * log_s))
+
+    def gradient(self, z, y):
+        z = as_column(z, "z")
+        y = label_column(y, z.shape[0])
+        _check_probabilities(y, "y")
+        e = np.exp(z - z.max())
+        return (e / e.sum() - y).T
+
+    def forward_batch(self, Z, Y):
+        Z = output_batch(Z, "Z")
+        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
+        _check_probabilities(Y, "Y")
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        log_S = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        return float(-np.sum(Y * log_S) / Z.shape[0])
+
+    def gradient_batch(self, Z, Y):
+        Z = output_batch(Z, "Z")
+        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
+        _check_probabilities(Y, "Y")
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        E /= E.sum(axis=1, keepdims=True)
+        E -= Y
+        E /= Z.shape[0]
+        return E
+
+
+LOSSES: dict[str, type[Loss]] = {
+    cls.name: cls for cls in (CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy)
+}
+
+
+def get_loss(spec) -> Loss:
+    """Return a loss from an instance, a class, or a name
+    (``cross_entropy``, ``mse``, ``softmax_cross_entropy``)."""
+    if isinstance(spec, Loss):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Loss):
+        return spec()
+    if isinstance(spec, str):
+        key = spec.lower().replace("-", "_")
+        if key not in LOSSES:
+            raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {spec!r}")
+        return LOSSES[key]()
+    raise TypeError(f"loss: expected a name, a Loss class or instance, got {type(spec).__name__}")

@@ -1,0 +1,273 @@
+"""The network and its reference path: one sample at a time, explicit Jacobians.
+
+A :class:`Network` is a list of layers plus a loss (seed 000's ``FCNN``). Its
+parameters are the layers' own arrays, so the same network can be trained by
+the reference methods here or by the batched methods (``*_batch``, defined in
+:mod:`jacobian_nn.batched`); the two share parameters and nothing on the
+derivative side.
+
+Batch convention (seed 000's ``trainBatch``): the loss of a batch is the mean of
+the per-sample losses, and the parameter gradients are the mean of the
+per-sample gradients. Regularisation is added once per batch, not per sample:
+
+    L_batch = (1/N) sum_k L(y_hat_k, y_k) + l2/2 sum ||W||^2 + l1 sum |W|
+    dL/dW   = (1/N) sum_k dL_k/dW + l2 W + l1 sign(W)          (sign(0) = 0)
+
+Biases are penalised too when ``regularize_bias=True``.
+
+Seed 000's code instead updates ``w -= (dw + w*lam*0.5) / dcnt * lr``: the
+penalty gradient ``lam/2 * w`` is divided by the batch count, and its prose
+penalty ``lam * sum W^2`` has gradient ``2 lam W``, not ``lam/2 W``. Here the
+penalty is ``l2/2 ||W||^2`` with gradient ``l2 W``, independent of N (see
+``proofs/``, section *Regularisation*).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import as_batch, as_column, check_nonnegative, check_positive
+from .activations import Identity, Softmax, get_activation
+from .layers import Dense, as_generator, check_mode
+from .losses import CrossEntropy, Loss, SoftmaxCrossEntropy, get_loss, label_column, label_matrix
+
+
+class Network:
+    """A fully connected network: ``layers`` applied in order, then ``loss``.
+
+    Parameters
+    ----------
+    layers : list of layers (see :mod:`jacobian_nn.layers` for the interface).
+        Consecutive layers must agree: ``layers[i].n_out == layers[i+1].n_in``.
+    loss : a :class:`~jacobian_nn.losses.Loss` or its name.
+    l2, l1 : penalty weights (>= 0), see the module docstring.
+    regularize_bias : also penalise biases (default False: weights only).
+    """
+
+    def __init__(self, layers, loss, *, l2: float = 0.0, l1: float = 0.0, regularize_bias: bool = False):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers: expected at least one layer, got an empty list")
+        for i in range(len(layers) - 1):
+            if layers[i].n_out != layers[i + 1].n_in:
+                raise ValueError(
+                    f"layers: layer {i} has {layers[i].n_out} outputs but layer {i + 1} expects "
+                    f"{layers[i + 1].n_in} inputs"
+                )
+        dtypes = {np.dtype(layer.dtype) for layer in layers}
+        if len(dtypes) != 1:
+            raise TypeError(f"layers: expected one dtype for every layer, got {sorted(map(str, dtypes))}")
+        self.layers = layers
+        self.loss: Loss = get_loss(loss)
+        last = getattr(layers[-1], "activation", None)
+        if isinstance(self.loss, SoftmaxCrossEntropy) and isinstance(last, Softmax):
+            raise ValueError(
+                "loss: SoftmaxCrossEntropy takes logits, but the last layer already applies softmax; "
+                "use activation 'identity' on the last layer, or loss CrossEntropy"
+            )
+        self.l2 = check_nonnegative(l2, "l2")
+        self.l1 = check_nonnegative(l1, "l1")
+        self.regularize_bias = bool(regularize_bias)
+
+    @classmethod
+    def build(cls, sizes, activation="relu", *, output_activation=None, loss="softmax_cross_entropy",
+              init="he", weight_scale=None, seed=None, dtype=np.float64, **kwargs) -> "Network":
+        """A network of :class:`Dense` layers with the given ``sizes`` ``[n_in, h1, ..., n_out]``.
+
+        Hidden layers use ``activation``. The output activation defaults to
+        identity (logits) for ``softmax_cross_entropy``, softmax for
+        ``cross_entropy`` and identity for ``mse``. Weights are drawn from one
+        ``numpy.random.Generator`` made from ``seed``, layer by layer.
+        """
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"sizes: expected [n_in, ..., n_out] with at least 2 entries, got {sizes}")
+        loss = get_loss(loss)
+        if output_activation is None:
+            output_activation = Softmax() if isinstance(loss, CrossEntropy) else Identity()
+        rng = as_generator(seed)
+        layers = []
+        for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])):
+            act = output_activation if i == len(sizes) - 2 else get_activation(activation)
+            layers.append(Dense(n, m, act, init=init, weight_scale=weight_scale, seed=rng, dtype=dtype))
+        return cls(layers, loss, **kwargs)
+
+    # -- description -------------------------------------------------------------------
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.layers[0].dtype)
+
+    @property
+    def params(self) -> list[dict]:
+        """The live parameter arrays, one dict per layer (e.g. ``{"W": ..., "b": ...}``)."""
+        return [layer.params for layer in self.layers]
+
+    def copy(self) -> "Network":
+        """A deep copy: same architecture, parameter arrays copied."""
+        import copy
+
+        return copy.deepcopy(self)
+
+    def __repr__(self) -> str:
+        return f"Network({self.layers!r}, {self.loss!r}, l2={self.l2}, l1={self.l1})"
+
+    def _penalized(self, name: str) -> bool:
+        return name == "W" or (self.regularize_bias and name == "b")
+
+    def penalty(self) -> float:
+        """``l2/2 sum ||W||^2 + l1 sum |W|`` over the penalised parameters."""
+        total = 0.0
+        for p in self.params:
+            for name, v in p.items():
+                if self._penalized(name):
+                    total += 0.5 * self.l2 * float(np.sum(v * v)) + self.l1 * float(np.sum(np.abs(v)))
+        return total
+
+    def _check_reference_dtype(self) -> None:
+        if self.dtype != np.float64:
+            raise TypeError(f"network: the reference path computes in float64, this network is {self.dtype}")
+
+    # -- reference path: one sample -----------------------------------------------------------
+
+    def forward(self, x, mode: str = "test") -> np.ndarray:
+        """``x`` ``(n, 1)`` -> network output ``(m, 1)``."""
+        self._check_reference_dtype()
+        check_mode(mode)
+        (y,), _ = self._forward_samples([as_column(x, "x", self.n_in)], mode)
+        return y
+
+    def backward(self, x, y):
+        """Loss and gradients for one sample ``x`` ``(n, 1)`` with label ``y``.
+
+        Returns ``(loss, grads)``: ``grads`` is a list with one dict per layer,
+        each array in its parameter's shape, penalty gradient included. The loss
+        row ``dL/dy_hat`` ``(1, m)`` is chained right to left through each layer's
+        explicit Jacobians (:meth:`Dense.backward`).
+        """
+        x = as_column(x, "x", self.n_in)
+        y = label_column(y, self.n_out)
+        return self.loss_and_gradients(x.T, y.T, "train")
+
+    def input_jacobian(self, x) -> np.ndarray:
+        """``d y_hat / dx`` ``(n_out, n_in)`` = ``J_L ... J_2 J_1``, the product of the
+        layers' ``jacobian_x`` (each ``(m_i, n_i)``), accumulated left to right."""
+        self._check_reference_dtype()
+        x = as_column(x, "x", self.n_in)
+        J = None
+        for layer in self.layers:
+            Jl = layer.jacobian_x(x)
+            J = Jl if J is None else Jl @ J
+            (x,), _ = layer.forward_samples([x], "test")
+        return J
+
+    # -- reference path: a batch of samples ----------------------------------------------
+
+    def _forward_samples(self, xs, mode):
+        ctxs = []
+        for layer in self.layers:
+            xs, ctx = layer.forward_samples(xs, mode)
+            ctxs.append(ctx)
+        return xs, ctxs
+
+    def _rows(self, X) -> list[np.ndarray]:
+        X = as_batch(X, "X", self.n_in)
+        return [X[k][:, None] for k in range(X.shape[0])]
+
+    def _label_columns(self, Y, N: int) -> list[np.ndarray]:
+        Ym = label_matrix(Y, N, self.n_out)
+        return [Ym[k][:, None] for k in range(N)]
+
+    def loss_and_gradients(self, X, Y, mode: str = "train"):
+        """Mean loss and mean gradients of the batch ``X`` ``(N, n)``, labels ``Y``.
+
+        Reference path: every sample is a column; each layer maps the list of
+        columns forward, the loss gives each sample's row ``dL_k/dy_hat_k``, and
+        each layer chains the rows back through its explicit Jacobians. Gradients
+        are summed over the samples, divided by N, and the penalty gradient added.
+        Returns ``(loss, grads)``, ``grads`` one dict per layer.
+        """
+        self._check_reference_dtype()
+        check_mode(mode)
+        xs = self._rows(X)
+        N = len(xs)
+        ys = self._label_columns(Y, N)
+        outs, ctxs = self._forward_samples(xs, mode)
+        loss = 0.0
+        rows = []
+        for y_hat, y in zip(outs, ys):
+            loss += self.loss.forward(y_hat, y)
+            rows.append(self.loss.gradient(y_hat, y))
+        grads = [None] * len(self.layers)
+        for i in range(len(self.layers) - 1, -1, -1):
+            rows, g = self.layers[i].backward_samples(rows, ctxs[i])
+            grads[i] = g
+        for g, p in zip(grads, self.params):
+            for name in g:
+                g[name] = g[name] / N
+                if self._penalized(name):
+                    g[name] = g[name] + self.l2 * p[name] + self.l1 * np.sign(p[name])
+        return loss / N + self.penalty(), grads
+
+    def apply_update(self, steps) -> None:
+        """Add ``steps`` (one dict per layer, parameter shapes) to the parameters.
+
+        All steps are checked first (shape, dtype, finiteness); only then are the
+        arrays written, in place, so that a failure leaves every parameter as it was
+        and both paths keep seeing the same arrays.
+        """
+        params = self.params
+        if len(steps) != len(params):
+            raise ValueError(f"steps: expected {len(params)} layer entries, got {len(steps)}")
+        for i, (s, p) in enumerate(zip(steps, params)):
+            if set(s) != set(p):
+                raise ValueError(f"steps[{i}]: expected keys {sorted(p)}, got {sorted(s)}")
+            for name in p:
+                v = np.asarray(s[name])
+                if v.shape != p[name].shape:
+                    raise ValueError(f"steps[{i}][{name!r}]: expected shape {p[name].shape}, got {v.shape}")
+                if not np.all(np.isfinite(v)):
+                    raise ValueError(f"steps[{i}][{name!r}]: the update is not finite; parameters left unchanged")
+        for s, p in zip(steps, params):
+            for name in p:
+                p[name] += s[name]
+
+    def train_batch(self, X, Y, lr: float) -> float:
+        """One SGD step on the batch with the reference gradients (seed 000's ``trainBatch``):
+        ``theta -= lr * mean_k dL_k/dtheta`` (+ penalty gradient). Returns the batch loss
+        before the step."""
+        lr = check_positive(lr, "lr")
+        loss, grads = self.loss_and_gradients(X, Y, "train")
+        self.apply_update([{k: -lr * v for k, v in g.items()} for g in grads])
+        return loss
+
+    def train_one(self, x, y, lr: float) -> float:
+        """One SGD step on the single sample ``x`` ``(n, 1)`` (seed 000's ``trainOne``)."""
+        lr = check_positive(lr, "lr")
+        loss, grads = self.backward(x, y)
+        self.apply_update([{k: -lr * v for k, v in g.items()} for g in grads])
+        return loss
+
+    def predict_one(self, x) -> np.ndarray:
+        """Network output for ``x`` ``(n, 1)``, shape ``(m, 1)`` (test mode)."""
+        return self.forward(x, "test")
+
+    def predict_batch(self, X) -> np.ndarray:
+        """Outputs for ``X`` ``(N, n)`` through the reference path, stacked as rows ``(N, m)``."""
+        self._check_reference_dtype()
+        outs, _ = self._forward_samples(self._rows(X), "test")
+        return np.hstack(outs).T
+
+    def accuracy(self, X, Y) -> float:
+        """Fraction of samples whose output argmax equals the label's (reference path)."""
+        out = self.predict_batch(X)
+        labels = label_matrix(Y, out.shape[0], self.n_out).argmax(axis=1)
+        return float(np.mean(out.argmax(axis=1) == labels))

@@ -1,0 +1,211 @@
+"""``jacobian-nn verify``: every built-in derivative against finite differences.
+
+The report is a list of rows, one per checked quantity, each a
+:class:`~jacobian_nn.fd.Comparison` (max abs and relative error, location,
+tolerance, pass/fail) tagged with its group. Groups are plain functions that
+return rows; :data:`GROUPS` lists them in the order they run, and later
+capabilities (the batched cross-check, the proofs summary) add theirs.
+
+Every point and parameter set is drawn from fixed seeds, so a run is
+reproducible bit for bit on one machine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .activations import ACTIVATIONS, get_activation
+from .fd import Comparison, compare, fd_gradient, fd_jacobian
+from .layers import Dense
+from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
+from .network import Network
+
+SEED = 20261122
+
+#: Activations whose derivative jumps at 0, checked there with left differences.
+KINKED = ("step", "relu", "leaky_relu", "elu")
+
+
+@dataclass
+class Row:
+    group: str
+    comparison: Comparison
+
+    def as_dict(self) -> dict:
+        return {"group": self.group, **self.comparison.as_dict()}
+
+
+@dataclass
+class Report:
+    rows: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.comparison.passed for r in self.rows)
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, "rows": [r.as_dict() for r in self.rows]}
+
+    def to_json(self, path) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.as_dict(), fh, indent=2)
+
+    def __str__(self) -> str:
+        head = f"{'group':<12} {'check':<46} {'max abs':>10} {'max rel':>10} {'tol':>9}  {'where':<12} result"
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            c = r.comparison
+            lines.append(f"{r.group:<12} {c.name:<46} {c.max_abs:10.2e} {c.max_rel:10.2e} {c.tolerance:9.1e}  "
+                         f"{str(tuple(c.location)):<12} {'pass' if c.passed else 'FAIL'}")
+        n_fail = sum(not r.comparison.passed for r in self.rows)
+        lines.append("-" * len(head))
+        lines.append(f"{len(self.rows) - n_fail} passed, {n_fail} failed")
+        return "\n".join(lines)
+
+
+def _away_from_zero(rng, shape, margin=0.1):
+    """Uniform in [-2, -margin] U [margin, 2]: at least ``margin`` from every kink at 0."""
+    v = rng.uniform(margin, 2.0, size=shape)
+    return v * rng.choice([-1.0, 1.0], size=shape)
+
+
+# --------------------------------------------------------------------------- groups
+
+
+def activation_rows() -> list[Comparison]:
+    rng = np.random.default_rng(SEED)
+    out = []
+    for name in ACTIVATIONS:
+        act = get_activation(name)
+        z = _away_from_zero(rng, (5, 1))
+        fd = fd_jacobian(lambda v: act.forward(v[:, None]), z)
+        out.append(compare(f"{name}: jacobian(z), random z", act.jacobian(z), fd.df, err=fd.error))
+        if name in KINKED:
+            zk = np.array([[0.0], [0.0], [-0.7], [0.9]])
+            fd = fd_jacobian(lambda v: act.forward(v[:, None]), zk, step_direction=-1)
+            out.append(compare(f"{name}: jacobian at z=0 (left branch)", act.jacobian(zk), fd.df, err=fd.error))
+    return out
+
+
+def loss_rows() -> list[Comparison]:
+    rng = np.random.default_rng(SEED + 1)
+    m = 4
+    out = []
+    p = rng.dirichlet(np.ones(m))[:, None]
+    for label, y in (("one-hot", 2), ("soft", rng.dirichlet(np.ones(m))[:, None])):
+        probe = CrossEntropy(check_sum=False)  # FD steps leave the simplex
+        fd = fd_gradient(lambda v: probe.forward(v[:, None], y), p, initial_step=1e-3)
+        out.append(compare(f"cross_entropy: gradient, {label} label", CrossEntropy().gradient(p, y), fd.df,
+                           err=fd.error))
+    z = rng.normal(size=(m, 1))
+    sce = SoftmaxCrossEntropy()
+    fd = fd_gradient(lambda v: sce.forward(v[:, None], 1), z)
+    out.append(compare("softmax_cross_entropy: gradient", sce.gradient(z, 1), fd.df, err=fd.error))
+    mse = MeanSquaredError()
+    t = rng.normal(size=(m, 1))
+    fd = fd_gradient(lambda v: mse.forward(v[:, None], t), z)
+    out.append(compare("mse: gradient", mse.gradient(z, t), fd.df, err=fd.error))
+    return out
+
+
+def dense_rows() -> list[Comparison]:
+    rng = np.random.default_rng(SEED + 2)
+    out = []
+    n, m = 4, 3
+    for act in ("sigmoid", "tanh", "elu", "softmax"):
+        layer = Dense(n, m, act, init="xavier", seed=rng)
+        layer.b[:] = rng.normal(size=m)
+        x = rng.normal(size=(n, 1))
+        W0, b0 = layer.W.copy(), layer.b.copy()
+
+        def with_W(v, layer=layer, x=x):
+            return Dense.from_params(v.reshape(n, m), b0, layer.activation).forward(x)[0]
+
+        def with_b(v, layer=layer, x=x):
+            return Dense.from_params(W0, v, layer.activation).forward(x)[0]
+
+        fd = fd_jacobian(lambda v: layer.forward(v[:, None])[0], x)
+        out.append(compare(f"dense[{act}]: dy/dx (m, n)", layer.jacobian_x(x), fd.df, err=fd.error))
+        fd = fd_jacobian(with_b, b0)
+        out.append(compare(f"dense[{act}]: dy/db (m, m)", layer.jacobian_b(x), fd.df, err=fd.error))
+        fd = fd_jacobian(with_W, W0)
+        out.append(compare(f"dense[{act}]: dy/dvec(W) (m, n*m)", layer.jacobian_W(x), fd.df, err=fd.error))
+        # backward: L = u . y for a fixed random row u, so dL/dy = u
+        u = rng.normal(size=(1, m))
+        y, ctx = layer.forward(x)
+        gx, grads = layer.backward(u, ctx)
+        fd = fd_gradient(lambda v: (u @ layer.forward(v[:, None])[0]).item(), x)
+        out.append(compare(f"dense[{act}]: backward dL/dx (1, n)", gx, fd.df, err=fd.error))
+        fd = fd_gradient(lambda v: (u @ with_W(v)).item(), W0)
+        out.append(compare(f"dense[{act}]: backward dL/dW (n, m)", grads["W"].reshape(1, -1), fd.df, err=fd.error))
+        fd = fd_gradient(lambda v: (u @ with_b(v)).item(), b0)
+        out.append(compare(f"dense[{act}]: backward dL/db (m,)", grads["b"][None, :], fd.df, err=fd.error))
+    return out
+
+
+def sample_networks():
+    """Small networks covering every loss, every trainable activation and both penalties."""
+    return [
+        ("3-5-4 tanh, softmax+CE (fused)", Network.build([3, 5, 4], "tanh", seed=1)),
+        ("3-5-4 sigmoid, softmax layer + CE", Network.build([3, 5, 4], "sigmoid", loss="cross_entropy", seed=2)),
+        ("3-4-4-2 elu, mse, l2=0.1", Network.build([3, 4, 4, 2], "elu", loss="mse", seed=3, l2=0.1)),
+        ("3-6-3 leaky_relu, l1+l2, bias penalised",
+         Network.build([3, 6, 3], "leaky_relu", seed=4, l2=0.05, l1=0.01, regularize_bias=True)),
+        ("2-8-3 relu, softmax+CE", Network.build([2, 8, 3], "relu", seed=5)),
+    ]
+
+
+def _flat(params) -> np.ndarray:
+    return np.concatenate([v.reshape(-1) for p in params for v in p.values()])
+
+
+def _set_flat(net: Network, theta: np.ndarray) -> None:
+    i = 0
+    for p in net.params:
+        for v in p.values():
+            v[...] = theta[i:i + v.size].reshape(v.shape)
+            i += v.size
+
+
+def network_rows() -> list[Comparison]:
+    rng = np.random.default_rng(SEED + 3)
+    out = []
+    for label, net in sample_networks():
+        for p in net.params:
+            p["b"][:] = rng.normal(scale=0.1, size=p["b"].shape)
+        X = rng.normal(size=(4, net.n_in))
+        Y = rng.integers(0, net.n_out, size=4)
+        loss, grads = net.loss_and_gradients(X, Y)
+        probe = net.copy()
+        theta0 = _flat(net.params)
+
+        def batch_loss(theta, probe=probe, X=X, Y=Y):
+            _set_flat(probe, theta)
+            return probe.loss_and_gradients(X, Y)[0]
+
+        fd = fd_gradient(batch_loss, theta0)
+        _set_flat(probe, theta0)
+        out.append(compare(f"net {label}: dL/dtheta", _flat(grads)[None, :], fd.df, err=fd.error))
+        x = X[:1].T
+        fd = fd_jacobian(lambda v, net=net: net.forward(v[:, None]), x)
+        out.append(compare(f"net {label}: dy/dx", net.input_jacobian(x), fd.df, err=fd.error))
+    return out
+
+
+GROUPS = [
+    ("activation", activation_rows),
+    ("loss", loss_rows),
+    ("dense", dense_rows),
+    ("network", network_rows),
+]
+
+
+def run(groups=None) -> Report:
+    report = Report()
+    for group, fn in (groups or GROUPS):
+        for c in fn():
+            report.rows.append(Row(group, c))
+    return report
