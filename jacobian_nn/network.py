@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import as_batch, as_column, check_nonnegative, check_positive
+from . import batched
 from .activations import Identity, Softmax, get_activation
 from .layers import Dense, as_generator, check_mode
 from .losses import CrossEntropy, Loss, SoftmaxCrossEntropy, get_loss, label_column, label_matrix
@@ -271,3 +272,26 @@ class Network:
         out = self.predict_batch(X)
         labels = label_matrix(Y, out.shape[0], self.n_out).argmax(axis=1)
         return float(np.mean(out.argmax(axis=1) == labels))
+
+    # -- batched path (implemented in jacobian_nn.batched) --------------------------------
+
+    def forward_batched(self, X, mode: str = "test") -> np.ndarray:
+        """Batched outputs for ``X`` ``(N, n)``: ``(N, m)``."""
+        return batched.forward_batched(self, X, mode)[0]
+
+    def loss_and_gradients_batched(self, X, Y, mode: str = "train"):
+        """Batched path: ``(loss, grads)`` with the same meaning and shapes as
+        :meth:`loss_and_gradients`."""
+        return batched.loss_and_gradients_batched(self, X, Y, mode)
+
+    def train_step_batched(self, X, Y, lr: float) -> float:
+        """One SGD step with the batched gradients; returns the loss before the step."""
+        return batched.train_step_batched(self, X, Y, lr)
+
+    def predict_batched(self, X) -> np.ndarray:
+        """Outputs ``(N, m)`` through the batched path, test mode."""
+        return batched.predict_batched(self, X)
+
+    def accuracy_batched(self, X, Y) -> float:
+        """Accuracy through the batched path."""
+        return batched.accuracy_batched(self, X, Y)
