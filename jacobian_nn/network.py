@@ -121,6 +121,28 @@ class Network:
     def __repr__(self) -> str:
         return f"Network({self.layers!r}, {self.loss!r}, l2={self.l2}, l1={self.l1})"
 
+    def flat_params(self) -> np.ndarray:
+        """All parameters as one vector (a copy): layer by layer, each array row-major,
+        in the order of ``params`` (``W`` then ``b`` for a dense layer)."""
+        return np.concatenate([v.reshape(-1) for p in self.params for v in p.values()])
+
+    def set_flat_params(self, theta) -> None:
+        """Write a vector laid out as :meth:`flat_params` back into the live arrays."""
+        theta = np.asarray(theta)
+        sizes = [v.size for p in self.params for v in p.values()]
+        if theta.shape != (sum(sizes),):
+            raise ValueError(f"theta: expected shape ({sum(sizes)},), got {theta.shape}")
+        i = 0
+        for p in self.params:
+            for v in p.values():
+                v[...] = theta[i:i + v.size].reshape(v.shape)
+                i += v.size
+
+    @staticmethod
+    def flatten_gradients(grads) -> np.ndarray:
+        """Gradients (one dict per layer) as one vector, laid out as :meth:`flat_params`."""
+        return np.concatenate([v.reshape(-1) for g in grads for v in g.values()])
+
     def _penalized(self, name: str) -> bool:
         return name == "W" or (self.regularize_bias and name == "b")
 

@@ -158,18 +158,6 @@ def sample_networks():
     ]
 
 
-def _flat(params) -> np.ndarray:
-    return np.concatenate([v.reshape(-1) for p in params for v in p.values()])
-
-
-def _set_flat(net: Network, theta: np.ndarray) -> None:
-    i = 0
-    for p in net.params:
-        for v in p.values():
-            v[...] = theta[i:i + v.size].reshape(v.shape)
-            i += v.size
-
-
 def network_rows() -> list[Comparison]:
     rng = np.random.default_rng(SEED + 3)
     out = []
@@ -180,15 +168,14 @@ def network_rows() -> list[Comparison]:
         Y = rng.integers(0, net.n_out, size=4)
         loss, grads = net.loss_and_gradients(X, Y)
         probe = net.copy()
-        theta0 = _flat(net.params)
 
         def batch_loss(theta, probe=probe, X=X, Y=Y):
-            _set_flat(probe, theta)
+            probe.set_flat_params(theta)
             return probe.loss_and_gradients(X, Y)[0]
 
-        fd = fd_gradient(batch_loss, theta0)
-        _set_flat(probe, theta0)
-        out.append(compare(f"net {label}: dL/dtheta", _flat(grads)[None, :], fd.df, err=fd.error))
+        fd = fd_gradient(batch_loss, net.flat_params())
+        out.append(compare(f"net {label}: dL/dtheta", Network.flatten_gradients(grads)[None, :], fd.df,
+                           err=fd.error))
         x = X[:1].T
         fd = fd_jacobian(lambda v, net=net: net.forward(v[:, None]), x)
         out.append(compare(f"net {label}: dy/dx", net.input_jacobian(x), fd.df, err=fd.error))
