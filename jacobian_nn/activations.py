@@ -326,7 +326,9 @@ class Softmax(Activation):
     """``s(z)_i = exp(z_i - max z) / sum_j exp(z_j - max z)``.
 
     Jacobian (dense, symmetric, rows sum to 0): ``J = diag(s) - s s^T``, shape
-    ``(m, m)``, ``J[i, j] = s_i (delta_ij - s_j)``.
+    ``(m, m)``, ``J[i, j] = s_i (delta_ij - s_j)``. The diagonal
+    ``s_i (1 - s_i)`` is evaluated as ``s_i * sum_{j != i} s_j`` so that it keeps
+    full relative precision when ``s_i`` is close to 1.
 
     Batched VJP without forming J: for upstream rows ``G`` ``(N, m)`` and
     ``S = softmax(Z)``, ``G J = S * (G - rowsum(G * S))``.
@@ -345,7 +347,12 @@ class Softmax(Activation):
 
     def jacobian(self, z):
         s = self.forward(z)
-        return np.diag(s[:, 0]) - s @ s.T
+        J = -(s @ s.T)
+        # diagonal s_i (1 - s_i), with 1 - s_i evaluated as the sum of the other
+        # entries (all positive, no cancellation when s_i is close to 1)
+        others = (np.ones((s.shape[0], s.shape[0])) - np.eye(s.shape[0])) @ s
+        J[np.diag_indices_from(J)] = s[:, 0] * others[:, 0]
+        return J
 
     def forward_batch(self, Z):
         E = np.exp(Z - Z.max(axis=1, keepdims=True))
