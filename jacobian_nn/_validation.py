@@ -51,7 +51,7 @@ def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     if arr.size and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
-            f"{name}: expected finite values, got {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+            f"{name}: expected finite values, got {arr[tuple(bad)].item()!r} at index {tuple(int(i) for i in bad)}"
         )
     return arr
 

@@ -9,6 +9,7 @@ per-sample losses)
     ``forward_batch(Y_hat, Y)``   ``(N, m)`` -> float, ``(1/N) sum_k L_k``
     ``gradient_batch(Y_hat, Y)``  -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``,
                                   the gradient of that mean
+    ``per_sample_batch(Y_hat, Y)`` -> ``(N,)``, the per-sample losses ``L_k``
 
 Labels are accepted as a one-hot column ``(m, 1)`` (any float column for
 MeanSquaredError; a probability column for the cross-entropies) or as an integer
@@ -87,7 +88,7 @@ def _check_probabilities(P: np.ndarray, name: str, check_sum: bool = True) -> No
     """Entries in [0, 1] and every column (for ``(m, 1)``) or row summing to 1 within rounding."""
     lo, hi = P.min(), P.max()
     if lo < 0 or hi > 1:
-        raise ValueError(f"{name}: expected probabilities in [0, 1], got values in [{lo!r}, {hi!r}]")
+        raise ValueError(f"{name}: expected probabilities in [0, 1], got values in [{float(lo)!r}, {float(hi)!r}]")
     if not check_sum:
         return
     axis = 0 if P.ndim == 2 and P.shape[1] == 1 else -1
@@ -155,7 +156,7 @@ class CrossEntropy(Loss):
         if bad.any():
             i = int(np.argwhere(bad)[0, 0])
             raise ValueError(
-                f"y_hat: probability 0 at index {i} where the label y is {y[i, 0]!r} > 0; "
+                f"y_hat: probability 0 at index {i} where the label y is {float(y[i, 0])!r} > 0; "
                 "the cross-entropy is infinite there"
             )
         return y_hat, y
@@ -191,6 +192,14 @@ class CrossEntropy(Loss):
         pos = Y > 0
         return float(-np.sum(Y[pos] * np.log(P[pos])) / P.shape[0])
 
+    def per_sample_batch(self, P, Y):
+        """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log P[k, i]`` over ``Y > 0``."""
+        P, Y = self._validated_batch(P, Y)
+        terms = np.zeros_like(P)
+        pos = Y > 0
+        terms[pos] = Y[pos] * np.log(P[pos])
+        return -terms.sum(axis=1)
+
     def gradient_batch(self, P, Y):
         P, Y = self._validated_batch(P, Y)
         out = np.zeros_like(P)
@@ -225,6 +234,12 @@ class MeanSquaredError(Loss):
         Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         D = Y_hat - Y
         return float(0.5 * np.sum(D * D) / Y_hat.shape[0])
+
+    def per_sample_batch(self, Y_hat, Y):
+        """Per-sample losses ``(N,)``: ``L_k = 1/2 sum_i (Y_hat[k, i] - Y[k, i])^2``."""
+        Y_hat = output_batch(Y_hat)
+        D = Y_hat - label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
+        return 0.5 * np.sum(D * D, axis=1)
 
     def gradient_batch(self, Y_hat, Y):
         Y_hat = output_batch(Y_hat)
@@ -274,6 +289,15 @@ class SoftmaxCrossEntropy(Loss):
         shifted = Z - Z.max(axis=1, keepdims=True)
         log_S = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
         return float(-np.sum(Y * log_S) / Z.shape[0])
+
+    def per_sample_batch(self, Z, Y):
+        """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log_softmax(Z[k])_i``."""
+        Z = output_batch(Z, "Z")
+        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
+        _check_probabilities(Y, "Y")
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        log_S = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        return -np.sum(Y * log_S, axis=1)
 
     def gradient_batch(self, Z, Y):
         Z = output_batch(Z, "Z")
