@@ -13,6 +13,8 @@ from .fd import compare, fd_gradient, fd_jacobian
 from .layers import Dense, Layer, init_weights
 from .losses import LOSSES, CrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from .network import Network
+from .batched import input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
+from .crosscheck import CrossCheckReport, cross_check
 
 __version__ = "0.1.0"
 
@@ -20,4 +22,6 @@ __all__ = [
     "ACTIVATIONS", "Activation", "CrossEntropy", "Dense", "ELU", "Identity", "LOSSES", "Layer", "LeakyReLU",
     "Loss", "MeanSquaredError", "Network", "ReLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Step", "Tanh",
     "compare", "fd_gradient", "fd_jacobian", "get_activation", "get_loss", "init_weights",
+    "CrossCheckReport", "cross_check", "input_jacobian_batched", "per_sample_gradients_batched",
+    "per_sample_losses_batched",
 ]

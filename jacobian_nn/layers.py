@@ -248,3 +248,49 @@ class Dense(Layer):
         X, Z, A = cache
         delta = self.activation.vjp_batch(Z, A, G)
         return delta @ self.W.T, {"W": X.T @ delta, "b": delta.sum(axis=0)}
+
+    # -- batched path: per-sample gradients and batched Jacobians (explicit, opt-in) -----
+
+    def per_sample_backward_batch(self, G, cache):
+        """Per-sample gradients, no loop over samples.
+
+        ``G`` ``(N, m)``: row k is ``dL_k/dy_k`` (unscaled, not divided by N); ``cache``
+        from :meth:`forward_batch`. With ``delta = vjp_f(Z, G)`` ``(N, m)``::
+
+            dX        = delta W^T                              (N, n)
+            grads_W[k] = x_k delta_k = X[k]^T delta[k]         (N, n, m)  einsum "ki,kj->kij"
+            grads_b[k] = delta[k]                              (N, m)
+
+        Slice k equals the reference ``backward`` of sample k, and summing over k
+        gives :meth:`backward_batch` for the same ``G``.
+        """
+        X, Z, A = cache
+        delta = self.activation.vjp_batch(Z, A, G)
+        return delta @ self.W.T, {"W": np.einsum("ki,kj->kij", X, delta), "b": delta.copy()}
+
+    def _z_batch(self, X):
+        X = as_float_array(X, "X", self.dtype)
+        if X.ndim != 2 or X.shape[1] != self.n_in or X.shape[0] == 0:
+            raise ValueError(f"X: expected a non-empty batch of shape (N, {self.n_in}), got shape {X.shape}")
+        return X, X @ self.W + self.b
+
+    def jacobian_x_batch(self, X):
+        """``dy_k/dx_k`` for every row: ``(N, m, n)``, slice k ``= J_f(z_k) W^T``
+        (batched matmul of ``activation.jacobian_batch(Z)`` ``(N, m, m)`` with ``W^T``)."""
+        _, Z = self._z_batch(X)
+        return np.matmul(self.activation.jacobian_batch(Z), self.W.T)
+
+    def jacobian_b_batch(self, X):
+        """``dy_k/db`` for every row: ``(N, m, m)``, slice k ``= J_f(z_k)``."""
+        _, Z = self._z_batch(X)
+        return self.activation.jacobian_batch(Z)
+
+    def jacobian_W_batch(self, X):
+        """``dy_k/dvec(W)`` for every row: ``(N, m, n*m)``, vec(W) row-major as in :meth:`jacobian_W`.
+
+        Entry ``[k, i, a*m + j] = J_f(z_k)[i, j] * X[k, a]`` (einsum ``"kij,ka->kiaj"``,
+        then reshape), i.e. slice k ``= J_f(z_k) (x_k^T kron I_m)``.
+        """
+        X, Z = self._z_batch(X)
+        N, n, m = X.shape[0], self.n_in, self.n_out
+        return np.einsum("kij,ka->kiaj", self.activation.jacobian_batch(Z), X).reshape(N, m, n * m)

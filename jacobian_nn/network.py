@@ -317,3 +317,18 @@ class Network:
     def accuracy_batched(self, X, Y) -> float:
         """Accuracy through the batched path."""
         return batched.accuracy_batched(self, X, Y)
+
+    def input_jacobian_batched(self, X) -> np.ndarray:
+        """Batched input-output Jacobians ``(N, n_out, n_in)``; slice k matches
+        :meth:`input_jacobian` of row k (see :func:`jacobian_nn.batched.input_jacobian_batched`)."""
+        return batched.input_jacobian_batched(self, X)
+
+    def per_sample_gradients_batched(self, X, Y, *, include_penalty: bool = True):
+        """Per-sample gradients, one dict per layer, ``{"W": (N, n, m), "b": (N, m)}``; slice k
+        matches :meth:`backward` of sample k, and their mean is the batched gradient
+        (see :func:`jacobian_nn.batched.per_sample_gradients_batched`)."""
+        return batched.per_sample_gradients_batched(self, X, Y, include_penalty=include_penalty)
+
+    def per_sample_losses_batched(self, X, Y) -> np.ndarray:
+        """Per-sample data losses ``(N,)`` through the batched path (no penalty)."""
+        return batched.per_sample_losses_batched(self, X, Y)

@@ -22,6 +22,7 @@ from .fd import Comparison, compare, fd_gradient, fd_jacobian
 from .layers import Dense
 from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Network
+from .crosscheck import verify_rows as crosscheck_rows  # batched path vs reference, stacked
 
 SEED = 20261122
 
@@ -187,6 +188,7 @@ GROUPS = [
     ("loss", loss_rows),
     ("dense", dense_rows),
     ("network", network_rows),
+    ("batched", crosscheck_rows),
 ]
 
 

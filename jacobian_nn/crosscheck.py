@@ -1,0 +1,284 @@
+"""Cross-check: the batched path against the stacked per-sample reference path.
+
+One call, :func:`cross_check`, runs both paths on one network and one batch and
+compares, quantity by quantity:
+
+==============================  ================================  =================================
+quantity                        batched path                      reference path (stacked)
+==============================  ================================  =================================
+outputs ``(N, m)``              ``predict_batched``               ``predict_batch`` (per column)
+batch loss ``()``               ``loss_and_gradients_batched``    ``loss_and_gradients``
+per-sample losses ``(N,)``      ``per_sample_losses_batched``     ``loss.forward`` per sample
+gradient of every parameter     ``loss_and_gradients_batched``    ``loss_and_gradients``
+per-sample gradients            ``per_sample_gradients_batched``  ``backward(x_k, y_k)``, stacked
+  ``(N, n, m)`` / ``(N, m)``
+mean of per-sample gradients    ``per_sample_gradients_batched``  ``loss_and_gradients_batched``
+  (internal consistency)        mean over samples                 (both batched; penalty included)
+activation Jacobians            ``jacobian_b_batch`` =            ``activation.jacobian(z_k)``,
+  ``(N, m, m)`` per layer       ``activation.jacobian_batch(Z)``  stacked
+network input Jacobian          ``input_jacobian_batched``        ``input_jacobian(x_k)``, stacked
+  ``(N, m_out, n_in)``
+==============================  ================================  =================================
+
+Tolerance (derived from the dtype of the batched computation)::
+
+    eps   = np.finfo(net.dtype).eps          # 2.2e-16 (float64), 1.2e-7 (float32)
+    rtol  = ulps * eps                       # ulps = CROSSCHECK_ULPS = 1024 by default
+    atol  = ulps * eps * scale               # scale = max |reference| over the quantity (1 if all 0)
+    pass  <=>  |batched - reference| <= atol + rtol * |reference|   for every entry
+
+The two paths sum in different orders (``X^T delta`` against a sum of outer
+products; a matmul against a per-sample chain), so each entry can differ by a
+few roundings of the *largest* terms it sums; ``atol`` scales with the
+quantity's magnitude for that reason, and an entry that cancels to near zero is
+judged by its absolute error. 1024 ulps leaves room for depth 4, width 64 and N
+in the hundreds on well-conditioned networks (float64: rtol = 2.3e-13, inside
+the issue's 1e-12); the worst errors measured are in the README section of the
+batched path. ``max_rel`` is reported as in :func:`jacobian_nn.fd.compare`:
+``|a - b| / max(|a|, |b|)`` over entries above ``atol``.
+
+float32. The reference path computes in float64 only
+(``Network._check_reference_dtype``). For a float32 network the reference runs
+on a **float64 copy** of the parameters and of ``X`` (an exact upcast), so the
+report measures the float32 batched path against the float64 answer for the
+same float32 numbers, with float32 tolerances. Near a kink the float32 and
+float64 pre-activations can fall on opposite sides; check float32 on inputs
+kept away from kinks.
+
+Quantities that a network cannot provide (per-sample gradients or batched
+Jacobians for a layer without ``per_sample_backward_batch`` / ``jacobian_x_batch``)
+are listed in ``report.skipped`` with the reason, never silently passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import batched
+from .fd import Comparison, compare
+from .losses import label_matrix
+
+#: Tolerance multiplier, in units of the dtype's machine epsilon (see the module docstring).
+CROSSCHECK_ULPS = 1024
+
+_AXES_PARAM = {1: ("entry",), 2: ("row", "column")}
+
+
+@dataclass
+class CrossCheckRow:
+    """One compared quantity: ``comparison`` (from :func:`jacobian_nn.fd.compare`) plus the
+    names of its axes, so that ``location`` reads as ``sample=3, row=1, column=0``."""
+
+    quantity: str
+    comparison: Comparison
+    axes: tuple
+
+    @property
+    def where(self) -> dict:
+        return {a: int(i) for a, i in zip(self.axes, self.comparison.location)}
+
+    @property
+    def passed(self) -> bool:
+        return self.comparison.passed
+
+    def as_dict(self) -> dict:
+        c = self.comparison
+        return {"quantity": self.quantity, "max_abs": c.max_abs, "max_rel": c.max_rel,
+                "location": self.where, "tolerance": c.tolerance, "passed": c.passed}
+
+
+@dataclass
+class CrossCheckReport:
+    """Result of :func:`cross_check`: one :class:`CrossCheckRow` per quantity."""
+
+    dtype: str
+    n_samples: int
+    ulps: float
+    rows: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows)
+
+    def __getitem__(self, quantity: str) -> CrossCheckRow:
+        for r in self.rows:
+            if r.quantity == quantity:
+                return r
+        raise KeyError(f"quantity: no row named {quantity!r}; have {[r.quantity for r in self.rows]}")
+
+    def failures(self) -> list:
+        return [r for r in self.rows if not r.passed]
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, "dtype": self.dtype, "n_samples": self.n_samples, "ulps": self.ulps,
+                "rtol": self.ulps * float(np.finfo(self.dtype).eps),
+                "rows": [r.as_dict() for r in self.rows], "skipped": list(self.skipped)}
+
+    def __str__(self) -> str:
+        head = (f"{'quantity':<40} {'max abs':>10} {'max rel':>10} {'tol':>9}  {'where':<30} result")
+        lines = [f"cross-check batched vs reference: dtype {self.dtype}, N = {self.n_samples}, "
+                 f"rtol = {self.ulps:g} eps = {self.ulps * float(np.finfo(self.dtype).eps):.1e}",
+                 head, "-" * len(head)]
+        for r in self.rows:
+            c = r.comparison
+            where = ", ".join(f"{k}={v}" for k, v in r.where.items()) or "-"
+            lines.append(f"{r.quantity:<40} {c.max_abs:10.2e} {c.max_rel:10.2e} {c.tolerance:9.1e}  "
+                         f"{where:<30} {'pass' if c.passed else 'FAIL'}")
+        lines.append("-" * len(head))
+        n_fail = len(self.failures())
+        lines.append(f"{len(self.rows) - n_fail} passed, {n_fail} failed"
+                     + (f", {len(self.skipped)} skipped" if self.skipped else ""))
+        lines.extend(f"  skipped: {s}" for s in self.skipped)
+        return "\n".join(lines)
+
+
+def _float64_copy(net):
+    """A deep copy of ``net`` whose parameter arrays are float64 (an exact upcast).
+
+    Assumes, as for every layer in this package, that each key of ``layer.params``
+    is the name of the layer attribute holding that array.
+    """
+    ref = net.copy()
+    for layer in ref.layers:
+        for name, v in layer.params.items():
+            setattr(layer, name, np.asarray(v, dtype=np.float64).copy())
+    return ref
+
+
+def _upcast(a):
+    arr = np.asarray(a)
+    return arr.astype(np.float64) if arr.dtype == np.float32 else arr
+
+
+def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = True,
+                per_sample: bool = True) -> CrossCheckReport:
+    """Compare the batched path with the stacked per-sample reference on one batch.
+
+    Parameters
+    ----------
+    net : a :class:`~jacobian_nn.network.Network` (float64 or float32).
+    X : ``(N, n_in)`` batch in the network's dtype. Y : labels, ``(N, n_out)`` or integer ``(N,)``.
+    ulps : tolerance multiplier in units of ``eps(net.dtype)`` (module docstring).
+    jacobians, per_sample : include the batched Jacobians / per-sample quantities.
+
+    Returns a :class:`CrossCheckReport`; ``report.passed`` is True when every quantity
+    is within tolerance. Neither ``net`` nor the inputs are modified.
+    """
+    dtype = np.dtype(net.dtype)
+    eps = float(np.finfo(dtype).eps)
+    rtol = float(ulps) * eps
+    # Batched side first: it validates X and Y (dtype, shape, finiteness) with its own messages.
+    out_b = batched.predict_batched(net, X)
+    loss_b, grads_b = batched.loss_and_gradients_batched(net, X, Y)
+    N = out_b.shape[0]
+    report = CrossCheckReport(dtype=dtype.name, n_samples=N, ulps=float(ulps))
+
+    ref = net if dtype == np.float64 else _float64_copy(net)
+    X64 = _upcast(X)
+    Y64 = label_matrix(_upcast(Y), N, net.n_out)  # float64 labels for the reference
+    cols = [X64[k][:, None] for k in range(N)]
+    ycols = [Y64[k][:, None] for k in range(N)]
+
+    def add(quantity, b, r, axes):
+        r = np.asarray(r, dtype=np.float64)
+        scale = float(np.max(np.abs(r))) if r.size else 0.0
+        atol = rtol * (scale if scale > 0 else 1.0)
+        c = compare(quantity, b, r, atol=atol, rtol=rtol)
+        report.rows.append(CrossCheckRow(quantity, c, tuple(axes)))
+
+    # -- forward
+    add("outputs (N, m)", out_b, ref.predict_batch(X64), ("sample", "column"))
+    loss_r, grads_r = ref.loss_and_gradients(X64, Y64)
+    add("loss (mean + penalty)", np.float64(loss_b), np.float64(loss_r), ())
+    if per_sample:
+        ref_outs = ref.predict_batch(X64)
+        losses_r = np.array([ref.loss.forward(ref_outs[k][:, None], ycols[k]) for k in range(N)])
+        add("per-sample losses (N,)", batched.per_sample_losses_batched(net, X, Y), losses_r, ("sample",))
+
+    # -- mean gradients
+    for i, (gb, gr) in enumerate(zip(grads_b, grads_r)):
+        for name in gb:
+            add(f"grad layer {i} {name} {tuple(gb[name].shape)}", gb[name], gr[name],
+                _AXES_PARAM.get(gb[name].ndim, ()))
+
+    # -- per-sample gradients
+    if per_sample:
+        missing = [i for i, layer in enumerate(net.layers) if not hasattr(layer, "per_sample_backward_batch")]
+        if missing:
+            report.skipped.append(f"per-sample gradients: layers {missing} have no per_sample_backward_batch")
+        else:
+            ps_b = batched.per_sample_gradients_batched(net, X, Y)
+            ps_r = [ref.backward(cols[k], ycols[k])[1] for k in range(N)]
+            for i, g in enumerate(ps_b):
+                for name in g:
+                    stacked = np.stack([ps_r[k][i][name] for k in range(N)])
+                    axes = ("sample",) + _AXES_PARAM.get(stacked.ndim - 1, ())
+                    add(f"per-sample grad layer {i} {name} {tuple(g[name].shape)}", g[name], stacked, axes)
+            for i, g in enumerate(ps_b):
+                for name in g:
+                    add(f"mean per-sample == grad, layer {i} {name}", g[name].mean(axis=0, dtype=np.float64),
+                        grads_b[i][name], _AXES_PARAM.get(g[name].ndim - 1, ()))
+
+    # -- batched Jacobians
+    if jacobians:
+        missing = [i for i, layer in enumerate(net.layers)
+                   if not (hasattr(layer, "jacobian_x_batch") and hasattr(layer, "jacobian_b_batch"))]
+        if missing:
+            report.skipped.append(f"batched Jacobians: layers {missing} have no jacobian_x_batch/jacobian_b_batch")
+        else:
+            A = np.asarray(X, dtype=dtype)
+            for i, (layer, Jb) in enumerate(zip(net.layers, batched.activation_jacobians_batched(net, X))):
+                Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
+                Jr = np.stack([ref.layers[i].activation.jacobian(Z64[k][:, None]) for k in range(N)])
+                add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", Jb, Jr, ("sample", "row", "column"))
+                A = layer.forward_batch(A, "test")[0]
+            Jr = np.stack([ref.input_jacobian(c) for c in cols])
+            add("network dy/dx (N, m_out, n_in)", batched.input_jacobian_batched(net, X), Jr,
+                ("sample", "row", "column"))
+    return report
+
+
+# --------------------------------------------------------------------------- verify group
+
+#: Seed of the ``jacobian-nn verify`` cross-check group.
+VERIFY_SEED = 20261123
+
+
+def verify_networks(seed: int = VERIFY_SEED):
+    """Small float64 networks covering every activation and every loss, with both penalties."""
+    from .layers import Dense
+    from .network import Network
+
+    rng = np.random.default_rng(seed)
+    nets = [
+        ("tanh-relu-identity, softmax+CE, l2", Network(
+            [Dense(3, 6, "tanh", seed=rng), Dense(6, 5, "relu", seed=rng), Dense(5, 4, "identity", seed=rng)],
+            "softmax_cross_entropy", l2=0.01)),
+        ("sigmoid-elu-softmax, CE, l1", Network(
+            [Dense(3, 5, "sigmoid", init="xavier", seed=rng), Dense(5, 5, "elu", seed=rng),
+             Dense(5, 4, "softmax", init="xavier", seed=rng)], "cross_entropy", l1=0.01)),
+        ("step-leaky_relu-identity, mse, l1+l2+bias", Network(
+            [Dense(4, 6, "step", seed=rng), Dense(6, 5, "leaky_relu", seed=rng), Dense(5, 2, "identity", seed=rng)],
+            "mse", l2=0.05, l1=0.01, regularize_bias=True)),
+    ]
+    for _, net in nets:
+        for p in net.params:
+            p["b"][:] = rng.normal(scale=0.5, size=p["b"].shape)
+    return nets
+
+
+def verify_rows() -> list:
+    """``jacobian-nn verify`` group: cross-check rows of :func:`verify_networks` on N = 7 samples."""
+    rng = np.random.default_rng(VERIFY_SEED + 1)
+    out = []
+    for label, net in verify_networks():
+        X = rng.normal(size=(7, net.n_in))
+        Y = rng.integers(0, net.n_out, size=7)
+        for r in cross_check(net, X, Y).rows:
+            c = r.comparison
+            out.append(Comparison(f"{label}: {r.quantity}", c.max_abs, c.max_rel, c.location, c.tolerance,
+                                  c.passed))
+    return out
