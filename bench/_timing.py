@@ -1,0 +1,125 @@
+"""Timing, memory and machine facts for the bench.
+
+Method: one warm-up call (which also calibrates how many calls make one repeat,
+so that a repeat of a tiny workload lasts at least ``min_repeat_s`` and timer
+resolution does not matter), then ``repeats`` repeats. Each repeat's time is
+divided by its number of calls; the median is the figure, with the min and max
+beside it. All ratios in a report are taken between figures of the same run.
+
+Peak memory is measured on a separate call under :mod:`tracemalloc`, which sees
+every numpy allocation (numpy reports its data buffers to it) but nothing torch
+allocates, so it is reported for the numpy paths only.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass
+class Timing:
+    median: float   # seconds per call
+    min: float
+    max: float
+    repeats: int
+    calls_per_repeat: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure(fn, repeats: int = 5, min_repeat_s: float = 0.02) -> Timing:
+    """Warm up ``fn`` once, then time ``repeats`` repeats of ``calls`` calls each."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    calls = max(1, int(min_repeat_s / max(first, 1e-7)))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t0) / calls)
+    return Timing(statistics.median(times), min(times), max(times), repeats, calls)
+
+
+def peak_memory(fn) -> int:
+    """Peak bytes allocated through tracemalloc-visible allocators during one call of ``fn``."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return int(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def blas_threads() -> int:
+    """Threads numpy's BLAS uses: threadpoolctl when installed, else the environment, else the cores."""
+    try:
+        from threadpoolctl import threadpool_info  # optional, never a dependency
+
+        counts = [d["num_threads"] for d in threadpool_info() if d.get("user_api") == "blas"]
+        if counts:
+            return int(max(counts))
+    except ImportError:
+        pass
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return cpu_count()
+
+
+def blas_name() -> str:
+    """numpy's BLAS, from ``np.__config__`` (name and version)."""
+    try:
+        cfg = np.__config__.CONFIG["Build Dependencies"]["blas"]
+        return f"{cfg.get('name', '?')} {cfg.get('version', '')}".strip()
+    except (AttributeError, KeyError, TypeError):  # pragma: no cover - old numpy
+        return "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(torch_module=None) -> dict:
+    import scipy
+
+    info = {
+        "cpu": cpu_model(),
+        "cores": cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "blas": blas_name(),
+        "blas_threads": blas_threads(),
+        "torch": None,
+    }
+    if torch_module is not None:
+        info["torch"] = torch_module.__version__
+        info["torch_threads"] = torch_module.get_num_threads()
+        info["torch_blas"] = "MKL" if torch_module.backends.mkl.is_available() else "other"
+    return info

@@ -1,0 +1,280 @@
+"""The benchmark suite: what is measured, on which networks, and the targets.
+
+Architectures (ReLU hidden layers, identity output, softmax cross-entropy, He
+initialisation, one seed; data drawn from a ``numpy.random.Generator``: the
+timings do not depend on the values, only the shapes):
+
+====  ===================  =====  =========================
+A     2-100-3              300    spiral
+B     64-100-10            1797   digits
+C     3072-100-10          256    a CIFAR-10 minibatch
+D     784-512-512-10       128
+====  ===================  =====  =========================
+
+Per architecture and dtype (float64 for both paths; float32 for the batched
+path, the baselines and torch), tasks:
+
+* ``forward``: reference ``Network.predict_batch`` / batched ``predict_batched``;
+* ``grads``: ``loss_and_gradients`` / ``loss_and_gradients_batched``;
+* ``step``: ``train_batch`` / ``train_step_batched`` (SGD), with the inline
+  floors of :mod:`bench.baselines`, the GEMM floor and torch eager;
+* ``per-sample grads``: the reference ``Network.backward`` on each sample /
+  ``per_sample_gradients_batched`` / ``torch.func.vmap(grad)``.
+
+Jacobians ``(N, m, m)`` at m = 10 and 100: the input Jacobian of an m-m-m
+network (reference ``input_jacobian`` per sample / ``input_jacobian_batched`` /
+``vmap(jacrev)``) and the softmax Jacobian (``Softmax.jacobian`` per sample /
+``jacobian_batch`` / ``vmap(jacrev(softmax))``).
+
+Sweeps: time of one training step against the hidden width (64-h-10) and
+against N (64-100-10), both paths, with the least-squares slope of
+``log time`` against ``log size``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import jacobian_nn as jn
+from jacobian_nn import batched
+
+from . import baselines
+from . import torch_baselines as tb
+from ._timing import blas_threads, machine_info, measure, peak_memory
+
+ARCHITECTURES = {
+    "A": ([2, 100, 3], 300),
+    "B": ([64, 100, 10], 1797),
+    "C": ([3072, 100, 10], 256),
+    "D": ([784, 512, 512, 10], 128),
+}
+
+MODES = {
+    "smoke": dict(archs=["A"], n_scale=0.25, repeats=2, ref_repeats=1, min_repeat_s=0.0,
+                  per_sample=["A"], jac_ms=[10], jac_N=32,
+                  width=[16, 64], width_N=64, ns=[32, 128], memory=False),
+    "quick": dict(archs=["A", "B", "C", "D"], n_scale=1.0, repeats=7, ref_repeats=3, min_repeat_s=0.02,
+                  per_sample=["B", "C"], jac_ms=[10, 100], jac_N=256,
+                  width=[32, 128, 512], width_N=256, ns=[128, 512, 2048], memory=True),
+    "full": dict(archs=["A", "B", "C", "D"], n_scale=1.0, repeats=15, ref_repeats=5, min_repeat_s=0.05,
+                 per_sample=["A", "B", "C", "D"], jac_ms=[10, 30, 100, 300], jac_N=256,
+                 width=[16, 32, 64, 128, 256, 512, 1024], width_N=256,
+                 ns=[64, 128, 256, 512, 1024, 2048, 4096], memory=True),
+}
+
+LR = 1e-3
+
+# (name, what, relation, threshold)
+TARGETS = [
+    ("batched step / torch eager, A and B", "step_vs_torch_AB", "<=", 1.0),
+    ("batched step / torch eager, C and D", "step_vs_torch_CD", "<=", 1.15),
+    ("GEMM floor / batched step, C and D", "gemm_fraction_CD", ">=", 0.90),
+    ("reference step / inline explicit-Jacobian loop", "ref_vs_inline", "<=", 1.3),
+    ("vmap(jacrev) / batched input Jacobians, m=10 and 100", "jac_vs_torch", ">=", 3.0),
+    ("batched per-sample grads / vmap(grad), B and C", "psg_vs_torch", "<=", 1.0),
+]
+
+
+def make_problem(sizes, N, dtype, seed=0):
+    net = jn.Network.build(sizes, "relu", loss="softmax_cross_entropy", seed=seed, dtype=dtype)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.standard_normal((N, sizes[0])).astype(dtype)
+    y = rng.integers(0, sizes[-1], size=N)
+    return net, X, y
+
+
+def _params(net):
+    return [(layer.W.copy(), layer.b.copy()) for layer in net.layers]
+
+
+class Recorder:
+    def __init__(self, cfg, log):
+        self.cfg = cfg
+        self.rows = []
+        self.log = log
+
+    def time(self, fn, *, ref=False, **keys):
+        reps = self.cfg["ref_repeats"] if ref else self.cfg["repeats"]
+        t = measure(fn, reps, self.cfg["min_repeat_s"])
+        row = dict(keys, **t.to_dict())
+        N = keys.get("N")
+        row["samples_per_s"] = N / t.median if N else None
+        row["peak_bytes"] = None
+        self.rows.append(row)
+        self.log(f"  {keys.get('arch', '')} {keys.get('dtype', '')} {keys['task']:<17} {keys['impl']:<17}"
+                 f"{t.median * 1e3:10.3f} ms")
+        return row
+
+    def memory(self, row, fn):
+        if self.cfg["memory"]:
+            row["peak_bytes"] = peak_memory(fn)
+
+
+def _bench_arch(rec, torch, name, sizes, N, dtype):
+    dt = np.dtype(dtype).name
+    keys = dict(arch=name, dtype=dt, N=N, sizes=sizes)
+    net, X, y = make_problem(sizes, N, dtype)
+    f64 = dt == "float64"
+
+    # forward
+    if f64:
+        rec.time(lambda: net.predict_batch(X), ref=True, task="forward", impl="reference", **keys)
+    rec.time(lambda: net.predict_batched(X), task="forward", impl="batched", **keys)
+    if torch is not None:
+        rec.time(tb.make_forward(torch, _params(net), X, y), task="forward", impl="torch", **keys)
+
+    # forward + gradients
+    if f64:
+        rec.time(lambda: net.loss_and_gradients(X, y), ref=True, task="grads", impl="reference", **keys)
+    rec.time(lambda: net.loss_and_gradients_batched(X, y), task="grads", impl="batched", **keys)
+    if torch is not None:
+        rec.time(tb.make_grads(torch, _params(net), X, y), task="grads", impl="torch", **keys)
+
+    # one training step (each path on its own copy; tiny lr keeps the parameters sane)
+    if f64:
+        ref_net = net.copy()
+        r = rec.time(lambda: ref_net.train_batch(X, y, LR), ref=True, task="step", impl="reference", **keys)
+        rec.memory(r, lambda: ref_net.train_batch(X, y, LR))
+        p = _params(net)
+        r = rec.time(lambda: baselines.inline_reference_step(p, X, y, LR), ref=True, task="step",
+                     impl="inline-reference", **keys)
+        rec.memory(r, lambda: baselines.inline_reference_step(p, X, y, LR))
+    b_net = net.copy()
+    r = rec.time(lambda: b_net.train_step_batched(X, y, LR), task="step", impl="batched", **keys)
+    rec.memory(r, lambda: b_net.train_step_batched(X, y, LR))
+    p = _params(net)
+    r = rec.time(lambda: baselines.inline_batched_step(p, X, y, LR), task="step", impl="inline-batched", **keys)
+    rec.memory(r, lambda: baselines.inline_batched_step(p, X, y, LR))
+    r = rec.time(baselines.make_gemm_floor(sizes, N, dtype), task="step", impl="gemm-floor", **keys)
+    r["gflops"] = baselines.gemm_flops(sizes, N) / r["median"] / 1e9
+    if torch is not None:
+        rec.time(tb.make_step(torch, _params(net), X, y, LR), task="step", impl="torch", **keys)
+
+    # per-sample gradients
+    if name in rec.cfg["per_sample"]:
+        if f64:
+            cols = [X[k][:, None] for k in range(N)]
+            labels = [int(v) for v in y]
+            ref_ps = lambda: [net.backward(c, t) for c, t in zip(cols, labels)]  # noqa: E731
+            r = rec.time(ref_ps, ref=True, task="per-sample grads", impl="reference", **keys)
+        if hasattr(batched, "per_sample_gradients_batched"):
+            ps = lambda: batched.per_sample_gradients_batched(net, X, y)  # noqa: E731
+            r = rec.time(ps, task="per-sample grads", impl="batched", **keys)
+            rec.memory(r, ps)
+        if torch is not None:
+            rec.time(tb.make_per_sample_grads(torch, _params(net), X, y), task="per-sample grads",
+                     impl="torch", **keys)
+
+
+def _bench_jacobians(rec, torch, m, N):
+    keys = dict(arch=f"{m}-{m}-{m}", dtype="float64", N=N, sizes=[m, m, m])
+    net, X, _ = make_problem([m, m, m], N, np.float64)
+    cols = [X[k][:, None] for k in range(N)]
+    rec.time(lambda: [net.input_jacobian(c) for c in cols], ref=True, task="input jacobians",
+             impl="reference", **keys)
+    if hasattr(batched, "input_jacobian_batched"):
+        rec.time(lambda: batched.input_jacobian_batched(net, X), task="input jacobians", impl="batched", **keys)
+    if torch is not None:
+        rec.time(tb.make_input_jacobians(torch, _params(net), X), task="input jacobians", impl="torch", **keys)
+    sm = jn.Softmax()
+    rec.time(lambda: [sm.jacobian(c) for c in cols], ref=True, task="softmax jacobians", impl="reference", **keys)
+    rec.time(lambda: sm.jacobian_batch(X), task="softmax jacobians", impl="batched", **keys)
+    if torch is not None:
+        rec.time(tb.make_softmax_jacobians(torch, X), task="softmax jacobians", impl="torch", **keys)
+
+
+def _slope(sizes, times) -> float:
+    return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
+
+
+def _sweeps(rec, cfg):
+    out = []
+    for sweep, points in (("width", cfg["width"]), ("N", cfg["ns"])):
+        for impl in ("reference", "batched"):
+            times = []
+            for v in points:
+                sizes, N = ([64, v, 10], cfg["width_N"]) if sweep == "width" else ([64, 100, 10], v)
+                net, X, y = make_problem(sizes, N, np.float64)
+                fn = (lambda: net.train_batch(X, y, LR)) if impl == "reference" else (
+                    lambda: net.train_step_batched(X, y, LR))
+                r = rec.time(fn, ref=impl == "reference", arch=f"sweep-{sweep}", dtype="float64", N=N,
+                             sizes=sizes, task="step", impl=impl)
+                times.append(r["median"])
+            out.append(dict(sweep=sweep, impl=impl, sizes=list(points), times=times,
+                            slope=_slope(points, times)))
+    return out
+
+
+def _find(rows, **keys):
+    for r in rows:
+        if all(r.get(k) == v for k, v in keys.items()):
+            return r
+    return None
+
+
+def derive(rows):
+    """Ratios within this run: one entry per (arch, dtype, task)."""
+    ratios = []
+    seen = []
+    for r in rows:
+        key = (r["arch"], r["dtype"], r["task"])
+        if key in seen or r["arch"].startswith("sweep"):
+            continue
+        seen.append(key)
+        k = dict(arch=r["arch"], dtype=r["dtype"], task=r["task"])
+        get = {impl: _find(rows, impl=impl, **k) for impl in
+               ("reference", "batched", "torch", "inline-reference", "inline-batched", "gemm-floor")}
+        t = {impl: (v["median"] if v else None) for impl, v in get.items()}
+        ent = dict(k, N=r["N"])
+
+        def ratio(a, b):
+            return None if t[a] is None or t[b] is None else t[a] / t[b]
+
+        ent["speedup"] = ratio("reference", "batched")
+        ent["batched_vs_torch"] = ratio("batched", "torch")
+        ent["torch_vs_batched"] = ratio("torch", "batched")
+        ent["ref_vs_inline"] = ratio("reference", "inline-reference")
+        ent["batched_vs_inline"] = ratio("batched", "inline-batched")
+        ent["gemm_fraction"] = ratio("gemm-floor", "batched")
+        ent["gflops"] = get["gemm-floor"]["gflops"] if get["gemm-floor"] else None
+        ratios.append(ent)
+    return ratios
+
+
+def evaluate_targets(ratios):
+    def vals(field, archs=None, tasks=("step",)):
+        return [(f"{e['arch']} {e['dtype']}", e[field]) for e in ratios
+                if e["task"] in tasks and e[field] is not None and (archs is None or e["arch"] in archs)]
+
+    sources = {
+        "step_vs_torch_AB": vals("batched_vs_torch", ["A", "B"]),
+        "step_vs_torch_CD": vals("batched_vs_torch", ["C", "D"]),
+        "gemm_fraction_CD": vals("gemm_fraction", ["C", "D"]),
+        "ref_vs_inline": vals("ref_vs_inline"),
+        "jac_vs_torch": vals("torch_vs_batched", ["10-10-10", "100-100-100"], ("input jacobians",)),
+        "psg_vs_torch": vals("batched_vs_torch", ["B", "C"], ("per-sample grads",)),
+    }
+    out = []
+    for name, what, rel, thr in TARGETS:
+        measured = sources[what]
+        ok = [(v <= thr) if rel == "<=" else (v >= thr) for _, v in measured]
+        out.append(dict(target=name, relation=rel, threshold=thr, measured=measured,
+                        met=(all(ok) if measured else None)))
+    return out
+
+
+def run(mode="quick", log=print):
+    cfg = MODES[mode]
+    torch = tb.load(blas_threads())
+    rec = Recorder(cfg, log)
+    for name in cfg["archs"]:
+        sizes, N = ARCHITECTURES[name]
+        N = max(8, int(N * cfg["n_scale"]))
+        for dtype in (np.float64, np.float32):
+            _bench_arch(rec, torch, name, sizes, N, dtype)
+    for m in cfg["jac_ms"]:
+        _bench_jacobians(rec, torch, m, cfg["jac_N"])
+    sweeps = _sweeps(rec, cfg)
+    ratios = derive(rec.rows)
+    return dict(mode=mode, machine=machine_info(torch), rows=rec.rows, ratios=ratios, sweeps=sweeps,
+                targets=evaluate_targets(ratios))
