@@ -84,6 +84,7 @@ class Network:
         if len(sizes) < 2:
             raise ValueError(f"sizes: expected [n_in, ..., n_out] with at least 2 entries, got {sizes}")
         loss = get_loss(loss)
+        get_activation(activation)  # refuse an unknown name even when there is no hidden layer
         if output_activation is None:
             output_activation = Softmax() if isinstance(loss, CrossEntropy) else Identity()
         rng = as_generator(seed)
