@@ -28,8 +28,23 @@ def run_verify(args) -> int:
     return 0 if report.passed else 1
 
 
+def add_bench(sub) -> None:
+    from bench import add_arguments  # the top-level bench/ package (python -m bench)
+
+    add_arguments(sub.add_parser("bench", help="time the reference and batched paths side by side",
+                                 description="Same as python -m bench: reference against batched, "
+                                             "with floors, GEMM limit and torch (if installed)."))
+
+
+def run_bench(args) -> int:
+    from bench import run_args
+
+    return run_args(args)
+
+
 COMMANDS = {
     "verify": (add_verify, run_verify),
+    "bench": (add_bench, run_bench),
 }
 
 
