@@ -1,0 +1,109 @@
+"""Helpers shared by the batched-path tests (one copy, imported; not a test module).
+
+Random networks and batches for every activation and loss, the stacked reference
+results, and a worst-error tracker for the hypothesis runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from jacobian_nn import ACTIVATIONS, Network
+from jacobian_nn.layers import Dense
+
+ACTIVATION_NAMES = sorted(ACTIVATIONS)
+LOSS_NAMES = ("softmax_cross_entropy", "cross_entropy", "mse")
+#: Activations that are piecewise (a kink or jump at 0).
+KINKED = ("step", "relu", "leaky_relu", "elu")
+
+
+def build_net(sizes, hidden, loss, seed, *, dtype=np.float64, l2=0.0, l1=0.0, regularize_bias=False,
+              output=None):
+    """A network of Dense layers: ``hidden[i]`` on hidden layer i; the output activation fits the loss
+    (identity logits for softmax_cross_entropy, softmax for cross_entropy, ``output`` or identity for mse).
+    Biases are drawn too (N(0, 0.3^2)), so that no pre-activation is exactly 0 by construction."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    L = len(sizes) - 1
+    for i in range(L):
+        if i < L - 1:
+            act = hidden[i % len(hidden)]
+        elif loss == "cross_entropy":
+            act = "softmax"
+        elif loss == "softmax_cross_entropy":
+            act = "identity"
+        else:
+            act = output or "identity"
+        layer = Dense(sizes[i], sizes[i + 1], act, init="xavier", seed=rng, dtype=dtype)
+        layer.b[:] = (0.3 * rng.standard_normal(sizes[i + 1])).astype(dtype)
+        layers.append(layer)
+    return Network(layers, loss, l2=l2, l1=l1, regularize_bias=regularize_bias)
+
+
+def random_batch(net, N, seed, *, soft_labels=False, dtype=None):
+    """``X`` ``(N, n_in)`` standard normal and labels fitting ``net.loss``."""
+    rng = np.random.default_rng(seed)
+    dtype = net.dtype if dtype is None else dtype
+    X = rng.standard_normal((N, net.n_in)).astype(dtype)
+    if net.loss.name == "mse":
+        Y = rng.standard_normal((N, net.n_out)).astype(dtype)
+    elif soft_labels:
+        Y = rng.dirichlet(np.ones(net.n_out), size=N).astype(np.float64)
+        Y = Y.astype(dtype)
+    else:
+        Y = rng.integers(0, net.n_out, size=N)
+    return X, Y
+
+
+def stacked_reference(net, X, Y):
+    """Reference results, sample by sample, stacked: outputs ``(N, m)``, per-sample losses ``(N,)``,
+    per-sample gradients (one dict per layer, ``(N, ...)``), input Jacobians ``(N, m, n)``."""
+    from jacobian_nn.losses import label_matrix
+
+    N = X.shape[0]
+    Ym = label_matrix(Y, N, net.n_out)
+    cols = [X[k][:, None] for k in range(N)]
+    outs = np.stack([net.forward(c)[:, 0] for c in cols])
+    losses = np.array([net.loss.forward(outs[k][:, None], Ym[k][:, None]) for k in range(N)])
+    per = [net.backward(cols[k], Ym[k][:, None])[1] for k in range(N)]
+    grads = [{name: np.stack([per[k][i][name] for k in range(N)]) for name in per[0][i]}
+             for i in range(len(net.layers))]
+    jac = np.stack([net.input_jacobian(c) for c in cols])
+    return outs, losses, grads, jac
+
+
+def rel_err(a, b, floor=1e-300):
+    """``max |a - b| / max(max|b|, floor)``: the error relative to the quantity's scale."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    scale = max(float(np.max(np.abs(b))) if b.size else 0.0, floor)
+    return float(np.max(np.abs(a - b))) / scale if a.size else 0.0
+
+
+class WorstErrors:
+    """Largest relative error seen per quantity. Written as JSON at the end of a module when the
+    environment variable ``JNN_WORST_ERRORS`` names a file (used to report the figures)."""
+
+    def __init__(self):
+        self.worst = {}
+
+    def record(self, quantity: str, err: float) -> float:
+        self.worst[quantity] = max(self.worst.get(quantity, 0.0), float(err))
+        return err
+
+    def dump(self, tag: str) -> None:
+        path = os.environ.get("JNN_WORST_ERRORS")
+        if not path:
+            return
+        data = {}
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        for k, v in self.worst.items():
+            key = f"{tag}: {k}"
+            data[key] = max(data.get(key, 0.0), v)
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(dict(sorted(data.items())), fh, indent=2)

@@ -1,0 +1,171 @@
+"""Inner-product identity ⟨u, vjp(v)⟩ = ⟨v, J u⟩ for every component (autograd's check_vjp).
+
+The VJP always comes from the batched path (``vjp_batch``, ``gradient_batch``,
+``backward_batch``, ``per_sample_backward_batch``); ``J u`` comes from the
+reference Jacobians (one sample at a time), from the batched Jacobians, or, for
+the network's parameters, from the finite-difference witness. u and v are random
+(standard normal), one pair per sample; the identity is checked sample by sample.
+
+Tolerance: ``|lhs - rhs| <= IDENTITY_RTOL * (|u|·|vjp(v)| + |v|·|J u|)`` (the
+natural scale of a dot product's rounding, with absolute values taken entrywise);
+``FD_IDENTITY_RTOL`` when ``J u`` is a finite-difference estimate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from batched_support import ACTIVATION_NAMES, LOSS_NAMES, build_net, random_batch
+
+from jacobian_nn import fd_jacobian, get_activation, get_loss
+from jacobian_nn.layers import Dense
+
+IDENTITY_RTOL = 1e-13
+FD_IDENTITY_RTOL = 1e-7
+SEEDS = (0, 1, 2)
+
+
+def dots(U, V):
+    """Row-wise inner products of ``(N, ...)`` arrays -> ``(N,)``."""
+    return np.sum((U * V).reshape(U.shape[0], -1), axis=1)
+
+
+def assert_identity(lhs_u, lhs_vjp, rhs_v, rhs_ju, rtol=IDENTITY_RTOL, label=""):
+    lhs = dots(lhs_u, lhs_vjp)
+    rhs = dots(rhs_v, rhs_ju)
+    scale = dots(np.abs(lhs_u), np.abs(lhs_vjp)) + dots(np.abs(rhs_v), np.abs(rhs_ju))
+    bad = np.abs(lhs - rhs) > rtol * scale + 1e-300
+    assert not bad.any(), f"{label}: <u, vjp(v)> = {lhs[bad]} but <v, J u> = {rhs[bad]} (scale {scale[bad]})"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_activation_identity(name, seed):
+    rng = np.random.default_rng(seed)
+    N, m = 5, 6
+    act = get_activation(name)
+    Z = rng.standard_normal((N, m))
+    Z[0, :2] = 0.0  # kinks: both paths must take the z <= 0 branch
+    U, V = rng.standard_normal((N, m)), rng.standard_normal((N, m))
+    vjp = act.vjp_batch(Z, act.forward_batch(Z), V)
+    Ju_ref = np.stack([act.jacobian(Z[k][:, None]) @ U[k] for k in range(N)])
+    Ju_bat = np.einsum("kij,kj->ki", act.jacobian_batch(Z), U)
+    assert_identity(U, vjp, V, Ju_ref, label=f"{name} vjp_batch vs reference jacobian")
+    assert_identity(U, vjp, V, Ju_bat, label=f"{name} vjp_batch vs jacobian_batch")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("loss_name", LOSS_NAMES)
+def test_loss_identity(loss_name, seed):
+    """A loss maps R^m -> R: J is the row dL/dy_hat (1, m); the batched VJP of the scalar
+    cotangent v_k is ``v_k * N * gradient_batch[k]`` (gradient_batch carries the 1/N of the mean)."""
+    rng = np.random.default_rng(seed)
+    N, m = 5, 4
+    loss = get_loss(loss_name)
+    Z = rng.standard_normal((N, m))
+    if loss_name == "cross_entropy":
+        Y_hat = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+        Y = rng.dirichlet(np.ones(m), size=N)
+    else:
+        Y_hat = Z
+        Y = rng.standard_normal((N, m)) if loss_name == "mse" else rng.dirichlet(np.ones(m), size=N)
+    U, v = rng.standard_normal((N, m)), rng.standard_normal((N, 1))
+    vjp = v * (N * loss.gradient_batch(Y_hat, Y))
+    Ju = np.stack([loss.gradient(Y_hat[k][:, None], Y[k][:, None]) @ U[k] for k in range(N)])
+    assert_identity(U, vjp, v, Ju, label=f"{loss_name} gradient_batch vs gradient")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_dense_identity(name, seed):
+    """Dense wrt x (backward_batch's dX), W and b (per_sample_backward_batch) against the reference
+    jacobian_x / jacobian_W / jacobian_b and the batched jacobian_*_batch."""
+    rng = np.random.default_rng(seed)
+    N, n, m = 4, 5, 3
+    layer = Dense(n, m, name, init="xavier", seed=rng)
+    layer.b[:] = 0.3 * rng.standard_normal(m)
+    X = rng.standard_normal((N, n))
+    V = rng.standard_normal((N, m))
+    Ux, UW, Ub = rng.standard_normal((N, n)), rng.standard_normal((N, n, m)), rng.standard_normal((N, m))
+    _, cache = layer.forward_batch(X)
+    dX, _ = layer.backward_batch(V, cache)
+    _, per = layer.per_sample_backward_batch(V, cache)
+    cols = [X[k][:, None] for k in range(N)]
+    for label, U, vjp, ref, bat in (
+        ("x", Ux, dX, [layer.jacobian_x(c) for c in cols], layer.jacobian_x_batch(X)),
+        ("W", UW, per["W"], [layer.jacobian_W(c) for c in cols], layer.jacobian_W_batch(X)),
+        ("b", Ub, per["b"], [layer.jacobian_b(c) for c in cols], layer.jacobian_b_batch(X)),
+    ):
+        Uf = U.reshape(N, -1)  # vec(W) row-major, as jacobian_W
+        Ju_ref = np.stack([J @ u for J, u in zip(ref, Uf)])
+        Ju_bat = np.einsum("kij,kj->ki", bat, Uf)
+        assert_identity(U, vjp, V, Ju_ref, label=f"dense[{name}] wrt {label} vs reference")
+        assert_identity(U, vjp, V, Ju_bat, label=f"dense[{name}] wrt {label} vs batched Jacobian")
+
+
+def _network_vjp_x(net, X, V):
+    """Batched VJP of the network output wrt its input: chain backward_batch from G = V."""
+    from jacobian_nn.batched import forward_batched
+
+    _, caches = forward_batched(net, X, "test")
+    G = V
+    for layer, cache in zip(reversed(net.layers), reversed(caches)):
+        G, _ = layer.backward_batch(G, cache)
+    return G
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("hidden", [("tanh", "relu"), ("sigmoid", "elu"), ("leaky_relu", "softmax")])
+def test_network_input_identity(hidden, seed):
+    net = build_net([4, 6, 5, 3], hidden, "mse", seed)
+    X, _ = random_batch(net, 5, seed + 100)
+    rng = np.random.default_rng(seed + 200)
+    U, V = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    vjp = _network_vjp_x(net, X, V)
+    Ju_ref = np.stack([net.input_jacobian(X[k][:, None]) @ U[k] for k in range(5)])
+    Ju_bat = np.einsum("kij,kj->ki", net.input_jacobian_batched(X), U)
+    assert_identity(U, vjp, V, Ju_ref, label="network dy/dx vs reference input_jacobian")
+    assert_identity(U, vjp, V, Ju_bat, label="network dy/dx vs input_jacobian_batched")
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_network_parameter_identity(seed):
+    """Network output wrt all parameters, sample by sample: the VJP is the per-sample gradient of
+    the scalar ``<v_k, y_hat_k>`` (mse against 0 labels would square; instead chain G = V through
+    per_sample_backward_batch), and ``J u`` is the FD directional derivative d/dt y_hat_k(theta + t u)."""
+    net = build_net([3, 5, 4, 2], ("tanh", "sigmoid"), "mse", seed)
+    X, _ = random_batch(net, 3, seed + 100)
+    rng = np.random.default_rng(seed + 300)
+    V = rng.standard_normal((3, 2))
+    from jacobian_nn.batched import forward_batched
+
+    _, caches = forward_batched(net, X, "train")
+    G, per = V, [None] * len(net.layers)
+    for i in range(len(net.layers) - 1, -1, -1):
+        G, per[i] = net.layers[i].per_sample_backward_batch(G, caches[i])
+    vjp = np.concatenate([g[name].reshape(3, -1) for g in per for name in g], axis=1)   # (N, P)
+    theta0 = net.flat_params()
+    U = rng.standard_normal(theta0.size)
+    probe = net.copy()
+
+    def outputs_along(t):
+        probe.set_flat_params(theta0 + t[0] * U)
+        return probe.predict_batched(X)
+
+    fd = fd_jacobian(outputs_along, np.zeros(1))          # (N*m, 1)
+    Ju = fd.df.reshape(3, 2)
+    assert_identity(np.broadcast_to(U, vjp.shape), vjp, V, Ju, rtol=FD_IDENTITY_RTOL,
+                    label="network parameters vs FD directional derivative")
+
+
+def test_identity_check_can_fail():
+    """The checker is not vacuous: a VJP off by a factor 1 + 1e-9 is caught."""
+    rng = np.random.default_rng(0)
+    U, V = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    act = get_activation("tanh")
+    Z = rng.standard_normal((3, 4))
+    vjp = act.vjp_batch(Z, act.forward_batch(Z), V) * (1 + 1e-9)
+    Ju = np.einsum("kij,kj->ki", act.jacobian_batch(Z), U)
+    with pytest.raises(AssertionError):
+        assert_identity(U, vjp, V, Ju)
+
