@@ -1,0 +1,70 @@
+"""``python -m proofs``: run every proof's checks and print the table of verdicts.
+
+Options: ``--numeric-only`` / ``--symbolic-only``; ``--errata`` prints the errata rows
+(verdict other than *holds*) as a Markdown table; ``--index`` prints the index as Markdown.
+Exit status 1 if any check fails (a skipped symbolic check, sympy missing, is not a failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._registry import HOLDS, load_all, run
+
+
+def _index_markdown(proofs) -> str:
+    lines = ["| id | seed | location | verdict | checks | file |", "|---|---|---|---|---|---|"]
+    for p in proofs.values():
+        kinds = "+".join(sorted({c.kind for c in p.checks}))
+        lines.append(f"| `{p.id}` | {p.seed} | {p.location} | {p.verdict} | {kinds} | "
+                     f"`{p.module.split('.')[-1]}.py::{p.function}` |")
+    return "\n".join(lines)
+
+
+def _errata_markdown(proofs) -> str:
+    lines = ["| seed | location | what it says | what is right | check |", "|---|---|---|---|---|"]
+    for p in proofs.values():
+        if p.verdict != HOLDS:
+            lines.append(f"| {p.seed} | {p.location} | {p.statement} | {p.corrected} | "
+                         f"`{p.module.split('.')[-1]}.py::{p.function}` ({p.verdict}) |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m proofs", description=__doc__.splitlines()[0])
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--numeric-only", action="store_true")
+    g.add_argument("--symbolic-only", action="store_true")
+    g.add_argument("--errata", action="store_true", help="print the errata table (Markdown) and exit")
+    g.add_argument("--index", action="store_true", help="print the index of proofs (Markdown) and exit")
+    args = ap.parse_args(argv)
+    if args.errata or args.index:
+        proofs = load_all()
+        print(_errata_markdown(proofs) if args.errata else _index_markdown(proofs))
+        return 0
+    kinds = ("numeric",) if args.numeric_only else ("symbolic",) if args.symbolic_only else ("numeric", "symbolic")
+    results = run(kinds)
+    by_proof: dict = {}
+    for r in results:
+        by_proof.setdefault(r.proof.id, []).append(r)
+    head = f"{'proof':<34} {'seed':<4} {'verdict':<31} {'numeric':<8} {'symbolic':<8}"
+    print(head)
+    print("-" * len(head))
+    for pid, rs in by_proof.items():
+        p = rs[0].proof
+        cell = {k: ",".join(r.status for r in rs if r.check.kind == k) or "-" for k in ("numeric", "symbolic")}
+        print(f"{pid:<34} {p.seed:<4} {p.verdict:<31} {cell['numeric']:<8} {cell['symbolic']:<8}")
+    print("-" * len(head))
+    failed = [r for r in results if r.status == "fail"]
+    for r in failed:
+        print(f"FAIL {r.proof.id} {r.check.name}: {r.message}")
+    n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    n_wrong = sum(rs[0].proof.verdict != HOLDS for rs in by_proof.values())
+    print(f"{len(by_proof)} proofs ({n_wrong} errata); checks: {n['pass']} passed, {n['fail']} failed, "
+          f"{n['skip']} skipped" + (" (sympy not installed)" if n["skip"] else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
