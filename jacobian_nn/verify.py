@@ -23,6 +23,7 @@ from .layers import Dense
 from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Network
 from .crosscheck import verify_rows as crosscheck_rows  # batched path vs reference, stacked
+from .fcnet import verify_rows as batchnorm_rows  # batch norm, dropout, FullyConnectedNet vs FD
 
 SEED = 20261122
 
@@ -189,6 +190,7 @@ GROUPS = [
     ("dense", dense_rows),
     ("network", network_rows),
     ("batched", crosscheck_rows),
+    ("batchnorm", batchnorm_rows),
 ]
 
 
