@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import train_cli
+
 
 def add_verify(sub) -> None:
     p = sub.add_parser("verify", help="check every built-in derivative against finite differences",
@@ -44,6 +46,7 @@ def run_bench(args) -> int:
 
 COMMANDS = {
     "verify": (add_verify, run_verify),
+    "train": (train_cli.add_train, train_cli.run_train),
     "bench": (add_bench, run_bench),
 }
 

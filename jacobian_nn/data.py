@@ -1,0 +1,388 @@
+"""Built-in data sets, with no download: toy, logic gates, spiral, digits, and a local CIFAR-10 loader.
+
+Every loader returns a :class:`Dataset`: train / validation / test arrays ``X``
+``(N, n)`` float64 and integer labels ``y`` ``(N,)``, plus the class names.
+
+Standardisation (spiral, digits, CIFAR-10) uses statistics of the **training
+split only**, ``x' = (x - mean_train) / std_train`` per feature (a feature whose
+training std is 0 is only centred), and the same ``mean``/``std`` are applied to
+the validation and test splits and stored on the Dataset.
+
+Splits are stratified: each class is permuted with the loader's Generator and cut
+in the proportions ``train_size`` / ``val_size`` / rest, so every split keeps the
+class proportions (seed 003 uses sklearn's ``train_test_split(stratify=y)``
+twice, 70 / 15 / 15).
+
+The two tiny sets (seed 001's toy table, seed 002's gates) have no held-out data:
+their validation and test splits are the training set itself, and they are not
+standardised.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layers import Dense, as_generator
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train / validation / test splits. ``X_*`` ``(N, n)`` float64, ``y_*`` ``(N,)`` int64."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}, train={self.X_train.shape}, val={self.X_val.shape}, "
+                f"test={self.X_test.shape}, classes={len(self.classes)})")
+
+
+def standardize(X_train, *others):
+    """``(mean, std, X_train', *others')`` with ``x' = (x - mean) / std``, statistics from ``X_train`` only.
+
+    ``mean``, ``std`` ``(n,)``; a feature with training std 0 gets ``std = 1``
+    (centred, not scaled) instead of a division by zero.
+    """
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return (mean, std) + tuple((X - mean) / std for X in (X_train,) + others)
+
+
+def stratified_split(y, train_size: float, val_size: float, seed):
+    """Index arrays ``(train, val, test)``: every class permuted and cut in the given proportions.
+
+    ``train_size + val_size < 1``; each class contributes ``round(n_c * train_size)``
+    samples to train, ``round(n_c * val_size)`` to validation, the rest to test.
+    """
+    for name, v in (("train_size", train_size), ("val_size", val_size)):
+        if not 0 < v < 1:
+            raise ValueError(f"{name}: expected a fraction in (0, 1), got {v!r}")
+    if train_size + val_size >= 1:
+        raise ValueError(f"train_size + val_size: expected < 1 (a test split must remain), got "
+                         f"{train_size + val_size}")
+    rng = as_generator(seed)
+    y = np.asarray(y)
+    parts = ([], [], [])
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_tr = int(round(len(idx) * train_size))
+        n_va = int(round(len(idx) * val_size))
+        if n_tr == 0 or n_va == 0 or n_tr + n_va >= len(idx):
+            raise ValueError(f"y: class {c} has {len(idx)} samples, too few for a train/val/test split "
+                             f"with train_size={train_size}, val_size={val_size}")
+        parts[0].append(idx[:n_tr])
+        parts[1].append(idx[n_tr:n_tr + n_va])
+        parts[2].append(idx[n_tr + n_va:])
+    # sorted: the split does not depend on the order in which classes were visited
+    return tuple(np.sort(np.concatenate(p)) for p in parts)
+
+
+def _split_and_standardize(name, X, y, classes, train_size, val_size, seed) -> Dataset:
+    tr, va, te = stratified_split(y, train_size, val_size, seed)
+    mean, std, X_tr, X_va, X_te = standardize(X[tr], X[va], X[te])
+    return Dataset(name, X_tr, y[tr], X_va, y[va], X_te, y[te], tuple(classes), mean, std)
+
+
+# --------------------------------------------------------------------------- seed 001: toy table
+
+#: Seed 001's data: columns x1, x2, label.
+TOY_TABLE = np.array([[2, 1, 0],
+                      [2, 2, 0],
+                      [5, 4, 1],
+                      [4, 5, 1],
+                      [2, 3, 0],
+                      [3, 2, 0],
+                      [6, 5, 1],
+                      [4, 1, 0],
+                      [6, 3, 1],
+                      [7, 4, 1]])
+
+
+def toy() -> Dataset:
+    """Seed 001's 10-point, 2-class table (integers converted on purpose to float64).
+
+    Linearly separable; seed 001 trains a single linear layer + softmax on it.
+    No held-out data: validation and test are the training set.
+    """
+    X = TOY_TABLE[:, :2].astype(np.float64)
+    y = TOY_TABLE[:, 2].astype(np.int64)
+    return Dataset("toy", X, y, X.copy(), y.copy(), X.copy(), y.copy(), ("0", "1"))
+
+
+# --------------------------------------------------------------------------- seed 002: logic gates
+
+#: Seed 002's hand-set perceptrons ``y = step(w . x + b)`` (step(0) = 0: ``tmp <= 0`` gives 0).
+PERCEPTRON_WEIGHTS = {
+    "AND": ((0.5, 0.5), -0.7),
+    "NAND": ((-0.5, -0.5), 0.7),
+    "OR": ((0.5, 0.5), -0.2),
+}
+
+#: The four inputs, in seed 002's order (0,0), (1,0), (0,1), (1,1).
+GATE_INPUTS = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float64)
+
+GATES = ("AND", "NAND", "OR", "XOR")
+
+
+def step_function(x) -> np.ndarray:
+    """Seed 002's step: ``1 if x > 0 else 0`` elementwise (so ``step(0) = 0``), as int64."""
+    return (np.asarray(x) > 0).astype(np.int64)
+
+
+def perceptron(gate: str) -> Dense:
+    """Seed 002's perceptron for ``AND``, ``NAND`` or ``OR`` as a :class:`Dense` layer
+    ``y = step(W^T x + b)`` with ``W`` ``(2, 1)``, ``b`` ``(1,)``."""
+    key = str(gate).upper()
+    if key not in PERCEPTRON_WEIGHTS:
+        raise ValueError(f"gate: expected one of {sorted(PERCEPTRON_WEIGHTS)} (XOR needs two layers: "
+                         f"use xor_perceptron), got {gate!r}")
+    w, b = PERCEPTRON_WEIGHTS[key]
+    return Dense.from_params(np.array(w).reshape(2, 1), np.array([b]), "step")
+
+
+def gate_output(gate: str, X) -> np.ndarray:
+    """Outputs ``(N,)`` int64 of seed 002's perceptrons on ``X`` ``(N, 2)``.
+
+    ``XOR(x) = AND(NAND(x), OR(x))``: a two-layer perceptron (seed 002), since no
+    single line separates XOR's classes.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    key = str(gate).upper()
+    if key == "XOR":
+        hidden = np.column_stack([gate_output("NAND", X), gate_output("OR", X)]).astype(np.float64)
+        return gate_output("AND", hidden)
+    layer = perceptron(key)
+    return layer.forward_batch(X)[0][:, 0].astype(np.int64)
+
+
+def gates(gate: str = "XOR") -> Dataset:
+    """The truth table of ``gate`` (AND, NAND, OR, XOR) as a 2-class set of 4 points.
+
+    Labels are the outputs of seed 002's perceptrons (:func:`gate_output`). No
+    held-out data: validation and test are the training set.
+    """
+    key = str(gate).upper()
+    if key not in GATES:
+        raise ValueError(f"gate: expected one of {GATES}, got {gate!r}")
+    X = GATE_INPUTS.copy()
+    y = gate_output(key, X)
+    return Dataset(f"gates-{key}", X, y, X.copy(), y.copy(), X.copy(), y.copy(), ("0", "1"))
+
+
+# --------------------------------------------------------------------------- seed 003: spiral
+
+
+def spiral_points(n_per_class: int = 500, n_classes: int = 3, noise: float = 0.2, seed=0):
+    """Raw spiral ``(X (K*n, 2), y (K*n,))``, the CS231n case-study generator that seed 003's
+    CSV comes from (its ``plot_multiclass_decision_boundary`` credits that page)::
+
+        for class j, i = 0..n-1:   r = i / (n - 1)
+                                   t = 4 j + 4 i / (n - 1) + noise * N(0, 1)
+                                   x = (r sin t, r cos t)
+
+    The normal draws come from one Generator made from ``seed``, class by class.
+    """
+    for name, v in (("n_per_class", n_per_class), ("n_classes", n_classes)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
+            raise ValueError(f"{name}: expected an integer >= 2, got {v!r}")
+    if not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise: expected a finite number >= 0, got {noise!r}")
+    rng = as_generator(seed)
+    X = np.zeros((n_per_class * n_classes, 2))
+    y = np.zeros(n_per_class * n_classes, dtype=np.int64)
+    for j in range(n_classes):
+        sl = slice(n_per_class * j, n_per_class * (j + 1))
+        r = np.linspace(0.0, 1.0, n_per_class)
+        t = np.linspace(j * 4.0, (j + 1) * 4.0, n_per_class) + rng.standard_normal(n_per_class) * noise
+        X[sl] = np.column_stack([r * np.sin(t), r * np.cos(t)])
+        y[sl] = j
+    return X, y
+
+
+def spiral(n_per_class: int = 500, n_classes: int = 3, noise: float = 0.2, seed=0,
+           train_size: float = 0.7, val_size: float = 0.15) -> Dataset:
+    """Seed 003's spiral: :func:`spiral_points`, a stratified 70/15/15 split, standardised with
+    training statistics. One Generator from ``seed`` draws the points, then the split."""
+    rng = as_generator(seed)
+    X, y = spiral_points(n_per_class, n_classes, noise, rng)
+    return _split_and_standardize("spiral", X, y, [f"c{j + 1}" for j in range(n_classes)],
+                                  train_size, val_size, rng)
+
+
+# --------------------------------------------------------------------------- digits (scikit-learn)
+
+
+def digits(seed=0, train_size: float = 0.7, val_size: float = 0.15) -> Dataset:
+    """scikit-learn's bundled handwritten digits (1797 images 8x8, 10 classes), read from files
+    installed with scikit-learn (no network). Optional extra ``data``.
+
+    Stratified 70/15/15 split from ``seed``, standardised with training statistics.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise ImportError("digits: needs scikit-learn, the optional extra 'data': "
+                          "pip install 'jacobian-nn[data]'") from exc
+    bunch = load_digits()
+    X = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    return _split_and_standardize("digits", X, y, [str(c) for c in range(10)], train_size, val_size, seed)
+
+
+# --------------------------------------------------------------------------- CIFAR-10 (local files)
+
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_DIM = 3 * 32 * 32
+
+
+def _numpy_globals() -> dict:
+    """The only globals a CIFAR-10 batch needs, resolved here (never by importing a name from the file).
+
+    The batches were written by Python 2 ``cPickle`` (protocol 2); their numpy array
+    is rebuilt by ``numpy.core.multiarray._reconstruct(numpy.ndarray, ...)`` with a
+    ``numpy.dtype``. numpy >= 2 writes ``numpy._core.multiarray`` instead. Both
+    module spellings map to the same function object, taken from this numpy.
+    """
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    return {
+        ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the numpy globals a CIFAR-10 batch contains
+    (:func:`_numpy_globals`); any other global (``os.system``, ``builtins.eval``,
+    ``subprocess.Popen``, ...) raises ``pickle.UnpicklingError`` before it is imported.
+
+    Plain containers (dict, list, bytes, str, int) need no global. Python 2 strings
+    are read as ``bytes`` (``encoding="bytes"``), which is why the keys are ``b"data"``.
+    """
+
+    def __init__(self, file):
+        super().__init__(file, encoding="bytes")
+        self._allowed = _numpy_globals()
+
+    def find_class(self, module, name):
+        key = (module, name)
+        if key not in self._allowed:
+            raise pickle.UnpicklingError(
+                f"refused global {module}.{name}: a CIFAR-10 batch may only reference "
+                f"{sorted('.'.join(k) for k in self._allowed)}")
+        return self._allowed[key]
+
+
+def load_cifar10_batch(path):
+    """``(X (N, 3072) uint8, y (N,) int64)`` from one CIFAR-10 python batch file.
+
+    The file must hold a dict with ``b"data"`` (uint8 ``(N, 3072)``: 1024 red, 1024
+    green, 1024 blue values per row) and ``b"labels"`` (N ints in 0..9); it is read
+    with :class:`RestrictedUnpickler`. Errors: ``FileNotFoundError`` if missing,
+    ``ValueError`` naming the file for a malformed, hostile or wrongly shaped pickle.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"CIFAR-10 batch file not found: {path}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        obj = RestrictedUnpickler(io.BytesIO(raw)).load()
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path}: refused or malformed pickle: {exc}") from None
+    except Exception as exc:  # truncated or garbage data raise many types (EOFError, KeyError, ...)
+        raise ValueError(f"{path}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict) or b"data" not in obj or b"labels" not in obj:
+        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{path}: expected a dict with keys b'data' and b'labels', got {keys}")
+    data, labels = obj[b"data"], obj[b"labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR10_DIM:
+        desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{path}: expected b'data' uint8 of shape (N, {CIFAR10_DIM}), got {desc}")
+    if not isinstance(labels, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        raise ValueError(f"{path}: expected b'labels' a list of ints, got {type(labels).__name__}")
+    y = np.array(labels, dtype=np.int64)
+    if y.shape[0] != data.shape[0]:
+        raise ValueError(f"{path}: {data.shape[0]} images but {y.shape[0]} labels")
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise ValueError(f"{path}: expected labels in 0..9, got values in [{y.min()}, {y.max()}]")
+    return data, y
+
+
+def cifar10(data_dir, num_validation: int = 1000, max_train: int | None = None) -> Dataset:
+    """CIFAR-10 from the python batches in ``data_dir`` (``data_batch_1..5``, ``test_batch``).
+
+    As seed 004's ``get_CIFAR10_data``: the last ``num_validation`` training images
+    form the validation split (the training order of the files is kept). ``max_train``
+    keeps only the first ``max_train`` remaining training images (memory). Pixels are
+    standardised per feature with training statistics only.
+    """
+    data_dir = os.fspath(data_dir)
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"data_dir: CIFAR-10 directory not found: {data_dir} (expected the "
+                                f"extracted 'cifar-10-batches-py' folder)")
+    missing = [f for f in CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE,)
+               if not os.path.isfile(os.path.join(data_dir, f))]
+    if missing:
+        raise FileNotFoundError(f"data_dir: {data_dir} lacks the CIFAR-10 batch files {missing}")
+    parts = [load_cifar10_batch(os.path.join(data_dir, f)) for f in CIFAR10_TRAIN_FILES]
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    X_test, y_test = load_cifar10_batch(os.path.join(data_dir, CIFAR10_TEST_FILE))
+    if isinstance(num_validation, bool) or not isinstance(num_validation, (int, np.integer)) \
+            or not 0 < num_validation < X.shape[0]:
+        raise ValueError(f"num_validation: expected an integer in [1, {X.shape[0] - 1}], got {num_validation!r}")
+    X_tr, y_tr = X[:-num_validation], y[:-num_validation]
+    X_va, y_va = X[-num_validation:], y[-num_validation:]
+    if max_train is not None:
+        if isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer)) or max_train < 1:
+            raise ValueError(f"max_train: expected a positive integer or None, got {max_train!r}")
+        X_tr, y_tr = X_tr[:max_train], y_tr[:max_train]
+    mean, std, X_tr, X_va, X_te = standardize(X_tr.astype(np.float64), X_va.astype(np.float64),
+                                              X_test.astype(np.float64))
+    return Dataset("cifar10", X_tr, y_tr, X_va, y_va, X_te, y_test, CIFAR10_CLASSES, mean, std)
+
+
+#: Name -> loader, for the command line.
+DATASETS = {
+    "toy": toy,
+    "gates": gates,
+    "spiral": spiral,
+    "digits": digits,
+    "cifar10": cifar10,
+}
+
+
+def check_dataset_name(name) -> str:
+    """``name`` if it is a built-in data set, else a ValueError listing them."""
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(f"dataset: expected one of {sorted(DATASETS)}, got {name!r}")
+    return name

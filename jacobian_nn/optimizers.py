@@ -1,0 +1,280 @@
+"""Optimisers: hyperparameters in the object, state in an explicit value, updates returned, not applied.
+
+Every optimiser has the same pure interface::
+
+    opt   = Adam(lr=1e-3)                     # hyperparameters only, never changed by training
+    state = opt.init_state(params)            # an explicit OptimizerState (step counter + buffers)
+    steps, state = opt.step(params, grads, state)   # nothing is mutated
+    net.apply_update(steps)                   # theta <- theta + step, checked before writing
+
+``params`` and ``grads`` are lists with one dict per layer (``net.params`` and the
+``grads`` of ``Network.loss_and_gradients[_batched]``); ``steps`` has the same
+structure, and the update is ``theta <- theta + step``. ``step`` neither writes the
+parameters nor the state it is given: it returns a new state. A caller whose
+``apply_update`` fails (a non-finite step, say) therefore keeps both the old
+parameters and the old state, exactly as they were.
+
+The learning rate can be overridden per call (``lr=``): that is how the solver
+applies a per-epoch decay without writing the decayed rate into the state or into
+the hyperparameters (seed 004 stores ``learning_rate`` inside the per-parameter
+``config`` dict next to the velocity, mixing the two).
+
+Below, ``g`` is a gradient array, ``eta`` the learning rate, products and powers
+are elementwise, and ``t`` is the step counter stored in the state.
+
+Step counter convention: ``state.t`` is the number of updates already computed.
+``init_state`` returns ``t = 0``; ``step`` first sets ``t <- t + 1`` and then uses
+the new ``t``, so the first update uses ``t = 1`` (Adam's bias correction
+``1 - beta^t`` is then ``1 - beta``, never 0). Every optimiser advances ``t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import check_nonnegative, check_positive
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """Training state of an optimiser, separate from its hyperparameters.
+
+    ``t``        number of updates computed so far (0 after ``init_state``).
+    ``buffers``  named per-parameter arrays, each a list of dicts shaped like
+                 ``params`` (``"velocity"`` for momentum, ``"h"`` for AdaGrad,
+                 ``"s"`` for RMSprop, ``"m"`` and ``"v"`` for Adam).
+    """
+
+    t: int = 0
+    buffers: dict = field(default_factory=dict)
+
+
+def _zeros_like(params) -> list[dict]:
+    return [{k: np.zeros_like(v) for k, v in p.items()} for p in params]
+
+
+def _check_grads(params, grads) -> None:
+    if len(grads) != len(params):
+        raise ValueError(f"grads: expected {len(params)} layer entries (one per layer), got {len(grads)}")
+    for i, (g, p) in enumerate(zip(grads, params)):
+        if set(g) != set(p):
+            raise ValueError(f"grads[{i}]: expected keys {sorted(p)}, got {sorted(g)}")
+        for k in p:
+            gk = np.asarray(g[k])
+            if gk.shape != p[k].shape:
+                raise ValueError(f"grads[{i}][{k!r}]: expected shape {p[k].shape}, got {gk.shape}")
+            if gk.dtype != p[k].dtype:
+                raise TypeError(f"grads[{i}][{k!r}]: expected dtype {p[k].dtype}, got {gk.dtype}")
+            if not np.all(np.isfinite(gk)):
+                raise ValueError(f"grads[{i}][{k!r}]: expected finite values, got NaN or inf")
+
+
+def _check_state(params, state, names) -> None:
+    if not isinstance(state, OptimizerState):
+        raise TypeError(f"state: expected an OptimizerState (from init_state), got {type(state).__name__}")
+    if set(state.buffers) != set(names):
+        raise ValueError(f"state: expected buffers {sorted(names)}, got {sorted(state.buffers)}; "
+                         f"was it made by another optimiser?")
+    for name in names:
+        buf = state.buffers[name]
+        if len(buf) != len(params) or any(set(b) != set(p) or any(b[k].shape != p[k].shape for k in p)
+                                          for b, p in zip(buf, params)):
+            raise ValueError(f"state: buffer {name!r} does not match the parameters' layers, keys and shapes")
+
+
+def _map(fn, *trees) -> list[dict]:
+    """Apply ``fn`` to matching arrays of lists-of-dicts; returns a new list of dicts."""
+    return [{k: fn(*(t[i][k] for t in trees)) for k in trees[0][i]} for i in range(len(trees[0]))]
+
+
+class Optimizer:
+    """Base class. Subclasses set ``buffer_names`` and implement ``_update``."""
+
+    buffer_names: tuple = ()
+
+    def __init__(self, lr: float = 1e-2):
+        self.lr = check_positive(lr, "lr")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+    def hyperparameters(self) -> dict:
+        """The constructor arguments (enough to rebuild the optimiser)."""
+        return dict(vars(self))
+
+    def init_state(self, params) -> OptimizerState:
+        """Fresh state: ``t = 0`` and zero buffers shaped like ``params``."""
+        return OptimizerState(0, {name: _zeros_like(params) for name in self.buffer_names})
+
+    def step(self, params, grads, state: OptimizerState, *, lr: float | None = None):
+        """``(steps, new_state)`` for gradients ``grads``; mutates nothing.
+
+        ``lr`` overrides ``self.lr`` for this call only (learning-rate decay).
+        """
+        eta = self.lr if lr is None else check_positive(lr, "lr")
+        _check_grads(params, grads)
+        _check_state(params, state, self.buffer_names)
+        t = state.t + 1
+        steps, buffers = self._update(params, grads, state.buffers, eta, t)
+        return steps, OptimizerState(t, buffers)
+
+    def _update(self, params, grads, buffers, eta, t):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Vanilla stochastic gradient descent (seed 002 ``SGD``, seed 004 ``sgd``)::
+
+        step = -eta * g
+    """
+
+    def _update(self, params, grads, buffers, eta, t):
+        return _map(lambda g: -eta * g, grads), {}
+
+
+class Momentum(Optimizer):
+    """SGD with momentum (seed 002 ``Momentum``, seed 004 ``sgd_momentum``)::
+
+        v    <- mu * v - eta * g          (v starts at 0)
+        step  = v                         (w <- w + v)
+
+    ``momentum = mu`` in [0, 1); ``mu = 0`` is SGD.
+    """
+
+    buffer_names = ("velocity",)
+
+    def __init__(self, lr: float = 1e-2, momentum: float = 0.9):
+        super().__init__(lr)
+        self.momentum = _check_unit_interval(momentum, "momentum")
+
+    def _update(self, params, grads, buffers, eta, t):
+        mu = self.momentum
+        v = _map(lambda v, g: mu * v - eta * g, buffers["velocity"], grads)
+        return _map(lambda x: x.copy(), v), {"velocity": v}
+
+
+class Nesterov(Optimizer):
+    """Nesterov accelerated gradient in the look-ahead form (CS231n notes)::
+
+        v_new = mu * v - eta * g
+        step  = -mu * v + (1 + mu) * v_new
+
+    The parameters are stored at the look-ahead point ``w + mu v``, so ``g`` is the
+    gradient there, as Nesterov's method requires; ``mu = 0`` is SGD.
+    """
+
+    buffer_names = ("velocity",)
+
+    def __init__(self, lr: float = 1e-2, momentum: float = 0.9):
+        super().__init__(lr)
+        self.momentum = _check_unit_interval(momentum, "momentum")
+
+    def _update(self, params, grads, buffers, eta, t):
+        mu = self.momentum
+        v_new = _map(lambda v, g: mu * v - eta * g, buffers["velocity"], grads)
+        steps = _map(lambda v, vn: -mu * v + (1.0 + mu) * vn, buffers["velocity"], v_new)
+        return steps, {"velocity": v_new}
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad (seed 002 ``AdaGrad``)::
+
+        h    <- h + g * g                 (h starts at 0)
+        step  = -eta * g / (sqrt(h) + eps)
+
+    ``eps = 1e-7`` as in seed 002.
+    """
+
+    buffer_names = ("h",)
+
+    def __init__(self, lr: float = 1e-2, eps: float = 1e-7):
+        super().__init__(lr)
+        self.eps = check_positive(eps, "eps")
+
+    def _update(self, params, grads, buffers, eta, t):
+        h = _map(lambda h, g: h + g * g, buffers["h"], grads)
+        steps = _map(lambda h, g: -eta * g / (np.sqrt(h) + self.eps), h, grads)
+        return steps, {"h": h}
+
+
+class RMSprop(Optimizer):
+    """RMSprop::
+
+        s    <- rho * s + (1 - rho) * g * g      (s starts at 0)
+        step  = -eta * g / (sqrt(s) + eps)
+
+    Defaults ``rho = 0.99``, ``eps = 1e-8`` (CS231n ``rmsprop``).
+    """
+
+    buffer_names = ("s",)
+
+    def __init__(self, lr: float = 1e-2, rho: float = 0.99, eps: float = 1e-8):
+        super().__init__(lr)
+        self.rho = _check_unit_interval(rho, "rho")
+        self.eps = check_positive(eps, "eps")
+
+    def _update(self, params, grads, buffers, eta, t):
+        rho = self.rho
+        s = _map(lambda s, g: rho * s + (1.0 - rho) * g * g, buffers["s"], grads)
+        steps = _map(lambda s, g: -eta * g / (np.sqrt(s) + self.eps), s, grads)
+        return steps, {"s": s}
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (Kingma and Ba, Algorithm 1)::
+
+        t    <- t + 1                              (the first update uses t = 1)
+        m    <- beta1 * m + (1 - beta1) * g        (m, v start at 0)
+        v    <- beta2 * v + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1**t)
+        v_hat = v / (1 - beta2**t)
+        step  = -eta * m_hat / (sqrt(v_hat) + eps)
+
+    Defaults ``beta1 = 0.9``, ``beta2 = 0.999``, ``eps = 1e-8``. ``t`` is the
+    state's step counter (module docstring): it counts the updates including the
+    current one.
+    """
+
+    buffer_names = ("m", "v")
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        super().__init__(lr)
+        self.beta1 = _check_unit_interval(beta1, "beta1")
+        self.beta2 = _check_unit_interval(beta2, "beta2")
+        self.eps = check_positive(eps, "eps")
+
+    def _update(self, params, grads, buffers, eta, t):
+        b1, b2 = self.beta1, self.beta2
+        m = _map(lambda m, g: b1 * m + (1.0 - b1) * g, buffers["m"], grads)
+        v = _map(lambda v, g: b2 * v + (1.0 - b2) * g * g, buffers["v"], grads)
+        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        steps = _map(lambda m, v: -eta * (m / c1) / (np.sqrt(v / c2) + self.eps), m, v)
+        return steps, {"m": m, "v": v}
+
+
+def _check_unit_interval(value, name: str) -> float:
+    value = check_nonnegative(value, name)
+    if value >= 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return value
+
+
+#: Name -> class, for the command line (a plain dict: no lookup by attribute name).
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def make_optimizer(name: str, lr: float, **kwargs) -> Optimizer:
+    """The optimiser registered under ``name`` (see :data:`OPTIMIZERS`) with learning rate ``lr``."""
+    if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name.lower()](lr=lr, **kwargs)
