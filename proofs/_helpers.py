@@ -60,3 +60,13 @@ def sym_nonzero(sp, expr, name="difference"):
 
 def rng(seed=0):
     return np.random.default_rng(seed)
+
+
+def assert_raises(exc, fn, match=""):
+    """Assert ``fn()`` raises ``exc`` with ``match`` in its message (no pytest: verify runs without it)."""
+    try:
+        fn()
+    except exc as e:
+        assert match in str(e), f"expected {match!r} in the message, got {e}"
+        return e
+    raise AssertionError(f"expected {exc.__name__}, nothing was raised")
