@@ -4,7 +4,10 @@ Method: one warm-up call (which also calibrates how many calls make one repeat,
 so that a repeat of a tiny workload lasts at least ``min_repeat_s`` and timer
 resolution does not matter), then ``repeats`` repeats. Each repeat's time is
 divided by its number of calls; the median is the figure, with the min and max
-beside it. All ratios in a report are taken between figures of the same run.
+beside it. The implementations of one task (reference, batched, floors, torch)
+are timed interleaved, repeat by repeat (:func:`measure_group`), so that load
+from other processes falls on all of them alike; all ratios in a report are
+taken between figures of the same run and the same group.
 
 Peak memory is measured on a separate call under :mod:`tracemalloc`, which sees
 every numpy allocation (numpy reports its data buffers to it) but nothing torch
@@ -48,6 +51,36 @@ def measure(fn, repeats: int = 5, min_repeat_s: float = 0.02) -> Timing:
             fn()
         times.append((time.perf_counter() - t0) / calls)
     return Timing(statistics.median(times), min(times), max(times), repeats, calls)
+
+
+def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02) -> dict:
+    """Time several implementations of one task, interleaved.
+
+    ``fns`` maps a name to a zero-argument callable and ``repeats`` a name to its
+    number of repeats. Each callable is warmed up (and calibrated) once, then the
+    repeats take turns, the order rotating each round, so that a burst of load on
+    a shared machine falls on every implementation alike and the ratios between
+    them stay meaningful. Returns ``{name: Timing}``.
+    """
+    names = list(fns)
+    calls, times = {}, {name: [] for name in names}
+    for name in names:
+        t0 = time.perf_counter()
+        fns[name]()
+        first = time.perf_counter() - t0
+        calls[name] = max(1, int(min_repeat_s / max(first, 1e-7)))
+    for r in range(max(repeats.values())):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            if len(times[name]) >= repeats[name]:
+                continue
+            fn, n = fns[name], calls[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - t0) / n)
+    return {name: Timing(statistics.median(ts), min(ts), max(ts), len(ts), calls[name])
+            for name, ts in times.items()}
 
 
 def peak_memory(fn) -> int:

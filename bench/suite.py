@@ -40,7 +40,7 @@ from jacobian_nn import batched
 
 from . import baselines
 from . import torch_baselines as tb
-from ._timing import blas_threads, machine_info, measure, peak_memory
+from ._timing import blas_threads, machine_info, measure_group, peak_memory
 
 ARCHITECTURES = {
     "A": ([2, 100, 3], 300),
@@ -88,26 +88,29 @@ def _params(net):
 
 
 class Recorder:
+    """Collects rows; each task's implementations are timed as one interleaved group."""
+
     def __init__(self, cfg, log):
         self.cfg = cfg
         self.rows = []
         self.log = log
 
-    def time(self, fn, *, ref=False, **keys):
-        reps = self.cfg["ref_repeats"] if ref else self.cfg["repeats"]
-        t = measure(fn, reps, self.cfg["min_repeat_s"])
-        row = dict(keys, **t.to_dict())
-        N = keys.get("N")
-        row["samples_per_s"] = N / t.median if N else None
-        row["peak_bytes"] = None
-        self.rows.append(row)
-        self.log(f"  {keys.get('arch', '')} {keys.get('dtype', '')} {keys['task']:<17} {keys['impl']:<17}"
-                 f"{t.median * 1e3:10.3f} ms")
-        return row
-
-    def memory(self, row, fn):
-        if self.cfg["memory"]:
-            row["peak_bytes"] = peak_memory(fn)
+    def group(self, task, impls, memory=(), **keys):
+        """``impls`` maps a name to ``(fn, is_reference)``; ``memory`` names those whose peak is measured."""
+        impls = {k: v for k, v in impls.items() if v is not None}
+        reps = {k: self.cfg["ref_repeats"] if ref else self.cfg["repeats"] for k, (_, ref) in impls.items()}
+        timings = measure_group({k: fn for k, (fn, _) in impls.items()}, reps, self.cfg["min_repeat_s"])
+        out = {}
+        for impl, t in timings.items():
+            row = dict(keys, task=task, impl=impl, **t.to_dict())
+            N = keys.get("N")
+            row["samples_per_s"] = N / t.median if N else None
+            row["peak_bytes"] = peak_memory(impls[impl][0]) if self.cfg["memory"] and impl in memory else None
+            self.rows.append(row)
+            out[impl] = row
+            self.log(f"  {keys.get('arch', '')} {keys.get('dtype', '')} {task:<17} {impl:<17}"
+                     f"{t.median * 1e3:10.3f} ms")
+        return out
 
 
 def _bench_arch(rec, torch, name, sizes, N, dtype):
@@ -115,72 +118,58 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
     keys = dict(arch=name, dtype=dt, N=N, sizes=sizes)
     net, X, y = make_problem(sizes, N, dtype)
     f64 = dt == "float64"
+    use_torch = torch is not None
 
-    # forward
-    if f64:
-        rec.time(lambda: net.predict_batch(X), ref=True, task="forward", impl="reference", **keys)
-    rec.time(lambda: net.predict_batched(X), task="forward", impl="batched", **keys)
-    if torch is not None:
-        rec.time(tb.make_forward(torch, _params(net), X, y), task="forward", impl="torch", **keys)
+    rec.group("forward", {
+        "reference": (lambda: net.predict_batch(X), True) if f64 else None,
+        "batched": (lambda: net.predict_batched(X), False),
+        "torch": (tb.make_forward(torch, _params(net), X, y), False) if use_torch else None,
+    }, **keys)
 
-    # forward + gradients
-    if f64:
-        rec.time(lambda: net.loss_and_gradients(X, y), ref=True, task="grads", impl="reference", **keys)
-    rec.time(lambda: net.loss_and_gradients_batched(X, y), task="grads", impl="batched", **keys)
-    if torch is not None:
-        rec.time(tb.make_grads(torch, _params(net), X, y), task="grads", impl="torch", **keys)
+    rec.group("grads", {
+        "reference": (lambda: net.loss_and_gradients(X, y), True) if f64 else None,
+        "batched": (lambda: net.loss_and_gradients_batched(X, y), False),
+        "torch": (tb.make_grads(torch, _params(net), X, y), False) if use_torch else None,
+    }, **keys)
 
-    # one training step (each path on its own copy; tiny lr keeps the parameters sane)
-    if f64:
-        ref_net = net.copy()
-        r = rec.time(lambda: ref_net.train_batch(X, y, LR), ref=True, task="step", impl="reference", **keys)
-        rec.memory(r, lambda: ref_net.train_batch(X, y, LR))
-        p = _params(net)
-        r = rec.time(lambda: baselines.inline_reference_step(p, X, y, LR), ref=True, task="step",
-                     impl="inline-reference", **keys)
-        rec.memory(r, lambda: baselines.inline_reference_step(p, X, y, LR))
-    b_net = net.copy()
-    r = rec.time(lambda: b_net.train_step_batched(X, y, LR), task="step", impl="batched", **keys)
-    rec.memory(r, lambda: b_net.train_step_batched(X, y, LR))
-    p = _params(net)
-    r = rec.time(lambda: baselines.inline_batched_step(p, X, y, LR), task="step", impl="inline-batched", **keys)
-    rec.memory(r, lambda: baselines.inline_batched_step(p, X, y, LR))
-    r = rec.time(baselines.make_gemm_floor(sizes, N, dtype), task="step", impl="gemm-floor", **keys)
-    r["gflops"] = baselines.gemm_flops(sizes, N) / r["median"] / 1e9
-    if torch is not None:
-        rec.time(tb.make_step(torch, _params(net), X, y, LR), task="step", impl="torch", **keys)
+    # one training step (each path on its own copy; the tiny lr keeps the parameters sane)
+    ref_net, b_net, p_ref, p_bat = net.copy(), net.copy(), _params(net), _params(net)
+    rows = rec.group("step", {
+        "reference": (lambda: ref_net.train_batch(X, y, LR), True) if f64 else None,
+        "inline-reference": (lambda: baselines.inline_reference_step(p_ref, X, y, LR), True) if f64 else None,
+        "batched": (lambda: b_net.train_step_batched(X, y, LR), False),
+        "inline-batched": (lambda: baselines.inline_batched_step(p_bat, X, y, LR), False),
+        "gemm-floor": (baselines.make_gemm_floor(sizes, N, dtype), False),
+        "torch": (tb.make_step(torch, _params(net), X, y, LR), False) if use_torch else None,
+    }, memory=("reference", "batched", "inline-batched"), **keys)
+    rows["gemm-floor"]["gflops"] = baselines.gemm_flops(sizes, N) / rows["gemm-floor"]["median"] / 1e9
 
-    # per-sample gradients
     if name in rec.cfg["per_sample"]:
-        if f64:
-            cols = [X[k][:, None] for k in range(N)]
-            labels = [int(v) for v in y]
-            ref_ps = lambda: [net.backward(c, t) for c, t in zip(cols, labels)]  # noqa: E731
-            r = rec.time(ref_ps, ref=True, task="per-sample grads", impl="reference", **keys)
-        if hasattr(batched, "per_sample_gradients_batched"):
-            ps = lambda: batched.per_sample_gradients_batched(net, X, y)  # noqa: E731
-            r = rec.time(ps, task="per-sample grads", impl="batched", **keys)
-            rec.memory(r, ps)
-        if torch is not None:
-            rec.time(tb.make_per_sample_grads(torch, _params(net), X, y), task="per-sample grads",
-                     impl="torch", **keys)
+        cols = [X[k][:, None] for k in range(N)]
+        labels = [int(v) for v in y]
+        rec.group("per-sample grads", {
+            "reference": (lambda: [net.backward(c, t) for c, t in zip(cols, labels)], True) if f64 else None,
+            "batched": (lambda: batched.per_sample_gradients_batched(net, X, y), False),
+            "torch": (tb.make_per_sample_grads(torch, _params(net), X, y), False) if use_torch else None,
+        }, memory=("batched",), **keys)
 
 
 def _bench_jacobians(rec, torch, m, N):
     keys = dict(arch=f"{m}-{m}-{m}", dtype="float64", N=N, sizes=[m, m, m])
     net, X, _ = make_problem([m, m, m], N, np.float64)
     cols = [X[k][:, None] for k in range(N)]
-    rec.time(lambda: [net.input_jacobian(c) for c in cols], ref=True, task="input jacobians",
-             impl="reference", **keys)
-    if hasattr(batched, "input_jacobian_batched"):
-        rec.time(lambda: batched.input_jacobian_batched(net, X), task="input jacobians", impl="batched", **keys)
-    if torch is not None:
-        rec.time(tb.make_input_jacobians(torch, _params(net), X), task="input jacobians", impl="torch", **keys)
+    use_torch = torch is not None
+    rec.group("input jacobians", {
+        "reference": (lambda: [net.input_jacobian(c) for c in cols], True),
+        "batched": (lambda: batched.input_jacobian_batched(net, X), False),
+        "torch": (tb.make_input_jacobians(torch, _params(net), X), False) if use_torch else None,
+    }, **keys)
     sm = jn.Softmax()
-    rec.time(lambda: [sm.jacobian(c) for c in cols], ref=True, task="softmax jacobians", impl="reference", **keys)
-    rec.time(lambda: sm.jacobian_batch(X), task="softmax jacobians", impl="batched", **keys)
-    if torch is not None:
-        rec.time(tb.make_softmax_jacobians(torch, X), task="softmax jacobians", impl="torch", **keys)
+    rec.group("softmax jacobians", {
+        "reference": (lambda: [sm.jacobian(c) for c in cols], True),
+        "batched": (lambda: sm.jacobian_batch(X), False),
+        "torch": (tb.make_softmax_jacobians(torch, X), False) if use_torch else None,
+    }, **keys)
 
 
 def _slope(sizes, times) -> float:
@@ -188,21 +177,22 @@ def _slope(sizes, times) -> float:
 
 
 def _sweeps(rec, cfg):
-    out = []
+    """Each point times both paths as one group; the slopes come from the medians."""
+    times = {}
     for sweep, points in (("width", cfg["width"]), ("N", cfg["ns"])):
-        for impl in ("reference", "batched"):
-            times = []
-            for v in points:
-                sizes, N = ([64, v, 10], cfg["width_N"]) if sweep == "width" else ([64, 100, 10], v)
-                net, X, y = make_problem(sizes, N, np.float64)
-                fn = (lambda: net.train_batch(X, y, LR)) if impl == "reference" else (
-                    lambda: net.train_step_batched(X, y, LR))
-                r = rec.time(fn, ref=impl == "reference", arch=f"sweep-{sweep}", dtype="float64", N=N,
-                             sizes=sizes, task="step", impl=impl)
-                times.append(r["median"])
-            out.append(dict(sweep=sweep, impl=impl, sizes=list(points), times=times,
-                            slope=_slope(points, times)))
-    return out
+        for v in points:
+            sizes, N = ([64, v, 10], cfg["width_N"]) if sweep == "width" else ([64, 100, 10], v)
+            net, X, y = make_problem(sizes, N, np.float64)
+            ref_net = net.copy()
+            rows = rec.group("step", {
+                "reference": (lambda: ref_net.train_batch(X, y, LR), True),
+                "batched": (lambda: net.train_step_batched(X, y, LR), False),
+            }, arch=f"sweep-{sweep}", dtype="float64", N=N, sizes=sizes)
+            for impl, r in rows.items():
+                times.setdefault((sweep, impl), []).append(r["median"])
+    points = {"width": cfg["width"], "N": cfg["ns"]}
+    return [dict(sweep=sweep, impl=impl, sizes=list(points[sweep]), times=ts, slope=_slope(points[sweep], ts))
+            for (sweep, impl), ts in times.items()]
 
 
 def _find(rows, **keys):

@@ -41,11 +41,12 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train"):
     """Mean loss (+ penalty) and its gradients, one dict per layer in the parameters' shapes."""
     Y_hat, caches = forward_batched(net, X, mode)
     Ym = label_matrix(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
-    loss = net.loss.forward_batch(Y_hat, Ym) + net.penalty()
-    G = net.loss.gradient_batch(Y_hat, Ym)
+    loss, G = net.loss.forward_and_gradient_batch(Y_hat, Ym)
+    loss += net.penalty()
     grads = [None] * len(net.layers)
-    for i in range(len(net.layers) - 1, -1, -1):
+    for i in range(len(net.layers) - 1, 0, -1):
         G, grads[i] = net.layers[i].backward_batch(G, caches[i])
+    grads[0] = net.layers[0].param_grads_batch(G, caches[0])  # dL/dX is not needed: no dX GEMM
     for g, p in zip(grads, net.params):
         for name in g:
             if name == "W" or (net.regularize_bias and name == "b"):
@@ -60,7 +61,20 @@ def train_step_batched(net, X, Y, lr: float) -> float:
     """One SGD step ``theta -= lr * grad`` with the batched gradients; returns the loss before it."""
     lr = check_positive(lr, "lr")
     loss, grads = loss_and_gradients_batched(net, X, Y, "train")
-    net.apply_update([{k: -lr * v for k, v in g.items()} for g in grads])
+    # The gradient arrays are fresh and owned by this call: scale them into the steps in
+    # place (no temporaries). A view (not owning its data) gets a new array first, before
+    # anything is scaled, so that it never sees a scaled base. apply_update validates every
+    # step before writing any parameter.
+    owned = []
+    for g in grads:
+        for k, v in g.items():
+            if v.flags.owndata and v.flags.writeable and all(v is not w for w in owned):
+                owned.append(v)
+            elif not (v.flags.owndata and v.flags.writeable):
+                g[k] = -lr * v
+    for v in owned:
+        v *= -lr
+    net.apply_update(grads)
     return loss
 
 

@@ -110,6 +110,12 @@ class Layer:
                 total[k] += grads[k]
         return grad_xs, total
 
+    def param_grads_batch(self, G, cache):
+        """The parameter gradients of :meth:`backward_batch` alone, for a first layer
+        whose input gradient a training step discards. A layer may override it to
+        skip computing ``dX``; the default calls ``backward_batch``."""
+        return self.backward_batch(G, cache)[1]
+
 
 # --------------------------------------------------------------------------- dense
 
@@ -248,6 +254,13 @@ class Dense(Layer):
         X, Z, A = cache
         delta = self.activation.vjp_batch(Z, A, G)
         return delta @ self.W.T, {"W": X.T @ delta, "b": delta.sum(axis=0)}
+
+    def param_grads_batch(self, G, cache):
+        """:meth:`backward_batch` without ``dX = delta W^T``: ``{"W": X^T delta, "b": sum_k delta[k]}``.
+        For the first layer of a network, it saves one of the layer's three GEMMs."""
+        X, Z, A = cache
+        delta = self.activation.vjp_batch(Z, A, G)
+        return {"W": X.T @ delta, "b": delta.sum(axis=0)}
 
     # -- batched path: per-sample gradients and batched Jacobians (explicit, opt-in) -----
 

@@ -120,6 +120,11 @@ class Loss:
         """``(loss, row gradient)`` for one sample."""
         return self.forward(y_hat, y), self.gradient(y_hat, y)
 
+    def forward_and_gradient_batch(self, Y_hat, Y):
+        """``(forward_batch(Y_hat, Y), gradient_batch(Y_hat, Y))`` in one call. A subclass
+        may fuse the two (one validation, shared intermediates) with identical results."""
+        return self.forward_batch(Y_hat, Y), self.gradient_batch(Y_hat, Y)
+
 
 # --------------------------------------------------------------------------- cross-entropy
 
@@ -308,6 +313,22 @@ class SoftmaxCrossEntropy(Loss):
         E -= Y
         E /= Z.shape[0]
         return E
+
+    def forward_and_gradient_batch(self, Z, Y):
+        """:meth:`forward_batch` and :meth:`gradient_batch` fused: one validation, and the
+        shifted logits and their exponentials computed once (the same operations, so the
+        same results bit for bit)."""
+        Z = output_batch(Z, "Z")
+        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
+        _check_probabilities(Y, "Y")
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        E = np.exp(shifted)
+        sums = E.sum(axis=1, keepdims=True)
+        loss = float(-np.sum(Y * (shifted - np.log(sums))) / Z.shape[0])
+        E /= sums
+        E -= Y
+        E /= Z.shape[0]
+        return loss, E
 
 
 LOSSES: dict[str, type[Loss]] = {

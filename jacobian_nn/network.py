@@ -153,7 +153,10 @@ class Network:
         for p in self.params:
             for name, v in p.items():
                 if self._penalized(name):
-                    total += 0.5 * self.l2 * float(np.sum(v * v)) + self.l1 * float(np.sum(np.abs(v)))
+                    if self.l2:  # skipped when 0: no pass over the weights
+                        total += 0.5 * self.l2 * float(np.sum(v * v))
+                    if self.l1:
+                        total += self.l1 * float(np.sum(np.abs(v)))
         return total
 
     def _check_reference_dtype(self) -> None:
