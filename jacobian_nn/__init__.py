@@ -15,6 +15,8 @@ from .losses import LOSSES, CrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEn
 from .network import Network
 from .batched import input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
 from .crosscheck import CrossCheckReport, cross_check
+from .check import (CheckReport, Tolerance, check_jacobian, check_jacobian_batched, check_vjp, check_vjp_batched,
+                    from_cs231n)
 
 __version__ = "0.1.0"
 
@@ -24,4 +26,6 @@ __all__ = [
     "compare", "fd_gradient", "fd_jacobian", "get_activation", "get_loss", "init_weights",
     "CrossCheckReport", "cross_check", "input_jacobian_batched", "per_sample_gradients_batched",
     "per_sample_losses_batched",
+    "CheckReport", "Tolerance", "check_jacobian", "check_jacobian_batched", "check_vjp", "check_vjp_batched",
+    "from_cs231n",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import train_cli
+from . import check, train_cli
 
 
 def add_verify(sub) -> None:
@@ -48,6 +48,7 @@ COMMANDS = {
     "verify": (add_verify, run_verify),
     "train": (train_cli.add_train, train_cli.run_train),
     "bench": (add_bench, run_bench),
+    "check": (check.add_check, check.run_check),
 }
 
 
