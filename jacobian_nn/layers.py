@@ -90,6 +90,26 @@ def init_weights(n: int, m: int, init: str, rng: np.random.Generator, weight_sca
 # --------------------------------------------------------------------------- base class
 
 
+def _checked_vectors(vs, name: str, shape: tuple, dtype, check_one) -> list:
+    """Validate a list of columns or rows at once, as ``check_one`` would one by one.
+
+    Arrays of the exact shape and dtype pass a cheap test and their finiteness is
+    checked together (one concatenation); anything else (or any non-finite entry)
+    goes through ``check_one(v, f"{name}[k]")``, which converts integers and raises
+    the usual named error. Used by the per-sample reference loops, whose cost is
+    otherwise dominated by validating every sample separately.
+    """
+    out = []
+    for k, v in enumerate(vs):
+        if not (type(v) is np.ndarray and v.shape == shape and v.dtype == dtype):
+            v = check_one(v, f"{name}[{k}]")
+        out.append(v)
+    if out and not np.isfinite(np.concatenate(out, axis=None)).all():
+        for k, v in enumerate(out):
+            check_one(v, f"{name}[{k}]")
+    return out
+
+
 class Layer:
     """Base class: the default batch-of-columns reference methods loop over samples."""
 
@@ -218,6 +238,34 @@ class Dense(Layer):
         x, z = ctx
         delta = grad_y @ self.activation.jacobian(z)
         return delta @ self.W.T, {"W": x @ delta, "b": delta[0]}
+
+    def forward_samples(self, xs, mode="train"):
+        """:meth:`forward` for each column of ``xs``, the columns validated together once."""
+        check_mode(mode)
+        xs = _checked_vectors(xs, "xs", (self.n_in, 1), self.dtype,
+                              lambda v, name: as_column(v, name, self.n_in, self.dtype))
+        W_T, b_col, f = self.W.T, self.b[:, None], self.activation.forward
+        ys, ctxs = [], []
+        for x in xs:
+            z = W_T @ x + b_col
+            ys.append(f(z))
+            ctxs.append((x, z))
+        return ys, ctxs
+
+    def backward_samples(self, grad_ys, ctxs):
+        """:meth:`backward` for each row of ``grad_ys``, the rows validated together once;
+        the gradients are summed over the samples in order, ``dL/dW = sum_k x_k delta_k``."""
+        grad_ys = _checked_vectors(grad_ys, "grad_ys", (1, self.n_out), self.dtype,
+                                   lambda v, name: as_row(v, name, self.n_out, self.dtype))
+        W_T, jacobian = self.W.T, self.activation.jacobian
+        dW, db = np.zeros_like(self.W), np.zeros_like(self.b)
+        grad_xs = []
+        for g, (x, z) in zip(grad_ys, ctxs, strict=True):
+            delta = g @ jacobian(z)
+            grad_xs.append(delta @ W_T)
+            dW += x @ delta
+            db += delta[0]
+        return grad_xs, {"W": dW, "b": db}
 
     def jacobian_x(self, x):
         """``dy/dx = J_f(z) W^T``, shape ``(m, n)``."""

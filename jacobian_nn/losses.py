@@ -287,6 +287,17 @@ class SoftmaxCrossEntropy(Loss):
         e = np.exp(z - z.max())
         return (e / e.sum() - y).T
 
+    def __call__(self, z, y):
+        """:meth:`forward` and :meth:`gradient` fused: one validation, the shifted logits and
+        their exponentials computed once (the same operations, the same results bit for bit)."""
+        z = as_column(z, "z")
+        y = label_column(y, z.shape[0])
+        _check_probabilities(y, "y")
+        shifted = z - z.max()
+        e = np.exp(shifted)
+        total = np.sum(e)
+        return float(-np.sum(y * (shifted - np.log(total)))), (e / total - y).T
+
     def forward_batch(self, Z, Y):
         Z = output_batch(Z, "Z")
         Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)

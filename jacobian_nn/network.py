@@ -231,8 +231,9 @@ class Network:
         loss = 0.0
         rows = []
         for y_hat, y in zip(outs, ys):
-            loss += self.loss.forward(y_hat, y)
-            rows.append(self.loss.gradient(y_hat, y))
+            value, row = self.loss(y_hat, y)   # (forward, gradient), fused where the loss can
+            loss += value
+            rows.append(row)
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
             rows, g = self.layers[i].backward_samples(rows, ctxs[i])

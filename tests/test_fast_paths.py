@@ -55,3 +55,44 @@ def test_failed_batched_step_leaves_parameters_unchanged():
     for p, p0 in zip(net.params, before):
         for k in p:
             np.testing.assert_array_equal(p[k], p0[k])
+
+
+def test_dense_sample_loops_equal_forward_and_backward_per_sample():
+    layer = jn.Dense(5, 4, "tanh", init="xavier", seed=4)
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((5, 1)) for _ in range(6)]
+    gs = [rng.standard_normal((1, 4)) for _ in range(6)]
+    ys, ctxs = layer.forward_samples(xs)
+    gxs, total = layer.backward_samples(gs, ctxs)
+    dW, db = np.zeros_like(layer.W), np.zeros_like(layer.b)
+    for x, g, y, gx in zip(xs, gs, ys, gxs):
+        y1, ctx = layer.forward(x)
+        gx1, grads = layer.backward(g, ctx)
+        np.testing.assert_array_equal(y, y1)
+        np.testing.assert_array_equal(gx, gx1)
+        dW += grads["W"]
+        db += grads["b"]
+    np.testing.assert_array_equal(total["W"], dW)
+    np.testing.assert_array_equal(total["b"], db)
+
+
+def test_dense_sample_loops_name_the_bad_sample():
+    layer = jn.Dense(3, 2, seed=0)
+    xs = [np.ones((3, 1)), np.array([[1.0], [np.nan], [0.0]])]
+    with pytest.raises(ValueError, match=r"xs\[1\].*finite"):
+        layer.forward_samples(xs)
+    with pytest.raises(ValueError, match=r"xs\[0\].*\(3, 1\)"):
+        layer.forward_samples([np.ones((1, 3))])
+    _, ctxs = layer.forward_samples([np.ones((3, 1))])
+    with pytest.raises(ValueError, match=r"grad_ys\[0\].*finite"):
+        layer.backward_samples([np.array([[np.inf, 0.0]])], ctxs)
+    ys, _ = layer.forward_samples([np.array([[1], [2], [3]])])   # integers converted on purpose
+    assert ys[0].dtype == np.float64
+
+
+def test_fused_softmax_cross_entropy_call_is_bitwise_the_pair():
+    loss = jn.SoftmaxCrossEntropy()
+    z = np.array([[3.0], [-1.0], [0.5], [20.0]])
+    value, row = loss(z, 2)
+    assert value == loss.forward(z, 2)
+    np.testing.assert_array_equal(row, loss.gradient(z, 2))
