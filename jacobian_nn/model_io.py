@@ -123,9 +123,10 @@ def load_model(path) -> Network:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("it holds a single .npy array, not an .npz archive")
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single .npy array, not an .npz archive")
+        with f:
             contents = {k: f[k] for k in f.files}
     except ValueError as exc:
         raise ValueError(f"{path}: not a jacobian_nn model file ({exc})") from None

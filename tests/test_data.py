@@ -1,0 +1,183 @@
+"""Built-in data sets and the restricted CIFAR-10 unpickler (on small files in the real format)."""
+
+import io
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+from jacobian_nn import data
+
+
+def test_toy_is_seed_001_table():
+    ds = data.toy()
+    assert ds.X_train.dtype == np.float64 and ds.X_train.shape == (10, 2)
+    assert ds.X_train[:, 0].tolist() == [2, 2, 5, 4, 2, 3, 6, 4, 6, 7]
+    assert ds.y_train.tolist() == [0, 0, 1, 1, 0, 0, 1, 0, 1, 1]
+
+
+@pytest.mark.parametrize("gate, table", [("AND", [0, 0, 0, 1]), ("NAND", [1, 1, 1, 0]), ("OR", [0, 1, 1, 1]),
+                                         ("XOR", [0, 1, 1, 0])])
+def test_seed_002_perceptrons_compute_the_gates(gate, table):
+    ds = data.gates(gate)
+    assert ds.X_train.tolist() == [[0, 0], [1, 0], [0, 1], [1, 1]]
+    assert ds.y_train.tolist() == table                       # labels come from the perceptrons
+    assert data.gate_output(gate, ds.X_train).tolist() == table
+
+
+def test_step_function_at_zero_and_unknown_gate():
+    assert data.step_function([-1.0, 0.0, 1e-12]).tolist() == [0, 0, 1]
+    assert data.perceptron("AND").W.shape == (2, 1)
+    with pytest.raises(ValueError, match="gate: expected one of"):
+        data.gates("NOR")
+    with pytest.raises(ValueError, match="XOR needs two layers"):
+        data.perceptron("XOR")
+
+
+def test_spiral_split_is_stratified_seeded_and_standardised_on_train_only():
+    ds = data.spiral(n_per_class=100, seed=3)
+    assert ds.X_train.shape == (210, 2) and ds.X_val.shape == (45, 2) and ds.X_test.shape == (45, 2)
+    for y in (ds.y_train, ds.y_val, ds.y_test):
+        counts = np.bincount(y, minlength=3)
+        assert counts.max() - counts.min() == 0
+    np.testing.assert_allclose(ds.X_train.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(ds.X_train.std(axis=0), 1, atol=1e-12)
+    assert np.abs(ds.X_test.mean(axis=0)).max() > 1e-6        # test statistics were not used
+    raw, y = data.spiral_points(100, 3, 0.2, np.random.default_rng(3))
+    all_std = np.vstack([ds.X_train, ds.X_val, ds.X_test]) * ds.std + ds.mean
+    assert sorted(map(tuple, np.round(all_std, 9))) == sorted(map(tuple, np.round(raw, 9)))
+    again = data.spiral(n_per_class=100, seed=3)
+    assert np.array_equal(again.X_train, ds.X_train)
+    assert not np.array_equal(data.spiral(n_per_class=100, seed=4).X_train, ds.X_train)
+
+
+def test_digits_is_real_bundled_data():
+    pytest.importorskip("sklearn", reason="digits needs scikit-learn (the 'data' extra)")
+    ds = data.digits(seed=0)
+    assert ds.n_features == 64 and ds.n_classes == 10
+    assert ds.X_train.shape[0] + ds.X_val.shape[0] + ds.X_test.shape[0] == 1797
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(ValueError, match="dataset: expected one of"):
+        data.check_dataset_name("mnist")
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Writes ``bytes`` and ``str`` as Python 2 ``str`` (BINSTRING opcodes), like the cPickle that
+    wrote the real CIFAR-10 batches, so these files have their format, not Python 3's."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _save_py2_str(self, obj):
+        raw = obj if isinstance(obj, bytes) else obj.encode("latin1")
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = _save_py2_str
+    dispatch[str] = _save_py2_str
+
+
+def _py2_batch_bytes(data_u8, labels, name=b"training batch 1 of 5"):
+    obj = {b"batch_label": name, b"labels": list(labels), b"data": data_u8,
+           b"filenames": [b"img_%d.png" % i for i in range(len(labels))]}
+    buf = io.BytesIO()
+    _Py2Pickler(buf, protocol=2).dump(obj)
+    raw = buf.getvalue()
+    # the real files name numpy's pre-2.0 module
+    return raw.replace(b"cnumpy._core.multiarray\n_reconstruct\n", b"cnumpy.core.multiarray\n_reconstruct\n")
+
+
+def _write_cifar_dir(root, n_per_file=6, seed=0):
+    rng = np.random.default_rng(seed)
+    for name in data.CIFAR10_TRAIN_FILES + (data.CIFAR10_TEST_FILE,):
+        X = rng.integers(0, 256, size=(n_per_file, 3072), dtype=np.uint8)
+        y = rng.integers(0, 10, size=n_per_file).tolist()
+        (root / name).write_bytes(_py2_batch_bytes(X, y))
+    return root
+
+
+def test_py2_format_file_loads(tmp_path):
+    X = np.arange(2 * 3072, dtype=np.int64).reshape(2, 3072).astype(np.uint8)
+    raw = _py2_batch_bytes(X, [3, 9])
+    assert b"numpy.core.multiarray" in raw and b"\x8c" not in raw[:40]   # BINSTRING keys, py2 module name
+    (tmp_path / "b").write_bytes(raw)
+    Xl, yl = data.load_cifar10_batch(tmp_path / "b")
+    assert Xl.dtype == np.uint8 and np.array_equal(Xl, X) and yl.tolist() == [3, 9]
+
+
+@pytest.mark.parametrize("protocol", [3, 4])
+def test_python3_written_batches_load_too(tmp_path, protocol):
+    X = np.full((3, 3072), 7, dtype=np.uint8)
+    obj = {b"batch_label": b"x", b"labels": [0, 1, 2], b"data": X, b"filenames": [b"a", b"b", b"c"]}
+    (tmp_path / "b").write_bytes(pickle.dumps(obj, protocol=protocol))
+    assert np.array_equal(data.load_cifar10_batch(tmp_path / "b")[0], X)
+
+
+def test_cifar10_directory_splits_and_standardises(tmp_path):
+    ds = data.cifar10(_write_cifar_dir(tmp_path), num_validation=4)
+    assert ds.X_train.shape == (26, 3072) and ds.X_val.shape == (4, 3072) and ds.X_test.shape == (6, 3072)
+    np.testing.assert_allclose(ds.X_train.mean(axis=0), 0, atol=1e-9)
+    assert ds.classes[0] == "airplane" and ds.n_classes == 10
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_hostile_pickles_are_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    payloads = {
+        "system": pickle.dumps({b"data": _Evil(marker), b"labels": []}, protocol=2),
+        "eval": b"cbuiltins\neval\n(S'__import__(\"os\").system(\"touch %s\")'\ntR." % str(marker).encode(),
+        "popen": b"csubprocess\nPopen\n((S'touch'\nS'%s'\nltR." % str(marker).encode(),
+    }
+    for name, raw in payloads.items():
+        (tmp_path / name).write_bytes(raw)
+        with pytest.raises(ValueError, match="refused global"):
+            data.load_cifar10_batch(tmp_path / name)
+    assert not marker.exists()
+
+
+def test_object_array_and_wrong_contents_refused(tmp_path):
+    cases = {
+        "objarr": {b"data": np.array([[1, 2]], dtype=object), b"labels": [0]},
+        "float": {b"data": np.zeros((1, 3072)), b"labels": [0]},
+        "shape": {b"data": np.zeros((1, 100), np.uint8), b"labels": [0]},
+        "labels": {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]},
+        "range": {b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]},
+        "nodict": [1, 2, 3],
+    }
+    for name, obj in cases.items():
+        (tmp_path / name).write_bytes(pickle.dumps(obj, protocol=4))
+        with pytest.raises(ValueError, match=name if name in ("shape",) else r"CIFAR|expected|refused|labels"):
+            data.load_cifar10_batch(tmp_path / name)
+
+
+def test_malformed_and_missing_files(tmp_path):
+    good = _py2_batch_bytes(np.zeros((1, 3072), np.uint8), [1])
+    (tmp_path / "trunc").write_bytes(good[: len(good) // 2])
+    (tmp_path / "junk").write_bytes(b"this is not a pickle at all")
+    for name in ("trunc", "junk"):
+        with pytest.raises(ValueError, match=name):
+            data.load_cifar10_batch(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        data.load_cifar10_batch(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="directory not found"):
+        data.cifar10(tmp_path / "missing_dir")
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "data_batch_1").write_bytes(good)
+    with pytest.raises(FileNotFoundError, match="data_batch_2"):
+        data.cifar10(tmp_path / "partial")
