@@ -48,6 +48,13 @@ def add_train(sub) -> None:
     p.add_argument("--epochs", type=int, help="passes over the training set")
     p.add_argument("--batch-size", type=int, help="minibatch size (1 .. number of training samples)")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty l2/2 ||W||^2 (default 0)")
+    p.add_argument("--batchnorm", action="store_true",
+                   help="seed 004's FullyConnectedNet with batch norm after every hidden affine map (relu only)")
+    p.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                   help="seed 004's FullyConnectedNet with inverted dropout, P = drop probability in [0, 1) "
+                        "(relu only; default 0: none)")
+    p.add_argument("--weight-scale", type=float, default=None, metavar="S",
+                   help="with --batchnorm/--dropout: initial weight std (default: sqrt(2 / fan_in), He)")
     p.add_argument("--path", default="batched", choices=PATHS, help="gradient path (default batched)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, weights and minibatches (default 0)")
     p.add_argument("--save", metavar="FILE.npz", help="save the trained model")
@@ -86,6 +93,28 @@ def _load(args):
     return data.DATASETS[args.dataset]()
 
 
+def _fully_connected_net(args, ds, hidden):
+    """Seed 004's FullyConnectedNet for ``--batchnorm`` / ``--dropout P`` (relu hidden layers)."""
+    from .fcnet import FullyConnectedNet
+
+    if args.activation != "relu":
+        raise ValueError(f"--activation: --batchnorm/--dropout build seed 004's relu network, got {args.activation!r}")
+    if args.batchnorm and args.batch_size < 2:
+        raise ValueError(f"--batch-size: batch norm needs minibatches of at least 2 samples, got {args.batch_size}")
+    scales = []
+    for n_in in [ds.n_features, *hidden]:  # He scale per layer unless --weight-scale is given
+        scales.append(args.weight_scale if args.weight_scale is not None else (2.0 / n_in) ** 0.5)
+    net = FullyConnectedNet(hidden, input_dim=ds.n_features, num_classes=ds.n_classes, dropout=args.dropout,
+                            use_batchnorm=args.batchnorm, reg=args.l2, weight_scale=scales[0], seed=args.seed)
+    if args.weight_scale is None:  # seed 004 draws weight_scale * N(0, 1); rescale each layer to He
+        from .layers import Dense
+
+        dense = [layer for layer in net.layers if isinstance(layer, Dense)]
+        for layer, scale in zip(dense, scales):
+            layer.W *= scale / scales[0]
+    return net
+
+
 def run_train(args) -> int:
     try:
         return _run(args)
@@ -111,7 +140,10 @@ def _run(args) -> int:
     hidden = _hidden_sizes(args.hidden)
     optimizer = make_optimizer(args.optimizer, args.lr)
     ds = _load(args)
-    net = Network.build([ds.n_features, *hidden, ds.n_classes], args.activation, seed=args.seed, l2=args.l2)
+    if args.batchnorm or args.dropout:
+        net = _fully_connected_net(args, ds, hidden)
+    else:
+        net = Network.build([ds.n_features, *hidden, ds.n_classes], args.activation, seed=args.seed, l2=args.l2)
     solver = Solver(net, ds, optimizer, epochs=args.epochs, batch_size=args.batch_size, lr_decay=args.lr_decay,
                     path=args.path, seed=args.seed, progress=not args.no_progress)
     out = sys.stdout
