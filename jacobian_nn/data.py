@@ -337,11 +337,11 @@ def load_cifar10_batch(path):
     return data, y
 
 
-def cifar10(data_dir, num_validation: int = 1000, max_train: int | None = None) -> Dataset:
+def cifar10(data_dir, num_validation: int | None = None, max_train: int | None = None) -> Dataset:
     """CIFAR-10 from the python batches in ``data_dir`` (``data_batch_1..5``, ``test_batch``).
 
     As seed 004's ``get_CIFAR10_data``: the last ``num_validation`` training images
-    form the validation split (the training order of the files is kept). ``max_train``
+    (default ``min(1000, N // 10)``: 1000 for the real 50000) form the validation split (the training order of the files is kept). ``max_train``
     keeps only the first ``max_train`` remaining training images (memory). Pixels are
     standardised per feature with training statistics only.
     """
@@ -357,6 +357,8 @@ def cifar10(data_dir, num_validation: int = 1000, max_train: int | None = None) 
     X = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     X_test, y_test = load_cifar10_batch(os.path.join(data_dir, CIFAR10_TEST_FILE))
+    if num_validation is None:
+        num_validation = max(1, min(1000, X.shape[0] // 10))
     if isinstance(num_validation, bool) or not isinstance(num_validation, (int, np.integer)) \
             or not 0 < num_validation < X.shape[0]:
         raise ValueError(f"num_validation: expected an integer in [1, {X.shape[0] - 1}], got {num_validation!r}")
