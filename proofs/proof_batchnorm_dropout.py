@@ -1,0 +1,168 @@
+r"""Batch normalisation (training and test mode) and inverted dropout: seed 004's backward code,
+the explicit Jacobians of :mod:`jacobian_nn.normalization`, and seed 004's statements about eps,
+the running averages and the dropout mask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jacobian_nn.normalization import BatchNorm, Dropout
+
+from ._helpers import assert_close, assert_fd, sym_zero
+from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
+
+X = np.array([[0.3, -1.2], [1.1, 0.4], [-0.7, 2.0], [0.2, 0.5]])  # N = 4, m = 2
+GAMMA = np.array([1.5, 0.7])
+BETA = np.array([0.1, -0.3])
+EPS = 1e-5
+
+
+def bn_train(x, gamma=GAMMA, beta=BETA):
+    mu = x.mean(0)
+    var = x.var(0)
+    return gamma * (x - mu) / np.sqrt(var + EPS) + beta
+
+
+def seed004_batchnorm_backward(dout, x, gamma):
+    """Seed 004's ``batchnorm_backward``, restated line by line."""
+    N = x.shape[0]
+    mean, var = x.mean(0), x.var(0)
+    x_hat = (x - mean) / np.sqrt(var + EPS)
+    dgamma = np.sum(dout * x_hat, axis=0)
+    dbeta = np.sum(dout, axis=0)
+    dx_hat = dout * gamma
+    dx_hat_numerator = dx_hat / np.sqrt(var + EPS)
+    dx_hat_denominator = np.sum(dx_hat * (x - mean), axis=0)
+    dvar = -0.5 * ((var + EPS) ** (-1.5)) * dx_hat_denominator
+    dmean = -1.0 * np.sum(dx_hat_numerator, axis=0) + dvar * np.mean(-2.0 * (x - mean), axis=0)
+    dx = dx_hat_numerator + dvar * 2.0 / N * (x - mean) + dmean / N
+    return dx, dgamma, dbeta
+
+
+@proof(id="batchnorm.train_jacobian", seed="004", location="§5.2 batchnorm_backward",
+       statement=r"batchnorm_backward: dvar, dmean, dx = dx_hat/sqrt(var+eps) + dvar 2(x-mu)/N + dmean/N",
+       verdict=HOLDS)
+def test_batchnorm_train_jacobian():
+    r"""**Seed 004, ``batchnorm_backward``** (the chain through $\hat x$, $\sigma^2$ and $\mu$).
+
+    Derivation. Per feature, with $\sigma = \sqrt{\sigma^2_B + \epsilon}$, $\hat x_i = (x_i-\mu)/\sigma$,
+    $\partial\mu/\partial x_k = 1/N$, $\partial\sigma/\partial x_k = (x_k-\mu)/(N\sigma)$ (the
+    $\mu$-terms of $\partial\sigma^2_B/\partial x_k$ sum to zero), so
+    $$\frac{\partial \hat x_i}{\partial x_k} = \frac{1}{\sigma}\Big(\delta_{ik} - \frac1N - \frac{\hat x_i \hat x_k}{N}\Big),
+    \qquad \frac{\partial y_i}{\partial x_k} = \frac{\gamma}{\sigma}\Big(\delta_{ik} - \frac1N - \frac{\hat x_i \hat x_k}{N}\Big)$$
+    exactly, $\epsilon$ included: one symmetric $N\times N$ matrix per feature, rows summing to 0.
+    Chaining the rows $g = \partial L/\partial y$ through it gives the compact form
+    $dx = \frac{\gamma}{N\sigma}(N g - \sum_i g_i - \hat x \sum_i g_i \hat x_i)$; $\partial y_i/\partial\gamma = \hat x_i$,
+    $\partial y_i/\partial\beta = 1$.
+
+    Verdict: **holds**. Seed 004's code (its `dmean` keeps the term
+    $\mathrm{dvar}\cdot\mathrm{mean}(-2(x-\mu))$, which is 0) equals $g J$. Checks: FD of the batch
+    output; the seed's code restated; ``BatchNorm.jacobian_x_samples`` (reference) and
+    ``backward_batch`` (batched); sympy with N = 3 symbols and a symbolic $\epsilon$.
+    """
+    N, m = X.shape
+    bn = BatchNorm(m, gamma=GAMMA, beta=BETA, eps=EPS, update_running=False)
+    cols = [X[k][:, None] for k in range(N)]
+    assert_fd("d vec(Y)/d vec(X)", bn.jacobian_x_samples(cols), lambda v: bn_train(v.reshape(N, m)), X)
+    G = np.random.default_rng(0).normal(size=(N, m))
+    dx, dgamma, dbeta = seed004_batchnorm_backward(G, X, GAMMA)
+    assert_close("seed 004 code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_samples(cols))
+    dX, grads = bn.backward_batch(G, bn.forward_batch(X, "train")[1])
+    assert_close("seed 004 code vs compact batched dx", dx, dX)
+    assert_close("dgamma", dgamma, grads["gamma"])
+    assert_close("dbeta", dbeta, grads["beta"])
+
+
+@symbolic("batchnorm.train_jacobian")
+def test_batchnorm_train_jacobian_symbolic():
+    sp = require_sympy()
+    N = 3
+    x = sp.symbols(f"x0:{N}", real=True)
+    eps, gamma = sp.symbols("epsilon gamma", positive=True)
+    mu = sum(x) / N
+    var = sum((xi - mu) ** 2 for xi in x) / N
+    sigma = sp.sqrt(var + eps)
+    y = sp.Matrix([gamma * (xi - mu) / sigma for xi in x])
+    x_hat = [(xi - mu) / sigma for xi in x]
+    J = sp.Matrix(N, N, lambda i, k: gamma / sigma * ((1 if i == k else 0) - sp.Rational(1, N)
+                                                      - x_hat[i] * x_hat[k] / N))
+    sym_zero(sp, y.jacobian(x) - J, "dy/dx - gamma/sigma (I - 1/N - x_hat x_hat^T / N)")
+
+
+@proof(id="batchnorm.eps_single_image", seed="004", location="§5.2 代码详解, eps",
+       statement="eps is needed because a column's variance can be 0, e.g. when only one image flows in",
+       verdict=CONVENTION,
+       corrected="eps avoids 0/0, but with N = 1 in training mode x_hat = 0 and y = beta for every input: "
+                 "dy/dx = 0. jacobian_nn refuses N = 1 in training mode (ValueError) instead")
+def test_batchnorm_eps_single_image():
+    r"""**Seed 004: eps and the one-image batch.**
+
+    With $N = 1$: $\mu = x$, $\sigma^2_B = 0$, $\hat x = 0/\sqrt{\epsilon} = 0$, so $y = \beta$ whatever
+    $x$ is, and $\partial y/\partial x = \frac{\gamma}{\sqrt\epsilon}(1 - 1 - 0) = 0$. $\epsilon$ keeps the
+    division finite but the layer then carries no information and no gradient.
+
+    Verdict: **holds under a stated convention** (eps prevents the division by zero); the library
+    refuses training mode with N = 1. Checks: the formula gives $y = \beta$ and FD gives 0.
+    """
+    x1 = np.array([[0.7, -2.0]])
+    assert_close("y = beta", bn_train(x1), BETA[None, :])
+    assert_fd("dy/dx = 0 for N = 1", np.zeros((2, 2)), lambda v: bn_train(v.reshape(1, 2)), x1)
+    try:
+        BatchNorm(2).forward_batch(x1, "train")
+    except ValueError as exc:
+        assert "N >= 2" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("BatchNorm accepted N = 1 in training mode")
+
+
+@proof(id="batchnorm.running_init", seed="004", location="§5.2, 一次指数平滑法的初值",
+       statement="the code takes the first batch's mean / std as the initial value of the running averages",
+       verdict=WRONG,
+       corrected="the code starts running_mean and running_var at zeros; after one step they are "
+                 "(1 - momentum) times the batch statistics")
+def test_batchnorm_running_init():
+    r"""**Seed 004, the initial value of the exponential smoothing.**
+
+    The prose: 可以看到我们上面的代码就是取第一次算得的平均值或标准差来作为初始默认值的. The code:
+    ``running_mean = bn_param.get('running_mean', np.zeros(D))``, then
+    ``running = momentum * running + (1 - momentum) * sample``. After the first batch the running
+    mean is $(1-m)\mu_1$, not $\mu_1$ (and it is the variance, not the standard deviation, that is
+    tracked).
+
+    Verdict: **wrong**. ``BatchNorm`` follows the code (zeros). Check: one step.
+    """
+    bn = BatchNorm(2, momentum=0.9)
+    bn.forward_batch(X, "train")
+    assert_close("running_mean = 0.1 mu", bn.running_mean, 0.1 * X.mean(0))
+    assert_close("running_var = 0.1 var (biased)", bn.running_var, 0.1 * X.var(0))
+
+
+@proof(id="dropout.jacobian", seed="004", location="§5.3 dropout_backward",
+       statement="in training mode the local gradient of the dropout layer is the mask (dx = mask * dout)",
+       verdict=HOLDS)
+def test_dropout_jacobian():
+    r"""**Seed 004, ``dropout_backward``.**
+
+    Seed 004's ``mask`` is already ``(U < keep_prob) / keep_prob``. With $y = x \odot k/(1-p)$ per
+    sample, $J = \operatorname{diag}(k/(1-p))$, so $g J = g \odot \text{mask}$; in test mode $J = I$.
+
+    Verdict: **holds** (for the inverted mask). Checks: FD with a fixed mask; ``Dropout.jacobian_x``.
+    """
+    drop = Dropout(5, 0.4)
+    keep = np.array([True, False, True, True, False])
+    x = np.array([0.3, -1.0, 2.0, 0.5, 0.1])
+    J = drop.jacobian_x(x[:, None], "train", keep)
+    assert_close("J = diag(keep / (1 - p))", J, np.diag(keep / 0.6))
+    assert_fd("dy/dx", J, lambda v: v * keep / 0.6, x)
+    assert_close("test mode J = I", drop.jacobian_x(x[:, None], "test"), np.eye(5))
+
+
+@symbolic("dropout.jacobian")
+def test_dropout_jacobian_symbolic():
+    sp = require_sympy()
+    x = sp.symbols("x0:3", real=True)
+    p = sp.symbols("p", positive=True)
+    keep = [1, 0, 1]
+    y = sp.Matrix([xi * k / (1 - p) for xi, k in zip(x, keep)])
+    sym_zero(sp, y.jacobian(x) - sp.diag(*[sp.Integer(k) / (1 - p) for k in keep]), "J - diag(keep/(1-p))")
