@@ -1,7 +1,7 @@
 """Batch loss L(Y) = (1/N) sum_k 0.5 ||Y_k - T_k||^2; its VJP is g (Y - T) / N.
 
-    jacobian-nn check examples/gallery/batch_mean.py --forward loss --backward vjp_sum --shape 5,3
-                                                                        # FAIL: missing_batch_scaling (N = 5)
+    jacobian-nn check examples/gallery/batch_mean.py --forward loss --backward vjp_sum \
+        --shape 5,3                                                     # FAIL: missing_batch_scaling (N = 5)
     jacobian-nn check examples/gallery/batch_mean.py --forward loss --backward vjp --shape 5,3   # pass
 """
 import numpy as np

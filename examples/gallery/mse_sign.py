@@ -1,7 +1,7 @@
 """Squared error L(y) = 0.5 ||y - t||^2 and its gradient dL/dy = y - t.
 
-    jacobian-nn check examples/gallery/mse_sign.py --forward loss --jacobian gradient_flipped --shape 5
-                                                                        # FAIL: sign_flipped
+    jacobian-nn check examples/gallery/mse_sign.py --forward loss --jacobian gradient_flipped \
+        --shape 5                                                       # FAIL: sign_flipped
     jacobian-nn check examples/gallery/mse_sign.py --forward loss --jacobian gradient --shape 5   # pass
 """
 import numpy as np

@@ -1,0 +1,386 @@
+"""The gradient-check toolkit (jacobian_nn.check): verdicts, diagnoses, tolerances, reports, adapters.
+
+Each test builds a claim whose truth is known by construction (a linear map and
+a deliberately altered Jacobian) and asserts the verdict and the diagnosis
+separately. The gallery of classic slips is in test_check_gallery.py, the
+command line in test_check_cli.py.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import jacobian_nn as jn
+from jacobian_nn import check as chk
+
+# --------------------------------------------------------------------------- helpers (local to this file)
+
+
+def linear(A):
+    """f(x) = A x on a flattened x; its Jacobian is A (m, n)."""
+    return lambda x: A @ x.reshape(-1)
+
+
+def matrices(min_side=2, max_side=5, square=False):
+    @st.composite
+    def build(draw):
+        m = draw(st.integers(min_side, max_side))
+        n = m if square else draw(st.integers(min_side, max_side))
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        return rng.normal(size=(m, n)), rng.normal(size=n)
+    return build()
+
+
+# --------------------------------------------------------------------------- tolerances
+
+
+def test_default_tolerances_follow_sqrt_eps():
+    t64, t32 = chk.Tolerance.for_dtype(np.float64), chk.Tolerance.for_dtype(np.float32)
+    assert t64.rtol == pytest.approx(chk.TOL_SQRT_EPS_FACTOR * math.sqrt(np.finfo(np.float64).eps))
+    assert t32.rtol == pytest.approx(chk.TOL_SQRT_EPS_FACTOR * math.sqrt(np.finfo(np.float32).eps))
+    assert t32.atol > 1e4 * t64.atol                      # float32 is looser, and says why
+    assert "float32 is looser" in t32.explain() and "sqrt(eps)" in t32.explain()
+
+
+def test_tolerance_overrides_reach_the_report():
+    A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    r = jn.check_jacobian(linear(A), lambda x: A * (1 + 1e-4), np.ones(2))
+    assert not r.passed
+    r = jn.check_jacobian(linear(A), lambda x: A * (1 + 1e-4), np.ones(2), rtol=1e-3)
+    assert r.passed and r.tolerance.rtol == 1e-3
+
+
+# --------------------------------------------------------------------------- diagnoses on linear maps
+
+
+@given(matrices())
+def test_correct_jacobian_passes_as_rounding(mx):
+    A, x = mx
+    r = jn.check_jacobian(linear(A), lambda x: A, x)
+    assert r.passed and r.diagnosis == "rounding"
+
+
+@given(matrices(square=True))
+def test_transposed_square_jacobian(mx):
+    A, x = mx
+    if np.allclose(A, A.T, atol=1e-3):
+        return
+    r = jn.check_jacobian(linear(A), lambda x: A.T, x)
+    assert not r.passed
+    assert r.diagnosis == "transposed"
+
+
+def test_transposed_shape_is_diagnosed_as_transposed():
+    A = np.arange(6.0).reshape(2, 3) + 1
+    r = jn.check_jacobian(linear(A), lambda x: A.T, np.ones(3))
+    assert not r.passed and r.diagnosis == "transposed"
+    assert any("transposed shape (3, 2)" in n for n in r.notes)
+
+
+@given(matrices())
+def test_flipped_sign(mx):
+    A, x = mx
+    r = jn.check_jacobian(linear(A), lambda x: -A, x)
+    assert not r.passed and r.diagnosis == "sign_flipped"
+
+
+@given(matrices(), st.sampled_from([2.0, 0.5, 3.0, -2.0, 0.25, 1.5]))
+def test_constant_factor_is_reported(mx, c):
+    A, x = mx
+    r = jn.check_jacobian(linear(A), lambda x: c * A, x)
+    assert not r.passed and r.diagnosis == "constant_factor"
+    assert r.factor == pytest.approx(c, rel=1e-6)
+
+
+def test_factor_is_printed_as_a_fraction():
+    A = np.array([[1.0, -2.0], [0.5, 3.0]])
+    text = str(jn.check_jacobian(linear(A), lambda x: 0.5 * A, np.ones(2)))
+    assert "factor 0.5 (= 1/2)" in text
+
+
+def test_diagonal_only_softmax_jacobian():
+    z = np.array([0.3, -1.2, 0.8, 0.1])
+    soft = jn.Softmax()
+    f = lambda v: soft.forward(v.reshape(-1, 1))
+    J = soft.jacobian(z[:, None])
+    r = jn.check_jacobian(f, lambda v: np.diag(np.diag(J)), z, reference="softmax")
+    assert not r.passed and r.diagnosis == "diagonal_only"
+
+
+def test_a_zero_claim_is_a_mismatch_not_diagonal_only():
+    A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    r = jn.check_jacobian(linear(A), lambda x: np.zeros((2, 2)), np.ones(2))
+    assert not r.passed and r.diagnosis == "mismatch"
+    assert any("zero everywhere" in n for n in r.notes)
+
+
+def test_one_wrong_entry_is_a_mismatch_located_by_row_and_column():
+    A = np.array([[1.0, 2.0, 0.5], [3.0, 4.0, -1.0]])
+    B = A.copy()
+    B[1, 2] = 7.0
+    r = jn.check_jacobian(linear(A), lambda x: B, np.ones(3))
+    assert not r.passed and r.diagnosis == "mismatch"
+    worst = r.worst[0]
+    assert (worst.row, worst.column) == (1, 2)
+    assert worst.analytic == pytest.approx(7.0) and worst.numeric == pytest.approx(-1.0)
+    assert worst.abs_error == pytest.approx(8.0, rel=1e-6) and not worst.passed
+    assert worst.tolerance < 1e-5 and worst.fd_error >= 0
+
+
+# --------------------------------------------------------------------------- kinks
+
+
+def relu(v):
+    return np.maximum(v, 0.0)
+
+
+@pytest.mark.parametrize("at_zero, word", [(0.0, "left"), (1.0, "right"), (0.5, "strictly between")])
+def test_relu_at_exactly_zero_passes_with_its_convention(at_zero, word):
+    x = np.array([0.0, 0.7, -0.4])
+
+    def jac(v):
+        d = (v > 0).astype(float)
+        d[v == 0] = at_zero
+        return np.diag(d)
+
+    r = jn.check_jacobian(relu, jac, x)
+    assert r.passed and r.diagnosis == "kink"
+    assert word in r.convention
+    assert len(r.kinks) == 1 and (r.kinks[0].row, r.kinks[0].column) == (0, 0)
+    assert r.kinks[0].left == pytest.approx(0.0, abs=1e-9) and r.kinks[0].right == pytest.approx(1.0)
+
+
+def test_a_value_outside_the_one_sided_derivatives_at_a_kink_fails():
+    x = np.array([0.0, 0.7])
+    r = jn.check_jacobian(relu, lambda v: np.diag([2.0, 1.0]), x)
+    assert not r.passed
+
+
+def test_a_bug_away_from_the_kink_is_not_excused_by_a_kink_elsewhere():
+    x = np.array([0.0, 0.7, -0.4])
+    r = jn.check_jacobian(relu, lambda v: np.diag([0.0, 1.0, 1.0]), x)
+    assert not r.passed and r.diagnosis == "mismatch"
+    assert (r.worst[0].row, r.worst[0].column) == (2, 2)
+
+
+def test_step_function_jump_is_a_kink_with_the_library_convention():
+    step = jn.Step()
+    X = np.array([[0.0, -0.3, 0.7]])
+    r = jn.check_jacobian_batched(step.forward_batch, step.jacobian_batch, X, reference="step")
+    assert r.passed and r.diagnosis == "kink"
+    assert any("discontinuous" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu"])
+def test_library_activations_at_zero_pass_against_themselves(name):
+    act = jn.get_activation(name)
+    X = np.array([[0.0, 1.3, -0.2], [0.5, 0.0, -2.0]])
+    r = jn.check_jacobian_batched(act.forward_batch, act.jacobian_batch, X, reference=name)
+    assert r.passed and r.diagnosis == "kink" and "left" in r.convention
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def test_batched_report_names_the_sample():
+    sig = jn.Sigmoid()
+    X = np.random.default_rng(4).normal(size=(4, 3))
+
+    def jacobians(X):
+        J = sig.jacobian_batch(X)
+        J[2, 1, 1] *= 3.0
+        return J
+
+    r = jn.check_jacobian_batched(sig.forward_batch, jacobians, X)
+    assert not r.passed and r.diagnosis == "mismatch"
+    assert (r.worst[0].sample, r.worst[0].row, r.worst[0].column) == (2, 1, 1)
+    assert "sample" in str(r)
+
+
+@pytest.mark.parametrize("N", [3, 4, 7])
+@pytest.mark.parametrize("scale", ["missing", "twice"])
+def test_batch_scaling_off_by_N(N, scale):
+    T = np.random.default_rng(N).normal(size=(N, 2))
+    Y = np.random.default_rng(N + 1).normal(size=(N, 2))
+    loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
+    c = 1.0 if scale == "missing" else 1.0 / Y.shape[0] ** 2
+    r = jn.check_vjp_batched(loss, lambda Y, g: c * g * (Y - T), Y)
+    assert not r.passed and r.diagnosis == "missing_batch_scaling"
+    assert r.factor == pytest.approx(N if scale == "missing" else 1.0 / N, rel=1e-6)
+
+
+def test_factor_two_without_a_batch_is_a_constant_factor():
+    T = np.ones((3, 2))
+    loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
+    r = jn.check_vjp(loss, lambda Y, g: 2 * g * (Y - T) / 3, np.zeros((3, 2)))
+    assert r.diagnosis == "constant_factor" and r.factor == pytest.approx(2.0)
+
+
+def test_coupled_batch_norm_against_a_per_sample_claim():
+    rng = np.random.default_rng(3)
+    X, gamma, beta = rng.normal(size=(4, 3)), rng.normal(size=3), rng.normal(size=3)
+
+    def bn_forward(x, gamma, beta):
+        mu, var = x.mean(0), x.var(0)
+        xh = (x - mu) / np.sqrt(var + 1e-5)
+        return gamma * xh + beta, (xh, gamma, np.sqrt(var + 1e-5))
+
+    def bn_backward(dout, cache):
+        xh, gamma, sig = cache
+        N, dxh = dout.shape[0], dout * gamma
+        return (N * dxh - dxh.sum(0) - xh * (dxh * xh).sum(0)) / (N * sig), (dout * xh).sum(0), dout.sum(0)
+
+    def bn_backward_per_sample(dout, cache):
+        xh, gamma, sig = cache
+        return dout * gamma / sig
+
+    kw = {"gamma": gamma, "beta": beta}
+    good = jn.check_vjp_batched(*jn.from_cs231n(bn_forward, bn_backward, **kw), X, reference="batchnorm",
+                                reference_kwargs=kw)
+    assert good.passed and [w.passed for w in good.witnesses] == [True, True, True]
+    bad = jn.check_vjp_batched(*jn.from_cs231n(bn_forward, bn_backward_per_sample, **kw), X,
+                               reference="batchnorm", reference_kwargs=kw)
+    assert not bad.passed
+    assert any("couples the samples" in n for n in bad.notes)
+
+
+# --------------------------------------------------------------------------- vjp witnesses
+
+
+def test_identity_catches_a_vjp_that_is_not_linear_in_its_cotangent():
+    A = np.array([[1.0, 2.0], [-3.0, 0.5], [0.2, 0.1]])
+    vjp = lambda x, v: np.abs(v) @ A        # right for every unit cotangent e_i
+    r = jn.check_vjp(linear(A), vjp, np.ones(2))
+    fd, ident = r.witnesses[0], r.witnesses[-1]
+    assert fd.passed and not ident.passed and not r.passed
+    assert "inner-product identity" in r.summary
+
+
+def test_large_vjp_uses_the_identity_only():
+    A = np.random.default_rng(0).normal(size=(3, 4))
+    r = jn.check_vjp(linear(A), lambda x, v: v @ A, np.ones(4), full=False)
+    assert r.passed and len(r.witnesses) == 1 and "identity" in r.witnesses[0].name
+    r = jn.check_vjp(linear(A), lambda x, v: 1.5 * (v @ A), np.ones(4), full=False)
+    assert not r.passed
+
+
+def test_package_dense_backward_with_row_cotangents():
+    layer = jn.Dense(4, 3, "tanh", init="xavier", seed=0)
+    x = np.random.default_rng(1).normal(size=(4, 1))
+    f = lambda x: layer.forward(x)[0]
+    vjp = lambda x, g: layer.backward(g, layer.forward(x)[1])[0]
+    r = jn.check_vjp(f, vjp, x, cotangent_shape=(1, 3), reference="dense",
+                     reference_kwargs={"W": layer.W, "b": layer.b, "activation": "tanh"})
+    assert r.passed and r.diagnosis == "rounding" and len(r.witnesses) == 3
+
+
+# --------------------------------------------------------------------------- references
+
+
+def test_reference_flags_a_different_forward():
+    f = lambda v: np.exp(v) / np.exp(v).sum() * 1.01      # not the softmax
+    jac = lambda v: np.diag(f(v)) - 1.01 * np.outer(f(v), f(v)) / 1.01 ** 2 * 1.01
+    x = np.array([0.2, -0.1, 0.4])
+    r = jn.check_jacobian(f, jac, x, reference="softmax", atol=1e-4, rtol=1e-4)
+    ref = r.witnesses[1]
+    assert not ref.passed and ref.detail == "forward DIFFERS"
+    assert not r.passed
+
+
+@pytest.mark.parametrize("kwargs, exc, words", [
+    ({"reference": "swish"}, ValueError, "reference: expected one of"),
+    ({"reference": "dense", "reference_kwargs": {"W": np.eye(2)}}, ValueError, "missing ['b']"),
+    ({"reference": "batchnorm"}, ValueError, "couples the samples"),
+])
+def test_reference_errors_name_the_argument(kwargs, exc, words):
+    with pytest.raises(exc, match=None) as info:
+        jn.check_jacobian(lambda v: v, lambda v: np.eye(2), np.ones(2), **kwargs)
+    assert words in str(info.value)
+
+
+# --------------------------------------------------------------------------- dtype and bad input
+
+
+def test_float32_passes_with_looser_tolerance():
+    X = np.random.default_rng(2).normal(size=(3, 4)).astype(np.float32)
+    seen = []
+
+    def f(X):
+        seen.append(X.dtype)
+        return np.tanh(X)
+
+    r = jn.check_vjp_batched(f, lambda X, G: G * (1 - np.tanh(X) ** 2), X, reference="tanh")
+    assert r.passed and r.dtype == "float32" and set(seen) == {np.dtype(np.float32)}
+    assert r.tolerance.rtol > 1e-3
+
+
+def test_float_of_the_other_precision_is_refused():
+    with pytest.raises(TypeError, match="x: expected dtype float64, got float32"):
+        jn.check_jacobian(lambda v: v, lambda v: np.eye(2), np.ones(2, dtype=np.float32), dtype=np.float64)
+
+
+def test_nan_input_and_wrong_sized_claim_are_refused():
+    with pytest.raises(ValueError, match="x: expected finite values"):
+        jn.check_jacobian(lambda v: v, lambda v: np.eye(2), np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="jacobian: expected 4 entries"):
+        jn.check_jacobian(lambda v: v, lambda v: np.eye(3), np.ones(2))
+    with pytest.raises(ValueError, match="vjp: expected a result with 2 entries"):
+        jn.check_vjp(lambda v: v, lambda v, g: np.ones(3), np.ones(2))
+
+
+def test_in_place_mutation_of_an_argument_is_noted_and_inputs_are_untouched():
+    x = np.array([0.5, -0.5, 1.5])
+
+    def vjp(x, dout):                        # the book's Relu.backward: dout[mask] = 0
+        dout[x <= 0] = 0
+        return dout
+
+    r = jn.check_vjp(relu, vjp, x)
+    assert r.passed
+    assert any("vjp modified its argument 1 in place" in n for n in r.notes)
+    assert np.array_equal(x, [0.5, -0.5, 1.5])
+
+
+# --------------------------------------------------------------------------- adapters and reports
+
+
+def test_cs231n_affine_pair_with_params():
+    rng = np.random.default_rng(5)
+    w, b = rng.normal(size=(3, 2)), rng.normal(size=2)
+
+    def affine_forward(x, w, b):
+        return x @ w + b, (x, w, b)
+
+    def affine_backward(dout, cache):
+        x, w, b = cache
+        return dout @ w.T, x.T @ dout, dout.sum(0)
+
+    f, vjp = jn.from_cs231n(affine_forward, affine_backward, w, b)
+    r = jn.check_vjp_batched(f, vjp, rng.normal(size=(4, 3)), reference="dense",
+                             reference_kwargs={"W": w, "b": b})
+    assert r.passed
+    f, vjp = jn.from_cs231n(affine_forward, lambda d, c: (d @ c[1], None, None), w=w, b=b)
+    with pytest.raises(ValueError):          # d @ w has the wrong size: (4, 2) @ (3, 2) fails or mis-sizes
+        jn.check_vjp_batched(f, vjp, rng.normal(size=(4, 3)))
+
+
+def test_report_dict_is_json_and_str_is_readable():
+    A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    r = jn.check_jacobian(linear(A), lambda x: A.T, np.ones(2), name="demo")
+    d = json.loads(json.dumps(r.as_dict()))
+    assert d["passed"] is False and d["diagnosis"] == "transposed"
+    assert {"row", "column", "analytic", "numeric", "abs_error", "rel_error", "tolerance", "fd_error"} <= set(
+        d["worst"][0])
+    assert "sqrt(eps)" in d["tolerance"]["explanation"]
+    text = str(r)
+    assert text.startswith("check_jacobian demo: FAIL (transposed)")
+    assert "row = output index, column = input index" in text
+
+
+def test_top_k_limits_the_listed_entries():
+    A = np.random.default_rng(0).normal(size=(4, 4))
+    r = jn.check_jacobian(linear(A), lambda x: A + 1.0, np.ones(4), top_k=2)
+    assert len(r.worst) == 2 and r.worst[0].abs_error >= r.worst[1].abs_error
