@@ -61,8 +61,9 @@ Diagnosis (in this order; the first that fits is reported)
               equals the central difference (a claimed relu'(0) = 0.5); for larger Jacobians,
               only where an entry fails or scipy's error estimate dominates its tolerance.
               Where the sides differ and the claim lies outside them, the entry fails.
-``transposed``  analytic == numeric^T (also when the analytic has the transposed shape).
+(failures, in this order; where the claim is zero everywhere it is a ``mismatch``)
 ``sign_flipped``  analytic == -numeric.
+``transposed``  analytic == numeric^T (also when the analytic has the transposed shape).
 ``diagonal_only``  diagonal entries right, off-diagonal analytic entries zero, numeric not.
 ``missing_batch_scaling``  analytic == N * numeric (or numeric / N) for a batch of N.
 ``constant_factor``  analytic == c * numeric for one constant c (reported).
@@ -101,7 +102,7 @@ FULL_JACOBIAN_MAX_ENTRIES = 4096
 #: A fitted factor c is called ``N`` (or ``1/N``) when within this relative distance.
 FACTOR_RTOL = 1e-3
 
-DIAGNOSES = ("rounding", "kink", "transposed", "sign_flipped", "diagonal_only", "missing_batch_scaling",
+DIAGNOSES = ("rounding", "kink", "sign_flipped", "transposed", "diagonal_only", "missing_batch_scaling",
              "constant_factor", "mismatch")
 
 _EXPLAIN = {
@@ -482,14 +483,15 @@ class _Analysis:
 
 
 def _analyse(A, B, err, tol: Tolerance, layout: _Layout, *, one_sided=None, kink_mask=None,
-             transposed_shape=False) -> _Analysis:
+             transposed_shape=None) -> _Analysis:
     """Compare the claimed ``A`` with the witness ``B`` (error estimate ``err``) and diagnose.
 
     ``one_sided``: a callable returning ``(L, L_err, R, R_err, L_success, R_success)``, the
     left and right finite-difference Jacobians, called only if some entry is in doubt (it
     fails, or scipy's error estimate dominates its tolerance). ``kink_mask``:
     entries already known to be at a kink (from the finite-difference witness), which
-    a reference witness does not count as failures.
+    a reference witness does not count as failures. ``transposed_shape``: a message when
+    the claim came in the transposed shape (``A`` is then already transposed back).
     """
     bound = tol.bound(B, err)
     diff = np.abs(A - B)
@@ -537,11 +539,9 @@ def _analyse(A, B, err, tol: Tolerance, layout: _Layout, *, one_sided=None, kink
     if transposed_shape:
         if not fail.any():
             return _Analysis(False, "transposed", np.ones_like(fail), kink, bound, notes=[
-                f"the claimed Jacobian has the transposed shape {layout.shape[::-1]}; expected {layout.shape} "
-                f"(rows = outputs, columns = inputs); transposed back it matches"], convention=convention,
-                one_sided=sides, atol=tol.atol)
-        notes.append(f"the claimed Jacobian has the transposed shape {layout.shape[::-1]}; expected {layout.shape}; "
-                     f"transposed back, its values are diagnosed as below")
+                f"{transposed_shape} (rows = outputs, columns = inputs); transposed back it matches"],
+                convention=convention, one_sided=sides, atol=tol.atol)
+        notes.append(f"{transposed_shape}; transposed back, its values are diagnosed as below")
     if not fail.any():
         return _Analysis(True, "kink" if kink.any() else "rounding", fail, kink, bound, convention=convention,
                          notes=notes, one_sided=sides, atol=tol.atol)
@@ -589,7 +589,7 @@ def _analyse(A, B, err, tol: Tolerance, layout: _Layout, *, one_sided=None, kink
     if diagnosis == "mismatch":
         n_fail = int(fail.sum())
         notes.append(f"{n_fail} of {fail.size} entries are beyond tolerance")
-        if M == K and M > 1 and np.all(np.diag(fail)[np.any(fail, axis=1)]) and not np.any(fail & ~np.eye(M, dtype=bool)):
+        if M == K and M > 1 and not np.any(fail & ~np.eye(M, dtype=bool)):
             notes.append("every failing entry is on the diagonal: an elementwise derivative formula is wrong")
         if layout.per_sample:
             rows, cols = np.indices(A.shape)
@@ -682,9 +682,13 @@ def _run(kind, f, x, *, claimed=None, vjp=None, batched, reference, reference_kw
     witnesses = []
     A = B = err = None
     an = None
-    transposed_shape = False
+    transposed_shape = None   # a message when the claim has the transposed shape
     if claimed is not None:
-        A, transposed_shape = _to_full(calls.call(claimed, "jacobian", x), layout, "jacobian")
+        raw = np.asarray(calls.call(claimed, "jacobian", x))
+        A, swapped = _to_full(raw, layout, "jacobian")
+        if swapped:
+            want = (layout.batch,) + layout.out_shape[1:] + layout.in_shape[1:] if raw.ndim == 3 else layout.shape
+            transposed_shape = f"the claimed Jacobian has shape {raw.shape}, expected {want}"
     elif full and M * K <= FULL_JACOBIAN_MAX_ENTRIES:
         A = np.stack([vjp_flat(e) for e in np.eye(M)]) if M else np.zeros((0, K))
         notes.append(f"the claimed Jacobian was assembled row by row from {M} vjp calls with unit cotangents")

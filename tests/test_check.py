@@ -77,7 +77,7 @@ def test_transposed_shape_is_diagnosed_as_transposed():
     A = np.arange(6.0).reshape(2, 3) + 1
     r = jn.check_jacobian(linear(A), lambda x: A.T, np.ones(3))
     assert not r.passed and r.diagnosis == "transposed"
-    assert any("transposed shape (3, 2)" in n for n in r.notes)
+    assert any("has shape (3, 2), expected (2, 3)" in n for n in r.notes)
 
 
 @given(matrices())
@@ -384,3 +384,14 @@ def test_top_k_limits_the_listed_entries():
     A = np.random.default_rng(0).normal(size=(4, 4))
     r = jn.check_jacobian(linear(A), lambda x: A + 1.0, np.ones(4), top_k=2)
     assert len(r.worst) == 2 and r.worst[0].abs_error >= r.worst[1].abs_error
+
+
+def test_batched_per_sample_jacobians_in_the_transposed_shape():
+    rng = np.random.default_rng(0)
+    W, b, X = rng.normal(size=(3, 2)), rng.normal(size=2), rng.normal(size=(4, 3))
+    f = lambda X: np.tanh(X @ W + b)
+    right = lambda X: (1 - f(X) ** 2)[:, :, None] * W.T[None]          # (N, m, n) = (4, 2, 3)
+    assert jn.check_jacobian_batched(f, right, X).passed
+    r = jn.check_jacobian_batched(f, lambda X: right(X).transpose(0, 2, 1), X)
+    assert not r.passed and r.diagnosis == "transposed"
+    assert any("has shape (4, 3, 2), expected (4, 2, 3)" in n for n in r.notes)
