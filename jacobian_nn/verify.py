@@ -185,6 +185,13 @@ def network_rows() -> list[Comparison]:
     return out
 
 
+def proof_rows() -> list[Comparison]:
+    """Every check in ``proofs/`` (numeric; symbolic when sympy is installed, else counted as skipped)."""
+    from proofs._verify import proof_rows as rows
+
+    return rows()
+
+
 GROUPS = [
     ("activation", activation_rows),
     ("loss", loss_rows),
@@ -193,6 +200,7 @@ GROUPS = [
     ("batched", crosscheck_rows),
     ("batchnorm", batchnorm_rows),
     ("check", gallery_rows),
+    ("proofs", proof_rows),
 ]
 
 
