@@ -24,8 +24,12 @@ pass reuses the forward output instead of recomputing it.
 
 Kinks follow seed 000's math: at a non-differentiable point the derivative takes
 the ``z <= 0`` branch (relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha,
-step'(0) = 0). Proofs: ``proofs/`` (see ``proofs/README.md``, section
-*Activations*).
+step'(0) = 0). Proofs (``proofs/proof_activations.py``, ``proof_softmax.py``,
+``proof_stable_softmax.py``; index in ``proofs/README.md``): ``proofs:act.sigmoid``,
+``proofs:act.tanh``, ``proofs:act.relu``, ``proofs:act.leaky_relu``, ``proofs:act.elu``,
+``proofs:act.step``, the kink convention ``proofs:act.code000_kinks``, softmax's Jacobian
+``proofs:softmax.jacobian``, its VJP ``proofs:softmax.backward001``, the max shift
+``proofs:stable.shift_identity``.
 """
 
 from __future__ import annotations
@@ -285,7 +289,7 @@ class ELU(ElementwiseActivation):
     near 0 and no overflow in the unused branch.
 
     Seed 000's table gives the ELU Jacobian as 0 for ``z <= 0``; that is an
-    erratum (see ``proofs/``): the derivative there is ``alpha exp(z)``.
+    erratum (``proofs:act.elu``): the derivative there is ``alpha exp(z)``.
     """
 
     name = "elu"

@@ -167,7 +167,9 @@ class Dense(Layer):
         delta = vjp_f(Z, G)      (N, m)      dW = X^T delta   (n, m)
         dX    = delta W^T        (N, n)      db = sum_k delta[k]   (m,)
 
-    Proofs: ``proofs/`` (section *Dense layer*).
+    Proofs (``proofs/proof_dense.py``): ``proofs:dense.backward000`` (reference formulas),
+    ``proofs:dense.jacobian_shape`` (``(m, n)``, not seed 000's ``n x m``),
+    ``proofs:dense.affine_batch`` (batched formulas), ``proofs:affine.dimension_matching004``.
     """
 
     def __init__(self, n_in: int, n_out: int, activation="identity", *, init: str = "he",

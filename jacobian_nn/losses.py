@@ -17,7 +17,10 @@ class index. Batched labels are ``(N, m)`` or an integer vector ``(N,)``.
 
 The batched gradients are written independently of the reference ones; a test
 parses this module and fails if a ``*_batch`` method calls ``gradient``.
-Proofs: ``proofs/`` (section *Losses*).
+Proofs (``proofs/proof_losses.py``, ``proof_softmax.py``): ``proofs:loss.cross_entropy``,
+``proofs:loss.mse002``, ``proofs:loss.batch_mean`` (batch mean), ``proofs:loss.log0_000`` (why a
+zero probability is refused), ``proofs:softmax.ce_combined`` (fused gradient ``s - y``),
+``proofs:softmax.loss_code_batch`` (batched fused gradient).
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ Biases are penalised too when ``regularize_bias=True``.
 Seed 000's code instead updates ``w -= (dw + w*lam*0.5) / dcnt * lr``: the
 penalty gradient ``lam/2 * w`` is divided by the batch count, and its prose
 penalty ``lam * sum W^2`` has gradient ``2 lam W``, not ``lam/2 W``. Here the
-penalty is ``l2/2 ||W||^2`` with gradient ``l2 W``, independent of N (see
-``proofs/``, section *Regularisation*).
+penalty is ``l2/2 ||W||^2`` with gradient ``l2 W``, independent of N (proofs
+``proofs:reg.l2_code000``, ``proofs:reg.bias000``, ``proofs:reg.penalties000``,
+``proofs:reg.l2_004``; the batch mean: ``proofs:loss.batch_mean``, ``proofs:dense.train000``).
 """
 
 from __future__ import annotations

@@ -1,34 +1,56 @@
 """``python -m proofs``: run every proof's checks and print the table of verdicts.
 
 Options: ``--numeric-only`` / ``--symbolic-only``; ``--errata`` prints the errata rows
-(verdict other than *holds*) as a Markdown table; ``--index`` prints the index as Markdown.
+(verdict other than *holds*) as a Markdown table; ``--index`` prints the index as Markdown;
+``--write-readme`` regenerates both tables inside ``proofs/README.md``.
 Exit status 1 if any check fails (a skipped symbolic check, sympy missing, is not a failure).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ._registry import HOLDS, load_all, run
 
 
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _index_markdown(proofs) -> str:
     lines = ["| id | seed | location | verdict | checks | file |", "|---|---|---|---|---|---|"]
-    for p in proofs.values():
+    for p in _sorted(proofs):
         kinds = "+".join(sorted({c.kind for c in p.checks}))
-        lines.append(f"| `{p.id}` | {p.seed} | {p.location} | {p.verdict} | {kinds} | "
+        lines.append(f"| `{p.id}` | {p.seed} | {_cell(p.location)} | {p.verdict} | {kinds} | "
                      f"`{p.module.split('.')[-1]}.py::{p.function}` |")
     return "\n".join(lines)
 
 
+def _sorted(proofs):
+    return sorted(proofs.values(), key=lambda p: (p.seed, p.id))
+
+
 def _errata_markdown(proofs) -> str:
     lines = ["| seed | location | what it says | what is right | check |", "|---|---|---|---|---|"]
-    for p in proofs.values():
+    for p in _sorted(proofs):
         if p.verdict != HOLDS:
-            lines.append(f"| {p.seed} | {p.location} | {p.statement} | {p.corrected} | "
+            lines.append(f"| {p.seed} | {_cell(p.location)} | {_cell(p.statement)} | {_cell(p.corrected)} | "
                          f"`{p.module.split('.')[-1]}.py::{p.function}` ({p.verdict}) |")
     return "\n".join(lines)
+
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
+
+
+def render_readme(text: str, proofs) -> str:
+    """``text`` with the blocks between ``<!-- index:start/end -->`` and ``<!-- errata:start/end -->`` regenerated."""
+    for name, table in (("index", _index_markdown(proofs)), ("errata", _errata_markdown(proofs))):
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        i, j = text.index(start) + len(start), text.index(end)
+        text = text[:i] + "\n" + table + "\n" + text[j:]
+    return text
 
 
 def main(argv=None) -> int:
@@ -38,7 +60,17 @@ def main(argv=None) -> int:
     g.add_argument("--symbolic-only", action="store_true")
     g.add_argument("--errata", action="store_true", help="print the errata table (Markdown) and exit")
     g.add_argument("--index", action="store_true", help="print the index of proofs (Markdown) and exit")
+    g.add_argument("--write-readme", action="store_true",
+                   help="regenerate the index and errata tables between the markers of proofs/README.md")
     args = ap.parse_args(argv)
+    if args.write_readme:
+        path = README
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(render_readme(text, load_all()))
+        print(f"wrote {path}")
+        return 0
     if args.errata or args.index:
         proofs = load_all()
         print(_errata_markdown(proofs) if args.errata else _index_markdown(proofs))

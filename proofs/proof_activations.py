@@ -192,7 +192,7 @@ def _seed000_code_relu_family(z, alpha_leaky=0.01):
 
 
 @proof(id="act.code000_kinks", seed="000", location="NNFunctions.py, ReLU/LeakyReLU/ELU.gradient",
-       statement="code uses np.where(z >= 0, 1, ...): relu'(0) = 1, leaky'(0) = 1, elu'(0) = 1",
+       statement="code uses np.where(z >= 0, 1, ...): relu'(0) = 1, leaky'(0) = 1 (ELU's 1 equals its implicit alpha = 1)",
        verdict=WRONG,
        corrected="the prose's x <= 0 branch at 0 (left derivative): relu'(0)=0, leaky'(0)=alpha, elu'(0)=alpha; "
                  "the code's value at 0 is the right derivative")

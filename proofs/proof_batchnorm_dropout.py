@@ -46,6 +46,11 @@ def seed004_batchnorm_backward(dout, x, gamma):
 def test_batchnorm_train_jacobian():
     r"""**Seed 004, ``batchnorm_backward``** (the chain through $\hat x$, $\sigma^2$ and $\mu$).
 
+    > ``dgamma = np.sum(dout * x_hat, axis=0)``; ``dbeta = np.sum(dout * 1.0, axis=0)``; ``dx_hat = dout * gamma``;
+    > ``dvar = -0.5 * ((var + eps) ** (-1.5)) * np.sum(dx_hat * (x - mean), axis=0)``;
+    > ``dmean = -1.0 * np.sum(dx_hat / np.sqrt(var + eps), axis=0) + dvar * np.mean(-2.0 * (x - mean), axis=0)``;
+    > ``dx = dx_hat / np.sqrt(var + eps) + dvar * 2.0 / N * (x - mean) + dmean * 1.0 / N``.
+
     Derivation. Per feature, with $\sigma = \sqrt{\sigma^2_B + \epsilon}$, $\hat x_i = (x_i-\mu)/\sigma$,
     $\partial\mu/\partial x_k = 1/N$, $\partial\sigma/\partial x_k = (x_k-\mu)/(N\sigma)$ (the
     $\mu$-terms of $\partial\sigma^2_B/\partial x_k$ sum to zero), so
@@ -98,6 +103,9 @@ def test_batchnorm_train_jacobian_symbolic():
 def test_batchnorm_eps_single_image():
     r"""**Seed 004: eps and the one-image batch.**
 
+    > 在公式中 eps 的存在是必要的,因为数据某一列的标准差 sample_var 为 0 是可能的,比如仅一张图片流入神经网络的时候。
+
+    Derivation.
     With $N = 1$: $\mu = x$, $\sigma^2_B = 0$, $\hat x = 0/\sqrt{\epsilon} = 0$, so $y = \beta$ whatever
     $x$ is, and $\partial y/\partial x = \frac{\gamma}{\sqrt\epsilon}(1 - 1 - 0) = 0$. $\epsilon$ keeps the
     division finite but the layer then carries no information and no gradient.
@@ -124,6 +132,9 @@ def test_batchnorm_eps_single_image():
 def test_batchnorm_running_init():
     r"""**Seed 004, the initial value of the exponential smoothing.**
 
+    > 关于一次指数平滑法的初值取法也是有讲究的。可以看到我们上面的代码就是取第一次算得的平均值或标准差来作为初始默认值的。
+
+    Derivation.
     The prose: 可以看到我们上面的代码就是取第一次算得的平均值或标准差来作为初始默认值的. The code:
     ``running_mean = bn_param.get('running_mean', np.zeros(D))``, then
     ``running = momentum * running + (1 - momentum) * sample``. After the first batch the running
@@ -144,6 +155,10 @@ def test_batchnorm_running_init():
 def test_dropout_jacobian():
     r"""**Seed 004, ``dropout_backward``.**
 
+    > ``if mode == 'train': dx = mask * dout``; ``elif mode == 'test': dx = dout``;
+    > "显然在训练模式下,dropout 层的局部梯度就是随机失活遮罩 mask".
+
+    Derivation.
     Seed 004's ``mask`` is already ``(U < keep_prob) / keep_prob``. With $y = x \odot k/(1-p)$ per
     sample, $J = \operatorname{diag}(k/(1-p))$, so $g J = g \odot \text{mask}$; in test mode $J = I$.
 
