@@ -19,7 +19,8 @@ a permutation)::
     dy_i/dx_k = gamma_j / sigma * (delta_ik - 1/N - x_hat_i x_hat_k / N)
     dy_i/dgamma_j = x_hat_i,      dy_i/dbeta_j = 1
 
-(proof: ``proofs/batchnorm_dropout.md``). The reference path builds these
+(proofs: ``proofs:batchnorm.train_jacobian``, ``proofs:batchnorm.test_mode004``,
+``proofs:dropout.jacobian``, ``proofs:dropout.inverted004`` in ``proofs/``). The reference path builds these
 matrices and chains the batch's rows through them; the batched path uses the
 compact formula, written independently::
 

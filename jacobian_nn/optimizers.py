@@ -20,7 +20,9 @@ the hyperparameters (seed 004 stores ``learning_rate`` inside the per-parameter
 ``config`` dict next to the velocity, mixing the two).
 
 Below, ``g`` is a gradient array, ``eta`` the learning rate, products and powers
-are elementwise, and ``t`` is the step counter stored in the state.
+are elementwise, and ``t`` is the step counter stored in the state. Proofs of the
+seeds' rules: ``proofs:opt.sgd002``, ``proofs:opt.momentum``, ``proofs:opt.velocity004``,
+``proofs:opt.adagrad002`` (``proofs/proof_optimisers.py``).
 
 Step counter convention: ``state.t`` is the number of updates already computed.
 ``init_state`` returns ``t = 0``; ``step`` first sets ``t <- t + 1`` and then uses

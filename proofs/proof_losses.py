@@ -115,7 +115,8 @@ def test_ce_delta002():
     r"""**Seed 002, ``cross_entropy_error`` with ``delta = 1e-7``.**
 
     > $E = -\sum_k t_k \log y_k$; ``delta = 1e-7; return -np.sum(t * np.log(y + delta))``;
-    > mini-batch: $E = -\frac1N\sum_n\sum_k t_{nk}\log y_{nk}$, ``... / batch_size``.
+    > mini-batch: $E = -\frac1N\sum_n\sum_k t_{nk}\log y_{nk}$, ``... / batch_size``; for integer labels
+    > (commented out): ``-np.sum(np.log(y[np.arange(batch_size), t] + 1e-7)) / batch_size``.
 
     Derivation. $-\log(y+\delta) = -\log y - \log(1+\delta/y)$, so the code's value is below $E$ by
     $\sum_k t_k\log(1+\delta/y_k)\in(0, \delta\sum_k t_k/y_k]$, negligible unless some $y_k \lesssim \delta$;
@@ -139,6 +140,8 @@ def test_ce_delta002():
     lib = CrossEntropy().forward_batch(Yb, Tb)
     assert 0 < lib - code_batch <= d * np.sum(Tb / Yb) / 2
     assert abs(code(np.zeros(3)) + np.log(d)) < 1e-12
+    labels = np.argmax(Tb, axis=1)  # the commented-out index-label version gives the same value
+    assert abs(-np.sum(np.log(Yb[np.arange(2), labels] + 1e-7)) / 2 - code_batch) < 1e-15
 
 
 def _seed001_entropy(x, y, C):
