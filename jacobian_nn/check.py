@@ -174,13 +174,6 @@ class Entry:
     right: float | None = None
     note: str = ""
 
-    def where(self) -> str:
-        parts = [] if self.sample is None else [f"sample {self.sample}"]
-        parts += [f"row {self.row}", f"column {self.column}"]
-        if self.input_sample is not None:
-            parts.append(f"input sample {self.input_sample}")
-        return ", ".join(parts)
-
 
 @dataclass
 class Witness:
