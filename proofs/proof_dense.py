@@ -255,3 +255,17 @@ def test_forward002():
     assert_close("A1", x @ W1 + B1, [0.3, 0.7, 1.1])
     z1 = Dense.from_params(W1, B1, "sigmoid").forward(x[:, None])[0][:, 0]
     assert_close("Z1", z1, [0.57444252, 0.66818777, 0.75026011], atol=5e-9)
+
+
+@symbolic("dense.jacobian_shape")
+def test_jacobian_shape_symbolic():
+    sp = require_sympy()
+    Ws = sp.Matrix(n, m, lambda i, j: sp.Symbol(f"w{i}{j}", real=True))
+    xs = sp.Matrix(n, 1, lambda i, _: sp.Symbol(f"x{i}", real=True))
+    bs = sp.Matrix(m, 1, lambda i, _: sp.Symbol(f"b{i}", real=True))
+    Y = (Ws.T * xs + bs).applyfunc(sp.tanh)
+    J = Y.jacobian(list(xs))
+    assert J.shape == (m, n) != (n, m)
+    us = sp.Matrix(1, m, lambda _, j: sp.Symbol(f"u{j}", real=True))
+    L = (us * Y)[0, 0]
+    sym_zero(sp, sp.Matrix([[sp.diff(L, v) for v in xs]]) - us * J, "dL/dX = dL/dY J with J (m, n)")

@@ -205,3 +205,18 @@ def test_batch_mean():
     assert_close("mean of rows / N layout", lib.gradient_batch(Z, y), rows / 3)
     assert_fd("FD of the batch mean", rows.reshape(1, -1) / 3, lambda v: lib.forward_batch(v.reshape(3, 3), y),
               Z.reshape(-1), gradient=True)
+
+
+@symbolic("loss.entropy001")
+def test_entropy001_symbolic():
+    sp = require_sympy()
+    Nn, Cc = 2, 2
+    x = sp.Matrix(Nn, Cc, lambda i, j: sp.Symbol(f"x{i}{j}", positive=True))
+    y = [1, 0]
+    onehot = sp.Matrix(Nn, Cc, lambda i, j: 1 if j == y[i] else 0)
+    vec = [sum(-onehot[i, j] * sp.log(x[i, j]) for i in range(Nn)) / Nn for j in range(Cc)]  # mean over axis 0
+    total = sum(vec)
+    grad = x.applyfunc(lambda v: sp.diff(total, v))
+    stored = sp.Matrix(Nn, Cc, lambda i, j: -onehot[i, j] / x[i, j])
+    sym_zero(sp, grad - stored / Nn, "gradient of the returned loss = stored grad / N")
+    assert any(sp.simplify(e) != 0 for e in grad - stored), "the stored grad is not the gradient"

@@ -178,3 +178,14 @@ def test_l2_004():
         w += -lr * reg * w
     assert abs(w - (1 - lr * reg) ** t) < 1e-12
     assert_differs("geometric vs linear decay", w, 1 - t * lr * reg, atol=1e-6)
+
+
+@symbolic("reg.l2_code000")
+def test_l2_code000_symbolic():
+    sp = require_sympy()
+    w, dw, lam, lr = sp.symbols("w dw lambda eta", real=True)
+    Nn = sp.Symbol("N", positive=True)
+    code = w - (dw + w * lam * sp.Rational(1, 2)) / Nn * lr
+    plain = w - lr * dw / Nn
+    sym_zero(sp, (code - plain) / (-lr) - lam / (2 * Nn) * w, "code penalty gradient = lam/(2N) w")
+    sym_zero(sp, sp.diff(lam * w ** 2, w) / (lam / (2 * Nn) * w) - 4 * Nn, "prose / code = 4N")

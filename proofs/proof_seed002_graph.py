@@ -246,3 +246,17 @@ def test_conv_size002():
         assert count(H, F, S, P) == (H + 2 * P - F) // S + 1
     H, F, S, P = 6, 2, 2, 1
     assert int(1 + (H - F) / S) != count(H, F, S, P)
+
+
+@symbolic("graph.numerical_gradient002")
+def test_numerical_gradient002_symbolic():
+    sp = require_sympy()
+    x, h = sp.symbols("x h", real=True)
+    f = sp.sin(x) * x ** 2
+    central = (f.subs(x, x + h) - f.subs(x, x - h)) / (2 * h)
+    forward = (f.subs(x, x + h) - f) / h
+    d1, d2, d3 = (sp.diff(f, x, k) for k in (1, 2, 3))
+    c = sp.series(central - d1, h, 0, 3).removeO()
+    fw = sp.series(forward - d1, h, 0, 2).removeO()
+    sym_zero(sp, c - h ** 2 * d3 / 6, "central error h^2 f'''/6")
+    sym_zero(sp, fw - h * d2 / 2, "forward error h f''/2")

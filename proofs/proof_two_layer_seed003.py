@@ -233,3 +233,23 @@ def test_alias003():
     _, g, before, after = _seed003_step(X, Y, W1, B1, W2, B2)
     assert_close("y_hat now holds dscores", after, (before - np.eye(C)[Y]) / N)
     assert_differs("y_hat changed", after, before, atol=1e-6)
+
+
+@symbolic("two_layer.w1_prose003")
+def test_w1_prose003_symbolic():
+    sp = require_sympy()
+    d, hdim, c = 2, 2, 2
+    x = sp.Matrix(1, d, lambda _, j: sp.Symbol(f"x{j}", real=True))
+    W1s = sp.Matrix(d, hdim, lambda i, j: sp.Symbol(f"v{i}{j}", real=True))
+    W2s = sp.Matrix(hdim, c, lambda i, j: sp.Symbol(f"w{i}{j}", real=True))
+    active = sp.diag(1, 0)  # a region where unit 0 is active (z1 > 0) and unit 1 is not
+    z1 = x * W1s
+    a1 = z1 * active
+    z2 = a1 * W2s
+    E = [sp.exp(v) for v in z2]
+    J = -sp.log(E[0] / sum(E))  # label 0
+    grad = W1s.applyfunc(lambda v: sp.diff(J, v))
+    S = sp.Matrix(1, c, lambda _, j: E[j] / sum(E))
+    G2 = S - sp.Matrix([[1, 0]])
+    corrected = x.T * ((G2 * W2s.T) * active)
+    sym_zero(sp, grad - corrected, "dJ/dW1 = X^T [(G2 W2^T) * relu'(z1)]")
