@@ -286,6 +286,7 @@ def test_softmax_example004():
     assert_close("picked, right order", np.round(picked, 3), [0.175, 0.175, 0.096])
     assert_differs("seed's order", np.round(picked, 3), [0.175, 0.096, 0.175], by=0.079, atol=1e-9)
     assert_close("log", np.round(np.log(picked), 2), [-1.74, -1.74, -2.34])
+    assert round(-np.mean(np.log(picked)), 3) == 1.943
     dx = P.copy()
     dx[np.arange(3), y] -= 1
     assert_close("dx label entries", np.round(dx[np.arange(3), y], 3), [-0.825, -0.825, -0.904])

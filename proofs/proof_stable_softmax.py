@@ -65,8 +65,8 @@ def _seed000_softmax(z):
 @proof(id="stable.clip000", seed="000", location="NNFunctions.py, _exp and Softmax.__call__",
        statement="_exp(z) = np.exp(np.clip(z, -_maxV, _maxV)), _maxV = log(float32 max); softmax = _exp(z) / sum(_exp(z))",
        verdict=WRONG,
-       corrected="clipping changes the value: logits above 88.72 are flattened (e.g. [100, 99] -> [0.5, 0.5] instead "
-                 "of [0.731, 0.269]) and all-very-negative logits give 0/0; subtract the max instead (exact, no clip)")
+       corrected="clipping changes the value: logits above 88.72 (or below -88.72) are flattened (e.g. [100, 99] "
+                 "and [-100, -101] -> [0.5, 0.5] instead of [0.731, 0.269]); subtract the max instead (exact, no clip)")
 def test_clip000():
     r"""**Seed 000, softmax through a clipped exponential.**
 
@@ -74,18 +74,19 @@ def test_clip000():
     > ``Softmax.__call__``: ``return _exp(z) / np.sum(_exp(z))``.
 
     Derivation. Clipping avoids ``inf`` but is not an identity: every logit above $\log(3.4\cdot10^{38}) = 88.72$
-    maps to the same value, so differences between large logits are lost. The shift by the max (proof
-    ``stable.shift_identity``) is exact. Below $-88.72$ the clip keeps $e^{-88.72}\approx 3\cdot10^{-39}$, which
-    is representable in float64, so the all-negative case survives; the large case does not.
+    maps to the same value, so differences between large logits are lost; likewise every logit below $-88.72$
+    (there the clip does avoid a $0/0$, since $e^{-88.72}\approx 3\cdot10^{-39}$ is representable, but again at the
+    price of flattening). The shift by the max (proof ``stable.shift_identity``) is exact.
 
-    Verdict: **wrong** (silently wrong values for logits > 88.72). Check: restated code on $[100, 99]$ gives
-    $[0.5, 0.5]$, off by $0.231$ from the true softmax (= ``Softmax.forward``).
+    Verdict: **wrong** (silently wrong values for logits beyond $\pm 88.72$). Check: restated code on $[100, 99]$
+    (and on $[-100, -101]$) gives $[0.5, 0.5]$, off by $0.231$ from the true softmax (= ``Softmax.forward``).
     """
     z = np.array([100.0, 99.0])
     code = _seed000_softmax(z)
     true = Softmax().forward(z[:, None])[:, 0]
     assert_close("code flattens", code, [0.5, 0.5])
     assert_differs("code vs true softmax", code, true, by=float(true[0] - 0.5), atol=1e-12)
+    assert_close("flattened below -88.72 too", _seed000_softmax(np.array([-100.0, -101.0])), [0.5, 0.5])
     assert_close("agrees below the clip", _seed000_softmax(np.array([3.0, 1.0])), Softmax().forward(np.array([[3.0], [1.0]]))[:, 0])
 
 
