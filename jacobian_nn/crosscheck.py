@@ -140,16 +140,10 @@ class CrossCheckReport:
 
 
 def _float64_copy(net):
-    """A deep copy of ``net`` whose parameter arrays are float64 (an exact upcast).
-
-    Assumes, as for every layer in this package, that each key of ``layer.params``
-    is the name of the layer attribute holding that array.
-    """
-    ref = net.copy()
-    for layer in ref.layers:
-        for name, v in layer.params.items():
-            setattr(layer, name, np.asarray(v, dtype=np.float64).copy())
-    return ref
+    """A deep copy of ``net`` computing in float64 (``Network.astype``): parameters and state
+    (running statistics) upcast exactly, layers without parameters (dropout, activation
+    layers) switched to float64, dropout Generators and fixed masks copied as they are."""
+    return net.astype(np.float64)
 
 
 def _upcast(a):

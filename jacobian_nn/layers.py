@@ -111,9 +111,41 @@ def _checked_vectors(vs, name: str, shape: tuple, dtype, check_one) -> list:
 
 
 class Layer:
-    """Base class: the default batch-of-columns reference methods loop over samples."""
+    """Base class: the default batch-of-columns reference methods loop over samples.
+
+    Besides ``params`` (trainable, get gradients), a layer may hold **state**:
+    non-trainable arrays that inference needs (batch norm's running statistics).
+    ``state`` returns them as live arrays ``{name: array}`` (default: none); the
+    solver snapshots and restores ``params`` and ``state`` together, and
+    :mod:`jacobian_nn.model_io` saves both. ``min_train_batch`` is the smallest
+    batch a training-mode forward accepts (1; 2 for batch norm, whose variance is 0
+    for one sample); the solver never forms a smaller minibatch.
+    """
 
     params: dict
+    #: smallest batch a training-mode forward accepts (batch-coupled layers raise it)
+    min_train_batch: int = 1
+
+    @property
+    def state(self) -> dict:
+        """Non-trainable arrays needed for inference, ``{name: live array}`` (default empty).
+        Each key is the name of the layer attribute holding that array."""
+        return {}
+
+    def astype(self, dtype) -> "Layer":
+        """A deep copy of the layer computing in ``dtype`` (float64 or float32): every array of
+        ``params`` and ``state`` is converted (float32 -> float64 is exact). Layers that keep a
+        dtype elsewhere (no parameters) override this. Assumes each key of ``params`` / ``state``
+        names the attribute holding the array, as for every layer in this package."""
+        import copy
+
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
+        new = copy.deepcopy(self)
+        for name, v in {**self.params, **self.state}.items():
+            setattr(new, name, np.asarray(v).astype(dtype))
+        return new
 
     def forward_samples(self, xs, mode="train"):
         check_mode(mode)

@@ -120,6 +120,30 @@ class Network:
 
         return copy.deepcopy(self)
 
+    @property
+    def state(self) -> list[dict]:
+        """The live non-trainable arrays inference needs (batch norm's running statistics),
+        one dict per layer, ``{}`` for layers without state (see :class:`~jacobian_nn.layers.Layer`)."""
+        return [getattr(layer, "state", {}) for layer in self.layers]
+
+    @property
+    def min_train_batch(self) -> int:
+        """The smallest batch every layer accepts in training mode (2 with batch norm, else 1)."""
+        return max(int(getattr(layer, "min_train_batch", 1)) for layer in self.layers)
+
+    def astype(self, dtype) -> "Network":
+        """A deep copy computing in ``dtype`` (float64 or float32): each layer is replaced by
+        ``layer.astype(dtype)`` (parameters and state converted; float32 -> float64 is exact).
+        The copy keeps the class and attributes of ``self`` (e.g. a FullyConnectedNet)."""
+        import copy
+
+        new = copy.deepcopy(self)
+        for i, layer in enumerate(self.layers):
+            if not hasattr(layer, "astype"):
+                raise TypeError(f"layers[{i}]: {type(layer).__name__} has no astype(dtype) method")
+            new.layers[i] = layer.astype(dtype)
+        return new
+
     def __repr__(self) -> str:
         return f"Network({self.layers!r}, {self.loss!r}, l2={self.l2}, l1={self.l1})"
 

@@ -168,10 +168,20 @@ class BatchNorm(Layer):
     def dtype(self) -> np.dtype:
         return self.gamma.dtype
 
+    #: training mode refuses N = 1 (see the module docstring); the solver never forms such a batch
+    min_train_batch = 2
+
     @property
     def params(self) -> dict:
         """The live parameter arrays ``{"gamma": (m,), "beta": (m,)}`` (never penalised: not named W)."""
         return {"gamma": self.gamma, "beta": self.beta}
+
+    @property
+    def state(self) -> dict:
+        """The live running statistics ``{"running_mean": (m,), "running_var": (m,)}``: not trainable,
+        but test mode needs them, so the solver restores them with the parameters and
+        :mod:`jacobian_nn.model_io` saves them."""
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
 
     def __repr__(self) -> str:
         return f"BatchNorm({self.n_in}, eps={self.eps}, momentum={self.momentum})"
@@ -448,6 +458,13 @@ class Dropout(Layer):
     def __repr__(self) -> str:
         return f"Dropout({self.m}, p={self.p})"
 
+    def astype(self, dtype) -> "Dropout":
+        """A deep copy computing in ``dtype``; its Generator is a copy in the same state (it draws
+        the same masks next) and a mask fixed by :meth:`using_mask` stays fixed in the copy."""
+        new = super().astype(dtype)
+        new._dtype = _check_dtype(dtype)
+        return new
+
     # -- masks -------------------------------------------------------------------------
 
     def sample_mask(self, N: int) -> np.ndarray:
@@ -585,6 +602,12 @@ class ActivationLayer(Layer):
 
     def __repr__(self) -> str:
         return f"ActivationLayer({self.m}, {self.activation!r})"
+
+    def astype(self, dtype) -> "ActivationLayer":
+        """A copy computing in ``dtype``."""
+        new = super().astype(dtype)
+        new._dtype = _check_dtype(dtype)
+        return new
 
     def forward(self, x):
         x = as_column(x, "x", self.m, self.dtype)

@@ -2,7 +2,11 @@
 
 One epoch is one pass over a fresh permutation of the training set, cut into
 minibatches of ``batch_size`` (the last one smaller if ``batch_size`` does not
-divide N). Each iteration::
+divide N). Batch norm's training mode refuses a batch of one sample, so a last
+minibatch smaller than the network's ``min_train_batch`` (2 with batch norm, 1
+otherwise) is merged into the one before it (:meth:`Solver.minibatches`), and a
+``batch_size`` below ``min_train_batch`` is refused when the solver is built. Each
+iteration::
 
     loss, grads  = path gradients of the minibatch (mean loss + penalty, as in Network)
     steps, state = optimizer.step(params, grads, state, lr=lr_epoch)
@@ -29,7 +33,9 @@ training accuracy on at most ``num_train_samples`` training samples, the
 validation accuracy on all validation samples (or ``num_val_samples``).
 The parameters with the best validation accuracy (the first one on ties; epoch 0,
 the initial parameters, included) are copied and written back into the network's
-own arrays at the end. Seed 004 starts from ``best_val_acc = 0`` with an empty
+own arrays at the end, together with every layer's non-trainable ``state`` (batch
+norm's running statistics, which test-mode predictions use): the restored network
+predicts exactly as it did when its validation accuracy was measured. Seed 004 starts from ``best_val_acc = 0`` with an empty
 ``best_params`` (so a model that never beats 0 is replaced by nothing) and
 rebinds ``model.params`` to the copies.
 
@@ -185,7 +191,7 @@ class Solver:
         ``y_train`` ``(N,)`` int, ``X_val``, ``y_val``.
     optimizer : an :class:`~jacobian_nn.optimizers.Optimizer` (its ``lr`` is the initial rate).
     epochs : number of passes over the training set (>= 1).
-    batch_size : minibatch size, 1 <= batch_size <= N.
+    batch_size : minibatch size, ``net.min_train_batch`` (1, or 2 with batch norm) <= batch_size <= N.
     lr_decay : multiply the learning rate by this after every epoch (> 0; 1 = constant).
     path : ``"batched"`` or ``"reference"``.
     seed : int, None or Generator for the minibatch order and the accuracy subsample.
@@ -219,6 +225,10 @@ class Solver:
         self.optimizer = optimizer
         self.epochs = _check_count(epochs, "epochs")
         self.batch_size = _check_count(batch_size, "batch_size", N, "the number of training samples")
+        min_batch = getattr(net, "min_train_batch", 1)
+        if self.batch_size < min_batch:
+            raise ValueError(f"batch_size: expected at least {min_batch} (the network has a batch-coupled layer, "
+                             f"e.g. batch norm, whose training mode needs {min_batch} samples), got {self.batch_size}")
         self.lr_decay = check_positive(lr_decay, "lr_decay")
         self.path = path
         self._loss_and_gradients, self._predict = _path_functions(net, path)
@@ -241,13 +251,37 @@ class Solver:
             correct += int(np.sum(out.argmax(axis=1) == y[start:start + batch_size]))
         return correct / X.shape[0]
 
+    def _live_arrays(self):
+        """Per layer, every array inference depends on: ``params`` and ``state`` (e.g. batch
+        norm's running statistics), as live arrays. No layer type is special-cased."""
+        return [{**{("param", k): v for k, v in p.items()}, **{("state", k): v for k, v in s.items()}}
+                for p, s in zip(self.net.params, self.net.state)]
+
     def _snapshot(self):
-        return [{k: v.copy() for k, v in p.items()} for p in self.net.params]
+        return [{k: v.copy() for k, v in d.items()} for d in self._live_arrays()]
 
     def _restore(self, snapshot):
-        for p, s in zip(self.net.params, snapshot):
-            for k in p:
-                p[k][...] = s[k]
+        for d, s in zip(self._live_arrays(), snapshot):
+            for k in d:
+                d[k][...] = s[k]
+
+    def minibatches(self, order):
+        """Cut a permutation ``order`` of the training indices into this epoch's minibatches.
+
+        Consecutive slices of ``batch_size``; the last one is smaller when ``batch_size``
+        does not divide N. If that last slice is smaller than the network's
+        ``min_train_batch`` (2 with batch norm, whose training mode refuses N = 1), it is
+        merged into the previous minibatch instead, which then has up to
+        ``batch_size + min_train_batch - 1`` samples: every sample is still used once per
+        epoch and no minibatch is refused. Networks without batch-coupled layers are never
+        affected.
+        """
+        N, B = len(order), self.batch_size
+        starts = list(range(0, N, B))
+        if len(starts) > 1 and N - starts[-1] < self.net.min_train_batch:
+            starts.pop()
+        ends = starts[1:] + [N]
+        return [order[a:b] for a, b in zip(starts, ends)]
 
     @staticmethod
     def _subsample(rng, N, n):
@@ -268,7 +302,7 @@ class Solver:
             (self.X_train[tr_idx], self.y_train[tr_idx])
         X_va_eval, y_va_eval = (self.X_val, self.y_val) if va_idx is None else \
             (self.X_val[va_idx], self.y_val[va_idx])
-        per_epoch = -(-N // self.batch_size)
+        per_epoch = len(self.minibatches(np.arange(N)))
         history = History(path=self.path)
         progress = make_progress(self.epochs * per_epoch, self.epochs, self.stream) if self.progress else None
         t0 = time.perf_counter()
@@ -288,9 +322,7 @@ class Solver:
             check(0, opt.lr)
             for epoch in range(1, self.epochs + 1):
                 lr = opt.lr * self.lr_decay ** (epoch - 1)
-                order = rng_batches.permutation(N)
-                for start in range(0, N, self.batch_size):
-                    idx = order[start:start + self.batch_size]
+                for idx in self.minibatches(rng_batches.permutation(N)):
                     loss, grads = self._loss_and_gradients(self.X_train[idx], self.y_train[idx], "train")
                     steps, new_state = opt.step(net.params, grads, state, lr=lr)
                     net.apply_update(steps)
