@@ -17,6 +17,17 @@ from .batched import input_jacobian_batched, per_sample_gradients_batched, per_s
 from .crosscheck import CrossCheckReport, cross_check
 from .check import (CheckReport, Tolerance, check_jacobian, check_jacobian_batched, check_vjp, check_vjp_batched,
                     from_cs231n)
+# Training, data, models, batch norm / dropout (numpy and scipy only: matplotlib, tqdm and scikit-learn,
+# the optional extras, are imported inside the functions that need them, never here)
+from . import data, metrics
+from .data import Dataset
+from .fcnet import FullyConnectedNet
+from .metrics import accuracy, classification_report, confusion_matrix, precision_recall_f1
+from .model_io import load_model, register_layer_type, save_model
+from .normalization import (ActivationLayer, BatchNorm, Dropout, frozen_running_stats, sample_dropout_masks,
+                            same_randomness, using_dropout_masks)
+from .optimizers import OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, SGD, make_optimizer
+from .solver import History, IterationInfo, Solver
 
 __version__ = "0.1.0"
 
@@ -28,4 +39,9 @@ __all__ = [
     "per_sample_losses_batched",
     "CheckReport", "Tolerance", "check_jacobian", "check_jacobian_batched", "check_vjp", "check_vjp_batched",
     "from_cs231n",
+    "data", "metrics", "Dataset", "FullyConnectedNet", "accuracy", "classification_report", "confusion_matrix",
+    "precision_recall_f1", "load_model", "register_layer_type", "save_model", "ActivationLayer", "BatchNorm",
+    "Dropout", "frozen_running_stats", "sample_dropout_masks", "same_randomness", "using_dropout_masks",
+    "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "SGD", "make_optimizer",
+    "History", "IterationInfo", "Solver",
 ]
