@@ -104,7 +104,7 @@ def _checked_vectors(vs, name: str, shape: tuple, dtype, check_one) -> list:
         if not (type(v) is np.ndarray and v.shape == shape and v.dtype == dtype):
             v = check_one(v, f"{name}[{k}]")
         out.append(v)
-    if out and not np.isfinite(np.concatenate(out, axis=None)).all():
+    if out and not np.isfinite(np.concatenate(out, axis=0)).all():  # same 2-D shapes: no ravel
         for k, v in enumerate(out):
             check_one(v, f"{name}[{k}]")
     return out

@@ -128,6 +128,22 @@ class Loss:
         may fuse the two (one validation, shared intermediates) with identical results."""
         return self.forward_batch(Y_hat, Y), self.gradient_batch(Y_hat, Y)
 
+    def forward_and_gradient_samples(self, y_hats, ys):
+        """The reference loop's loss: ``self(y_hat_k, y_k)`` for every sample k.
+
+        ``y_hats`` and ``ys`` are lists of N columns ``(m, 1)``. Returns
+        ``(sum_k L_k, [dL_k/dy_hat_k (1, m) for each k])``, the values summed in
+        order from 0.0. A subclass may validate the lists once and then run the
+        same per-sample operations unchecked, with identical results.
+        """
+        total = 0.0
+        rows = []
+        for y_hat, y in zip(y_hats, ys, strict=True):
+            value, row = self(y_hat, y)
+            total += value
+            rows.append(row)
+        return total, rows
+
 
 # --------------------------------------------------------------------------- cross-entropy
 
@@ -300,6 +316,45 @@ class SoftmaxCrossEntropy(Loss):
         e = np.exp(shifted)
         total = np.sum(e)
         return float(-np.sum(y * (shifted - np.log(total)))), (e / total - y).T
+
+    def forward_and_gradient_samples(self, zs, ys):
+        """:meth:`__call__` for every sample, the N logit columns and N label columns
+        validated together once (finiteness in one pass, labels as one ``(N, m)``
+        probability check, the same per-row test as per column); then each sample
+        runs exactly the operations of :meth:`__call__`, so the results are the same
+        bit for bit. Anything unusual (another shape or dtype, a non-finite value, a
+        bad label) goes through :meth:`__call__` sample by sample, which raises the
+        usual named error."""
+        zs, ys = list(zs), list(ys)
+        if len(zs) != len(ys):
+            raise ValueError(f"ys: expected {len(zs)} label columns (one per sample), got {len(ys)}")
+        if not zs:
+            return 0.0, []
+        shape = zs[0].shape
+        fast = (len(shape) == 2 and shape[1] == 1 and shape[0] > 1  # m = 1: the per-column path
+                and all(type(v) is np.ndarray and v.shape == shape and v.dtype == np.float64
+                        for v in (*zs, *ys)))
+        if fast:
+            Z = np.concatenate(zs, axis=1)
+            Y = np.concatenate(ys, axis=1)
+            fast = bool(np.isfinite(Z).all()) and bool(np.isfinite(Y).all())
+            if fast:
+                try:
+                    _check_probabilities(Y.T, "y")
+                except ValueError:
+                    fast = False
+        if not fast:
+            return super().forward_and_gradient_samples(zs, ys)
+        total = 0.0
+        rows = []
+        log, exp = np.log, np.exp
+        for z, y in zip(zs, ys):   # arr.sum() is np.sum(arr) without the dispatch wrapper
+            shifted = z - z.max()
+            e = exp(shifted)
+            s = e.sum()
+            total += float(-(y * (shifted - log(s))).sum())
+            rows.append((e / s - y).T)
+        return total, rows
 
     def forward_batch(self, Z, Y):
         Z = output_batch(Z, "Z")

@@ -253,12 +253,8 @@ class Network:
         N = len(xs)
         ys = self._label_columns(Y, N)
         outs, ctxs = self._forward_samples(xs, mode)
-        loss = 0.0
-        rows = []
-        for y_hat, y in zip(outs, ys):
-            value, row = self.loss(y_hat, y)   # (forward, gradient), fused where the loss can
-            loss += value
-            rows.append(row)
+        # per sample (forward, gradient), fused and validated once where the loss can
+        loss, rows = self.loss.forward_and_gradient_samples(outs, ys)
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
             rows, g = self.layers[i].backward_samples(rows, ctxs[i])

@@ -96,3 +96,33 @@ def test_fused_softmax_cross_entropy_call_is_bitwise_the_pair():
     value, row = loss(z, 2)
     assert value == loss.forward(z, 2)
     np.testing.assert_array_equal(row, loss.gradient(z, 2))
+
+
+@pytest.mark.parametrize("loss", [jn.SoftmaxCrossEntropy(), jn.MeanSquaredError()])
+def test_loss_sample_loop_is_bitwise_the_per_sample_call(loss):
+    rng = np.random.default_rng(7)
+    zs = [rng.standard_normal((4, 1)) * 5 for _ in range(9)]
+    ys = [np.eye(4)[[k % 4]].T for k in range(9)]
+    ys[3] = np.array([[0.25], [0.25], [0.5], [0.0]])   # a soft label
+    total, rows = loss.forward_and_gradient_samples(zs, ys)
+    expected = 0.0
+    for z, y, row in zip(zs, ys, rows):
+        value, row1 = loss(z, y)
+        expected += value
+        np.testing.assert_array_equal(row, row1)
+    assert total == expected
+
+
+def test_softmax_cross_entropy_sample_loop_refuses_as_the_per_sample_call():
+    loss = jn.SoftmaxCrossEntropy()
+    good = np.array([[1.0], [2.0], [0.0]])
+    onehot = np.array([[0.0], [1.0], [0.0]])
+    with pytest.raises(ValueError, match=r"^z: expected finite"):
+        loss.forward_and_gradient_samples([good, np.array([[1.0], [np.inf], [0.0]])], [onehot, onehot])
+    with pytest.raises(ValueError, match=r"^y: expected probabilities summing to 1"):
+        loss.forward_and_gradient_samples([good, good], [onehot, 0.5 * onehot])
+    with pytest.raises(ValueError, match=r"ys: expected 2 label columns"):
+        loss.forward_and_gradient_samples([good, good], [onehot])
+    # m = 1 takes the per-column path (a single class: loss 0, gradient 0)
+    total, rows = loss.forward_and_gradient_samples([np.array([[3.0]])], [np.array([[1.0]])])
+    assert total == 0.0 and rows[0].shape == (1, 1)
