@@ -87,7 +87,7 @@ class History:
     ``loss``       one entry per iteration (the minibatch loss before the update).
     ``train_acc``, ``val_acc``, ``lr``   one entry per accuracy check: index 0 is
                    before training, index k after epoch k (``lr[0]`` is the initial rate).
-    ``best_epoch`` the epoch whose parameters were restored (0 = the initial ones).
+    ``best_epoch`` the epoch whose parameters and layer state were restored (0 = the initial ones).
     """
 
     loss: list = field(default_factory=list)
@@ -114,7 +114,7 @@ class History:
                 f"{self.iterations} iterations in {self.elapsed:.2f} s\n"
                 f"  last minibatch loss {last_loss}\n"
                 f"  best validation accuracy {self.best_val_acc:.4f} at epoch {self.best_epoch} "
-                f"(training accuracy there {train}); those parameters were restored")
+                f"(training accuracy there {train}); those parameters (and layer state) were restored")
 
 
 class _PlainProgress:
