@@ -417,27 +417,12 @@ def check_drop_probability(p, name: str = "p") -> float:
     return float(p)
 
 
-class Dropout(Layer):
-    """Inverted dropout (seed 004's ``dropout_forward``), ``p`` = probability of dropping a unit.
+class _ParameterFreeLayer(Layer):
+    """A layer ``R^m -> R^m`` with no parameters: width, dtype and :meth:`astype` in one place."""
 
-    Train mode, per sample with keep mask ``keep`` ``(m,)`` (booleans)::
-
-        y = x * keep / (1 - p)          dy/dx = diag(keep / (1 - p))   (m, m)
-
-    Test mode: ``y = x``, ``dy/dx = I``. No parameters.
-
-    Masks ``(N, m)`` are drawn with ``keep = U[0, 1) < 1 - p`` from the layer's own
-    Generator (``seed``), one fresh mask per training-mode forward, unless fixed
-    with :meth:`using_mask` (see the module docstring). With ``p = 0`` the mask is
-    all True and nothing is drawn.
-    """
-
-    def __init__(self, m: int, p: float, *, seed=None, dtype=np.float64):
+    def __init__(self, m: int, dtype):
         self.m = _check_width(m)
-        self.p = check_drop_probability(p)
         self._dtype = _check_dtype(dtype)
-        self.rng = as_generator(seed)
-        self._fixed = None
 
     @property
     def n_in(self) -> int:
@@ -455,15 +440,39 @@ class Dropout(Layer):
     def params(self) -> dict:
         return {}
 
-    def __repr__(self) -> str:
-        return f"Dropout({self.m}, p={self.p})"
-
-    def astype(self, dtype) -> "Dropout":
-        """A deep copy computing in ``dtype``; its Generator is a copy in the same state (it draws
-        the same masks next) and a mask fixed by :meth:`using_mask` stays fixed in the copy."""
+    def astype(self, dtype) -> "_ParameterFreeLayer":
+        """A deep copy computing in ``dtype``."""
         new = super().astype(dtype)
         new._dtype = _check_dtype(dtype)
         return new
+
+
+class Dropout(_ParameterFreeLayer):
+    """Inverted dropout (seed 004's ``dropout_forward``), ``p`` = probability of dropping a unit.
+
+    Train mode, per sample with keep mask ``keep`` ``(m,)`` (booleans)::
+
+        y = x * keep / (1 - p)          dy/dx = diag(keep / (1 - p))   (m, m)
+
+    Test mode: ``y = x``, ``dy/dx = I``. No parameters.
+
+    Masks ``(N, m)`` are drawn with ``keep = U[0, 1) < 1 - p`` from the layer's own
+    Generator (``seed``), one fresh mask per training-mode forward, unless fixed
+    with :meth:`using_mask` (see the module docstring). With ``p = 0`` the mask is
+    all True and nothing is drawn.
+    """
+
+    def __init__(self, m: int, p: float, *, seed=None, dtype=np.float64):
+        super().__init__(m, dtype)
+        self.p = check_drop_probability(p)
+        self.rng = as_generator(seed)
+        self._fixed = None
+
+    def __repr__(self) -> str:
+        return f"Dropout({self.m}, p={self.p})"
+
+    # A deep copy (``astype``) holds a Generator in the same state, so it draws the same
+    # masks next, and a mask fixed by :meth:`using_mask` stays fixed in the copy.
 
     # -- masks -------------------------------------------------------------------------
 
@@ -571,7 +580,7 @@ class Dropout(Layer):
 # =========================================================================== activation layer
 
 
-class ActivationLayer(Layer):
+class ActivationLayer(_ParameterFreeLayer):
     """An elementwise (or softmax) activation as a layer of its own, ``y = f(x)``, no parameters.
 
     Seed 004 keeps ``relu`` apart from the affine map so that batch norm sits
@@ -580,34 +589,11 @@ class ActivationLayer(Layer):
     """
 
     def __init__(self, m: int, activation="relu", *, dtype=np.float64):
-        self.m = _check_width(m)
+        super().__init__(m, dtype)
         self.activation: Activation = get_activation(activation)
-        self._dtype = _check_dtype(dtype)
-
-    @property
-    def n_in(self) -> int:
-        return self.m
-
-    @property
-    def n_out(self) -> int:
-        return self.m
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def params(self) -> dict:
-        return {}
 
     def __repr__(self) -> str:
         return f"ActivationLayer({self.m}, {self.activation!r})"
-
-    def astype(self, dtype) -> "ActivationLayer":
-        """A copy computing in ``dtype``."""
-        new = super().astype(dtype)
-        new._dtype = _check_dtype(dtype)
-        return new
 
     def forward(self, x):
         x = as_column(x, "x", self.m, self.dtype)
