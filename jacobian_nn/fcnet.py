@@ -177,7 +177,7 @@ def verify_rows() -> list:
     masks fixed and the running statistics frozen (:func:`~jacobian_nn.normalization.same_randomness`).
     Biases are random so that no ReLU input sits exactly on its kink.
     """
-    from .fd import compare, fd_gradient, fd_jacobian
+    from .fd import compare, fd_gradient, fd_jacobian, fd_loss_gradient
     from .normalization import same_randomness
 
     rng = np.random.default_rng(VERIFY_SEED)
@@ -246,14 +246,7 @@ def verify_rows() -> list:
     Yn = rng.integers(0, 3, size=6)
     for mode in ("train", "test"):
         with same_randomness(net, 6):
-            probe = net.copy()
-            theta = net.flat_params()
-
-            def batch_loss(v, probe=probe, mode=mode):
-                probe.set_flat_params(v)
-                return probe.loss_and_gradients_batched(Xn, Yn, mode)[0]
-
-            fd = fd_gradient(batch_loss, theta)
+            fd = fd_loss_gradient(net, Xn, Yn, mode, path="batched")
             _, gr = net.loss_and_gradients(Xn, Yn, mode)
             _, gb = net.loss_and_gradients_batched(Xn, Yn, mode)
         for path, g in (("reference", gr), ("batched", gb)):

@@ -74,6 +74,27 @@ def fd_gradient(fn, x, **kwargs) -> FDResult:
     return fd_jacobian(lambda v: np.atleast_1d(fn(v)), x, **kwargs)
 
 
+def fd_loss_gradient(net, X, Y, mode: str = "train", *, path: str = "reference", **kwargs) -> FDResult:
+    """Finite-difference gradient ``(1, P)`` of a network's batch loss with respect to
+    ``net.flat_params()`` (the layout of ``Network.flatten_gradients``).
+
+    The loss value comes from the reference path (``path="reference"``) or the batched
+    path (``"batched"``); only its value is used, never a derivative. The probes run on
+    a deep copy, so ``net`` is left untouched (dropout masks fixed with
+    ``using_dropout_masks`` and frozen running statistics carry over to the copy).
+    """
+    if path not in ("reference", "batched"):
+        raise ValueError(f"path: expected 'reference' or 'batched', got {path!r}")
+    probe = net.copy()
+    loss_of = probe.loss_and_gradients if path == "reference" else probe.loss_and_gradients_batched
+
+    def loss(theta):
+        probe.set_flat_params(theta)
+        return loss_of(X, Y, mode)[0]
+
+    return fd_gradient(loss, net.flat_params(), **kwargs)
+
+
 @dataclass
 class Comparison:
     """How far ``analytic`` is from a witness, entry by entry.

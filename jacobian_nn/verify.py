@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import ACTIVATIONS, get_activation
-from .fd import Comparison, compare, fd_gradient, fd_jacobian
+from .fd import Comparison, compare, fd_gradient, fd_jacobian, fd_loss_gradient
 from .layers import Dense
 from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Network
@@ -170,13 +170,7 @@ def network_rows() -> list[Comparison]:
         X = rng.normal(size=(4, net.n_in))
         Y = rng.integers(0, net.n_out, size=4)
         loss, grads = net.loss_and_gradients(X, Y)
-        probe = net.copy()
-
-        def batch_loss(theta, probe=probe, X=X, Y=Y):
-            probe.set_flat_params(theta)
-            return probe.loss_and_gradients(X, Y)[0]
-
-        fd = fd_gradient(batch_loss, net.flat_params())
+        fd = fd_loss_gradient(net, X, Y)
         out.append(compare(f"net {label}: dL/dtheta", Network.flatten_gradients(grads)[None, :], fd.df,
                            err=fd.error))
         x = X[:1].T

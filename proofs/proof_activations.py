@@ -11,7 +11,7 @@ import numpy as np
 from jacobian_nn.activations import ELU, LeakyReLU, ReLU, Sigmoid, Step, Tanh
 
 from ._helpers import assert_close, assert_differs, assert_fd, fd, sym_zero
-from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
+from ._registry import HOLDS, WRONG, proof, require_sympy, symbolic
 
 Z = np.array([-1.3, -0.4, 0.6, 1.7])  # away from every kink
 ZK = np.array([0.0, -0.7, 0.9])       # a kink at index 0

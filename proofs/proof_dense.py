@@ -7,7 +7,7 @@ import numpy as np
 from jacobian_nn.activations import Identity
 from jacobian_nn.layers import Dense
 
-from ._helpers import assert_close, assert_differs, assert_fd, fd, sym_zero
+from ._helpers import assert_close, assert_fd, fd, sym_zero
 from ._registry import HOLDS, WRONG, proof, require_sympy, symbolic
 
 n, m = 3, 2

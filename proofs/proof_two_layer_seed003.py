@@ -8,7 +8,7 @@ from jacobian_nn.layers import Dense
 from jacobian_nn.losses import SoftmaxCrossEntropy
 from jacobian_nn.network import Network
 
-from ._helpers import assert_close, assert_differs, assert_fd, fd, sym_zero
+from ._helpers import assert_close, assert_differs, assert_fd, sym_zero
 from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
 
 RNG = np.random.default_rng(3)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from jacobian_nn.fd import compare, fd_gradient
+from jacobian_nn.fd import compare, fd_gradient, fd_loss_gradient
 from jacobian_nn.layers import Dense
 from jacobian_nn.network import Network
 from jacobian_nn.normalization import (Dropout, dropout_layers, same_randomness, sample_dropout_masks,
@@ -123,13 +123,7 @@ def test_network_paths_share_masks():
     with using_dropout_masks(net, masks):
         lr, gr = net.loss_and_gradients(X, Y)
         lb, gb = net.loss_and_gradients_batched(X, Y)
-        probe = net.copy()
-
-        def f(theta):
-            probe.set_flat_params(theta)
-            return probe.loss_and_gradients(X, Y)[0]
-
-        fd = fd_gradient(f, net.flat_params())
+        fd = fd_loss_gradient(net, X, Y)
     assert lr == pytest.approx(lb, rel=1e-14)
     np.testing.assert_allclose(net.flatten_gradients(gr), net.flatten_gradients(gb), rtol=1e-12, atol=1e-14)
     assert compare("ref", net.flatten_gradients(gr)[None], fd.df, err=fd.error).passed

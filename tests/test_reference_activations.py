@@ -59,7 +59,6 @@ def test_elementwise_jacobian_is_diagonal_with_exact_zeros(name, z):
 
 @given(z=arrays(np.float64, st.tuples(st.integers(1, 8), st.just(1)), elements=st.floats(-30, 30)))
 def test_softmax_jacobian_structure(z):
-    s = jn.Softmax().forward(z)
     J = jn.Softmax().jacobian(z)
     assert np.array_equal(J, J.T)                                       # symmetric, exactly
     assert np.max(np.abs(J.sum(axis=1))) <= 8 * z.shape[0] * np.finfo(float).eps
