@@ -101,6 +101,25 @@ def as_batch(value, name: str, n: int | None = None, dtype=np.float64) -> np.nda
     return arr
 
 
+def check_like_params(arrays, params, name: str) -> None:
+    """``arrays`` must mirror ``params`` (one dict per layer): same length, same keys, and
+    for every entry the same shape and dtype, with finite values. Raises naming
+    ``name[i][key]``; writes nothing."""
+    if len(arrays) != len(params):
+        raise ValueError(f"{name}: expected {len(params)} layer entries (one per layer), got {len(arrays)}")
+    for i, (a, p) in enumerate(zip(arrays, params)):
+        if set(a) != set(p):
+            raise ValueError(f"{name}[{i}]: expected keys {sorted(p)}, got {sorted(a)}")
+        for k in p:
+            v = np.asarray(a[k])
+            if v.shape != p[k].shape:
+                raise ValueError(f"{name}[{i}][{k!r}]: expected shape {p[k].shape}, got {v.shape}")
+            if v.dtype != p[k].dtype:
+                raise TypeError(f"{name}[{i}][{k!r}]: expected dtype {p[k].dtype}, got {v.dtype}")
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf (not finite: nothing was written)")
+
+
 def check_positive(value, name: str) -> float:
     """Return ``value`` as a float if it is a finite number > 0, else raise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_batch, as_column, check_nonnegative, check_positive
+from ._validation import as_batch, as_column, check_like_params, check_nonnegative, check_positive
 from . import batched
 from .activations import Identity, Softmax, get_activation
 from .layers import Dense, as_generator, check_mode
@@ -274,17 +274,7 @@ class Network:
         and both paths keep seeing the same arrays.
         """
         params = self.params
-        if len(steps) != len(params):
-            raise ValueError(f"steps: expected {len(params)} layer entries, got {len(steps)}")
-        for i, (s, p) in enumerate(zip(steps, params)):
-            if set(s) != set(p):
-                raise ValueError(f"steps[{i}]: expected keys {sorted(p)}, got {sorted(s)}")
-            for name in p:
-                v = np.asarray(s[name])
-                if v.shape != p[name].shape:
-                    raise ValueError(f"steps[{i}][{name!r}]: expected shape {p[name].shape}, got {v.shape}")
-                if not np.all(np.isfinite(v)):
-                    raise ValueError(f"steps[{i}][{name!r}]: the update is not finite; parameters left unchanged")
+        check_like_params(steps, params, "steps")
         for s, p in zip(steps, params):
             for name in p:
                 p[name] += s[name]

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_nonnegative, check_positive
+from ._validation import check_like_params, check_nonnegative, check_positive
 
 
 @dataclass(frozen=True)
@@ -55,22 +55,6 @@ class OptimizerState:
 
 def _zeros_like(params) -> list[dict]:
     return [{k: np.zeros_like(v) for k, v in p.items()} for p in params]
-
-
-def _check_grads(params, grads) -> None:
-    if len(grads) != len(params):
-        raise ValueError(f"grads: expected {len(params)} layer entries (one per layer), got {len(grads)}")
-    for i, (g, p) in enumerate(zip(grads, params)):
-        if set(g) != set(p):
-            raise ValueError(f"grads[{i}]: expected keys {sorted(p)}, got {sorted(g)}")
-        for k in p:
-            gk = np.asarray(g[k])
-            if gk.shape != p[k].shape:
-                raise ValueError(f"grads[{i}][{k!r}]: expected shape {p[k].shape}, got {gk.shape}")
-            if gk.dtype != p[k].dtype:
-                raise TypeError(f"grads[{i}][{k!r}]: expected dtype {p[k].dtype}, got {gk.dtype}")
-            if not np.all(np.isfinite(gk)):
-                raise ValueError(f"grads[{i}][{k!r}]: expected finite values, got NaN or inf")
 
 
 def _check_state(params, state, names) -> None:
@@ -117,7 +101,7 @@ class Optimizer:
         ``lr`` overrides ``self.lr`` for this call only (learning-rate decay).
         """
         eta = self.lr if lr is None else check_positive(lr, "lr")
-        _check_grads(params, grads)
+        check_like_params(grads, params, "grads")
         _check_state(params, state, self.buffer_names)
         t = state.t + 1
         steps, buffers = self._update(params, grads, state.buffers, eta, t)

@@ -251,6 +251,9 @@ def test_failed_step_on_bad_labels_leaves_parameters_unchanged():
         net.train_one(np.ones((3, 1)), 9, 0.1)
     with pytest.raises(ValueError, match="not finite"):
         net.apply_update([{"W": np.full((3, 4), np.nan), "b": np.zeros(4)}, {"W": np.zeros((4, 2)), "b": np.zeros(2)}])
+    with pytest.raises(TypeError, match=r"steps\[1\]\['b'\]: expected dtype float64, got float32"):
+        net.apply_update([{"W": np.zeros((3, 4)), "b": np.zeros(4)},
+                          {"W": np.zeros((4, 2)), "b": np.ones(2, dtype=np.float32)}])
     np.testing.assert_array_equal(net.flat_params(), before)
 
 
