@@ -155,18 +155,68 @@ def input_jacobian_batched(net, X) -> np.ndarray:
     """Input-output Jacobians of the whole network for every row, ``(N, m_out, n_in)``.
 
     Slice k is ``d y_hat_k / d x_k = J_L(k) ... J_2(k) J_1(k)`` with ``J_l(k)`` the
-    layer's ``jacobian_x_batch`` slice ``(m_l, n_l)``; the product is accumulated left
-    to right as a batched matmul ``(N, m_l, n_l) @ (N, n_l, n_in)`` (no loop over
-    samples). Test mode.
+    layer's ``jacobian_x_batch`` slice ``(m_l, n_l)``. The product is accumulated from
+    the output side (reverse mode, ``m_out`` rows per sample): ``P = J_L``, then
+    ``P <- P J_l`` for ``l = L-1, ..., 1``, through the layer's ``input_vjp_rows_batch``
+    where it has one (a dense layer: ``(P * D_l) W_l^T``, one 2-D GEMM) and a batched
+    matmul ``(N, m_out, m_l) @ (N, m_l, n_l)`` otherwise. No loop over samples. Test mode.
     """
     A = as_batch(X, "X", net.n_in, net.dtype)
-    J = None
+    inputs = []
     for i, layer in enumerate(net.layers):
         if not hasattr(layer, "jacobian_x_batch"):
             raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no jacobian_x_batch")
-        Jl = layer.jacobian_x_batch(A)
-        J = Jl if J is None else np.matmul(Jl, J)
-        A = layer.forward_batch(A, "test")[0]
+        inputs.append(A)
+        if i < len(net.layers) - 1:
+            A = layer.forward_batch(A, "test")[0]
+    J = _last_two_dense_jacobian_batched(net.layers, inputs) if len(net.layers) > 1 else None
+    if J is None:
+        J, start = net.layers[-1].jacobian_x_batch(inputs[-1]), len(net.layers) - 1
+    else:
+        start = len(net.layers) - 2
+    for layer, A_in in zip(reversed(net.layers[:start]), reversed(inputs[:start])):
+        if hasattr(layer, "input_vjp_rows_batch"):
+            J = layer.input_vjp_rows_batch(J, A_in)
+        else:
+            J = np.matmul(J, layer.jacobian_x_batch(A_in))
+    return J
+
+
+def _last_two_dense_jacobian_batched(layers, inputs):
+    """``J_L(k) J_{L-1}(k)`` ``(N, m_L, n_{L-1})`` for a network ending in two dense layers with
+    elementwise activations, as one GEMM; None when that form does not apply.
+
+    With ``D = vjp_f(Z, f(Z), 1)`` the activation derivatives ``(N, m)`` of each layer,
+    ``J_L(k) J_{L-1}(k) = diag(D_L[k]) W_L^T diag(D_{L-1}[k]) W_{L-1}^T``, linear in
+    ``D_{L-1}[k]``::
+
+        K[j, i, l] = W_L[j, i] W_{L-1}[l, j]                  (m_{L-1}, m_L, n_{L-1}), no sample index
+        J[k, i, l] = D_L[k, i] sum_j D_{L-1}[k, j] K[j, i, l]  i.e.  J = D_L * (D_{L-1} @ K)
+
+    (the same products as pulling ``m_L`` rows per sample back, summed in another
+    order). Used when ``K`` is no larger than the result (``m_{L-1} <= N``).
+    """
+    from .layers import Dense
+
+    prev, last = layers[-2], layers[-1]
+    if not (isinstance(prev, Dense) and isinstance(last, Dense)):
+        return None
+    X = inputs[-2]
+    N = X.shape[0]
+    n, m1, m2 = prev.n_in, prev.n_out, last.n_out
+    if m1 > N:
+        return None
+    _, Z1 = prev._z_batch(X)
+    D1 = prev._derivative_batch(Z1)
+    if D1 is None:
+        return None
+    _, Z2 = last._z_batch(inputs[-1])
+    D2 = last._derivative_batch(Z2)
+    if D2 is None:
+        return None
+    K = (last.W[:, :, None] * prev.W.T[:, None, :]).reshape(m1, m2 * n)
+    J = (D1 @ K).reshape(N, m2, n)
+    J *= D2[:, :, None]
     return J
 
 

@@ -369,11 +369,45 @@ class Dense(Layer):
             raise ValueError(f"X: expected a non-empty batch of shape (N, {self.n_in}), got shape {X.shape}")
         return X, X @ self.W + self.b
 
+    def _derivative_batch(self, Z):
+        """For an elementwise activation, the diagonals of ``J_f(z_k)`` as rows ``(N, m)``:
+        ``vjp_f(Z, f(Z), 1)`` (the batched VJP of a row of ones). None otherwise."""
+        act = self.activation
+        if not act.elementwise:
+            return None
+        return act.vjp_batch(Z, act.forward_batch(Z), np.ones_like(Z))
+
     def jacobian_x_batch(self, X):
-        """``dy_k/dx_k`` for every row: ``(N, m, n)``, slice k ``= J_f(z_k) W^T``
-        (batched matmul of ``activation.jacobian_batch(Z)`` ``(N, m, m)`` with ``W^T``)."""
+        """``dy_k/dx_k`` for every row: ``(N, m, n)``, slice k ``= J_f(z_k) W^T``.
+
+        Elementwise ``f``: ``J_f(z_k) = diag(D[k])`` with ``D = vjp_f(Z, f(Z), 1)``
+        ``(N, m)``, so slice k is ``D[k][:, None] * W^T`` (a broadcast product, no
+        ``(N, m, m)`` matrix). Otherwise (softmax): batched matmul of
+        ``activation.jacobian_batch(Z)`` ``(N, m, m)`` with ``W^T``."""
         _, Z = self._z_batch(X)
+        D = self._derivative_batch(Z)
+        if D is not None:
+            return D[:, :, None] * self.W.T[None]
         return np.matmul(self.activation.jacobian_batch(Z), self.W.T)
+
+    def input_vjp_rows_batch(self, P, X):
+        """Pull ``r`` rows per sample back through the layer: ``P`` ``(N, r, m)`` ->
+        ``P[k] J_f(z_k) W^T`` ``(N, r, n)``, i.e. ``P @ jacobian_x_batch(X)`` without forming it.
+
+        Elementwise ``f``: ``(P * D[:, None, :]) W^T`` with ``D`` as in :meth:`jacobian_x_batch`,
+        the product done as one ``(N r, m) @ (m, n)`` GEMM. Otherwise ``(P @ J_f(Z)) W^T``.
+        Used by :func:`jacobian_nn.batched.input_jacobian_batched` to accumulate the network's
+        input Jacobian from the output side.
+        """
+        _, Z = self._z_batch(X)
+        P = np.asarray(P)
+        N, m = Z.shape
+        if P.ndim != 3 or P.shape[0] != N or P.shape[2] != m:
+            raise ValueError(f"P: expected shape ({N}, r, {m}), got {P.shape}")
+        D = self._derivative_batch(Z)
+        delta = P * D[:, None, :] if D is not None else np.matmul(P, self.activation.jacobian_batch(Z))
+        r = P.shape[1]
+        return (delta.reshape(N * r, m) @ self.W.T).reshape(N, r, self.n_in)
 
     def jacobian_b_batch(self, X):
         """``dy_k/db`` for every row: ``(N, m, m)``, slice k ``= J_f(z_k)``."""

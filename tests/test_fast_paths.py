@@ -126,3 +126,34 @@ def test_softmax_cross_entropy_sample_loop_refuses_as_the_per_sample_call():
     # m = 1 takes the per-column path (a single class: loss 0, gradient 0)
     total, rows = loss.forward_and_gradient_samples([np.array([[3.0]])], [np.array([[1.0]])])
     assert total == 0.0 and rows[0].shape == (1, 1)
+
+
+@pytest.mark.parametrize("sizes, hidden, N", [
+    ([5, 7, 6, 4], ["tanh", "softmax"], 9),     # softmax layer pulled back by the dense matmul path
+    ([5, 7, 6, 4], ["relu", "elu"], 9),         # last two layers as one GEMM, the first pulled back
+    ([4, 12, 3], ["sigmoid"], 5),               # m_{L-1} = 12 > N = 5: the row pull-back instead
+    ([4, 3], [], 6),                            # one layer
+])
+def test_input_jacobian_batched_forms_equal_the_reference(sizes, hidden, N):
+    rng = np.random.default_rng(3)
+    layers = [jn.Dense(n, m, (hidden + ["identity"])[i], init="xavier", seed=rng)
+              for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    net = jn.Network(layers, "mse")
+    X = rng.standard_normal((N, sizes[0]))
+    ref = np.stack([net.input_jacobian(X[k][:, None]) for k in range(N)])
+    J = net.input_jacobian_batched(X)
+    assert J.shape == ref.shape
+    np.testing.assert_allclose(J, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_dense_input_vjp_rows_batch_is_rows_times_the_jacobian():
+    layer = jn.Dense(5, 4, "tanh", init="xavier", seed=2)
+    rng = np.random.default_rng(6)
+    X, P = rng.standard_normal((3, 5)), rng.standard_normal((3, 2, 4))
+    expected = np.matmul(P, layer.jacobian_x_batch(X))
+    np.testing.assert_allclose(layer.input_vjp_rows_batch(P, X), expected, rtol=1e-13, atol=1e-15)
+    P_copy = P.copy()
+    layer.input_vjp_rows_batch(P, X)
+    np.testing.assert_array_equal(P, P_copy)   # the input is not modified
+    with pytest.raises(ValueError, match=r"P: expected shape \(3, r, 4\)"):
+        layer.input_vjp_rows_batch(P[:, :, :3], X)
