@@ -135,8 +135,13 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
     Ym = label_matrix(Y, N, net.n_out, dtype=net.dtype)
     G = net.loss.gradient_batch(Y_hat, Ym) * Y_hat.dtype.type(N)
     grads = [None] * len(net.layers)
-    for i in range(len(net.layers) - 1, -1, -1):
+    for i in range(len(net.layers) - 1, 0, -1):
         G, grads[i] = net.layers[i].per_sample_backward_batch(G, caches[i])
+    first = net.layers[0]
+    if hasattr(first, "per_sample_param_grads_batch"):   # no dX GEMM for the first layer
+        grads[0] = first.per_sample_param_grads_batch(G, caches[0])
+    else:
+        grads[0] = first.per_sample_backward_batch(G, caches[0])[1]
     if include_penalty:
         for g, p in zip(grads, net.params):
             for name in g:

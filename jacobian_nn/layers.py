@@ -363,6 +363,13 @@ class Dense(Layer):
         delta = self.activation.vjp_batch(Z, A, G)
         return delta @ self.W.T, {"W": np.einsum("ki,kj->kij", X, delta), "b": delta.copy()}
 
+    def per_sample_param_grads_batch(self, G, cache):
+        """:meth:`per_sample_backward_batch` without ``dX = delta W^T``, for a first layer
+        (whose input gradient per-sample gradients discard): saves an ``(N, m) @ (m, n)`` GEMM."""
+        X, Z, A = cache
+        delta = self.activation.vjp_batch(Z, A, G)
+        return {"W": np.einsum("ki,kj->kij", X, delta), "b": delta.copy()}
+
     def _z_batch(self, X):
         X = as_float_array(X, "X", self.dtype)
         if X.ndim != 2 or X.shape[1] != self.n_in or X.shape[0] == 0:

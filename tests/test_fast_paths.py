@@ -157,3 +157,15 @@ def test_dense_input_vjp_rows_batch_is_rows_times_the_jacobian():
     np.testing.assert_array_equal(P, P_copy)   # the input is not modified
     with pytest.raises(ValueError, match=r"P: expected shape \(3, r, 4\)"):
         layer.input_vjp_rows_batch(P[:, :, :3], X)
+
+
+def test_first_layer_per_sample_param_grads_equal_per_sample_backward_batch():
+    net, X, _ = _problem()
+    layer = net.layers[0]
+    _, cache = layer.forward_batch(X)
+    G = np.random.default_rng(2).standard_normal((X.shape[0], layer.n_out))
+    full = layer.per_sample_backward_batch(G, cache)[1]
+    part = layer.per_sample_param_grads_batch(G, cache)
+    assert set(part) == {"W", "b"}
+    for name in ("W", "b"):
+        np.testing.assert_array_equal(part[name], full[name])
