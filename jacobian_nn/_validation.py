@@ -24,6 +24,23 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
+def all_finite(arr: np.ndarray) -> bool:
+    """``np.isfinite(arr).all()`` for a real array, faster on large contiguous float arrays.
+
+    The dot product ``v . v`` of the flattened array is not finite whenever an entry is
+    not (``inf * inf = inf``, NaN propagates), and it is one BLAS pass with no temporary.
+    When it is not finite although every entry is (the sum of squares overflowed), the
+    entrywise test decides, so the answer is always exactly ``np.isfinite(arr).all()``.
+    """
+    if arr.dtype.kind == "f" and arr.size >= 1024 and arr.flags.c_contiguous:
+        v = arr.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            square_sum = v @ v
+        if np.isfinite(square_sum):
+            return True
+    return bool(np.isfinite(arr).all())
+
+
 def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     """Return ``value`` as an ndarray of ``dtype`` following the module policy.
 
@@ -48,7 +65,7 @@ def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
         raise TypeError(
             f"{name}: expected a real floating or integer array, got dtype {arr.dtype}"
         )
-    if arr.size and not np.all(np.isfinite(arr)):
+    if arr.size and not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
             f"{name}: expected finite values, got {arr[tuple(bad)].item()!r} at index {tuple(int(i) for i in bad)}"
@@ -116,7 +133,7 @@ def check_like_params(arrays, params, name: str) -> None:
                 raise ValueError(f"{name}[{i}][{k!r}]: expected shape {p[k].shape}, got {v.shape}")
             if v.dtype != p[k].dtype:
                 raise TypeError(f"{name}[{i}][{k!r}]: expected dtype {p[k].dtype}, got {v.dtype}")
-            if not np.all(np.isfinite(v)):
+            if not all_finite(v):
                 raise ValueError(f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf (not finite: nothing was written)")
 
 

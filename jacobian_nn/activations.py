@@ -237,7 +237,9 @@ class ReLU(ElementwiseActivation):
         return np.maximum(Z, 0.0)
 
     def vjp_batch(self, Z, A, G):
-        return np.where(Z > 0, G, 0.0)
+        # G * [Z > 0]: the same values as np.where(Z > 0, G, 0) (a zero may carry G's sign),
+        # several times faster than np.where's masked select on unpredictable signs
+        return G * (Z > 0)
 
 
 # --------------------------------------------------------------------------- leaky relu

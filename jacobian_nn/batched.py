@@ -40,8 +40,7 @@ def forward_batched(net, X, mode: str = "test"):
 def loss_and_gradients_batched(net, X, Y, mode: str = "train"):
     """Mean loss (+ penalty) and its gradients, one dict per layer in the parameters' shapes."""
     Y_hat, caches = forward_batched(net, X, mode)
-    Ym = label_matrix(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
-    loss, G = net.loss.forward_and_gradient_batch(Y_hat, Ym)
+    loss, G = net.loss.forward_and_gradient_batch(Y_hat, Y)   # the loss checks the labels Y
     loss += net.penalty()
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, 0, -1):

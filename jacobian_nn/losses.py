@@ -57,6 +57,19 @@ def label_column(y, m: int, name: str = "y", dtype=np.float64) -> np.ndarray:
     return col
 
 
+def label_indices(Y, N: int, m: int, name: str = "Y"):
+    """Integer class indices ``(N,)`` checked as :func:`label_matrix` checks them (same
+    errors), returned as an integer array; None when ``Y`` is not a 1-D integer array."""
+    arr = np.asarray(Y)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        return None
+    if arr.shape[0] != N:
+        raise ValueError(f"{name}: expected {N} labels (one per sample), got shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= m):
+        raise ValueError(f"{name}: expected class indices in [0, {m}), got range [{arr.min()}, {arr.max()}]")
+    return arr
+
+
 def label_matrix(Y, N: int, m: int, name: str = "Y", dtype=np.float64) -> np.ndarray:
     """Batched labels as ``(N, m)``: an integer vector ``(N,)`` becomes one-hot rows."""
     arr = np.asarray(Y)
@@ -386,8 +399,26 @@ class SoftmaxCrossEntropy(Loss):
     def forward_and_gradient_batch(self, Z, Y):
         """:meth:`forward_batch` and :meth:`gradient_batch` fused: one validation, and the
         shifted logits and their exponentials computed once (the same operations, so the
-        same results bit for bit)."""
+        same gradient bit for bit).
+
+        Integer class indices ``Y`` ``(N,)`` skip the one-hot matrix (one-hot rows are
+        probabilities by construction): ``L = -(1/N) sum_k (shifted[k, y_k] - log sum_j
+        exp(shifted[k, j]))`` and ``E[k, y_k] -= 1``, the same gradient; the loss is the
+        same sum of the same terms without the zero products (equal up to rounding).
+        """
         Z = output_batch(Z, "Z")
+        idx = label_indices(Y, *Z.shape)
+        if idx is not None:
+            N = Z.shape[0]
+            rows = np.arange(N)
+            shifted = Z - Z.max(axis=1, keepdims=True)
+            E = np.exp(shifted)
+            sums = E.sum(axis=1, keepdims=True)
+            loss = float(-np.sum(shifted[rows, idx] - np.log(sums[:, 0])) / N)
+            E /= sums
+            E[rows, idx] -= 1
+            E /= N
+            return loss, E
         Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
         _check_probabilities(Y, "Y")
         shifted = Z - Z.max(axis=1, keepdims=True)

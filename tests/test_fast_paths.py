@@ -31,9 +31,19 @@ def test_fused_softmax_cross_entropy_is_bitwise_the_pair(dtype):
     rng = np.random.default_rng(3)
     Z = (10 * rng.standard_normal((11, 5))).astype(dtype)
     Y = rng.integers(0, 5, size=11)
-    value, grad = loss.forward_and_gradient_batch(Z, Y)
-    assert value == loss.forward_batch(Z, Y)
-    np.testing.assert_array_equal(grad, loss.gradient_batch(Z, Y))
+    Y_onehot = np.eye(5, dtype=dtype)[Y]
+    value, grad = loss.forward_and_gradient_batch(Z, Y_onehot)   # label matrix: the same operations
+    assert value == loss.forward_batch(Z, Y_onehot)
+    np.testing.assert_array_equal(grad, loss.gradient_batch(Z, Y_onehot))
+    # integer indices: no one-hot matrix; the same gradient, the loss summed without the zero terms
+    value_i, grad_i = loss.forward_and_gradient_batch(Z, Y)
+    np.testing.assert_array_equal(grad_i, loss.gradient_batch(Z, Y))
+    eps = np.finfo(dtype).eps
+    assert abs(value_i - loss.forward_batch(Z, Y)) <= 16 * eps * abs(value)
+    with pytest.raises(ValueError, match=r"Y: expected class indices in \[0, 5\)"):
+        loss.forward_and_gradient_batch(Z, np.full(11, 5))
+    with pytest.raises(ValueError, match=r"Y: expected 11 labels"):
+        loss.forward_and_gradient_batch(Z, Y[:3])
 
 
 def test_train_step_batched_is_params_minus_lr_times_gradients():
