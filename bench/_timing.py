@@ -4,10 +4,12 @@ Method: one warm-up call (which also calibrates how many calls make one repeat,
 so that a repeat of a tiny workload lasts at least ``min_repeat_s`` and timer
 resolution does not matter), then ``repeats`` repeats. Each repeat's time is
 divided by its number of calls; the median is the figure, with the min and max
-beside it. The implementations of one task (reference, batched, floors, torch)
+beside it. The numpy implementations of one task (reference, batched, floors)
 are timed interleaved, repeat by repeat (:func:`measure_group`), so that load
-from other processes falls on all of them alike; all ratios in a report are
-taken between figures of the same run and the same group.
+from other processes falls on all of them alike; torch is timed right after them,
+in a block of its own (two thread pools alternating on 2 cores slow each other
+down, see :func:`measure_group`). All ratios in a report are taken between
+figures of the same run and the same group.
 
 Peak memory is measured on a separate call under :mod:`tracemalloc`, which sees
 every numpy allocation (numpy reports its data buffers to it) but nothing torch
@@ -53,7 +55,7 @@ def measure(fn, repeats: int = 5, min_repeat_s: float = 0.02) -> Timing:
     return Timing(statistics.median(times), min(times), max(times), repeats, calls)
 
 
-def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02) -> dict:
+def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02, isolated=()) -> dict:
     """Time several implementations of one task, interleaved.
 
     ``fns`` maps a name to a zero-argument callable and ``repeats`` a name to its
@@ -61,7 +63,21 @@ def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02) -> dict:
     repeats take turns, the order rotating each round, so that a burst of load on
     a shared machine falls on every implementation alike and the ratios between
     them stay meaningful. Returns ``{name: Timing}``.
+
+    Names in ``isolated`` (torch) are timed afterwards, each in one block of its own
+    (warm-up, then its repeats back to back). Two thread pools alternating on the same
+    cores slow each other down: after a call, torch's OpenMP (GNU libgomp) workers and
+    numpy's OpenBLAS workers keep spin-waiting on the cores the other one needs. Measured
+    on the 2-core machine of the README (training step C, float64): torch 8.4 ms alone
+    and 18 ms when alternating with numpy every repeat, the numpy step 6.3 ms and 10.4 ms.
+    Each library is therefore timed in its own steady state, as a user would run it.
     """
+    isolated = [name for name in fns if name in isolated]
+    if isolated:
+        out = measure_group({k: v for k, v in fns.items() if k not in isolated}, repeats, min_repeat_s)
+        for name in isolated:
+            out.update(measure_group({name: fns[name]}, {name: repeats[name]}, min_repeat_s))
+        return {name: out[name] for name in fns}
     names = list(fns)
     calls, times = {}, {name: [] for name in names}
     for name in names:

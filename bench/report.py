@@ -30,7 +30,8 @@ def markdown(result) -> str:
     rows, ratios = result["rows"], result["ratios"]
     out = [f"## jacobian_nn bench ({result['mode']} mode)", "", machine_line(result["machine"]), "",
            "Times are medians in ms per call (min and max in the JSON). speedup = reference / batched; "
-           "vs torch = batched / torch eager (lower is better).", ""]
+           "vs torch = batched / torch eager (lower is better); torch is timed in its own block right after "
+           "the numpy implementations of the same task (bench/_timing.py says why).", ""]
 
     out += ["| arch | N | dtype | task | reference ms | batched ms | speedup | torch ms | vs torch "
             "| reference samples/s | batched samples/s |",

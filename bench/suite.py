@@ -99,7 +99,8 @@ class Recorder:
         """``impls`` maps a name to ``(fn, is_reference)``; ``memory`` names those whose peak is measured."""
         impls = {k: v for k, v in impls.items() if v is not None}
         reps = {k: self.cfg["ref_repeats"] if ref else self.cfg["repeats"] for k, (_, ref) in impls.items()}
-        timings = measure_group({k: fn for k, (fn, _) in impls.items()}, reps, self.cfg["min_repeat_s"])
+        timings = measure_group({k: fn for k, (fn, _) in impls.items()}, reps, self.cfg["min_repeat_s"],
+                                isolated=("torch",))
         out = {}
         for impl, t in timings.items():
             row = dict(keys, task=task, impl=impl, **t.to_dict())
