@@ -39,9 +39,25 @@ def forward_batched(net, X, mode: str = "test"):
 
 def loss_and_gradients_batched(net, X, Y, mode: str = "train"):
     """Mean loss (+ penalty) and its gradients, one dict per layer in the parameters' shapes."""
+    return _loss_and_scaled_gradients_batched(net, X, Y, mode, None)
+
+
+def _loss_and_scaled_gradients_batched(net, X, Y, mode, scale):
+    """:func:`loss_and_gradients_batched` with every gradient multiplied by ``scale`` (None: 1).
+
+    The gradients are linear in the loss gradient ``G = dL/dY_hat`` ``(N, m_out)``, so the
+    factor is applied once to ``G`` (the smallest array of the backward pass) and to the
+    penalty weights, ``scale * (g + l2 W + l1 sign W) = g(scale G) + (scale l2) W + (scale l1) sign W``,
+    instead of in a pass over every gradient array. Equal to scaling the unscaled
+    gradients up to rounding (exactly, for a power of two).
+    """
     Y_hat, caches = forward_batched(net, X, mode)
     loss, G = net.loss.forward_and_gradient_batch(Y_hat, Y)   # the loss checks the labels Y
     loss += net.penalty()
+    l2, l1 = net.l2, net.l1
+    if scale is not None:
+        G = G * G.dtype.type(scale)
+        l2, l1 = scale * l2, scale * l1
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, 0, -1):
         G, grads[i] = net.layers[i].backward_batch(G, caches[i])
@@ -49,31 +65,25 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train"):
     for g, p in zip(grads, net.params):
         for name in g:
             if name == "W" or (net.regularize_bias and name == "b"):
-                if net.l2:
-                    g[name] += net.l2 * p[name]
-                if net.l1:
-                    g[name] += net.l1 * np.sign(p[name])
+                if l2:
+                    g[name] += l2 * p[name]
+                if l1:
+                    g[name] += l1 * np.sign(p[name])
     return loss, grads
 
 
 def train_step_batched(net, X, Y, lr: float) -> float:
-    """One SGD step ``theta -= lr * grad`` with the batched gradients; returns the loss before it."""
+    """One SGD step ``theta -= lr * grad`` with the batched gradients; returns the loss before it.
+
+    The steps ``-lr * grad`` come straight out of the backward pass (the factor applied to
+    the loss gradient, see :func:`_loss_and_scaled_gradients_batched`): no pass over the
+    gradient arrays to scale them. ``apply_update`` validates every step before writing
+    any parameter: a step that overflows (huge ``lr``) is refused there, with its name, so
+    numpy's overflow warnings inside the scaled backward pass are silenced."""
     lr = check_positive(lr, "lr")
-    loss, grads = loss_and_gradients_batched(net, X, Y, "train")
-    # The gradient arrays are fresh and owned by this call: scale them into the steps in
-    # place (no temporaries). A view (not owning its data) gets a new array first, before
-    # anything is scaled, so that it never sees a scaled base. apply_update validates every
-    # step before writing any parameter.
-    owned = []
-    for g in grads:
-        for k, v in g.items():
-            if v.flags.owndata and v.flags.writeable and all(v is not w for w in owned):
-                owned.append(v)
-            elif not (v.flags.owndata and v.flags.writeable):
-                g[k] = -lr * v
-    for v in owned:
-        v *= -lr
-    net.apply_update(grads)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss, steps = _loss_and_scaled_gradients_batched(net, X, Y, "train", -lr)
+    net.apply_update(steps)
     return loss
 
 
