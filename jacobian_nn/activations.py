@@ -70,6 +70,11 @@ class Activation:
 
     name: str = ""
     elementwise: bool = True
+    #: True when ``vjp_batch(Z, A, G)`` reads ``Z`` only through a quantity ``A`` gives as
+    #: well (ReLU: ``A > 0`` exactly where ``Z > 0``; identity: ``A = Z``), so that
+    #: ``vjp_batch(A, A, G)`` is the same VJP and ``forward_batch(Z, out=Z)`` may overwrite
+    #: the pre-activations. A dense layer then keeps one ``(N, m)`` array instead of two.
+    vjp_reads_output_only: bool = False
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         return self.forward(z)
@@ -118,8 +123,15 @@ class Identity(ElementwiseActivation):
         _check_column(z)
         return np.eye(z.shape[0], dtype=z.dtype)
 
-    def forward_batch(self, Z):
-        return Z.copy()
+    vjp_reads_output_only = True
+
+    def forward_batch(self, Z, out=None):
+        """A copy of ``Z`` (or ``Z`` written into ``out``; ``out=Z`` returns ``Z`` itself)."""
+        if out is None:
+            return Z.copy()
+        if out is not Z:
+            np.copyto(out, Z)
+        return out
 
     def vjp_batch(self, Z, A, G):
         return G.copy()
@@ -233,13 +245,18 @@ class ReLU(ElementwiseActivation):
         _check_column(z)
         return np.diag((z[:, 0] > 0).astype(z.dtype))
 
-    def forward_batch(self, Z):
-        return np.maximum(Z, 0.0)
+    vjp_reads_output_only = True
+
+    def forward_batch(self, Z, out=None):
+        """``max(Z, 0)``, into ``out`` when given (``out=Z`` overwrites the pre-activations)."""
+        return np.maximum(Z, 0.0, out=out)
 
     def vjp_batch(self, Z, A, G):
-        # G * [Z > 0]: the same values as np.where(Z > 0, G, 0) (a zero may carry G's sign),
-        # several times faster than np.where's masked select on unpredictable signs
-        return G * (Z > 0)
+        # G * [A > 0], with A > 0 exactly where Z > 0 (A = max(Z, 0)): the same values as
+        # np.where(Z > 0, G, 0) (a zero may carry G's sign), several times faster than
+        # np.where's masked select on unpredictable signs; reading A lets a dense layer
+        # overwrite Z with A (vjp_reads_output_only)
+        return G * (A > 0)
 
 
 # --------------------------------------------------------------------------- leaky relu

@@ -325,10 +325,18 @@ class Dense(Layer):
     # -- batched path --------------------------------------------------------------------
 
     def forward_batch(self, X, mode="train"):
-        """``X`` ``(N, n)`` -> ``Y = f(X W + b)`` ``(N, m)`` and the cache ``(X, Z, Y)``."""
+        """``X`` ``(N, n)`` -> ``Y = f(X W + b)`` ``(N, m)`` and the cache ``(X, Z, Y)``.
+
+        When the activation's VJP reads only its output (``vjp_reads_output_only``: ReLU,
+        identity), ``Y`` is computed over ``Z`` in place and the cache is ``(X, Y, Y)``:
+        one ``(N, m)`` array fewer per layer and step, the same VJP."""
         Z = X @ self.W
         Z += self.b
-        A = self.activation.forward_batch(Z)
+        act = self.activation
+        if act.vjp_reads_output_only:
+            A = act.forward_batch(Z, out=Z)
+            return A, (X, A, A)
+        A = act.forward_batch(Z)
         return A, (X, Z, A)
 
     def backward_batch(self, G, cache):
