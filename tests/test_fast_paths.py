@@ -179,3 +179,34 @@ def test_first_layer_per_sample_param_grads_equal_per_sample_backward_batch():
     assert set(part) == {"W", "b"}
     for name in ("W", "b"):
         np.testing.assert_array_equal(part[name], full[name])
+
+
+def test_all_finite_is_exactly_the_entrywise_test():
+    from jacobian_nn._validation import all_finite
+    rng = np.random.default_rng(8)
+    for dtype in (np.float64, np.float32):
+        base = rng.standard_normal((64, 40)).astype(dtype)
+        cases = [base, base * np.finfo(dtype).max / 4,            # huge but finite: sum of squares overflows
+                 base[:, ::2], np.zeros((0, 3), dtype), base[:3, :3]]   # strided, empty, small
+        for bad in (np.nan, np.inf, -np.inf):
+            b = base.copy()
+            b[17, 5] = bad
+            cases.append(b)
+        for a in cases:
+            assert all_finite(a) == bool(np.isfinite(a).all())
+
+
+@pytest.mark.parametrize("name", ["relu", "identity", "tanh", "softmax"])
+def test_dense_in_place_activation_gives_the_out_of_place_backward(name):
+    layer = jn.Dense(6, 5, name, init="xavier", seed=9)
+    rng = np.random.default_rng(10)
+    X, G = rng.standard_normal((7, 6)), rng.standard_normal((7, 5))
+    Y, cache = layer.forward_batch(X)
+    Z = X @ layer.W + layer.b
+    np.testing.assert_array_equal(Y, layer.activation.forward_batch(Z.copy()))
+    dX, grads = layer.backward_batch(G, cache)
+    dX0, grads0 = layer.backward_batch(G, (X, Z, layer.activation.forward_batch(Z.copy())))
+    np.testing.assert_array_equal(dX, dX0)
+    for k in ("W", "b"):
+        np.testing.assert_array_equal(grads[k], grads0[k])
+    assert (cache[1] is cache[2]) == layer.activation.vjp_reads_output_only
