@@ -208,7 +208,8 @@ def _last_two_dense_jacobian_batched(layers, inputs):
         J[k, i, l] = D_L[k, i] sum_j D_{L-1}[k, j] K[j, i, l]  i.e.  J = D_L * (D_{L-1} @ K)
 
     (the same products as pulling ``m_L`` rows per sample back, summed in another
-    order). Used when ``K`` is no larger than the result (``m_{L-1} <= N``).
+    order; the factor ``D_L`` is skipped when it is exactly 1 everywhere, as for an identity
+    output). Used when ``K`` is no larger than the result (``m_{L-1} <= N``).
     """
     from .layers import Dense
 
@@ -230,7 +231,8 @@ def _last_two_dense_jacobian_batched(layers, inputs):
         return None
     K = (last.W[:, :, None] * prev.W.T[:, None, :]).reshape(m1, m2 * n)
     J = (D1 @ K).reshape(N, m2, n)
-    J *= D2[:, :, None]
+    if not (D2 == 1).all():   # multiplying by exact ones (identity output) changes nothing
+        J *= D2[:, :, None]
     return J
 
 
