@@ -92,6 +92,26 @@ class Activation:
         """Hyperparameters, enough to rebuild the activation with :func:`get_activation`."""
         return {}
 
+    def forward(self, z):
+        """``z`` ``(m, 1)`` -> ``f(z)`` ``(m, 1)`` (checks that ``z`` is a column)."""
+        _check_column(z)
+        return self._forward_column(z)
+
+    def jacobian(self, z):
+        """``z`` ``(m, 1)`` -> ``J_f(z)`` ``(m, m)`` (checks that ``z`` is a column)."""
+        _check_column(z)
+        return self._jacobian_column(z)
+
+    # The formulas, on a column already known to be one: each subclass defines both. The
+    # per-sample reference loops (Dense.forward_samples / backward_samples) call them on
+    # the pre-activations they computed themselves, skipping the column check per sample.
+
+    def _forward_column(self, z):
+        return self.forward(z)   # a subclass that overrides forward() instead
+
+    def _jacobian_column(self, z):
+        return self.jacobian(z)   # a subclass that overrides jacobian() instead
+
 
 class ElementwiseActivation(Activation):
     """An activation with ``f(z)_i = g(z_i)``: diagonal Jacobian.
@@ -115,12 +135,10 @@ class Identity(ElementwiseActivation):
 
     name = "identity"
 
-    def forward(self, z):
-        _check_column(z)
+    def _forward_column(self, z):
         return z.copy()
 
-    def jacobian(self, z):
-        _check_column(z)
+    def _jacobian_column(self, z):
         return np.eye(z.shape[0], dtype=z.dtype)
 
     vjp_reads_output_only = True
@@ -151,12 +169,10 @@ class Step(ElementwiseActivation):
 
     name = "step"
 
-    def forward(self, z):
-        _check_column(z)
+    def _forward_column(self, z):
         return (z > 0).astype(z.dtype)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def _jacobian_column(self, z):
         return np.zeros((z.shape[0], z.shape[0]), dtype=z.dtype)
 
     def forward_batch(self, Z):
@@ -180,12 +196,10 @@ class Sigmoid(ElementwiseActivation):
 
     name = "sigmoid"
 
-    def forward(self, z):
-        _check_column(z)
+    def _forward_column(self, z):
         return expit(z)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def _jacobian_column(self, z):
         z = z[:, 0]
         return np.diag(expit(z) * expit(-z))
 
@@ -209,12 +223,10 @@ class Tanh(ElementwiseActivation):
 
     name = "tanh"
 
-    def forward(self, z):
-        _check_column(z)
+    def _forward_column(self, z):
         return np.tanh(z)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def _jacobian_column(self, z):
         u = np.exp(-2.0 * np.abs(z[:, 0]))
         return np.diag(4.0 * u / (1.0 + u) ** 2)
 
@@ -237,12 +249,10 @@ class ReLU(ElementwiseActivation):
 
     name = "relu"
 
-    def forward(self, z):
-        _check_column(z)
+    def _forward_column(self, z):
         return np.maximum(z, 0.0)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def _jacobian_column(self, z):
         return np.diag((z[:, 0] > 0).astype(z.dtype))
 
     vjp_reads_output_only = True
@@ -280,12 +290,10 @@ class LeakyReLU(ElementwiseActivation):
     def config(self):
         return {"alpha": self.alpha}
 
-    def forward(self, z):
-        _check_column(z)
+    def _forward_column(self, z):
         return np.where(z > 0, z, self.alpha * z)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def _jacobian_column(self, z):
         return np.diag(np.where(z[:, 0] > 0, 1.0, self.alpha).astype(z.dtype))
 
     def forward_batch(self, Z):
@@ -322,12 +330,10 @@ class ELU(ElementwiseActivation):
     def config(self):
         return {"alpha": self.alpha}
 
-    def forward(self, z):
-        _check_column(z)
+    def _forward_column(self, z):
         return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
 
-    def jacobian(self, z):
-        _check_column(z)
+    def _jacobian_column(self, z):
         z = z[:, 0]
         return np.diag(np.where(z > 0, 1.0, self.alpha * np.exp(np.minimum(z, 0.0))).astype(z.dtype))
 
@@ -363,13 +369,12 @@ class Softmax(Activation):
     name = "softmax"
     elementwise = False
 
-    def forward(self, z):
-        _check_column(z)
+    def _forward_column(self, z):
         e = np.exp(z - z.max())
         return e / e.sum()
 
-    def jacobian(self, z):
-        s = self.forward(z)
+    def _jacobian_column(self, z):
+        s = self._forward_column(z)
         J = -(s @ s.T)
         # diagonal s_i (1 - s_i), with 1 - s_i evaluated as the sum of the other
         # entries (all positive, no cancellation when s_i is close to 1)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, as_column, as_float_array, as_row, check_positive
+from ._validation import FLOAT_DTYPES, all_finite, as_column, as_float_array, as_row, check_positive
 from .activations import Activation, get_activation
 
 MODES = ("train", "test")
@@ -151,6 +151,16 @@ class Layer:
         check_mode(mode)
         outs = [self.forward(x) for x in xs]
         return [y for y, _ in outs], [ctx for _, ctx in outs]
+
+    def _forward_samples_from_network(self, xs, mode):
+        """What the network's reference loop calls, with columns it made itself; a layer may
+        skip re-checking their type and shape. The default is :meth:`forward_samples`."""
+        return self.forward_samples(xs, mode)
+
+    def _backward_samples_from_network(self, grad_ys, ctxs):
+        """What the network's reference loop calls, with rows it made itself. The default is
+        :meth:`backward_samples`."""
+        return self.backward_samples(grad_ys, ctxs)
 
     def backward_samples(self, grad_ys, ctxs):
         grad_xs = []
@@ -278,7 +288,21 @@ class Dense(Layer):
         check_mode(mode)
         xs = _checked_vectors(xs, "xs", (self.n_in, 1), self.dtype,
                               lambda v, name: as_column(v, name, self.n_in, self.dtype))
-        W_T, b_col, f = self.W.T, self.b[:, None], self.activation.forward
+        return self._forward_columns(xs)
+
+    def _forward_samples_from_network(self, xs, mode):
+        """:meth:`forward_samples` for columns the network made itself (views of its checked
+        input batch, or the previous layer's outputs: ``(n, 1)`` arrays of the layer's dtype by
+        construction). Only their finiteness is checked (an overflow upstream), in one pass;
+        a non-finite column goes through :meth:`forward_samples`, which names it."""
+        check_mode(mode)
+        if xs and not all_finite(np.concatenate(xs, axis=0)):
+            return self.forward_samples(xs, mode)
+        return self._forward_columns(xs)
+
+    def _forward_columns(self, xs):
+        # z is computed here, a column by construction: the activation's unchecked formula
+        W_T, b_col, f = self.W.T, self.b[:, None], self.activation._forward_column
         ys, ctxs = [], []
         for x in xs:
             z = W_T @ x + b_col
@@ -291,7 +315,19 @@ class Dense(Layer):
         the gradients are summed over the samples in order, ``dL/dW = sum_k x_k delta_k``."""
         grad_ys = _checked_vectors(grad_ys, "grad_ys", (1, self.n_out), self.dtype,
                                    lambda v, name: as_row(v, name, self.n_out, self.dtype))
-        W_T, jacobian = self.W.T, self.activation.jacobian
+        return self._backward_rows(grad_ys, ctxs)
+
+    def _backward_samples_from_network(self, grad_ys, ctxs):
+        """:meth:`backward_samples` for rows the network made itself (the loss's rows or the
+        next layer's input gradients: ``(1, m)`` arrays of the layer's dtype by construction);
+        only their finiteness is checked, as in :meth:`_forward_samples_from_network`."""
+        if grad_ys and not all_finite(np.concatenate(grad_ys, axis=0)):
+            return self.backward_samples(grad_ys, ctxs)
+        return self._backward_rows(grad_ys, ctxs)
+
+    def _backward_rows(self, grad_ys, ctxs):
+        # z comes from forward_samples' contexts: the unchecked Jacobian formula, (m, m) all the same
+        W_T, jacobian = self.W.T, self.activation._jacobian_column
         dW, db = np.zeros_like(self.W), np.zeros_like(self.b)
         grad_xs = []
         for g, (x, z) in zip(grad_ys, ctxs, strict=True):

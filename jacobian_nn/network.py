@@ -225,8 +225,8 @@ class Network:
 
     def _forward_samples(self, xs, mode):
         ctxs = []
-        for layer in self.layers:
-            xs, ctx = layer.forward_samples(xs, mode)
+        for layer in self.layers:   # the columns are the network's own: no per-column type checks
+            xs, ctx = layer._forward_samples_from_network(xs, mode)
             ctxs.append(ctx)
         return xs, ctxs
 
@@ -257,7 +257,7 @@ class Network:
         loss, rows = self.loss.forward_and_gradient_samples(outs, ys)
         grads = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
-            rows, g = self.layers[i].backward_samples(rows, ctxs[i])
+            rows, g = self.layers[i]._backward_samples_from_network(rows, ctxs[i])
             grads[i] = g
         for g, p in zip(grads, self.params):
             for name in g:

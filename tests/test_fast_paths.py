@@ -108,12 +108,15 @@ def test_fused_softmax_cross_entropy_call_is_bitwise_the_pair():
     np.testing.assert_array_equal(row, loss.gradient(z, 2))
 
 
+@pytest.mark.parametrize("soft", [True, False])
 @pytest.mark.parametrize("loss", [jn.SoftmaxCrossEntropy(), jn.MeanSquaredError()])
-def test_loss_sample_loop_is_bitwise_the_per_sample_call(loss):
+def test_loss_sample_loop_is_bitwise_the_per_sample_call(loss, soft):
     rng = np.random.default_rng(7)
     zs = [rng.standard_normal((4, 1)) * 5 for _ in range(9)]
+    zs[2][1, 0] = 800.0   # a probability that rounds to 1: loss 0 for class 1
     ys = [np.eye(4)[[k % 4]].T for k in range(9)]
-    ys[3] = np.array([[0.25], [0.25], [0.5], [0.0]])   # a soft label
+    if soft:
+        ys[3] = np.array([[0.25], [0.25], [0.5], [0.0]])   # a soft label: not all one-hot
     total, rows = loss.forward_and_gradient_samples(zs, ys)
     expected = 0.0
     for z, y, row in zip(zs, ys, rows):
