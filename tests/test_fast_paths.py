@@ -213,3 +213,27 @@ def test_dense_in_place_activation_gives_the_out_of_place_backward(name):
     for k in ("W", "b"):
         np.testing.assert_array_equal(grads[k], grads0[k])
     assert (cache[1] is cache[2]) == layer.activation.vjp_reads_output_only
+
+
+def test_reference_loop_refuses_an_overflowing_hidden_layer_by_name():
+    big = jn.Dense.from_params(np.full((2, 3), 1e300), np.zeros(3), "relu")
+    out = jn.Dense.from_params(np.ones((3, 2)), np.zeros(2), "identity")
+    net = jn.Network([big, out], "softmax_cross_entropy")
+    with pytest.raises(ValueError, match=r"xs\[0\].*finite"), np.errstate(over="ignore"):
+        net.loss_and_gradients(np.array([[1e10, 1e10]]), np.array([0]))
+
+
+def test_network_sample_methods_equal_the_public_ones():
+    layer = jn.Dense(5, 4, "relu", init="he", seed=11)
+    rng = np.random.default_rng(12)
+    xs = [rng.standard_normal((5, 1)) for _ in range(5)]
+    gs = [rng.standard_normal((1, 4)) for _ in range(5)]
+    ys, ctxs = layer.forward_samples(xs)
+    ys2, ctxs2 = layer._forward_samples_from_network(xs, "train")
+    gx, tot = layer.backward_samples(gs, ctxs)
+    gx2, tot2 = layer._backward_samples_from_network(gs, ctxs2)
+    for a, b in zip(ys + gx + [tot["W"], tot["b"]], ys2 + gx2 + [tot2["W"], tot2["b"]]):
+        np.testing.assert_array_equal(a, b)
+    bad = gs[:2] + [np.array([[0.0, np.nan, 0.0, 0.0]])]
+    with pytest.raises(ValueError, match=r"grad_ys\[2\].*finite"):
+        layer._backward_samples_from_network(bad, ctxs[:3])
