@@ -109,6 +109,12 @@ class Activation:
     def _forward_column(self, z):
         return self.forward(z)   # a subclass that overrides forward() instead
 
+    def _vjp_batch_overwrite(self, Z, A, G):
+        """:meth:`vjp_batch` for a caller that owns ``G`` and lets it be overwritten (the
+        batched network passes its own fresh gradient arrays); the default computes a new
+        array. Elementwise products write into ``G`` and return it."""
+        return self.vjp_batch(Z, A, G)
+
     def _jacobian_column(self, z):
         return self.jacobian(z)   # a subclass that overrides jacobian() instead
 
@@ -153,6 +159,9 @@ class Identity(ElementwiseActivation):
 
     def vjp_batch(self, Z, A, G):
         return G.copy()
+
+    def _vjp_batch_overwrite(self, Z, A, G):
+        return G
 
 
 # --------------------------------------------------------------------------- step
@@ -267,6 +276,9 @@ class ReLU(ElementwiseActivation):
         # np.where's masked select on unpredictable signs; reading A lets a dense layer
         # overwrite Z with A (vjp_reads_output_only)
         return G * (A > 0)
+
+    def _vjp_batch_overwrite(self, Z, A, G):
+        return np.multiply(G, A > 0, out=G)
 
 
 # --------------------------------------------------------------------------- leaky relu

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import as_batch, check_positive
-from .layers import check_mode
+from .layers import Dense, check_mode
 from .losses import label_matrix
 
 
@@ -55,13 +55,23 @@ def _loss_and_scaled_gradients_batched(net, X, Y, mode, scale):
     loss, G = net.loss.forward_and_gradient_batch(Y_hat, Y)   # the loss checks the labels Y
     loss += net.penalty()
     l2, l1 = net.l2, net.l1
+    owned = False   # G is a fresh array of this call that a dense layer may overwrite
     if scale is not None:
         G = G * G.dtype.type(scale)
         l2, l1 = scale * l2, scale * l1
+        owned = True
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, 0, -1):
-        G, grads[i] = net.layers[i].backward_batch(G, caches[i])
-    grads[0] = net.layers[0].param_grads_batch(G, caches[0])  # dL/dX is not needed: no dX GEMM
+        layer = net.layers[i]
+        if owned:
+            G, grads[i] = layer._backward_batch_overwrite(G, caches[i])
+        else:
+            G, grads[i] = layer.backward_batch(G, caches[i])
+        owned = isinstance(layer, Dense)   # its dX = delta W^T is a fresh product
+    if owned:   # dL/dX is not needed: no dX GEMM
+        grads[0] = net.layers[0]._param_grads_batch_overwrite(G, caches[0])
+    else:
+        grads[0] = net.layers[0].param_grads_batch(G, caches[0])
     for g, p in zip(grads, net.params):
         for name in g:
             if name == "W" or (net.regularize_bias and name == "b"):
@@ -211,8 +221,6 @@ def _last_two_dense_jacobian_batched(layers, inputs):
     order; the factor ``D_L`` is skipped when it is exactly 1 everywhere, as for an identity
     output). Used when ``K`` is no larger than the result (``m_{L-1} <= N``).
     """
-    from .layers import Dense
-
     prev, last = layers[-2], layers[-1]
     if not (isinstance(prev, Dense) and isinstance(last, Dense)):
         return None

@@ -178,6 +178,15 @@ class Layer:
         skip computing ``dX``; the default calls ``backward_batch``."""
         return self.backward_batch(G, cache)[1]
 
+    def _backward_batch_overwrite(self, G, cache):
+        """:meth:`backward_batch` for a caller that owns ``G`` and lets the layer overwrite it
+        (the batched network, with its own fresh arrays). The default does not overwrite."""
+        return self.backward_batch(G, cache)
+
+    def _param_grads_batch_overwrite(self, G, cache):
+        """:meth:`param_grads_batch`, ``G`` owned by the caller as in :meth:`_backward_batch_overwrite`."""
+        return self.param_grads_batch(G, cache)
+
 
 # --------------------------------------------------------------------------- dense
 
@@ -386,6 +395,20 @@ class Dense(Layer):
         For the first layer of a network, it saves one of the layer's three GEMMs."""
         X, Z, A = cache
         delta = self.activation.vjp_batch(Z, A, G)
+        return {"W": X.T @ delta, "b": delta.sum(axis=0)}
+
+    def _backward_batch_overwrite(self, G, cache):
+        """:meth:`backward_batch` for a caller that owns ``G`` and lets it be overwritten:
+        ``delta`` is computed in ``G``'s memory where the activation can (one ``(N, m)``
+        array fewer). The same values."""
+        X, Z, A = cache
+        delta = self.activation._vjp_batch_overwrite(Z, A, G)
+        return delta @ self.W.T, {"W": X.T @ delta, "b": delta.sum(axis=0)}
+
+    def _param_grads_batch_overwrite(self, G, cache):
+        """:meth:`param_grads_batch`, ``G`` overwritten as in :meth:`_backward_batch_overwrite`."""
+        X, Z, A = cache
+        delta = self.activation._vjp_batch_overwrite(Z, A, G)
         return {"W": X.T @ delta, "b": delta.sum(axis=0)}
 
     # -- batched path: per-sample gradients and batched Jacobians (explicit, opt-in) -----

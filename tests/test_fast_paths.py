@@ -237,3 +237,30 @@ def test_network_sample_methods_equal_the_public_ones():
     bad = gs[:2] + [np.array([[0.0, np.nan, 0.0, 0.0]])]
     with pytest.raises(ValueError, match=r"grad_ys\[2\].*finite"):
         layer._backward_samples_from_network(bad, ctxs[:3])
+
+
+@pytest.mark.parametrize("name", ["relu", "identity", "tanh", "softmax"])
+def test_dense_overwrite_backward_equals_backward_batch(name):
+    layer = jn.Dense(6, 5, name, init="xavier", seed=13)
+    rng = np.random.default_rng(14)
+    X, G = rng.standard_normal((7, 6)), rng.standard_normal((7, 5))
+    _, cache = layer.forward_batch(X)
+    saved = [c.copy() for c in cache]
+    dX, grads = layer.backward_batch(G, cache)
+    dX2, grads2 = layer._backward_batch_overwrite(G.copy(), cache)
+    grads3 = layer._param_grads_batch_overwrite(G.copy(), cache)
+    np.testing.assert_array_equal(dX, dX2)
+    for k in ("W", "b"):
+        np.testing.assert_array_equal(grads[k], grads2[k])
+        np.testing.assert_array_equal(grads[k], grads3[k])
+    for c, c0 in zip(cache, saved):
+        np.testing.assert_array_equal(c, c0)   # only G may be overwritten, never the cache
+
+
+def test_batched_gradients_leave_inputs_unchanged():
+    net, X, y = _problem()
+    X0, y0 = X.copy(), y.copy()
+    net.copy().train_step_batched(X, y, 0.1)
+    net.loss_and_gradients_batched(X, y)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
