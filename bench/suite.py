@@ -88,7 +88,8 @@ def _params(net):
 
 
 class Recorder:
-    """Collects rows; each task's implementations are timed as one interleaved group."""
+    """Collects rows; each task's numpy implementations are timed as one interleaved group,
+    torch right after them in a block of its own (:func:`bench._timing.measure_group`)."""
 
     def __init__(self, cfg, log):
         self.cfg = cfg
