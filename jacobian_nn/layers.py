@@ -110,6 +110,13 @@ def _checked_vectors(vs, name: str, shape: tuple, dtype, check_one) -> list:
     return out
 
 
+def _column_sums(delta: np.ndarray) -> np.ndarray:
+    """``sum_k delta[k]`` ``(m,)`` as the product ``1^T delta`` (one BLAS matrix-vector
+    product, several times faster than ``delta.sum(axis=0)`` on a tall batch; the same sum
+    up to rounding order)."""
+    return np.ones(delta.shape[0], dtype=delta.dtype) @ delta
+
+
 class Layer:
     """Base class: the default batch-of-columns reference methods loop over samples.
 
@@ -388,14 +395,14 @@ class Dense(Layer):
         """``G = dL/dY`` ``(N, m)`` -> ``dX`` ``(N, n)``, ``{"W": X^T delta, "b": sum_k delta[k]}``."""
         X, Z, A = cache
         delta = self.activation.vjp_batch(Z, A, G)
-        return delta @ self.W.T, {"W": X.T @ delta, "b": delta.sum(axis=0)}
+        return delta @ self.W.T, {"W": X.T @ delta, "b": _column_sums(delta)}
 
     def param_grads_batch(self, G, cache):
         """:meth:`backward_batch` without ``dX = delta W^T``: ``{"W": X^T delta, "b": sum_k delta[k]}``.
         For the first layer of a network, it saves one of the layer's three GEMMs."""
         X, Z, A = cache
         delta = self.activation.vjp_batch(Z, A, G)
-        return {"W": X.T @ delta, "b": delta.sum(axis=0)}
+        return {"W": X.T @ delta, "b": _column_sums(delta)}
 
     def _backward_batch_overwrite(self, G, cache):
         """:meth:`backward_batch` for a caller that owns ``G`` and lets it be overwritten:
@@ -403,13 +410,13 @@ class Dense(Layer):
         array fewer). The same values."""
         X, Z, A = cache
         delta = self.activation._vjp_batch_overwrite(Z, A, G)
-        return delta @ self.W.T, {"W": X.T @ delta, "b": delta.sum(axis=0)}
+        return delta @ self.W.T, {"W": X.T @ delta, "b": _column_sums(delta)}
 
     def _param_grads_batch_overwrite(self, G, cache):
         """:meth:`param_grads_batch`, ``G`` overwritten as in :meth:`_backward_batch_overwrite`."""
         X, Z, A = cache
         delta = self.activation._vjp_batch_overwrite(Z, A, G)
-        return {"W": X.T @ delta, "b": delta.sum(axis=0)}
+        return {"W": X.T @ delta, "b": _column_sums(delta)}
 
     # -- batched path: per-sample gradients and batched Jacobians (explicit, opt-in) -----
 
