@@ -53,7 +53,7 @@ MODES = {
     "smoke": dict(archs=["A"], n_scale=0.25, repeats=2, ref_repeats=1, min_repeat_s=0.0,
                   per_sample=["A"], jac_ms=[10], jac_N=32,
                   width=[16, 64], width_N=64, ns=[32, 128], memory=False),
-    "quick": dict(archs=["A", "B", "C", "D"], n_scale=1.0, repeats=7, ref_repeats=3, min_repeat_s=0.02,
+    "quick": dict(archs=["A", "B", "C", "D"], n_scale=1.0, repeats=7, ref_repeats=5, min_repeat_s=0.02,
                   per_sample=["B", "C"], jac_ms=[10, 100], jac_N=256,
                   width=[32, 128, 512], width_N=256, ns=[128, 512, 2048], memory=True),
     "full": dict(archs=["A", "B", "C", "D"], n_scale=1.0, repeats=15, ref_repeats=5, min_repeat_s=0.05,
