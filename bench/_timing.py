@@ -55,6 +55,10 @@ def measure(fn, repeats: int = 5, min_repeat_s: float = 0.02) -> Timing:
     return Timing(statistics.median(times), min(times), max(times), repeats, calls)
 
 
+#: Idle seconds before an isolated block (numpy's OpenBLAS workers stop spinning).
+SETTLE_S = 0.25
+
+
 def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02, isolated=()) -> dict:
     """Time several implementations of one task, interleaved.
 
@@ -70,12 +74,16 @@ def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02, isolated
     numpy's OpenBLAS workers keep spin-waiting on the cores the other one needs. Measured
     on the 2-core machine of the README (training step C, float64): torch 8.4 ms alone
     and 18 ms when alternating with numpy every repeat, the numpy step 6.3 ms and 10.4 ms.
-    Each library is therefore timed in its own steady state, as a user would run it.
+    Each library is therefore timed in its own steady state, as a user would run it. Before
+    an isolated block the machine is left idle for ``SETTLE_S``: OpenBLAS's workers keep
+    spinning for about 0.1 s after numpy's last product (measured: the first six torch steps
+    of C float64 took 15 ms each after numpy GEMMs, 6.5 ms after a 0.2 s pause).
     """
     isolated = [name for name in fns if name in isolated]
     if isolated:
         out = measure_group({k: v for k, v in fns.items() if k not in isolated}, repeats, min_repeat_s)
         for name in isolated:
+            time.sleep(SETTLE_S)
             out.update(measure_group({name: fns[name]}, {name: repeats[name]}, min_repeat_s))
         return {name: out[name] for name in fns}
     names = list(fns)
