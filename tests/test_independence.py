@@ -39,15 +39,19 @@ FORBIDDEN = frozenset({
     "jacobian", "jacobian_x", "jacobian_b", "jacobian_W", "input_jacobian",
     "backward", "backward_samples", "gradient", "loss_and_gradients",
     "train_batch", "train_one",
+    # the reference loops' private pieces and batch norm's N x N Jacobian builder
+    "forward_and_gradient_samples", "backward_rows", "backward_samples_from_network", "coupled",
 })
 
-#: Besides :data:`FORBIDDEN`, every name that starts with ``jacobian`` and does not end in
+#: Besides :data:`FORBIDDEN` (also with leading underscores), every name that starts with
+#: ``jacobian`` (after leading underscores) and does not end in
 #: ``_batch``/``_batched`` is a reference Jacobian (``jacobian_x_samples``,
 #: ``jacobian_batch_coupled``, ``jacobian_gamma``, ...): see :func:`is_forbidden`.
 
 
 def is_forbidden(name: str) -> bool:
-    return name in FORBIDDEN or (name.startswith("jacobian") and not is_batched_name(name))
+    bare = name.lstrip("_")     # private formulas such as _jacobian_column count too
+    return bare in FORBIDDEN or (bare.startswith("jacobian") and not is_batched_name(bare))
 
 
 #: Modules whose ``*_batched`` functions are *witnesses* for someone else's code, not the
@@ -223,6 +227,7 @@ def test_reference_named_exemptions_still_exist():
     ("return getattr(self, 'jacobian')(Z)", "getattr(..., 'jacobian')"),
     ("from .network import backward\n        return backward", "name backward"),
     ("return self.jacobian_x_samples(Z)", "attribute .jacobian_x_samples"),   # any reference jacobian*
+    ("return G @ self._jacobian_column(Z)", "attribute ._jacobian_column"),  # private ones too
 ])
 def test_the_walk_catches_planted_violations(tmp_path, body, expected):
     """The detector on a synthetic package: each planted use is reported with file:line."""
