@@ -14,6 +14,7 @@ from .layers import Dense, Layer, init_weights
 from .losses import LOSSES, CrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from .network import Network
 from .batched import input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
+from .workspace import Workspace
 from .crosscheck import CrossCheckReport, cross_check
 from .check import (CheckReport, Tolerance, check_jacobian, check_jacobian_batched, check_vjp, check_vjp_batched,
                     from_cs231n)
@@ -36,7 +37,7 @@ __all__ = [
     "Loss", "MeanSquaredError", "Network", "ReLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Step", "Tanh",
     "compare", "fd_gradient", "fd_jacobian", "get_activation", "get_loss", "init_weights",
     "CrossCheckReport", "cross_check", "input_jacobian_batched", "per_sample_gradients_batched",
-    "per_sample_losses_batched",
+    "per_sample_losses_batched", "Workspace",
     "CheckReport", "Tolerance", "check_jacobian", "check_jacobian_batched", "check_vjp", "check_vjp_batched",
     "from_cs231n",
     "data", "metrics", "Dataset", "FullyConnectedNet", "accuracy", "classification_report", "confusion_matrix",

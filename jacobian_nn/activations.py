@@ -38,6 +38,7 @@ import numpy as np
 from scipy.special import expit
 
 from ._validation import check_positive
+from .workspace import buffer
 
 
 def _check_column(z: np.ndarray, name: str = "z") -> None:
@@ -109,10 +110,12 @@ class Activation:
     def _forward_column(self, z):
         return self.forward(z)   # a subclass that overrides forward() instead
 
-    def _vjp_batch_overwrite(self, Z, A, G):
+    def _vjp_batch_overwrite(self, Z, A, G, workspace=None):
         """:meth:`vjp_batch` for a caller that owns ``G`` and lets it be overwritten (the
         batched network passes its own fresh gradient arrays); the default computes a new
-        array. Elementwise products write into ``G`` and return it."""
+        array. Elementwise products write into ``G`` and return it. ``workspace`` (a
+        :class:`~jacobian_nn.workspace.WorkspaceScope` or None) may provide scratch arrays;
+        the values are the same either way."""
         return self.vjp_batch(Z, A, G)
 
     def _jacobian_column(self, z):
@@ -160,7 +163,7 @@ class Identity(ElementwiseActivation):
     def vjp_batch(self, Z, A, G):
         return G.copy()
 
-    def _vjp_batch_overwrite(self, Z, A, G):
+    def _vjp_batch_overwrite(self, Z, A, G, workspace=None):
         return G
 
 
@@ -277,8 +280,10 @@ class ReLU(ElementwiseActivation):
         # overwrite Z with A (vjp_reads_output_only)
         return G * (A > 0)
 
-    def _vjp_batch_overwrite(self, Z, A, G):
-        return np.multiply(G, A > 0, out=G)
+    def _vjp_batch_overwrite(self, Z, A, G, workspace=None):
+        # the mask A > 0 into the workspace's boolean scratch array when there is one
+        mask = np.greater(A, 0, out=buffer(workspace, "relu mask", A.shape, np.bool_))
+        return np.multiply(G, mask, out=G)
 
 
 # --------------------------------------------------------------------------- leaky relu

@@ -24,25 +24,44 @@ import numpy as np
 from ._validation import as_batch, check_positive
 from .layers import Dense, check_mode
 from .losses import label_matrix
+from .workspace import Workspace, buffer
+
+__all__ = ["Workspace"]   # re-exported: jacobian_nn.batched.Workspace
 
 
-def forward_batched(net, X, mode: str = "test"):
-    """``X`` ``(N, n)`` -> ``(Y_hat (N, m), caches)``, one cache per layer."""
+def _scope(workspace, owner, user) -> dict:
+    """``{"workspace": workspace.scope(owner)}`` for a layer or loss that takes one
+    (``user.uses_workspace``), else ``{}`` (it allocates as usual)."""
+    if workspace is None or not user.uses_workspace:
+        return {}
+    return {"workspace": workspace.scope(owner)}
+
+
+def forward_batched(net, X, mode: str = "test", workspace: Workspace | None = None):
+    """``X`` ``(N, n)`` -> ``(Y_hat (N, m), caches)``, one cache per layer.
+
+    With a :class:`~jacobian_nn.workspace.Workspace`, ``Y_hat`` and the caches live in its
+    arrays (valid until its next use)."""
     check_mode(mode)
     A = as_batch(X, "X", net.n_in, net.dtype)
     caches = []
-    for layer in net.layers:
-        A, cache = layer.forward_batch(A, mode)
+    for i, layer in enumerate(net.layers):
+        A, cache = layer.forward_batch(A, mode, **_scope(workspace, i, layer))
         caches.append(cache)
     return A, caches
 
 
-def loss_and_gradients_batched(net, X, Y, mode: str = "train"):
-    """Mean loss (+ penalty) and its gradients, one dict per layer in the parameters' shapes."""
-    return _loss_and_scaled_gradients_batched(net, X, Y, mode, None)
+def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Workspace | None = None):
+    """Mean loss (+ penalty) and its gradients, one dict per layer in the parameters' shapes.
+
+    ``workspace``: an optional :class:`~jacobian_nn.workspace.Workspace` reused across calls
+    (no page faults on fresh temporaries; bitwise the same results). The gradients returned
+    then live in it: they are valid **until the next call with that workspace** (copy them
+    to keep them)."""
+    return _loss_and_scaled_gradients_batched(net, X, Y, mode, None, workspace)
 
 
-def _loss_and_scaled_gradients_batched(net, X, Y, mode, scale):
+def _loss_and_scaled_gradients_batched(net, X, Y, mode, scale, workspace=None):
     """:func:`loss_and_gradients_batched` with every gradient multiplied by ``scale`` (None: 1).
 
     The gradients are linear in the loss gradient ``G = dL/dY_hat`` ``(N, m_out)``, so the
@@ -50,40 +69,59 @@ def _loss_and_scaled_gradients_batched(net, X, Y, mode, scale):
     penalty weights, ``scale * (g + l2 W + l1 sign W) = g(scale G) + (scale l2) W + (scale l1) sign W``,
     instead of in a pass over every gradient array. Equal to scaling the unscaled
     gradients up to rounding (exactly, for a power of two).
+
+    With a ``workspace``, every large array (``Z``, ``dX``, ``dW``, the loss's intermediates,
+    the penalty's scratch) is written into its arrays by the same operations (``out=``);
+    layers and losses without ``uses_workspace`` allocate as usual.
     """
-    Y_hat, caches = forward_batched(net, X, mode)
-    loss, G = net.loss.forward_and_gradient_batch(Y_hat, Y)   # the loss checks the labels Y
+    Y_hat, caches = forward_batched(net, X, mode, workspace)                       # forward
+    loss, G = net.loss.forward_and_gradient_batch(Y_hat, Y, **_scope(workspace, "loss", net.loss))
     loss += net.penalty()
     l2, l1 = net.l2, net.l1
-    owned = False   # G is a fresh array of this call that a dense layer may overwrite
+    own = None if workspace is None else workspace.scope("network")
+    owned = False   # G is an array of this call's own (fresh, or in the workspace) that a dense layer may overwrite
     if scale is not None:
-        G = G * G.dtype.type(scale)
+        G = np.multiply(G, G.dtype.type(scale), out=buffer(own, "G", G.shape, G.dtype))
         l2, l1 = scale * l2, scale * l1
         owned = True
+    elif own is not None:   # the loss's G may be the caller's; a copy the layers may overwrite
+        G = _copy_into(G, own.array("G", G.shape, G.dtype))
+        owned = True
     grads = [None] * len(net.layers)
-    for i in range(len(net.layers) - 1, 0, -1):
+    for i in range(len(net.layers) - 1, 0, -1):                                     # backward
         layer = net.layers[i]
         if owned:
-            G, grads[i] = layer._backward_batch_overwrite(G, caches[i])
+            G, grads[i] = layer._backward_batch_overwrite(G, caches[i], **_scope(workspace, i, layer))
         else:
             G, grads[i] = layer.backward_batch(G, caches[i])
-        owned = isinstance(layer, Dense)   # its dX = delta W^T is a fresh product
+        owned = isinstance(layer, Dense)   # its dX = delta W^T is a fresh product (or a workspace array)
+    first = net.layers[0]
     if owned:   # dL/dX is not needed: no dX GEMM
-        grads[0] = net.layers[0]._param_grads_batch_overwrite(G, caches[0])
+        grads[0] = first._param_grads_batch_overwrite(G, caches[0], **_scope(workspace, 0, first))
     else:
-        grads[0] = net.layers[0].param_grads_batch(G, caches[0])
-    for g, p in zip(grads, net.params):
+        grads[0] = first.param_grads_batch(G, caches[0])
+    for i, (g, p) in enumerate(zip(grads, net.params)):                               # penalty
         for name in g:
             if name == "W" or (net.regularize_bias and name == "b"):
+                scratch = buffer(own, f"penalty {i} {name}", p[name].shape, p[name].dtype)
                 if l2:
-                    g[name] += l2 * p[name]
+                    g[name] += np.multiply(l2, p[name], out=scratch)
                 if l1:
-                    g[name] += l1 * np.sign(p[name])
+                    g[name] += np.multiply(l1, np.sign(p[name], out=scratch), out=scratch)
     return loss, grads
 
 
-def train_step_batched(net, X, Y, lr: float) -> float:
+def _copy_into(src, dst):
+    np.copyto(dst, src)
+    return dst
+
+
+def train_step_batched(net, X, Y, lr: float, workspace: Workspace | None = None) -> float:
     """One SGD step ``theta -= lr * grad`` with the batched gradients; returns the loss before it.
+
+    ``workspace``: an optional :class:`~jacobian_nn.workspace.Workspace`; create it once and
+    pass it to every step: the step's large arrays are then reused instead of allocated
+    (and page-faulted) anew each step, with bitwise the same parameters afterwards.
 
     The steps ``-lr * grad`` come straight out of the backward pass (the factor applied to
     the loss gradient, see :func:`_loss_and_scaled_gradients_batched`): no pass over the
@@ -92,7 +130,7 @@ def train_step_batched(net, X, Y, lr: float) -> float:
     numpy's overflow warnings inside the scaled backward pass are silenced."""
     lr = check_positive(lr, "lr")
     with np.errstate(over="ignore", invalid="ignore"):
-        loss, steps = _loss_and_scaled_gradients_batched(net, X, Y, "train", -lr)
+        loss, steps = _loss_and_scaled_gradients_batched(net, X, Y, "train", -lr, workspace)
     net.apply_update(steps)
     return loss
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from ._validation import FLOAT_DTYPES, all_finite, as_column, as_float_array, as_row, check_positive
 from .activations import Activation, get_activation
+from .workspace import buffer
 
 MODES = ("train", "test")
 
@@ -110,11 +111,17 @@ def _checked_vectors(vs, name: str, shape: tuple, dtype, check_one) -> list:
     return out
 
 
-def _column_sums(delta: np.ndarray) -> np.ndarray:
+def _column_sums(delta: np.ndarray, workspace=None) -> np.ndarray:
     """``sum_k delta[k]`` ``(m,)`` as the product ``1^T delta`` (one BLAS matrix-vector
     product, several times faster than ``delta.sum(axis=0)`` on a tall batch; the same sum
-    up to rounding order)."""
-    return np.ones(delta.shape[0], dtype=delta.dtype) @ delta
+    up to rounding order). With a workspace, the ones and the result live in it."""
+    (N, m), dtype = delta.shape, delta.dtype
+    if workspace is None:
+        ones = np.ones(N, dtype=dtype)
+    else:
+        ones = workspace.array("ones", (N,), dtype)
+        ones.fill(1)
+    return np.matmul(ones, delta, out=buffer(workspace, "db", (m,), dtype))
 
 
 class Layer:
@@ -132,6 +139,11 @@ class Layer:
     params: dict
     #: smallest batch a training-mode forward accepts (batch-coupled layers raise it)
     min_train_batch: int = 1
+    #: True when ``forward_batch``, ``_backward_batch_overwrite`` and
+    #: ``_param_grads_batch_overwrite`` accept ``workspace=`` (a
+    #: :class:`~jacobian_nn.workspace.WorkspaceScope`) to write their large arrays into
+    #: reused memory; the batched network passes it only to such layers (others allocate).
+    uses_workspace: bool = False
 
     @property
     def state(self) -> dict:
@@ -376,13 +388,19 @@ class Dense(Layer):
 
     # -- batched path --------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train"):
+    uses_workspace = True
+
+    def forward_batch(self, X, mode="train", *, workspace=None):
         """``X`` ``(N, n)`` -> ``Y = f(X W + b)`` ``(N, m)`` and the cache ``(X, Z, Y)``.
 
         When the activation's VJP reads only its output (``vjp_reads_output_only``: ReLU,
         identity), ``Y`` is computed over ``Z`` in place and the cache is ``(X, Y, Y)``:
-        one ``(N, m)`` array fewer per layer and step, the same VJP."""
-        Z = X @ self.W
+        one ``(N, m)`` array fewer per layer and step, the same VJP.
+
+        ``workspace`` (a :class:`~jacobian_nn.workspace.WorkspaceScope`, or None): ``Z`` is
+        written into its array ``"Z"`` instead of a new one (so is ``Y`` for ReLU and identity);
+        the values are the same, valid until the workspace is used again."""
+        Z = np.matmul(X, self.W, out=buffer(workspace, "Z", (X.shape[0], self.n_out), self.dtype))
         Z += self.b
         act = self.activation
         if act.vjp_reads_output_only:
@@ -404,19 +422,26 @@ class Dense(Layer):
         delta = self.activation.vjp_batch(Z, A, G)
         return {"W": X.T @ delta, "b": _column_sums(delta)}
 
-    def _backward_batch_overwrite(self, G, cache):
+    def _backward_batch_overwrite(self, G, cache, *, workspace=None):
         """:meth:`backward_batch` for a caller that owns ``G`` and lets it be overwritten:
         ``delta`` is computed in ``G``'s memory where the activation can (one ``(N, m)``
-        array fewer). The same values."""
+        array fewer). The same values. With a ``workspace`` (as in :meth:`forward_batch`),
+        ``dX``, ``dW``, ``db`` (and the activation's scratch) are written into its arrays."""
         X, Z, A = cache
-        delta = self.activation._vjp_batch_overwrite(Z, A, G)
-        return delta @ self.W.T, {"W": X.T @ delta, "b": _column_sums(delta)}
+        delta = self.activation._vjp_batch_overwrite(Z, A, G, workspace)             # VJP
+        dX = np.matmul(delta, self.W.T, out=buffer(workspace, "dX", X.shape, self.dtype))
+        return dX, self._param_grads_from_delta(X, delta, workspace)
 
-    def _param_grads_batch_overwrite(self, G, cache):
+    def _param_grads_batch_overwrite(self, G, cache, *, workspace=None):
         """:meth:`param_grads_batch`, ``G`` overwritten as in :meth:`_backward_batch_overwrite`."""
         X, Z, A = cache
-        delta = self.activation._vjp_batch_overwrite(Z, A, G)
-        return {"W": X.T @ delta, "b": _column_sums(delta)}
+        delta = self.activation._vjp_batch_overwrite(Z, A, G, workspace)             # VJP
+        return self._param_grads_from_delta(X, delta, workspace)
+
+    def _param_grads_from_delta(self, X, delta, workspace):
+        """``{"W": X^T delta (n, m), "b": sum_k delta[k] (m,)}``, into the workspace's arrays if any."""
+        dW = np.matmul(X.T, delta, out=buffer(workspace, "dW", self.W.shape, self.dtype))
+        return {"W": dW, "b": _column_sums(delta, workspace)}
 
     # -- batched path: per-sample gradients and batched Jacobians (explicit, opt-in) -----
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import FLOAT_DTYPES, as_batch, as_column, as_float_array
+from .workspace import buffer
 
 #: Probabilities must sum to 1 within ``PROB_SUM_ULPS * m * eps(dtype)``.
 PROB_SUM_ULPS = 64
@@ -122,6 +123,10 @@ class Loss:
     """Base class; see the module docstring for the interface."""
 
     name: str = ""
+    #: True when ``forward_and_gradient_batch`` accepts ``workspace=`` (a
+    #: :class:`~jacobian_nn.workspace.WorkspaceScope`) for its ``(N, m)`` intermediates;
+    #: the batched network passes it only to such losses.
+    uses_workspace: bool = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -409,10 +414,16 @@ class SoftmaxCrossEntropy(Loss):
         E /= Z.shape[0]
         return E
 
-    def forward_and_gradient_batch(self, Z, Y):
+    uses_workspace = True
+
+    def forward_and_gradient_batch(self, Z, Y, *, workspace=None):
         """:meth:`forward_batch` and :meth:`gradient_batch` fused: one validation, and the
         shifted logits and their exponentials computed once (the same operations, so the
         same gradient bit for bit).
+
+        ``workspace`` (a :class:`~jacobian_nn.workspace.WorkspaceScope`, or None): the shifted
+        logits and the returned gradient ``E`` are written into its arrays (the same values;
+        ``E`` is then valid until the workspace is used again).
 
         Integer class indices ``Y`` ``(N,)`` skip the one-hot matrix (one-hot rows are
         probabilities by construction): ``L = -(1/N) sum_k (shifted[k, y_k] - log sum_j
@@ -421,11 +432,11 @@ class SoftmaxCrossEntropy(Loss):
         """
         Z = output_batch(Z, "Z")
         idx = label_indices(Y, *Z.shape)
+        shifted = np.subtract(Z, Z.max(axis=1, keepdims=True), out=buffer(workspace, "shifted", Z.shape, Z.dtype))
+        E = np.exp(shifted, out=buffer(workspace, "E", Z.shape, Z.dtype))
         if idx is not None:
             N = Z.shape[0]
             rows = np.arange(N)
-            shifted = Z - Z.max(axis=1, keepdims=True)
-            E = np.exp(shifted)
             sums = E.sum(axis=1, keepdims=True)
             loss = float(-np.sum(shifted[rows, idx] - np.log(sums[:, 0])) / N)
             E /= sums
@@ -434,8 +445,6 @@ class SoftmaxCrossEntropy(Loss):
             return loss, E
         Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
         _check_probabilities(Y, "Y")
-        shifted = Z - Z.max(axis=1, keepdims=True)
-        E = np.exp(shifted)
         sums = E.sum(axis=1, keepdims=True)
         loss = float(-np.sum(Y * (shifted - np.log(sums))) / Z.shape[0])
         E /= sums

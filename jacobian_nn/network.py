@@ -317,14 +317,17 @@ class Network:
         """Batched outputs for ``X`` ``(N, n)``: ``(N, m)``."""
         return batched.forward_batched(self, X, mode)[0]
 
-    def loss_and_gradients_batched(self, X, Y, mode: str = "train"):
+    def loss_and_gradients_batched(self, X, Y, mode: str = "train", *, workspace=None):
         """Batched path: ``(loss, grads)`` with the same meaning and shapes as
-        :meth:`loss_and_gradients`."""
-        return batched.loss_and_gradients_batched(self, X, Y, mode)
+        :meth:`loss_and_gradients`. With ``workspace=`` (a :class:`jacobian_nn.Workspace`
+        reused across calls) the grads live in it and are valid until its next use."""
+        return batched.loss_and_gradients_batched(self, X, Y, mode, workspace)
 
-    def train_step_batched(self, X, Y, lr: float) -> float:
-        """One SGD step with the batched gradients; returns the loss before the step."""
-        return batched.train_step_batched(self, X, Y, lr)
+    def train_step_batched(self, X, Y, lr: float, *, workspace=None) -> float:
+        """One SGD step with the batched gradients; returns the loss before the step.
+        ``workspace=``: a :class:`jacobian_nn.Workspace` created once and passed to every
+        step reuses the step's large arrays (bitwise the same results, no page faults)."""
+        return batched.train_step_batched(self, X, Y, lr, workspace)
 
     def predict_batched(self, X) -> np.ndarray:
         """Outputs ``(N, m)`` through the batched path, test mode."""
