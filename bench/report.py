@@ -31,7 +31,9 @@ def markdown(result) -> str:
     out = [f"## jacobian_nn bench ({result['mode']} mode)", "", machine_line(result["machine"]), "",
            "Times are medians in ms per call (min and max in the JSON). speedup = reference / batched; "
            "vs torch = batched / torch eager (lower is better); torch is timed in its own block right after "
-           "the numpy implementations of the same task (bench/_timing.py says why).", ""]
+           "the numpy implementations of the same task (bench/_timing.py says why). The batched training step "
+           "(task step) is timed as a training loop calls it, with one `jacobian_nn.Workspace` created before "
+           "the timed loop and passed to every step; the step without a workspace is in the second table.", ""]
 
     out += ["| arch | N | dtype | task | reference ms | batched ms | speedup | torch ms | vs torch "
             "| reference samples/s | batched samples/s |",
@@ -47,20 +49,27 @@ def markdown(result) -> str:
 
     out += ["", "Training step against its floors: inline = the minimal plain-numpy loop of the same "
             "mathematics (bench/baselines.py); GEMM fraction = time of the step's matrix products alone / "
-            "batched step.", "",
-            "| arch | dtype | reference / inline loop | batched / inline batched | GEMM GFLOP/s | GEMM fraction "
-            "| peak MiB reference | peak MiB batched | peak MiB inline batched |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "batched step; \"no ws\" = the batched step without a workspace (every array allocated anew each "
+            "step). Peak MiB is what one call allocates beyond what already exists; the workspace's own arrays "
+            "(allocated once) are in the last column.", "",
+            "| arch | dtype | reference / inline loop | batched / inline batched | batched ms no ws | vs torch no ws "
+            "| GEMM GFLOP/s | GEMM fraction | GEMM fraction no ws | peak MiB reference | peak MiB batched "
+            "| peak MiB batched no ws | peak MiB inline batched | workspace MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in ratios:
         if e["task"] != "step":
             continue
         k = dict(arch=e["arch"], dtype=e["dtype"], task="step")
         mem = []
-        for impl in ("reference", "batched", "inline-batched"):
+        for impl in ("reference", "batched", "batched-no-workspace", "inline-batched"):
             r = _find(rows, impl=impl, **k)
             mem.append("" if r is None or r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.2f}")
+        bat = _find(rows, impl="batched", **k)
+        ws_mib = "" if bat is None or bat.get("workspace_bytes") is None else f"{bat['workspace_bytes'] / 2**20:.2f}"
         out.append(f"| {e['arch']} | {e['dtype']} | {_x(e['ref_vs_inline'])} | {_x(e['batched_vs_inline'])} "
-                   f"| {_x(e['gflops'], 1)} | {_x(e['gemm_fraction'])} | {' | '.join(mem)} |")
+                   f"| {_ms(_find(rows, impl='batched-no-workspace', **k))} | {_x(e.get('no_workspace_vs_torch'))} "
+                   f"| {_x(e['gflops'], 1)} | {_x(e['gemm_fraction'])} | {_x(e.get('gemm_fraction_no_workspace'))} "
+                   f"| {' | '.join(mem)} | {ws_mib} |")
 
     jac = [e for e in ratios if e["task"] in ("input jacobians", "softmax jacobians")]
     if jac:

@@ -17,7 +17,12 @@ path, the baselines and torch), tasks:
 * ``forward``: reference ``Network.predict_batch`` / batched ``predict_batched``;
 * ``grads``: ``loss_and_gradients`` / ``loss_and_gradients_batched``;
 * ``step``: ``train_batch`` / ``train_step_batched`` (SGD), with the inline
-  floors of :mod:`bench.baselines`, the GEMM floor and torch eager;
+  floors of :mod:`bench.baselines`, the GEMM floor and torch eager. The batched
+  step is timed as a user running many steps calls it: with one
+  :class:`jacobian_nn.Workspace` created before the timed loop and passed to
+  every call (impl ``batched``; the arrays are allocated once, in the warm-up).
+  The same step without a workspace is timed in the same group (impl
+  ``batched-no-workspace``) and reported beside it;
 * ``per-sample grads``: the reference ``Network.backward`` on each sample /
   ``per_sample_gradients_batched`` / ``torch.func.vmap(grad)``.
 
@@ -26,8 +31,8 @@ network (reference ``input_jacobian`` per sample / ``input_jacobian_batched`` /
 ``vmap(jacrev)``) and the softmax Jacobian (``Softmax.jacobian`` per sample /
 ``jacobian_batch`` / ``vmap(jacrev(softmax))``).
 
-Sweeps: time of one training step against the hidden width (64-h-10) and
-against N (64-100-10), both paths, with the least-squares slope of
+Sweeps: time of one training step (the batched one with a workspace) against the
+hidden width (64-h-10) and against N (64-100-10), both paths, with the least-squares slope of
 ``log time`` against ``log size``.
 """
 
@@ -134,17 +139,21 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
         "torch": (tb.make_grads(torch, _params(net), X, y), False) if use_torch else None,
     }, **keys)
 
-    # one training step (each path on its own copy; the tiny lr keeps the parameters sane)
-    ref_net, b_net, p_ref, p_bat = net.copy(), net.copy(), _params(net), _params(net)
+    # one training step (each path on its own copy; the tiny lr keeps the parameters sane). The batched
+    # step with a workspace made once, here, outside the timed loop, as a training loop would use it
+    ref_net, b_net, nows_net, p_ref, p_bat = net.copy(), net.copy(), net.copy(), _params(net), _params(net)
+    ws = jn.Workspace()
     rows = rec.group("step", {
         "reference": (lambda: ref_net.train_batch(X, y, LR), True) if f64 else None,
         "inline-reference": (lambda: baselines.inline_reference_step(p_ref, X, y, LR), True) if f64 else None,
-        "batched": (lambda: b_net.train_step_batched(X, y, LR), False),
+        "batched": (lambda: b_net.train_step_batched(X, y, LR, workspace=ws), False),
+        "batched-no-workspace": (lambda: nows_net.train_step_batched(X, y, LR), False),
         "inline-batched": (lambda: baselines.inline_batched_step(p_bat, X, y, LR), False),
         "gemm-floor": (baselines.make_gemm_floor(sizes, N, dtype), False),
         "torch": (tb.make_step(torch, _params(net), X, y, LR), False) if use_torch else None,
-    }, memory=("reference", "batched", "inline-batched"), **keys)
+    }, memory=("reference", "batched", "batched-no-workspace", "inline-batched"), **keys)
     rows["gemm-floor"]["gflops"] = baselines.gemm_flops(sizes, N) / rows["gemm-floor"]["median"] / 1e9
+    rows["batched"]["workspace_bytes"] = ws.nbytes
 
     if name in rec.cfg["per_sample"]:
         cols = [X[k][:, None] for k in range(N)]
@@ -185,10 +194,10 @@ def _sweeps(rec, cfg):
         for v in points:
             sizes, N = ([64, v, 10], cfg["width_N"]) if sweep == "width" else ([64, 100, 10], v)
             net, X, y = make_problem(sizes, N, np.float64)
-            ref_net = net.copy()
+            ref_net, ws = net.copy(), jn.Workspace()
             rows = rec.group("step", {
                 "reference": (lambda: ref_net.train_batch(X, y, LR), True),
-                "batched": (lambda: net.train_step_batched(X, y, LR), False),
+                "batched": (lambda: net.train_step_batched(X, y, LR, workspace=ws), False),
             }, arch=f"sweep-{sweep}", dtype="float64", N=N, sizes=sizes)
             for impl, r in rows.items():
                 times.setdefault((sweep, impl), []).append(r["median"])
@@ -215,7 +224,8 @@ def derive(rows):
         seen.append(key)
         k = dict(arch=r["arch"], dtype=r["dtype"], task=r["task"])
         get = {impl: _find(rows, impl=impl, **k) for impl in
-               ("reference", "batched", "torch", "inline-reference", "inline-batched", "gemm-floor")}
+               ("reference", "batched", "batched-no-workspace", "torch", "inline-reference", "inline-batched",
+                "gemm-floor")}
         t = {impl: (v["median"] if v else None) for impl, v in get.items()}
         ent = dict(k, N=r["N"])
 
@@ -228,6 +238,8 @@ def derive(rows):
         ent["ref_vs_inline"] = ratio("reference", "inline-reference")
         ent["batched_vs_inline"] = ratio("batched", "inline-batched")
         ent["gemm_fraction"] = ratio("gemm-floor", "batched")
+        ent["no_workspace_vs_torch"] = ratio("batched-no-workspace", "torch")
+        ent["gemm_fraction_no_workspace"] = ratio("gemm-floor", "batched-no-workspace")
         ent["gflops"] = get["gemm-floor"]["gflops"] if get["gemm-floor"] else None
         ratios.append(ent)
     return ratios

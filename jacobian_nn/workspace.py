@@ -45,16 +45,22 @@ class Workspace:
     """
 
     def __init__(self):
-        self._arrays: dict = {}
+        self._arrays: dict = {}   # (owner, role, shape as a tuple of ints, np.dtype) -> array
+        self._as_given: dict = {}   # the same arrays under the key as the caller spelled it (fast path)
 
-    def array(self, owner, role: str, shape, dtype) -> np.ndarray:
+    def array(self, owner, role: str, shape: tuple, dtype) -> np.ndarray:
         """The array for ``(owner, role, shape, dtype)``: uninitialised the first time, afterwards
-        whatever the previous user of that key left in it (callers overwrite it entirely)."""
-        shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
-        key = (owner, role, shape, dtype)
-        arr = self._arrays.get(key)
+        whatever the previous user of that key left in it (callers overwrite it entirely).
+        ``shape`` is a tuple (e.g. an array's ``.shape``)."""
+        given = (owner, role, shape, dtype)
+        arr = self._as_given.get(given)   # one dict look-up per call once warm
         if arr is None:
-            arr = self._arrays[key] = np.empty(shape, dtype)
+            shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+            key = (owner, role, shape, dtype)
+            arr = self._arrays.get(key)
+            if arr is None:
+                arr = self._arrays[key] = np.empty(shape, dtype)
+            self._as_given[given] = arr
         return arr
 
     def scope(self, owner) -> "WorkspaceScope":
@@ -72,6 +78,7 @@ class Workspace:
     def clear(self) -> None:
         """Drop every array (the next call allocates again)."""
         self._arrays.clear()
+        self._as_given.clear()
 
     def __repr__(self) -> str:
         return f"Workspace({len(self)} arrays, {self.nbytes / 2**20:.2f} MiB)"
