@@ -134,11 +134,11 @@ class FullyConnectedNet(Network):
     def forward_batched(self, X, mode: str = "test"):
         return super().forward_batched(flatten_input(X), mode)
 
-    def loss_and_gradients_batched(self, X, Y, mode: str = "train"):
-        return super().loss_and_gradients_batched(flatten_input(X), Y, mode)
+    def loss_and_gradients_batched(self, X, Y, mode: str = "train", *, workspace=None):
+        return super().loss_and_gradients_batched(flatten_input(X), Y, mode, workspace=workspace)
 
-    def train_step_batched(self, X, Y, lr: float) -> float:
-        return super().train_step_batched(flatten_input(X), Y, lr)
+    def train_step_batched(self, X, Y, lr: float, *, workspace=None) -> float:
+        return super().train_step_batched(flatten_input(X), Y, lr, workspace=workspace)
 
     def predict_batched(self, X):
         return super().predict_batched(flatten_input(X))
