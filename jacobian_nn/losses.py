@@ -292,6 +292,12 @@ class MeanSquaredError(Loss):
 # --------------------------------------------------------------------------- softmax + cross-entropy
 
 
+def _log_softmax_rows(Z: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax ``(N, m)``: ``(Z - max) - log sum exp(Z - max)``, no overflow."""
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+
+
 class SoftmaxCrossEntropy(Loss):
     """Fused softmax + cross-entropy on **logits** ``z`` ``(m, 1)``.
 
@@ -391,18 +397,14 @@ class SoftmaxCrossEntropy(Loss):
         Z = output_batch(Z, "Z")
         Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
         _check_probabilities(Y, "Y")
-        shifted = Z - Z.max(axis=1, keepdims=True)
-        log_S = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
-        return float(-np.sum(Y * log_S) / Z.shape[0])
+        return float(-np.sum(Y * _log_softmax_rows(Z)) / Z.shape[0])
 
     def per_sample_batch(self, Z, Y):
         """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log_softmax(Z[k])_i``."""
         Z = output_batch(Z, "Z")
         Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
         _check_probabilities(Y, "Y")
-        shifted = Z - Z.max(axis=1, keepdims=True)
-        log_S = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
-        return -np.sum(Y * log_S, axis=1)
+        return -np.sum(Y * _log_softmax_rows(Z), axis=1)
 
     def gradient_batch(self, Z, Y):
         Z = output_batch(Z, "Z")
