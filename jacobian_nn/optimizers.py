@@ -121,7 +121,17 @@ class SGD(Optimizer):
         return _map(lambda g: -eta * g, grads), {}
 
 
-class Momentum(Optimizer):
+class _WithMomentum(Optimizer):
+    """Shared constructor of the two momentum methods: ``lr`` and ``momentum`` in [0, 1)."""
+
+    buffer_names = ("velocity",)
+
+    def __init__(self, lr: float = 1e-2, momentum: float = 0.9):
+        super().__init__(lr)
+        self.momentum = _check_unit_interval(momentum, "momentum")
+
+
+class Momentum(_WithMomentum):
     """SGD with momentum (seed 002 ``Momentum``, seed 004 ``sgd_momentum``)::
 
         v    <- mu * v - eta * g          (v starts at 0)
@@ -130,19 +140,13 @@ class Momentum(Optimizer):
     ``momentum = mu`` in [0, 1); ``mu = 0`` is SGD.
     """
 
-    buffer_names = ("velocity",)
-
-    def __init__(self, lr: float = 1e-2, momentum: float = 0.9):
-        super().__init__(lr)
-        self.momentum = _check_unit_interval(momentum, "momentum")
-
     def _update(self, params, grads, buffers, eta, t):
         mu = self.momentum
         v = _map(lambda v, g: mu * v - eta * g, buffers["velocity"], grads)
         return _map(lambda x: x.copy(), v), {"velocity": v}
 
 
-class Nesterov(Optimizer):
+class Nesterov(_WithMomentum):
     """Nesterov accelerated gradient in the look-ahead form (CS231n notes)::
 
         v_new = mu * v - eta * g
@@ -151,12 +155,6 @@ class Nesterov(Optimizer):
     The parameters are stored at the look-ahead point ``w + mu v``, so ``g`` is the
     gradient there, as Nesterov's method requires; ``mu = 0`` is SGD.
     """
-
-    buffer_names = ("velocity",)
-
-    def __init__(self, lr: float = 1e-2, momentum: float = 0.9):
-        super().__init__(lr)
-        self.momentum = _check_unit_interval(momentum, "momentum")
 
     def _update(self, params, grads, buffers, eta, t):
         mu = self.momentum
