@@ -997,11 +997,9 @@ def run_check(args) -> int:
     except (OSError, ValueError, TypeError, SyntaxError, ImportError) as exc:
         print(f"jacobian-nn check: error: {exc}", file=sys.stderr)
         return 2
-    print(report)
-    if args.json:
-        report.to_json(args.json)
-        print(f"wrote {args.json}")
-    return 0 if report.passed else 1
+    from .cli import emit_report  # cli imports this module: a deferred import
+
+    return emit_report(report, args.json)
 
 
 def _cli_report(args) -> CheckReport:

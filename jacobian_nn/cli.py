@@ -19,15 +19,19 @@ def add_verify(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
 
 
+def emit_report(report, json_path) -> int:
+    """Print a report (verify's or check's), write it as JSON if asked; the exit code."""
+    print(report)
+    if json_path:
+        report.to_json(json_path)
+        print(f"wrote {json_path}")
+    return 0 if report.passed else 1
+
+
 def run_verify(args) -> int:
     from . import verify
 
-    report = verify.run()
-    print(report)
-    if args.json:
-        report.to_json(args.json)
-        print(f"wrote {args.json}")
-    return 0 if report.passed else 1
+    return emit_report(verify.run(), args.json)
 
 
 def add_bench(sub) -> None:
