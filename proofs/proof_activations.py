@@ -1,4 +1,4 @@
-r"""Activations: every elementwise Jacobian the seeds state, including the value at kinks.
+r"""Activations: every elementwise Jacobian the sources state, including the value at kinks.
 
 Convention (DESIGN.md): at a kink the derivative takes the $x \le 0$ branch, i.e. the left
 derivative; finite differences at a kink are therefore taken with ``step_direction=-1``.
@@ -24,7 +24,7 @@ def _fwd(act):
 @proof(id="act.sigmoid", seed="000", location="§激活函数, Sigmoid",
        statement=r"$J_{ii} = e^{-X_i}/(1+e^{-X_i})^2$, $J_{ij}=0$ for $i \ne j$", verdict=HOLDS)
 def test_sigmoid_jacobian():
-    r"""**Seed 000, activation table, Sigmoid.**
+    r"""**FCNN-Jacobian notes, activation table, Sigmoid.**
 
     > $\operatorname{Sigmoid}(X)_i=\frac{1}{1+e^{-X_i}}$, $J_{i,j} = \frac{e^{-X_i}}{(1+e^{-X_i})^2}$ if $i=j$, else $0$.
 
@@ -36,7 +36,7 @@ def test_sigmoid_jacobian():
     $= \sigma(1-\sigma)$); finite differences; ``Sigmoid.jacobian``.
     """
     seed = np.diag(np.exp(-Z) / (1 + np.exp(-Z)) ** 2)
-    assert_fd("sigmoid J (seed formula)", seed, _fwd(Sigmoid()), Z)
+    assert_fd("sigmoid J (source formula)", seed, _fwd(Sigmoid()), Z)
     assert_close("library Sigmoid.jacobian", Sigmoid().jacobian(Z[:, None]), seed)
 
 
@@ -54,17 +54,17 @@ def test_sigmoid_jacobian_symbolic():
 @proof(id="act.tanh", seed="000", location="§激活函数, tanh",
        statement=r"$J_{ii} = 1-\tanh^2(X_i)$, off-diagonal 0", verdict=HOLDS)
 def test_tanh_jacobian():
-    r"""**Seed 000, activation table, tanh.**
+    r"""**FCNN-Jacobian notes, activation table, tanh.**
 
     > $J_{i,j} = 1-\tanh^2(X_i)$ if $i=j$, else $0$.
 
     Derivation. $\tanh = \sinh/\cosh$, $\tanh' = (\cosh^2-\sinh^2)/\cosh^2 = 1-\tanh^2$.
-    Seed 000's code computes ``np.diag(1 - np.tanh(z) * np.tanh(z))``: the same.
+    FCNN-Jacobian notes' code computes ``np.diag(1 - np.tanh(z) * np.tanh(z))``: the same.
 
     Verdict: **holds**. Checks: sympy, finite differences, ``Tanh.jacobian``.
     """
     seed = np.diag(1 - np.tanh(Z) ** 2)
-    assert_fd("tanh J (seed formula)", seed, _fwd(Tanh()), Z)
+    assert_fd("tanh J (source formula)", seed, _fwd(Tanh()), Z)
     assert_close("library Tanh.jacobian", Tanh().jacobian(Z[:, None]), seed)
 
 
@@ -83,16 +83,16 @@ def _piecewise_symbolic(sp, f_pos, f_neg, d_pos, d_neg):
     sym_zero(sp, sp.diff(f_neg(x), x) - d_neg(x), "non-positive branch")
 
 
-@proof(id="act.relu", seed="000", location="§激活函数, ReLU (also seed 002 §误差反向传播法, ReLU)",
+@proof(id="act.relu", seed="000", location="§激活函数, ReLU (also DLFS notes §误差反向传播法, ReLU)",
        statement=r"$J_{ii}=1$ if $X_i>0$, $0$ otherwise (so relu'(0) = 0)", verdict=HOLDS)
 def test_relu_jacobian():
-    r"""**Seed 000, activation table, ReLU; seed 002, ReLU layer.**
+    r"""**FCNN-Jacobian notes, activation table, ReLU; DLFS notes, ReLU layer.**
 
-    > $J_{i,j} = 1$ if $i=j, X_i>0$; $0$ otherwise. (Seed 002: $\partial y/\partial x = 1\ (x>0)$, $0\ (x\le 0)$.)
+    > $J_{i,j} = 1$ if $i=j, X_i>0$; $0$ otherwise. (DLFS notes: $\partial y/\partial x = 1\ (x>0)$, $0\ (x\le 0)$.)
 
     Derivation. On $x>0$, $\max(x,0)=x$ (slope 1); on $x<0$ it is $0$ (slope 0). At $x=0$
     the function has no derivative; the left derivative is $0$, the right one $1$. The
-    seed's "otherwise" puts $x=0$ in the 0 branch, which is the left derivative: the
+    source's "otherwise" puts $x=0$ in the 0 branch, which is the left derivative: the
     project's convention (relu'(0) = 0).
 
     Verdict: **holds**. Checks: finite differences away from 0 and *left* differences at 0;
@@ -114,7 +114,7 @@ def test_relu_jacobian_symbolic():
 @proof(id="act.leaky_relu", seed="000", location="§激活函数, Leaky ReLU",
        statement=r"$J_{ii}=1$ if $X_i>0$, $\alpha$ otherwise", verdict=HOLDS)
 def test_leaky_relu_jacobian():
-    r"""**Seed 000, activation table, Leaky ReLU.**
+    r"""**FCNN-Jacobian notes, activation table, Leaky ReLU.**
 
     > $\operatorname{LeakyReLU}(X)_i=\max(X_i,\alpha X_i)$, $J_{i,j} = 1$ if $i=j, X_i>0$; $\alpha$ otherwise.
 
@@ -145,18 +145,18 @@ def test_leaky_relu_jacobian_symbolic():
        verdict=WRONG,
        corrected=r"$J_{ii} = e^{X_i}$ for $X_i\le 0$ ($\alpha e^{X_i}$ with a scale $\alpha$); elu'(0) = 1 (= $\alpha$)")
 def test_elu_jacobian():
-    r"""**Seed 000, activation table, ELU.**
+    r"""**FCNN-Jacobian notes, activation table, ELU.**
 
     > $\operatorname{ELU}(X)_i = X_i$ ($X_i>0$), $e^{X_i}-1$ ($X_i\le0$);
     > $J_{i,j} = 1$ if $i=j, X_i>0$; $0$ otherwise.
 
     Derivation. $\frac{d}{dx}(e^x-1) = e^x \neq 0$. With the usual scale,
     $\alpha(e^x-1)$ has derivative $\alpha e^x$; at $0$ the left derivative is $\alpha$
-    (for $\alpha=1$ ELU is $C^1$). The seed's table copies the ReLU row. Its **code** is
+    (for $\alpha=1$ ELU is $C^1$). The source's table copies the ReLU row. Its **code** is
     right: ``np.diag(np.where(z >= 0, 1, _exp(z)))``.
 
     Verdict: **wrong**. Corrected: $J_{ii} = \alpha e^{X_i}$ for $X_i \le 0$.
-    Check: at $x=-0.5$ the seed's $0$ differs from the finite difference by exactly
+    Check: at $x=-0.5$ the source's $0$ differs from the finite difference by exactly
     $e^{-0.5}=0.6065$; the corrected entry matches FD and ``ELU.jacobian``.
     """
     act = ELU(1.0)
@@ -179,11 +179,11 @@ def test_elu_jacobian_symbolic():
     x = sp.Symbol("x", real=True)
     a = sp.Symbol("alpha", positive=True)
     sym_zero(sp, sp.diff(a * (sp.exp(x) - 1), x) - a * sp.exp(x), "ELU branch derivative")
-    assert sp.simplify(sp.diff(sp.exp(x) - 1, x) - 0) != 0  # the seed's 0 is not the derivative
+    assert sp.simplify(sp.diff(sp.exp(x) - 1, x) - 0) != 0  # the source's 0 is not the derivative
 
 
 def _seed000_code_relu_family(z, alpha_leaky=0.01):
-    """What seed 000's NNFunctions.py computes: the derivative branch test is ``z >= 0``."""
+    """What FCNN-Jacobian notes' NNFunctions.py computes: the derivative branch test is ``z >= 0``."""
     return {
         "relu": np.where(z >= 0, 1.0, 0.0),
         "leaky": np.where(z >= 0, 1.0, alpha_leaky),
@@ -197,7 +197,7 @@ def _seed000_code_relu_family(z, alpha_leaky=0.01):
        corrected="the prose's x <= 0 branch at 0 (left derivative): relu'(0)=0, leaky'(0)=alpha, elu'(0)=alpha; "
                  "the code's value at 0 is the right derivative")
 def test_code000_kinks():
-    r"""**Seed 000, ``NNFunctions.py``: ReLU, LeakyReLU, ELU.**
+    r"""**FCNN-Jacobian notes, ``NNFunctions.py``: ReLU, LeakyReLU, ELU.**
 
     > ``return np.diag(np.where(z >= 0, 1, 0))`` (ReLU), ``np.where(z >= 0, 1, self.alpha)`` (Leaky),
     > ``np.where(z >= 0, 1, _exp(z))`` (ELU); the forwards also test ``z >= 0``.
@@ -226,7 +226,7 @@ def test_code000_kinks():
        statement=r"$\partial f/\partial x = 1$ for $x \geqslant 0$, $0$ for $x<0$", verdict=WRONG,
        corrected=r"$1$ for $x>0$, $0$ for $x \le 0$ (what its code ``dx = (x > 0) * dout`` computes; relu'(0)=0)")
 def test_relu004_prose():
-    r"""**Seed 004, §4.3, ReLU's local gradient.**
+    r"""**CS231n walkthrough, §4.3, ReLU's local gradient.**
 
     > $\frac{\partial f}{\partial x}= 1,\ x \geqslant 0\ (\hat{x}>0)$; $\frac{\partial f}{\partial x}= 0,\ x < 0\ (\hat{x}=0)$,
     > next to the code ``dx = (x > 0) * dout``.
@@ -234,7 +234,7 @@ def test_relu004_prose():
     Derivation. The parenthetical conditions contradict the main ones at $x=0$: there
     $\hat x = 0$, which the prose files under the 0 branch, while "$x\geqslant 0$" files it under 1.
     The code gives 0 at $x=0$ (the left derivative, the project's convention).
-    The seed's worked example (a $3\times3$ ``x``, ``dout`` and ``dx``) has no zero entry and
+    The source's worked example (a $3\times3$ ``x``, ``dout`` and ``dx``) has no zero entry and
     holds; it is checked here too.
 
     Verdict: **wrong** at $x=0$ (prose vs code). Check: restated code at 0 gives 0 = left FD;
@@ -244,7 +244,7 @@ def test_relu004_prose():
     x = np.array([[-1.0, -1.0, 3.0], [-2.0, 1.5, 4.0], [2.0, 4.0, -5.0]])  # (x) centre entry: any positive value
     code = (x > 0) * dout
     expected = np.array([[0, 0, 0.7], [0, 0.25, -0.5], [-0.2, 0.3, 0]])
-    assert_close("seed 004 relu_backward worked example", code, expected)
+    assert_close("CS231n walkthrough relu_backward worked example", code, expected)
     prose_at_0 = 1.0
     code_at_0 = float((np.array(0.0) > 0) * 1.0)
     left = fd(_fwd(ReLU()), np.array([0.0]), step_direction=-1)[0, 0]
@@ -256,7 +256,7 @@ def test_relu004_prose():
 @proof(id="act.step", seed="002", location="§激活函数, step_function h(x)",
        statement=r"$h(x)=1\ (x>0)$, $0\ (x\le0)$; its derivative is 0 wherever it exists", verdict=HOLDS)
 def test_step():
-    r"""**Seed 002, perceptron/step function.**
+    r"""**DLFS notes, perceptron/step function.**
 
     > $h(x) = 0\ (x\le0)$, $1\ (x>0)$; ``np.array(x > 0, dtype=np.int64)``.
 
@@ -265,7 +265,7 @@ def test_step():
     sets perceptron weights by hand and switches to sigmoid for learning.
 
     Verdict: **holds**. Check: FD away from 0 and left FD at 0 are 0; ``Step.jacobian`` is 0;
-    ``Step.forward(0) = 0`` as in the seed.
+    ``Step.forward(0) = 0`` as in the source.
     """
     z = np.array([-1.0, 0.7, 0.0])
     assert_fd("step J", np.zeros((3, 3)), _fwd(Step()), z, step_direction=-1)

@@ -1,4 +1,4 @@
-r"""Seed 004 (CS231n assignment 2 walkthrough): affine forward/backward, the dimension-matching argument,
+r"""CS231n walkthrough (CS231n assignment 2 walkthrough): affine forward/backward, the dimension-matching argument,
 the two-layer net's gradients and what its code assigns."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ RNG = np.random.default_rng(4)
                  r"$\frac{\partial L}{\partial x} = \frac{\partial L}{\partial z}w$, $\frac{\partial L}{\partial w} = \frac{\partial L}{\partial z}x$, "
                  r"$\frac{\partial L}{\partial b} = \frac{\partial L}{\partial z}$", verdict=HOLDS)
 def test_local_gradients004():
-    r"""**Seed 004, §4.3, the scalar local gradients.**
+    r"""**CS231n walkthrough, §4.3, the scalar local gradients.**
 
     > $z(x,w,b)=xw+b$: $\frac{\partial z}{\partial x}=w,\ \frac{\partial z}{\partial w}=x,\ \frac{\partial z}{\partial b}=1$,
     > hence $\frac{\partial L}{\partial x} = \frac{\partial L}{\partial z}w$ etc.
@@ -66,7 +66,7 @@ def _candidates(A, B):
                  "are distinct (with N = D = M several products type-check and only x^T dout is right); the "
                  "formulas follow from the index form, not from the dimensions")
 def test_dimension_matching004():
-    r"""**Seed 004, §4.3, the dimension-matching argument.**
+    r"""**CS231n walkthrough, §4.3, the dimension-matching argument.**
 
     > 我们就要求损失函数 $L$ 关于正向输入矩阵 (x, w, b) 的梯度矩阵 (dx, dw, db) 与矩阵 (x, w, b) 维度相同 ...
     > 都是考虑到梯度矩阵 (dx, dw, db) 维数满足约定的前提下,所得到唯一可能的梯度矩阵表达形式。
@@ -79,7 +79,7 @@ def test_dimension_matching004():
     transposed) only $x^\top G$ (also written $(G^\top x)^\top$) has shape $(D, M)$ when $N, D, M$ are distinct, so there it finds the right
     answer. When dimensions coincide it cannot decide: with $N=D=M$ all 16 candidates type-check, giving 8
     different matrices, and only one equals the gradient. Gradients shaped like their variables is the *denominator*-layout
-    convention (the seed says so); the project's reference path uses numerator layout for Jacobians and
+    convention (the source says so); the project's reference path uses numerator layout for Jacobians and
     the same-shape convention for parameter gradients.
 
     Verdict: **holds under a stated convention** (distinct N, D, M). Check: enumerate the candidates;
@@ -118,7 +118,7 @@ def test_dimension_matching004():
 
 
 def _seed004_two_layer(params, X, y):
-    """Seed 004 TwoLayerNet.loss (no regularisation), as the intended computation:
+    """CS231n walkthrough TwoLayerNet.loss (no regularisation), as the intended computation:
     affine-relu, affine, softmax_loss, affine_backward, affine_relu_backward."""
     W1, b1, W2, b2 = params
     a = X @ W1 + b1
@@ -140,7 +140,7 @@ def _seed004_two_layer(params, X, y):
        statement="loss, dout = softmax_loss(scores, y); dout, dw2, db2 = affine_backward(dout, out_cache); "
                  "_, dw1, db1 = affine_relu_backward(dout, h1_cache)", verdict=HOLDS)
 def test_two_layer004():
-    r"""**Seed 004, ``TwoLayerNet.loss``: the gradients of a two-layer ReLU net.**
+    r"""**CS231n walkthrough, ``TwoLayerNet.loss``: the gradients of a two-layer ReLU net.**
 
     > ``h1_out, h1_cache = affine_relu_forward(X, W1, b1)``; ``scores, out_cache = affine_forward(h1_out, W2, b2)``;
     > ``loss, dout = softmax_loss(scores, y)``; ``dout, dw2, db2 = affine_backward(dout, out_cache)``;
@@ -179,7 +179,7 @@ def test_two_layer004():
                  'under "W2" and unpacks db2 into (dw2, grads["b2"]) (ValueError unless len(db2) == 2); write two '
                  'statements: grads["W2"] = dw2; grads["b2"] = db2')
 def test_grads_assignment004():
-    r"""**Seed 004, §4.4, how ``TwoLayerNet.loss`` stores its gradients.**
+    r"""**CS231n walkthrough, §4.4, how ``TwoLayerNet.loss`` stores its gradients.**
 
     > ``grads["W2"] = dw2 , grads["b2"] = db2`` and ``grads["W1"] = dw1 , grads["b1"] = db1``.
 
@@ -219,7 +219,7 @@ def test_grads_assignment004():
        corrected="out = reshaped_x.dot(w) + b (the name is reshaped_x; the product is x w, not w x, which does not "
                  "type-check); w has shape (D1, D2); the footnote's arithmetic holds")
 def test_forward004():
-    r"""**Seed 004, ``affine_forward`` and a docstring shape.**
+    r"""**CS231n walkthrough, ``affine_forward`` and a docstring shape.**
 
     > ``reshaped_x = np.reshape(x, (x.shape[0],-1))``; ``out = reshape_x.dot(w) +b     # out = w x +b``;
     > ``affine_bn_relu_forward``: "- w, b: Arrays of shape (D2, D2) and (D2,)"; footnote 2:

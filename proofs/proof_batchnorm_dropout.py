@@ -1,5 +1,5 @@
-r"""Batch normalisation (training and test mode) and inverted dropout: seed 004's backward code,
-the explicit Jacobians of :mod:`jacobian_nn.normalization`, and seed 004's statements about eps,
+r"""Batch normalisation (training and test mode) and inverted dropout: CS231n walkthrough's backward code,
+the explicit Jacobians of :mod:`jacobian_nn.normalization`, and CS231n walkthrough's statements about eps,
 the running averages and the dropout mask.
 """
 
@@ -25,7 +25,7 @@ def bn_train(x, gamma=GAMMA, beta=BETA):
 
 
 def seed004_batchnorm_backward(dout, x, gamma):
-    """Seed 004's ``batchnorm_backward``, restated line by line."""
+    """CS231n walkthrough's ``batchnorm_backward``, restated line by line."""
     N = x.shape[0]
     mean, var = x.mean(0), x.var(0)
     x_hat = (x - mean) / np.sqrt(var + EPS)
@@ -44,7 +44,7 @@ def seed004_batchnorm_backward(dout, x, gamma):
        statement=r"batchnorm_backward: dvar, dmean, dx = dx_hat/sqrt(var+eps) + dvar 2(x-mu)/N + dmean/N",
        verdict=HOLDS)
 def test_batchnorm_train_jacobian():
-    r"""**Seed 004, ``batchnorm_backward``** (the chain through $\hat x$, $\sigma^2$ and $\mu$).
+    r"""**CS231n walkthrough, ``batchnorm_backward``** (the chain through $\hat x$, $\sigma^2$ and $\mu$).
 
     > ``dgamma = np.sum(dout * x_hat, axis=0)``; ``dbeta = np.sum(dout * 1.0, axis=0)``; ``dx_hat = dout * gamma``;
     > ``dvar = -0.5 * ((var + eps) ** (-1.5)) * np.sum(dx_hat * (x - mean), axis=0)``;
@@ -61,9 +61,9 @@ def test_batchnorm_train_jacobian():
     $dx = \frac{\gamma}{N\sigma}(N g - \sum_i g_i - \hat x \sum_i g_i \hat x_i)$; $\partial y_i/\partial\gamma = \hat x_i$,
     $\partial y_i/\partial\beta = 1$.
 
-    Verdict: **holds**. Seed 004's code (its `dmean` keeps the term
+    Verdict: **holds**. CS231n walkthrough's code (its `dmean` keeps the term
     $\mathrm{dvar}\cdot\mathrm{mean}(-2(x-\mu))$, which is 0) equals $g J$. Checks: FD of the batch
-    output; the seed's code restated; ``BatchNorm.jacobian_x_samples`` (reference) and
+    output; the source's code restated; ``BatchNorm.jacobian_x_samples`` (reference) and
     ``backward_batch`` (batched); sympy with N = 3 symbols and a symbolic $\epsilon$.
     """
     N, m = X.shape
@@ -72,9 +72,9 @@ def test_batchnorm_train_jacobian():
     assert_fd("d vec(Y)/d vec(X)", bn.jacobian_x_samples(cols), lambda v: bn_train(v.reshape(N, m)), X)
     G = np.random.default_rng(0).normal(size=(N, m))
     dx, dgamma, dbeta = seed004_batchnorm_backward(G, X, GAMMA)
-    assert_close("seed 004 code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_samples(cols))
+    assert_close("CS231n walkthrough code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_samples(cols))
     dX, grads = bn.backward_batch(G, bn.forward_batch(X, "train")[1])
-    assert_close("seed 004 code vs compact batched dx", dx, dX)
+    assert_close("CS231n walkthrough code vs compact batched dx", dx, dX)
     assert_close("dgamma", dgamma, grads["gamma"])
     assert_close("dbeta", dbeta, grads["beta"])
 
@@ -101,7 +101,7 @@ def test_batchnorm_train_jacobian_symbolic():
        corrected="eps avoids 0/0, but with N = 1 in training mode x_hat = 0 and y = beta for every input: "
                  "dy/dx = 0. jacobian_nn refuses N = 1 in training mode (ValueError) instead")
 def test_batchnorm_eps_single_image():
-    r"""**Seed 004: eps and the one-image batch.**
+    r"""**CS231n walkthrough: eps and the one-image batch.**
 
     > 在公式中 eps 的存在是必要的,因为数据某一列的标准差 sample_var 为 0 是可能的,比如仅一张图片流入神经网络的时候。
 
@@ -130,7 +130,7 @@ def test_batchnorm_eps_single_image():
        corrected="the code starts running_mean and running_var at zeros; after one step they are "
                  "(1 - momentum) times the batch statistics")
 def test_batchnorm_running_init():
-    r"""**Seed 004, the initial value of the exponential smoothing.**
+    r"""**CS231n walkthrough, the initial value of the exponential smoothing.**
 
     > 关于一次指数平滑法的初值取法也是有讲究的。可以看到我们上面的代码就是取第一次算得的平均值或标准差来作为初始默认值的。
 
@@ -153,13 +153,13 @@ def test_batchnorm_running_init():
        statement="in training mode the local gradient of the dropout layer is the mask (dx = mask * dout)",
        verdict=HOLDS)
 def test_dropout_jacobian():
-    r"""**Seed 004, ``dropout_backward``.**
+    r"""**CS231n walkthrough, ``dropout_backward``.**
 
     > ``if mode == 'train': dx = mask * dout``; ``elif mode == 'test': dx = dout``;
     > "显然在训练模式下,dropout 层的局部梯度就是随机失活遮罩 mask".
 
     Derivation.
-    Seed 004's ``mask`` is already ``(U < keep_prob) / keep_prob``. With $y = x \odot k/(1-p)$ per
+    CS231n walkthrough's ``mask`` is already ``(U < keep_prob) / keep_prob``. With $y = x \odot k/(1-p)$ per
     sample, $J = \operatorname{diag}(k/(1-p))$, so $g J = g \odot \text{mask}$; in test mode $J = I$.
 
     Verdict: **holds** (for the inverted mask). Checks: FD with a fixed mask; ``Dropout.jacobian_x``.

@@ -1,4 +1,4 @@
-r"""Batch norm and dropout statements of seeds 002 and 004 not covered by ``proof_batchnorm_dropout.py``:
+r"""Batch norm and dropout statements of the DLFS notes and CS231n walkthrough not covered by ``proof_batchnorm_dropout.py``:
 the forward formulas, test mode, the running averages' limit and wording, and both dropout variants."""
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ BETA = np.array([0.1, -0.3])
 EPS = 1e-5
 
 
-@proof(id="batchnorm.forward002", seed="002", location="§Batch Normalization (formulas); seed 004 batchnorm_forward train branch",
+@proof(id="batchnorm.forward002", seed="002", location="§Batch Normalization (formulas); CS231n walkthrough batchnorm_forward train branch",
        statement=r"$\mu_B = \frac1m\sum_i x_i$, $\sigma_B^2 = \frac1m\sum_i(x_i-\mu_B)^2$, "
                  r"$\hat x_i = \frac{x_i-\mu_B}{\sqrt{\sigma_B^2+\varepsilon}}$, $y_i = \gamma\hat x_i + \beta$",
        verdict=HOLDS)
 def test_forward002():
-    r"""**Seed 002, the batch-norm forward formulas (seed 004's code computes the same).**
+    r"""**DLFS notes, the batch-norm forward formulas (CS231n walkthrough's code computes the same).**
 
     > $\mu_B \leftarrow \frac{1}{m} \sum_{i=1}^{m} x_i$, $\sigma_{B}^{2} \leftarrow \frac{1}{m} \sum_{i = 1}^m(x_i - \mu_{B})^2$,
     > $\hat{x_i} \leftarrow \frac{x_i - \mu_B}{\sqrt{\sigma^2_B + \varepsilon}}$, $y_i \leftarrow \gamma \hat{x_i} + \beta$
-    > ($m$ here is the batch size). Seed 004: ``np.mean(x, axis=0)``, ``np.var(x, axis=0)`` (the uncorrected
+    > ($m$ here is the batch size). CS231n walkthrough: ``np.mean(x, axis=0)``, ``np.var(x, axis=0)`` (the uncorrected
     > variance, ddof = 0), ``x_hat = (x - mean) / np.sqrt(var + eps)``, ``out = gamma * x_hat + beta``.
 
     Derivation. Per feature, $\hat x$ has mean $0$ and variance $\sigma_B^2/(\sigma_B^2+\varepsilon) < 1$ (so "variance 1"
@@ -44,7 +44,7 @@ def test_forward002():
 @proof(id="batchnorm.test_mode004", seed="004", location="§5.2 batchnorm_forward, test branch",
        statement="out = (x - running_mean) * gamma / np.sqrt(running_var + eps) + beta", verdict=HOLDS)
 def test_test_mode004():
-    r"""**Seed 004, batch norm at test time.**
+    r"""**CS231n walkthrough, batch norm at test time.**
 
     > ``out = (x - running_mean) * gamma / (np.sqrt(running_var + eps)) + beta``.
 
@@ -73,7 +73,7 @@ def test_test_mode004():
                  "0 and after t batches with constant statistics s equal (1 - momentum^t) s, approaching s only "
                  "geometrically (0.9^t: 65% of the way after 10 steps)")
 def test_running004():
-    r"""**Seed 004, the running averages.**
+    r"""**CS231n walkthrough, the running averages.**
 
     > ``running_mean = momentum * running_mean + (1 - momentum) * sample_mean``; ``running_var = ...``;
     > 代码详解: "sample_mean 和 sample_var 分别是对得分矩阵 x 的每一列算得平均值和标准差向量".
@@ -98,19 +98,19 @@ def test_running004():
        statement="train: mask = np.random.rand(*x.shape) > dropout_ratio, return x * mask; test: x * (1.0 - dropout_ratio); "
                  "backward: dout * self.mask", verdict=HOLDS)
 def test_noninverted002():
-    r"""**Seed 002, (non-inverted) dropout.**
+    r"""**DLFS notes, (non-inverted) dropout.**
 
     > ``self.mask = np.random.rand(*x.shape) > self.dropout_ratio``; ``return x * self.mask`` (train);
     > ``return x * (1.0 - self.dropout_ratio)`` (test); ``backward``: ``return dout * self.mask``.
 
     Derivation. With $U\sim\mathcal U[0,1)$, $P(U > r) = 1-r$, so $E[x\cdot\text{mask}] = (1-r)x$: the test output is the
     training output's expectation. For a fixed mask, $y = x\odot\text{mask}$ is linear with Jacobian
-    $\operatorname{diag}(\text{mask})$, so the backward is right. This is the original scheme; seed 004's inverted
+    $\operatorname{diag}(\text{mask})$, so the backward is right. This is the original scheme; CS231n walkthrough's inverted
     dropout (and the library) divides by $1-r$ during training instead, so that test mode is the identity; the
     two differ by the constant factor $1-r$ on the training output.
 
     Verdict: **holds**. Check: FD with a fixed mask; the keep frequency over $2\cdot10^5$ draws (fixed seed)
-    is within 5 standard errors of $1-r$; seed 002's training output is $(1-r)$ times ``Dropout``'s for the same mask.
+    is within 5 standard errors of $1-r$; DLFS notes' training output is $(1-r)$ times ``Dropout``'s for the same mask.
     """
     r = 0.3
     x = np.array([0.5, -1.0, 2.0, 0.1])
@@ -122,19 +122,19 @@ def test_noninverted002():
     drop = Dropout(4, r)
     with drop.using_mask(mask[None, :]):
         lib = drop.forward_batch(x[None, :], "train")[0][0]
-    assert_close("seed 002 train = (1 - r) * inverted", x * mask, (1 - r) * lib)
+    assert_close("DLFS notes train = (1 - r) * inverted", x * mask, (1 - r) * lib)
 
 
 @proof(id="dropout.inverted004", seed="004", location="§5.3 dropout_forward (inverted dropout)",
        statement="keep_prob = 1 - p; mask = (np.random.rand(*x.shape) < keep_prob) / keep_prob; out = mask * x; "
                  "test: out = x", verdict=HOLDS)
 def test_inverted004():
-    r"""**Seed 004, inverted dropout forward.**
+    r"""**CS231n walkthrough, inverted dropout forward.**
 
     > ``keep_prob = 1 - p``; ``mask = (np.random.rand(*x.shape) < keep_prob) / keep_prob``; ``out = mask * x``;
     > test mode ``out = x``; "直接在训练模式下多除以一个概率 keep_prob,那么在测试模式下就不用做任何操作了".
 
-    Derivation. $E[\text{mask}] = P(U<1-p)/(1-p) = 1$, so $E[\text{out}] = x$ = the test output. (The seed calls ``p``
+    Derivation. $E[\text{mask}] = P(U<1-p)/(1-p) = 1$, so $E[\text{out}] = x$ = the test output. (The source calls ``p``
     the probability of dropping; ``keep_prob = 1 - p``.) ``np.random.seed(dropout_param['seed'])`` reseeds the global
     generator, which the project replaces by an explicit ``Generator``.
 

@@ -1,4 +1,4 @@
-r"""The dense layer (seed 000's convention $Y = f(W^\top X + b)$) and the batch forms in seeds 001/002."""
+r"""The dense layer (FCNN-Jacobian notes' convention $Y = f(W^\top X + b)$) and the batch forms in the numpy-layers post and DLFS notes."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ U = RNG.normal(size=m)  # an upstream row dL/dY
 @proof(id="dense.jacobian_shape", seed="000", location="§全连接层的数学原理, 'R^n -> R^m 的雅克布矩阵是 R^{n x m}'",
        statement=r"the Jacobian of a map $\mathbb R^n\to\mathbb R^m$ is $n\times m$", verdict=WRONG,
        corrected=r"$m\times n$ (numerator layout, $J_{ij} = \partial g_i/\partial x_j$): the only shape with which the "
-                 r"seed's own chain $\frac{\partial L}{\partial Y}J_f W^\top$ (row $1\times m$ first) type-checks")
+                 r"source's own chain $\frac{\partial L}{\partial Y}J_f W^\top$ (row $1\times m$ first) type-checks")
 def test_jacobian_shape():
-    r"""**Seed 000: "函数($\mathbb{R}^n \to \mathbb{R}^m$)的雅克布矩阵是 $\mathbb{R}^{n\times m}$".**
+    r"""**FCNN-Jacobian notes: "函数($\mathbb{R}^n \to \mathbb{R}^m$)的雅克布矩阵是 $\mathbb{R}^{n\times m}$".**
 
     > 数对向量求导是行向量,函数 ($\mathbb{R}^n \to \mathbb{R}^m$) 的雅克布矩阵是 $\mathbb{R}^{n\times m}$。
 
-    Derivation. The seed's own formula $\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}J_f(W^\top X+b)W^\top$
+    Derivation. The source's own formula $\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}J_f(W^\top X+b)W^\top$
     multiplies a row $1\times m$ by $J_f$ ($m\times m$) and by $W^\top$ ($m\times n$), giving $1\times n$: the
     Jacobian of $X\mapsto Y$ there is $J_fW^\top$, $m\times n$. An $n\times m$ Jacobian cannot be
     left-multiplied by the $1\times m$ row $\partial L/\partial Y$ unless $n = m$.
@@ -56,7 +56,7 @@ def test_jacobian_shape():
                  r"$\frac{\partial L}{\partial b} = \frac{\partial L}{\partial Y}J_f$; $J_f$ diagonal for elementwise f",
        verdict=HOLDS)
 def test_backward000():
-    r"""**Seed 000, the dense layer's backward.**
+    r"""**FCNN-Jacobian notes, the dense layer's backward.**
 
     > $\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}J_f(W^TX+b)W^T$,
     > $\frac{\partial L}{\partial W} = X\frac{\partial L}{\partial Y}J_f(W^TX+b)$,
@@ -114,7 +114,7 @@ def test_backward000_symbolic():
        statement="for softmax + CrossEntropy the code passes dz = yHat - Y straight to the last layer (skipCalc); "
                  "dw, db are summed over the batch and divided by dcnt", verdict=HOLDS)
 def test_train000():
-    r"""**Seed 000, the training code's backward.**
+    r"""**FCNN-Jacobian notes, the training code's backward.**
 
     > ``self._backward(yHat.reshape(1, -1) - Y[i].reshape(1, -1), True)`` (skip the softmax Jacobian);
     > ``dz = dY if skipCalc else np.dot(dY, self.func.gradient(self.z))``; ``self.dw += np.dot(self.X, dz)``;
@@ -154,12 +154,12 @@ def test_train000():
 
 
 @proof(id="dense.affine_batch", seed="002",
-       location="§Affine 层 (also seed 001 §3 Linear.backward, seed 004 §4.3 affine_backward)",
+       location="§Affine 层 (also numpy-layers post §3 Linear.backward, CS231n walkthrough §4.3 affine_backward)",
        statement=r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}W^\top$, "
                  r"$\frac{\partial L}{\partial W} = X^\top\frac{\partial L}{\partial Y}$, db = np.sum(dout, axis=0)",
        verdict=HOLDS)
 def test_affine_batch():
-    r"""**Seed 002 ``Affine``; seed 001 ``Linear.backward``; seed 004 ``affine_backward``.**
+    r"""**DLFS notes ``Affine``; numpy-layers post ``Linear.backward``; CS231n walkthrough ``affine_backward``.**
 
     > $\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y} \cdot W^T$, $\frac{\partial L}{\partial W} = X^T \cdot \frac{\partial L}{\partial Y}$;
     > ``dx = np.dot(dout, self.W.T); self.dW = np.dot(self.x.T, dout); self.db = np.sum(dout, axis=0)``.
@@ -167,7 +167,7 @@ def test_affine_batch():
     Derivation. $Y = XW + \mathbf 1 b$ with $X$ $(N,n)$: $Y_{kj} = \sum_i X_{ki}W_{ij} + b_j$, so
     $\partial L/\partial X_{ki} = \sum_j G_{kj}W_{ij} = (GW^\top)_{ki}$, $\partial L/\partial W_{ij} = \sum_k X_{ki}G_{kj}
     = (X^\top G)_{ij}$, $\partial L/\partial b_j = \sum_k G_{kj}$ (the bias is broadcast over the $N$ rows, so its
-    gradient sums over them). Row $k$ of these is seed 000's per-sample formula with $f$ = identity.
+    gradient sums over them). Row $k$ of these is FCNN-Jacobian notes' per-sample formula with $f$ = identity.
 
     Verdict: **holds**. Checks: sympy ($N=2, n=2, m=2$, every entry a symbol); FD; ``Dense.backward_batch``
     with identity activation.
@@ -202,7 +202,7 @@ def test_affine_batch_symbolic():
 
 
 def _seed001_full_linear_backward(x, w, prev_grad):
-    """Seed 001 §5 (full training code) ``Linear.backward``: returns ``cur_grad = x^T @ prev_grad``."""
+    """numpy-layers post §5 (full training code) ``Linear.backward``: returns ``cur_grad = x^T @ prev_grad``."""
     return x.T @ prev_grad
 
 
@@ -210,9 +210,9 @@ def _seed001_full_linear_backward(x, w, prev_grad):
        statement="cur_grad = einsum(x^T, prev_grad) ... return cur_grad (the gradient passed to the previous layer)",
        verdict=WRONG,
        corrected="it returns dW = x^T prev_grad (in, out); the previous layer needs dx = prev_grad w^T (N, in), "
-                 "as in the same seed's §3 Linear.backward")
+                 "as in the same source's §3 Linear.backward")
 def test_linear001_return():
-    r"""**Seed 001, §5 ``Linear.backward`` in the complete training code.**
+    r"""**numpy-layers post, §5 ``Linear.backward`` in the complete training code.**
 
     > ``cur_grad = einsum(rearrange(self.x, 'b c -> c b'), prev_grad, 'c1 b, b c2 -> c1 c2')``;
     > ``self.w -= self.lr * cur_grad``; ``return cur_grad``. (§3's version returns ``dx``; its comment:
@@ -237,14 +237,14 @@ def test_linear001_return():
                  "W^(1) has w_{ij} = weight from input j to unit i, laid out as the (2, 3) matrix of w_{ji}",
        verdict=HOLDS)
 def test_forward002():
-    r"""**Seed 002, the three-layer forward example.**
+    r"""**DLFS notes, the three-layer forward example.**
 
     > ``X = [1.0, 0.5]``, ``W1 = [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]]``, ``B1 = [0.1, 0.2, 0.3]``;
     > ``A1 = np.dot(X, W1) + B1  # [0.3, 0.7, 1.1]``; ``Z1 = sigmoid(A1)  # [0.57444252, 0.66818777, 0.75026011]``;
     > $W^{(1)} = \begin{pmatrix} w_{11} & w_{21} & w_{31}\\ w_{12} & w_{22} & w_{32}\end{pmatrix}$ ("后一层的索引号、前一层的索引号").
 
     Derivation. $a_1 = 1.0\cdot0.1 + 0.5\cdot0.2 + 0.1 = 0.3$, $a_2 = 0.3+0.2+0.2 = 0.7$, $a_3 = 0.5+0.3+0.3=1.1$.
-    The matrix layout puts $w_{ji}$ (to unit $i$ from input $j$) at row $j$, column $i$: exactly seed 000's
+    The matrix layout puts $w_{ji}$ (to unit $i$ from input $j$) at row $j$, column $i$: exactly FCNN-Jacobian notes'
     $W$ $(n, m)$ with $z = W^\top x + b$, and the library's ``Dense``.
 
     Verdict: **holds**. Check: the numbers, and ``Dense`` with these parameters.

@@ -1,4 +1,4 @@
-r"""Seed 004's ``FullyConnectedNet.loss``: the whole chain {affine - batch norm - relu - dropout} x 2 -
+r"""CS231n walkthrough's ``FullyConnectedNet.loss``: the whole chain {affine - batch norm - relu - dropout} x 2 -
 affine - softmax with L2, and what its dropout seeding does."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _params():
 
 
 def _seed004_fcnet_loss(p):
-    """Seed 004 ``FullyConnectedNet.loss`` in train mode, restated from its pieces (affine_forward,
+    """CS231n walkthrough ``FullyConnectedNet.loss`` in train mode, restated from its pieces (affine_forward,
     batchnorm_forward/backward, relu, dropout with fixed masks, softmax_loss, L2 added per layer)."""
     caches, out = [], X
     for i, keep in ((1, KEEP1), (2, KEEP2)):
@@ -55,7 +55,7 @@ def _seed004_fcnet_loss(p):
         dout = dout * mask                       # dropout_backward
         dout = dout * (bn > 0)                   # relu_backward
         g[f"gamma{i}"], g[f"beta{i}"] = (dout * xh).sum(0), dout.sum(0)
-        dxh = dout * p[f"gamma{i}"]              # batchnorm_backward, seed 004's staged form
+        dxh = dout * p[f"gamma{i}"]              # batchnorm_backward, CS231n walkthrough's staged form
         dvar = -0.5 * (var + EPS) ** -1.5 * np.sum(dxh * (a - mu), 0)
         dmean = -np.sum(dxh / np.sqrt(var + EPS), 0) + dvar * np.mean(-2 * (a - mu), 0)
         da = dxh / np.sqrt(var + EPS) + dvar * 2 / N * (a - mu) + dmean / N
@@ -69,7 +69,7 @@ def _seed004_fcnet_loss(p):
                  "dropout_backward, affine_bn_relu_backward per hidden layer, grads[W] = dw + reg * W, "
                  "loss += 0.5 * reg * sum(W**2) per layer", verdict=HOLDS)
 def test_fcnet_loss004():
-    r"""**Seed 004, ``FullyConnectedNet.loss`` with every option on.**
+    r"""**CS231n walkthrough, ``FullyConnectedNet.loss`` with every option on.**
 
     > ``out, fc_mix_cache[i] = affine_bn_relu_forward(out, w, b, gamma, beta, self.bn_params[i])``;
     > ``out, dp_cache[i] = dropout_forward(out, self.dropout_param)``; ``loss, dout = softmax_loss(scores, y)``;
@@ -119,13 +119,13 @@ def test_fcnet_loss004():
                  "training too: every dropout call then re-seeds and draws the same mask, at every step and in every "
                  "layer of one width, so the network trains one fixed sub-network instead of dropout")
 def test_reseed004():
-    r"""**Seed 004, seeding the dropout mask.**
+    r"""**CS231n walkthrough, seeding the dropout mask.**
 
     > ``if 'seed' in dropout_param: np.random.seed(dropout_param['seed'])``; ``mask = (np.random.rand(*x.shape) < keep_prob) / keep_prob``;
     > docstring: "Passing seed makes this function deterministic, which is needed for gradient checking but not in
     > real networks"; ``FullyConnectedNet.__init__``: ``if seed is not None: self.dropout_param['seed'] = seed``.
 
-    Derivation. Re-seeding before each draw makes the draw a function of the seed and the shape only. So all
+    Derivation. Re-seeding before each draw makes the draw a function of the source and the shape only. So all
     training steps (and all hidden layers of equal width) share one mask: the expectation argument of
     dropout (proof ``dropout.inverted004``) no longer applies across steps. (The project never seeds a global
     generator; the restatement uses a local ``RandomState`` with the same seed, which draws the same numbers.)

@@ -1,4 +1,4 @@
-r"""Losses: cross-entropy, MSE, the mini-batch reductions, and what each seed's loss code computes."""
+r"""Losses: cross-entropy, MSE, the mini-batch reductions, and what each source's loss code computes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ P = np.array([0.1, 0.6, 0.3])
 @proof(id="loss.cross_entropy", seed="000", location="§损失函数, CrossEntropy",
        statement=r"$L = -\sum_i Y_i\log\hat Y_i$, $\partial L/\partial \hat Y_i = -Y_i/\hat Y_i$", verdict=HOLDS)
 def test_cross_entropy():
-    r"""**Seed 000, cross-entropy (also seed 002 $E = -\sum_k t_k\log y_k$).**
+    r"""**FCNN-Jacobian notes, cross-entropy (also DLFS notes $E = -\sum_k t_k\log y_k$).**
 
     > $L(\hat Y, Y) = -\sum_i Y_i \log \hat Y_i$, $\frac{\partial L}{\partial \hat Y_i} = -\frac{Y_i}{\hat Y_i}$;
     > code: ``return (-Y / yHat).reshape(1, -1)`` (a row).
@@ -41,7 +41,7 @@ def test_cross_entropy_symbolic():
 
 
 def _seed000_log(z):
-    """Seed 000 ``_log``: ``np.log(z, out=np.zeros_like(z), where=(z != 0))`` -> 0 where z == 0."""
+    """FCNN-Jacobian notes ``_log``: ``np.log(z, out=np.zeros_like(z), where=(z != 0))`` -> 0 where z == 0."""
     return np.log(z, out=np.zeros_like(z), where=(z != 0))
 
 
@@ -51,7 +51,7 @@ def _seed000_log(z):
        corrected="-Y_i log 0 = +inf where Y_i > 0 (0 log 0 = 0 only where Y_i = 0); "
                  "the library refuses that input with a ValueError instead of returning a finite loss")
 def test_log0_000():
-    r"""**Seed 000, ``_log`` inside ``CrossEntropy``.**
+    r"""**FCNN-Jacobian notes, ``_log`` inside ``CrossEntropy``.**
 
     > ``def _log(z): return np.log(z, out=np.zeros_like(z), where=(z!=0))``; ``return -np.sum(Y * _log(yHat))``.
 
@@ -77,10 +77,10 @@ def test_log0_000():
 
 
 @proof(id="loss.mse002", seed="002", location="§均方误差 mean squared error",
-       statement=r"$E = \frac12\sum_k(y_k-t_k)^2$; example value 0.0975; (seed 000: 'too simple, not written')",
+       statement=r"$E = \frac12\sum_k(y_k-t_k)^2$; example value 0.0975; (FCNN-Jacobian notes: 'too simple, not written')",
        verdict=HOLDS)
 def test_mse002():
-    r"""**Seed 002, mean squared error.**
+    r"""**DLFS notes, mean squared error.**
 
     > $E = \frac{1}{2}\sum_k (y_k - t_k)^2$, ``0.5 * np.sum((y - t)**2)``, with the example
     > $y = (0.1, 0.05, 0.6, 0, 0.05, 0.1, 0, 0.1, 0, 0)$, $t = e_2$.
@@ -112,7 +112,7 @@ def test_mse002_symbolic():
        corrected=r"the code computes $-\sum t_k\log(y_k+\delta)$, $\delta=10^{-7}$: it differs from $E$ by "
                  r"$\sum t_k\log(1+\delta/y_k) \le \delta\sum t_k/y_k$ and its gradient is $-t/(y+\delta)$")
 def test_ce_delta002():
-    r"""**Seed 002, ``cross_entropy_error`` with ``delta = 1e-7``.**
+    r"""**DLFS notes, ``cross_entropy_error`` with ``delta = 1e-7``.**
 
     > $E = -\sum_k t_k \log y_k$; ``delta = 1e-7; return -np.sum(t * np.log(y + delta))``;
     > mini-batch: $E = -\frac1N\sum_n\sum_k t_{nk}\log y_{nk}$, ``... / batch_size``; for integer labels
@@ -145,7 +145,7 @@ def test_ce_delta002():
 
 
 def _seed001_entropy(x, y, C):
-    """Seed 001 ``Entropy.forward``: grad = onehot * -1 / x; returns np.mean(-onehot * log(x), axis=0)."""
+    """numpy-layers post ``Entropy.forward``: grad = onehot * -1 / x; returns np.mean(-onehot * log(x), axis=0)."""
     onehot = np.zeros((len(y), C))
     onehot[np.arange(len(y)), y] = 1
     return np.mean(-onehot * np.log(x), axis=0), onehot * -1 / x
@@ -157,7 +157,7 @@ def _seed001_entropy(x, y, C):
        corrected="the forward is a per-class vector (mean over the batch axis), and the gradient of its sum "
                  "(the batch-mean loss) is -onehot / (N x): the stored grad lacks the 1/N")
 def test_entropy001():
-    r"""**Seed 001, the separate cross-entropy layer.**
+    r"""**numpy-layers post, the separate cross-entropy layer.**
 
     > ``self.grad = one_hot_y * -1 / x``; ``return np.mean(-one_hot_y * np.log(x), axis=0)``.
 
@@ -180,17 +180,17 @@ def test_entropy001():
     assert_close("library gradient_batch", CrossEntropy().gradient_batch(x, y), grad / 2)
 
 
-@proof(id="loss.batch_mean", seed="002", location="§mini-batch 学习; seed 000 trainBatch `return loss / X.shape[0]`",
+@proof(id="loss.batch_mean", seed="002", location="§mini-batch 学习; FCNN-Jacobian notes trainBatch `return loss / X.shape[0]`",
        statement=r"$E = -\frac1N\sum_n\sum_k t_{nk}\log y_{nk}$ (the batch loss is the mean of per-sample losses)",
        verdict=HOLDS)
 def test_batch_mean():
-    r"""**Seed 002 mini-batch cross-entropy; seed 000 ``trainBatch`` (loss and gradient means).**
+    r"""**DLFS notes mini-batch cross-entropy; FCNN-Jacobian notes ``trainBatch`` (loss and gradient means).**
 
-    > $E = -\frac{1}{N}\sum_n\sum_k t_{nk}\log y_{nk}$; seed 000: ``loss += self.lossFunc(yHat, Y[i])`` ...
+    > $E = -\frac{1}{N}\sum_n\sum_k t_{nk}\log y_{nk}$; FCNN-Jacobian notes: ``loss += self.lossFunc(yHat, Y[i])`` ...
     > ``return loss / X.shape[0]``, and ``_update`` divides the summed ``dw`` by ``dcnt`` (= N).
 
     Derivation. The batch loss is $\frac1N\sum_n L_n$, so its gradient is $\frac1N\sum_n\nabla L_n$
-    (linearity). Seed 000 accumulates ``dw += X dz`` per sample and divides by ``dcnt`` = the number of
+    (linearity). FCNN-Jacobian notes accumulates ``dw += X dz`` per sample and divides by ``dcnt`` = the number of
     samples: the mean gradient. This is the project's batch convention.
 
     Verdict: **holds**. Check: the library's batch loss/gradient equal the mean of its per-sample

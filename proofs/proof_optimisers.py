@@ -1,5 +1,5 @@
-r"""Optimiser update rules: SGD, momentum (seeds 002 and 004), AdaGrad (seed 002), checked against
-restatements of the seeds' code, sympy, and :mod:`jacobian_nn.optimizers`."""
+r"""Optimiser update rules: SGD, momentum (the DLFS notes and CS231n walkthrough), AdaGrad (DLFS notes), checked against
+restatements of the sources' code, sympy, and :mod:`jacobian_nn.optimizers`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _library_steps(opt, grads):
        statement=r"$W \leftarrow W \leftarrow \eta\frac{\partial L}{\partial W}$; code: params[key] -= self.lr * grads[key]",
        verdict=WRONG, corrected=r"$W \leftarrow W - \eta\frac{\partial L}{\partial W}$ (what the code does)")
 def test_sgd002():
-    r"""**Seed 002, SGD.**
+    r"""**DLFS notes, SGD.**
 
     > $W \leftarrow W \leftarrow \eta \frac{\partial{L}}{\partial{W}}$; ``params[key] -= self.lr * grads[key]``.
 
@@ -57,7 +57,7 @@ def test_sgd002():
        corrected=r"the rule holds, and for an $L$-smooth loss a step with $0 < \eta \le 2/L$ never increases it "
                  r"(larger steps can); the update is in place: the caller's w is modified and returned")
 def test_sgd004():
-    r"""**Seed 004, ``sgd``.**
+    r"""**CS231n walkthrough, ``sgd``.**
 
     > ``w -= config['learning_rate'] * dw``; ``return w, config``; "只要学习率足够低,总是能在损失函数上得到非负的进展".
 
@@ -88,7 +88,7 @@ def test_sgd004():
 
 
 def _momentum_code(grads, lr, mu):
-    """Seeds 002/004: ``v = mu * v - lr * g``; ``w = w + v`` (v starts at zeros)."""
+    """The DLFS notes and CS231n walkthrough: ``v = mu * v - lr * g``; ``w = w + v`` (v starts at zeros)."""
     w, v, out = W0.copy(), np.zeros_like(W0), []
     for g in grads:
         v = mu * v - lr * g
@@ -98,15 +98,15 @@ def _momentum_code(grads, lr, mu):
 
 
 @proof(id="opt.momentum", seed="004",
-       location="§6.1 sgd_momentum and the momentum-theorem derivation; seed 002 §Momentum",
+       location="§6.1 sgd_momentum and the momentum-theorem derivation; DLFS notes §Momentum",
        statement=r"$p_1 = \mu p_0 - a\nabla L$; $v \leftarrow \alpha v - \eta\frac{\partial L}{\partial W}$, "
                  r"$W \leftarrow W + v$; 'Setting momentum = 0 reduces to sgd'", verdict=HOLDS)
 def test_momentum():
-    r"""**Seed 004 ``sgd_momentum`` and its physical derivation; seed 002 ``Momentum``.**
+    r"""**CS231n walkthrough ``sgd_momentum`` and its physical derivation; DLFS notes ``Momentum``.**
 
-    > Seed 004: $F\,dt = m\,dv$ gives $p_1 = p_0 - a\nabla L$, with decay $p_1=\mu p_0-a\nabla L$;
+    > CS231n walkthrough: $F\,dt = m\,dv$ gives $p_1 = p_0 - a\nabla L$, with decay $p_1=\mu p_0-a\nabla L$;
     > ``v = config["momentum"] * v - config["learning_rate"] * dw``; ``next_w = w + v``; "Setting momentum = 0 reduces to sgd".
-    > Seed 002: $v \leftarrow \alpha v - \eta \frac{\partial L}{\partial W}$, $W \leftarrow W + v$; the same code.
+    > DLFS notes: $v \leftarrow \alpha v - \eta \frac{\partial L}{\partial W}$, $W \leftarrow W + v$; the same code.
 
     Derivation. Unrolling from $v_0 = 0$: $v_t = -\eta\sum_{k=1}^t \mu^{t-k}g_k$ and
     $W_t = W_0 + \sum_{s\le t} v_s$. With $\mu = 0$, $v_t = -\eta g_t$: SGD.
@@ -140,7 +140,7 @@ def test_momentum_symbolic():
        corrected=r"$v_t = -\eta\sum_k\mu^{t-k}g_k = -\frac{\eta}{1-\mu}m_t$ with $m_t = (1-\mu)\sum_k\mu^{t-k}g_k$ the "
                  r"exponential moving average started at 0: a scaled, sign-flipped moving average, not the average")
 def test_velocity004():
-    r"""**Seed 004, what the velocity stores.**
+    r"""**CS231n walkthrough, what the velocity stores.**
 
     > "velocity: A numpy array of the same shape as w and dw used to store a moving average of the gradients."
 
@@ -174,7 +174,7 @@ def test_velocity004_symbolic():
 
 
 def _seed002_adagrad_as_written(params, grads, h, lr=0.01):
-    """Seed 002 ``AdaGrad.update`` as written: ``for key in params.items(): self.h[key] += ...``."""
+    """DLFS notes ``AdaGrad.update`` as written: ``for key in params.items(): self.h[key] += ...``."""
     for key in params.items():
         h[key] += grads[key] * grads[key]
         params[key] -= lr * grads[key] / (np.sqrt(h[key]) + 1e-7)
@@ -187,7 +187,7 @@ def _seed002_adagrad_as_written(params, grads, h, lr=0.01):
        corrected="the rule holds (the code adds 1e-7 to sqrt(h)); the loop must run over params.keys(): "
                  "items() yields (name, array) pairs, and indexing a dict with such a pair raises TypeError")
 def test_adagrad002():
-    r"""**Seed 002, AdaGrad.**
+    r"""**DLFS notes, AdaGrad.**
 
     > $h \leftarrow h + \frac{\partial L}{\partial W} \odot \frac{\partial L}{\partial W}$,
     > $W \leftarrow W - \eta \frac{1}{\sqrt{h}} \frac{\partial L}{\partial W}$;

@@ -1,4 +1,4 @@
-r"""Regularisation: the L0/L1/L2 penalties and their gradients, and the factors each seed's code uses."""
+r"""Regularisation: the L0/L1/L2 penalties and their gradients, and the factors each source's code uses."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ W = np.array([[0.5, -1.5], [2.0, -0.25]])
 @proof(id="reg.penalties000", seed="000", location="§正则化, L0/L1/L2",
        statement=r"$L_0(x)=[x\ne0]$, $L_1(x)=|x|$, $L_2(x)=x^2$", verdict=HOLDS)
 def test_penalties000():
-    r"""**Seed 000, the penalty functions.**
+    r"""**FCNN-Jacobian notes, the penalty functions.**
 
     > 常见的有 $L_0,L_1,L_2$ 等。$L_0(x)=[x \ne 0],L_1(x) = |x|, L_2(x)=x^2$.
 
-    Derivation (gradients, which the seed leaves to "求导的时候也把正则项加上就好"):
+    Derivation (gradients, which the source leaves to "求导的时候也把正则项加上就好"):
     $L_2' = 2x$; $L_1' = \operatorname{sign}(x)$ for $x\ne0$ (at 0 any value in $[-1,1]$ is a
     subgradient; the library uses $\operatorname{sign}(0)=0$); $L_0$ is piecewise constant, so its
     derivative is 0 wherever it exists: it cannot be minimised by gradient descent.
@@ -49,7 +49,7 @@ def test_penalties000_symbolic():
 
 
 def _seed000_update(w, dw_sum, dcnt, lr, lam):
-    """Seed 000 ``FullyConnectedLayer._update``: ``w -= (dw + w * lam * 0.5) / dcnt * lr``."""
+    """FCNN-Jacobian notes ``FullyConnectedLayer._update``: ``w -= (dw + w * lam * 0.5) / dcnt * lr``."""
     return w - (dw_sum + w * lam * 0.5) / dcnt * lr
 
 
@@ -61,7 +61,7 @@ def _seed000_update(w, dw_sum, dcnt, lr, lam):
                  r"gradient $\frac{\lambda}{2N}W$, shrinking as the batch grows), a factor $4N$ below the prose's "
                  r"$2\lambda W$; the library uses $\frac{l_2}{2}\|W\|^2$ with gradient $l_2 W$, independent of $N$")
 def test_l2_code000():
-    r"""**Seed 000, L2 in prose vs in ``_update``.**
+    r"""**FCNN-Jacobian notes, L2 in prose vs in ``_update``.**
 
     > $L'(\hat Y, Y)=L(\hat Y, Y) + \lambda \sum L_2(W)+L_2(b)$, $L_2(x) = x^2$;
     > ``self.w -= (self.dw + self.w * lam * 0.5) / self.dcnt * learningRate``.
@@ -106,13 +106,13 @@ def test_l2_code000():
                  r"$2b$ with no $\lambda$; the code applies $\frac{\lambda}{2N}b$; the intended penalty is "
                  r"$\lambda(\sum L_2(W) + \sum L_2(b))$. Penalising b at all is optional (library: regularize_bias)")
 def test_bias000():
-    r"""**Seed 000, the bias in the penalty.**
+    r"""**FCNN-Jacobian notes, the bias in the penalty.**
 
     > $L'(\hat Y, Y)=L(\hat Y, Y) + \lambda \sum L_2(W)+L_2(b)$; ``self.b -= (self.db + self.b * lam * 0.5) / self.dcnt * learningRate``.
 
     Derivation. By precedence, $\lambda$ scales $\sum L_2(W)$ only, and $L_2(b)$ (a vector, not summed) enters
     with weight 1: $\partial/\partial b = 2b$, even at $\lambda = 0$. The code scales the bias term by
-    $\lambda$ like the weights. The common practice (seed 004, the library's default) is not to penalise
+    $\lambda$ like the weights. The common practice (CS231n walkthrough, the library's default) is not to penalise
     biases at all; ``regularize_bias=True`` penalises them with the same $l_2$.
 
     Verdict: **wrong** as written (precedence). Check: FD of the literal expression w.r.t. $b$ at
@@ -132,7 +132,7 @@ def test_bias000():
 
 
 def _seed004_reg(params, grads, loss, reg, names):
-    """Seed 004 TwoLayerNet/FullyConnectedNet: loss += 0.5*reg*sum(W**2) per layer; dW += reg*W."""
+    """CS231n walkthrough TwoLayerNet/FullyConnectedNet: loss += 0.5*reg*sum(W**2) per layer; dW += reg*W."""
     loss = loss + sum(0.5 * reg * np.sum(params[k] ** 2) for k in names)
     grads = {k: grads[k] + reg * params[k] if k in names else grads[k] for k in grads}
     return loss, grads
@@ -142,10 +142,10 @@ def _seed004_reg(params, grads, loss, reg, names):
        statement=r"loss += 0.5*reg*(sum W1^2 + sum W2^2); dW += reg*W; 'all weights decay linearly toward 0 by "
                  r"w += -reg*W'", verdict=CONVENTION,
        corrected=r"penalty $\frac{reg}{2}\|W\|^2$ has gradient $reg\,W$ (holds); the decay step is "
-                 r"$W \leftarrow W - \eta\,reg\,W$ (the seed omits $\eta$): linear in $W$, so alone it shrinks "
+                 r"$W \leftarrow W - \eta\,reg\,W$ (the source omits $\eta$): linear in $W$, so alone it shrinks "
                  r"$W$ geometrically, $(1-\eta\,reg)^t W_0$, not linearly in time")
 def test_l2_004():
-    r"""**Seed 004, L2 regularisation.**
+    r"""**CS231n walkthrough, L2 regularisation.**
 
     > ``loss += 0.5 * self.reg * (np.sum(W1 ** 2) + np.sum(W2 ** 2))``; ``dW2 += self.reg * W2``; ``dW1 += self.reg * W1``;
     > "使用L2正则化意味着所有的权重都以 w += -reg * W 向着0线性下降". ``FullyConnectedNet`` adds the same
@@ -157,7 +157,7 @@ def test_l2_004():
 
     Verdict: **holds under a stated convention** ("linearly" = the update is a linear function of $W$; $\eta$
     omitted). Check: FD of the penalty; the FullyConnectedNet incremental sum equals the total; the library's
-    ``l2`` term equals the seed's; iterating the decay gives $(1-\eta\,reg)^t$, not $1 - t\,\eta\,reg$.
+    ``l2`` term equals the source's; iterating the decay gives $(1-\eta\,reg)^t$, not $1 - t\,\eta\,reg$.
     """
     reg = 0.3
     params = {"W1": W, "W2": W.T * 2, "b1": np.ones(2)}

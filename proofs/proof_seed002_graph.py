@@ -1,4 +1,4 @@
-r"""Seed 002 (*Deep Learning from Scratch* notes): the computational-graph derivations, the simple
+r"""DLFS notes (*Deep Learning from Scratch* notes): the computational-graph derivations, the simple
 layers, the numerical gradient, and the perceptron gates."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
 @proof(id="graph.mul_add", seed="002", location="§简单层的实现, MulLayer / AddLayer",
        statement="MulLayer.backward: dx = dout * y, dy = dout * x; AddLayer.backward: dx = dy = dout", verdict=HOLDS)
 def test_mul_add():
-    r"""**Seed 002, multiplication and addition nodes.**
+    r"""**DLFS notes, multiplication and addition nodes.**
 
     > ``MulLayer``: ``out = x * y``; ``dx = dout * self.y``; ``dy = dout * self.x``.
     > ``AddLayer``: ``out = x + y``; ``dx = dout * 1``; ``dy = dout * 1``.
@@ -47,7 +47,7 @@ def test_mul_add_symbolic():
                  r"$-\frac{\partial L}{\partial y}y^2e^{-x}$; only the $\times(-1)$ node makes it "
                  r"$+\frac{\partial L}{\partial y}y^2e^{-x} = \frac{\partial L}{\partial y}y(1-y)$ (final result holds)")
 def test_sigmoid_graph():
-    r"""**Seed 002, the sigmoid computational graph.**
+    r"""**DLFS notes, the sigmoid computational graph.**
 
     > $y = \frac{1}{x}$: $\frac{\partial y}{\partial x} = -\frac{1}{x^2} = -y^2$. Graph:
     > $x \xrightarrow{\times(-1)} -x \xrightarrow{\exp} e^{-x} \xrightarrow{+1} 1+e^{-x} \xrightarrow{/} y$, backward row:
@@ -57,7 +57,7 @@ def test_sigmoid_graph():
 
     Derivation. Node by node with upstream $g = \partial L/\partial y$ and $u = 1+e^{-x}$: '/' gives $g\cdot(-1/u^2) = -gy^2$;
     '+1' passes it: $-gy^2$; 'exp' multiplies by $e^{-x}$: $-gy^2e^{-x}$; '$\times(-1)$' flips the sign:
-    $gy^2e^{-x}$. The seed drops the minus at '/' (although it states $-y^2$ one line earlier) and so shows
+    $gy^2e^{-x}$. The source drops the minus at '/' (although it states $-y^2$ one line earlier) and so shows
     the same sign on both sides of the $\times(-1)$ node. Finally $y^2e^{-x} = \frac{1}{u}\frac{e^{-x}}{u} = y(1-y)$.
 
     Verdict: **wrong** in the two middle nodes (sign); the result and the code hold. Check: sympy node
@@ -68,7 +68,7 @@ def test_sigmoid_graph():
     # value arriving at the input of the exp node's output, i.e. dL/d(exp(-x)), by FD of L = g * 1/(1+t)
     d_t = fd(lambda v: g / (1 + v[0]), np.array([np.exp(-x)]), gradient=True)[0, 0]
     assert abs(d_t - (-g * y * y)) < 1e-7
-    assert_differs("seed's value after '+1'", g * y * y, d_t, by=2 * g * y * y, atol=1e-7)
+    assert_differs("source's value after '+1'", g * y * y, d_t, by=2 * g * y * y, atol=1e-7)
     d_negx = fd(lambda v: g / (1 + np.exp(v[0])), np.array([-x]), gradient=True)[0, 0]
     assert abs(d_negx - (-g * y * y * np.exp(-x))) < 1e-7
     d_x = fd(lambda v: g / (1 + np.exp(-v[0])), np.array([x]), gradient=True)[0, 0]
@@ -86,7 +86,7 @@ def test_sigmoid_graph_symbolic():
     sym_zero(sp, sp.diff(1 / u, u) + (1 / u) ** 2, "d(1/u)/du = -y^2")
     after_div = g * sp.diff(1 / u, u).subs(u, 1 + sp.exp(-x))
     sym_zero(sp, after_div + g * y ** 2, "after '/': -g y^2")
-    sym_nonzero(sp, after_div - g * y ** 2, "seed's +g y^2")
+    sym_nonzero(sp, after_div - g * y ** 2, "source's +g y^2")
     after_exp = after_div * sp.exp(-x)
     after_neg = after_exp * (-1)
     sym_zero(sp, after_neg - g * sp.diff(y, x), "after x(-1) = dL/dx")
@@ -94,7 +94,7 @@ def test_sigmoid_graph_symbolic():
 
 
 def _seed002_relu_backward(mask, dout):
-    """Seed 002 ``Relu.backward``: ``dout[self.mask] = 0; dx = dout; return dx`` (writes into dout)."""
+    """DLFS notes ``Relu.backward``: ``dout[self.mask] = 0; dx = dout; return dx`` (writes into dout)."""
     dout[mask] = 0
     return dout
 
@@ -104,7 +104,7 @@ def _seed002_relu_backward(mask, dout):
        corrected="the values are right (relu'(0) = 0 via x <= 0), but backward overwrites the caller's dout "
                  "in place; a side-effect-free backward returns np.where(mask, 0, dout)")
 def test_relu_layer002():
-    r"""**Seed 002, ``Relu`` layer.**
+    r"""**DLFS notes, ``Relu`` layer.**
 
     > ``self.mask = (x <= 0); out = x.copy(); out[self.mask] = 0``; ``dout[self.mask] = 0; dx = dout; return dx``.
 
@@ -123,7 +123,7 @@ def test_relu_layer002():
     dx = _seed002_relu_backward(x <= 0, dout)
     assert_fd("values (left FD at 0)", dx, lambda v: float(keep[0] @ np.maximum(v, 0)), x[0], gradient=True,
               step_direction=-1)
-    assert dx is dout and not np.array_equal(dout, keep), "the seed's backward mutates its input"
+    assert dx is dout and not np.array_equal(dout, keep), "the source's backward mutates its input"
     G = keep.copy()
     out = ReLU().vjp_batch(x, np.maximum(x, 0), G)
     assert_close("library values", out, dx)
@@ -131,7 +131,7 @@ def test_relu_layer002():
 
 
 def _seed002_numerical_gradient(f, x):
-    """Seed 002 ``numerical_gradient``: central differences, h = 1e-4, x perturbed in place and restored."""
+    """DLFS notes ``numerical_gradient``: central differences, h = 1e-4, x perturbed in place and restored."""
     h = 1e-4
     grad = np.zeros_like(x)
     for idx in range(x.size):
@@ -154,7 +154,7 @@ def _seed002_numerical_gradient(f, x):
                  "only 1-D x, and gradient_descent updates init_x in place; on an integer array x[idx] = tmp +/- h truncates "
                  "(to tmp and tmp - 1), giving (f(tmp) - f(tmp - 1)) / 2h, garbage")
 def test_numerical_gradient002():
-    r"""**Seed 002, numerical differentiation and gradient descent.**
+    r"""**DLFS notes, numerical differentiation and gradient descent.**
 
     > $\frac{df(x)}{dx} = \lim_{h \to 0}\frac{f(x+h)-f(x)}{h}$; ``return (f(x + h) - f(x - h)) / (2 * h)``;
     > ``numerical_gradient`` perturbs ``x[idx]`` in place and restores it (``x[idx] = tmp_val``);
@@ -198,7 +198,7 @@ def test_numerical_gradient002():
        verdict=WRONG,
        corrected="the gates hold; the composition AND(NAND(x), OR(x)) is XOR (as the function's name says), not NOR")
 def test_perceptron002():
-    r"""**Seed 002, perceptron gates.**
+    r"""**DLFS notes, perceptron gates.**
 
     > AND: $w=(0.5, 0.5)$, $b=-0.7$; NAND: $w=(-0.5,-0.5)$, $b=0.7$; OR: $w=(0.5,0.5)$, $b=-0.2$;
     > $y = 0$ if $b + w_1x_1+w_2x_2 \le 0$ else 1. "Use AND, NAND, OR gate to build NOR gate": ``def XOR(x1, x2):
@@ -228,7 +228,7 @@ def test_perceptron002():
        corrected=r"the convolution formula holds (when $S$ divides $H+2P-FH$); the pooling code leaves $P$ out of "
                  r"out_h while its im2col pads, so for pad > 0 the reshape gets the wrong size")
 def test_conv_size002():
-    r"""**Seed 002, convolution output size and the pooling layer.**
+    r"""**DLFS notes, convolution output size and the pooling layer.**
 
     > $OH = \frac{H + 2P -FH}{S} + 1$; ``Pooling.forward``: ``out_h = int(1 + (H - self.pool_h) / self.stride)`` ...
     > ``col = im2col(x, self.pool_h, self.pool_w, self.stride, self.pad)``.

@@ -1,5 +1,5 @@
 r"""Softmax: its Jacobian, softmax + cross-entropy combined, and the per-element derivations
-of seeds 001, 003 (see proof_two_layer_seed003.py) and 004, with what each seed's code computes.
+of the numpy-layers post and Made-With-ML MLP (see proof_two_layer_seed003.py) and 004, with what each source's code computes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _sym_softmax(sp, m):
        statement=r"$J_{ii} = (e^{X_i}\Sigma - (e^{X_i})^2)/\Sigma^2$, $J_{ij} = -e^{X_i}e^{X_j}/\Sigma^2$; "
                  r"code: $s_i(1-s_i)$, $-s_i s_j$", verdict=HOLDS)
 def test_softmax_jacobian():
-    r"""**Seed 000, Softmax row of the table, and its code's double loop.**
+    r"""**FCNN-Jacobian notes, Softmax row of the table, and its code's double loop.**
 
     > $J_{i,j} = \frac{e^{X_i}\sum - (e^{X_i})^2}{(\sum)^2}$ ($i=j$), $\frac{-e^{X_i}e^{X_j}}{(\sum)^2}$ ($i\ne j$);
     > code: ``res[i, j] = callz[i] * (1 - callz[i])`` if ``i == j`` else ``- callz[i] * callz[j]``.
@@ -45,8 +45,8 @@ def test_softmax_jacobian():
     """
     s = softmax(Z)
     loop = np.array([[s[i] * (1 - s[i]) if i == j else -s[i] * s[j] for j in range(4)] for i in range(4)])
-    assert_fd("softmax J (seed formula)", np.diag(s) - np.outer(s, s), lambda v: softmax(v), Z)
-    assert_close("seed 000 code double loop", loop, np.diag(s) - np.outer(s, s))
+    assert_fd("softmax J (source formula)", np.diag(s) - np.outer(s, s), lambda v: softmax(v), Z)
+    assert_close("FCNN-Jacobian notes code double loop", loop, np.diag(s) - np.outer(s, s))
     assert_close("library Softmax.jacobian", Softmax().jacobian(Z[:, None]), loop)
 
 
@@ -65,9 +65,9 @@ def test_softmax_jacobian_symbolic():
 
 @proof(id="softmax.ce_combined", seed="000", location="§损失函数, CrossEntropy + Softmax combined",
        statement=r"$\frac{\partial L}{\partial \hat Y} J_{\mathrm{Softmax}} = (Y - \hat Y)^T$", verdict=WRONG,
-       corrected=r"$(\hat Y - Y)^T$, valid when $\sum_i Y_i = 1$ (the seed's own code passes ``yHat - Y``)")
+       corrected=r"$(\hat Y - Y)^T$, valid when $\sum_i Y_i = 1$ (the source's own code passes ``yHat - Y``)")
 def test_softmax_ce_combined():
-    r"""**Seed 000, softmax + cross-entropy combined.**
+    r"""**FCNN-Jacobian notes, softmax + cross-entropy combined.**
 
     > $\frac{\partial L}{\partial \hat Y} J_{\operatorname{Softmax}}=(Y - \hat Y)^T$; in ``trainBatch``:
     > ``self._backward(yHat.reshape(1, -1) - Y[i].reshape(1, -1), True)``.
@@ -79,7 +79,7 @@ def test_softmax_ce_combined():
     The code's ``yHat - Y`` is right.
 
     Verdict: **wrong** (sign). Check: sympy (the product minus $(\hat Y - Y)^\top$ is 0 once
-    $\sum Y = 1$; minus $(Y-\hat Y)^\top$ is not); FD of the fused loss differs from the seed's
+    $\sum Y = 1$; minus $(Y-\hat Y)^\top$ is not); FD of the fused loss differs from the source's
     row by exactly $2|\hat Y - Y|$; ``SoftmaxCrossEntropy.gradient`` matches the corrected row.
     """
     y = np.array([0.0, 1.0, 0.0, 0.0])
@@ -112,7 +112,7 @@ def test_softmax_ce_combined_symbolic():
        corrected=r"the intermediate line is $-y_1(p_2+p_3)+y_2 p_1+y_3 p_1$; the final "
                  r"$y_1(p_1-1)+y_2p_1+y_3p_1 = p_1 - y_1$ (one-hot $y$) holds")
 def test_softmax_ce_elementwise001():
-    r"""**Seed 001, §2, the per-element softmax + cross-entropy derivation.**
+    r"""**numpy-layers post, §2, the per-element softmax + cross-entropy derivation.**
 
     > $\frac{\partial L}{\partial x_1} = -y_1\frac{1}{p_1}(p_1p_2+p_1p_3) - y_2\frac{1}{p_2}(-p_1p_2) - y_3\frac{1}{p_3}(-p_1p_3)$
     > $= -y_1(p_2+p_3)+y_2 p_2+y_3 p_3 = -y_1(1-p_1)+y_2p_1+y_3p_1 = y_1(p_1-1)+y_2p_1+y_3p_1$;
@@ -124,7 +124,7 @@ def test_softmax_ce_elementwise001():
 
     Verdict: **wrong** in one intermediate line; the final results hold.
     Check: sympy (line 3 minus line 2 is $y_2(p_2-p_1)+y_3(p_3-p_1)\ne0$; the final lines equal
-    the gradient of $L$); numeric: the seed's line differs from FD at a concrete point; the final
+    the gradient of $L$); numeric: the source's line differs from FD at a concrete point; the final
     formula matches FD and ``SoftmaxCrossEntropy.gradient``.
     """
     x = np.array([0.2, -0.5, 0.9])
@@ -134,10 +134,10 @@ def test_softmax_ce_elementwise001():
     final = np.array([y[0] * (p[0] - 1) + y[1] * p[0] + y[2] * p[0],
                       y[0] * p[1] + y[1] * (p[1] - 1) + y[2] * p[1],
                       y[0] * p[2] + y[1] * p[2] + y[2] * (p[2] - 1)])
-    assert_fd("seed 001 final dL/dx", final, f, x, gradient=True)
+    assert_fd("numpy-layers post final dL/dx", final, f, x, gradient=True)
     line = -y[0] * (p[1] + p[2]) + y[1] * p[1] + y[2] * p[2]
     g1 = fd(f, x, gradient=True)[0, 0]
-    assert_differs("seed 001 intermediate line vs dL/dx1", line, g1, by=abs(p[1] - p[0]), atol=1e-7)
+    assert_differs("numpy-layers post intermediate line vs dL/dx1", line, g1, by=abs(p[1] - p[0]), atol=1e-7)
     assert_close("library", SoftmaxCrossEntropy().gradient(x[:, None], y[:, None])[0], final)
 
 
@@ -162,7 +162,7 @@ def test_softmax_ce_elementwise001_symbolic():
 @proof(id="softmax.example001", seed="001", location="§2, worked example",
        statement="probabilities (0.2, 0.3, 0.5), label (0, 0, 1): derivative (0.2, 0.3, -0.5)", verdict=HOLDS)
 def test_softmax_example001():
-    r"""**Seed 001, §2, the worked example.**
+    r"""**numpy-layers post, §2, the worked example.**
 
     > 例如求得概率为 $(0.2, 0.3, 0.5)$, label 为 $(0, 0, 1)$, 则导数为 $(0.2, 0.3, -0.5)$.
 
@@ -179,7 +179,7 @@ def test_softmax_example001():
 
 
 def _seed001_softmax_backward_as_written(out, g):
-    """Seed 001 §'单独的Softmax层' backward, as written: ``o * (I - o^T)`` then
+    """numpy-layers post §'单独的Softmax层' backward, as written: ``o * (I - o^T)`` then
     ``einsum('b c c, b c m -> b c m')``, whose repeated index takes the *diagonal* of J."""
     b, c = out.shape
     o = np.repeat(out[:, :, None], c, axis=2)           # o[b, i, r] = s_i
@@ -193,7 +193,7 @@ def _seed001_softmax_backward_as_written(out, g):
        corrected=r"$J$ is right, but the einsum with a repeated index uses only diag(J): "
                  r"it must contract the full matrix, $g J = s \odot (g - (g\cdot s)\mathbf 1)$")
 def test_softmax_backward001():
-    r"""**Seed 001, the separate softmax layer's backward.**
+    r"""**numpy-layers post, the separate softmax layer's backward.**
 
     > ``o = repeat(self.output, 'b c -> b c r', r=c)``; ``self.grad = o * (I - rearrange(o, 'b c1 c2 -> b c2 c1'))``;
     > ``return einsum(self.grad, grad[..., None], 'b c c, b c m -> b c m')[..., 0]``.
@@ -222,13 +222,13 @@ def test_softmax_backward001():
 
 
 @proof(id="softmax.loss_code_batch", seed="004",
-       location="§4.1-4.2 softmax_loss (same code in seed 001 Softmax.forward and seed 003 dscores)",
+       location="§4.1-4.2 softmax_loss (same code in numpy-layers post Softmax.forward and Made-With-ML MLP dscores)",
        statement=r"loss = $-\frac1N\sum_i \log S_{i,y_i}$; dx = (probs - onehot(y)) / N", verdict=HOLDS)
 def test_softmax_loss_code_batch():
-    r"""**Seed 004 ``softmax_loss``; seed 001 ``Softmax.forward`` (loss layer); seed 003 ``dscores``.**
+    r"""**CS231n walkthrough ``softmax_loss``; numpy-layers post ``Softmax.forward`` (loss layer); Made-With-ML MLP ``dscores``.**
 
     > ``loss = -np.sum(np.log(probs[np.arange(N), y])) / N``; ``dx = probs.copy(); dx[np.arange(N), y] -= 1; dx /= N``.
-    > Seed 001: "因为后面求导数都是直接np.sum而不是np.mean, 因此这里mean一次就可以了" (divide by N once here,
+    > numpy-layers post: "因为后面求导数都是直接np.sum而不是np.mean, 因此这里mean一次就可以了" (divide by N once here,
     > because the later layers sum over the batch).
 
     Derivation. $L = \frac1N\sum_i L_i$ with $L_i = -\log S_{i,y_i}$, and $L_i$ depends only on row $i$,
@@ -263,7 +263,7 @@ def test_softmax_loss_code_batch():
        corrected="probs[arange(N), y] = (0.175, 0.175, 0.096), log = (-1.743, -1.743, -2.343); "
                  "the loss (their mean, negated, = 1.943) is unchanged")
 def test_softmax_example004():
-    r"""**Seed 004, §4.1, worked example.**
+    r"""**CS231n walkthrough, §4.1, worked example.**
 
     > $x = [[1,1,1,2],[2,2,2,3],[3,3,3,5]]$, $y = [2, 0, 1]$; probs $= [[0.175, 0.175, 0.175, 1/2.104], \dots,
     > [0.096, 0.096, 0.096, 1/1.405]]$; ``probs[np.arange(N), y]`` $= [0.175, 0.096, 0.175]$, $\log = [-1.743, -2.343, -1.743]$.
@@ -271,11 +271,11 @@ def test_softmax_example004():
 
     Derivation. Row 0 of $x - \max$ is $(-1,-1,-1,0)$, $e^{-1}=0.368$, sum $2.104$, $0.368/2.104=0.175$;
     row 2 is $(-2,-2,-2,0)$, sum $1.406$, $0.135/1.406 = 0.096$. Picking (row 0, col 2), (row 1, col 0),
-    (row 2, col 1) gives $(0.175, 0.175, 0.096)$: the seed lists the last two in swapped order.
+    (row 2, col 1) gives $(0.175, 0.175, 0.096)$: the source lists the last two in swapped order.
     The mean (the loss) does not depend on the order.
 
     Verdict: **wrong** (order of the picked entries; values and loss hold). Check: the numbers to
-    3 decimals; the seed's order differs from the indexing result.
+    3 decimals; the source's order differs from the indexing result.
     """
     X = np.array([[1.0, 1.0, 1.0, 2.0], [2.0, 2.0, 2.0, 3.0], [3.0, 3.0, 3.0, 5.0]])
     y = np.array([2, 0, 1])
@@ -284,7 +284,7 @@ def test_softmax_example004():
     assert_close("last column 1/sum", P[:, 3], 1 / np.array([2.104, 2.104, 1.406]), atol=5e-4)
     picked = P[np.arange(3), y]
     assert_close("picked, right order", np.round(picked, 3), [0.175, 0.175, 0.096])
-    assert_differs("seed's order", np.round(picked, 3), [0.175, 0.096, 0.175], by=0.079, atol=1e-9)
+    assert_differs("source's order", np.round(picked, 3), [0.175, 0.096, 0.175], by=0.079, atol=1e-9)
     assert_close("log", np.round(np.log(picked), 2), [-1.74, -1.74, -2.34])
     assert round(-np.mean(np.log(picked)), 3) == 1.943
     dx = P.copy()
@@ -299,7 +299,7 @@ def test_softmax_example004():
        corrected=r"the line is $-\frac1N(1-S_{ij})dx_{ij} + \frac1N S_{ik}dx_{ik}$ (sign of the first term); "
                  r"the conclusion $\frac1N(S_{ij}-1)$, $\frac1N S_{il}$ holds")
 def test_softmax_appendix004():
-    r"""**Seed 004, appendix: the proof of the softmax gradient.**
+    r"""**CS231n walkthrough, appendix: the proof of the softmax gradient.**
 
     > $dL_{ij}=-\frac{1}{N}\left(dx_{ij} -\frac{e^{x_{ij}}dx_{ij}+e^{x_{ik}}dx_{ik}}{\sum_le^{x_{il}}} \right)
     > =\frac{1}{N}(1-S_{ij})dx_{ij} +\frac{1}{N}S_{ik}dx_{ik}$, then
@@ -308,12 +308,12 @@ def test_softmax_appendix004():
     > $S_{iy_i}$ and the second term needs $\sum_{l\ne y_i}$.)
 
     Derivation. Expanding $-\frac1N(dx_{ij} - S_{ij}dx_{ij} - S_{ik}dx_{ik})$ gives
-    $-\frac1N(1-S_{ij})dx_{ij} + \frac1N S_{ik}dx_{ik}$: the seed drops the minus on the first term, then
+    $-\frac1N(1-S_{ij})dx_{ij} + \frac1N S_{ik}dx_{ik}$: the source drops the minus on the first term, then
     reads off the coefficient with the right sign. (The first line also writes $\sum_k e^{x_{ik}}/e^{x_{ik}}$
     for $\sum_k e^{x_{ik}}/e^{x_{ij}}$.)
 
     Verdict: **wrong** in one line; the final partial derivatives hold. Check: sympy; numeric:
-    the coefficient in the seed's line differs from FD by $\frac2N(1-S_{ij})$.
+    the coefficient in the source's line differs from FD by $\frac2N(1-S_{ij})$.
     """
     N = 2
     x = np.array([0.4, -0.3, 1.1])
@@ -322,7 +322,7 @@ def test_softmax_appendix004():
     f = lambda v: -np.log(softmax(v)[j]) / N  # noqa: E731
     g = fd(f, x, gradient=True)[0]
     assert_close("final result", g, (S - np.eye(3)[j]) / N, atol=1e-8, rtol=1e-7)
-    assert_differs("seed's line coefficient", (1 - S[j]) / N, g[j], by=2 * (1 - S[j]) / N, atol=1e-7)
+    assert_differs("source's line coefficient", (1 - S[j]) / N, g[j], by=2 * (1 - S[j]) / N, atol=1e-7)
 
 
 @symbolic("softmax.appendix004")
@@ -335,11 +335,11 @@ def test_softmax_appendix004_symbolic():
     dL = [sp.diff(L, e) * e for e in E]
     sym_zero(sp, dL[j] - (S[j] - 1) / N, "dL/dx_ij")
     sym_zero(sp, dL[1] - S[1] / N, "dL/dx_il")
-    sym_nonzero(sp, dL[j] - (1 - S[j]) / N, "seed's line coefficient")
+    sym_nonzero(sp, dL[j] - (1 - S[j]) / N, "source's line coefficient")
 
 
 def _seed002_softmax_with_loss_backward(y, t):
-    """Seed 002 SoftmaxWithLoss.backward: ``batch_size = t.shape[0]; dx = (y - t) / batch_size``."""
+    """DLFS notes SoftmaxWithLoss.backward: ``batch_size = t.shape[0]; dx = (y - t) / batch_size``."""
     return (y - t) / t.shape[0]
 
 
@@ -349,7 +349,7 @@ def _seed002_softmax_with_loss_backward(y, t):
                  "is divided by C instead of 1 (cross_entropy_error reshapes 1-D input to a batch of 1; backward "
                  "does not)")
 def test_softmax_with_loss002():
-    r"""**Seed 002, ``SoftmaxWithLoss``.**
+    r"""**DLFS notes, ``SoftmaxWithLoss``.**
 
     > ``self.y = softmax(x); self.loss = cross_entropy_error(self.y, self.t)``;
     > ``batch_size = self.t.shape[0]; dx = (self.y - self.t) / batch_size``.

@@ -1,4 +1,4 @@
-r"""Seed 003 (MLP on spiral data): the model equations, the loss, the W2/W1 gradient derivations and the code."""
+r"""Made-With-ML MLP (MLP on spiral data): the model equations, the loss, the W2/W1 gradient derivations and the code."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ W2, B2 = RNG.normal(size=(H, C)), RNG.normal(size=(1, C)) * 0.3
 
 
 def _seed003_step(X, y, W1, b1, W2, b2):
-    """Seed 003's training-loop body (forward, loss, gradients), restated; ``dscores`` aliases ``y_hat``."""
+    """Made-With-ML MLP's training-loop body (forward, loss, gradients), restated; ``dscores`` aliases ``y_hat``."""
     z1 = X @ W1 + b1
     a1 = np.maximum(0, z1)
     logits = a1 @ W2 + b2
@@ -49,7 +49,7 @@ def _loss(params):
                  "dhidden = dscores W2^T; dhidden[a1 <= 0] = 0; dW1 = X^T dhidden; db1 = sum(dhidden)",
        verdict=HOLDS)
 def test_code003():
-    r"""**Seed 003, the numpy gradients of the two-layer MLP.**
+    r"""**Made-With-ML MLP, the numpy gradients of the two-layer MLP.**
 
     > ``dscores = y_hat``; ``dscores[range(len(y_hat)), y_train] -= 1``; ``dscores /= len(y_train)``;
     > ``dW2 = np.dot(a1.T, dscores)``; ``db2 = np.sum(dscores, axis=0, keepdims=True)``;
@@ -85,13 +85,13 @@ def test_code003():
                  r"$\frac{\partial J}{\partial W_{2y}} = \frac1{\hat y}(a_1\hat y^2 - a_1\hat y) = a_1(\hat y_y - 1)$",
        verdict=HOLDS)
 def test_w2_elementwise003():
-    r"""**Seed 003, the per-column derivation for $W_2$.**
+    r"""**Made-With-ML MLP, the per-column derivation for $W_2$.**
 
     > $\frac{\partial J}{\partial W_{2j}} = -\frac{1}{\hat y}\frac{\partial \hat y}{\partial W_{2j}} = \dots = \frac{a_1 e^{a_1 W_{2j}}}{\sum_j e^{a_1 W}} = a_1\hat y$;
     > $\frac{\partial J}{\partial W_{2y}} = \dots = \frac{1}{\hat y}(a_1\hat y^2 - a_1\hat y) = a_1(\hat y - 1)$.
 
     Derivation. For one sample $J = -\log\hat y_y$ with $\hat y = \operatorname{softmax}(a_1W_2)$. The logit $z_j = a_1W_{2j}$
-    ($W_{2j}$ the $j$-th column) so $\partial J/\partial W_{2j} = a_1^\top(\hat y_j - [j=y])$. The seed's $\hat y$ in the
+    ($W_{2j}$ the $j$-th column) so $\partial J/\partial W_{2j} = a_1^\top(\hat y_j - [j=y])$. The source's $\hat y$ in the
     results means $\hat y_j$ resp. $\hat y_y$; the middle lines drop indices and the bias but reach this. Per
     sample; the code's mean adds $1/N$.
 
@@ -124,7 +124,7 @@ def test_w2_elementwise003_symbolic():
         for i in range(2):
             target = a[i] * (yh[j] - (1 if j == y else 0))
             sym_zero(sp, sp.diff(J, Wm[i, j]) - target, f"dJ/dW2[{i},{j}]")
-    sym_zero(sp, (a[0] * yh[y] ** 2 - a[0] * yh[y]) / yh[y] - a[0] * (yh[y] - 1), "seed's last step")
+    sym_zero(sp, (a[0] * yh[y] ** 2 - a[0] * yh[y]) / yh[y] - a[0] * (yh[y] - 1), "source's last step")
 
 
 @proof(id="two_layer.w1_prose003", seed="003", location="§Gradients, dJ/dW1",
@@ -132,10 +132,10 @@ def test_w2_elementwise003_symbolic():
                  r"\frac{\partial X}{\partial z_1}\frac{\partial z_1}{\partial W_1} = W_2(\partial\hat y)(\partial \mathrm{ReLU})X$",
        verdict=WRONG,
        corrected=r"$\frac{\partial J}{\partial W_1} = X^\top\big[(\frac{\partial J}{\partial z_2}W_2^\top)\odot[z_1>0]\big]$ "
-                 r"($D\times H$); the chain runs through $a_1$, not $X$, and the seed's product does not type-check "
+                 r"($D\times H$); the chain runs through $a_1$, not $X$, and the source's product does not type-check "
                  r"($W_2$ is $H\times C$, $X$ is $N\times D$); the code computes the corrected form")
 def test_w1_prose003():
-    r"""**Seed 003, the $W_1$ gradient in prose.**
+    r"""**Made-With-ML MLP, the $W_1$ gradient in prose.**
 
     > $\frac{\partial{J}}{\partial{W_1}} = \frac{\partial{J}}{\partial{\hat{y}}} \frac{\partial{\hat{y}}}{\partial{X}} \frac{\partial{X}}{\partial{z_1}} \frac{\partial{z_1}}{\partial{W_1}}
     > = W_2 (\partial{\hat{y}})(\partial{ReLU})X$.
@@ -148,7 +148,7 @@ def test_w1_prose003():
     $X$ untransposed.
 
     Verdict: **wrong** (as a formula); the code is right (proof ``two_layer.code003``). Check: the corrected
-    formula equals FD; a product of the seed's factors in the seed's order with shape-compatible middle
+    formula equals FD; a product of the source's factors in the source's order with shape-compatible middle
     factors has shape $(H, D) \ne (D, H)$.
     """
     z1 = X @ W1 + B1
@@ -171,7 +171,7 @@ def test_w1_prose003():
        corrected=r"$J = -\frac1N\sum_{i=1}^N\log\hat y_{i,y_i}$ (a mean over the N samples of the correct class's "
                  r"log-probability), which is what the code computes")
 def test_loss_prose003():
-    r"""**Seed 003, the loss.**
+    r"""**Made-With-ML MLP, the loss.**
 
     > $J(\theta) = - \sum_i^K{log(\hat{y}_i)} = - \sum_i^K{log(\frac{e^{W_yX_i}}{\sum_j{e^{WX_i}}})}$;
     > ``correct_class_logprobs = -np.log(y_hat[range(len(y_hat)), y_train]); loss = np.sum(correct_class_logprobs) / len(y_train)``.
@@ -196,7 +196,7 @@ def test_loss_prose003():
        corrected=r"$\hat y = \mathrm{softmax}(z_2)$ (as §Model later writes); and the code adds biases: "
                  r"$z_1 = XW_1 + b_1$, $z_2 = a_1W_2 + b_2$")
 def test_model003():
-    r"""**Seed 003, the model equations.**
+    r"""**Made-With-ML MLP, the model equations.**
 
     > TL;DR: $z_1 = XW_1$, $a_1 = f(z_1)$, $z_2 = a_1W_2$, $\hat{y} = softmax(x)$. Code: ``z1 = np.dot(X_train, W1) + b1``,
     > ``logits = np.dot(a1, W2) + b2``, ``y_hat = exp_logits / np.sum(exp_logits, axis=1, keepdims=True)``.
@@ -217,9 +217,9 @@ def test_model003():
 @proof(id="two_layer.alias003", seed="003", location="§Gradients/§Training: dscores = y_hat",
        statement="dscores = y_hat; dscores[range(N), y] -= 1; dscores /= N", verdict=CONVENTION,
        corrected="the values are right, but dscores is the same array as y_hat, so y_hat is overwritten by the "
-                 "gradient; use dscores = y_hat.copy() if y_hat is needed afterwards (seed 004 copies)")
+                 "gradient; use dscores = y_hat.copy() if y_hat is needed afterwards (CS231n walkthrough copies)")
 def test_alias003():
-    r"""**Seed 003, ``dscores = y_hat``.**
+    r"""**Made-With-ML MLP, ``dscores = y_hat``.**
 
     > ``dscores = y_hat``; ``dscores[range(len(y_hat)), y_train] -= 1``; ``dscores /= len(y_train)``.
 
