@@ -18,11 +18,21 @@ X = RNG.normal(size=n)
 U = RNG.normal(size=m)  # an upstream row dL/dY
 
 
+def _shape_seed(n_in, m_out):
+    """The FCNN-Jacobian notes' shape of the Jacobian of a map R^n -> R^m: n x m."""
+    return (n_in, m_out)
+
+
+def _shape_numerator(n_in, m_out):
+    """Numerator layout: m x n."""
+    return (m_out, n_in)
+
+
 @proof(id="dense.jacobian_shape", seed="000", location="§全连接层的数学原理, 'R^n -> R^m 的雅克布矩阵是 R^{n x m}'",
        statement=r"the Jacobian of a map $\mathbb R^n\to\mathbb R^m$ is $n\times m$", verdict=WRONG,
        corrected=r"$m\times n$ (numerator layout, $J_{ij} = \partial g_i/\partial x_j$): the only shape with which the "
                  r"source's own chain $\frac{\partial L}{\partial Y}J_f W^\top$ (row $1\times m$ first) type-checks")
-def test_jacobian_shape():
+def test_jacobian_shape(seed=_shape_seed, corrected=_shape_numerator):
     r"""**FCNN-Jacobian notes: "函数($\mathbb{R}^n \to \mathbb{R}^m$)的雅克布矩阵是 $\mathbb{R}^{n\times m}$".**
 
     > 数对向量求导是行向量,函数 ($\mathbb{R}^n \to \mathbb{R}^m$) 的雅克布矩阵是 $\mathbb{R}^{n\times m}$。
@@ -38,16 +48,23 @@ def test_jacobian_shape():
     """
     layer = Dense.from_params(W, B, "tanh")
     J = fd(lambda v: layer.forward(v[:, None])[0][:, 0], X)
-    assert J.shape == (m, n) and n != m
+    assert n != m and J.shape == corrected(n, m), f"FD Jacobian shape {J.shape} vs the corrected {corrected(n, m)}"
     row = U[None, :] @ J
     assert_fd("dL/dX = dL/dY J", row, lambda v: float(U @ layer.forward(v[:, None])[0][:, 0]), X, gradient=True)
+    J_seed = J.T if seed(n, m) == J.T.shape else J
     try:
-        U[None, :] @ J.T
+        U[None, :] @ J_seed
     except ValueError:
         pass
     else:
-        raise AssertionError("a (1, m) row times an (n, m) matrix should not type-check for n != m")
-    assert layer.jacobian_x(X[:, None]).shape == (m, n)
+        raise AssertionError(f"a (1, m) row times a {seed(n, m)} Jacobian type-checked, so that shape is not refuted")
+    assert layer.jacobian_x(X[:, None]).shape == corrected(n, m)
+
+
+def _backward000(u, J, x, w):
+    """The notes' backward: delta = dL/dY J_f; dL/dX = delta W^T, dL/dW = X delta, dL/db = delta."""
+    delta = u @ J
+    return delta @ w.T, x @ delta, delta[0]
 
 
 @proof(id="dense.backward000", seed="000", location="§全连接层的数学原理, backward formulas",
@@ -55,7 +72,7 @@ def test_jacobian_shape():
                  r"$\frac{\partial L}{\partial W} = X\frac{\partial L}{\partial Y}J_f$, "
                  r"$\frac{\partial L}{\partial b} = \frac{\partial L}{\partial Y}J_f$; $J_f$ diagonal for elementwise f",
        verdict=HOLDS)
-def test_backward000():
+def test_backward000(claim=_backward000):
     r"""**FCNN-Jacobian notes, the dense layer's backward.**
 
     > $\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}J_f(W^TX+b)W^T$,
@@ -80,16 +97,16 @@ def test_backward000():
         y, ctx = layer.forward(X[:, None])
         gx, g = layer.backward(U[None, :], ctx)
         J = layer.activation.jacobian(ctx[1])
-        delta = U[None, :] @ J
-        assert_close(f"{act}: dL/dX = delta W^T", gx, delta @ W.T)
-        assert_close(f"{act}: dL/dW = X delta", g["W"], X[:, None] @ delta)
-        assert_close(f"{act}: dL/db = delta", g["b"], delta[0])
+        cx, cW, cb = claim(U[None, :], J, X[:, None], W)
+        assert_close(f"{act}: dL/dX = delta W^T", gx, cx)
+        assert_close(f"{act}: dL/dW = X delta", g["W"], cW)
+        assert_close(f"{act}: dL/db = delta", g["b"], cb)
         lw = lambda v, a=act: float(U @ Dense.from_params(v.reshape(n, m), B, a).forward(X[:, None])[0][:, 0])  # noqa: E731
         lb = lambda v, a=act: float(U @ Dense.from_params(W, v, a).forward(X[:, None])[0][:, 0])  # noqa: E731
         lx = lambda v, a=act: float(U @ Dense.from_params(W, B, a).forward(v[:, None])[0][:, 0])  # noqa: E731
-        assert_fd(f"{act}: dL/dX", delta @ W.T, lx, X, gradient=True)
-        assert_fd(f"{act}: dL/dW", (X[:, None] @ delta).reshape(1, -1), lw, W.reshape(-1), gradient=True)
-        assert_fd(f"{act}: dL/db", delta, lb, B, gradient=True)
+        assert_fd(f"{act}: dL/dX", cx, lx, X, gradient=True)
+        assert_fd(f"{act}: dL/dW", cW.reshape(1, -1), lw, W.reshape(-1), gradient=True)
+        assert_fd(f"{act}: dL/db", cb, lb, B, gradient=True)
 
 
 @symbolic("dense.backward000")
@@ -110,10 +127,15 @@ def test_backward000_symbolic():
     sym_zero(sp, Y.jacobian(list(xs)) - Jf * Ws.T, "dY/dX = J_f W^T (m x n)")
 
 
+def _train000_dz(yhat, y):
+    """The training code's upstream row for softmax + CrossEntropy: ``yHat.reshape(1, -1) - Y.reshape(1, -1)``."""
+    return yhat.reshape(1, -1) - y.reshape(1, -1)
+
+
 @proof(id="dense.train000", seed="000", location="NeuralNetwork.py trainBatch/trainOne (skipLastCalc) and NNLayers.py _backward",
        statement="for softmax + CrossEntropy the code passes dz = yHat - Y straight to the last layer (skipCalc); "
                  "dw, db are summed over the batch and divided by dcnt", verdict=HOLDS)
-def test_train000():
+def test_train000(claim=_train000_dz):
     r"""**FCNN-Jacobian notes, the training code's backward.**
 
     > ``self._backward(yHat.reshape(1, -1) - Y[i].reshape(1, -1), True)`` (skip the softmax Jacobian);
@@ -137,7 +159,7 @@ def test_train000():
     dw, db = np.zeros((n, m)), np.zeros((m, 1))
     for x, y in zip(Xb, Yb):
         yhat, (xc, z) = layer.forward(x[:, None])
-        dz = yhat.T - y[None, :]
+        dz = claim(yhat, y)
         dw += xc @ dz
         db += dz.T
     dw, db = dw / 4, db / 4
@@ -153,12 +175,17 @@ def test_train000():
     assert_close("library b", g[0]["b"], db[:, 0])
 
 
+def _affine_batch(G, x, w):
+    """DLFS notes ``Affine.backward``: ``dx = dout W^T``, ``dW = x^T dout``, ``db = np.sum(dout, axis=0)``."""
+    return G @ w.T, x.T @ G, np.sum(G, axis=0)
+
+
 @proof(id="dense.affine_batch", seed="002",
        location="§Affine 层 (also numpy-layers post §3 Linear.backward, CS231n walkthrough §4.3 affine_backward)",
        statement=r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}W^\top$, "
                  r"$\frac{\partial L}{\partial W} = X^\top\frac{\partial L}{\partial Y}$, db = np.sum(dout, axis=0)",
        verdict=HOLDS)
-def test_affine_batch():
+def test_affine_batch(claim=_affine_batch):
     r"""**DLFS notes ``Affine``; numpy-layers post ``Linear.backward``; CS231n walkthrough ``affine_backward``.**
 
     > $\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y} \cdot W^T$, $\frac{\partial L}{\partial W} = X^T \cdot \frac{\partial L}{\partial Y}$;
@@ -175,15 +202,16 @@ def test_affine_batch():
     Xb = RNG.normal(size=(3, n))
     G = RNG.normal(size=(3, m))
     L = lambda Xv, Wv, bv: float(np.sum(G * (Xv @ Wv + bv)))  # noqa: E731
-    assert_fd("dx", (G @ W.T).reshape(1, -1), lambda v: L(v.reshape(3, n), W, B), Xb.reshape(-1), gradient=True)
-    assert_fd("dW", (Xb.T @ G).reshape(1, -1), lambda v: L(Xb, v.reshape(n, m), B), W.reshape(-1), gradient=True)
-    assert_fd("db", G.sum(axis=0), lambda v: L(Xb, W, v), B, gradient=True)
+    dx, dW, db = claim(G, Xb, W)
+    assert_fd("dx", dx.reshape(1, -1), lambda v: L(v.reshape(3, n), W, B), Xb.reshape(-1), gradient=True)
+    assert_fd("dW", dW.reshape(1, -1), lambda v: L(Xb, v.reshape(n, m), B), W.reshape(-1), gradient=True)
+    assert_fd("db", db, lambda v: L(Xb, W, v), B, gradient=True)
     layer = Dense.from_params(W, B, Identity())
     _, cache = layer.forward_batch(Xb)
     dX, g = layer.backward_batch(G, cache)
-    assert_close("library dX", dX, G @ W.T)
-    assert_close("library dW", g["W"], Xb.T @ G)
-    assert_close("library db", g["b"], G.sum(axis=0))
+    assert_close("library dX", dX, dx)
+    assert_close("library dW", g["W"], dW)
+    assert_close("library db", g["b"], db)
 
 
 @symbolic("dense.affine_batch")
@@ -206,12 +234,17 @@ def _seed001_full_linear_backward(x, w, prev_grad):
     return x.T @ prev_grad
 
 
+def _linear001_dx(x, w, prev_grad):
+    """What the previous layer needs (the same post's §3 ``Linear.backward``): ``dx = prev_grad w^T``."""
+    return prev_grad @ w.T
+
+
 @proof(id="dense.linear001_return", seed="001", location="§5 完整训练代码, Linear.backward",
        statement="cur_grad = einsum(x^T, prev_grad) ... return cur_grad (the gradient passed to the previous layer)",
        verdict=WRONG,
        corrected="it returns dW = x^T prev_grad (in, out); the previous layer needs dx = prev_grad w^T (N, in), "
                  "as in the same source's §3 Linear.backward")
-def test_linear001_return():
+def test_linear001_return(seed=_seed001_full_linear_backward, corrected=_linear001_dx):
     r"""**numpy-layers post, §5 ``Linear.backward`` in the complete training code.**
 
     > ``cur_grad = einsum(rearrange(self.x, 'b c -> c b'), prev_grad, 'c1 b, b c2 -> c1 c2')``;
@@ -226,17 +259,22 @@ def test_linear001_return():
     """
     Xb = RNG.normal(size=(4, n))
     G = RNG.normal(size=(4, m))
-    ret = _seed001_full_linear_backward(Xb, W, G)
-    assert ret.shape == (n, m) != Xb.shape
+    ret = seed(Xb, W, G)
     right = fd(lambda v: float(np.sum(G * (v.reshape(4, n) @ W + B))), Xb.reshape(-1), gradient=True).reshape(4, n)
-    assert_close("dx = G W^T", right, G @ W.T, atol=1e-8)
+    assert ret.shape == (n, m) != right.shape, f"the returned value has shape {ret.shape}, dL/dx has {right.shape}"
+    assert_close("dx = G W^T", right, corrected(Xb, W, G), atol=1e-8)
+
+
+def _forward002_values():
+    """The DLFS notes' printed values: ``A1 = [0.3, 0.7, 1.1]``, ``Z1 = [0.57444252, 0.66818777, 0.75026011]``."""
+    return np.array([0.3, 0.7, 1.1]), np.array([0.57444252, 0.66818777, 0.75026011])
 
 
 @proof(id="dense.forward002", seed="002", location="§各层间信号传递的实现 (3-layer forward example)",
        statement="A1 = X W1 + B1 = [0.3, 0.7, 1.1], Z1 = sigmoid(A1) = [0.57444252, 0.66818777, 0.75026011]; "
                  "W^(1) has w_{ij} = weight from input j to unit i, laid out as the (2, 3) matrix of w_{ji}",
        verdict=HOLDS)
-def test_forward002():
+def test_forward002(claim=_forward002_values):
     r"""**DLFS notes, the three-layer forward example.**
 
     > ``X = [1.0, 0.5]``, ``W1 = [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]]``, ``B1 = [0.1, 0.2, 0.3]``;
@@ -252,9 +290,10 @@ def test_forward002():
     x = np.array([1.0, 0.5])
     W1 = np.array([[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]])
     B1 = np.array([0.1, 0.2, 0.3])
-    assert_close("A1", x @ W1 + B1, [0.3, 0.7, 1.1])
+    a1, z1_printed = claim()
+    assert_close("A1", x @ W1 + B1, a1)
     z1 = Dense.from_params(W1, B1, "sigmoid").forward(x[:, None])[0][:, 0]
-    assert_close("Z1", z1, [0.57444252, 0.66818777, 0.75026011], atol=5e-9)
+    assert_close("Z1", z1, z1_printed, atol=5e-9)
 
 
 @symbolic("dense.jacobian_shape")
