@@ -12,9 +12,13 @@ from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
 W = np.array([[0.5, -1.5], [2.0, -0.25]])
 
 
+PENALTIES000 = {"L0": lambda v: float(np.sum(v != 0)), "L1": lambda v: float(np.sum(np.abs(v))),
+                "L2": lambda v: float(np.sum(v ** 2))}
+
+
 @proof(id="reg.penalties000", seed="000", location="§正则化, L0/L1/L2",
        statement=r"$L_0(x)=[x\ne0]$, $L_1(x)=|x|$, $L_2(x)=x^2$", verdict=HOLDS)
-def test_penalties000():
+def test_penalties000(claim=PENALTIES000):
     r"""**FCNN-Jacobian notes, the penalty functions.**
 
     > 常见的有 $L_0,L_1,L_2$ 等。$L_0(x)=[x \ne 0],L_1(x) = |x|, L_2(x)=x^2$.
@@ -29,9 +33,11 @@ def test_penalties000():
     $\frac{l_2}{2}\|W\|^2$, see ``reg.l2_code000``).
     """
     w = W.reshape(-1)
-    assert_fd("L2", 2 * w, lambda v: np.sum(v ** 2), w, gradient=True)
-    assert_fd("L1", np.sign(w), lambda v: np.sum(np.abs(v)), w, gradient=True)
-    assert_fd("L0", np.zeros_like(w), lambda v: float(np.sum(v != 0)), w, gradient=True)
+    for name, at, value in (("L0", w, 4.0), ("L1", w, 4.25), ("L2", w, 6.5625), ("L0", np.zeros(2), 0.0)):
+        assert abs(claim[name](at) - value) < 1e-12, f"{name} at {at}: {claim[name](at)} != {value}"
+    assert_fd("L2", 2 * w, claim["L2"], w, gradient=True)
+    assert_fd("L1", np.sign(w), claim["L1"], w, gradient=True)
+    assert_fd("L0", np.zeros_like(w), claim["L0"], w, gradient=True)
     net = Network.build([2, 2], "identity", loss="mse", seed=0, l1=0.3)
     net.layers[0].W[...] = W
     X, Y = np.zeros((1, 2)), np.zeros((1, 2))  # zero input and target: the data gradient of W is 0
@@ -53,6 +59,16 @@ def _seed000_update(w, dw_sum, dcnt, lr, lam):
     return w - (dw_sum + w * lam * 0.5) / dcnt * lr
 
 
+def _prose_penalty_grad(w, lam, N):
+    r"""The gradient of the prose's penalty $\lambda\sum L_2(W)$: $2\lambda W$."""
+    return 2 * lam * w
+
+
+def _code_penalty_grad(w, lam, N):
+    r"""The penalty gradient the code's step applies: $\frac{\lambda}{2N}W$."""
+    return lam / (2 * N) * w
+
+
 @proof(id="reg.l2_code000", seed="000", location="§正则化 prose vs NNLayers.py _update",
        statement=r"prose: $L' = L + \lambda\sum L_2(W)$ (gradient $2\lambda W$); code: "
                  r"w -= (dw + w*lam*0.5) / dcnt * lr",
@@ -60,7 +76,7 @@ def _seed000_update(w, dw_sum, dcnt, lr, lam):
        corrected=r"the code's step is the gradient of $\frac1N\sum_n L_n + \frac{\lambda}{4N}\|W\|^2$ (penalty "
                  r"gradient $\frac{\lambda}{2N}W$, shrinking as the batch grows), a factor $4N$ below the prose's "
                  r"$2\lambda W$; the library uses $\frac{l_2}{2}\|W\|^2$ with gradient $l_2 W$, independent of $N$")
-def test_l2_code000():
+def test_l2_code000(seed=_prose_penalty_grad, corrected=_code_penalty_grad):
     r"""**FCNN-Jacobian notes, L2 in prose vs in ``_update``.**
 
     > $L'(\hat Y, Y)=L(\hat Y, Y) + \lambda \sum L_2(W)+L_2(b)$, $L_2(x) = x^2$;
@@ -79,9 +95,9 @@ def test_l2_code000():
     dw_sum = np.array([[0.3, -0.1], [0.05, 0.4]])
     step = _seed000_update(W, dw_sum, N, lr, lam) - (W - lr * dw_sum / N)
     code_penalty_grad = -step / lr
-    assert_close("code penalty gradient = lam/(2N) W", code_penalty_grad, lam / (2 * N) * W)
+    assert_close("code penalty gradient = lam/(2N) W", code_penalty_grad, corrected(W, lam, N))
     prose = fd(lambda v: lam * np.sum(v ** 2), W.reshape(-1), gradient=True).reshape(2, 2)
-    assert_close("prose penalty gradient 2 lam W", prose, 2 * lam * W, atol=1e-8)
+    assert_close("prose penalty gradient 2 lam W", prose, seed(W, lam, N), atol=1e-8)
     assert_close("ratio 4N", prose / code_penalty_grad, np.full((2, 2), 4 * N), atol=1e-6)
     for n in (1, 4):
         net = Network.build([2, 3, 2], "tanh", loss="mse", seed=3, l2=0.7)
@@ -99,13 +115,23 @@ def test_l2_code000():
         assert_fd(f"library l2, N={n}", g[0]["W"].reshape(1, -1), loss_of, W0.reshape(-1), gradient=True)
 
 
+def _bias_literal_grad(b, lam):
+    r"""The gradient w.r.t. b of the penalty as printed, $\lambda\sum L_2(W) + L_2(b)$: $2b$."""
+    return 2 * b
+
+
+def _bias_code_grad(b, lam):
+    """What the code applies to b (per summed gradient): ``b * lam * 0.5``."""
+    return b * lam * 0.5
+
+
 @proof(id="reg.bias000", seed="000", location="§正则化, the penalised expression; NNLayers.py _update for b",
        statement=r"$L' = L + \lambda\sum L_2(W) + L_2(b)$; code: b -= (db + b*lam*0.5) / dcnt * lr",
        verdict=WRONG,
        corrected=r"as written $\lambda$ multiplies only $\sum L_2(W)$, so $\partial/\partial b$ of the penalty is "
                  r"$2b$ with no $\lambda$; the code applies $\frac{\lambda}{2N}b$; the intended penalty is "
                  r"$\lambda(\sum L_2(W) + \sum L_2(b))$. Penalising b at all is optional (library: regularize_bias)")
-def test_bias000():
+def test_bias000(seed=_bias_literal_grad, corrected=_bias_code_grad):
     r"""**FCNN-Jacobian notes, the bias in the penalty.**
 
     > $L'(\hat Y, Y)=L(\hat Y, Y) + \lambda \sum L_2(W)+L_2(b)$; ``self.b -= (self.db + self.b * lam * 0.5) / self.dcnt * learningRate``.
@@ -122,8 +148,10 @@ def test_bias000():
     b = np.array([0.3, -0.8])
     lam = 0.0
     literal = fd(lambda v: lam * np.sum(W ** 2) + np.sum(v ** 2), b, gradient=True)[0]
-    code = b * lam * 0.5
-    assert_differs("literal prose vs code at lambda=0", literal, code, by=float(np.max(np.abs(2 * b))), atol=1e-7)
+    assert_close("the printed expression's bias gradient", literal, seed(b, lam), atol=1e-8)
+    assert np.array_equal(corrected(b, lam), b * lam * 0.5), "the code's bias term"
+    assert_differs("literal prose vs code at lambda=0", literal, corrected(b, lam), by=float(np.max(np.abs(2 * b))),
+                   atol=1e-7)
     for rb, expected in ((True, 0.4 * b), (False, 0 * b)):
         net = Network.build([2, 2], "identity", loss="mse", seed=0, l2=0.4, regularize_bias=rb)
         net.layers[0].b[...] = b
@@ -138,13 +166,23 @@ def _seed004_reg(params, grads, loss, reg, names):
     return loss, grads
 
 
+def _decay_linear(t, lr, reg):
+    r"""'decay linearly toward 0', read as linear in time: $1 - t\,\eta\,reg$."""
+    return 1 - t * lr * reg
+
+
+def _decay_geometric(t, lr, reg):
+    r"""The iterated update $W \leftarrow W - \eta\,reg\,W$: $(1-\eta\,reg)^t$."""
+    return (1 - lr * reg) ** t
+
+
 @proof(id="reg.l2_004", seed="004", location="§5.1 正则化 code; §5.4 FullyConnectedNet.loss",
        statement=r"loss += 0.5*reg*(sum W1^2 + sum W2^2); dW += reg*W; 'all weights decay linearly toward 0 by "
                  r"w += -reg*W'", verdict=CONVENTION,
        corrected=r"penalty $\frac{reg}{2}\|W\|^2$ has gradient $reg\,W$ (holds); the decay step is "
                  r"$W \leftarrow W - \eta\,reg\,W$ (the source omits $\eta$): linear in $W$, so alone it shrinks "
                  r"$W$ geometrically, $(1-\eta\,reg)^t W_0$, not linearly in time")
-def test_l2_004():
+def test_l2_004(seed=_decay_linear, corrected=_decay_geometric):
     r"""**CS231n walkthrough, L2 regularisation.**
 
     > ``loss += 0.5 * self.reg * (np.sum(W1 ** 2) + np.sum(W2 ** 2))``; ``dW2 += self.reg * W2``; ``dW1 += self.reg * W1``;
@@ -176,8 +214,8 @@ def test_l2_004():
     w = 1.0
     for _ in range(t):
         w += -lr * reg * w
-    assert abs(w - (1 - lr * reg) ** t) < 1e-12
-    assert_differs("geometric vs linear decay", w, 1 - t * lr * reg, atol=1e-6)
+    assert abs(w - corrected(t, lr, reg)) < 1e-12
+    assert_differs("geometric vs linear decay", w, seed(t, lr, reg), atol=1e-6)
 
 
 @symbolic("reg.l2_code000")
