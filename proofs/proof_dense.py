@@ -296,6 +296,65 @@ def test_forward002(claim=_forward002_values):
     assert_close("Z1", z1, z1_printed, atol=5e-9)
 
 
+def _route_to_forward(layer, row, ctx):
+    """'把后一层后向的输出发给前一层的前向': the later layer's backward output fed to the earlier layer's forward."""
+    return layer.forward(row.T)[0]
+
+
+def _route_to_backward(layer, row, ctx):
+    """What the code does (``FCNN._backward``: ``dY = layer._backward(dY)`` in reverse order)."""
+    return layer.backward(row, ctx)[1]["W"]
+
+
+@proof(id="dense.backward_order000", seed="000", location="§架构, what the model does in training",
+       statement="再反过来把后一层后向的输出发给前一层的前向 (then, in reverse, send the output of the later layer's "
+                 "backward to the earlier layer's forward)",
+       verdict=WRONG, prose=True,
+       corrected="the output of a layer's backward (dL/dX, a row) goes to the earlier layer's backward, as the "
+                 "notes' own FCNN._backward does (for layer in self.layers[::-1]: dY = layer._backward(dY))")
+def test_backward_order000(seed=_route_to_forward, corrected=_route_to_backward):
+    r"""**FCNN-Jacobian notes, the architecture paragraph: where the backward output goes.**
+
+    > 而整个模型要做的事就很简单:将输入发给第一层的前向,然后把每一层的输出传给下一层的前向,得到预测输出 $\hat{Y}$;
+    > 计算损失 $L(\hat{Y},Y)$ 以及 $\frac{\partial L}{\partial \hat{Y}}$,再反过来把后一层后向的输出发给前一层的前向。
+    > Code: ``def _backward(self, dY, skipLastCalc = False): for layer in self.layers[::-1]: dY = layer._backward(dY, skipLastCalc)``.
+
+    Derivation. The backward of layer $k+1$ returns $\partial L/\partial X_{k+1} = \partial L/\partial Y_k$, a row of
+    layer $k$'s *output* size; the chain rule continues in layer $k$'s backward, which turns it into
+    $\partial L/\partial W_k$ and $\partial L/\partial X_k$. Layer $k$'s forward takes an input column of its
+    *input* size and computes activations, not derivatives. The same paragraph defines the backward as
+    the method that receives $\partial L/\partial Y$; the last word should be 后向 (backward).
+
+    Verdict: **wrong** (prose: a wrong word). Check: in a two-layer network the row from layer 2's backward,
+    passed to layer 1's backward, gives FD's $\partial L/\partial W_1$; passed to layer 1's forward it is refused
+    (its size is layer 1's output size, 2, not its input size, 3).
+    """
+    l1 = Dense.from_params(W, B, "tanh")
+    W2 = RNG.normal(size=(m, 2))
+    l2 = Dense.from_params(W2, np.zeros(2), "sigmoid")
+    y1, c1 = l1.forward(X[:, None])
+    y2, c2 = l2.forward(y1)
+    u = np.array([[0.7, -1.2]])
+    row, _ = l2.backward(u, c2)                      # dL/dX2 = dL/dY1, shape (1, m)
+
+    def loss(v):
+        lay = Dense.from_params(v.reshape(n, m), B, "tanh")
+        return (u @ l2.forward(lay.forward(X[:, None])[0])[0]).item()
+
+    try:
+        routed = corrected(l1, row, c1)
+    except ValueError as e:
+        raise AssertionError(f"the corrected route was refused: {e}") from None
+    assert_fd("row -> earlier layer's backward = dL/dW1", np.asarray(routed).reshape(1, -1), loss, W.reshape(-1),
+              gradient=True)
+    try:
+        seed(l1, row, c1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("the earlier layer's forward accepted the backward row")
+
+
 @symbolic("dense.jacobian_shape")
 def test_jacobian_shape_symbolic():
     sp = require_sympy()

@@ -9,7 +9,7 @@ import numpy as np
 from jacobian_nn.normalization import BatchNorm
 
 from ._helpers import assert_close, assert_differs, assert_fd, fd
-from ._registry import WRONG, proof
+from ._registry import CONVENTION, WRONG, proof
 
 RNG = np.random.default_rng(2024)
 
@@ -573,3 +573,51 @@ def test_sgd_config004(seed=SGD_CONFIG_PRINTED, corrected=SGD_CONFIG_RIGHT):
     assert isinstance(first, set) and first != sgd_default, f"{seed[0]} evaluates to {first!r}"
     assert _raises(NameError, lambda: eval(seed[1], {})), f"{seed[1]} should not evaluate"  # noqa: S307
     assert eval(corrected[0], {}) == sgd_default and eval(corrected[1], {}) == mom_default  # noqa: S307
+
+
+def _lr_constant(lr0, lr_decay, epochs):
+    """'它是一个固定的常量': the learning rate of every epoch is the initial one."""
+    return [lr0] * epochs
+
+
+def _lr_solver(lr0, lr_decay, epochs):
+    """The Solver: at the end of every epoch ``optim_configs[k]['learning_rate'] *= self.lr_decay``."""
+    out, lr = [], lr0
+    for _ in range(epochs):
+        out.append(lr)
+        lr *= lr_decay
+    return out
+
+
+@proof(id="opt.lr_constant004", seed="004", location="§6.1 代码详解 of sgd, 'learning_rate ... 是一个固定的常量'",
+       statement="learning_rate 通常叫做学习率, 它是一个固定的常量, 是一个超参数 (the learning rate is a fixed constant, "
+                 "a hyperparameter)",
+       verdict=CONVENTION, prose=True,
+       corrected="a hyperparameter, not learned, yes; constant only with the Solver's default lr_decay = 1.0: the "
+                 "same document's Solver multiplies it by lr_decay at the end of every epoch (its docstring example "
+                 "uses lr_decay = 0.95)")
+def test_lr_constant004(seed=_lr_constant, corrected=_lr_solver):
+    r"""**CS231n walkthrough, §6.1 vs §6.2: is the learning rate constant?**
+
+    > §6.1: learning_rate 通常叫做学习率,它是一个固定的常量,是一个超参数,即与"模型参数"不同,是需要人工经验在神经网络外部
+    > 设置调整的; §6.2 ``Solver.train``: ``for k in self.optim_configs: self.optim_configs[k]['learning_rate'] *= self.lr_decay``
+    > (at each epoch's end); docstring example ``lr_decay=0.95``; ``self.lr_decay = kwargs.pop('lr_decay', 1.0)``.
+
+    Derivation. ``sgd`` reads ``config['learning_rate']`` at every call, and the Solver rewrites that entry
+    after every epoch: epoch $e$ uses $\eta_0\,\text{lr\_decay}^{e}$. It is a hyperparameter (set outside, not
+    learned) and constant within an epoch; across epochs it is constant only with the default decay 1.0.
+
+    Verdict: **holds under a stated convention** (prose; lr_decay = 1, the default). Check: the Solver's update
+    over 3 epochs with the docstring's 0.95 gives $(\eta_0, 0.95\eta_0, 0.9025\eta_0)$, not a constant; with the
+    default 1.0 it is constant.
+    """
+    lr0 = 1e-3
+    schedule = []
+    configs = {"W1": {"learning_rate": lr0}}
+    for _ in range(3):  # the Solver's loop, one update per epoch end
+        schedule.append(configs["W1"]["learning_rate"])
+        for k in configs:
+            configs[k]["learning_rate"] *= 0.95
+    assert_close("the Solver's schedule", schedule, corrected(lr0, 0.95, 3))
+    assert_differs("'a fixed constant'", schedule, seed(lr0, 0.95, 3), atol=1e-7)
+    assert corrected(lr0, 1.0, 3) == seed(lr0, 1.0, 3) == [lr0] * 3, "constant with the default lr_decay = 1.0"
