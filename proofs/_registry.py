@@ -1,6 +1,6 @@
 """The proof registry: claims from the sources, their verdicts, and the checks that decide them.
 
-A *proof* is one statement that a seed makes (in prose, LaTeX or code), registered with
+A *proof* is one statement that a source document makes (in prose, LaTeX or code), registered with
 :func:`proof` on its main check function. That function is a pytest test (``test_*``)
 and runs the numeric checks (finite differences from :mod:`jacobian_nn.fd`, and the
 library's own implementation). Its docstring is the proof's Markdown: the quoted
@@ -163,10 +163,10 @@ def perturb(value, rel=1e-2):
 def substitution(p: Proof) -> dict:
     """Keyword arguments that run ``p``'s numeric check with the verdict's opposite substituted.
 
-    A check states its formulas as keyword parameters with defaults. On an erratum (and on a
-    convention, whose literal reading is the erratum) they are ``seed`` (what the source states) and
-    ``corrected``: the opposite swaps them, so the check is asked to certify the source's formula as
-    right and the correction as wrong. On *holds* the parameter is ``claim`` (the source's formula): the
+    A check states its formulas as keyword parameters with defaults. On an erratum they are ``seed``
+    (what the source states) and ``corrected``; on a convention, ``seed`` is the reading the convention
+    excludes and ``corrected`` the one it states. The opposite swaps them, so the check is asked to
+    certify the excluded formula as right and the correction as wrong. On *holds* the parameter is ``claim`` (the source's formula): the
     opposite is :func:`perturb` of it. ``p.opposite`` (a dict, or a callable returning one) overrides.
     The check must then fail (``proofs/test_proofs_meta.py``).
     """

@@ -22,7 +22,7 @@ def test_every_proof_is_complete():
     assert len(proofs) >= 60
     for p in proofs.values():
         doc = p.doc
-        assert "\n    > " in doc or doc.lstrip().startswith(">"), f"{p.id}: no quoted seed statement"
+        assert "\n    > " in doc or doc.lstrip().startswith(">"), f"{p.id}: no quoted source statement"
         assert "Derivation" in doc, f"{p.id}: no derivation"
         assert VERDICT_MARK[p.verdict] in doc, f"{p.id}: the docstring does not state the verdict {p.verdict!r}"
         assert any(c.kind == "numeric" for c in p.checks), f"{p.id}: no numeric check"
