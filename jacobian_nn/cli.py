@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from . import check, train_cli
+from ._bundled import bundled
 
 
 def add_verify(sub) -> None:
@@ -35,17 +36,23 @@ def run_verify(args) -> int:
 
 
 def add_bench(sub) -> None:
-    from bench import add_arguments  # the top-level bench/ package (python -m bench)
-
-    add_arguments(sub.add_parser("bench", help="time the reference and batched paths side by side",
+    bundled("bench").add_arguments(sub.add_parser("bench", help="time the reference and batched paths side by side",
                                  description="Same as python -m bench: reference against batched, "
                                              "with floors, GEMM limit and torch (if installed)."))
 
 
 def run_bench(args) -> int:
-    from bench import run_args
+    return bundled("bench").run_args(args)
 
-    return run_args(args)
+
+def add_proofs(sub) -> None:
+    # Only for the command list: main() hands everything after "proofs" to python -m proofs' own parser.
+    sub.add_parser("proofs", add_help=False, help="the derivations of the source tutorials, checked "
+                                                  "(same as python -m proofs; jacobian-nn proofs --help)")
+
+
+def run_proofs(argv) -> int:
+    return bundled("proofs", "__main__").main(argv)
 
 
 COMMANDS = {
@@ -53,6 +60,7 @@ COMMANDS = {
     "train": (train_cli.add_train, train_cli.run_train),
     "bench": (add_bench, run_bench),
     "check": (check.add_check, check.run_check),
+    "proofs": (add_proofs, run_proofs),
 }
 
 
@@ -65,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["proofs"]:
+        return run_proofs(argv[1:])
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command][1](args)
 

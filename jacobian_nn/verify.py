@@ -181,9 +181,9 @@ def network_rows() -> list[Comparison]:
 
 def proof_rows() -> list[Comparison]:
     """Every check in ``proofs/`` (numeric; symbolic when sympy is installed, else counted as skipped)."""
-    from proofs._verify import proof_rows as rows
+    from ._bundled import bundled
 
-    return rows()
+    return bundled("proofs", "_verify").proof_rows()
 
 
 GROUPS = [
