@@ -17,12 +17,13 @@ def add_verify(sub) -> None:
     p = sub.add_parser("verify", help="check every built-in derivative against finite differences",
                        description="Check every built-in component and sample network against "
                                    "finite differences (scipy.differentiate.jacobian) and print one table.")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+    p.add_argument("--json", metavar="FILE", help="also write every check as JSON to FILE")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every check, not only one line per group")
 
 
-def emit_report(report, json_path) -> int:
-    """Print a report (verify's or check's), write it as JSON if asked; the exit code."""
-    print(report)
+def emit_report(report, json_path, text=None) -> int:
+    """Print a report (verify's or check's) or ``text``, write it as JSON if asked; the exit code."""
+    print(report if text is None else text)
     if json_path:
         report.to_json(json_path)
         print(f"wrote {json_path}")
@@ -32,7 +33,8 @@ def emit_report(report, json_path) -> int:
 def run_verify(args) -> int:
     from . import verify
 
-    return emit_report(verify.run(), args.json)
+    report = verify.run()
+    return emit_report(report, args.json, report.format(verbose=args.verbose))
 
 
 def add_bench(sub) -> None:
