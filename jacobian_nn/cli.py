@@ -11,6 +11,7 @@ import sys
 
 from . import check, train_cli
 from ._bundled import bundled
+from ._console import run_main
 
 
 def add_verify(sub) -> None:
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The ``jacobian-nn`` command: its exit code. Quiet when its output is closed early (``| head``)."""
+    return run_main(_main, argv)
+
+
+def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["proofs"]:
         return run_proofs(argv[1:])

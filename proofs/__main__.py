@@ -99,4 +99,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jacobian_nn._console import run_main  # quiet when the output is closed early (| head)
+
+    sys.exit(run_main(main))
