@@ -14,10 +14,18 @@ from ._bundled import bundled
 from ._console import run_main
 
 
+#: What ``jacobian-nn --help`` says first (plain text: argparse shows it as it is).
+DESCRIPTION = ("Fully connected neural networks with explicit Jacobian matrices. Start with 'jacobian-nn verify'; "
+               "'jacobian-nn COMMAND --help' describes each command.")
+
+
 def add_verify(sub) -> None:
-    p = sub.add_parser("verify", help="check every built-in derivative against finite differences",
-                       description="Check every built-in component and sample network against "
-                                   "finite differences (scipy.differentiate.jacobian) and print one table.")
+    p = sub.add_parser("verify", help="check every built-in derivative against an independent witness",
+                       description="Check every built-in derivative: each component and sample network against "
+                                   "finite differences (scipy.differentiate.jacobian), the batched path against the "
+                                   "per-sample reference, the checker on deliberate slips, and the proofs of the "
+                                   "source tutorials' derivations. Prints one line per group, every failure in "
+                                   "full and the total; the exit code is 1 if any check failed.")
     p.add_argument("--json", metavar="FILE", help="also write every check as JSON to FILE")
     p.add_argument("-v", "--verbose", action="store_true", help="list every check, not only one line per group")
 
@@ -68,7 +76,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jacobian-nn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="jacobian-nn", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add, _ in COMMANDS.values():
         add(sub)
