@@ -117,6 +117,27 @@ def _fully_connected_net(args, ds, hidden):
     return net
 
 
+def describe_network(net) -> str:
+    """The network as built, layer by layer: ``64 -> dense 100 -> batch norm -> relu -> dropout 0.1 -> dense 10,
+    softmax_cross_entropy`` (a layer of another kind appears as its ``repr``)."""
+    parts = [str(net.n_in)]
+    for layer in net.layers:
+        kind = type(layer).__name__
+        activation = getattr(getattr(layer, "activation", None), "name", None)
+        if kind == "Dense":
+            parts.append(f"dense {layer.W.shape[1]}" + ("" if activation in (None, "identity") else f" {activation}"))
+        elif kind == "BatchNorm":
+            parts.append("batch norm")
+        elif kind == "Dropout":
+            parts.append(f"dropout {layer.p:g}")
+        elif kind == "ActivationLayer" and activation:
+            parts.append(activation)
+        else:
+            parts.append(repr(layer))
+    loss = getattr(net.loss, "name", None) or type(net.loss).__name__
+    return " -> ".join(parts) + f", {loss}"
+
+
 def run_train(args) -> int:
     try:
         return _run(args)
@@ -149,8 +170,8 @@ def _run(args) -> int:
     solver = Solver(net, ds, optimizer, epochs=args.epochs, batch_size=args.batch_size, lr_decay=args.lr_decay,
                     path=args.path, seed=args.seed, progress=not args.no_progress)
     out = sys.stdout
-    print(f"{ds!r}; network {[ds.n_features, *hidden, ds.n_classes]} {args.activation}, "
-          f"{optimizer!r}, {args.epochs} epochs, batch {args.batch_size}, {args.path} path", file=out)
+    print(f"{ds!r}; network {describe_network(net)}; {optimizer!r}, {args.epochs} epochs, "
+          f"batch {args.batch_size}, {args.path} path", file=out)
     history = solver.train()
     print(history.summary(), file=out)
     acc = {name: solver.accuracy(X, y) for name, X, y in (("train", ds.X_train, ds.y_train),
