@@ -14,8 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 INSIDER = re.compile(r"seed\s*0\d\d|shared/seeds", re.IGNORECASE)
 REST = re.compile(r"``|:(func|class|mod|meth|attr|data):`")
 #: calls whose string arguments reach a user: argparse texts, warnings, printed lines, exceptions
-USER_CALLS = {"add_argument", "add_parser", "ArgumentParser", "add_argument_group", "add_mutually_exclusive_group",
-              "warn", "print", "write", "error", "exit"}
+USER_CALLS = {
+    "add_argument",
+    "add_parser",
+    "ArgumentParser",
+    "add_argument_group",
+    "add_mutually_exclusive_group",
+    "warn",
+    "print",
+    "write",
+    "error",
+    "exit",
+}
 
 
 def _strings(node) -> list[str]:
@@ -33,8 +43,12 @@ def _user_facing_strings(path: Path) -> set[tuple[int, str]]:
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             if name in USER_CALLS or (name.endswith("Error") and name[:1].isupper()):
                 out += [(node.lineno, s) for arg in node.args for s in _strings(arg)]
-            out += [(node.lineno, s) for kw in node.keywords if kw.arg in ("help", "description", "epilog")
-                    for s in _strings(kw.value)]
+            out += [
+                (node.lineno, s)
+                for kw in node.keywords
+                if kw.arg in ("help", "description", "epilog")
+                for s in _strings(kw.value)
+            ]
     return set(out)
 
 
@@ -43,15 +57,21 @@ def _sources():
 
 
 def test_no_insider_names_in_errors_help_or_printed_text():
-    hits = [f"{p.relative_to(ROOT)}:{line}: {s!r}" for p in _sources() for line, s in _user_facing_strings(p)
-            if INSIDER.search(s)]
+    hits = [
+        f"{p.relative_to(ROOT)}:{line}: {s!r}"
+        for p in _sources()
+        for line, s in _user_facing_strings(p)
+        if INSIDER.search(s)
+    ]
     assert not hits, "\n".join(hits)
 
 
 def test_the_scan_sees_errors_help_and_prints():
     """Near miss for the scan itself: each kind of user-facing string is found."""
-    src = ("def f(p):\n    p.add_argument('--x', help='seed 004 help')\n    print(f'seed 001 {p}')\n"
-           "    raise ValueError(f'seed 002 {p}')\n")
+    src = (
+        "def f(p):\n    p.add_argument('--x', help='seed 004 help')\n    print(f'seed 001 {p}')\n"
+        "    raise ValueError(f'seed 002 {p}')\n"
+    )
     path = Path(__file__).with_name("_scan_probe.py")
     try:
         path.write_text(src, encoding="utf-8")

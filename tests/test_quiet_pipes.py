@@ -13,11 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 GALLERY = ROOT / "examples" / "gallery" / "relu_cs231n.py"
 RELU = ["--forward", "relu_forward", "--shape", "4,5", "--reference", "relu"]
 #: verify with its two fastest groups (the whole run is timed elsewhere; this is about the pipe)
-QUICK_VERIFY = ("import sys; from jacobian_nn import cli, verify; verify.GROUPS[:] = verify.GROUPS[:2]; "
-                "sys.exit(cli.main(['verify']))")
-PLANTED_FAILURE = ("import sys; from jacobian_nn import cli, verify; from jacobian_nn.fd import Comparison; "
-                   "verify.GROUPS[:] = [('planted', lambda: [Comparison('wrong', 1.0, 1.0, (0,), 1e-9, False)])]; "
-                   "sys.exit(cli.main(['verify']))")
+QUICK_VERIFY = (
+    "import sys; from jacobian_nn import cli, verify; verify.GROUPS[:] = verify.GROUPS[:2]; "
+    "sys.exit(cli.main(['verify']))"
+)
+PLANTED_FAILURE = (
+    "import sys; from jacobian_nn import cli, verify; from jacobian_nn.fd import Comparison; "
+    "verify.GROUPS[:] = [('planted', lambda: [Comparison('wrong', 1.0, 1.0, (0,), 1e-9, False)])]; "
+    "sys.exit(cli.main(['verify']))"
+)
 
 
 def _closed_early(args, tmp_path):
@@ -30,16 +34,23 @@ def _closed_early(args, tmp_path):
     return code, err.read_text()
 
 
-@pytest.mark.parametrize("args, expected", [
-    ([sys.executable, "-c", QUICK_VERIFY], 0),
-    ([sys.executable, "-c", PLANTED_FAILURE], 1),  # near miss: a failure keeps its exit code
-    ([sys.executable, "-m", "jacobian_nn", "check", str(GALLERY), "--backward", "relu_backward", *RELU], 0),
-    ([sys.executable, "-m", "jacobian_nn", "check", str(GALLERY), "--backward", "relu_backward_inverted", *RELU], 1),
-    ([sys.executable, "-m", "proofs", "--errata"], 0),
-    ([sys.executable, "-m", "jacobian_nn", "proofs", "--index"], 0),
-    ([sys.executable, "-m", "jacobian_nn", "--help"], 0),
-    ([sys.executable, "-m", "bench", "--smoke", "--quiet"], 0),
-], ids=["verify", "verify-failing", "check-pass", "check-fail", "proofs", "jacobian-nn-proofs", "help", "bench"])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ([sys.executable, "-c", QUICK_VERIFY], 0),
+        ([sys.executable, "-c", PLANTED_FAILURE], 1),  # near miss: a failure keeps its exit code
+        ([sys.executable, "-m", "jacobian_nn", "check", str(GALLERY), "--backward", "relu_backward", *RELU], 0),
+        (
+            [sys.executable, "-m", "jacobian_nn", "check", str(GALLERY), "--backward", "relu_backward_inverted", *RELU],
+            1,
+        ),
+        ([sys.executable, "-m", "proofs", "--errata"], 0),
+        ([sys.executable, "-m", "jacobian_nn", "proofs", "--index"], 0),
+        ([sys.executable, "-m", "jacobian_nn", "--help"], 0),
+        ([sys.executable, "-m", "bench", "--smoke", "--quiet"], 0),
+    ],
+    ids=["verify", "verify-failing", "check-pass", "check-fail", "proofs", "jacobian-nn-proofs", "help", "bench"],
+)
 def test_output_closed_early_exits_quietly(args, expected, tmp_path):
     code, err = _closed_early(args, tmp_path)
     assert code == expected, err
@@ -47,8 +58,13 @@ def test_output_closed_early_exits_quietly(args, expected, tmp_path):
 
 
 def test_head_in_a_shell_pipeline(tmp_path):
-    proc = subprocess.run(["bash", "-c", "set -o pipefail; \"$0\" -m jacobian_nn proofs --index | head -1",
-                           sys.executable], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        ["bash", "-c", 'set -o pipefail; "$0" -m jacobian_nn proofs --index | head -1', sys.executable],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("| id |") and proc.stderr == "", proc.stderr
 
 

@@ -20,8 +20,7 @@ class _Terminal(io.StringIO):
 def _train(stream, epochs=6):
     ds = jn.data.spiral(n_per_class=10, seed=0)
     net = jn.Network.build([2, 6, 3], "tanh", seed=0)
-    return jn.Solver(net, ds, jn.Adam(1e-2), epochs=epochs, batch_size=7, seed=0, progress=True,
-                     stream=stream).train()
+    return jn.Solver(net, ds, jn.Adam(1e-2), epochs=epochs, batch_size=7, seed=0, progress=True, stream=stream).train()
 
 
 def _epoch_lines(text):
@@ -84,8 +83,26 @@ def test_real_tqdm_keeps_the_epoch_lines():
 
 
 def test_header_names_the_network_built(capsys):
-    assert main(["train", "--dataset", "gates", "--batchnorm", "--dropout", "0.25", "--activation", "relu",
-                 "--epochs", "2", "--batch-size", "4", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "gates",
+                "--batchnorm",
+                "--dropout",
+                "0.25",
+                "--activation",
+                "relu",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     header = capsys.readouterr().out.splitlines()[0]
     assert "network 2 -> dense 8 -> batch norm -> relu -> dropout 0.25 -> dense 2, softmax_cross_entropy" in header
     # near miss: a plain network says nothing of batch norm or dropout
