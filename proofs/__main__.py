@@ -71,7 +71,7 @@ def render_readme(text: str, proofs) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m proofs", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m proofs", description=__doc__.splitlines()[0].replace("``", ""))
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--numeric-only", action="store_true")
     g.add_argument("--symbolic-only", action="store_true")
@@ -116,4 +116,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jacobian_nn._console import run_main  # quiet when the output is closed early (| head)
+
+    sys.exit(run_main(main))

@@ -186,11 +186,11 @@ def substitution(p: Proof) -> dict:
 
 def load_all() -> dict[str, Proof]:
     """Import every ``proofs/proof_*.py`` module (which registers its proofs)."""
-    import proofs
+    package = importlib.import_module(__package__)  # "proofs", or "jacobian_nn._proofs" when installed
 
-    for info in sorted(pkgutil.iter_modules(proofs.__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         if info.name.startswith("proof_"):
-            importlib.import_module(f"proofs.{info.name}")
+            importlib.import_module(f"{__package__}.{info.name}")
     return PROOFS
 
 
