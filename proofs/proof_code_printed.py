@@ -21,6 +21,15 @@ def _run(src: str, env: dict) -> dict:
     return ns
 
 
+def _raises_on_call(exc, fn) -> bool:
+    """True when calling ``fn`` raises ``exc``."""
+    try:
+        fn()
+    except exc:
+        return True
+    return False
+
+
 def _error_of(src: str, env: dict):
     """The exception type that compiling or running ``src`` raises, or None if it runs."""
     try:
@@ -116,33 +125,67 @@ SOFTMAX_LAYER001_PRINTED = (
 SOFTMAX_LAYER001_RIGHT = SOFTMAX_LAYER001_PRINTED.replace("\t\t\n\tdef forward", "\t\tpass\n\tdef forward").replace(
     "x_xep / np.sum(x_exp, axis=1, keep_dims=True)", "x_exp / np.sum(x_exp, axis=1, keepdims=True)")
 
+# §3 Linear, as printed (4-space indentation; its docstring comment left out): the parameter is ``grad``,
+# the body reads ``prev_grad``.
+LINEAR001_PRINTED = (
+    "class Linear:\n"
+    "    def __init__(self, in_channels, out_channels, lr):\n"
+    "        self.lr = lr\n"
+    "        self.w = np.random.rand(in_channels, out_channels)\n"
+    "        self.b = np.random.rand(out_channels)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        self.x = x\n"
+    "        return x@self.w + self.b\n"
+    "\n"
+    "    def backward(self, grad):\n"
+    "        dx = einsum(prev_grad, rearrange(self.w, 'w1 w2 -> w2 w1'), 'c1 b, b c2 -> c1 c2')\n"
+    "        dw = einsum(rearrange(self.x, 'b c -> c b'), prev_grad, 'c1 b, b c2 -> c1 c2')\n"
+    "        db = np.sum(prev_grad, axis=0)\n"
+    "\n"
+    "        self.w -= self.lr * dw\n"
+    "        self.b -= self.lr * db\n"
+    "        return dx\n"
+)
+LINEAR001_RIGHT = LINEAR001_PRINTED.replace("prev_grad", "grad")
+
+
+#: The two einops calls the post makes, restated for 2-D arrays: ``rearrange(a, 'p q -> q p')`` is the transpose,
+#: ``einsum(a, b, 'c1 b, b c2 -> c1 c2')`` the matrix product (einops' argument order: tensors, then the pattern).
+EINOPS_2D = {"rearrange": lambda a, pattern: a.T, "einsum": lambda a, b, pattern: a @ b}
+
 
 @proof(id="code.layers001", seed="001", location="§2 Softmax.forward; §'单独的Softmax层' (separate softmax layer)",
        statement="loss = -np.sum(np.log(prob[np.arange(len(y), y])) / len(y); self.grad[np.arange(len(y), y] -= 1; "
                  "separate layer: def __init__(self): (empty body); self.output = x_xep / np.sum(x_exp, axis=1, "
-                 "keep_dims=True)",
+                 "keep_dims=True); §3 Linear: def backward(self, grad): dx = einsum(prev_grad, ...)",
        verdict=WRONG,
        corrected="np.arange(len(y)), y] (the bracket closes after len(y)): as printed the class is a SyntaxError; the "
                  "separate layer needs a body for __init__ (IndentationError as printed), x_exp and keepdims "
-                 "(NameError, TypeError); corrected, §2 computes the CS231n-style softmax_loss")
-def test_layers001(seed=(LAYERS001_PRINTED, SOFTMAX_LAYER001_PRINTED),
-                   corrected=(LAYERS001_RIGHT, SOFTMAX_LAYER001_RIGHT)):
+                 "(NameError, TypeError); §3 Linear.backward reads prev_grad, which is not defined (its parameter is "
+                 "grad): NameError; corrected, §2 computes the CS231n-style softmax_loss and §3 returns dx = grad w^T")
+def test_layers001(seed=(LAYERS001_PRINTED, SOFTMAX_LAYER001_PRINTED, LINEAR001_PRINTED),
+                   corrected=(LAYERS001_RIGHT, SOFTMAX_LAYER001_RIGHT, LINEAR001_RIGHT)):
     r"""**numpy-layers post, the softmax code as printed.**
 
     > ``loss = -np.sum(np.log(prob[np.arange(len(y), y])) / len(y)``; ``self.grad[np.arange(len(y), y] -= 1``;
     > separate layer: ``def __init__(self):`` followed by an empty line, then ``def forward(self, x):``,
-    > ``x_exp = np.exp(x)``, ``self.output = x_xep / np.sum(x_exp, axis=1, keep_dims=True)``.
+    > ``x_exp = np.exp(x)``, ``self.output = x_xep / np.sum(x_exp, axis=1, keep_dims=True)``;
+    > §3 ``Linear``: ``def backward(self, grad):`` ``dx = einsum(prev_grad, rearrange(self.w, 'w1 w2 -> w2 w1'), 'c1 b, b c2 -> c1 c2')``.
 
     Derivation. ``prob[np.arange(len(y), y]`` closes the subscript ``[`` with ``]`` while ``np.arange(`` is still
     open: a ``SyntaxError``, so the §2 class (the post's main loss layer) does not even compile. The
     separate layer's ``__init__`` has no statement (``IndentationError``); after that, ``x_xep`` is undefined
-    and ``np.sum`` has no ``keep_dims``. With ``np.arange(len(y)), y]`` the §2 code is the batch softmax loss
+    and ``np.sum`` has no ``keep_dims``. §3's ``Linear.backward`` takes ``grad`` and reads ``prev_grad``
+    (``NameError`` on the first call). With ``np.arange(len(y)), y]`` the §2 code is the batch softmax loss
     and gradient of proof ``softmax.loss_code_batch``. (The same post's complete training code in §5 writes
     ``range(len(y)), y]`` and runs.)
 
     Verdict: **wrong** (code that does not run as printed). Check: compiling the printed §2 class raises
     ``SyntaxError`` and the printed layer ``IndentationError``; the corrected §2 class returns the loss and
-    gradient of ``softmax_loss``; the corrected layer's output rows sum to 1.
+    gradient of ``softmax_loss``; the corrected layer's output rows sum to 1; the printed ``Linear.backward``
+    raises ``NameError`` (with the post's two einops calls restated for 2-D arrays) and the corrected one
+    returns ``grad w^T`` with the weights before the update.
     """
     env = {"np": np}
     assert _error_of(seed[0], env) is SyntaxError, "the printed §2 class should not compile"
@@ -157,6 +200,15 @@ def test_layers001(seed=(LAYERS001_PRINTED, SOFTMAX_LAYER001_PRINTED),
     assert_close("grad", layer.backward(), (p - np.eye(4)[y]) / 3)
     out = _run(corrected[1], env)["Softmax"]().forward(x)
     assert_close("separate layer: rows sum to 1", out.sum(1), np.ones(3))
+    lin_env = {"np": np, **EINOPS_2D}
+    g = np.array([[0.5, -1.0], [0.2, 0.3], [1.0, 0.0]])
+    printed = _run(seed[2], lin_env)["Linear"](4, 2, 0.1)
+    printed.forward(x)
+    assert _raises_on_call(NameError, lambda: printed.backward(g)), "the printed backward should raise NameError"
+    layer = _run(corrected[2], lin_env)["Linear"](4, 2, 0.1)
+    layer.forward(x)
+    w_before = layer.w.copy()
+    assert_close("dx = grad w^T", layer.backward(g), g @ w_before.T)
 
 
 # The CS231n walkthrough's Solver docstring example (FullyConnectedNet's printed signature, restated
