@@ -90,3 +90,30 @@ def test_substitution_near_miss():
     assert perturb(1.0) != 1.0 and perturb(True) is False
     assert not np.allclose(perturb(lambda: np.zeros(3))(), np.zeros(3))
     assert perturb({"a": (1.0, 2.0)})["a"][1] != 2.0
+
+
+def test_substitution_rules():
+    """Each branch of substitution(): an explicit opposite wins; seed/corrected are swapped; claim is perturbed;
+    a check with none of them is refused (so coverage cannot pass by accident)."""
+    from proofs._registry import Check, Proof
+
+    def make(fn, opposite=None):
+        p = Proof("x.y", "000", "loc", "stmt", HOLDS, None, "m", fn.__name__, "doc", opposite=opposite)
+        p.checks.append(Check(fn.__name__, "numeric", fn))
+        return p
+
+    def swap(seed=1.0, corrected=2.0):
+        return seed, corrected
+
+    def hold(claim=3.0):
+        return claim
+
+    def bare():
+        return None
+
+    assert substitution(make(swap)) == {"seed": 2.0, "corrected": 1.0}
+    assert substitution(make(hold))["claim"] != 3.0
+    assert substitution(make(bare, opposite={"k": 5})) == {"k": 5}
+    assert substitution(make(bare, opposite=lambda: {"k": 6})) == {"k": 6}
+    with pytest.raises(LookupError, match="x.y"):
+        substitution(make(bare))
