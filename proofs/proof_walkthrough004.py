@@ -621,3 +621,57 @@ def test_lr_constant004(seed=_lr_constant, corrected=_lr_solver):
     assert_close("the Solver's schedule", schedule, corrected(lr0, 0.95, 3))
     assert_differs("'a fixed constant'", schedule, seed(lr0, 0.95, 3), atol=1e-7)
     assert corrected(lr0, 1.0, 3) == seed(lr0, 1.0, 3) == [lr0] * 3, "constant with the default lr_decay = 1.0"
+
+
+DATA004_PRINTED_SHAPES = """y_train:  (49000,)
+y_test:  (1000,)
+X_val:  (1000, 3, 32, 32)
+y_val:  (1000,)
+X_test:  (1000, 3, 32, 32)
+X_train:  (49000, 3, 32, 32)"""
+
+
+def _data_claimed(shapes):
+    """§1 and §3.3: the test images carry no labels; an image batch has shape (N, 32, 32, 3)."""
+    return {"test_labels": False, "image_axes": (32, 32, 3)}
+
+
+def _data_printed(shapes):
+    """What §6.2's printout of the loaded data shows."""
+    return {"test_labels": "y_test" in shapes, "image_axes": tuple(shapes["X_train"][1:])}
+
+
+@proof(id="data.cifar004", seed="004", location="§1 (CIFAR-10's test set) and §3.3 (an input batch's shape) vs §6.2",
+       statement="包含不带有标签的 10000 张图像的测试集 (a test set of 10000 images without labels); 其每张图片输入进来的数据 x "
+                 "的 shape 是 (N,32,32,3)",
+       verdict=WRONG, prose=True,
+       corrected="CIFAR-10's test images are labelled: the same document loads and prints y_test (1000,) in §6.2 and "
+                 "accuracy on a test split needs them; the loaded image batches are (N, 3, 32, 32), channels first "
+                 "(the 3072 numbers per image are the same, so the reshape to (N, 3072) works either way)")
+def test_cifar004(seed=_data_claimed, corrected=_data_printed):
+    r"""**CS231n walkthrough, two statements about the data that its own printout contradicts.**
+
+    > §1: 此外,这60000张图像被分为包含带有标签的 50000 张图像的训练集和包含不带有标签的 10000 张图像的测试集。
+    > §3.3: 对于我们的图片数据集 CIFAR-10,其每张图片输入进来的数据 $x$ 的 shape 是 $(N,32,32,3)$ ...
+    > §6.2 prints: ``y_train: (49000,)``, ``y_test: (1000,)``, ``X_val: (1000, 3, 32, 32)``, ``y_val: (1000,)``,
+    > ``X_test: (1000, 3, 32, 32)``, ``X_train: (49000, 3, 32, 32)``.
+
+    Derivation. The evidence is in the document: the test split it loads comes with ``y_test``, one
+    label per test image, and every image array is (N, 3, 32, 32). (CIFAR-10's test batch is distributed
+    with its labels; a test accuracy could not be computed otherwise.) Only the order of the axes differs
+    in the shape slip: ``np.reshape(x, (N, -1))`` gives (N, 3072) in both cases, but the feature order
+    differs (channels first: all red values, then green, then blue).
+
+    Verdict: **wrong** (prose: two factual slips about the data). Check: the printed shapes contain labels
+    for the test images and images of shape (3, 32, 32), against the text's claims.
+    """
+    shapes = {}
+    for line in DATA004_PRINTED_SHAPES.splitlines():
+        name, shape = line.split(":")
+        shapes[name.strip()] = tuple(int(v) for v in shape.strip(" ()").split(",") if v.strip())
+    right, claimed = corrected(shapes), seed(shapes)
+    assert right["test_labels"] and shapes.get("y_test") == (1000,) == shapes["X_test"][:1]
+    assert right["image_axes"] == shapes["X_test"][1:] == (3, 32, 32)
+    assert claimed["test_labels"] != ("y_test" in shapes), "the text says the test images have no labels"
+    assert claimed["image_axes"] != shapes["X_train"][1:], "the text's image axes"
+    assert int(np.prod(claimed["image_axes"])) == int(np.prod(shapes["X_train"][1:])) == 3072
