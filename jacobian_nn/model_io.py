@@ -329,7 +329,7 @@ def _new_file_mode(path) -> int:
 # --------------------------------------------------------------------------- loading, file checks first
 
 #: Largest architecture JSON accepted (bytes of its UTF-32 .npy payload) and its deepest nesting.
-MAX_ARCH_BYTES = 4 << 20
+MAX_ARCH_BYTES = 2 << 20
 MAX_JSON_DEPTH = 12
 #: Largest zip central directory accepted (bytes; about 10 000 arrays) and number of members.
 MAX_CENTRAL_DIRECTORY = 1 << 20
@@ -485,10 +485,15 @@ def _refuse_constant(name):
 
 def _json_depth(text: str) -> int:
     """Deepest nesting of ``[``/``{`` in a JSON text, outside strings (no parsing, no recursion)."""
-    stripped = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
-    steps = np.frombuffer(stripped.encode("ascii", "replace"), dtype=np.uint8)
-    delta = (np.isin(steps, (ord("["), ord("{"))).astype(np.int64) - np.isin(steps, (ord("]"), ord("}"))))
-    return int(np.cumsum(delta).max(initial=0))
+    depth = deepest = 0
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
 
 
 # -- the architecture's schema: every key and type, before anything is built
