@@ -116,8 +116,8 @@ def run_cli(argv):
             code = main(argv)
         except SystemExit as exc:      # argparse's usage errors
             code = exc.code
-    if code == 2:
-        raise CLIError(err.getvalue())
+    if code == 2:      # the error line only (argparse prints the usage, which names every option, above it)
+        raise CLIError("\n".join(line for line in err.getvalue().splitlines() if "error:" in line))
     return code, out.getvalue()
 
 
@@ -158,26 +158,26 @@ def with_inf(X):
 
 #: Bad batches for a network with 3 inputs: (name, value, exception, what the message names).
 BAD_X = [
-    ("nan", with_nan(X6), ValueError, r"X.*finite"),
-    ("inf", with_inf(X6), ValueError, r"X.*finite"),
-    ("1d", X6[0], ValueError, r"X"),
-    ("features", RNG.normal(size=(6, 4)), ValueError, r"X.*3"),
-    ("empty", np.zeros((0, 3)), ValueError, r"X.*non-empty"),
-    ("complex", X6 + 1j, TypeError, r"X.*complex"),
-    ("strings", np.array([["a", "b", "c"]] * 6), TypeError, r"X"),
-    ("float32", X6.astype(np.float32), TypeError, r"X.*float64.*float32|X.*float32"),
-    ("objects", np.array([[1.0, None, 2.0]] * 6, dtype=object), TypeError, r"X"),
-    ("list_ragged", [[1.0, 2.0, 3.0], [1.0]], ValueError, r"X|inhomogeneous"),
+    ("nan", with_nan(X6), ValueError, r"^X: .*expected finite"),
+    ("inf", with_inf(X6), ValueError, r"^X: .*expected finite"),
+    ("1d", X6[0], ValueError, r"^X: .*expected a 2-D batch"),
+    ("features", RNG.normal(size=(6, 4)), ValueError, r"^X: .*expected 3 features"),
+    ("empty", np.zeros((0, 3)), ValueError, r"^X: .*expected a non-empty batch"),
+    ("complex", X6 + 1j, TypeError, r"^X: .*complex128"),
+    ("strings", np.array([["a", "b", "c"]] * 6), TypeError, r"^X: .*<U1"),
+    ("float32", X6.astype(np.float32), TypeError, r"^X: .*float32"),
+    ("objects", np.array([[1.0, None, 2.0]] * 6, dtype=object), TypeError, r"^X: .*object"),
+    ("list_ragged", [[1.0, 2.0, 3.0], [1.0]], ValueError, r"^X: "),
 ]
 
 #: Bad labels for 6 samples and 4 classes.
 BAD_Y = [
-    ("label_7", np.array([0, 1, 2, 7, 1, 0]), ValueError, r"Y.*7|label"),
-    ("label_neg", np.array([0, 1, -1, 3, 1, 0]), ValueError, r"Y|label"),
-    ("label_float", np.array([0, 1, 1.5, 3, 1, 0]), (ValueError, TypeError), r"Y|label"),
-    ("label_count", np.array([0, 1, 2]), ValueError, r"Y"),
-    ("onehot_width", np.eye(3)[[0, 1, 2, 0, 1, 2]], ValueError, r"Y"),
-    ("label_nan", np.array([0, 1, np.nan, 3, 1, 0]), (ValueError, TypeError), r"Y|label"),
+    ("label_7", np.array([0, 1, 2, 7, 1, 0]), ValueError, r"^Y: .*\[0, 4\)"),
+    ("label_neg", np.array([0, 1, -1, 3, 1, 0]), ValueError, r"^Y: .*\[0, 4\)"),
+    ("label_float", np.array([0, 1, 1.5, 3, 1, 0]), TypeError, r"^Y: .*integer"),
+    ("label_count", np.array([0, 1, 2]), ValueError, r"^Y: .*expected 6 labels"),
+    ("onehot_width", np.eye(3)[[0, 1, 2, 0, 1, 2]], ValueError, r"^Y: .*\(6, 4\)"),
+    ("label_nan", np.array([0, 1, np.nan, 3, 1, 0]), TypeError, r"^Y: .*integer"),
 ]
 
 BATCH_METHODS = {
@@ -213,11 +213,12 @@ def _net_case(case_id, make_net, fn, arg, exc, match, xfail=None, check=None):
 CASES: list[Case] = []
 
 # -- every batch entry point, every bad X (plain float64 network)
+RAGGED_XFAIL = ("a ragged list X raises numpy's own 'setting an array element with a sequence', "
+                "which does not name X")
 for m_name, fn in BATCH_METHODS.items():
     for x_name, X, exc, match in BAD_X:
-        if m_name == "cross_check" and x_name == "list_ragged":
-            continue
-        CASES.append(_net_case(f"{m_name}-X-{x_name}", plain, fn, X, exc, match))
+        CASES.append(_net_case(f"{m_name}-X-{x_name}", plain, fn, X, exc, match,
+                               RAGGED_XFAIL if x_name == "list_ragged" else None))
 
 # -- the same on the CS231n-style network with batch norm and dropout (running stats, Generators)
 FC_XFAIL = ("the batched path runs the forward pass (running statistics and dropout Generators move) "
@@ -240,28 +241,28 @@ for lr_name, lr, exc in [("zero", 0.0, ValueError), ("neg", -0.1, ValueError), (
     CASES.append(_net_case(f"train_batch-lr-{lr_name}", plain, lambda n, lr: n.train_batch(X6, Y6, lr), lr, exc,
                            r"lr"))
     CASES.append(_net_case(f"train_step_batched-lr-{lr_name}", fcnet,
-                           lambda n, lr: n.train_step_batched(X6, Y6, lr), lr, exc, r"lr"))
+                           lambda n, lr: n.train_step_batched(X6, Y6, lr), lr, exc, r"^lr: "))
 
 # -- modes, single samples, the float32 network on the reference path
 CASES += [
-    _net_case("forward-mode", plain, lambda n, m: n.forward(X6[0][:, None], m), "training", ValueError, r"mode"),
+    _net_case("forward-mode", plain, lambda n, m: n.forward(X6[0][:, None], m), "training", ValueError, r"^mode: "),
     _net_case("loss_and_gradients-mode", fcnet, lambda n, m: n.loss_and_gradients(X6, Y6, m), "eval", ValueError,
               r"mode"),
     _net_case("loss_and_gradients_batched-mode", fcnet, lambda n, m: n.loss_and_gradients_batched(X6, Y6, m),
-              "eval", ValueError, r"mode"),
-    _net_case("forward-row", plain, lambda n, x: n.forward(x), X6[:1], ValueError, r"x.*column"),
-    _net_case("forward-n", plain, lambda n, x: n.forward(x), np.ones((4, 1)), ValueError, r"x.*\(3, 1\)"),
+              "eval", ValueError, r"^mode: "),
+    _net_case("forward-row", plain, lambda n, x: n.forward(x), X6[:1], ValueError, r"^x.*column"),
+    _net_case("forward-n", plain, lambda n, x: n.forward(x), np.ones((4, 1)), ValueError, r"^x.*\(3, 1\)"),
     _net_case("forward-nan", plain, lambda n, x: n.forward(x), np.array([[1.0], [np.nan], [0.0]]), ValueError,
               r"x.*finite"),
-    _net_case("backward-label", plain, lambda n, y: n.backward(X6[0][:, None], y), 9, ValueError, r"y"),
-    _net_case("train_one-lr", plain, lambda n, lr: n.train_one(X6[0][:, None], 1, lr), -1.0, ValueError, r"lr"),
-    _net_case("input_jacobian-1d", plain, lambda n, x: n.input_jacobian(x), X6[0], ValueError, r"x"),
+    _net_case("backward-label", plain, lambda n, y: n.backward(X6[0][:, None], y), 9, ValueError, r"^y: "),
+    _net_case("train_one-lr", plain, lambda n, lr: n.train_one(X6[0][:, None], 1, lr), -1.0, ValueError, r"^lr: "),
+    _net_case("input_jacobian-1d", plain, lambda n, x: n.input_jacobian(x), X6[0], ValueError, r"^x: "),
     _net_case("reference-float32", plain32, lambda n, X: n.loss_and_gradients(X, Y6), X6.astype(np.float32),
-              TypeError, r"network.*float64"),
+              TypeError, r"^network.*float64"),
     _net_case("float32-predict_batched-float64", plain32, lambda n, X: n.predict_batched(X), X6, TypeError,
               r"X.*float32"),
     _net_case("mse-Y-shape", mse_net, lambda n, Y: n.loss_and_gradients_batched(X6, Y), np.ones((6, 3)),
-              ValueError, r"Y"),
+              ValueError, r"^Y: "),
     _net_case("mse-Y-nan", mse_net, lambda n, Y: n.loss_and_gradients(X6, Y), np.full((6, 2), np.nan), ValueError,
               r"Y"),
 ]
@@ -286,24 +287,24 @@ def _readonly_last(tmp_path):
 
 CASES += [
     _net_case("apply_update-nan", plain, lambda n, e: n.apply_update(_steps(n, e)),
-              lambda s: _set(s, 1, "b", np.array([0.0, np.nan, 0, 0])), ValueError, r"steps\[1\]\['b'\]"),
+              lambda s: _set(s, 1, "b", np.array([0.0, np.nan, 0, 0])), ValueError, r"^steps\[1\]\['b'\]"),
     _net_case("apply_update-shape", plain, lambda n, e: n.apply_update(_steps(n, e)),
-              lambda s: _set(s, 0, "W", np.zeros((5, 3))), ValueError, r"steps\[0\]\['W'\].*shape"),
+              lambda s: _set(s, 0, "W", np.zeros((5, 3))), ValueError, r"^steps\[0\]\['W'\].*shape"),
     _net_case("apply_update-dtype", plain, lambda n, e: n.apply_update(_steps(n, e)),
-              lambda s: _set(s, 0, "W", np.zeros((3, 5), np.float32)), TypeError, r"steps\[0\]\['W'\].*dtype"),
+              lambda s: _set(s, 0, "W", np.zeros((3, 5), np.float32)), TypeError, r"^steps\[0\]\['W'\].*dtype"),
     _net_case("apply_update-keys", plain, lambda n, e: n.apply_update(_steps(n, e)),
-              lambda s: s[0].pop("b"), ValueError, r"steps\[0\].*keys"),
+              lambda s: s[0].pop("b"), ValueError, r"^steps\[0\].*keys"),
     _net_case("apply_update-layers", plain, lambda n, e: n.apply_update(_steps(n, e)),
-              lambda s: s.pop(), ValueError, r"steps.*layer"),
-    Case("apply_update-readonly", _readonly_last, ValueError, r"read-only|W",
+              lambda s: s.pop(), ValueError, r"^steps.*layer"),
+    Case("apply_update-readonly", _readonly_last, ValueError, r"^steps\[1\]\['W'\]: .*read-only",
          xfail="apply_update writes layer 0, then fails on layer 1's read-only W (a partial update)"),
-    _net_case("set_flat_params-shape", plain, lambda n, t: n.set_flat_params(t), np.zeros(5), ValueError, r"theta"),
+    _net_case("set_flat_params-shape", plain, lambda n, t: n.set_flat_params(t), np.zeros(5), ValueError, r"^theta: "),
     _net_case("set_flat_params-nan", plain, lambda n, t: n.set_flat_params(t), np.full(44, np.nan), ValueError,
               r"theta", xfail="set_flat_params writes NaN into the parameters"),
     _net_case("set_flat_params-complex", plain, lambda n, t: n.set_flat_params(t), np.ones(44) + 1j, TypeError,
               r"theta", xfail="set_flat_params drops the imaginary part (numpy ComplexWarning) and writes"),
     _net_case("set_flat_params-float64-into-float32", plain32, lambda n, t: n.set_flat_params(t), np.ones(44),
-              TypeError, r"theta.*float32", xfail="set_flat_params casts float64 into a float32 network silently"),
+              TypeError, r"^theta.*float32", xfail="set_flat_params casts float64 into a float32 network silently"),
     _net_case("set_flat_params-strings", plain, lambda n, t: n.set_flat_params(t), np.array(["1"] * 44), TypeError,
               r"theta", xfail="set_flat_params writes strings parsed as numbers into the parameters"),
 ]
@@ -311,10 +312,10 @@ CASES += [
 # -- finite in, finite out; state on success
 CASES += [
     _net_case("predict_batched-1e308", plain, lambda n, X: n.predict_batched(X), np.full((2, 3), 1e308),
-              ValueError, r"X", xfail="finite inputs near 1e308 overflow inside the first layer and come back as "
+              ValueError, r"^X: ", xfail="finite inputs near 1e308 overflow inside the first layer and come back as "
                                       "NaN (tanh(inf - inf)) instead of an error naming X and the layer"),
     _net_case("accuracy_batched-1e308", plain, lambda n, X: n.accuracy_batched(X, [0, 1]), np.full((2, 3), 1e308),
-              ValueError, r"X", xfail="accuracy_batched returns a number computed from NaN outputs"),
+              ValueError, r"^X: ", xfail="accuracy_batched returns a number computed from NaN outputs"),
     Case("softmax_cross_entropy-extreme-logits",
          lambda tmp: ((lambda: SoftmaxCrossEntropy().forward(np.array([[1e308], [-1e308]]), 0)), []), None,
          check=lambda loss: loss == 0.0,
@@ -334,32 +335,32 @@ def _call(fn, *args, **kwargs):
 
 
 CASES += [
-    Case("Dense-n_in-0", _call(Dense, 0, 3), ValueError, r"n"),
-    Case("Dense-activation", _call(Dense, 3, 2, "swish"), ValueError, r"activation"),
-    Case("Dense-init", _call(Dense, 3, 2, "relu", init="glorot_magic"), ValueError, r"init"),
-    Case("Dense-float16", _call(Dense, 3, 2, dtype=np.float16), TypeError, r"dtype"),
-    Case("Dense.from_params-nan", _call(Dense.from_params, np.full((2, 2), np.nan), np.zeros(2)), ValueError, r"W"),
-    Case("Dense.from_params-b", _call(Dense.from_params, np.ones((2, 2)), np.zeros(3)), ValueError, r"b"),
-    Case("Network-empty", _call(Network, [], "mse"), ValueError, r"layers"),
+    Case("Dense-n_in-0", _call(Dense, 0, 3), ValueError, r"^n_in: "),
+    Case("Dense-activation", _call(Dense, 3, 2, "swish"), ValueError, r"^activation: "),
+    Case("Dense-init", _call(Dense, 3, 2, "relu", init="glorot_magic"), ValueError, r"^init: "),
+    Case("Dense-float16", _call(Dense, 3, 2, dtype=np.float16), TypeError, r"^dtype: "),
+    Case("Dense.from_params-nan", _call(Dense.from_params, np.full((2, 2), np.nan), np.zeros(2)), ValueError, r"^W: "),
+    Case("Dense.from_params-b", _call(Dense.from_params, np.ones((2, 2)), np.zeros(3)), ValueError, r"^b: "),
+    Case("Network-empty", _call(Network, [], "mse"), ValueError, r"^layers: "),
     Case("Network-mismatch", _call(Network, [Dense(3, 4, seed=0), Dense(5, 2, seed=0)], "mse"), ValueError,
          r"layers"),
-    Case("Network-loss", _call(Network, [Dense(3, 4, seed=0)], "hinge"), ValueError, r"loss"),
-    Case("Network-l2", _call(Network, [Dense(3, 4, seed=0)], "mse", l2=-1.0), ValueError, r"l2"),
+    Case("Network-loss", _call(Network, [Dense(3, 4, seed=0)], "hinge"), ValueError, r"^loss: "),
+    Case("Network-l2", _call(Network, [Dense(3, 4, seed=0)], "mse", l2=-1.0), ValueError, r"^l2: "),
     Case("Network-softmax-twice", _call(Network, [Dense(3, 4, "softmax", seed=0)], "softmax_cross_entropy"),
-         ValueError, r"loss"),
-    Case("BatchNorm-m", _call(BatchNorm, 0), ValueError, r"m"),
-    Case("BatchNorm-momentum", _call(BatchNorm, 3, momentum=2.0), ValueError, r"momentum"),
-    Case("Dropout-p-1", _call(Dropout, 3, 1.0), ValueError, r"p"),
-    Case("Dropout-p-neg", _call(Dropout, 3, -0.1), ValueError, r"p"),
-    Case("FullyConnectedNet-hidden", _call(FullyConnectedNet, [0]), ValueError, r"hidden_dims\[0\]"),
-    Case("FullyConnectedNet-dropout", _call(FullyConnectedNet, [3], dropout=1.5), ValueError, r"dropout"),
-    Case("FullyConnectedNet-reg", _call(FullyConnectedNet, [3], reg=float("nan")), ValueError, r"reg"),
-    Case("ReLU.jacobian-row", _call(ReLU().jacobian, np.ones((1, 3))), ValueError, r"z"),
-    Case("Softmax.jacobian-nan", _call(Softmax().jacobian, np.array([[np.nan], [0.0]])), ValueError, r"z",
+         ValueError, r"^loss: "),
+    Case("BatchNorm-m", _call(BatchNorm, 0), ValueError, r"^m: "),
+    Case("BatchNorm-momentum", _call(BatchNorm, 3, momentum=2.0), ValueError, r"^momentum: "),
+    Case("Dropout-p-1", _call(Dropout, 3, 1.0), ValueError, r"^p: "),
+    Case("Dropout-p-neg", _call(Dropout, 3, -0.1), ValueError, r"^p: "),
+    Case("FullyConnectedNet-hidden", _call(FullyConnectedNet, [0]), ValueError, r"^hidden_dims\[0\]"),
+    Case("FullyConnectedNet-dropout", _call(FullyConnectedNet, [3], dropout=1.5), ValueError, r"^dropout: "),
+    Case("FullyConnectedNet-reg", _call(FullyConnectedNet, [3], reg=float("nan")), ValueError, r"^reg: "),
+    Case("ReLU.jacobian-row", _call(ReLU().jacobian, np.ones((1, 3))), ValueError, r"^z: "),
+    Case("Softmax.jacobian-nan", _call(Softmax().jacobian, np.array([[np.nan], [0.0]])), ValueError, r"^z: ",
          xfail="Softmax().jacobian accepts a NaN z and returns a NaN Jacobian"),
-    Case("ReLU.jacobian-nan", _call(ReLU().jacobian, np.array([[np.nan], [0.0]])), ValueError, r"z",
+    Case("ReLU.jacobian-nan", _call(ReLU().jacobian, np.array([[np.nan], [0.0]])), ValueError, r"^z: ",
          xfail="ReLU().jacobian accepts a NaN z (the NaN entry gets derivative 0)"),
-    Case("SoftmaxCE-label", _call(SoftmaxCrossEntropy().forward, np.zeros((3, 1)), 5), ValueError, r"y"),
+    Case("SoftmaxCE-label", _call(SoftmaxCrossEntropy().forward, np.zeros((3, 1)), 5), ValueError, r"^y: "),
 ]
 
 # -- optimisers
@@ -384,28 +385,28 @@ def _buf(state, name, value):
 
 
 CASES += [
-    Case("OptimizerState-t-neg", _call(OptimizerState, -1), ValueError, r"state\.t"),
-    Case("OptimizerState-t-str", _call(OptimizerState, "1"), TypeError, r"state\.t"),
-    Case("OptimizerState-t-float", _call(OptimizerState, 1.5), TypeError, r"state\.t"),
-    Case("OptimizerState-buffers", _call(OptimizerState, 0, [1]), TypeError, r"state\.buffers"),
+    Case("OptimizerState-t-neg", _call(OptimizerState, -1), ValueError, r"^state\.t"),
+    Case("OptimizerState-t-str", _call(OptimizerState, "1"), TypeError, r"^state\.t"),
+    Case("OptimizerState-t-float", _call(OptimizerState, 1.5), TypeError, r"^state\.t"),
+    Case("OptimizerState-buffers", _call(OptimizerState, 0, [1]), TypeError, r"^state\.buffers"),
     _opt_case("Adam-m-nan", Adam, lambda s: _buf(s, "m", np.full((3, 5), np.nan)), ValueError,
               r"state\.buffers\['m'\]\[0\]\['W'\]"),
-    _opt_case("Adam-v-neg", Adam, lambda s: _buf(s, "v", -np.ones((3, 5))), ValueError, r"\['v'\]\[0\]\['W'\]"),
+    _opt_case("Adam-v-neg", Adam, lambda s: _buf(s, "v", -np.ones((3, 5))), ValueError, r"^state\.buffers\['v'\]\[0\]\['W'\]"),
     _opt_case("Adam-v-float32", Adam, lambda s: _buf(s, "v", np.ones((3, 5), np.float32)), TypeError,
               r"\['v'\]\[0\]\['W'\].*dtype"),
     _opt_case("Momentum-velocity-shape", Momentum, lambda s: _buf(s, "velocity", np.ones((5, 3))), ValueError,
               r"\['velocity'\]\[0\]\['W'\].*shape"),
     _opt_case("Adam-state-of-Momentum", Adam, lambda s: Momentum().init_state(plain().params), ValueError,
               r"state.*buffers"),
-    _opt_case("SGD-state-dict", SGD, lambda s: {"t": 0}, TypeError, r"state"),
-    _opt_case("Adam-grads-nan", Adam, lambda s: s, ValueError, r"grads\[0\]\['b'\]",
+    _opt_case("SGD-state-dict", SGD, lambda s: {"t": 0}, TypeError, r"^state: "),
+    _opt_case("Adam-grads-nan", Adam, lambda s: s, ValueError, r"^grads\[0\]\['b'\]",
               grads_edit=lambda g: g[0].__setitem__("b", np.full(5, np.nan))),
-    _opt_case("Adam-grads-float32", Adam, lambda s: s, TypeError, r"grads\[1\]\['W'\]",
+    _opt_case("Adam-grads-float32", Adam, lambda s: s, TypeError, r"^grads\[1\]\['W'\]",
               grads_edit=lambda g: g[1].__setitem__("W", g[1]["W"].astype(np.float32))),
-    _opt_case("Adam-lr-override", Adam, lambda s: s, ValueError, r"lr", lr=-1.0),
-    Case("Adam-beta1", _call(Adam, 0.1, beta1=1.0), ValueError, r"beta1"),
-    Case("make_optimizer-name", _call(make_optimizer, "adamw", 0.1), ValueError, r"optimizer"),
-    Case("Momentum-momentum", _call(Momentum, 0.1, momentum=-0.5), ValueError, r"momentum"),
+    _opt_case("Adam-lr-override", Adam, lambda s: s, ValueError, r"^lr: ", lr=-1.0),
+    Case("Adam-beta1", _call(Adam, 0.1, beta1=1.0), ValueError, r"^beta1: "),
+    Case("make_optimizer-name", _call(make_optimizer, "adamw", 0.1), ValueError, r"^optimizer: "),
+    Case("Momentum-momentum", _call(Momentum, 0.1, momentum=-0.5), ValueError, r"^momentum: "),
 ]
 
 # -- solver and data sets
@@ -425,13 +426,13 @@ def _tiny_dataset():
 
 
 CASES += [
-    Case("Solver-epochs", _solver(epochs=0), ValueError, r"epochs"),
-    Case("Solver-batch_size", _solver(batch_size=10_000), ValueError, r"batch_size"),
-    Case("Solver-path", _solver(path="fast"), ValueError, r"path"),
-    Case("Solver-lr_decay", _solver(lr_decay=-1.0), ValueError, r"lr_decay"),
-    Case("spiral-n_per_class", _call(data.spiral, n_per_class=1), ValueError, r"n_per_class"),
-    Case("spiral-noise", _call(data.spiral, noise=float("nan")), ValueError, r"noise"),
-    Case("gates-NOR", _call(data.gates, "NOR"), ValueError, r"gate"),
+    Case("Solver-epochs", _solver(epochs=0), ValueError, r"^epochs: "),
+    Case("Solver-batch_size", _solver(batch_size=10_000), ValueError, r"^batch_size: "),
+    Case("Solver-path", _solver(path="fast"), ValueError, r"^path: "),
+    Case("Solver-lr_decay", _solver(lr_decay=-1.0), ValueError, r"^lr_decay: "),
+    Case("spiral-n_per_class", _call(data.spiral, n_per_class=1), ValueError, r"^n_per_class: "),
+    Case("spiral-noise", _call(data.spiral, noise=float("nan")), ValueError, r"^noise: "),
+    Case("gates-NOR", _call(data.gates, "NOR"), ValueError, r"^gate: "),
     Case("stratified_split-sizes", _call(data.stratified_split, np.zeros(10), 0.7, 0.4, 0), ValueError,
          r"train_size \+ val_size"),
     Case("cifar10-no-dir", lambda tmp: ((lambda: data.cifar10(tmp / "none")), [tmp]), FileNotFoundError,
@@ -456,7 +457,7 @@ CLI = [
     ("weight-scale-alone", ["--weight-scale", "0.1"], r"--weight-scale"),
     ("weight-scale-neg", ["--dropout", "0.2", "--activation", "relu", "--weight-scale", "-1"], r"--weight-scale"),
     ("activation-with-batchnorm", ["--batchnorm", "--activation", "tanh"], r"--activation"),
-    ("activation-unknown", ["--activation", "swish"], r"activation"),
+    ("activation-unknown", ["--activation", "swish"], r"--activation"),
     ("hidden", ["--hidden", "8,x"], r"--hidden"),
     ("hidden-zero", ["--hidden", "0"], r"--hidden"),
     ("gate-elsewhere", ["--dataset", "toy", "--gate", "and"], r"--gate"),
@@ -484,7 +485,8 @@ def _cli(argv):
     return setup
 
 
-CASES += [Case(f"cli-train-{name}", _cli(argv), CLIError, match) for name, argv, match in CLI]
+CASES += [Case(f"cli-train-{name}", _cli(argv), CLIError, rf"^jacobian-nn train: error: (argument )?{option}: ")
+          for name, argv, option in CLI]
 
 
 # -- model files opened in this process (small crafted files; the big claims are in the child below)
@@ -576,13 +578,13 @@ def _save_over(tmp_path):
 
 
 CASES += [
-    Case("save_model-nonfinite", _save_over, ValueError, r"net: array 'layers/0/W' is not finite"),
+    Case("save_model-nonfinite", _save_over, ValueError, r"^net: array 'layers/0/W' is not finite"),
     Case("save_model-no-folder", lambda tmp: (lambda net: ((lambda: save_model(net, tmp / "x" / "m")), [tmp, net]))(
-        plain()), FileNotFoundError, r"path"),
+        plain()), FileNotFoundError, r"^path: "),
     Case("save_model-path-type", lambda tmp: (lambda net: ((lambda: save_model(net, 3)), [tmp, net]))(plain()),
-         TypeError, r"path"),
+         TypeError, r"^path: "),
     Case("load_model-max_bytes", lambda tmp: (lambda p: ((lambda: load_model(p, max_bytes=0)), [tmp]))(
-        _model_file(tmp)), ValueError, r"max_bytes"),
+        _model_file(tmp)), ValueError, r"^max_bytes: "),
 ]
 
 
