@@ -682,7 +682,8 @@ def _array_header(zf, info, field, shape, dtype, file_size):
         header_len = stream.tell()
     _expect(got_dtype == dtype, field, f"dtype {got_dtype}, expected {dtype.name} (the architecture's dtype, "
                                        f"little-endian)")
-    _expect(isinstance(got_shape, tuple) and len(got_shape) <= 2, field, f"shape {got_shape!r}")
+    _expect(isinstance(got_shape, tuple) and len(got_shape) <= 2
+            and all(isinstance(d, int) and d >= 0 for d in got_shape), field, f"shape {got_shape!r}")
     if shape is not None:
         _expect(got_shape == shape, field, f"shape {got_shape}, the architecture says {shape}")
     nbytes = dtype.itemsize * math.prod(got_shape)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import all_finite, check_like_params, check_nonnegative, check_positive
+from ._validation import check_like_params, check_nonnegative, check_positive
 
 
 @dataclass(frozen=True)
@@ -88,23 +88,13 @@ def _check_state(params, state, names) -> None:
                          f"was it made by another optimiser?")
     for name in names:
         buf, where = state.buffers[name], f"state.buffers[{name!r}]"
-        if len(buf) != len(params):
-            raise ValueError(f"{where}: expected {len(params)} layer entries, got {len(buf)}")
-        for i, (b, p) in enumerate(zip(buf, params)):
-            if set(b) != set(p):
-                raise ValueError(f"{where}[{i}]: expected keys {sorted(p)}, got {sorted(b)}")
-            for k in p:
-                v, field = b[k], f"{where}[{i}][{k!r}]"
+        check_like_params(buf, params, where)          # layers, keys, shape, dtype (never cast), finite
+        for i, b in enumerate(buf):
+            for k, v in b.items():
                 if not isinstance(v, np.ndarray):
-                    raise TypeError(f"{field}: expected an ndarray, got {type(v).__name__}")
-                if v.dtype != p[k].dtype:
-                    raise TypeError(f"{field}: expected dtype {p[k].dtype} (the parameter's), got {v.dtype}")
-                if v.shape != p[k].shape:
-                    raise ValueError(f"{field}: expected shape {p[k].shape}, got {v.shape}")
-                if not all_finite(v):
-                    raise ValueError(f"{field}: expected finite values, got NaN or inf")
+                    raise TypeError(f"{where}[{i}][{k!r}]: expected an ndarray, got {type(v).__name__}")
                 if name in _NON_NEGATIVE_BUFFERS and v.size and v.min() < 0:
-                    raise ValueError(f"{field}: a sum of squares must be >= 0, got {v.min()!r}")
+                    raise ValueError(f"{where}[{i}][{k!r}]: a sum of squares must be >= 0, got {float(v.min())!r}")
 
 
 def _map(fn, *trees) -> list[dict]:

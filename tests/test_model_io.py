@@ -130,3 +130,21 @@ def test_memory_budget_near_miss(tmp_path):
     assert load_model(path, max_bytes=800_000).n_in == 300       # fits
     with pytest.raises(ValueError, match=r"big\.npz: .*layers/\d/\w: the arrays need more than .* max_bytes"):
         load_model(path, max_bytes=100_000)
+
+
+def test_fortran_ordered_arrays_load_bit_exact(tmp_path):
+    # near miss of the header checks: numpy writes an F-contiguous array with fortran_order True
+    import io
+    net = _net()
+    path = save_model(net, tmp_path / "m.npz")
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    buf = io.BytesIO()
+    np.save(buf, np.asfortranarray(net.layers[0].W))
+    members["layers/0/W.npy"] = buf.getvalue()
+    assert b"'fortran_order': True" in members["layers/0/W.npy"][:128]
+    with zipfile.ZipFile(path, "w") as out:
+        for n, raw in members.items():
+            out.writestr(n, raw)
+    back = load_model(path)
+    assert back.layers[0].W.tobytes() == net.layers[0].W.tobytes()
