@@ -89,7 +89,7 @@ def _load(args):
     if args.data_dir:
         raise ValueError(f"--data-dir: only used with --dataset cifar10, got it with {args.dataset}")
     if args.dataset == "gates":
-        return data.gates(args.gate or "XOR")
+        return data.gates(args.gate)
     if args.dataset in ("spiral", "digits"):
         return data.DATASETS[args.dataset](seed=args.seed)
     return data.DATASETS[args.dataset]()
@@ -220,6 +220,8 @@ def _run(args) -> int:
         if getattr(args, key) is None:
             setattr(args, key, value)
     _check_options(args)
+    if args.dataset == "gates" and args.gate is None:
+        args.gate = "XOR"
     if args.plot:
         from .plots import require_matplotlib
 
