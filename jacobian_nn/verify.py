@@ -151,7 +151,14 @@ class Report:
             lines.append("")
             lines += [f"{n} checks {why}" for why, n in skipped.items()]
         total = sum(v for v in self.seconds.values())
-        lines += ["", ("all checks passed" if self.passed else "FAILED") + f" in {total:.1f} s"
+        n_skip = self.count("skip")
+        if self.count("FAIL"):
+            verdict = "FAILED"
+        elif not self.passed:
+            verdict = "FAILED: no check passed"
+        else:
+            verdict = f"every check that ran passed ({n_skip} skipped)" if n_skip else "all checks passed"
+        lines += ["", verdict + f" in {total:.1f} s"
                   + ("" if verbose else "; --verbose lists every check, --json FILE writes them all"),
                   f"verify: {self.count('pass')} passed, {self.count('FAIL')} failed, {self.count('skip')} skipped"]
         return "\n".join(lines)
