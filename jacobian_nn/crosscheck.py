@@ -42,7 +42,7 @@ batched path. ``max_rel`` is reported as in :func:`jacobian_nn.fd.compare`:
 ``|a - b| / max(|a|, |b|)`` over entries above ``atol``.
 
 float32. The reference path computes in float64 only
-(``Network._check_reference_dtype``). For a float32 network the reference runs
+(:mod:`jacobian_nn.reference` refuses another dtype). For a float32 network the reference runs
 on a **float64 copy** of the parameters and of ``X`` (an exact upcast), so the
 report measures the float32 batched path against the float64 answer for the
 same float32 numbers, with float32 tolerances. Near a kink the float32 and
@@ -50,7 +50,7 @@ float64 pre-activations can fall on opposite sides; check float32 on inputs
 kept away from kinks.
 
 Quantities that a network cannot provide (per-sample gradients or batched
-Jacobians for a layer without ``per_sample_backward_batch`` / ``jacobian_x_batch``)
+Jacobians for a layer that does not declare ``per_sample_gradients`` / ``batched_jacobians``)
 are listed in ``report.skipped`` with the reason, never silently passed.
 """
 
@@ -214,9 +214,9 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     # -- per-sample gradients
     if per_sample:
-        missing = [i for i, layer in enumerate(net.layers) if not hasattr(layer, "per_sample_backward_batch")]
+        missing = [i for i, layer in enumerate(net.layers) if not layer.per_sample_gradients]
         if missing:
-            report.skipped.append(f"per-sample gradients: layers {missing} have no per_sample_backward_batch")
+            report.skipped.append(f"per-sample gradients: layers {missing} have no per-sample gradients")
         else:
             ps_b = batched.per_sample_gradients_batched(net, X, Y)
             ps_r = [ref.backward(cols[k], ycols[k])[1] for k in range(N)]
@@ -232,10 +232,9 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     # -- batched Jacobians
     if jacobians:
-        missing = [i for i, layer in enumerate(net.layers)
-                   if not (hasattr(layer, "jacobian_x_batch") and hasattr(layer, "jacobian_b_batch"))]
+        missing = [i for i, layer in enumerate(net.layers) if not layer.batched_jacobians]
         if missing:
-            report.skipped.append(f"batched Jacobians: layers {missing} have no jacobian_x_batch/jacobian_b_batch")
+            report.skipped.append(f"batched Jacobians: layers {missing} have no batched Jacobians")
         else:
             A = np.asarray(X, dtype=dtype)
             for i, (layer, Jb) in enumerate(zip(net.layers, batched.activation_jacobians_batched(net, X))):

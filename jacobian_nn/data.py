@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import Dense, as_generator
+from ._validation import as_generator
+from .layers import Dense
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import FLOAT_DTYPES, check_nonnegative, check_positive
-from .layers import Dense, as_generator
+from ._validation import as_generator
+from .layers import Dense
 from .losses import SoftmaxCrossEntropy
 from .network import Network
 from .normalization import ActivationLayer, BatchNorm, Dropout, check_drop_probability
@@ -128,23 +129,9 @@ class FullyConnectedNet(Network):
 
     # -- inputs (N, d1, ..., dk) are flattened, as in seed 004's affine_forward ------------------
 
-    def _rows(self, X):
-        return super()._rows(flatten_input(X))
-
-    def forward_batched(self, X, mode: str = "test"):
-        return super().forward_batched(flatten_input(X), mode)
-
-    def loss_and_gradients_batched(self, X, Y, mode: str = "train", *, workspace=None):
-        return super().loss_and_gradients_batched(flatten_input(X), Y, mode, workspace=workspace)
-
-    def train_step_batched(self, X, Y, lr: float, *, workspace=None) -> float:
-        return super().train_step_batched(flatten_input(X), Y, lr, workspace=workspace)
-
-    def predict_batched(self, X):
-        return super().predict_batched(flatten_input(X))
-
-    def accuracy_batched(self, X, Y) -> float:
-        return super().accuracy_batched(flatten_input(X), Y)
+    def input_batch(self, X):
+        """``X`` ``(N, d1, ..., dk)`` flattened to ``(N, d1 * ... * dk)``, then checked as the input batch."""
+        return super().input_batch(flatten_input(X))
 
     # -- seed 004's interface ------------------------------------------------------------
 

@@ -71,22 +71,15 @@ from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, as_batch, as_column, as_float_array, as_row, check_positive
+from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
+                          check_mode, check_positive, check_positive_int)
 from .activations import Activation, get_activation
-from .layers import Layer, as_generator, check_mode
+from .layers import Layer
 
 
-def _check_width(m, name: str = "m") -> int:
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {m!r}")
-    return int(m)
-
-
-def _check_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
-    return dtype
+def _no_per_sample(layer, per_sample: bool) -> None:
+    if per_sample:
+        raise TypeError(f"{type(layer).__name__} has no per-sample gradients (per_sample_gradients is False)")
 
 
 def _stack_columns(xs, name: str, m: int, dtype) -> np.ndarray:
@@ -132,8 +125,8 @@ class BatchNorm(Layer):
 
     def __init__(self, m: int, *, eps: float = 1e-5, momentum: float = 0.9, gamma=None, beta=None,
                  update_running: bool = True, dtype=np.float64):
-        m = _check_width(m)
-        dtype = _check_dtype(dtype)
+        m = check_positive_int(m, "m")
+        dtype = check_float_dtype(dtype)
         self.eps = check_positive(eps, "eps")
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)) \
                 or not 0.0 <= float(momentum) <= 1.0:
@@ -170,6 +163,10 @@ class BatchNorm(Layer):
 
     #: training mode refuses N = 1 (see the module docstring); the solver never forms such a batch
     min_train_batch = 2
+
+    def couples_samples(self, mode: str) -> bool:
+        """Training mode normalises with the batch's statistics: every output depends on every sample."""
+        return check_mode(mode) == "train"
 
     @property
     def params(self) -> dict:
@@ -218,11 +215,16 @@ class BatchNorm(Layer):
 
     # -- reference path: one sample (test mode) --------------------------------------------
 
-    def forward(self, x):
+    def forward(self, x, mode="test", *, check=True):
         """Test mode, one sample: ``x`` ``(m, 1)`` -> ``gamma * (x - running_mean) / sqrt(running_var + eps)
-        + beta`` ``(m, 1)``; the context is ``x``."""
+        + beta`` ``(m, 1)``; the context is ``x``. (Training mode couples the samples: see
+        :meth:`forward_samples`.)"""
+        if check_mode(mode) == "train":
+            raise ValueError("mode: batch normalisation in training mode couples the samples of a batch; "
+                             "use forward_samples(xs, 'train') (or mode='test' for one sample)")
         self._check_params()
-        x = as_column(x, "x", self.n_in, self.dtype)
+        if check:
+            x = as_column(x, "x", self.n_in, self.dtype)
         x_hat = (x - self.running_mean[:, None]) / self._test_sigma()[:, None]
         return self.gamma[:, None] * x_hat + self.beta[:, None], x
 
@@ -241,10 +243,11 @@ class BatchNorm(Layer):
         as_column(x, "x", self.n_in, self.dtype)
         return np.eye(self.n_in, dtype=self.dtype)
 
-    def backward(self, grad_y, ctx):
+    def backward(self, grad_y, ctx, *, check=True):
         """Test mode, one sample: row ``dL/dy`` ``(1, m)`` -> ``dL/dx = dL/dy J_x`` ``(1, m)`` and
         ``{"gamma": dL/dy J_gamma, "beta": dL/dy J_beta}`` in ``(m,)`` shape."""
-        grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
         x = ctx
         return grad_y @ self.jacobian_x(x), {"gamma": (grad_y @ self.jacobian_gamma(x))[0],
                                              "beta": (grad_y @ self.jacobian_beta(x))[0]}
@@ -370,8 +373,8 @@ class BatchNorm(Layer):
 
     # -- batched path ------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train"):
-        """``X`` ``(N, m)`` -> ``Y = gamma * x_hat + beta`` ``(N, m)`` and the cache.
+    def forward_batch(self, X, mode="train", *, out=None):
+        """``X`` ``(N, m)`` -> ``Y = gamma * x_hat + beta`` ``(N, m)`` and the context (``out`` unused).
 
         Train mode uses the batch statistics (N >= 2) and updates the running
         statistics (unless ``update_running`` is False); test mode uses the running ones.
@@ -387,14 +390,16 @@ class BatchNorm(Layer):
             x_hat = (X - self.running_mean) / sigma
         return self.gamma * x_hat + self.beta, (mode, x_hat, sigma)
 
-    def backward_batch(self, G, cache):
+    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``G = dL/dY`` ``(N, m)`` -> ``dX`` ``(N, m)``, ``{"gamma": (m,), "beta": (m,)}``.
 
         Train: ``dX = gamma / (N sigma) * (N G - sum_i G_i - x_hat * sum_i G_i x_hat_i)``.
         Test:  ``dX = G * gamma / sigma_running``.
         Both:  ``dgamma = sum_i G_i x_hat_i``, ``dbeta = sum_i G_i``.
+        (``input_grad`` and ``out`` are accepted and unused: ``dX`` is always computed.)
         """
-        mode, x_hat, sigma = cache
+        _no_per_sample(self, per_sample)
+        mode, x_hat, sigma = ctx
         N = x_hat.shape[0]
         d_gamma = (G * x_hat).sum(axis=0)
         d_beta = G.sum(axis=0)
@@ -421,8 +426,8 @@ class _ParameterFreeLayer(Layer):
     """A layer ``R^m -> R^m`` with no parameters: width, dtype and :meth:`astype` in one place."""
 
     def __init__(self, m: int, dtype):
-        self.m = _check_width(m)
-        self._dtype = _check_dtype(dtype)
+        self.m = check_positive_int(m, "m")
+        self._dtype = check_float_dtype(dtype)
 
     @property
     def n_in(self) -> int:
@@ -443,7 +448,7 @@ class _ParameterFreeLayer(Layer):
     def astype(self, dtype) -> "_ParameterFreeLayer":
         """A deep copy computing in ``dtype``."""
         new = super().astype(dtype)
-        new._dtype = _check_dtype(dtype)
+        new._dtype = check_float_dtype(dtype)
         return new
 
 
@@ -478,7 +483,7 @@ class Dropout(_ParameterFreeLayer):
 
     def sample_mask(self, N: int) -> np.ndarray:
         """Draw a keep mask ``(N, m)`` (booleans) from the layer's Generator (advances it)."""
-        N = _check_width(N, "N")
+        N = check_positive_int(N, "N")
         if self.p == 0.0:
             return np.ones((N, self.m), dtype=bool)
         return self.rng.random((N, self.m)) < 1.0 - self.p
@@ -513,6 +518,11 @@ class Dropout(_ParameterFreeLayer):
             raise ValueError(f"keep: the fixed mask has {self._fixed.shape[0]} rows but the batch has N={N} samples")
         return self._fixed
 
+    def couples_samples(self, mode: str) -> bool:
+        """Training mode draws one ``(N, m)`` mask per batch from the layer's Generator, so the
+        reference driver hands it the whole batch (the Jacobian stays diagonal per sample)."""
+        return check_mode(mode) == "train"
+
     def _scale(self, keep: np.ndarray) -> np.ndarray:
         return keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
 
@@ -530,15 +540,16 @@ class Dropout(_ParameterFreeLayer):
         keep = self.check_mask(np.asarray(keep).reshape(1, -1), 1)
         return np.diag(self._scale(keep[0]))
 
-    def forward(self, x, mode: str = "test"):
+    def forward(self, x, mode: str = "test", *, check=True):
         """One sample ``x`` ``(m, 1)`` -> ``(m, 1)``; train mode uses a ``(1, m)`` mask."""
         (y,), ctx = self.forward_samples([x], mode)
         return y, (ctx[0], None if ctx[1] is None else ctx[1][0])
 
-    def backward(self, grad_y, ctx):
+    def backward(self, grad_y, ctx, *, check=True):
         """Row ``dL/dy`` ``(1, m)`` -> ``dL/dy J`` ``(1, m)``, ``{}``; ``ctx`` = ``(mode, keep (m,) or None)``."""
         mode, keep = ctx
-        grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
         x_dummy = np.zeros((self.m, 1), dtype=self.dtype)
         return grad_y @ self.jacobian_x(x_dummy, mode, keep), {}
 
@@ -563,8 +574,9 @@ class Dropout(_ParameterFreeLayer):
 
     # -- batched path --------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train"):
-        """``X`` ``(N, m)`` -> ``X * keep / (1 - p)`` (train) or ``X`` (test); cache = the scale or None."""
+    def forward_batch(self, X, mode="train", *, out=None):
+        """``X`` ``(N, m)`` -> ``X * keep / (1 - p)`` (train) or ``X`` (test); the context is the
+        scale or None (``out`` unused)."""
         check_mode(mode)
         X = as_batch(X, "X", self.m, self.dtype)
         if mode == "test":
@@ -572,9 +584,10 @@ class Dropout(_ParameterFreeLayer):
         scale = self._scale(self._mask_for(X.shape[0]))
         return X * scale, scale
 
-    def backward_batch(self, G, cache):
+    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``dX = G * keep / (1 - p)`` (train) or ``G`` (test); no parameter gradients."""
-        return (G.copy() if cache is None else G * cache), {}
+        _no_per_sample(self, per_sample)
+        return (G.copy() if ctx is None else G * ctx), {}
 
 
 # =========================================================================== activation layer
@@ -595,26 +608,33 @@ class ActivationLayer(_ParameterFreeLayer):
     def __repr__(self) -> str:
         return f"ActivationLayer({self.m}, {self.activation!r})"
 
-    def forward(self, x):
-        x = as_column(x, "x", self.m, self.dtype)
+    def forward(self, x, mode="train", *, check=True):
+        """``x`` ``(m, 1)`` -> ``f(x)`` ``(m, 1)``; the context is ``x``."""
+        if check:
+            x = as_column(x, "x", self.m, self.dtype)
         return self.activation.forward(x), x
 
     def jacobian_x(self, x):
         """``J_f(x)`` ``(m, m)``."""
         return self.activation.jacobian(as_column(x, "x", self.m, self.dtype))
 
-    def backward(self, grad_y, ctx):
-        grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
+    def backward(self, grad_y, ctx, *, check=True):
+        """Row ``dL/dy`` ``(1, m)`` -> ``dL/dy J_f(x)`` ``(1, m)``, ``{}``."""
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
         return grad_y @ self.activation.jacobian(ctx), {}
 
-    def forward_batch(self, X, mode="train"):
+    def forward_batch(self, X, mode="train", *, out=None):
+        """``X`` ``(N, m)`` -> ``f(X)``; the context is ``(X, f(X))`` (``out`` unused)."""
         check_mode(mode)
         X = as_batch(X, "X", self.m, self.dtype)
         A = self.activation.forward_batch(X)
         return A, (X, A)
 
-    def backward_batch(self, G, cache):
-        X, A = cache
+    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+        """``dX = vjp_f(X, f(X), G)``, no parameter gradients."""
+        _no_per_sample(self, per_sample)
+        X, A = ctx
         return self.activation.vjp_batch(X, A, G), {}
 
 

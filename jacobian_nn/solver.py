@@ -17,7 +17,7 @@ with ``lr_epoch = optimizer.lr * lr_decay ** (epoch - 1)`` for epochs 1, 2, ...
 schedule).
 
 ``path="batched"`` uses ``Network.loss_and_gradients_batched`` (with one
-:class:`~jacobian_nn.workspace.Workspace` for the run) and ``predict_batched``; ``path="reference"`` uses ``Network.loss_and_gradients`` and
+:class:`~jacobian_nn.batched.Workspace` for the run) and ``predict_batched``; ``path="reference"`` uses ``Network.loss_and_gradients`` and
 ``predict_batch`` (explicit Jacobians, one sample at a time). Both consume the same
 minibatch sequence, so with one seed the two parameter trajectories agree to
 rounding (tested to 1e-10 in float64).
@@ -53,9 +53,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import as_batch, check_positive
-from .layers import as_generator
+from ._validation import as_generator
 from .optimizers import Optimizer
-from .workspace import Workspace
+from .batched import Workspace
 
 PATHS = ("batched", "reference")
 
@@ -63,7 +63,7 @@ PATHS = ("batched", "reference")
 def _path_functions(net, path):
     """``(loss_and_gradients, predict)`` for ``path`` (a plain mapping, no getattr).
 
-    The batched path gets one :class:`~jacobian_nn.workspace.Workspace` for the whole run:
+    The batched path gets one :class:`~jacobian_nn.batched.Workspace` for the whole run:
     every minibatch's large arrays are reused (bitwise the same gradients, no page faults
     on fresh temporaries). Its gradients are valid until the next minibatch, and the
     optimizer consumes them at once (its steps and buffers are new arrays)."""

@@ -1,7 +1,7 @@
 """Inner-product identity ⟨u, vjp(v)⟩ = ⟨v, J u⟩ for every component (autograd's check_vjp).
 
 The VJP always comes from the batched path (``vjp_batch``, ``gradient_batch``,
-``backward_batch``, ``per_sample_backward_batch``); ``J u`` comes from the
+``backward_batch``, ``backward_batch(..., per_sample=True)``); ``J u`` comes from the
 reference Jacobians (one sample at a time), from the batched Jacobians, or, for
 the network's parameters, from the finite-difference witness. u and v are random
 (standard normal), one pair per sample; the identity is checked sample by sample.
@@ -78,7 +78,7 @@ def test_loss_identity(loss_name, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
 def test_dense_identity(name, seed):
-    """Dense wrt x (backward_batch's dX), W and b (per_sample_backward_batch) against the reference
+    """Dense wrt x (backward_batch's dX), W and b (backward_batch(..., per_sample=True)) against the reference
     jacobian_x / jacobian_W / jacobian_b and the batched jacobian_*_batch."""
     rng = np.random.default_rng(seed)
     N, n, m = 4, 5, 3
@@ -89,7 +89,7 @@ def test_dense_identity(name, seed):
     Ux, UW, Ub = rng.standard_normal((N, n)), rng.standard_normal((N, n, m)), rng.standard_normal((N, m))
     _, cache = layer.forward_batch(X)
     dX, _ = layer.backward_batch(V, cache)
-    _, per = layer.per_sample_backward_batch(V, cache)
+    _, per = layer.backward_batch(V, cache, per_sample=True)
     cols = [X[k][:, None] for k in range(N)]
     for label, U, vjp, ref, bat in (
         ("x", Ux, dX, [layer.jacobian_x(c) for c in cols], layer.jacobian_x_batch(X)),
@@ -132,7 +132,7 @@ def test_network_input_identity(hidden, seed):
 def test_network_parameter_identity(seed):
     """Network output wrt all parameters, sample by sample: the VJP is the per-sample gradient of
     the scalar ``<v_k, y_hat_k>`` (mse against 0 labels would square; instead chain G = V through
-    per_sample_backward_batch), and ``J u`` is the FD directional derivative d/dt y_hat_k(theta + t u)."""
+    backward_batch(..., per_sample=True)), and ``J u`` is the FD directional derivative d/dt y_hat_k(theta + t u)."""
     net = build_net([3, 5, 4, 2], ("tanh", "sigmoid"), "mse", seed)
     X, _ = random_batch(net, 3, seed + 100)
     rng = np.random.default_rng(seed + 300)
@@ -142,7 +142,7 @@ def test_network_parameter_identity(seed):
     _, caches = forward_batched(net, X, "train")
     G, per = V, [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
-        G, per[i] = net.layers[i].per_sample_backward_batch(G, caches[i])
+        G, per[i] = net.layers[i].backward_batch(G, caches[i], per_sample=True)
     vjp = np.concatenate([g[name].reshape(3, -1) for g in per for name in g], axis=1)   # (N, P)
     theta0 = net.flat_params()
     U = rng.standard_normal(theta0.size)

@@ -108,7 +108,7 @@ def test_workspace_array_keys():
     assert a is not ws.array(1, "Z", (4, 3), np.float64)
     assert a is not ws.array(0, "dX", (4, 3), np.float64)
     assert a is not ws.array(0, "Z", (4, 3), np.float32)
-    assert ws.scope(0).array("Z", (4, 3), np.float64) is a
+    assert ws.lender(0).array("Z", (4, 3), np.float64) is a
 
 
 def test_returned_gradients_live_in_the_workspace_until_its_next_use():
