@@ -7,6 +7,8 @@ Reference path (one sample, seed 000's convention)
     ``jacobian(z)``     z ``(m, 1)`` -> ``J`` ``(m, m)``, numerator layout
                         ``J[i, j] = d f_i / d z_j``; a row gradient chains as
                         ``dL/dz = dL/dy @ J``.
+    Both check that ``z`` is a column; ``check=False`` (a dense layer passing its own
+    pre-activation ``z``) skips that check, never the formula.
 
 Batched path (rows are samples)
     ``forward_batch(Z, out=None)``     Z ``(N, m)`` -> ``A`` ``(N, m)``
@@ -129,12 +131,14 @@ class Identity(ElementwiseActivation):
 
     name = "identity"
 
-    def forward(self, z):
-        _check_column(z)
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return z.copy()
 
-    def jacobian(self, z):
-        _check_column(z)
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.eye(z.shape[0], dtype=z.dtype)
 
     vjp_reads_output_only = True
@@ -170,12 +174,14 @@ class Step(ElementwiseActivation):
 
     name = "step"
 
-    def forward(self, z):
-        _check_column(z)
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return (z > 0).astype(z.dtype)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.zeros((z.shape[0], z.shape[0]), dtype=z.dtype)
 
     def forward_batch(self, Z, out=None):
@@ -202,12 +208,14 @@ class Sigmoid(ElementwiseActivation):
 
     name = "sigmoid"
 
-    def forward(self, z):
-        _check_column(z)
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return expit(z)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         z = z[:, 0]
         return np.diag(expit(z) * expit(-z))
 
@@ -231,12 +239,14 @@ class Tanh(ElementwiseActivation):
 
     name = "tanh"
 
-    def forward(self, z):
-        _check_column(z)
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.tanh(z)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         u = np.exp(-2.0 * np.abs(z[:, 0]))
         return np.diag(4.0 * u / (1.0 + u) ** 2)
 
@@ -259,12 +269,14 @@ class ReLU(ElementwiseActivation):
 
     name = "relu"
 
-    def forward(self, z):
-        _check_column(z)
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.maximum(z, 0.0)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.diag((z[:, 0] > 0).astype(z.dtype))
 
     vjp_reads_output_only = True
@@ -302,12 +314,14 @@ class LeakyReLU(ElementwiseActivation):
     def config(self):
         return {"alpha": self.alpha}
 
-    def forward(self, z):
-        _check_column(z)
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.where(z > 0, z, self.alpha * z)
 
-    def jacobian(self, z):
-        _check_column(z)
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.diag(np.where(z[:, 0] > 0, 1.0, self.alpha).astype(z.dtype))
 
     def forward_batch(self, Z, out=None):
@@ -344,12 +358,14 @@ class ELU(ElementwiseActivation):
     def config(self):
         return {"alpha": self.alpha}
 
-    def forward(self, z):
-        _check_column(z)
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
 
-    def jacobian(self, z):
-        _check_column(z)
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         z = z[:, 0]
         return np.diag(np.where(z > 0, 1.0, self.alpha * np.exp(np.minimum(z, 0.0))).astype(z.dtype))
 
@@ -385,13 +401,14 @@ class Softmax(Activation):
     name = "softmax"
     elementwise = False
 
-    def forward(self, z):
-        _check_column(z)
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         e = np.exp(z - z.max())
         return e / e.sum()
 
-    def jacobian(self, z):
-        s = self.forward(z)
+    def jacobian(self, z, *, check=True):
+        s = self.forward(z, check=check)
         J = -(s @ s.T)
         # diagonal s_i (1 - s_i), with 1 - s_i evaluated as the sum of the other
         # entries (all positive, no cancellation when s_i is close to 1)

@@ -25,6 +25,9 @@ Batched path (rows are samples)::
     backward_batch(G, ctx, *, input_grad=True, per_sample=False, out=None)
                                             G (N, m) -> dX (N, n) or None, grads
 
+  ``dX`` belongs to the caller, who may overwrite it: a new array, or the one lent for
+  ``"dX"`` (never ``G`` itself nor an array of ``ctx``); ``G`` and ``ctx`` are only read,
+  unless ``out`` lends ``G`` itself for ``"delta"``.
   ``input_grad=False`` skips ``dX`` (a first layer's input gradient is not needed);
   ``per_sample=True`` returns each sample's gradients stacked ``(N, *param shape)``
   instead of their sum (only layers with ``per_sample_gradients``).
@@ -245,14 +248,15 @@ class Dense(Layer):
     per_sample_gradients = True
 
     def _z(self, x: np.ndarray) -> np.ndarray:
+        """``z = W^T x + b`` ``(m, 1)`` (as :meth:`forward` computes it)."""
         return self.W.T @ x + self.b[:, None]
 
     def forward(self, x, mode="train", *, check=True):
         """``x`` ``(n, 1)`` -> ``y = f(W^T x + b)`` ``(m, 1)`` and the context ``(x, z)``."""
         if check:
             x = as_column(x, "x", self.n_in, self.dtype)
-        z = self._z(x)
-        return self.activation.forward(z), (x, z)
+        z = self.W.T @ x + self.b[:, None]
+        return self.activation.forward(z, check=False), (x, z)
 
     def backward(self, grad_y, ctx, *, check=True):
         """Row ``dL/dy`` ``(1, m)`` -> ``dL/dx = delta W^T`` ``(1, n)`` and
@@ -260,7 +264,7 @@ class Dense(Layer):
         if check:
             grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
         x, z = ctx
-        delta = grad_y @ self.activation.jacobian(z)
+        delta = grad_y @ self.activation.jacobian(z, check=False)
         return delta @ self.W.T, {"W": x @ delta, "b": delta[0]}
 
     def jacobian_x(self, x):

@@ -44,9 +44,13 @@ def forward_columns(net, xs, mode: str):
             xs, ctx = layer.forward_samples(xs, mode)
             ctxs.append(("batch", ctx))
         else:
-            outs = [layer.forward(x, mode, check=False) for x in xs]
-            xs = [y for y, _ in outs]
-            ctxs.append(("samples", [c for _, c in outs]))
+            forward, ys, cs = layer.forward, [], []
+            for x in xs:
+                y, c = forward(x, mode, check=False)
+                ys.append(y)
+                cs.append(c)
+            xs = ys
+            ctxs.append(("samples", cs))
         _check_finite(xs, i, "output column")
     return xs, ctxs
 
@@ -59,12 +63,12 @@ def backward_rows(net, rows, ctxs) -> list:
         layer, (kind, ctx) = net.layers[i], ctxs[i]
         if kind == "samples":
             total = {k: np.zeros_like(v) for k, v in layer.params.items()}
-            new_rows = []
+            backward, new_rows = layer.backward, []
             for g, c in zip(rows, ctx, strict=True):
-                gx, gr = layer.backward(g, c, check=False)
+                gx, gr = backward(g, c, check=False)
                 new_rows.append(gx)
-                for k in total:
-                    total[k] += gr[k]
+                for k, v in gr.items():
+                    total[k] += v
             rows, grads[i] = new_rows, total
         else:
             rows, grads[i] = layer.backward_samples(rows, ctx)
