@@ -45,10 +45,11 @@ def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
     return dtype
 
 
-def check_positive_int(value, name: str) -> int:
-    """``value`` as an int if it is an integer >= 1 (not a bool), else ``ValueError``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int if it is an integer >= ``minimum`` (default 1; not a bool), else ``ValueError``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
     return int(value)
 
 

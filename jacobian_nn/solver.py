@@ -52,8 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_batch, check_positive
-from ._validation import as_generator
+from ._validation import as_batch, as_generator, check_positive, check_positive_int
 from .optimizers import Optimizer
 from .batched import Workspace
 
@@ -178,8 +177,7 @@ def make_progress(total: int, epochs: int, stream=None):
 def _check_count(value, name, upper=None, upper_name=None, allow_none=False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    value = check_positive_int(value, name)
     if upper is not None and value > upper:
         raise ValueError(f"{name}: expected at most {upper} ({upper_name}), got {value}")
     return int(value)
