@@ -42,6 +42,7 @@ import numpy as np
 
 import jacobian_nn as jn
 from jacobian_nn import batched
+from jacobian_nn._validation import columns
 
 from . import baselines
 from . import torch_baselines as tb
@@ -156,7 +157,7 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
     rows["batched"]["workspace_bytes"] = ws.nbytes
 
     if name in rec.cfg["per_sample"]:
-        cols = [X[k][:, None] for k in range(N)]
+        cols = columns(X)
         labels = [int(v) for v in y]
         rec.group("per-sample grads", {
             "reference": (lambda: [net.backward(c, t) for c, t in zip(cols, labels)], True) if f64 else None,
@@ -168,7 +169,7 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
 def _bench_jacobians(rec, torch, m, N):
     keys = dict(arch=f"{m}-{m}-{m}", dtype="float64", N=N, sizes=[m, m, m])
     net, X, _ = make_problem([m, m, m], N, np.float64)
-    cols = [X[k][:, None] for k in range(N)]
+    cols = columns(X)
     use_torch = torch is not None
     rec.group("input jacobians", {
         "reference": (lambda: [net.input_jacobian(c) for c in cols], True),

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import batched
+from ._validation import columns
 from .fd import Comparison, compare
 from .losses import label_matrix
 
@@ -186,8 +187,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
     ref = net if dtype == np.float64 else _float64_copy(net)
     X64 = _upcast(X)
     Y64 = label_matrix(_upcast(Y), N, net.n_out)  # float64 labels for the reference
-    cols = [X64[k][:, None] for k in range(N)]
-    ycols = [Y64[k][:, None] for k in range(N)]
+    cols, ycols = columns(X64), columns(Y64)
 
     def add(quantity, b, r, axes, floor=0.0):
         r = np.asarray(r, dtype=np.float64)
@@ -202,7 +202,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
     add("loss (mean + penalty)", np.float64(loss_b), np.float64(loss_r), ())
     if per_sample:
         ref_outs = ref.predict_batch(X64)
-        losses_r = np.array([ref.loss.forward(ref_outs[k][:, None], ycols[k]) for k in range(N)])
+        losses_r = np.array([ref.loss.forward(o, y) for o, y in zip(columns(ref_outs), ycols)])
         add("per-sample losses (N,)", batched.per_sample_losses_batched(net, X, Y, mode="test"), losses_r, ("sample",))
 
     # -- mean gradients
@@ -239,7 +239,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
             A = np.asarray(X, dtype=dtype)
             for i, (layer, Jb) in enumerate(zip(net.layers, batched.activation_jacobians_batched(net, X))):
                 Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
-                Jr = np.stack([ref.layers[i].activation.jacobian(Z64[k][:, None]) for k in range(N)])
+                Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
                 add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", Jb, Jr, ("sample", "row", "column"))
                 A = layer.forward_batch(A, "test")[0]
             Jr = np.stack([ref.input_jacobian(c) for c in cols])

@@ -72,7 +72,7 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 
 from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
-                          check_mode, check_positive, check_positive_int)
+                          check_mode, check_positive, check_positive_int, columns, rows_of)
 from .activations import Activation, get_activation
 from .layers import Layer
 
@@ -337,7 +337,7 @@ class BatchNorm(Layer):
         mu, var, sigma, x_hat = self._train_stats(X)
         Y = self.gamma * x_hat + self.beta
         self._update_running(mu, var)
-        return [Y[k][:, None] for k in range(X.shape[0])], ("train", x_hat, sigma)
+        return columns(Y), ("train", x_hat, sigma)
 
     def backward_samples(self, grad_ys, ctx):
         """Chain the batch's rows ``dL/dy_k`` ``(1, m)`` back through the explicit Jacobians.
@@ -369,7 +369,7 @@ class BatchNorm(Layer):
         g_vec = G.reshape(1, N * m)
         d_gamma = (g_vec @ self._jacobian_gamma_from(x_hat))[0]
         d_beta = (g_vec @ np.tile(np.eye(m, dtype=self.dtype), (N, 1)))[0]
-        return [dX[k][None, :] for k in range(N)], {"gamma": d_gamma, "beta": d_beta}
+        return rows_of(dX), {"gamma": d_gamma, "beta": d_beta}
 
     # -- batched path ------------------------------------------------------------------
 
@@ -559,7 +559,7 @@ class Dropout(_ParameterFreeLayer):
         X = _stack_columns(xs, "xs", self.m, self.dtype)
         N = X.shape[0]
         if mode == "test":
-            return [X[k][:, None].copy() for k in range(N)], ("test", None)
+            return [x.copy() for x in columns(X)], ("test", None)
         keep = self._mask_for(N)
         return [X[k][:, None] * self._scale(keep[k])[:, None] for k in range(N)], ("train", keep)
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
+from support import cols, rows
 
 from jacobian_nn.fd import compare, fd_gradient, fd_jacobian, fd_loss_gradient
 from jacobian_nn.normalization import BatchNorm, frozen_running_stats
@@ -12,14 +13,6 @@ from jacobian_nn.layers import Dense
 #: Agreement between the two paths (float64, small batches): a few hundred roundings.
 PATH_RTOL = 1e-11
 PATH_ATOL = 1e-12
-
-
-def cols(X):
-    return [X[k][:, None] for k in range(X.shape[0])]
-
-
-def rows(G):
-    return [G[k][None, :] for k in range(G.shape[0])]
 
 
 def make_bn(rng, m, gamma=None, beta=None):

@@ -3,20 +3,13 @@
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
+from support import cols, rows
 
 from jacobian_nn.fd import compare, fd_gradient, fd_loss_gradient
 from jacobian_nn.layers import Dense
 from jacobian_nn.network import Network
 from jacobian_nn.normalization import (Dropout, dropout_layers, same_randomness, sample_dropout_masks,
                                        using_dropout_masks)
-
-
-def cols(X):
-    return [X[k][:, None] for k in range(X.shape[0])]
-
-
-def rows(G):
-    return [G[k][None, :] for k in range(G.shape[0])]
 
 
 @given(st.integers(1, 6), st.integers(1, 5), st.floats(0.0, 0.9), st.sampled_from(["train", "test"]),

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import jacobian_nn as jn
+from support import cols
 
 
 def _problem(dtype=np.float64, seed=0):
@@ -170,7 +171,7 @@ def test_input_jacobian_batched_forms_equal_the_reference(sizes, hidden, N):
               for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
     net = jn.Network(layers, "mse")
     X = rng.standard_normal((N, sizes[0]))
-    ref = np.stack([net.input_jacobian(X[k][:, None]) for k in range(N)])
+    ref = np.stack([net.input_jacobian(x) for x in cols(X)])
     J = net.input_jacobian_batched(X)
     assert J.shape == ref.shape
     np.testing.assert_allclose(J, ref, rtol=1e-12, atol=1e-14)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from batched_support import ACTIVATION_NAMES, LOSS_NAMES, build_net, random_batch
+from support import cols, ACTIVATION_NAMES, LOSS_NAMES, build_net, random_batch
 
 from jacobian_nn import fd_jacobian, get_activation, get_loss
 from jacobian_nn.layers import Dense
@@ -48,7 +48,7 @@ def test_activation_identity(name, seed):
     Z[0, :2] = 0.0  # kinks: both paths must take the z <= 0 branch
     U, V = rng.standard_normal((N, m)), rng.standard_normal((N, m))
     vjp = act.vjp_batch(Z, act.forward_batch(Z), V)
-    Ju_ref = np.stack([act.jacobian(Z[k][:, None]) @ U[k] for k in range(N)])
+    Ju_ref = np.stack([act.jacobian(z) @ u for z, u in zip(cols(Z), U)])
     Ju_bat = np.einsum("kij,kj->ki", act.jacobian_batch(Z), U)
     assert_identity(U, vjp, V, Ju_ref, label=f"{name} vjp_batch vs reference jacobian")
     assert_identity(U, vjp, V, Ju_bat, label=f"{name} vjp_batch vs jacobian_batch")
@@ -71,7 +71,7 @@ def test_loss_identity(loss_name, seed):
         Y = rng.standard_normal((N, m)) if loss_name == "mse" else rng.dirichlet(np.ones(m), size=N)
     U, v = rng.standard_normal((N, m)), rng.standard_normal((N, 1))
     vjp = v * (N * loss.gradient_batch(Y_hat, Y))
-    Ju = np.stack([loss.gradient(Y_hat[k][:, None], Y[k][:, None]) @ U[k] for k in range(N)])
+    Ju = np.stack([loss.gradient(y_hat, y) @ u for y_hat, y, u in zip(cols(Y_hat), cols(Y), U)])
     assert_identity(U, vjp, v, Ju, label=f"{loss_name} gradient_batch vs gradient")
 
 
@@ -90,11 +90,11 @@ def test_dense_identity(name, seed):
     _, cache = layer.forward_batch(X)
     dX, _ = layer.backward_batch(V, cache)
     _, per = layer.backward_batch(V, cache, per_sample=True)
-    cols = [X[k][:, None] for k in range(N)]
+    xs = cols(X)
     for label, U, vjp, ref, bat in (
-        ("x", Ux, dX, [layer.jacobian_x(c) for c in cols], layer.jacobian_x_batch(X)),
-        ("W", UW, per["W"], [layer.jacobian_W(c) for c in cols], layer.jacobian_W_batch(X)),
-        ("b", Ub, per["b"], [layer.jacobian_b(c) for c in cols], layer.jacobian_b_batch(X)),
+        ("x", Ux, dX, [layer.jacobian_x(x) for x in xs], layer.jacobian_x_batch(X)),
+        ("W", UW, per["W"], [layer.jacobian_W(x) for x in xs], layer.jacobian_W_batch(X)),
+        ("b", Ub, per["b"], [layer.jacobian_b(x) for x in xs], layer.jacobian_b_batch(X)),
     ):
         Uf = U.reshape(N, -1)  # vec(W) row-major, as jacobian_W
         Ju_ref = np.stack([J @ u for J, u in zip(ref, Uf)])
@@ -122,7 +122,7 @@ def test_network_input_identity(hidden, seed):
     rng = np.random.default_rng(seed + 200)
     U, V = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
     vjp = _network_vjp_x(net, X, V)
-    Ju_ref = np.stack([net.input_jacobian(X[k][:, None]) @ U[k] for k in range(5)])
+    Ju_ref = np.stack([net.input_jacobian(x) @ u for x, u in zip(cols(X), U)])
     Ju_bat = np.einsum("kij,kj->ki", net.input_jacobian_batched(X), U)
     assert_identity(U, vjp, V, Ju_ref, label="network dy/dx vs reference input_jacobian")
     assert_identity(U, vjp, V, Ju_bat, label="network dy/dx vs input_jacobian_batched")
