@@ -1,6 +1,6 @@
 r"""Activations: every elementwise Jacobian the seeds state, including the value at kinks.
 
-Convention (DESIGN.md): at a kink the derivative takes the $x \le 0$ branch, i.e. the left
+Convention (the README's conventions table, "kinks"): at a kink the derivative takes the $x \le 0$ branch, i.e. the left
 derivative; finite differences at a kink are therefore taken with ``step_direction=-1``.
 """
 

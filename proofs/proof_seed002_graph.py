@@ -111,7 +111,7 @@ def test_relu_layer002():
     Derivation. $\partial\max(x,0)/\partial x = [x>0]$, with $x=0$ in the 0 branch (the project's convention),
     so $dx = dout\cdot[x>0]$: the values hold. But ``dout[mask] = 0`` writes into the caller's array: after the
     call the upstream gradient is changed too, so any other consumer of ``dout`` (a branch, a gradient check,
-    a log) sees the masked values. DESIGN.md names this as a pattern not to copy.
+    a log) sees the masked values. This library never mutates its inputs (a test checks it).
 
     Verdict: **holds under a stated convention** (values right; the input is mutated). Check: the returned
     values equal FD (left FD at the kink) and ``ReLU.vjp_batch``; the restatement changes ``dout`` in place while

@@ -233,7 +233,7 @@ def test_softmax_loss_code_batch():
 
     Derivation. $L = \frac1N\sum_i L_i$ with $L_i = -\log S_{i,y_i}$, and $L_i$ depends only on row $i$,
     so $\partial L/\partial x_{il} = \frac1N (S_{il} - [l = y_i])$. Dividing by $N$ once at the loss
-    makes every later ``sum`` over the batch a mean: the batch convention of DESIGN.md.
+    makes every later ``sum`` over the batch a mean: the README's batch convention ("reductions").
 
     Verdict: **holds**. Check: FD of the batch loss; ``SoftmaxCrossEntropy.forward_batch`` /
     ``gradient_batch`` equal the restated code.

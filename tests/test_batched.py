@@ -136,7 +136,7 @@ def test_float32_agrees_with_float64_reference(arch, N, seed):
     for layer in net32.layers:
         Z = Z @ layer.W.astype(np.float64) + layer.b.astype(np.float64)
         if layer.activation.name in KINKED and np.min(np.abs(Z)) < margin:
-            return  # too close to a kink for a float32/float64 comparison (DESIGN.md, Numbers)
+            return  # too close to a kink for a float32/float64 comparison (float32 and float64 inputs near a kink can round to opposite sides)
         Z = layer.activation.forward_batch(Z)
     report = cross_check(net32, X32, Y, ulps=F32_ULPS_PER_LAYER * len(net32.layers))
     for r in report.rows:

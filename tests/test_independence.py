@@ -61,8 +61,8 @@ FORBIDDEN = frozenset({
     "jacobian", "jacobian_x", "jacobian_b", "jacobian_W", "input_jacobian",
     "backward", "backward_samples", "gradient", "loss_and_gradients",
     "train_batch", "train_one",
-    # the reference loops' private pieces and batch norm's N x N Jacobian builder
-    "forward_and_gradient_samples", "backward_rows", "backward_samples_from_network", "coupled",
+    # the reference driver's backward chain and batch norm's N x N Jacobian builder
+    "backward_rows", "coupled",
 })
 
 
