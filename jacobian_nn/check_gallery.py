@@ -223,8 +223,15 @@ def gallery_rows() -> list[Comparison]:
         fd = report.witnesses[0]
         where = report.worst[0] if report.worst else None
         loc = () if where is None else tuple(v for v in (where.sample, where.row, where.column) if v is not None)
-        label = f"{case.name}: {report.diagnosis}"
+        label = case.name
         if case.expected != report.diagnosis or report.passed != case.should_pass:
             label += f" (want {'pass' if case.should_pass else 'fail'}, {case.expected})"
-        rows.append(Comparison(label, fd.max_abs, fd.max_rel, loc, report.worst[0].tolerance if where else 0.0, ok))
+        got = report.diagnosis if report.passed else f"caught: {report.diagnosis}"
+        want = case.expected if case.should_pass else f"caught: {case.expected}"
+        if case.name in EXPECTED_FACTOR:
+            got += ", no factor" if report.factor is None else f", factor {report.factor:.6g}"
+            want += f", factor {EXPECTED_FACTOR[case.name]:g}"
+        note = f"{got} (expected)" if ok else f"{got}; expected {want}"
+        rows.append(Comparison(label, fd.max_abs, fd.max_rel, loc, report.worst[0].tolerance if where else 0.0, ok,
+                               kind="numeric" if case.should_pass else "slip", note=note))
     return rows
