@@ -2,7 +2,7 @@
 
 Every quantity is compared two ways, each labelled: forward (outputs, losses) and
 backward (gradients, per-sample gradients, Jacobians). Errors are relative to the
-quantity's scale (``batched_support.rel_err``); the worst value per quantity is
+quantity's scale (``support.rel_err``); the worst value per quantity is
 tracked and written to ``$JNN_WORST_ERRORS`` when that variable is set.
 """
 
