@@ -9,17 +9,17 @@ Reference path (seed 000)
 
 Batched path (batch convention: the loss of a batch is the **mean** of the
 per-sample losses)
-    ``forward_batch(Y_hat, Y)``   ``(N, m)`` -> float, ``(1/N) sum_k L_k``
-    ``gradient_batch(Y_hat, Y)``  -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``,
+    ``forward_batched(Y_hat, Y)``   ``(N, m)`` -> float, ``(1/N) sum_k L_k``
+    ``gradient_batched(Y_hat, Y)``  -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``,
                                   the gradient of that mean
-    ``per_sample_batch(Y_hat, Y)`` -> ``(N,)``, the per-sample losses ``L_k``
+    ``per_sample_losses_batched(Y_hat, Y)`` -> ``(N,)``, the per-sample losses ``L_k``
 
 Labels are accepted as a one-hot column ``(m, 1)`` (any float column for
 MeanSquaredError; a probability column for the cross-entropies) or as an integer
 class index. Batched labels are ``(N, m)`` or an integer vector ``(N,)``.
 
 The batched gradients are written independently of the reference ones; a test
-parses this module and fails if a ``*_batch`` method calls ``gradient``.
+builds the call graph of every ``*_batched`` method and fails if it reaches ``gradient``.
 Proofs (``proofs/proof_losses.py``, ``proof_softmax.py``): ``proofs:loss.cross_entropy``,
 ``proofs:loss.mse002``, ``proofs:loss.batch_mean`` (batch mean), ``proofs:loss.log0_000`` (why a
 zero probability is refused), ``proofs:softmax.ce_combined`` (fused gradient ``s - y``),
@@ -145,10 +145,10 @@ class Loss:
         takes them: columns ``(m, 1)`` (the default)."""
         return columns(label_matrix(Y, N, m))
 
-    def forward_and_gradient_batch(self, Y_hat, Y, *, out=None):
-        """``(forward_batch(Y_hat, Y), gradient_batch(Y_hat, Y))`` in one call (``out``, the
+    def forward_and_gradient_batched(self, Y_hat, Y, *, out=None):
+        """``(forward_batched(Y_hat, Y), gradient_batched(Y_hat, Y))`` in one call (``out``, the
         batched driver's lender, unused here)."""
-        return self.forward_batch(Y_hat, Y), self.gradient_batch(Y_hat, Y)
+        return self.forward_batched(Y_hat, Y), self.gradient_batched(Y_hat, Y)
 
 
 # --------------------------------------------------------------------------- cross-entropy
@@ -217,12 +217,12 @@ class CrossEntropy(Loss):
             )
         return P, Y
 
-    def forward_batch(self, P, Y):
+    def forward_batched(self, P, Y):
         P, Y = self._validated_batch(P, Y)
         pos = Y > 0
         return float(-np.sum(Y[pos] * np.log(P[pos])) / P.shape[0])
 
-    def per_sample_batch(self, P, Y):
+    def per_sample_losses_batched(self, P, Y):
         """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log P[k, i]`` over ``Y > 0``."""
         P, Y = self._validated_batch(P, Y)
         terms = np.zeros_like(P)
@@ -230,7 +230,7 @@ class CrossEntropy(Loss):
         terms[pos] = Y[pos] * np.log(P[pos])
         return -terms.sum(axis=1)
 
-    def gradient_batch(self, P, Y):
+    def gradient_batched(self, P, Y):
         P, Y = self._validated_batch(P, Y)
         out = np.zeros_like(P)
         pos = Y > 0
@@ -259,19 +259,19 @@ class MeanSquaredError(Loss):
         y_hat = as_column(y_hat, "y_hat")
         return (y_hat - label_column(y, y_hat.shape[0])).T
 
-    def forward_batch(self, Y_hat, Y):
+    def forward_batched(self, Y_hat, Y):
         Y_hat = output_batch(Y_hat)
         Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         D = Y_hat - Y
         return float(0.5 * np.sum(D * D) / Y_hat.shape[0])
 
-    def per_sample_batch(self, Y_hat, Y):
+    def per_sample_losses_batched(self, Y_hat, Y):
         """Per-sample losses ``(N,)``: ``L_k = 1/2 sum_i (Y_hat[k, i] - Y[k, i])^2``."""
         Y_hat = output_batch(Y_hat)
         D = Y_hat - label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         return 0.5 * np.sum(D * D, axis=1)
 
-    def gradient_batch(self, Y_hat, Y):
+    def gradient_batched(self, Y_hat, Y):
         Y_hat = output_batch(Y_hat)
         Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         return (Y_hat - Y) / Y_hat.shape[0]
@@ -346,22 +346,22 @@ class SoftmaxCrossEntropy(Loss):
         _check_probabilities(Ym, "Y")
         return columns(Ym)
 
-    def forward_batch(self, Z, Y):
-        """``(1/N) sum_k L_k``; :meth:`forward_and_gradient_batch`'s value."""
-        return self.forward_and_gradient_batch(Z, Y)[0]
+    def forward_batched(self, Z, Y):
+        """``(1/N) sum_k L_k``; :meth:`forward_and_gradient_batched`'s value."""
+        return self.forward_and_gradient_batched(Z, Y)[0]
 
-    def gradient_batch(self, Z, Y):
-        """``(S - Y) / N`` ``(N, m)``; :meth:`forward_and_gradient_batch`'s gradient."""
-        return self.forward_and_gradient_batch(Z, Y)[1]
+    def gradient_batched(self, Z, Y):
+        """``(S - Y) / N`` ``(N, m)``; :meth:`forward_and_gradient_batched`'s gradient."""
+        return self.forward_and_gradient_batched(Z, Y)[1]
 
-    def per_sample_batch(self, Z, Y):
+    def per_sample_losses_batched(self, Z, Y):
         """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log_softmax(Z[k])_i``."""
         Z = output_batch(Z, "Z")
         Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
         _check_probabilities(Y, "Y")
         return -np.sum(Y * _log_softmax_rows(Z), axis=1)
 
-    def forward_and_gradient_batch(self, Z, Y, *, out=None):
+    def forward_and_gradient_batched(self, Z, Y, *, out=None):
         """The batch loss and its gradient from logits ``Z`` ``(N, m)``: with
         ``shifted = Z - rowmax Z``, ``E = exp(shifted)``, ``s_k = sum_j E[k, j]``::
 

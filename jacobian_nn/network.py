@@ -278,13 +278,13 @@ class Network:
         """Network output for ``x`` ``(n, 1)``, shape ``(m, 1)`` (test mode)."""
         return self.forward(x, "test")
 
-    def predict_batch(self, X) -> np.ndarray:
+    def predict(self, X) -> np.ndarray:
         """Outputs for ``X`` ``(N, n)`` through the reference path, stacked as rows ``(N, m)``."""
         return reference.predict(self, X, "test")
 
     def accuracy(self, X, Y) -> float:
         """Fraction of samples whose output argmax equals the label's (reference path)."""
-        out = self.predict_batch(X)
+        out = self.predict(X)
         labels = label_matrix(Y, out.shape[0], self.n_out).argmax(axis=1)
         return float(np.mean(out.argmax(axis=1) == labels))
 
