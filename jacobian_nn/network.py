@@ -124,12 +124,12 @@ class Network:
     def state(self) -> list[dict]:
         """The live non-trainable arrays inference needs (batch norm's running statistics),
         one dict per layer, ``{}`` for layers without state (see :class:`~jacobian_nn.layers.Layer`)."""
-        return [getattr(layer, "state", {}) for layer in self.layers]
+        return [layer.state for layer in self.layers]
 
     @property
     def min_train_batch(self) -> int:
         """The smallest batch every layer accepts in training mode (2 with batch norm, else 1)."""
-        return max(int(getattr(layer, "min_train_batch", 1)) for layer in self.layers)
+        return max(int(layer.min_train_batch) for layer in self.layers)
 
     def astype(self, dtype) -> "Network":
         """A deep copy computing in ``dtype`` (float64 or float32): each layer is replaced by
@@ -139,8 +139,6 @@ class Network:
 
         new = copy.deepcopy(self)
         for i, layer in enumerate(self.layers):
-            if not hasattr(layer, "astype"):
-                raise TypeError(f"layers[{i}]: {type(layer).__name__} has no astype(dtype) method")
             new.layers[i] = layer.astype(dtype)
         return new
 

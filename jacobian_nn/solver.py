@@ -254,7 +254,7 @@ class Solver:
         self.optimizer = optimizer
         self.epochs = _check_count(epochs, "epochs")
         self.batch_size = _check_count(batch_size, "batch_size", N, "the number of training samples")
-        min_batch = getattr(net, "min_train_batch", 1)
+        min_batch = net.min_train_batch
         if self.batch_size < min_batch:
             raise ValueError(f"batch_size: expected at least {min_batch} (the network has a batch-coupled layer, "
                              f"e.g. batch norm, whose training mode needs {min_batch} samples), got {self.batch_size}")
