@@ -106,7 +106,9 @@ def column_sums(delta: np.ndarray, out=None) -> np.ndarray:
 
 
 class Layer:
-    """Base class: the default batch-of-columns reference methods loop over samples.
+    """Base class: the capabilities of the layer protocol (module docstring) with their
+    defaults (samples independent, no per-sample gradients, no batched Jacobians), ``state``
+    and ``astype``. The formulas are each subclass's own.
 
     Besides ``params`` (trainable, get gradients), a layer may hold **state**:
     non-trainable arrays that inference needs (batch norm's running statistics).
