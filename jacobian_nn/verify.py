@@ -23,8 +23,7 @@ from .fd import Comparison, compare, fd_gradient, fd_jacobian, fd_loss_gradient
 from .layers import Dense
 from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Network
-from .crosscheck import verify_rows as crosscheck_rows  # batched path vs reference, stacked
-from .fcnet import verify_rows as batchnorm_rows  # batch norm, dropout, FullyConnectedNet vs FD
+from .verify_paths import batchnorm_rows, crosscheck_rows  # both paths: cross-check; batch norm, dropout vs FD
 from .check_gallery import gallery_rows  # the check toolkit on deliberately wrong code
 
 SEED = 20261122
