@@ -14,7 +14,7 @@ D     784-512-512-10       128
 Per architecture and dtype (float64 for both paths; float32 for the batched
 path, the baselines and torch), tasks:
 
-* ``forward``: reference ``Network.predict_batch`` / batched ``predict_batched``;
+* ``forward``: reference ``Network.predict`` / batched ``predict_batched``;
 * ``grads``: ``loss_and_gradients`` / ``loss_and_gradients_batched``;
 * ``step``: ``train_batch`` / ``train_step_batched`` (SGD), with the inline
   floors of :mod:`bench.baselines`, the GEMM floor and torch eager. The batched
@@ -29,7 +29,7 @@ path, the baselines and torch), tasks:
 Jacobians ``(N, m, m)`` at m = 10 and 100: the input Jacobian of an m-m-m
 network (reference ``input_jacobian`` per sample / ``input_jacobian_batched`` /
 ``vmap(jacrev)``) and the softmax Jacobian (``Softmax.jacobian`` per sample /
-``jacobian_batch`` / ``vmap(jacrev(softmax))``).
+``jacobian_batched`` / ``vmap(jacrev(softmax))``).
 
 Sweeps: time of one training step (the batched one with a workspace) against the
 hidden width (64-h-10) and against N (64-100-10), both paths, with the least-squares slope of
@@ -42,6 +42,7 @@ import numpy as np
 
 import jacobian_nn as jn
 from jacobian_nn import batched
+from jacobian_nn._validation import columns
 
 from . import baselines
 from . import torch_baselines as tb
@@ -128,7 +129,7 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
     use_torch = torch is not None
 
     rec.group("forward", {
-        "reference": (lambda: net.predict_batch(X), True) if f64 else None,
+        "reference": (lambda: net.predict(X), True) if f64 else None,
         "batched": (lambda: net.predict_batched(X), False),
         "torch": (tb.make_forward(torch, _params(net), X, y), False) if use_torch else None,
     }, **keys)
@@ -156,7 +157,7 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
     rows["batched"]["workspace_bytes"] = ws.nbytes
 
     if name in rec.cfg["per_sample"]:
-        cols = [X[k][:, None] for k in range(N)]
+        cols = columns(X)
         labels = [int(v) for v in y]
         rec.group("per-sample grads", {
             "reference": (lambda: [net.backward(c, t) for c, t in zip(cols, labels)], True) if f64 else None,
@@ -168,7 +169,7 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
 def _bench_jacobians(rec, torch, m, N):
     keys = dict(arch=f"{m}-{m}-{m}", dtype="float64", N=N, sizes=[m, m, m])
     net, X, _ = make_problem([m, m, m], N, np.float64)
-    cols = [X[k][:, None] for k in range(N)]
+    cols = columns(X)
     use_torch = torch is not None
     rec.group("input jacobians", {
         "reference": (lambda: [net.input_jacobian(c) for c in cols], True),
@@ -178,7 +179,7 @@ def _bench_jacobians(rec, torch, m, N):
     sm = jn.Softmax()
     rec.group("softmax jacobians", {
         "reference": (lambda: [sm.jacobian(c) for c in cols], True),
-        "batched": (lambda: sm.jacobian_batch(X), False),
+        "batched": (lambda: sm.jacobian_batched(X), False),
         "torch": (tb.make_softmax_jacobians(torch, X), False) if use_torch else None,
     }, **keys)
 

@@ -1,6 +1,6 @@
 """jacobian_nn: fully connected networks with explicit Jacobian matrices.
 
-Conventions (the FCNN explicit-Jacobian tutorial's): a sample is a column ``(n, 1)``; a dense layer is
+Conventions (the FCNN-Jacobian notes'): a sample is a column ``(n, 1)``; a dense layer is
 ``y = f(W^T x + b)`` with ``W`` ``(n, m)``; loss gradients are rows ``(1, k)``;
 Jacobians are ``(m, n)`` in numerator layout; the chain rule runs left to right,
 ``dL/dx = dL/dy @ J``. The batched path works on ``X`` ``(N, n)`` with the same
@@ -13,8 +13,7 @@ from .fd import compare, fd_gradient, fd_jacobian
 from .layers import Dense, Layer, init_weights
 from .losses import LOSSES, CrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from .network import Network
-from .batched import input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
-from .workspace import Workspace
+from .batched import Workspace, input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
 from .crosscheck import CrossCheckReport, cross_check
 from .check import (CheckReport, Tolerance, check_jacobian, check_jacobian_batched, check_vjp, check_vjp_batched,
                     from_cs231n)

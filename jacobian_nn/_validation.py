@@ -15,6 +15,10 @@ Policy (recorded here once, referenced from the README):
 * Nothing is broadcast: shapes must match exactly.
 
 Every error names the argument, what was expected and what was received.
+
+This module is the bottom of the package: it imports nothing from it, and every other
+module takes its input checks (and the two array idioms shared by both paths,
+:func:`columns` / :func:`rows_of` and :func:`lend`) from here.
 """
 
 from __future__ import annotations
@@ -22,6 +26,56 @@ from __future__ import annotations
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+#: a forward's mode: ``"train"`` (batch statistics, fresh dropout masks) or ``"test"``
+MODES = ("train", "test")
+
+
+def check_mode(mode) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    return mode
+
+
+def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """``dtype`` as a numpy dtype, float64 or float32, else ``TypeError``."""
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float64 or float32, got {dtype}")
+    return dtype
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int if it is an integer >= ``minimum`` (default 1; not a bool), else ``ValueError``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return int(value)
+
+
+def as_generator(seed) -> np.random.Generator:
+    """An explicit ``numpy.random.Generator`` from a Generator, an int seed, or None (fresh entropy)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed: expected an int, None or a numpy.random.Generator, got {type(seed).__name__}")
+
+
+def columns(X: np.ndarray) -> list:
+    """The rows of a batch ``X`` ``(N, n)`` as N columns ``(n, 1)`` (views): the reference path's samples."""
+    return [X[k][:, None] for k in range(X.shape[0])]
+
+
+def rows_of(G: np.ndarray) -> list:
+    """The rows of ``G`` ``(N, m)`` as N row vectors ``(1, m)`` (views)."""
+    return [G[k][None, :] for k in range(G.shape[0])]
+
+
+def lend(out, role: str, shape, dtype):
+    """The array the batched driver lends for ``role`` (``out.array(role, shape, dtype)``), or
+    None when it lends none: the value to pass as numpy's ``out=`` (``out=None`` allocates)."""
+    return None if out is None else out.array(role, shape, dtype)
 
 
 def all_finite(arr: np.ndarray) -> bool:
@@ -48,9 +102,7 @@ def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     precision, complex, object and string inputs are refused; NaN and inf are
     refused.
     """
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
+    dtype = check_float_dtype(dtype)
     arr = np.asarray(value)
     kind = arr.dtype.kind
     if kind in "iub":

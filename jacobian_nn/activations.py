@@ -7,20 +7,26 @@ Reference path (one sample, seed 000's convention)
     ``jacobian(z)``     z ``(m, 1)`` -> ``J`` ``(m, m)``, numerator layout
                         ``J[i, j] = d f_i / d z_j``; a row gradient chains as
                         ``dL/dz = dL/dy @ J``.
+    Both check that ``z`` is a column; ``check=False`` (a dense layer passing its own
+    pre-activation ``z``) skips that check, never the formula.
 
 Batched path (rows are samples)
-    ``forward_batch(Z)``       Z ``(N, m)`` -> ``A`` ``(N, m)``
-    ``vjp_batch(Z, A, G)``     ``G`` ``(N, m)`` upstream rows -> ``(N, m)``, row k
-                               equal to ``G[k] @ jacobian(Z[k].T)``, computed without
-                               forming any ``(m, m)`` matrix.
-    ``jacobian_batch(Z)``      ``(N, m, m)``: the per-sample Jacobians, stacked. This is
+    ``forward_batched(Z, out=None)``     Z ``(N, m)`` -> ``A`` ``(N, m)``
+    ``vjp_batched(Z, A, G, out=None)``   ``G`` ``(N, m)`` upstream rows -> ``(N, m)``, row k
+                                       equal to ``G[k] @ jacobian(Z[k].T)``, computed without
+                                       forming any ``(m, m)`` matrix.
+    ``jacobian_batched(Z)``      ``(N, m, m)``: the per-sample Jacobians, stacked. This is
                                the explicit, opt-in way to get matrices in the batched
                                path.
 
 The two paths share the forward formula and nothing on the derivative side: a
-test walks this module's syntax tree and fails if a ``*_batch`` method calls a
-reference ``jacobian``. ``A`` is passed to ``vjp_batch`` so that the backward
-pass reuses the forward output instead of recomputing it.
+test builds the call graph of every ``*_batched`` method and fails if it reaches a
+reference ``jacobian``. ``A`` is passed to ``vjp_batched`` so that the backward
+pass reuses the forward output instead of recomputing it. ``out`` is numpy's: an
+``(N, m)`` array of the result's dtype to write the result into (it may be ``G``
+itself for ``vjp_batched``, or ``Z`` for ``forward_batched``); the values are the same.
+Each method a reader sees here is the one both paths run: there is no second copy
+of a formula.
 
 Kinks follow seed 000's math: at a non-differentiable point the derivative takes
 the ``z <= 0`` branch (relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha,
@@ -38,7 +44,6 @@ import numpy as np
 from scipy.special import expit
 
 from ._validation import check_positive
-from .workspace import buffer
 
 
 def _check_column(z: np.ndarray, name: str = "z") -> None:
@@ -57,6 +62,14 @@ def _check_batch(Z: np.ndarray, name: str = "Z") -> None:
         )
 
 
+def _into(out, value: np.ndarray) -> np.ndarray:
+    """``value``, or ``value`` copied into ``out`` when given (for formulas built by ``np.where``)."""
+    if out is None:
+        return value
+    np.copyto(out, value)
+    return out
+
+
 def _embed_diagonal(D: np.ndarray) -> np.ndarray:
     """``(N, m)`` -> ``(N, m, m)`` with ``D[k]`` on the diagonal of slice k, exact zeros elsewhere."""
     N, m = D.shape
@@ -67,14 +80,16 @@ def _embed_diagonal(D: np.ndarray) -> np.ndarray:
 
 
 class Activation:
-    """Base class. Subclasses define the five methods listed in the module docstring."""
+    """Base class. Subclasses define the five methods listed in the module docstring:
+    ``forward`` and ``jacobian`` check that ``z`` is a column, then apply the formula."""
 
     name: str = ""
     elementwise: bool = True
-    #: True when ``vjp_batch(Z, A, G)`` reads ``Z`` only through a quantity ``A`` gives as
+    #: True when ``vjp_batched(Z, A, G)`` reads ``Z`` only through a quantity ``A`` gives as
     #: well (ReLU: ``A > 0`` exactly where ``Z > 0``; identity: ``A = Z``), so that
-    #: ``vjp_batch(A, A, G)`` is the same VJP and ``forward_batch(Z, out=Z)`` may overwrite
+    #: ``vjp_batched(A, A, G)`` is the same VJP and ``forward_batched(Z, out=Z)`` may overwrite
     #: the pre-activations. A dense layer then keeps one ``(N, m)`` array instead of two.
+    #: (A declared property of the formula, not a second formula.)
     vjp_reads_output_only: bool = False
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
@@ -93,47 +108,19 @@ class Activation:
         """Hyperparameters, enough to rebuild the activation with :func:`get_activation`."""
         return {}
 
-    def forward(self, z):
-        """``z`` ``(m, 1)`` -> ``f(z)`` ``(m, 1)`` (checks that ``z`` is a column)."""
-        _check_column(z)
-        return self._forward_column(z)
-
-    def jacobian(self, z):
-        """``z`` ``(m, 1)`` -> ``J_f(z)`` ``(m, m)`` (checks that ``z`` is a column)."""
-        _check_column(z)
-        return self._jacobian_column(z)
-
-    # The formulas, on a column already known to be one: each subclass defines both. The
-    # per-sample reference loops (Dense.forward_samples / backward_samples) call them on
-    # the pre-activations they computed themselves, skipping the column check per sample.
-
-    def _forward_column(self, z):
-        return self.forward(z)   # a subclass that overrides forward() instead
-
-    def _vjp_batch_overwrite(self, Z, A, G, workspace=None):
-        """:meth:`vjp_batch` for a caller that owns ``G`` and lets it be overwritten (the
-        batched network passes its own fresh gradient arrays); the default computes a new
-        array. Elementwise products write into ``G`` and return it. ``workspace`` (a
-        :class:`~jacobian_nn.workspace.WorkspaceScope` or None) may provide scratch arrays;
-        the values are the same either way."""
-        return self.vjp_batch(Z, A, G)
-
-    def _jacobian_column(self, z):
-        return self.jacobian(z)   # a subclass that overrides jacobian() instead
-
 
 class ElementwiseActivation(Activation):
     """An activation with ``f(z)_i = g(z_i)``: diagonal Jacobian.
 
-    ``jacobian_batch`` is built from ``vjp_batch`` with ``G = 1`` (the batched
+    ``jacobian_batched`` is built from ``vjp_batched`` with ``G = 1`` (the batched
     derivative, on the diagonal): both belong to the batched path.
     """
 
-    def jacobian_batch(self, Z: np.ndarray) -> np.ndarray:
+    def jacobian_batched(self, Z: np.ndarray) -> np.ndarray:
         """``(N, m)`` -> ``(N, m, m)``, diagonal slices with exact zeros off the diagonal."""
         _check_batch(Z)
-        A = self.forward_batch(Z)
-        return _embed_diagonal(self.vjp_batch(Z, A, np.ones_like(Z)))
+        A = self.forward_batched(Z)
+        return _embed_diagonal(self.vjp_batched(Z, A, np.ones_like(Z)))
 
 
 # --------------------------------------------------------------------------- identity
@@ -144,15 +131,19 @@ class Identity(ElementwiseActivation):
 
     name = "identity"
 
-    def _forward_column(self, z):
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return z.copy()
 
-    def _jacobian_column(self, z):
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.eye(z.shape[0], dtype=z.dtype)
 
     vjp_reads_output_only = True
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         """A copy of ``Z`` (or ``Z`` written into ``out``; ``out=Z`` returns ``Z`` itself)."""
         if out is None:
             return Z.copy()
@@ -160,11 +151,13 @@ class Identity(ElementwiseActivation):
             np.copyto(out, Z)
         return out
 
-    def vjp_batch(self, Z, A, G):
-        return G.copy()
-
-    def _vjp_batch_overwrite(self, Z, A, G, workspace=None):
-        return G
+    def vjp_batched(self, Z, A, G, out=None):
+        """``G`` (a copy, or ``G`` written into ``out``; ``out=G`` returns ``G`` itself)."""
+        if out is None:
+            return G.copy()
+        if out is not G:
+            np.copyto(out, G)
+        return out
 
 
 # --------------------------------------------------------------------------- step
@@ -181,17 +174,24 @@ class Step(ElementwiseActivation):
 
     name = "step"
 
-    def _forward_column(self, z):
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return (z > 0).astype(z.dtype)
 
-    def _jacobian_column(self, z):
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.zeros((z.shape[0], z.shape[0]), dtype=z.dtype)
 
-    def forward_batch(self, Z):
-        return (Z > 0).astype(Z.dtype)
+    def forward_batched(self, Z, out=None):
+        return _into(out, (Z > 0).astype(Z.dtype))
 
-    def vjp_batch(self, Z, A, G):
-        return np.zeros_like(G)
+    def vjp_batched(self, Z, A, G, out=None):
+        if out is None:
+            return np.zeros_like(G)
+        out.fill(0)
+        return out
 
 
 # --------------------------------------------------------------------------- sigmoid
@@ -208,18 +208,22 @@ class Sigmoid(ElementwiseActivation):
 
     name = "sigmoid"
 
-    def _forward_column(self, z):
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return expit(z)
 
-    def _jacobian_column(self, z):
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         z = z[:, 0]
         return np.diag(expit(z) * expit(-z))
 
-    def forward_batch(self, Z):
-        return expit(Z)
+    def forward_batched(self, Z, out=None):
+        return expit(Z, out=out)
 
-    def vjp_batch(self, Z, A, G):
-        return G * A * expit(-Z)
+    def vjp_batched(self, Z, A, G, out=None):
+        return np.multiply(G * A, expit(-Z), out=out)
 
 
 # --------------------------------------------------------------------------- tanh
@@ -235,19 +239,23 @@ class Tanh(ElementwiseActivation):
 
     name = "tanh"
 
-    def _forward_column(self, z):
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.tanh(z)
 
-    def _jacobian_column(self, z):
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         u = np.exp(-2.0 * np.abs(z[:, 0]))
         return np.diag(4.0 * u / (1.0 + u) ** 2)
 
-    def forward_batch(self, Z):
-        return np.tanh(Z)
+    def forward_batched(self, Z, out=None):
+        return np.tanh(Z, out=out)
 
-    def vjp_batch(self, Z, A, G):
+    def vjp_batched(self, Z, A, G, out=None):
         e = np.exp(-2.0 * np.abs(Z))
-        return G * (4.0 * e) / ((1.0 + e) * (1.0 + e))
+        return np.divide(G * (4.0 * e), (1.0 + e) * (1.0 + e), out=out)
 
 
 # --------------------------------------------------------------------------- relu
@@ -261,29 +269,28 @@ class ReLU(ElementwiseActivation):
 
     name = "relu"
 
-    def _forward_column(self, z):
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.maximum(z, 0.0)
 
-    def _jacobian_column(self, z):
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.diag((z[:, 0] > 0).astype(z.dtype))
 
     vjp_reads_output_only = True
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         """``max(Z, 0)``, into ``out`` when given (``out=Z`` overwrites the pre-activations)."""
         return np.maximum(Z, 0.0, out=out)
 
-    def vjp_batch(self, Z, A, G):
+    def vjp_batched(self, Z, A, G, out=None):
         # G * [A > 0], with A > 0 exactly where Z > 0 (A = max(Z, 0)): the same values as
         # np.where(Z > 0, G, 0) (a zero may carry G's sign), several times faster than
         # np.where's masked select on unpredictable signs; reading A lets a dense layer
         # overwrite Z with A (vjp_reads_output_only)
-        return G * (A > 0)
-
-    def _vjp_batch_overwrite(self, Z, A, G, workspace=None):
-        # the mask A > 0 into the workspace's boolean scratch array when there is one
-        mask = np.greater(A, 0, out=buffer(workspace, "relu mask", A.shape, np.bool_))
-        return np.multiply(G, mask, out=G)
+        return np.multiply(G, A > 0, out=out)
 
 
 # --------------------------------------------------------------------------- leaky relu
@@ -307,17 +314,21 @@ class LeakyReLU(ElementwiseActivation):
     def config(self):
         return {"alpha": self.alpha}
 
-    def _forward_column(self, z):
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.where(z > 0, z, self.alpha * z)
 
-    def _jacobian_column(self, z):
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.diag(np.where(z[:, 0] > 0, 1.0, self.alpha).astype(z.dtype))
 
-    def forward_batch(self, Z):
-        return np.where(Z > 0, Z, Z.dtype.type(self.alpha) * Z)
+    def forward_batched(self, Z, out=None):
+        return _into(out, np.where(Z > 0, Z, Z.dtype.type(self.alpha) * Z))
 
-    def vjp_batch(self, Z, A, G):
-        return np.where(Z > 0, G, G.dtype.type(self.alpha) * G)
+    def vjp_batched(self, Z, A, G, out=None):
+        return _into(out, np.where(Z > 0, G, G.dtype.type(self.alpha) * G))
 
 
 # --------------------------------------------------------------------------- elu
@@ -347,22 +358,26 @@ class ELU(ElementwiseActivation):
     def config(self):
         return {"alpha": self.alpha}
 
-    def _forward_column(self, z):
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0.0)))
 
-    def _jacobian_column(self, z):
+    def jacobian(self, z, *, check=True):
+        if check:
+            _check_column(z)
         z = z[:, 0]
         return np.diag(np.where(z > 0, 1.0, self.alpha * np.exp(np.minimum(z, 0.0))).astype(z.dtype))
 
-    def forward_batch(self, Z):
+    def forward_batched(self, Z, out=None):
         alpha = Z.dtype.type(self.alpha)
-        return np.where(Z > 0, Z, alpha * np.expm1(np.minimum(Z, 0)))
+        return _into(out, np.where(Z > 0, Z, alpha * np.expm1(np.minimum(Z, 0))))
 
-    def vjp_batch(self, Z, A, G):
+    def vjp_batched(self, Z, A, G, out=None):
         # alpha * exp(z) is evaluated directly, not as A + alpha, which cancels
         # for very negative z.
         alpha = G.dtype.type(self.alpha)
-        return np.where(Z > 0, G, G * (alpha * np.exp(np.minimum(Z, 0))))
+        return _into(out, np.where(Z > 0, G, G * (alpha * np.exp(np.minimum(Z, 0)))))
 
 
 # --------------------------------------------------------------------------- softmax
@@ -386,12 +401,14 @@ class Softmax(Activation):
     name = "softmax"
     elementwise = False
 
-    def _forward_column(self, z):
+    def forward(self, z, *, check=True):
+        if check:
+            _check_column(z)
         e = np.exp(z - z.max())
         return e / e.sum()
 
-    def _jacobian_column(self, z):
-        s = self._forward_column(z)
+    def jacobian(self, z, *, check=True):
+        s = self.forward(z, check=check)
         J = -(s @ s.T)
         # diagonal s_i (1 - s_i), with 1 - s_i evaluated as the sum of the other
         # entries (all positive, no cancellation when s_i is close to 1)
@@ -399,18 +416,18 @@ class Softmax(Activation):
         J[np.diag_indices_from(J)] = s[:, 0] * others[:, 0]
         return J
 
-    def forward_batch(self, Z):
-        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    def forward_batched(self, Z, out=None):
+        E = np.exp(Z - Z.max(axis=1, keepdims=True), out=out)
         E /= E.sum(axis=1, keepdims=True)
         return E
 
-    def vjp_batch(self, Z, A, G):
-        return A * (G - np.sum(G * A, axis=1, keepdims=True))
+    def vjp_batched(self, Z, A, G, out=None):
+        return np.multiply(A, G - np.sum(G * A, axis=1, keepdims=True), out=out)
 
-    def jacobian_batch(self, Z):
+    def jacobian_batched(self, Z):
         """``(N, m, m)`` with slice k equal to ``diag(S[k]) - S[k]^T S[k]``."""
         _check_batch(Z)
-        S = self.forward_batch(Z)
+        S = self.forward_batched(Z)
         J = -S[:, :, None] * S[:, None, :]
         idx = np.arange(S.shape[1])
         J[:, idx, idx] += S

@@ -1,136 +1,208 @@
-"""The batched path: whole batches ``X`` ``(N, n)``, vector-Jacobian products, no per-sample matrices.
+"""The batched driver: whole batches ``X`` ``(N, n)``, vector-Jacobian products, no per-sample matrices.
 
-Network-level chaining for the batched path. Every layer maps ``(N, n) -> (N, m)``
-with ``forward_batch`` and pulls ``G = dL/dY`` ``(N, m)`` back with
-``backward_batch``; activations contribute ``vjp_batch`` (elementwise products,
-or ``S * (G - rowsum(G * S))`` for softmax), never an ``(m, m)`` matrix.
+Network-level chaining for the batched path, over any layers of the layer protocol
+(:mod:`jacobian_nn.layers`): every layer maps ``(N, n) -> (N, m)`` with
+``forward_batched`` and pulls ``G = dL/dY`` ``(N, m)`` back with ``backward_batched``;
+activations contribute ``vjp_batched`` (elementwise products, or
+``S * (G - rowsum(G * S))`` for softmax), never an ``(m, m)`` matrix. No layer type is
+special-cased: what a layer can do, it declares (``per_sample_gradients``,
+``batched_jacobians``, ``jacobian_x_factors_batched``).
 
 Reductions follow the batch convention: the loss is the mean of the per-sample
-losses (``Loss.gradient_batch`` already carries the ``1/N``), so ``X^T delta`` and
+losses (``Loss.gradient_batched`` already carries the ``1/N``), so ``X^T delta`` and
 the column sums of ``delta`` are the mean of the per-sample reference gradients.
-The penalty gradient is added once:
+The penalty gradient is added once (:meth:`Network.add_penalty_gradients`):
 
     dL/dW = X^T delta + l2 W + l1 sign(W)        (sign(0) = 0)
 
-This module never calls a reference Jacobian (``jacobian``, ``jacobian_x``,
-``jacobian_b``, ``jacobian_W``, ``input_jacobian``) or a reference backward; a
-test parses it and fails if it does.
+This module is the only home of the batched path's memory strategy: a
+:class:`Workspace` (why: its docstring) lends arrays to the layers and the loss through
+their ``out=`` argument. It never calls a reference Jacobian or a reference backward;
+``tests/test_independence.py`` builds the call graph from every function here and fails
+if it reaches one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_batch, check_positive
-from .layers import Dense, check_mode
+from ._validation import check_mode, check_positive, lend
 from .losses import label_matrix
-from .workspace import Workspace, buffer
-
-__all__ = ["Workspace"]   # re-exported: jacobian_nn.batched.Workspace
 
 
-def _scope(workspace, owner, user) -> dict:
-    """``{"workspace": workspace.scope(owner)}`` for a layer or loss that takes one
-    (``user.uses_workspace``), else ``{}`` (it allocates as usual)."""
-    if workspace is None or not user.uses_workspace:
-        return {}
-    return {"workspace": workspace.scope(owner)}
+# --------------------------------------------------------------------------- workspace
+
+
+class Workspace:
+    """Named preallocated arrays for the batched training step, allocated on first use and
+    reused when the key matches.
+
+    Why: a batched step makes a handful of large temporaries (pre-activations ``Z``
+    ``(N, m)``, VJPs ``delta`` ``(N, m)``, input gradients ``dX`` ``(N, n)``, weight gradients
+    ``(n, m)``...). glibc serves arrays above its mmap threshold (128 KiB by default,
+    adjusted at run time) with fresh pages and returns them to the OS when they are freed,
+    so a step that allocates them anew page-faults on every one of their pages, every step
+    (measured: ~670 faults, about 1.5 ms, per step of the 64-100-10 network on 1797
+    samples). glibc's ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` remove that too,
+    but they are process-wide settings a library must not make for its user; a workspace is
+    local to the calls it is passed to.
+
+    Contract
+
+    * Opt-in and explicit: pass ``workspace=ws`` to :func:`train_step_batched` or
+      :func:`loss_and_gradients_batched` (or the ``Network.*_batched`` methods). Nothing is
+      stored on layers or networks.
+    * The results are **bitwise identical** with and without a workspace: the same numpy
+      operations run, only their ``out=`` arrays differ.
+    * Arrays are keyed by ``(owner, role, shape, dtype)``: ``owner`` is the layer index (or
+      ``"loss"`` / ``"network"``), ``role`` names the array (``"Z"``, ``"dX"``, ``"W"``...). A
+      key seen before returns the same array; a new shape allocates a new one, so one
+      workspace may serve several batch sizes or networks (:meth:`clear` frees them).
+    * **Aliasing.** Whatever a call returns that lives in the workspace (the gradients of
+      ``loss_and_gradients_batched(..., workspace=ws)``) is valid **until the next call with
+      the same workspace**. Copy it to keep it. ``train_step_batched`` returns only the loss.
+    * One workspace per thread: two calls sharing a workspace must not run concurrently.
+
+    >>> ws = Workspace()
+    >>> a = ws.array(0, "Z", (4, 3), np.float64)
+    >>> a is ws.array(0, "Z", (4, 3), np.float64), a is ws.array(0, "Z", (5, 3), np.float64)
+    (True, False)
+    """
+
+    def __init__(self):
+        self._arrays: dict = {}     # (owner, role, shape as a tuple of ints, np.dtype) -> array
+        self._as_given: dict = {}   # the same arrays under the key as the caller spelled it (fast path)
+
+    def array(self, owner, role: str, shape: tuple, dtype) -> np.ndarray:
+        """The array for ``(owner, role, shape, dtype)``: uninitialised the first time, afterwards
+        whatever the previous user of that key left in it (callers overwrite it entirely)."""
+        given = (owner, role, shape, dtype)
+        arr = self._as_given.get(given)   # one dict look-up per call once warm
+        if arr is None:
+            shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+            key = (owner, role, shape, dtype)
+            arr = self._arrays.get(key)
+            if arr is None:
+                arr = self._arrays[key] = np.empty(shape, dtype)
+            self._as_given[given] = arr
+        return arr
+
+    def lender(self, owner) -> "Lender":
+        """The ``out=`` a layer or loss receives: this workspace seen by one owner."""
+        return Lender(self, owner)
+
+    @property
+    def nbytes(self) -> int:
+        """Total bytes held."""
+        return sum(a.nbytes for a in self._arrays.values())
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def clear(self) -> None:
+        """Drop every array (the next call allocates again)."""
+        self._arrays.clear()
+        self._as_given.clear()
+
+    def __repr__(self) -> str:
+        return f"Workspace({len(self)} arrays, {self.nbytes / 2**20:.2f} MiB)"
+
+
+class Lender:
+    """A :class:`Workspace` bound to one owner (a layer index, ``"loss"``, ``"network"``): what a
+    layer or loss receives as ``out=``; ``out.array(role, shape, dtype)`` is the owner's array."""
+
+    __slots__ = ("workspace", "owner")
+
+    def __init__(self, workspace: Workspace, owner):
+        self.workspace, self.owner = workspace, owner
+
+    def array(self, role: str, shape, dtype) -> np.ndarray:
+        return self.workspace.array(self.owner, role, shape, dtype)
+
+
+class _OwnGradient:
+    """Without a workspace: lends a layer the incoming ``G`` for its ``delta`` when ``G`` is an
+    array this call made itself (the scaled loss gradient, or the next layer's fresh ``dX``) and
+    will not use again, so the VJP is computed in its memory: one ``(N, m)`` allocation (and its
+    page faults) fewer per layer. Every other role is allocated as usual."""
+
+    __slots__ = ("G",)
+
+    def __init__(self, G):
+        self.G = G
+
+    def array(self, role: str, shape, dtype):
+        return self.G if role == "delta" else None
+
+
+def _lender(workspace, owner):
+    return None if workspace is None else workspace.lender(owner)
+
+
+# --------------------------------------------------------------------------- forward, loss, gradients
 
 
 def forward_batched(net, X, mode: str = "test", workspace: Workspace | None = None):
-    """``X`` ``(N, n)`` -> ``(Y_hat (N, m), caches)``, one cache per layer.
+    """``X`` ``(N, n)`` -> ``(Y_hat (N, m), ctxs)``, one context per layer.
 
-    With a :class:`~jacobian_nn.workspace.Workspace`, ``Y_hat`` and the caches live in its
-    arrays (valid until its next use)."""
+    With a :class:`Workspace`, ``Y_hat`` and the contexts live in its arrays (valid until
+    its next use)."""
     check_mode(mode)
-    A = as_batch(X, "X", net.n_in, net.dtype)
-    caches = []
+    A = net.input_batch(X)
+    ctxs = []
     for i, layer in enumerate(net.layers):
-        A, cache = layer.forward_batch(A, mode, **_scope(workspace, i, layer))
-        caches.append(cache)
-    return A, caches
+        A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
+        ctxs.append(ctx)
+    return A, ctxs
 
 
-def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Workspace | None = None):
+def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Workspace | None = None,
+                               *, scale=None):
     """Mean loss (+ penalty) and its gradients, one dict per layer in the parameters' shapes.
 
-    ``workspace``: an optional :class:`~jacobian_nn.workspace.Workspace` reused across calls
-    (no page faults on fresh temporaries; bitwise the same results). The gradients returned
-    then live in it: they are valid **until the next call with that workspace** (copy them
-    to keep them)."""
-    return _loss_and_scaled_gradients_batched(net, X, Y, mode, None, workspace)
+    ``workspace``: an optional :class:`Workspace` reused across calls (no page faults on fresh
+    temporaries; bitwise the same results). The gradients returned then live in it: they are
+    valid **until the next call with that workspace** (copy them to keep them).
 
-
-def _loss_and_scaled_gradients_batched(net, X, Y, mode, scale, workspace=None):
-    """:func:`loss_and_gradients_batched` with every gradient multiplied by ``scale`` (None: 1).
-
-    The gradients are linear in the loss gradient ``G = dL/dY_hat`` ``(N, m_out)``, so the
-    factor is applied once to ``G`` (the smallest array of the backward pass) and to the
-    penalty weights, ``scale * (g + l2 W + l1 sign W) = g(scale G) + (scale l2) W + (scale l1) sign W``,
-    instead of in a pass over every gradient array. Equal to scaling the unscaled
-    gradients up to rounding (exactly, for a power of two).
-
-    With a ``workspace``, every large array (``Z``, ``dX``, ``dW``, the loss's intermediates,
-    the penalty's scratch) is written into its arrays by the same operations (``out=``);
-    layers and losses without ``uses_workspace`` allocate as usual.
+    ``scale`` (None: 1): every gradient multiplied by ``scale``. The gradients are linear in
+    the loss gradient ``G = dL/dY_hat`` ``(N, m_out)``, so the factor is applied once to
+    ``G`` (the smallest array of the backward pass) and to the penalty weights,
+    ``scale (g + l2 W + l1 sign W) = g(scale G) + (scale l2) W + (scale l1) sign W``,
+    instead of in a pass over every gradient array; equal to scaling the unscaled gradients
+    up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
     """
-    Y_hat, caches = forward_batched(net, X, mode, workspace)                       # forward
-    loss, G = net.loss.forward_and_gradient_batch(Y_hat, Y, **_scope(workspace, "loss", net.loss))
+    Y_hat, ctxs = forward_batched(net, X, mode, workspace)                               # forward
+    loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
     loss += net.penalty()
-    l2, l1 = net.l2, net.l1
-    own = None if workspace is None else workspace.scope("network")
-    owned = False   # G is an array of this call's own (fresh, or in the workspace) that a dense layer may overwrite
+    own = _lender(workspace, "network")
     if scale is not None:
-        G = np.multiply(G, G.dtype.type(scale), out=buffer(own, "G", G.shape, G.dtype))
-        l2, l1 = scale * l2, scale * l1
-        owned = True
-    elif own is not None:   # the loss's G may be the caller's; a copy the layers may overwrite
-        G = _copy_into(G, own.array("G", G.shape, G.dtype))
-        owned = True
+        G = np.multiply(G, G.dtype.type(scale), out=lend(own, "G", G.shape, G.dtype))
+    owned = scale is not None   # G is an array of this call's own (the loss's G may be the caller's)
     grads = [None] * len(net.layers)
-    for i in range(len(net.layers) - 1, 0, -1):                                     # backward
-        layer = net.layers[i]
-        if owned:
-            G, grads[i] = layer._backward_batch_overwrite(G, caches[i], **_scope(workspace, i, layer))
-        else:
-            G, grads[i] = layer.backward_batch(G, caches[i])
-        owned = isinstance(layer, Dense)   # its dX = delta W^T is a fresh product (or a workspace array)
-    first = net.layers[0]
-    if owned:   # dL/dX is not needed: no dX GEMM
-        grads[0] = first._param_grads_batch_overwrite(G, caches[0], **_scope(workspace, 0, first))
-    else:
-        grads[0] = first.param_grads_batch(G, caches[0])
-    for i, (g, p) in enumerate(zip(grads, net.params)):                               # penalty
-        for name in g:
-            if name == "W" or (net.regularize_bias and name == "b"):
-                scratch = buffer(own, f"penalty {i} {name}", p[name].shape, p[name].dtype)
-                if l2:
-                    g[name] += np.multiply(l2, p[name], out=scratch)
-                if l1:
-                    g[name] += np.multiply(l1, np.sign(p[name], out=scratch), out=scratch)
+    for i in range(len(net.layers) - 1, -1, -1):                                          # backward
+        out = _lender(workspace, i) if workspace is not None else _OwnGradient(G) if owned else None
+        G, grads[i] = net.layers[i].backward_batched(G, ctxs[i], input_grad=i > 0, out=out)
+        owned = True   # a layer's dX is the caller's (the layer protocol): this loop's own
+    net.add_penalty_gradients(grads, scale=scale, out=own)                                 # penalty
     return loss, grads
-
-
-def _copy_into(src, dst):
-    np.copyto(dst, src)
-    return dst
 
 
 def train_step_batched(net, X, Y, lr: float, workspace: Workspace | None = None) -> float:
     """One SGD step ``theta -= lr * grad`` with the batched gradients; returns the loss before it.
 
-    ``workspace``: an optional :class:`~jacobian_nn.workspace.Workspace`; create it once and
-    pass it to every step: the step's large arrays are then reused instead of allocated
-    (and page-faulted) anew each step, with bitwise the same parameters afterwards.
+    ``workspace``: an optional :class:`Workspace`; create it once and pass it to every step:
+    the step's large arrays are then reused instead of allocated (and page-faulted) anew
+    each step, with bitwise the same parameters afterwards.
 
-    The steps ``-lr * grad`` come straight out of the backward pass (the factor applied to
-    the loss gradient, see :func:`_loss_and_scaled_gradients_batched`): no pass over the
-    gradient arrays to scale them. ``apply_update`` validates every step before writing
-    any parameter: a step that overflows (huge ``lr``) is refused there, with its name, so
-    numpy's overflow warnings inside the scaled backward pass are silenced."""
+    The steps ``-lr * grad`` come straight out of the backward pass (``scale=-lr`` in
+    :func:`loss_and_gradients_batched`): no pass over the gradient arrays to scale them.
+    ``apply_update`` validates every step before writing any parameter: a step that
+    overflows (huge ``lr``) is refused there, with its name, so numpy's overflow warnings
+    inside the scaled backward pass are silenced."""
     lr = check_positive(lr, "lr")
     with np.errstate(over="ignore", invalid="ignore"):
-        loss, steps = _loss_and_scaled_gradients_batched(net, X, Y, "train", -lr, workspace)
+        loss, steps = loss_and_gradients_batched(net, X, Y, "train", workspace, scale=-lr)
     net.apply_update(steps)
     return loss
 
@@ -157,17 +229,17 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
     """
     Y_hat, _ = forward_batched(net, X, mode)
     Ym = label_matrix(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
-    return net.loss.per_sample_batch(Y_hat, Ym)
+    return net.loss.per_sample_losses_batched(Y_hat, Ym)
 
 
 def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mode: str = "train"):
     """Per-sample gradients, no Python loop over samples: one dict per layer,
     ``{"W": (N, n, m), "b": (N, m)}`` for a :class:`~jacobian_nn.layers.Dense` layer.
 
-    Row k of the unscaled loss gradient is ``dL_k/dy_hat_k = N * loss.gradient_batch``
-    (``gradient_batch`` carries the ``1/N`` of the batch mean; multiplying back is exact
+    Row k of the unscaled loss gradient is ``dL_k/dy_hat_k = N * loss.gradient_batched``
+    (``gradient_batched`` carries the ``1/N`` of the batch mean; multiplying back is exact
     when N is a power of two and otherwise costs at most one rounding per entry).
-    Each layer's ``per_sample_backward_batch`` then gives, with ``delta`` ``(N, m)``::
+    Each layer's ``backward_batched(..., per_sample=True)`` then gives, with ``delta`` ``(N, m)``::
 
         grads_W[k] = X[k]^T delta[k]    (einsum "ki,kj->kij")     grads_b[k] = delta[k]
 
@@ -180,79 +252,68 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
     exactly as :func:`loss_and_gradients_batched` defines it (up to rounding).
     ``include_penalty=False`` returns the data-loss gradients only.
 
-    Every layer must provide ``per_sample_backward_batch``; a batch-coupled layer
-    in training mode (whose samples are not independent) has no per-sample gradient.
+    Every layer must declare ``per_sample_gradients``; a batch-coupled layer in training
+    mode (whose samples are not independent) has none.
     """
     for i, layer in enumerate(net.layers):
-        if not hasattr(layer, "per_sample_backward_batch"):
-            raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no per_sample_backward_batch; "
+        if not layer.per_sample_gradients:
+            raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no per-sample gradients; "
                             "per-sample gradients need layers whose samples are independent")
-    Y_hat, caches = forward_batched(net, X, mode)
+    Y_hat, ctxs = forward_batched(net, X, mode)
     N = Y_hat.shape[0]
     Ym = label_matrix(Y, N, net.n_out, dtype=net.dtype)
-    G = net.loss.gradient_batch(Y_hat, Ym) * Y_hat.dtype.type(N)
+    G = net.loss.gradient_batched(Y_hat, Ym) * Y_hat.dtype.type(N)
     grads = [None] * len(net.layers)
-    for i in range(len(net.layers) - 1, 0, -1):
-        G, grads[i] = net.layers[i].per_sample_backward_batch(G, caches[i])
-    first = net.layers[0]
-    if hasattr(first, "per_sample_param_grads_batch"):   # no dX GEMM for the first layer
-        grads[0] = first.per_sample_param_grads_batch(G, caches[0])
-    else:
-        grads[0] = first.per_sample_backward_batch(G, caches[0])[1]
+    for i in range(len(net.layers) - 1, -1, -1):
+        G, grads[i] = net.layers[i].backward_batched(G, ctxs[i], input_grad=i > 0, per_sample=True)
     if include_penalty:
-        for g, p in zip(grads, net.params):
-            for name in g:
-                if name == "W" or (net.regularize_bias and name == "b"):
-                    if net.l2:
-                        g[name] += (net.l2 * p[name])[None]
-                    if net.l1:
-                        g[name] += (net.l1 * np.sign(p[name]))[None]
+        net.add_penalty_gradients(grads, per_sample=True)
     return grads
 
 
 # --------------------------------------------------------------------------- batched Jacobians
 
 
+def _check_batched_jacobians(net) -> None:
+    for i, layer in enumerate(net.layers):
+        if not layer.batched_jacobians:
+            raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no batched Jacobians (jacobian_x_batched)")
+
+
 def input_jacobian_batched(net, X) -> np.ndarray:
     """Input-output Jacobians of the whole network for every row, ``(N, m_out, n_in)``.
 
     Slice k is ``d y_hat_k / d x_k = J_L(k) ... J_2(k) J_1(k)`` with ``J_l(k)`` the
-    layer's ``jacobian_x_batch`` slice ``(m_l, n_l)``. The product is accumulated from
+    layer's ``jacobian_x_batched`` slice ``(m_l, n_l)``. The product is accumulated from
     the output side (reverse mode, ``m_out`` rows per sample): ``P = J_L``, then
-    ``P <- P J_l`` for ``l = L-1, ..., 1``, through the layer's ``input_vjp_rows_batch``
-    where it has one (a dense layer: ``(P * D_l) W_l^T``, one 2-D GEMM) and a batched
-    matmul ``(N, m_out, m_l) @ (N, m_l, n_l)`` otherwise. No loop over samples. Test mode.
+    ``P <- P J_l`` for ``l = L-1, ..., 1`` through the layer's ``input_vjp_rows_batched``
+    (a dense layer: ``(P * D_l) W_l^T``, one 2-D GEMM). No loop over samples. Test mode.
     """
-    A = as_batch(X, "X", net.n_in, net.dtype)
+    _check_batched_jacobians(net)
+    A = net.input_batch(X)
     inputs = []
     for i, layer in enumerate(net.layers):
-        if not hasattr(layer, "jacobian_x_batch"):
-            raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no jacobian_x_batch")
         inputs.append(A)
         if i < len(net.layers) - 1:
-            A = layer.forward_batch(A, "test")[0]
-    J = _last_two_dense_jacobian_batched(net.layers, inputs) if len(net.layers) > 1 else None
+            A = layer.forward_batched(A, "test")[0]
+    J = _last_two_jacobian_batched(net.layers, inputs) if len(net.layers) > 1 else None
     if J is None:
-        J, start = net.layers[-1].jacobian_x_batch(inputs[-1]), len(net.layers) - 1
+        J, start = net.layers[-1].jacobian_x_batched(inputs[-1]), len(net.layers) - 1
     else:
         start = len(net.layers) - 2
     for layer, A_in in zip(reversed(net.layers[:start]), reversed(inputs[:start])):
-        if hasattr(layer, "input_vjp_rows_batch"):
-            J = layer.input_vjp_rows_batch(J, A_in)
-        else:
-            J = np.matmul(J, layer.jacobian_x_batch(A_in))
+        J = layer.input_vjp_rows_batched(J, A_in)
     return J
 
 
-def _last_two_dense_jacobian_batched(layers, inputs):
-    """``J_L(k) J_{L-1}(k)`` ``(N, m_L, n_{L-1})`` for a network ending in two dense layers with
-    elementwise activations, as one GEMM; None when that form does not apply.
+def _last_two_jacobian_batched(layers, inputs):
+    """``J_L(k) J_{L-1}(k)`` ``(N, m_L, n_{L-1})`` as one GEMM when both layers declare input
+    Jacobians of the form ``diag(D[k]) M`` (``jacobian_x_factors_batched``; dense layers with
+    elementwise activations: ``M = W^T``); None when that form does not apply.
 
-    With ``D = vjp_f(Z, f(Z), 1)`` the activation derivatives ``(N, m)`` of each layer,
-    ``J_L(k) J_{L-1}(k) = diag(D_L[k]) W_L^T diag(D_{L-1}[k]) W_{L-1}^T``, linear in
-    ``D_{L-1}[k]``::
+    ``J_L(k) J_{L-1}(k) = diag(D_L[k]) M_L diag(D_{L-1}[k]) M_{L-1}``, linear in ``D_{L-1}[k]``::
 
-        K[j, i, l] = W_L[j, i] W_{L-1}[l, j]                  (m_{L-1}, m_L, n_{L-1}), no sample index
+        K[j, i, l] = M_L[i, j] M_{L-1}[j, l]                  (m_{L-1}, m_L, n_{L-1}), no sample index
         J[k, i, l] = D_L[k, i] sum_j D_{L-1}[k, j] K[j, i, l]  i.e.  J = D_L * (D_{L-1} @ K)
 
     (the same products as pulling ``m_L`` rows per sample back, summed in another
@@ -260,22 +321,17 @@ def _last_two_dense_jacobian_batched(layers, inputs):
     output). Used when ``K`` is no larger than the result (``m_{L-1} <= N``).
     """
     prev, last = layers[-2], layers[-1]
-    if not (isinstance(prev, Dense) and isinstance(last, Dense)):
-        return None
     X = inputs[-2]
     N = X.shape[0]
-    n, m1, m2 = prev.n_in, prev.n_out, last.n_out
-    if m1 > N:
+    if prev.n_out > N:
         return None
-    _, Z1 = prev._z_batch(X)
-    D1 = prev._derivative_batch(Z1)
-    if D1 is None:
+    f1 = prev.jacobian_x_factors_batched(X)
+    f2 = last.jacobian_x_factors_batched(inputs[-1]) if f1 is not None else None
+    if f2 is None:
         return None
-    _, Z2 = last._z_batch(inputs[-1])
-    D2 = last._derivative_batch(Z2)
-    if D2 is None:
-        return None
-    K = (last.W[:, :, None] * prev.W.T[:, None, :]).reshape(m1, m2 * n)
+    (D1, M1), (D2, M2) = f1, f2
+    m1, m2, n = M1.shape[0], M2.shape[0], M1.shape[1]
+    K = (M2.T[:, :, None] * M1[:, None, :]).reshape(m1, m2 * n)
     J = (D1 @ K).reshape(N, m2, n)
     if not (D2 == 1).all():   # multiplying by exact ones (identity output) changes nothing
         J *= D2[:, :, None]
@@ -284,11 +340,12 @@ def _last_two_dense_jacobian_batched(layers, inputs):
 
 def activation_jacobians_batched(net, X, mode: str = "test") -> list:
     """Per layer, the activation Jacobians ``J_f(Z)`` ``(N, m, m)`` at the layer's pre-activations,
-    i.e. the layer's ``jacobian_b_batch`` (``dy/db = J_f(z)``); ``None`` for a layer without one."""
+    i.e. the layer's ``jacobian_b_batched`` (``dy/db = J_f(z)``); ``None`` for a layer without
+    batched Jacobians."""
     check_mode(mode)
-    A = as_batch(X, "X", net.n_in, net.dtype)
+    A = net.input_batch(X)
     out = []
     for layer in net.layers:
-        out.append(layer.jacobian_b_batch(A) if hasattr(layer, "jacobian_b_batch") else None)
-        A = layer.forward_batch(A, mode)[0]
+        out.append(layer.jacobian_b_batched(A) if layer.batched_jacobians else None)
+        A = layer.forward_batched(A, mode)[0]
     return out

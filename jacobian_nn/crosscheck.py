@@ -6,7 +6,7 @@ compares, quantity by quantity:
 ==============================  ================================  =================================
 quantity                        batched path                      reference path (stacked)
 ==============================  ================================  =================================
-outputs ``(N, m)``              ``predict_batched``               ``predict_batch`` (per column)
+outputs ``(N, m)``              ``predict_batched``               ``predict`` (per column)
 batch loss ``()``               ``loss_and_gradients_batched``    ``loss_and_gradients``
 per-sample losses ``(N,)``      ``per_sample_losses_batched``     ``loss.forward`` per sample
 gradient of every parameter     ``loss_and_gradients_batched``    ``loss_and_gradients``
@@ -14,8 +14,8 @@ per-sample gradients            ``per_sample_gradients_batched``  ``backward(x_k
   ``(N, n, m)`` / ``(N, m)``
 mean of per-sample gradients    ``per_sample_gradients_batched``  ``loss_and_gradients_batched``
   (internal consistency)        mean over samples                 (both batched; penalty included)
-activation Jacobians            ``jacobian_b_batch`` =            ``activation.jacobian(z_k)``,
-  ``(N, m, m)`` per layer       ``activation.jacobian_batch(Z)``  stacked
+activation Jacobians            ``jacobian_b_batched`` =            ``activation.jacobian(z_k)``,
+  ``(N, m, m)`` per layer       ``activation.jacobian_batched(Z)``  stacked
 network input Jacobian          ``input_jacobian_batched``        ``input_jacobian(x_k)``, stacked
   ``(N, m_out, n_in)``
 ==============================  ================================  =================================
@@ -42,7 +42,7 @@ batched path. ``max_rel`` is reported as in :func:`jacobian_nn.fd.compare`:
 ``|a - b| / max(|a|, |b|)`` over entries above ``atol``.
 
 float32. The reference path computes in float64 only
-(``Network._check_reference_dtype``). For a float32 network the reference runs
+(:mod:`jacobian_nn.reference` refuses another dtype). For a float32 network the reference runs
 on a **float64 copy** of the parameters and of ``X`` (an exact upcast), so the
 report measures the float32 batched path against the float64 answer for the
 same float32 numbers, with float32 tolerances. Near a kink the float32 and
@@ -50,7 +50,7 @@ float64 pre-activations can fall on opposite sides; check float32 on inputs
 kept away from kinks.
 
 Quantities that a network cannot provide (per-sample gradients or batched
-Jacobians for a layer without ``per_sample_backward_batch`` / ``jacobian_x_batch``)
+Jacobians for a layer that does not declare ``per_sample_gradients`` / ``batched_jacobians``)
 are listed in ``report.skipped`` with the reason, never silently passed.
 """
 
@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import batched
+from ._validation import columns
 from .fd import Comparison, compare
 from .losses import label_matrix
 
@@ -186,8 +187,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
     ref = net if dtype == np.float64 else _float64_copy(net)
     X64 = _upcast(X)
     Y64 = label_matrix(_upcast(Y), N, net.n_out)  # float64 labels for the reference
-    cols = [X64[k][:, None] for k in range(N)]
-    ycols = [Y64[k][:, None] for k in range(N)]
+    cols, ycols = columns(X64), columns(Y64)
 
     def add(quantity, b, r, axes, floor=0.0):
         r = np.asarray(r, dtype=np.float64)
@@ -197,12 +197,12 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
         report.rows.append(CrossCheckRow(quantity, c, tuple(axes)))
 
     # -- forward
-    add("outputs (N, m)", out_b, ref.predict_batch(X64), ("sample", "column"))
+    add("outputs (N, m)", out_b, ref.predict(X64), ("sample", "column"))
     loss_r, grads_r = ref.loss_and_gradients(X64, Y64)
     add("loss (mean + penalty)", np.float64(loss_b), np.float64(loss_r), ())
     if per_sample:
-        ref_outs = ref.predict_batch(X64)
-        losses_r = np.array([ref.loss.forward(ref_outs[k][:, None], ycols[k]) for k in range(N)])
+        ref_outs = ref.predict(X64)
+        losses_r = np.array([ref.loss.forward(o, y) for o, y in zip(columns(ref_outs), ycols)])
         add("per-sample losses (N,)", batched.per_sample_losses_batched(net, X, Y, mode="test"), losses_r, ("sample",))
 
     # -- mean gradients
@@ -214,9 +214,9 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     # -- per-sample gradients
     if per_sample:
-        missing = [i for i, layer in enumerate(net.layers) if not hasattr(layer, "per_sample_backward_batch")]
+        missing = [i for i, layer in enumerate(net.layers) if not layer.per_sample_gradients]
         if missing:
-            report.skipped.append(f"per-sample gradients: layers {missing} have no per_sample_backward_batch")
+            report.skipped.append(f"per-sample gradients: layers {missing} have no per-sample gradients")
         else:
             ps_b = batched.per_sample_gradients_batched(net, X, Y)
             ps_r = [ref.backward(cols[k], ycols[k])[1] for k in range(N)]
@@ -232,61 +232,17 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     # -- batched Jacobians
     if jacobians:
-        missing = [i for i, layer in enumerate(net.layers)
-                   if not (hasattr(layer, "jacobian_x_batch") and hasattr(layer, "jacobian_b_batch"))]
+        missing = [i for i, layer in enumerate(net.layers) if not layer.batched_jacobians]
         if missing:
-            report.skipped.append(f"batched Jacobians: layers {missing} have no jacobian_x_batch/jacobian_b_batch")
+            report.skipped.append(f"batched Jacobians: layers {missing} have no batched Jacobians")
         else:
             A = np.asarray(X, dtype=dtype)
             for i, (layer, Jb) in enumerate(zip(net.layers, batched.activation_jacobians_batched(net, X))):
                 Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
-                Jr = np.stack([ref.layers[i].activation.jacobian(Z64[k][:, None]) for k in range(N)])
+                Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
                 add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", Jb, Jr, ("sample", "row", "column"))
-                A = layer.forward_batch(A, "test")[0]
+                A = layer.forward_batched(A, "test")[0]
             Jr = np.stack([ref.input_jacobian(c) for c in cols])
             add("network dy/dx (N, m_out, n_in)", batched.input_jacobian_batched(net, X), Jr,
                 ("sample", "row", "column"))
     return report
-
-
-# --------------------------------------------------------------------------- verify group
-
-#: Seed of the ``jacobian-nn verify`` cross-check group.
-VERIFY_SEED = 20261123
-
-
-def verify_networks(seed: int = VERIFY_SEED):
-    """Small float64 networks covering every activation and every loss, with both penalties."""
-    from .layers import Dense
-    from .network import Network
-
-    rng = np.random.default_rng(seed)
-    nets = [
-        ("tanh-relu-identity, softmax+CE, l2", Network(
-            [Dense(3, 6, "tanh", seed=rng), Dense(6, 5, "relu", seed=rng), Dense(5, 4, "identity", seed=rng)],
-            "softmax_cross_entropy", l2=0.01)),
-        ("sigmoid-elu-softmax, CE, l1", Network(
-            [Dense(3, 5, "sigmoid", init="xavier", seed=rng), Dense(5, 5, "elu", seed=rng),
-             Dense(5, 4, "softmax", init="xavier", seed=rng)], "cross_entropy", l1=0.01)),
-        ("step-leaky_relu-identity, mse, l1+l2+bias", Network(
-            [Dense(4, 6, "step", seed=rng), Dense(6, 5, "leaky_relu", seed=rng), Dense(5, 2, "identity", seed=rng)],
-            "mse", l2=0.05, l1=0.01, regularize_bias=True)),
-    ]
-    for _, net in nets:
-        for p in net.params:
-            p["b"][:] = rng.normal(scale=0.5, size=p["b"].shape)
-    return nets
-
-
-def verify_rows() -> list:
-    """``jacobian-nn verify`` group: cross-check rows of :func:`verify_networks` on N = 7 samples."""
-    rng = np.random.default_rng(VERIFY_SEED + 1)
-    out = []
-    for label, net in verify_networks():
-        X = rng.normal(size=(7, net.n_in))
-        Y = rng.integers(0, net.n_out, size=7)
-        for r in cross_check(net, X, Y).rows:
-            c = r.comparison
-            out.append(Comparison(f"{label}: {r.quantity}", c.max_abs, c.max_rel, c.location, c.tolerance,
-                                  c.passed))
-    return out

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import Dense, as_generator
+from ._validation import as_generator, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -150,15 +150,16 @@ def step_function(x) -> np.ndarray:
     return (np.asarray(x) > 0).astype(np.int64)
 
 
-def perceptron(gate: str) -> Dense:
-    """Seed 002's perceptron for ``AND``, ``NAND`` or ``OR`` as a :class:`Dense` layer
-    ``y = step(W^T x + b)`` with ``W`` ``(2, 1)``, ``b`` ``(1,)``."""
+def perceptron_weights(gate: str):
+    """Seed 002's perceptron for ``AND``, ``NAND`` or ``OR``: ``(W (2, 1), b (1,))`` with
+    ``y = step(W^T x + b)``; ``jacobian_nn.Dense.from_params(W, b, "step")`` is that perceptron
+    as a layer."""
     key = str(gate).upper()
     if key not in PERCEPTRON_WEIGHTS:
         raise ValueError(f"gate: expected one of {sorted(PERCEPTRON_WEIGHTS)} (XOR needs two layers: "
-                         f"use xor_perceptron), got {gate!r}")
+                         f"gate_output('XOR', X) composes AND(NAND(x), OR(x))), got {gate!r}")
     w, b = PERCEPTRON_WEIGHTS[key]
-    return Dense.from_params(np.array(w).reshape(2, 1), np.array([b]), "step")
+    return np.array(w).reshape(2, 1), np.array([b])
 
 
 def gate_output(gate: str, X) -> np.ndarray:
@@ -172,8 +173,8 @@ def gate_output(gate: str, X) -> np.ndarray:
     if key == "XOR":
         hidden = np.column_stack([gate_output("NAND", X), gate_output("OR", X)]).astype(np.float64)
         return gate_output("AND", hidden)
-    layer = perceptron(key)
-    return layer.forward_batch(X)[0][:, 0].astype(np.int64)
+    W, b = perceptron_weights(key)
+    return step_function(X @ W + b)[:, 0]
 
 
 def gates(gate: str = "XOR") -> Dataset:
@@ -203,9 +204,8 @@ def spiral_points(n_per_class: int = 500, n_classes: int = 3, noise: float = 0.2
 
     The normal draws come from one Generator made from ``seed``, class by class.
     """
-    for name, v in (("n_per_class", n_per_class), ("n_classes", n_classes)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
-            raise ValueError(f"{name}: expected an integer >= 2, got {v!r}")
+    n_per_class = check_positive_int(n_per_class, "n_per_class", 2)
+    n_classes = check_positive_int(n_classes, "n_classes", 2)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise: expected a finite number >= 0, got {noise!r}")
     rng = as_generator(seed)
@@ -461,14 +461,12 @@ def cifar10(data_dir, num_validation: int | None = None, max_train: int | None =
     X_test, y_test = load_cifar10_batch(os.path.join(data_dir, CIFAR10_TEST_FILE))
     if num_validation is None:
         num_validation = max(1, min(1000, X.shape[0] // 10))
-    if isinstance(num_validation, bool) or not isinstance(num_validation, (int, np.integer)) \
-            or not 0 < num_validation < X.shape[0]:
+    if check_positive_int(num_validation, "num_validation") >= X.shape[0]:
         raise ValueError(f"num_validation: expected an integer in [1, {X.shape[0] - 1}], got {num_validation!r}")
     X_tr, y_tr = X[:-num_validation], y[:-num_validation]
     X_va, y_va = X[-num_validation:], y[-num_validation:]
     if max_train is not None:
-        if isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer)) or max_train < 1:
-            raise ValueError(f"max_train: expected a positive integer or None, got {max_train!r}")
+        check_positive_int(max_train, "max_train")
         X_tr, y_tr = X_tr[:max_train], y_tr[:max_train]
     mean, std, X_tr, X_va, X_te = standardize(X_tr.astype(np.float64), X_va.astype(np.float64),
                                               X_test.astype(np.float64))

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, check_nonnegative, check_positive
-from .layers import Dense, as_generator
+from ._validation import as_generator, check_float_dtype, check_nonnegative, check_positive, check_positive_int
+from .layers import Dense
 from .losses import SoftmaxCrossEntropy
 from .network import Network
 from .normalization import ActivationLayer, BatchNorm, Dropout, check_drop_probability
@@ -72,14 +72,11 @@ class FullyConnectedNet(Network):
         hidden_dims = list(hidden_dims)
         for name, v in [("input_dim", input_dim), ("num_classes", num_classes)] + \
                 [(f"hidden_dims[{i}]", h) for i, h in enumerate(hidden_dims)]:
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+            check_positive_int(v, name)
         p = check_drop_probability(dropout, "dropout")
         reg = check_nonnegative(reg, "reg")
         weight_scale = check_positive(weight_scale, "weight_scale")
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
+        dtype = check_float_dtype(dtype)
         rng = as_generator(seed)
         layers, names = [], []
         n = int(input_dim)
@@ -128,23 +125,9 @@ class FullyConnectedNet(Network):
 
     # -- inputs (N, d1, ..., dk) are flattened, as in seed 004's affine_forward ------------------
 
-    def _rows(self, X):
-        return super()._rows(flatten_input(X))
-
-    def forward_batched(self, X, mode: str = "test"):
-        return super().forward_batched(flatten_input(X), mode)
-
-    def loss_and_gradients_batched(self, X, Y, mode: str = "train", *, workspace=None):
-        return super().loss_and_gradients_batched(flatten_input(X), Y, mode, workspace=workspace)
-
-    def train_step_batched(self, X, Y, lr: float, *, workspace=None) -> float:
-        return super().train_step_batched(flatten_input(X), Y, lr, workspace=workspace)
-
-    def predict_batched(self, X):
-        return super().predict_batched(flatten_input(X))
-
-    def accuracy_batched(self, X, Y) -> float:
-        return super().accuracy_batched(flatten_input(X), Y)
+    def input_batch(self, X):
+        """``X`` ``(N, d1, ..., dk)`` flattened to ``(N, d1 * ... * dk)``, then checked as the input batch."""
+        return super().input_batch(flatten_input(X))
 
     # -- seed 004's interface ------------------------------------------------------------
 
@@ -156,108 +139,3 @@ class FullyConnectedNet(Network):
             return self.predict_batched(X)
         loss, grads = self.loss_and_gradients_batched(X, y, "train")
         return loss, self.named_gradients(grads)
-
-
-# --------------------------------------------------------------------------- verify group
-
-#: Seed of the ``jacobian-nn verify`` batch-norm / dropout group.
-VERIFY_SEED = 20261124
-
-
-def _rows_of(layer, X):
-    return [X[k][:, None] for k in range(X.shape[0])]
-
-
-def verify_rows() -> list:
-    """``jacobian-nn verify`` group ``batchnorm``: batch norm and dropout, both modes, both paths,
-    against finite differences of the whole batch's loss.
-
-    Layer checks use ``L = sum(U * Y)`` for a fixed random ``U`` ``(N, m)``, so ``dL/dY = U``;
-    network checks differentiate the batch loss w.r.t. every parameter, with the dropout
-    masks fixed and the running statistics frozen (:func:`~jacobian_nn.normalization.same_randomness`).
-    Biases are random so that no ReLU input sits exactly on its kink.
-    """
-    from .fd import compare, fd_gradient, fd_jacobian, fd_loss_gradient
-    from .normalization import same_randomness
-
-    rng = np.random.default_rng(VERIFY_SEED)
-    out = []
-    N, m = 5, 3
-    X = rng.normal(size=(N, m))
-    U = rng.normal(size=(N, m))
-    urows = [U[k][None, :] for k in range(N)]
-    xs = _rows_of(None, X)
-
-    # -- batch norm layer
-    bn = BatchNorm(m, gamma=rng.uniform(0.5, 2.0, m), beta=rng.normal(size=m), update_running=False)
-    bn.running_mean[:] = rng.normal(size=m)
-    bn.running_var[:] = rng.uniform(0.5, 2.0, m)
-    g0, b0 = bn.gamma.copy(), bn.beta.copy()
-
-    def bn_out(mode, Xv=X, gamma=g0, beta=b0):
-        probe = BatchNorm(m, gamma=gamma, beta=beta, update_running=False)
-        probe.running_mean[:], probe.running_var[:] = bn.running_mean, bn.running_var
-        return probe.forward_batch(Xv, mode)[0]
-
-    for mode in ("train", "test"):
-        fd = fd_jacobian(lambda v: bn_out(mode, Xv=v.reshape(N, m)), X)
-        out.append(compare(f"batchnorm[{mode}]: explicit d vec(Y)/d vec(X) (Nm, Nm)",
-                           bn.jacobian_x_samples(xs, mode), fd.df, err=fd.error))
-        ys, ctx = bn.forward_samples(xs, mode)
-        gx, gr = bn.backward_samples(urows, ctx)
-        Y, cache = bn.forward_batch(X, mode)
-        dX, gb = bn.backward_batch(U, cache)
-        fd_x = fd_gradient(lambda v: np.sum(U * bn_out(mode, Xv=v.reshape(N, m))), X)
-        fd_g = fd_gradient(lambda v: np.sum(U * bn_out(mode, gamma=v)), g0)
-        fd_b = fd_gradient(lambda v: np.sum(U * bn_out(mode, beta=v)), b0)
-        for path, gxv, grads in (("reference", np.vstack(gx), gr), ("batched", dX, gb)):
-            out.append(compare(f"batchnorm[{mode}] {path}: dL/dX (N, m)", gxv.reshape(1, -1), fd_x.df,
-                               err=fd_x.error))
-            out.append(compare(f"batchnorm[{mode}] {path}: dL/dgamma (m,)", grads["gamma"][None], fd_g.df,
-                               err=fd_g.error))
-            out.append(compare(f"batchnorm[{mode}] {path}: dL/dbeta (m,)", grads["beta"][None], fd_b.df,
-                               err=fd_b.error))
-
-    # -- dropout layer (p = 0.4, one fixed mask for both paths and the witness)
-    drop = Dropout(m, 0.4, seed=rng.spawn(1)[0])
-    keep = drop.sample_mask(N)
-    for mode in ("train", "test"):
-        with drop.using_mask(keep):
-            fd = fd_gradient(lambda v: np.sum(U * drop.forward_batch(v.reshape(N, m), mode)[0]), X)
-            ys, ctx = drop.forward_samples(xs, mode)
-            gx, _ = drop.backward_samples(urows, ctx)
-            dX, _ = drop.backward_batch(U, drop.forward_batch(X, mode)[1])
-        out.append(compare(f"dropout[{mode}] reference: dL/dX (N, m)", np.vstack(gx).reshape(1, -1), fd.df,
-                           err=fd.error))
-        out.append(compare(f"dropout[{mode}] batched: dL/dX (N, m)", dX.reshape(1, -1), fd.df, err=fd.error))
-
-    # -- FullyConnectedNet with batch norm and dropout, (N, 2, 2) inputs flattened
-    net = FullyConnectedNet([5, 4], input_dim=4, num_classes=3, dropout=0.3, use_batchnorm=True, reg=0.05,
-                            weight_scale=0.5, seed=rng.spawn(1)[0])
-    for p in net.params:
-        for name, v in p.items():
-            if name in ("b", "beta"):
-                v[:] = rng.normal(scale=0.3, size=v.shape)
-    for layer in net.layers:
-        if isinstance(layer, BatchNorm):
-            layer.running_mean[:] = rng.normal(scale=0.3, size=layer.n_in)
-            layer.running_var[:] = rng.uniform(0.5, 2.0, layer.n_in)
-    Xn = rng.normal(size=(6, 2, 2))
-    Yn = rng.integers(0, 3, size=6)
-    for mode in ("train", "test"):
-        with same_randomness(net, 6):
-            fd = fd_loss_gradient(net, Xn, Yn, mode, path="batched")
-            _, gr = net.loss_and_gradients(Xn, Yn, mode)
-            _, gb = net.loss_and_gradients_batched(Xn, Yn, mode)
-        for path, g in (("reference", gr), ("batched", gb)):
-            out.append(compare(f"fcnet bn+dropout[{mode}] {path}: dL/dtheta", net.flatten_gradients(g)[None],
-                               fd.df, err=fd.error))
-
-    # -- path agreement (cross_check fixes the masks and freezes the running statistics itself)
-    from .crosscheck import cross_check
-
-    for r in cross_check(net, flatten_input(Xn), Yn).rows:
-        c = r.comparison
-        out.append(type(c)(f"fcnet bn+dropout cross-check: {r.quantity}", c.max_abs, c.max_rel, c.location,
-                           c.tolerance, c.passed))
-    return out

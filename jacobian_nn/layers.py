@@ -1,57 +1,61 @@
 """Layers: forward, explicit Jacobians, reference backward and batched backward, side by side.
 
-The layer interface (every layer, including batch-coupled ones, implements it)
------------------------------------------------------------------------------
+The layer protocol (every layer implements it; the two path drivers,
+:mod:`jacobian_nn.reference` and :mod:`jacobian_nn.batched`, call nothing else)
+------------------------------------------------------------------------------
 Reference path, one sample (columns in, rows back)::
 
-    forward(x)                 x (n, 1)        -> y (m, 1), ctx
-    backward(grad_y, ctx)      grad_y (1, m)   -> grad_x (1, n), grads {name: array in the param's shape}
+    forward(x, mode, *, check=True)       x (n, 1)      -> y (m, 1), ctx
+    backward(grad_y, ctx, *, check=True)  grad_y (1, m) -> grad_x (1, n), grads {name: array in the param's shape}
 
-Reference path over a batch of columns (what the network's reference loop calls)::
+  ``check=False`` skips the input checks for columns and rows the reference driver made
+  itself (it validates the batch once and the finiteness of every layer's outputs).
 
-    forward_samples(xs, mode)        list of N columns (n, 1) -> list of N columns (m, 1), ctx
-    backward_samples(grad_ys, ctx)   list of N rows (1, m)    -> list of N rows (1, n),
-                                                                 grads summed over the N samples
+Reference path, batch-coupled layers only (``couples_samples(mode)`` True)::
 
-  The default loops over the samples with ``forward``/``backward``: samples are
-  independent. A batch-coupled layer (batch normalisation in training mode)
-  overrides the pair and chains the rows through its Jacobian over the whole
-  batch. The network never special-cases a layer type.
+    forward_samples(xs, mode)       list of N columns (n, 1) -> list of N columns (m, 1), ctx
+    backward_samples(grad_ys, ctx)  list of N rows (1, m)    -> list of N rows (1, n), grads summed over N
+
+  The rows are chained through the layer's explicit Jacobian over the whole batch
+  (batch normalisation in training mode: one ``N x N`` matrix per feature).
 
 Batched path (rows are samples)::
 
-    forward_batch(X, mode)     X (N, n) -> Y (N, m), cache
-    backward_batch(G, cache)   G (N, m) -> dX (N, n), grads {name: array in the param's shape}
+    forward_batched(X, mode, *, out=None)     X (N, n) -> Y (N, m), ctx
+    backward_batched(G, ctx, *, input_grad=True, per_sample=False, out=None)
+                                            G (N, m) -> dX (N, n) or None, grads
 
-``ctx`` and ``cache`` are returned to the caller, never stored on the layer, so
-results do not depend on call history. ``mode`` is ``"train"`` or ``"test"``;
-the dense layer ignores it.
+  ``dX`` belongs to the caller, who may overwrite it: a new array, or the one lent for
+  ``"dX"`` (never ``G`` itself nor an array of ``ctx``); ``G`` and ``ctx`` are only read,
+  unless ``out`` lends ``G`` itself for ``"delta"``.
+  ``input_grad=False`` skips ``dX`` (a first layer's input gradient is not needed);
+  ``per_sample=True`` returns each sample's gradients stacked ``(N, *param shape)``
+  instead of their sum (only layers with ``per_sample_gradients``).
+
+Capabilities, declared (the drivers probe nothing else)::
+
+    couples_samples(mode) -> bool   the samples of a batch are not independent in this mode
+    per_sample_gradients: bool      backward_batched(..., per_sample=True) is available
+    min_train_batch: int            smallest batch a training-mode forward accepts
+
+``out`` is how the batched driver lends memory: None (allocate as usual) or an object whose
+``out.array(role, shape, dtype)`` returns an array to overwrite for the result named
+``role`` ("Z", "delta", "dX", "W", "b", ...); read through ``_validation.lend``. The results
+are the same either way; the only lender is the batched driver's
+:class:`~jacobian_nn.batched.Workspace`.
+
+``ctx`` is returned to the caller, never stored on the layer, so results do not
+depend on call history. ``mode`` is ``"train"`` or ``"test"``; the dense layer
+ignores it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, all_finite, as_column, as_float_array, as_row, check_positive
+from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
+                          check_positive, check_positive_int, lend)
 from .activations import Activation, get_activation
-from .workspace import buffer
-
-MODES = ("train", "test")
-
-
-def check_mode(mode) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    return mode
-
-
-def as_generator(seed) -> np.random.Generator:
-    """An explicit ``numpy.random.Generator`` from a Generator, an int seed, or None (fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
-        return np.random.default_rng(seed)
-    raise TypeError(f"seed: expected an int, None or a numpy.random.Generator, got {type(seed).__name__}")
 
 
 # --------------------------------------------------------------------------- initialisation
@@ -91,41 +95,20 @@ def init_weights(n: int, m: int, init: str, rng: np.random.Generator, weight_sca
 # --------------------------------------------------------------------------- base class
 
 
-def _checked_vectors(vs, name: str, shape: tuple, dtype, check_one) -> list:
-    """Validate a list of columns or rows at once, as ``check_one`` would one by one.
-
-    Arrays of the exact shape and dtype pass a cheap test and their finiteness is
-    checked together (one concatenation); anything else (or any non-finite entry)
-    goes through ``check_one(v, f"{name}[k]")``, which converts integers and raises
-    the usual named error. Used by the per-sample reference loops, whose cost is
-    otherwise dominated by validating every sample separately.
-    """
-    out = []
-    for k, v in enumerate(vs):
-        if not (type(v) is np.ndarray and v.shape == shape and v.dtype == dtype):
-            v = check_one(v, f"{name}[{k}]")
-        out.append(v)
-    if out and not np.isfinite(np.concatenate(out, axis=0)).all():  # same 2-D shapes: no ravel
-        for k, v in enumerate(out):
-            check_one(v, f"{name}[{k}]")
-    return out
-
-
-def _column_sums(delta: np.ndarray, workspace=None) -> np.ndarray:
+def column_sums(delta: np.ndarray, out=None) -> np.ndarray:
     """``sum_k delta[k]`` ``(m,)`` as the product ``1^T delta`` (one BLAS matrix-vector
     product, several times faster than ``delta.sum(axis=0)`` on a tall batch; the same sum
-    up to rounding order). With a workspace, the ones and the result live in it."""
+    up to rounding order). ``out`` lends the ones and the result, as in ``backward_batched``."""
     (N, m), dtype = delta.shape, delta.dtype
-    if workspace is None:
-        ones = np.ones(N, dtype=dtype)
-    else:
-        ones = workspace.array("ones", (N,), dtype)
-        ones.fill(1)
-    return np.matmul(ones, delta, out=buffer(workspace, "db", (m,), dtype))
+    ones = lend(out, "ones", (N,), dtype)
+    ones = np.ones(N, dtype=dtype) if ones is None else (ones.fill(1) or ones)
+    return np.matmul(ones, delta, out=lend(out, "db", (m,), dtype))
 
 
 class Layer:
-    """Base class: the default batch-of-columns reference methods loop over samples.
+    """Base class: the capabilities of the layer protocol (module docstring) with their
+    defaults (samples independent, no per-sample gradients, no batched Jacobians), ``state``
+    and ``astype``. The formulas are each subclass's own.
 
     Besides ``params`` (trainable, get gradients), a layer may hold **state**:
     non-trainable arrays that inference needs (batch norm's running statistics).
@@ -139,11 +122,26 @@ class Layer:
     params: dict
     #: smallest batch a training-mode forward accepts (batch-coupled layers raise it)
     min_train_batch: int = 1
-    #: True when ``forward_batch``, ``_backward_batch_overwrite`` and
-    #: ``_param_grads_batch_overwrite`` accept ``workspace=`` (a
-    #: :class:`~jacobian_nn.workspace.WorkspaceScope`) to write their large arrays into
-    #: reused memory; the batched network passes it only to such layers (others allocate).
-    uses_workspace: bool = False
+    #: ``backward_batched(..., per_sample=True)`` is available
+    per_sample_gradients: bool = False
+
+    def couples_samples(self, mode: str) -> bool:
+        """True when, in ``mode``, the outputs of one sample depend on the other samples of the
+        batch; the reference driver then calls ``forward_samples``/``backward_samples``."""
+        return False
+
+    #: ``jacobian_x_batched`` (and ``input_vjp_rows_batched``) are available
+    batched_jacobians: bool = False
+
+    def jacobian_x_factors_batched(self, X):
+        """``(D (N, m), M (m, n))`` with ``dy_k/dx_k = diag(D[k]) M``, when the layer's input
+        Jacobian has that form; None otherwise (the default)."""
+        return None
+
+    def input_vjp_rows_batched(self, P, X):
+        """``P`` ``(N, r, m)`` -> ``P[k] dy_k/dx_k`` ``(N, r, n)``; the default multiplies by
+        ``jacobian_x_batched(X)``."""
+        return np.matmul(P, self.jacobian_x_batched(X))
 
     @property
     def state(self) -> dict:
@@ -158,53 +156,11 @@ class Layer:
         names the attribute holding the array, as for every layer in this package."""
         import copy
 
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
+        dtype = check_float_dtype(dtype)
         new = copy.deepcopy(self)
         for name, v in {**self.params, **self.state}.items():
             setattr(new, name, np.asarray(v).astype(dtype))
         return new
-
-    def forward_samples(self, xs, mode="train"):
-        check_mode(mode)
-        outs = [self.forward(x) for x in xs]
-        return [y for y, _ in outs], [ctx for _, ctx in outs]
-
-    def _forward_samples_from_network(self, xs, mode):
-        """What the network's reference loop calls, with columns it made itself; a layer may
-        skip re-checking their type and shape. The default is :meth:`forward_samples`."""
-        return self.forward_samples(xs, mode)
-
-    def _backward_samples_from_network(self, grad_ys, ctxs):
-        """What the network's reference loop calls, with rows it made itself. The default is
-        :meth:`backward_samples`."""
-        return self.backward_samples(grad_ys, ctxs)
-
-    def backward_samples(self, grad_ys, ctxs):
-        grad_xs = []
-        total = {k: np.zeros_like(v) for k, v in self.params.items()}
-        for g, ctx in zip(grad_ys, ctxs, strict=True):
-            gx, grads = self.backward(g, ctx)
-            grad_xs.append(gx)
-            for k in total:
-                total[k] += grads[k]
-        return grad_xs, total
-
-    def param_grads_batch(self, G, cache):
-        """The parameter gradients of :meth:`backward_batch` alone, for a first layer
-        whose input gradient a training step discards. A layer may override it to
-        skip computing ``dX``; the default calls ``backward_batch``."""
-        return self.backward_batch(G, cache)[1]
-
-    def _backward_batch_overwrite(self, G, cache):
-        """:meth:`backward_batch` for a caller that owns ``G`` and lets the layer overwrite it
-        (the batched network, with its own fresh arrays). The default does not overwrite."""
-        return self.backward_batch(G, cache)
-
-    def _param_grads_batch_overwrite(self, G, cache):
-        """:meth:`param_grads_batch`, ``G`` owned by the caller as in :meth:`_backward_batch_overwrite`."""
-        return self.param_grads_batch(G, cache)
 
 
 # --------------------------------------------------------------------------- dense
@@ -244,12 +200,8 @@ class Dense(Layer):
 
     def __init__(self, n_in: int, n_out: int, activation="identity", *, init: str = "he",
                  weight_scale: float | None = None, seed=None, dtype=np.float64):
-        for name, v in (("n_in", n_in), ("n_out", n_out)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
+        n_in, n_out = check_positive_int(n_in, "n_in"), check_positive_int(n_out, "n_out")
+        dtype = check_float_dtype(dtype)
         rng = as_generator(seed)
         self.activation: Activation = get_activation(activation)
         self.W = init_weights(int(n_in), int(n_out), init, rng, weight_scale, dtype)
@@ -259,7 +211,7 @@ class Dense(Layer):
     def from_params(cls, W, b, activation="identity") -> "Dense":
         """A layer holding copies of given ``W`` ``(n, m)`` and ``b`` ``(m,)`` (float64 or float32)."""
         W_arr = np.asarray(W)
-        W_arr = as_float_array(W_arr, "W", W_arr.dtype if W_arr.dtype in FLOAT_DTYPES else np.float64)
+        W_arr = as_float_array(W_arr, "W", W_arr.dtype if W_arr.dtype.kind == "f" else np.float64)
         if W_arr.ndim != 2 or 0 in W_arr.shape:
             raise ValueError(f"W: expected a non-empty 2-D array of shape (n, m), got shape {W_arr.shape}")
         b_arr = as_float_array(b, "b", W_arr.dtype)
@@ -295,75 +247,27 @@ class Dense(Layer):
 
     # -- reference path ------------------------------------------------------------------
 
+    per_sample_gradients = True
+
     def _z(self, x: np.ndarray) -> np.ndarray:
+        """``z = W^T x + b`` ``(m, 1)`` (as :meth:`forward` computes it)."""
         return self.W.T @ x + self.b[:, None]
 
-    def forward(self, x):
+    def forward(self, x, mode="train", *, check=True):
         """``x`` ``(n, 1)`` -> ``y = f(W^T x + b)`` ``(m, 1)`` and the context ``(x, z)``."""
-        x = as_column(x, "x", self.n_in, self.dtype)
-        z = self._z(x)
-        return self.activation.forward(z), (x, z)
+        if check:
+            x = as_column(x, "x", self.n_in, self.dtype)
+        z = self.W.T @ x + self.b[:, None]
+        return self.activation.forward(z, check=False), (x, z)
 
-    def backward(self, grad_y, ctx):
-        """Row ``dL/dy`` ``(1, m)`` -> ``dL/dx`` ``(1, n)`` and ``{"W": (n, m), "b": (m,)}``."""
-        grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
+    def backward(self, grad_y, ctx, *, check=True):
+        """Row ``dL/dy`` ``(1, m)`` -> ``dL/dx = delta W^T`` ``(1, n)`` and
+        ``{"W": x delta (n, m), "b": delta (m,)}``, ``delta = dL/dy J_f(z)``."""
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
         x, z = ctx
-        delta = grad_y @ self.activation.jacobian(z)
+        delta = grad_y @ self.activation.jacobian(z, check=False)
         return delta @ self.W.T, {"W": x @ delta, "b": delta[0]}
-
-    def forward_samples(self, xs, mode="train"):
-        """:meth:`forward` for each column of ``xs``, the columns validated together once."""
-        check_mode(mode)
-        xs = _checked_vectors(xs, "xs", (self.n_in, 1), self.dtype,
-                              lambda v, name: as_column(v, name, self.n_in, self.dtype))
-        return self._forward_columns(xs)
-
-    def _forward_samples_from_network(self, xs, mode):
-        """:meth:`forward_samples` for columns the network made itself (views of its checked
-        input batch, or the previous layer's outputs: ``(n, 1)`` arrays of the layer's dtype by
-        construction). Only their finiteness is checked (an overflow upstream), in one pass;
-        a non-finite column goes through :meth:`forward_samples`, which names it."""
-        check_mode(mode)
-        if xs and not all_finite(np.concatenate(xs, axis=0)):
-            return self.forward_samples(xs, mode)
-        return self._forward_columns(xs)
-
-    def _forward_columns(self, xs):
-        # z is computed here, a column by construction: the activation's unchecked formula
-        W_T, b_col, f = self.W.T, self.b[:, None], self.activation._forward_column
-        ys, ctxs = [], []
-        for x in xs:
-            z = W_T @ x + b_col
-            ys.append(f(z))
-            ctxs.append((x, z))
-        return ys, ctxs
-
-    def backward_samples(self, grad_ys, ctxs):
-        """:meth:`backward` for each row of ``grad_ys``, the rows validated together once;
-        the gradients are summed over the samples in order, ``dL/dW = sum_k x_k delta_k``."""
-        grad_ys = _checked_vectors(grad_ys, "grad_ys", (1, self.n_out), self.dtype,
-                                   lambda v, name: as_row(v, name, self.n_out, self.dtype))
-        return self._backward_rows(grad_ys, ctxs)
-
-    def _backward_samples_from_network(self, grad_ys, ctxs):
-        """:meth:`backward_samples` for rows the network made itself (the loss's rows or the
-        next layer's input gradients: ``(1, m)`` arrays of the layer's dtype by construction);
-        only their finiteness is checked, as in :meth:`_forward_samples_from_network`."""
-        if grad_ys and not all_finite(np.concatenate(grad_ys, axis=0)):
-            return self.backward_samples(grad_ys, ctxs)
-        return self._backward_rows(grad_ys, ctxs)
-
-    def _backward_rows(self, grad_ys, ctxs):
-        # z comes from forward_samples' contexts: the unchecked Jacobian formula, (m, m) all the same
-        W_T, jacobian = self.W.T, self.activation._jacobian_column
-        dW, db = np.zeros_like(self.W), np.zeros_like(self.b)
-        grad_xs = []
-        for g, (x, z) in zip(grad_ys, ctxs, strict=True):
-            delta = g @ jacobian(z)
-            grad_xs.append(delta @ W_T)
-            dW += x @ delta
-            db += delta[0]
-        return grad_xs, {"W": dW, "b": db}
 
     def jacobian_x(self, x):
         """``dy/dx = J_f(z) W^T``, shape ``(m, n)``."""
@@ -388,144 +292,107 @@ class Dense(Layer):
 
     # -- batched path --------------------------------------------------------------------
 
-    uses_workspace = True
-
-    def forward_batch(self, X, mode="train", *, workspace=None):
-        """``X`` ``(N, n)`` -> ``Y = f(X W + b)`` ``(N, m)`` and the cache ``(X, Z, Y)``.
+    def forward_batched(self, X, mode="train", *, out=None):
+        """``X`` ``(N, n)`` -> ``Y = f(X W + b)`` ``(N, m)`` and the context ``(X, Z, Y)``.
 
         When the activation's VJP reads only its output (``vjp_reads_output_only``: ReLU,
-        identity), ``Y`` is computed over ``Z`` in place and the cache is ``(X, Y, Y)``:
-        one ``(N, m)`` array fewer per layer and step, the same VJP.
-
-        ``workspace`` (a :class:`~jacobian_nn.workspace.WorkspaceScope`, or None): ``Z`` is
-        written into its array ``"Z"`` instead of a new one (so is ``Y`` for ReLU and identity);
-        the values are the same, valid until the workspace is used again."""
-        Z = np.matmul(X, self.W, out=buffer(workspace, "Z", (X.shape[0], self.n_out), self.dtype))
+        identity), ``Y`` is computed over ``Z`` in place and the context is ``(X, Y, Y)``:
+        one ``(N, m)`` array fewer per layer and step, the same VJP. ``out`` lends ``Z``
+        (see the module docstring)."""
+        Z = np.matmul(X, self.W, out=lend(out, "Z", (X.shape[0], self.n_out), self.dtype))
         Z += self.b
         act = self.activation
         if act.vjp_reads_output_only:
-            A = act.forward_batch(Z, out=Z)
+            A = act.forward_batched(Z, out=Z)
             return A, (X, A, A)
-        A = act.forward_batch(Z)
+        A = act.forward_batched(Z)
         return A, (X, Z, A)
 
-    def backward_batch(self, G, cache):
-        """``G = dL/dY`` ``(N, m)`` -> ``dX`` ``(N, n)``, ``{"W": X^T delta, "b": sum_k delta[k]}``."""
-        X, Z, A = cache
-        delta = self.activation.vjp_batch(Z, A, G)
-        return delta @ self.W.T, {"W": X.T @ delta, "b": _column_sums(delta)}
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+        """``G = dL/dY`` ``(N, m)`` -> ``dX`` ``(N, n)`` (None if not ``input_grad``) and the gradients::
 
-    def param_grads_batch(self, G, cache):
-        """:meth:`backward_batch` without ``dX = delta W^T``: ``{"W": X^T delta, "b": sum_k delta[k]}``.
-        For the first layer of a network, it saves one of the layer's three GEMMs."""
-        X, Z, A = cache
-        delta = self.activation.vjp_batch(Z, A, G)
-        return {"W": X.T @ delta, "b": _column_sums(delta)}
+            delta = vjp_f(Z, G)     (N, m)
+            dX    = delta W^T       (N, n)
+            dW    = X^T delta       (n, m)     per sample: X[k]^T delta[k]  (N, n, m)  einsum "ki,kj->kij"
+            db    = 1^T delta       (m,)       per sample: delta[k]          (N, m)
 
-    def _backward_batch_overwrite(self, G, cache, *, workspace=None):
-        """:meth:`backward_batch` for a caller that owns ``G`` and lets it be overwritten:
-        ``delta`` is computed in ``G``'s memory where the activation can (one ``(N, m)``
-        array fewer). The same values. With a ``workspace`` (as in :meth:`forward_batch`),
-        ``dX``, ``dW``, ``db`` (and the activation's scratch) are written into its arrays."""
-        X, Z, A = cache
-        delta = self.activation._vjp_batch_overwrite(Z, A, G, workspace)             # VJP
-        dX = np.matmul(delta, self.W.T, out=buffer(workspace, "dX", X.shape, self.dtype))
-        return dX, self._param_grads_from_delta(X, delta, workspace)
+        Row k of ``G`` is ``dL/dy_k`` (with the batch mean's ``1/N`` when it comes from the
+        batch loss): slice k of the per-sample gradients equals the reference
+        :meth:`backward` of sample k, and their sum is the ``per_sample=False`` result.
+        ``out`` lends ``delta``, ``dX``, ``dW`` and ``db`` (see the module docstring)."""
+        X, Z, A = ctx
+        delta = self.activation.vjp_batched(Z, A, G, out=lend(out, "delta", G.shape, self.dtype))
+        dX = np.matmul(delta, self.W.T, out=lend(out, "dX", X.shape, self.dtype)) if input_grad else None
+        if per_sample:
+            return dX, {"W": np.einsum("ki,kj->kij", X, delta), "b": delta.copy()}
+        dW = np.matmul(X.T, delta, out=lend(out, "W", self.W.shape, self.dtype))
+        return dX, {"W": dW, "b": column_sums(delta, out)}
 
-    def _param_grads_batch_overwrite(self, G, cache, *, workspace=None):
-        """:meth:`param_grads_batch`, ``G`` overwritten as in :meth:`_backward_batch_overwrite`."""
-        X, Z, A = cache
-        delta = self.activation._vjp_batch_overwrite(Z, A, G, workspace)             # VJP
-        return self._param_grads_from_delta(X, delta, workspace)
+    # -- batched path: Jacobians (explicit, opt-in) ----------------------------------------
 
-    def _param_grads_from_delta(self, X, delta, workspace):
-        """``{"W": X^T delta (n, m), "b": sum_k delta[k] (m,)}``, into the workspace's arrays if any."""
-        dW = np.matmul(X.T, delta, out=buffer(workspace, "dW", self.W.shape, self.dtype))
-        return {"W": dW, "b": _column_sums(delta, workspace)}
-
-    # -- batched path: per-sample gradients and batched Jacobians (explicit, opt-in) -----
-
-    def per_sample_backward_batch(self, G, cache):
-        """Per-sample gradients, no loop over samples.
-
-        ``G`` ``(N, m)``: row k is ``dL_k/dy_k`` (unscaled, not divided by N); ``cache``
-        from :meth:`forward_batch`. With ``delta = vjp_f(Z, G)`` ``(N, m)``::
-
-            dX        = delta W^T                              (N, n)
-            grads_W[k] = x_k delta_k = X[k]^T delta[k]         (N, n, m)  einsum "ki,kj->kij"
-            grads_b[k] = delta[k]                              (N, m)
-
-        Slice k equals the reference ``backward`` of sample k, and summing over k
-        gives :meth:`backward_batch` for the same ``G``.
-        """
-        X, Z, A = cache
-        delta = self.activation.vjp_batch(Z, A, G)
-        return delta @ self.W.T, {"W": np.einsum("ki,kj->kij", X, delta), "b": delta.copy()}
-
-    def per_sample_param_grads_batch(self, G, cache):
-        """:meth:`per_sample_backward_batch` without ``dX = delta W^T``, for a first layer
-        (whose input gradient per-sample gradients discard): saves an ``(N, m) @ (m, n)`` GEMM."""
-        X, Z, A = cache
-        delta = self.activation.vjp_batch(Z, A, G)
-        return {"W": np.einsum("ki,kj->kij", X, delta), "b": delta.copy()}
-
-    def _z_batch(self, X):
-        X = as_float_array(X, "X", self.dtype)
-        if X.ndim != 2 or X.shape[1] != self.n_in or X.shape[0] == 0:
-            raise ValueError(f"X: expected a non-empty batch of shape (N, {self.n_in}), got shape {X.shape}")
+    def _z_batched(self, X):
+        X = as_batch(X, "X", self.n_in, self.dtype)
         return X, X @ self.W + self.b
 
-    def _derivative_batch(self, Z):
+    def _derivative_batched(self, Z):
         """For an elementwise activation, the diagonals of ``J_f(z_k)`` as rows ``(N, m)``:
         ``vjp_f(Z, f(Z), 1)`` (the batched VJP of a row of ones). None otherwise."""
         act = self.activation
         if not act.elementwise:
             return None
-        return act.vjp_batch(Z, act.forward_batch(Z), np.ones_like(Z))
+        return act.vjp_batched(Z, act.forward_batched(Z), np.ones_like(Z))
 
-    def jacobian_x_batch(self, X):
+    batched_jacobians = True
+
+    def jacobian_x_factors_batched(self, X):
+        """``(D (N, m), W^T (m, n))`` with ``dy_k/dx_k = diag(D[k]) W^T`` when the activation is
+        elementwise (``D = vjp_f(Z, f(Z), 1)``), else None."""
+        D = self._derivative_batched(self._z_batched(X)[1])
+        return None if D is None else (D, self.W.T)
+
+    def jacobian_x_batched(self, X):
         """``dy_k/dx_k`` for every row: ``(N, m, n)``, slice k ``= J_f(z_k) W^T``.
 
         Elementwise ``f``: ``J_f(z_k) = diag(D[k])`` with ``D = vjp_f(Z, f(Z), 1)``
         ``(N, m)``, so slice k is ``D[k][:, None] * W^T`` (a broadcast product, no
         ``(N, m, m)`` matrix). Otherwise (softmax): batched matmul of
-        ``activation.jacobian_batch(Z)`` ``(N, m, m)`` with ``W^T``."""
-        _, Z = self._z_batch(X)
-        D = self._derivative_batch(Z)
+        ``activation.jacobian_batched(Z)`` ``(N, m, m)`` with ``W^T``."""
+        _, Z = self._z_batched(X)
+        D = self._derivative_batched(Z)
         if D is not None:
             return D[:, :, None] * self.W.T[None]
-        return np.matmul(self.activation.jacobian_batch(Z), self.W.T)
+        return np.matmul(self.activation.jacobian_batched(Z), self.W.T)
 
-    def input_vjp_rows_batch(self, P, X):
+    def input_vjp_rows_batched(self, P, X):
         """Pull ``r`` rows per sample back through the layer: ``P`` ``(N, r, m)`` ->
-        ``P[k] J_f(z_k) W^T`` ``(N, r, n)``, i.e. ``P @ jacobian_x_batch(X)`` without forming it.
+        ``P[k] J_f(z_k) W^T`` ``(N, r, n)``, i.e. ``P @ jacobian_x_batched(X)`` without forming it.
 
-        Elementwise ``f``: ``(P * D[:, None, :]) W^T`` with ``D`` as in :meth:`jacobian_x_batch`,
+        Elementwise ``f``: ``(P * D[:, None, :]) W^T`` with ``D`` as in :meth:`jacobian_x_batched`,
         the product done as one ``(N r, m) @ (m, n)`` GEMM. Otherwise ``(P @ J_f(Z)) W^T``.
         Used by :func:`jacobian_nn.batched.input_jacobian_batched` to accumulate the network's
         input Jacobian from the output side.
         """
-        _, Z = self._z_batch(X)
+        _, Z = self._z_batched(X)
         P = np.asarray(P)
         N, m = Z.shape
         if P.ndim != 3 or P.shape[0] != N or P.shape[2] != m:
             raise ValueError(f"P: expected shape ({N}, r, {m}), got {P.shape}")
-        D = self._derivative_batch(Z)
-        delta = P * D[:, None, :] if D is not None else np.matmul(P, self.activation.jacobian_batch(Z))
+        D = self._derivative_batched(Z)
+        delta = P * D[:, None, :] if D is not None else np.matmul(P, self.activation.jacobian_batched(Z))
         r = P.shape[1]
         return (delta.reshape(N * r, m) @ self.W.T).reshape(N, r, self.n_in)
 
-    def jacobian_b_batch(self, X):
+    def jacobian_b_batched(self, X):
         """``dy_k/db`` for every row: ``(N, m, m)``, slice k ``= J_f(z_k)``."""
-        _, Z = self._z_batch(X)
-        return self.activation.jacobian_batch(Z)
+        _, Z = self._z_batched(X)
+        return self.activation.jacobian_batched(Z)
 
-    def jacobian_W_batch(self, X):
+    def jacobian_W_batched(self, X):
         """``dy_k/dvec(W)`` for every row: ``(N, m, n*m)``, vec(W) row-major as in :meth:`jacobian_W`.
 
         Entry ``[k, i, a*m + j] = J_f(z_k)[i, j] * X[k, a]`` (einsum ``"kij,ka->kiaj"``,
         then reshape), i.e. slice k ``= J_f(z_k) (x_k^T kron I_m)``.
         """
-        X, Z = self._z_batch(X)
+        X, Z = self._z_batched(X)
         N, n, m = X.shape[0], self.n_in, self.n_out
-        return np.einsum("kij,ka->kiaj", self.activation.jacobian_batch(Z), X).reshape(N, m, n * m)
+        return np.einsum("kij,ka->kiaj", self.activation.jacobian_batched(Z), X).reshape(N, m, n * m)

@@ -3,20 +3,23 @@
 Reference path (seed 000)
     ``forward(y_hat, y)``   y_hat ``(m, 1)``, label y -> float
     ``gradient(y_hat, y)``  -> row ``dL/dy_hat`` of shape ``(1, m)``
+    ``loss(y_hat, y, *, check=True)``   -> ``(forward, gradient)`` in one call
+    ``sample_labels(Y, N, m)``          -> the N labels checked once, as the reference
+                                           driver passes them to ``loss(..., check=False)``
 
 Batched path (batch convention: the loss of a batch is the **mean** of the
 per-sample losses)
-    ``forward_batch(Y_hat, Y)``   ``(N, m)`` -> float, ``(1/N) sum_k L_k``
-    ``gradient_batch(Y_hat, Y)``  -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``,
+    ``forward_batched(Y_hat, Y)``   ``(N, m)`` -> float, ``(1/N) sum_k L_k``
+    ``gradient_batched(Y_hat, Y)``  -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``,
                                   the gradient of that mean
-    ``per_sample_batch(Y_hat, Y)`` -> ``(N,)``, the per-sample losses ``L_k``
+    ``per_sample_losses_batched(Y_hat, Y)`` -> ``(N,)``, the per-sample losses ``L_k``
 
 Labels are accepted as a one-hot column ``(m, 1)`` (any float column for
 MeanSquaredError; a probability column for the cross-entropies) or as an integer
 class index. Batched labels are ``(N, m)`` or an integer vector ``(N,)``.
 
 The batched gradients are written independently of the reference ones; a test
-parses this module and fails if a ``*_batch`` method calls ``gradient``.
+builds the call graph of every ``*_batched`` method and fails if it reaches ``gradient``.
 Proofs (``proofs/proof_losses.py``, ``proof_softmax.py``): ``proofs:loss.cross_entropy``,
 ``proofs:loss.mse002``, ``proofs:loss.batch_mean`` (batch mean), ``proofs:loss.log0_000`` (why a
 zero probability is refused), ``proofs:softmax.ce_combined`` (fused gradient ``s - y``),
@@ -27,8 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, as_batch, as_column, as_float_array
-from .workspace import buffer
+from ._validation import FLOAT_DTYPES, as_batch, as_column, as_float_array, columns, lend
 
 #: Probabilities must sum to 1 within ``PROB_SUM_ULPS * m * eps(dtype)``.
 PROB_SUM_ULPS = 64
@@ -123,10 +125,6 @@ class Loss:
     """Base class; see the module docstring for the interface."""
 
     name: str = ""
-    #: True when ``forward_and_gradient_batch`` accepts ``workspace=`` (a
-    #: :class:`~jacobian_nn.workspace.WorkspaceScope`) for its ``(N, m)`` intermediates;
-    #: the batched network passes it only to such losses.
-    uses_workspace: bool = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -137,30 +135,20 @@ class Loss:
     def __hash__(self) -> int:
         return hash((type(self), tuple(sorted(vars(self).items()))))
 
-    def __call__(self, y_hat, y):
-        """``(loss, row gradient)`` for one sample."""
+    def __call__(self, y_hat, y, *, check=True):
+        """``(loss, row gradient)`` for one sample. (``check`` is for losses whose labels
+        :meth:`sample_labels` can check once; this default always checks.)"""
         return self.forward(y_hat, y), self.gradient(y_hat, y)
 
-    def forward_and_gradient_batch(self, Y_hat, Y):
-        """``(forward_batch(Y_hat, Y), gradient_batch(Y_hat, Y))`` in one call. A subclass
-        may fuse the two (one validation, shared intermediates) with identical results."""
-        return self.forward_batch(Y_hat, Y), self.gradient_batch(Y_hat, Y)
+    def sample_labels(self, Y, N: int, m: int) -> list:
+        """The labels of a batch of N samples, checked once, one per sample as ``__call__``
+        takes them: columns ``(m, 1)`` (the default)."""
+        return columns(label_matrix(Y, N, m))
 
-    def forward_and_gradient_samples(self, y_hats, ys):
-        """The reference loop's loss: ``self(y_hat_k, y_k)`` for every sample k.
-
-        ``y_hats`` and ``ys`` are lists of N columns ``(m, 1)``. Returns
-        ``(sum_k L_k, [dL_k/dy_hat_k (1, m) for each k])``, the values summed in
-        order from 0.0. A subclass may validate the lists once and then run the
-        same per-sample operations unchecked, with identical results.
-        """
-        total = 0.0
-        rows = []
-        for y_hat, y in zip(y_hats, ys, strict=True):
-            value, row = self(y_hat, y)
-            total += value
-            rows.append(row)
-        return total, rows
+    def forward_and_gradient_batched(self, Y_hat, Y, *, out=None):
+        """``(forward_batched(Y_hat, Y), gradient_batched(Y_hat, Y))`` in one call (``out``, the
+        batched driver's lender, unused here)."""
+        return self.forward_batched(Y_hat, Y), self.gradient_batched(Y_hat, Y)
 
 
 # --------------------------------------------------------------------------- cross-entropy
@@ -229,12 +217,12 @@ class CrossEntropy(Loss):
             )
         return P, Y
 
-    def forward_batch(self, P, Y):
+    def forward_batched(self, P, Y):
         P, Y = self._validated_batch(P, Y)
         pos = Y > 0
         return float(-np.sum(Y[pos] * np.log(P[pos])) / P.shape[0])
 
-    def per_sample_batch(self, P, Y):
+    def per_sample_losses_batched(self, P, Y):
         """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log P[k, i]`` over ``Y > 0``."""
         P, Y = self._validated_batch(P, Y)
         terms = np.zeros_like(P)
@@ -242,7 +230,7 @@ class CrossEntropy(Loss):
         terms[pos] = Y[pos] * np.log(P[pos])
         return -terms.sum(axis=1)
 
-    def gradient_batch(self, P, Y):
+    def gradient_batched(self, P, Y):
         P, Y = self._validated_batch(P, Y)
         out = np.zeros_like(P)
         pos = Y > 0
@@ -271,19 +259,19 @@ class MeanSquaredError(Loss):
         y_hat = as_column(y_hat, "y_hat")
         return (y_hat - label_column(y, y_hat.shape[0])).T
 
-    def forward_batch(self, Y_hat, Y):
+    def forward_batched(self, Y_hat, Y):
         Y_hat = output_batch(Y_hat)
         Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         D = Y_hat - Y
         return float(0.5 * np.sum(D * D) / Y_hat.shape[0])
 
-    def per_sample_batch(self, Y_hat, Y):
+    def per_sample_losses_batched(self, Y_hat, Y):
         """Per-sample losses ``(N,)``: ``L_k = 1/2 sum_i (Y_hat[k, i] - Y[k, i])^2``."""
         Y_hat = output_batch(Y_hat)
         D = Y_hat - label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         return 0.5 * np.sum(D * D, axis=1)
 
-    def gradient_batch(self, Y_hat, Y):
+    def gradient_batched(self, Y_hat, Y):
         Y_hat = output_batch(Y_hat)
         Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         return (Y_hat - Y) / Y_hat.shape[0]
@@ -316,142 +304,95 @@ class SoftmaxCrossEntropy(Loss):
     name = "softmax_cross_entropy"
 
     def forward(self, z, y):
-        z = as_column(z, "z")
-        y = label_column(y, z.shape[0])
-        _check_probabilities(y, "y")
-        shifted = z - z.max()
-        log_s = shifted - np.log(np.sum(np.exp(shifted)))
-        return float(-np.sum(y * log_s))
+        """``L`` (a float); :meth:`__call__`'s value."""
+        return self(z, y)[0]
 
     def gradient(self, z, y):
-        z = as_column(z, "z")
-        y = label_column(y, z.shape[0])
-        _check_probabilities(y, "y")
-        e = np.exp(z - z.max())
-        return (e / e.sum() - y).T
+        """Row ``dL/dz = (softmax(z) - y)^T`` ``(1, m)``; :meth:`__call__`'s gradient."""
+        return self(z, y)[1]
 
-    def __call__(self, z, y):
-        """:meth:`forward` and :meth:`gradient` fused: one validation, the shifted logits and
-        their exponentials computed once (the same operations, the same results bit for bit)."""
-        z = as_column(z, "z")
-        y = label_column(y, z.shape[0])
-        _check_probabilities(y, "y")
+    def __call__(self, z, y, *, check=True):
+        """``(L, dL/dz)`` for logits ``z`` ``(m, 1)``: ``shifted = z - max z``, ``e = exp(shifted)``,
+        ``s = sum e``; ``L = -sum_i y_i (shifted_i - log s)``, ``dL/dz = (e / s - y)^T`` ``(1, m)``.
+
+        ``y`` is a label column ``(m, 1)`` summing to 1 or a class index k (one-hot: the sum
+        is its one term ``-(shifted_k - log s)`` and ``e / s - y`` differs from ``e / s`` at
+        k only). ``check=False``: ``z`` and ``y`` come from the reference driver, already
+        checked (``z`` a finite float64 column, ``y`` from :meth:`sample_labels`)."""
+        if check:
+            z = as_column(z, "z")
+            if not _is_integer_label(y):
+                y = label_column(y, z.shape[0])
+                _check_probabilities(y, "y")
+            else:
+                label_column(y, z.shape[0])   # the range check
+                y = int(y)
         shifted = z - z.max()
         e = np.exp(shifted)
-        total = np.sum(e)
-        return float(-np.sum(y * (shifted - np.log(total)))), (e / total - y).T
+        s = e.sum()
+        if isinstance(y, int):
+            row = e / s
+            row[y, 0] -= 1.0
+            return float(-(shifted[y, 0] - np.log(s))), row.T
+        return float(-(y * (shifted - np.log(s))).sum()), (e / s - y).T
 
-    def forward_and_gradient_samples(self, zs, ys):
-        """:meth:`__call__` for every sample, the N logit columns and N label columns
-        validated together once (finiteness in one pass, labels as one ``(N, m)``
-        probability check, the same per-row test as per column); then each sample
-        runs exactly the operations of :meth:`__call__`, so the results are the same
-        bit for bit. Anything unusual (another shape or dtype, a non-finite value, a
-        bad label) goes through :meth:`__call__` sample by sample, which raises the
-        usual named error."""
-        zs, ys = list(zs), list(ys)
-        if len(zs) != len(ys):
-            raise ValueError(f"ys: expected {len(zs)} label columns (one per sample), got {len(ys)}")
-        if not zs:
-            return 0.0, []
-        shape = zs[0].shape
-        fast = (len(shape) == 2 and shape[1] == 1 and shape[0] > 1  # m = 1: the per-column path
-                and all(type(v) is np.ndarray and v.shape == shape and v.dtype == np.float64
-                        for v in (*zs, *ys)))
-        if fast:
-            Z = np.concatenate(zs, axis=1)
-            Y = np.concatenate(ys, axis=1)
-            fast = bool(np.isfinite(Z).all()) and bool(np.isfinite(Y).all())
-            if fast:
-                try:
-                    _check_probabilities(Y.T, "y")
-                except ValueError:
-                    fast = False
-        if not fast:
-            return super().forward_and_gradient_samples(zs, ys)
-        total = 0.0
-        rows = []
-        log, exp = np.log, np.exp
-        if ((Y == 0) | (Y == 1)).all() and (Y.sum(axis=0) == 1).all():
-            # one-hot labels (integer classes): y * (shifted - log s) is zero but at the class k,
-            # so the sum is that one term exactly, and e / s - y differs from e / s at k only
-            # (by the same subtraction): the same results bit for bit, three array ops fewer
-            for z, k in zip(zs, Y.argmax(axis=0).tolist()):
-                shifted = z - z.max()
-                e = exp(shifted)
-                s = e.sum()
-                total += float(-(shifted[k, 0] - log(s)))
-                row = e / s
-                row[k, 0] -= 1.0
-                rows.append(row.T)
-            return total, rows
-        for z, y in zip(zs, ys):   # arr.sum() is np.sum(arr) without the dispatch wrapper
-            shifted = z - z.max()
-            e = exp(shifted)
-            s = e.sum()
-            total += float(-(y * (shifted - log(s))).sum())
-            rows.append((e / s - y).T)
-        return total, rows
+    def sample_labels(self, Y, N: int, m: int) -> list:
+        """Integer class indices stay integers (the one-hot form of :meth:`__call__`); other labels
+        become columns ``(m, 1)``, checked to be probability rows once for the whole batch."""
+        idx = label_indices(Y, N, m)
+        if idx is not None:
+            return idx.tolist()
+        Ym = label_matrix(Y, N, m)
+        _check_probabilities(Ym, "Y")
+        return columns(Ym)
 
-    def forward_batch(self, Z, Y):
-        Z = output_batch(Z, "Z")
-        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
-        _check_probabilities(Y, "Y")
-        return float(-np.sum(Y * _log_softmax_rows(Z)) / Z.shape[0])
+    def forward_batched(self, Z, Y):
+        """``(1/N) sum_k L_k``; :meth:`forward_and_gradient_batched`'s value."""
+        return self.forward_and_gradient_batched(Z, Y)[0]
 
-    def per_sample_batch(self, Z, Y):
+    def gradient_batched(self, Z, Y):
+        """``(S - Y) / N`` ``(N, m)``; :meth:`forward_and_gradient_batched`'s gradient."""
+        return self.forward_and_gradient_batched(Z, Y)[1]
+
+    def per_sample_losses_batched(self, Z, Y):
         """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log_softmax(Z[k])_i``."""
         Z = output_batch(Z, "Z")
         Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
         _check_probabilities(Y, "Y")
         return -np.sum(Y * _log_softmax_rows(Z), axis=1)
 
-    def gradient_batch(self, Z, Y):
-        Z = output_batch(Z, "Z")
-        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
-        _check_probabilities(Y, "Y")
-        E = np.exp(Z - Z.max(axis=1, keepdims=True))
-        E /= E.sum(axis=1, keepdims=True)
-        E -= Y
-        E /= Z.shape[0]
-        return E
+    def forward_and_gradient_batched(self, Z, Y, *, out=None):
+        """The batch loss and its gradient from logits ``Z`` ``(N, m)``: with
+        ``shifted = Z - rowmax Z``, ``E = exp(shifted)``, ``s_k = sum_j E[k, j]``::
 
-    uses_workspace = True
-
-    def forward_and_gradient_batch(self, Z, Y, *, workspace=None):
-        """:meth:`forward_batch` and :meth:`gradient_batch` fused: one validation, and the
-        shifted logits and their exponentials computed once (the same operations, so the
-        same gradient bit for bit).
-
-        ``workspace`` (a :class:`~jacobian_nn.workspace.WorkspaceScope`, or None): the shifted
-        logits and the returned gradient ``E`` are written into its arrays (the same values;
-        ``E`` is then valid until the workspace is used again).
+            L = -(1/N) sum_k sum_i Y[k, i] (shifted[k, i] - log s_k)
+            G = (E / s - Y) / N        (N, m)
 
         Integer class indices ``Y`` ``(N,)`` skip the one-hot matrix (one-hot rows are
-        probabilities by construction): ``L = -(1/N) sum_k (shifted[k, y_k] - log sum_j
-        exp(shifted[k, j]))`` and ``E[k, y_k] -= 1``, the same gradient; the loss is the
-        same sum of the same terms without the zero products (equal up to rounding).
+        probabilities by construction): ``L = -(1/N) sum_k (shifted[k, y_k] - log s_k)`` and
+        ``G[k, y_k] -= 1/N``, the same gradient; the loss is the same sum without the zero
+        products (equal up to rounding). ``out`` (the batched driver's lender) lends
+        ``shifted`` and ``G``.
         """
         Z = output_batch(Z, "Z")
+        N = Z.shape[0]
         idx = label_indices(Y, *Z.shape)
-        shifted = np.subtract(Z, Z.max(axis=1, keepdims=True), out=buffer(workspace, "shifted", Z.shape, Z.dtype))
-        E = np.exp(shifted, out=buffer(workspace, "E", Z.shape, Z.dtype))
+        if idx is None:
+            Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
+            _check_probabilities(Y, "Y")
+        shifted = np.subtract(Z, Z.max(axis=1, keepdims=True), out=lend(out, "shifted", Z.shape, Z.dtype))
+        E = np.exp(shifted, out=lend(out, "E", Z.shape, Z.dtype))
+        sums = E.sum(axis=1, keepdims=True)
         if idx is not None:
-            N = Z.shape[0]
             rows = np.arange(N)
-            sums = E.sum(axis=1, keepdims=True)
             loss = float(-np.sum(shifted[rows, idx] - np.log(sums[:, 0])) / N)
             E /= sums
             E[rows, idx] -= 1
-            E /= N
-            return loss, E
-        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
-        _check_probabilities(Y, "Y")
-        sums = E.sum(axis=1, keepdims=True)
-        loss = float(-np.sum(Y * (shifted - np.log(sums))) / Z.shape[0])
-        E /= sums
-        E -= Y
-        E /= Z.shape[0]
+        else:
+            loss = float(-np.sum(Y * (shifted - np.log(sums))) / N)
+            E /= sums
+            E -= Y
+        E /= N
         return loss, E
 
 

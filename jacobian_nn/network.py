@@ -2,9 +2,9 @@
 
 A :class:`Network` is a list of layers plus a loss (seed 000's ``FCNN``). Its
 parameters are the layers' own arrays, so the same network can be trained by
-the reference methods here or by the batched methods (``*_batch``, defined in
-:mod:`jacobian_nn.batched`); the two share parameters and nothing on the
-derivative side.
+the reference methods (the reference driver, :mod:`jacobian_nn.reference`) or by the
+batched methods (``*_batched``, the batched driver, :mod:`jacobian_nn.batched`); the
+two share parameters and nothing on the derivative side.
 
 Batch convention (seed 000's ``trainBatch``): the loss of a batch is the mean of
 the per-sample losses, and the parameter gradients are the mean of the
@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_batch, as_column, check_like_params, check_nonnegative, check_positive
-from . import batched
+from ._validation import as_batch, as_column, as_generator, check_like_params, check_nonnegative, check_positive, lend
+from . import batched, reference
 from .activations import Identity, Softmax, get_activation
-from .layers import Dense, as_generator, check_mode
+from .layers import Dense
 from .losses import CrossEntropy, Loss, SoftmaxCrossEntropy, get_loss, label_column, label_matrix
 
 
@@ -124,12 +124,12 @@ class Network:
     def state(self) -> list[dict]:
         """The live non-trainable arrays inference needs (batch norm's running statistics),
         one dict per layer, ``{}`` for layers without state (see :class:`~jacobian_nn.layers.Layer`)."""
-        return [getattr(layer, "state", {}) for layer in self.layers]
+        return [layer.state for layer in self.layers]
 
     @property
     def min_train_batch(self) -> int:
         """The smallest batch every layer accepts in training mode (2 with batch norm, else 1)."""
-        return max(int(getattr(layer, "min_train_batch", 1)) for layer in self.layers)
+        return max(int(layer.min_train_batch) for layer in self.layers)
 
     def astype(self, dtype) -> "Network":
         """A deep copy computing in ``dtype`` (float64 or float32): each layer is replaced by
@@ -139,8 +139,6 @@ class Network:
 
         new = copy.deepcopy(self)
         for i, layer in enumerate(self.layers):
-            if not hasattr(layer, "astype"):
-                raise TypeError(f"layers[{i}]: {type(layer).__name__} has no astype(dtype) method")
             new.layers[i] = layer.astype(dtype)
         return new
 
@@ -184,18 +182,37 @@ class Network:
                         total += self.l1 * float(np.sum(np.abs(v)))
         return total
 
-    def _check_reference_dtype(self) -> None:
-        if self.dtype != np.float64:
-            raise TypeError(f"network: the reference path computes in float64, this network is {self.dtype}")
+    def add_penalty_gradients(self, grads, *, scale=None, per_sample: bool = False, out=None) -> None:
+        """Add the penalty gradient to ``grads`` (one dict per layer) in place, both paths:
+        ``g += s l2 W`` and ``g += s l1 sign(W)`` (``sign(0) = 0``) for every penalised
+        parameter, ``s = scale`` (None: 1). ``per_sample``: ``g`` is ``(N, *W.shape)``, the
+        penalty gradient is added to every slice. ``out`` (the batched driver's lender)
+        lends the scratch array of each product."""
+        l2, l1 = self.l2, self.l1
+        if scale is not None:
+            l2, l1 = scale * l2, scale * l1
+        for i, (g, p) in enumerate(zip(grads, self.params)):
+            for name in g:
+                if not self._penalized(name):
+                    continue
+                w = p[name]
+                scratch = lend(out, f"penalty {i} {name}", w.shape, w.dtype)
+                if l2:
+                    g[name] += np.multiply(l2, w, out=scratch)
+                if l1:
+                    g[name] += np.multiply(l1, np.sign(w, out=scratch), out=scratch)
 
-    # -- reference path: one sample -----------------------------------------------------------
+    def input_batch(self, X) -> np.ndarray:
+        """``X`` checked as the network's input batch ``(N, n_in)`` in its dtype (both drivers
+        call this once; a subclass may reshape, as FullyConnectedNet flattens images)."""
+        return as_batch(X, "X", self.n_in, self.dtype)
+
+    # -- reference path (the reference driver, jacobian_nn.reference) ---------------------
 
     def forward(self, x, mode: str = "test") -> np.ndarray:
         """``x`` ``(n, 1)`` -> network output ``(m, 1)``."""
-        self._check_reference_dtype()
-        check_mode(mode)
-        (y,), _ = self._forward_samples([as_column(x, "x", self.n_in)], mode)
-        return y
+        x = as_column(x, "x", self.n_in)
+        return reference.predict(self, x.T, mode).T
 
     def backward(self, x, y):
         """Loss and gradients for one sample ``x`` ``(n, 1)`` with label ``y``.
@@ -210,33 +227,9 @@ class Network:
         return self.loss_and_gradients(x.T, y.T, "train")
 
     def input_jacobian(self, x) -> np.ndarray:
-        """``d y_hat / dx`` ``(n_out, n_in)`` = ``J_L ... J_2 J_1``, the product of the
-        layers' ``jacobian_x`` (each ``(m_i, n_i)``), accumulated left to right."""
-        self._check_reference_dtype()
-        x = as_column(x, "x", self.n_in)
-        J = None
-        for layer in self.layers:
-            Jl = layer.jacobian_x(x)
-            J = Jl if J is None else Jl @ J
-            (x,), _ = layer.forward_samples([x], "test")
-        return J
-
-    # -- reference path: a batch of samples ----------------------------------------------
-
-    def _forward_samples(self, xs, mode):
-        ctxs = []
-        for layer in self.layers:   # the columns are the network's own: no per-column type checks
-            xs, ctx = layer._forward_samples_from_network(xs, mode)
-            ctxs.append(ctx)
-        return xs, ctxs
-
-    def _rows(self, X) -> list[np.ndarray]:
-        X = as_batch(X, "X", self.n_in)
-        return [X[k][:, None] for k in range(X.shape[0])]
-
-    def _label_columns(self, Y, N: int) -> list[np.ndarray]:
-        Ym = label_matrix(Y, N, self.n_out)
-        return [Ym[k][:, None] for k in range(N)]
+        """``d y_hat / dx`` ``(n_out, n_in)`` = ``J_L ... J_2 J_1`` (see
+        :func:`jacobian_nn.reference.input_jacobian`)."""
+        return reference.input_jacobian(self, x)
 
     def loss_and_gradients(self, X, Y, mode: str = "train"):
         """Mean loss and mean gradients of the batch ``X`` ``(N, n)``, labels ``Y``.
@@ -245,26 +238,10 @@ class Network:
         columns forward, the loss gives each sample's row ``dL_k/dy_hat_k``, and
         each layer chains the rows back through its explicit Jacobians. Gradients
         are summed over the samples, divided by N, and the penalty gradient added.
-        Returns ``(loss, grads)``, ``grads`` one dict per layer.
+        Returns ``(loss, grads)``, ``grads`` one dict per layer
+        (see :func:`jacobian_nn.reference.loss_and_gradients`).
         """
-        self._check_reference_dtype()
-        check_mode(mode)
-        xs = self._rows(X)
-        N = len(xs)
-        ys = self._label_columns(Y, N)
-        outs, ctxs = self._forward_samples(xs, mode)
-        # per sample (forward, gradient), fused and validated once where the loss can
-        loss, rows = self.loss.forward_and_gradient_samples(outs, ys)
-        grads = [None] * len(self.layers)
-        for i in range(len(self.layers) - 1, -1, -1):
-            rows, g = self.layers[i]._backward_samples_from_network(rows, ctxs[i])
-            grads[i] = g
-        for g, p in zip(grads, self.params):
-            for name in g:
-                g[name] = g[name] / N
-                if self._penalized(name):
-                    g[name] = g[name] + self.l2 * p[name] + self.l1 * np.sign(p[name])
-        return loss / N + self.penalty(), grads
+        return reference.loss_and_gradients(self, X, Y, mode)
 
     def apply_update(self, steps) -> None:
         """Add ``steps`` (one dict per layer, parameter shapes) to the parameters.
@@ -299,15 +276,13 @@ class Network:
         """Network output for ``x`` ``(n, 1)``, shape ``(m, 1)`` (test mode)."""
         return self.forward(x, "test")
 
-    def predict_batch(self, X) -> np.ndarray:
+    def predict(self, X) -> np.ndarray:
         """Outputs for ``X`` ``(N, n)`` through the reference path, stacked as rows ``(N, m)``."""
-        self._check_reference_dtype()
-        outs, _ = self._forward_samples(self._rows(X), "test")
-        return np.hstack(outs).T
+        return reference.predict(self, X, "test")
 
     def accuracy(self, X, Y) -> float:
         """Fraction of samples whose output argmax equals the label's (reference path)."""
-        out = self.predict_batch(X)
+        out = self.predict(X)
         labels = label_matrix(Y, out.shape[0], self.n_out).argmax(axis=1)
         return float(np.mean(out.argmax(axis=1) == labels))
 

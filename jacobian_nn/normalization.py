@@ -71,22 +71,15 @@ from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, as_batch, as_column, as_float_array, as_row, check_positive
+from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
+                          check_mode, check_positive, check_positive_int, columns, rows_of)
 from .activations import Activation, get_activation
-from .layers import Layer, as_generator, check_mode
+from .layers import Layer
 
 
-def _check_width(m, name: str = "m") -> int:
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {m!r}")
-    return int(m)
-
-
-def _check_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float64 or float32, got {dtype}")
-    return dtype
+def _no_per_sample(layer, per_sample: bool) -> None:
+    if per_sample:
+        raise TypeError(f"{type(layer).__name__} has no per-sample gradients (per_sample_gradients is False)")
 
 
 def _stack_columns(xs, name: str, m: int, dtype) -> np.ndarray:
@@ -125,15 +118,15 @@ class BatchNorm(Layer):
 
     Shapes (reference): columns ``(m, 1)``, rows ``(1, m)``; train-mode Jacobians over
     the batch are listed in the module docstring and returned by
-    :meth:`jacobian_batch_coupled` ``(m, N, N)``, :meth:`jacobian_x_samples`
-    ``(N*m, N*m)``, :meth:`jacobian_gamma_samples` and :meth:`jacobian_beta_samples`
+    :meth:`jacobian_per_feature` ``(m, N, N)``, :meth:`jacobian_x_coupled`
+    ``(N*m, N*m)``, :meth:`jacobian_gamma_coupled` and :meth:`jacobian_beta_coupled`
     ``(N*m, m)``; ``vec(Y)`` is row-major, index ``k*m + j`` <-> ``Y[k, j]``.
     """
 
     def __init__(self, m: int, *, eps: float = 1e-5, momentum: float = 0.9, gamma=None, beta=None,
                  update_running: bool = True, dtype=np.float64):
-        m = _check_width(m)
-        dtype = _check_dtype(dtype)
+        m = check_positive_int(m, "m")
+        dtype = check_float_dtype(dtype)
         self.eps = check_positive(eps, "eps")
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)) \
                 or not 0.0 <= float(momentum) <= 1.0:
@@ -170,6 +163,10 @@ class BatchNorm(Layer):
 
     #: training mode refuses N = 1 (see the module docstring); the solver never forms such a batch
     min_train_batch = 2
+
+    def couples_samples(self, mode: str) -> bool:
+        """Training mode normalises with the batch's statistics: every output depends on every sample."""
+        return check_mode(mode) == "train"
 
     @property
     def params(self) -> dict:
@@ -218,11 +215,16 @@ class BatchNorm(Layer):
 
     # -- reference path: one sample (test mode) --------------------------------------------
 
-    def forward(self, x):
+    def forward(self, x, mode="test", *, check=True):
         """Test mode, one sample: ``x`` ``(m, 1)`` -> ``gamma * (x - running_mean) / sqrt(running_var + eps)
-        + beta`` ``(m, 1)``; the context is ``x``."""
+        + beta`` ``(m, 1)``; the context is ``x``. (Training mode couples the samples: see
+        :meth:`forward_samples`.)"""
+        if check_mode(mode) == "train":
+            raise ValueError("mode: batch normalisation in training mode couples the samples of a batch; "
+                             "use forward_samples(xs, 'train') (or mode='test' for one sample)")
         self._check_params()
-        x = as_column(x, "x", self.n_in, self.dtype)
+        if check:
+            x = as_column(x, "x", self.n_in, self.dtype)
         x_hat = (x - self.running_mean[:, None]) / self._test_sigma()[:, None]
         return self.gamma[:, None] * x_hat + self.beta[:, None], x
 
@@ -241,10 +243,11 @@ class BatchNorm(Layer):
         as_column(x, "x", self.n_in, self.dtype)
         return np.eye(self.n_in, dtype=self.dtype)
 
-    def backward(self, grad_y, ctx):
+    def backward(self, grad_y, ctx, *, check=True):
         """Test mode, one sample: row ``dL/dy`` ``(1, m)`` -> ``dL/dx = dL/dy J_x`` ``(1, m)`` and
         ``{"gamma": dL/dy J_gamma, "beta": dL/dy J_beta}`` in ``(m,)`` shape."""
-        grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
         x = ctx
         return grad_y @ self.jacobian_x(x), {"gamma": (grad_y @ self.jacobian_gamma(x))[0],
                                              "beta": (grad_y @ self.jacobian_beta(x))[0]}
@@ -258,7 +261,7 @@ class BatchNorm(Layer):
         inner = np.eye(N, dtype=x_hat.dtype)[None] - 1.0 / N - xt[:, :, None] * xt[:, None, :] / N
         return (self.gamma / sigma)[:, None, None] * inner
 
-    def jacobian_batch_coupled(self, xs):
+    def jacobian_per_feature(self, xs):
         """Train mode: the per-feature Jacobians over the batch, ``(m, N, N)``.
 
         ``xs`` is the batch as a list of N columns ``(m, 1)``. Slice j is
@@ -270,11 +273,11 @@ class BatchNorm(Layer):
         _, _, sigma, x_hat = self._train_stats(X)
         return self._coupled(x_hat, sigma)
 
-    def jacobian_x_samples(self, xs, mode: str = "train"):
+    def jacobian_x_coupled(self, xs, mode: str = "train"):
         """The full Jacobian of ``vec(Y)`` w.r.t. ``vec(X)``, ``(N*m, N*m)``, row-major vec
         (index ``k*m + j`` <-> sample k, feature j).
 
-        Train mode: entry ``(i*m + j, k*m + j)`` is ``jacobian_batch_coupled[j, i, k]``,
+        Train mode: entry ``(i*m + j, k*m + j)`` is ``jacobian_per_feature[j, i, k]``,
         entries across different features are 0. Test mode: block diagonal
         ``I_N kron diag(gamma / sqrt(running_var + eps))`` (samples independent).
         """
@@ -298,7 +301,7 @@ class BatchNorm(Layer):
         full[:, j, j] = x_hat
         return full.reshape(N * m, m)
 
-    def jacobian_gamma_samples(self, xs, mode: str = "train"):
+    def jacobian_gamma_coupled(self, xs, mode: str = "train"):
         """``d vec(Y) / d gamma`` ``(N*m, m)``: entry ``(i*m + j, j)`` is ``x_hat_ij``, others 0
         (``x_hat`` from the batch statistics in train mode, the running ones in test mode)."""
         check_mode(mode)
@@ -310,7 +313,7 @@ class BatchNorm(Layer):
             x_hat = (X - self.running_mean) / self._test_sigma()
         return self._jacobian_gamma_from(x_hat)
 
-    def jacobian_beta_samples(self, xs, mode: str = "train"):
+    def jacobian_beta_coupled(self, xs, mode: str = "train"):
         """``d vec(Y) / d beta`` ``(N*m, m)``: ``N`` stacked identities ``I_m`` (both modes)."""
         check_mode(mode)
         X = _stack_columns(xs, "xs", self.n_in, self.dtype)
@@ -334,14 +337,14 @@ class BatchNorm(Layer):
         mu, var, sigma, x_hat = self._train_stats(X)
         Y = self.gamma * x_hat + self.beta
         self._update_running(mu, var)
-        return [Y[k][:, None] for k in range(X.shape[0])], ("train", x_hat, sigma)
+        return columns(Y), ("train", x_hat, sigma)
 
     def backward_samples(self, grad_ys, ctx):
         """Chain the batch's rows ``dL/dy_k`` ``(1, m)`` back through the explicit Jacobians.
 
         Train mode, per feature j with ``g_j = (dL/dy_1j, ..., dL/dy_Nj)`` ``(1, N)``::
 
-            (dL/dx_1j, ..., dL/dx_Nj) = g_j @ J_j          J_j = jacobian_batch_coupled[j]  (N, N)
+            (dL/dx_1j, ..., dL/dx_Nj) = g_j @ J_j          J_j = jacobian_per_feature[j]  (N, N)
             dL/dgamma = vec(G) @ J_gamma  (1, m)           J_gamma (N*m, m)
             dL/dbeta  = vec(G) @ J_beta   (1, m)           J_beta  (N*m, m)
 
@@ -366,12 +369,12 @@ class BatchNorm(Layer):
         g_vec = G.reshape(1, N * m)
         d_gamma = (g_vec @ self._jacobian_gamma_from(x_hat))[0]
         d_beta = (g_vec @ np.tile(np.eye(m, dtype=self.dtype), (N, 1)))[0]
-        return [dX[k][None, :] for k in range(N)], {"gamma": d_gamma, "beta": d_beta}
+        return rows_of(dX), {"gamma": d_gamma, "beta": d_beta}
 
     # -- batched path ------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train"):
-        """``X`` ``(N, m)`` -> ``Y = gamma * x_hat + beta`` ``(N, m)`` and the cache.
+    def forward_batched(self, X, mode="train", *, out=None):
+        """``X`` ``(N, m)`` -> ``Y = gamma * x_hat + beta`` ``(N, m)`` and the context (``out`` unused).
 
         Train mode uses the batch statistics (N >= 2) and updates the running
         statistics (unless ``update_running`` is False); test mode uses the running ones.
@@ -387,14 +390,16 @@ class BatchNorm(Layer):
             x_hat = (X - self.running_mean) / sigma
         return self.gamma * x_hat + self.beta, (mode, x_hat, sigma)
 
-    def backward_batch(self, G, cache):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``G = dL/dY`` ``(N, m)`` -> ``dX`` ``(N, m)``, ``{"gamma": (m,), "beta": (m,)}``.
 
         Train: ``dX = gamma / (N sigma) * (N G - sum_i G_i - x_hat * sum_i G_i x_hat_i)``.
         Test:  ``dX = G * gamma / sigma_running``.
         Both:  ``dgamma = sum_i G_i x_hat_i``, ``dbeta = sum_i G_i``.
+        (``input_grad`` and ``out`` are accepted and unused: ``dX`` is always computed.)
         """
-        mode, x_hat, sigma = cache
+        _no_per_sample(self, per_sample)
+        mode, x_hat, sigma = ctx
         N = x_hat.shape[0]
         d_gamma = (G * x_hat).sum(axis=0)
         d_beta = G.sum(axis=0)
@@ -421,8 +426,8 @@ class _ParameterFreeLayer(Layer):
     """A layer ``R^m -> R^m`` with no parameters: width, dtype and :meth:`astype` in one place."""
 
     def __init__(self, m: int, dtype):
-        self.m = _check_width(m)
-        self._dtype = _check_dtype(dtype)
+        self.m = check_positive_int(m, "m")
+        self._dtype = check_float_dtype(dtype)
 
     @property
     def n_in(self) -> int:
@@ -443,7 +448,7 @@ class _ParameterFreeLayer(Layer):
     def astype(self, dtype) -> "_ParameterFreeLayer":
         """A deep copy computing in ``dtype``."""
         new = super().astype(dtype)
-        new._dtype = _check_dtype(dtype)
+        new._dtype = check_float_dtype(dtype)
         return new
 
 
@@ -478,7 +483,7 @@ class Dropout(_ParameterFreeLayer):
 
     def sample_mask(self, N: int) -> np.ndarray:
         """Draw a keep mask ``(N, m)`` (booleans) from the layer's Generator (advances it)."""
-        N = _check_width(N, "N")
+        N = check_positive_int(N, "N")
         if self.p == 0.0:
             return np.ones((N, self.m), dtype=bool)
         return self.rng.random((N, self.m)) < 1.0 - self.p
@@ -513,6 +518,11 @@ class Dropout(_ParameterFreeLayer):
             raise ValueError(f"keep: the fixed mask has {self._fixed.shape[0]} rows but the batch has N={N} samples")
         return self._fixed
 
+    def couples_samples(self, mode: str) -> bool:
+        """Training mode draws one ``(N, m)`` mask per batch from the layer's Generator, so the
+        reference driver hands it the whole batch (the Jacobian stays diagonal per sample)."""
+        return check_mode(mode) == "train"
+
     def _scale(self, keep: np.ndarray) -> np.ndarray:
         return keep.astype(self.dtype) / self.dtype.type(1.0 - self.p)
 
@@ -530,15 +540,16 @@ class Dropout(_ParameterFreeLayer):
         keep = self.check_mask(np.asarray(keep).reshape(1, -1), 1)
         return np.diag(self._scale(keep[0]))
 
-    def forward(self, x, mode: str = "test"):
+    def forward(self, x, mode: str = "test", *, check=True):
         """One sample ``x`` ``(m, 1)`` -> ``(m, 1)``; train mode uses a ``(1, m)`` mask."""
         (y,), ctx = self.forward_samples([x], mode)
         return y, (ctx[0], None if ctx[1] is None else ctx[1][0])
 
-    def backward(self, grad_y, ctx):
+    def backward(self, grad_y, ctx, *, check=True):
         """Row ``dL/dy`` ``(1, m)`` -> ``dL/dy J`` ``(1, m)``, ``{}``; ``ctx`` = ``(mode, keep (m,) or None)``."""
         mode, keep = ctx
-        grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
         x_dummy = np.zeros((self.m, 1), dtype=self.dtype)
         return grad_y @ self.jacobian_x(x_dummy, mode, keep), {}
 
@@ -548,7 +559,7 @@ class Dropout(_ParameterFreeLayer):
         X = _stack_columns(xs, "xs", self.m, self.dtype)
         N = X.shape[0]
         if mode == "test":
-            return [X[k][:, None].copy() for k in range(N)], ("test", None)
+            return [x.copy() for x in columns(X)], ("test", None)
         keep = self._mask_for(N)
         return [X[k][:, None] * self._scale(keep[k])[:, None] for k in range(N)], ("train", keep)
 
@@ -563,8 +574,9 @@ class Dropout(_ParameterFreeLayer):
 
     # -- batched path --------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train"):
-        """``X`` ``(N, m)`` -> ``X * keep / (1 - p)`` (train) or ``X`` (test); cache = the scale or None."""
+    def forward_batched(self, X, mode="train", *, out=None):
+        """``X`` ``(N, m)`` -> ``X * keep / (1 - p)`` (train) or ``X`` (test); the context is the
+        scale or None (``out`` unused)."""
         check_mode(mode)
         X = as_batch(X, "X", self.m, self.dtype)
         if mode == "test":
@@ -572,9 +584,10 @@ class Dropout(_ParameterFreeLayer):
         scale = self._scale(self._mask_for(X.shape[0]))
         return X * scale, scale
 
-    def backward_batch(self, G, cache):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``dX = G * keep / (1 - p)`` (train) or ``G`` (test); no parameter gradients."""
-        return (G.copy() if cache is None else G * cache), {}
+        _no_per_sample(self, per_sample)
+        return (G.copy() if ctx is None else G * ctx), {}
 
 
 # =========================================================================== activation layer
@@ -595,27 +608,34 @@ class ActivationLayer(_ParameterFreeLayer):
     def __repr__(self) -> str:
         return f"ActivationLayer({self.m}, {self.activation!r})"
 
-    def forward(self, x):
-        x = as_column(x, "x", self.m, self.dtype)
+    def forward(self, x, mode="train", *, check=True):
+        """``x`` ``(m, 1)`` -> ``f(x)`` ``(m, 1)``; the context is ``x``."""
+        if check:
+            x = as_column(x, "x", self.m, self.dtype)
         return self.activation.forward(x), x
 
     def jacobian_x(self, x):
         """``J_f(x)`` ``(m, m)``."""
         return self.activation.jacobian(as_column(x, "x", self.m, self.dtype))
 
-    def backward(self, grad_y, ctx):
-        grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
+    def backward(self, grad_y, ctx, *, check=True):
+        """Row ``dL/dy`` ``(1, m)`` -> ``dL/dy J_f(x)`` ``(1, m)``, ``{}``."""
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
         return grad_y @ self.activation.jacobian(ctx), {}
 
-    def forward_batch(self, X, mode="train"):
+    def forward_batched(self, X, mode="train", *, out=None):
+        """``X`` ``(N, m)`` -> ``f(X)``; the context is ``(X, f(X))`` (``out`` unused)."""
         check_mode(mode)
         X = as_batch(X, "X", self.m, self.dtype)
-        A = self.activation.forward_batch(X)
+        A = self.activation.forward_batched(X)
         return A, (X, A)
 
-    def backward_batch(self, G, cache):
-        X, A = cache
-        return self.activation.vjp_batch(X, A, G), {}
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+        """``dX = vjp_f(X, f(X), G)``, no parameter gradients."""
+        _no_per_sample(self, per_sample)
+        X, A = ctx
+        return self.activation.vjp_batched(X, A, G), {}
 
 
 # =========================================================================== network helpers

@@ -17,8 +17,8 @@ with ``lr_epoch = optimizer.lr * lr_decay ** (epoch - 1)`` for epochs 1, 2, ...
 schedule).
 
 ``path="batched"`` uses ``Network.loss_and_gradients_batched`` (with one
-:class:`~jacobian_nn.workspace.Workspace` for the run) and ``predict_batched``; ``path="reference"`` uses ``Network.loss_and_gradients`` and
-``predict_batch`` (explicit Jacobians, one sample at a time). Both consume the same
+:class:`~jacobian_nn.batched.Workspace` for the run) and ``predict_batched``; ``path="reference"`` uses ``Network.loss_and_gradients`` and
+``predict`` (explicit Jacobians, one sample at a time). Both consume the same
 minibatch sequence, so with one seed the two parameter trajectories agree to
 rounding (tested to 1e-10 in float64).
 
@@ -52,10 +52,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_batch, check_positive
-from .layers import as_generator
+from ._validation import as_batch, as_generator, check_positive, check_positive_int
 from .optimizers import Optimizer
-from .workspace import Workspace
+from .batched import Workspace
 
 PATHS = ("batched", "reference")
 
@@ -63,7 +62,7 @@ PATHS = ("batched", "reference")
 def _path_functions(net, path):
     """``(loss_and_gradients, predict)`` for ``path`` (a plain mapping, no getattr).
 
-    The batched path gets one :class:`~jacobian_nn.workspace.Workspace` for the whole run:
+    The batched path gets one :class:`~jacobian_nn.batched.Workspace` for the whole run:
     every minibatch's large arrays are reused (bitwise the same gradients, no page faults
     on fresh temporaries). Its gradients are valid until the next minibatch, and the
     optimizer consumes them at once (its steps and buffers are new arrays)."""
@@ -74,7 +73,7 @@ def _path_functions(net, path):
 
     table = {
         "batched": (loss_and_gradients_batched, net.predict_batched),
-        "reference": (net.loss_and_gradients, net.predict_batch),
+        "reference": (net.loss_and_gradients, net.predict),
     }
     if path not in table:
         raise ValueError(f"path: expected one of {PATHS}, got {path!r}")
@@ -198,8 +197,7 @@ def make_progress(total: int, epochs: int, stream=None):
 def _check_count(value, name, upper=None, upper_name=None, allow_none=False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    value = check_positive_int(value, name)
     if upper is not None and value > upper:
         raise ValueError(f"{name}: expected at most {upper} ({upper_name}), got {value}")
     return int(value)
@@ -256,7 +254,7 @@ class Solver:
         self.optimizer = optimizer
         self.epochs = _check_count(epochs, "epochs")
         self.batch_size = _check_count(batch_size, "batch_size", N, "the number of training samples")
-        min_batch = getattr(net, "min_train_batch", 1)
+        min_batch = net.min_train_batch
         if self.batch_size < min_batch:
             raise ValueError(f"batch_size: expected at least {min_batch} (the network has a batch-coupled layer, "
                              f"e.g. batch norm, whose training mode needs {min_batch} samples), got {self.batch_size}")

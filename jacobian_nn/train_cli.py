@@ -16,14 +16,14 @@ import time
 
 #: Per-data-set defaults for the options the user leaves out.
 DEFAULTS = {
-    # the numpy layers tutorial's toy table: one linear layer + softmax, SGD lr 0.1 on all 10 points
+    # the numpy-layers post's toy table: one linear layer + softmax, SGD lr 0.1 on all 10 points
     "toy": dict(hidden="", activation="relu", optimizer="sgd", lr=0.1, epochs=500, batch_size=10),
-    # the Deep Learning from Scratch notes' logic gates: XOR needs a hidden layer
+    # the DLFS notes' logic gates: XOR needs a hidden layer
     "gates": dict(hidden="8", activation="tanh", optimizer="adam", lr=0.05, epochs=300, batch_size=4),
-    # Made With ML's spiral: one hidden layer of 100 ReLUs, Adam lr 1e-2
+    # the Made-With-ML MLP's spiral: one hidden layer of 100 ReLUs, Adam lr 1e-2
     "spiral": dict(hidden="100", activation="relu", optimizer="adam", lr=1e-2, epochs=30, batch_size=32),
     "digits": dict(hidden="100", activation="relu", optimizer="adam", lr=1e-3, epochs=20, batch_size=32),
-    # the CS231n assignment: hidden [100, 100], batch 100
+    # the CS231n walkthrough: hidden [100, 100], batch 100
     "cifar10": dict(hidden="100,100", activation="relu", optimizer="adam", lr=1e-3, epochs=10, batch_size=100),
 }
 
@@ -243,7 +243,7 @@ def _run(args) -> int:
     acc = {name: solver.accuracy(X, y) for name, X, y in (("train", ds.X_train, ds.y_train),
                                                         ("val", ds.X_val, ds.y_val),
                                                         ("test", ds.X_test, ds.y_test))}
-    predict = net.predict_batched if args.path == "batched" else net.predict_batch
+    predict = net.predict_batched if args.path == "batched" else net.predict
     y_pred = predict(ds.X_test).argmax(axis=1)
     report = metrics.classification_report(ds.y_test, y_pred, ds.classes)
     wall = time.perf_counter() - t0

@@ -23,8 +23,7 @@ from .fd import Comparison, compare, fd_gradient, fd_jacobian, fd_loss_gradient
 from .layers import Dense
 from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Network
-from .crosscheck import verify_rows as crosscheck_rows  # batched path vs reference, stacked
-from .fcnet import verify_rows as batchnorm_rows  # batch norm, dropout, FullyConnectedNet vs FD
+from .verify_paths import batchnorm_rows, crosscheck_rows  # both paths: cross-check; batch norm, dropout vs FD
 from .check_gallery import gallery_rows  # the check toolkit on deliberately wrong code
 
 SEED = 20261122
@@ -151,7 +150,14 @@ class Report:
             lines.append("")
             lines += [f"{n} checks {why}" for why, n in skipped.items()]
         total = sum(v for v in self.seconds.values())
-        lines += ["", ("all checks passed" if self.passed else "FAILED") + f" in {total:.1f} s"
+        n_skip = self.count("skip")
+        if self.count("FAIL"):
+            verdict = "FAILED"
+        elif not self.passed:
+            verdict = "FAILED: no check passed"
+        else:
+            verdict = f"every check that ran passed ({n_skip} skipped)" if n_skip else "all checks passed"
+        lines += ["", verdict + f" in {total:.1f} s"
                   + ("" if verbose else "; --verbose lists every check, --json FILE writes them all"),
                   f"verify: {self.count('pass')} passed, {self.count('FAIL')} failed, {self.count('skip')} skipped"]
         return "\n".join(lines)

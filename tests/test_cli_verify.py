@@ -98,10 +98,12 @@ def test_skipped_is_counted_as_skipped_not_passed(monkeypatch, capsys):
     assert cli.main(["verify"]) == 0
     text = capsys.readouterr().out
     assert "verify: 1 passed, 0 failed, 1 skipped" in text and "1 checks skipped: no sympy" in text
+    assert "every check that ran passed (1 skipped)" in text and "all checks passed" not in text
     # near miss: nothing but skipped checks is not a pass
     monkeypatch.setattr(verify, "GROUPS", [("planted", lambda: [skipped])])
     assert cli.main(["verify"]) == 1
-    assert "verify: 0 passed, 0 failed, 1 skipped" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "verify: 0 passed, 0 failed, 1 skipped" in text and "FAILED: no check passed" in text
 
 
 def test_proof_rows_without_sympy_are_skipped(monkeypatch):

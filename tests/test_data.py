@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 
+import jacobian_nn as jn
 from jacobian_nn import data
 
 
@@ -29,11 +30,14 @@ def test_seed_002_perceptrons_compute_the_gates(gate, table):
 
 def test_step_function_at_zero_and_unknown_gate():
     assert data.step_function([-1.0, 0.0, 1e-12]).tolist() == [0, 0, 1]
-    assert data.perceptron("AND").W.shape == (2, 1)
+    W, b = data.perceptron_weights("AND")
+    assert W.shape == (2, 1) and b.shape == (1,)
+    layer = jn.Dense.from_params(W, b, "step")   # the perceptron as a layer computes the same gate
+    np.testing.assert_array_equal(layer.forward_batched(data.GATE_INPUTS)[0][:, 0], data.gate_output("AND", data.GATE_INPUTS))
     with pytest.raises(ValueError, match="gate: expected one of"):
         data.gates("NOR")
     with pytest.raises(ValueError, match="XOR needs two layers"):
-        data.perceptron("XOR")
+        data.perceptron_weights("XOR")
 
 
 def test_spiral_split_is_stratified_seeded_and_standardised_on_train_only():

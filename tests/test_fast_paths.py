@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import jacobian_nn as jn
+from support import cols
 
 
 def _problem(dtype=np.float64, seed=0):
@@ -13,13 +14,14 @@ def _problem(dtype=np.float64, seed=0):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_first_layer_param_grads_equal_backward_batch(dtype):
+def test_backward_batch_without_input_gradient_gives_the_same_parameter_gradients(dtype):
     net, X, _ = _problem(dtype)
     layer = net.layers[0]
-    _, cache = layer.forward_batch(X)
+    _, ctx = layer.forward_batched(X)
     G = np.random.default_rng(2).standard_normal((13, layer.n_out)).astype(dtype)
-    _, full = layer.backward_batch(G, cache)
-    only = layer.param_grads_batch(G, cache)
+    dX, full = layer.backward_batched(G, ctx)
+    none, only = layer.backward_batched(G, ctx, input_grad=False)
+    assert none is None and dX.shape == X.shape   # the near miss: with input_grad, dX is there
     assert set(only) == set(full)
     for k in full:
         np.testing.assert_array_equal(only[k], full[k])
@@ -32,18 +34,18 @@ def test_fused_softmax_cross_entropy_is_bitwise_the_pair(dtype):
     Z = (10 * rng.standard_normal((11, 5))).astype(dtype)
     Y = rng.integers(0, 5, size=11)
     Y_onehot = np.eye(5, dtype=dtype)[Y]
-    value, grad = loss.forward_and_gradient_batch(Z, Y_onehot)   # label matrix: the same operations
-    assert value == loss.forward_batch(Z, Y_onehot)
-    np.testing.assert_array_equal(grad, loss.gradient_batch(Z, Y_onehot))
+    value, grad = loss.forward_and_gradient_batched(Z, Y_onehot)   # label matrix: the same operations
+    assert value == loss.forward_batched(Z, Y_onehot)
+    np.testing.assert_array_equal(grad, loss.gradient_batched(Z, Y_onehot))
     # integer indices: no one-hot matrix; the same gradient, the loss summed without the zero terms
-    value_i, grad_i = loss.forward_and_gradient_batch(Z, Y)
-    np.testing.assert_array_equal(grad_i, loss.gradient_batch(Z, Y))
+    value_i, grad_i = loss.forward_and_gradient_batched(Z, Y)
+    np.testing.assert_array_equal(grad_i, loss.gradient_batched(Z, Y))
     eps = np.finfo(dtype).eps
-    assert abs(value_i - loss.forward_batch(Z, Y)) <= 16 * eps * abs(value)
+    assert abs(value_i - loss.forward_batched(Z, Y)) <= 16 * eps * abs(value)
     with pytest.raises(ValueError, match=r"Y: expected class indices in \[0, 5\)"):
-        loss.forward_and_gradient_batch(Z, np.full(11, 5))
+        loss.forward_and_gradient_batched(Z, np.full(11, 5))
     with pytest.raises(ValueError, match=r"Y: expected 11 labels"):
-        loss.forward_and_gradient_batch(Z, Y[:3])
+        loss.forward_and_gradient_batched(Z, Y[:3])
 
 
 def test_train_step_batched_is_params_minus_lr_times_gradients():
@@ -67,37 +69,52 @@ def test_failed_batched_step_leaves_parameters_unchanged():
             np.testing.assert_array_equal(p[k], p0[k])
 
 
-def test_dense_sample_loops_equal_forward_and_backward_per_sample():
-    layer = jn.Dense(5, 4, "tanh", init="xavier", seed=4)
+def test_reference_driver_is_the_public_per_sample_methods_chained():
+    """The reference driver checks once and then calls each layer's public forward/backward
+    (check=False) and the loss's __call__: the same numbers as chaining them by hand."""
+    net = jn.Network.build([5, 4, 3], "tanh", seed=4, l2=0.0)
     rng = np.random.default_rng(5)
-    xs = [rng.standard_normal((5, 1)) for _ in range(6)]
-    gs = [rng.standard_normal((1, 4)) for _ in range(6)]
-    ys, ctxs = layer.forward_samples(xs)
-    gxs, total = layer.backward_samples(gs, ctxs)
-    dW, db = np.zeros_like(layer.W), np.zeros_like(layer.b)
-    for x, g, y, gx in zip(xs, gs, ys, gxs):
-        y1, ctx = layer.forward(x)
-        gx1, grads = layer.backward(g, ctx)
-        np.testing.assert_array_equal(y, y1)
-        np.testing.assert_array_equal(gx, gx1)
-        dW += grads["W"]
-        db += grads["b"]
-    np.testing.assert_array_equal(total["W"], dW)
-    np.testing.assert_array_equal(total["b"], db)
+    X, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+    loss, grads = net.loss_and_gradients(X, y)
+    total, sums = 0.0, [{k: np.zeros_like(v) for k, v in p.items()} for p in net.params]
+    for k in range(6):
+        x, ctxs = X[k][:, None], []
+        for layer in net.layers:
+            x, ctx = layer.forward(x)
+            ctxs.append(ctx)
+        value, row = net.loss(x, int(y[k]))
+        total += value
+        for i in range(len(net.layers) - 1, -1, -1):
+            row, g = net.layers[i].backward(row, ctxs[i])
+            for name in g:
+                sums[i][name] += g[name]
+    assert loss == total / 6
+    for g, s in zip(grads, sums):
+        for name in g:
+            np.testing.assert_array_equal(g[name], s[name] / 6)
 
 
-def test_dense_sample_loops_name_the_bad_sample():
+def test_per_sample_methods_check_unless_told_not_to():
     layer = jn.Dense(3, 2, seed=0)
-    xs = [np.ones((3, 1)), np.array([[1.0], [np.nan], [0.0]])]
-    with pytest.raises(ValueError, match=r"xs\[1\].*finite"):
-        layer.forward_samples(xs)
-    with pytest.raises(ValueError, match=r"xs\[0\].*\(3, 1\)"):
-        layer.forward_samples([np.ones((1, 3))])
-    _, ctxs = layer.forward_samples([np.ones((3, 1))])
-    with pytest.raises(ValueError, match=r"grad_ys\[0\].*finite"):
-        layer.backward_samples([np.array([[np.inf, 0.0]])], ctxs)
-    ys, _ = layer.forward_samples([np.array([[1], [2], [3]])])   # integers converted on purpose
-    assert ys[0].dtype == np.float64
+    with pytest.raises(ValueError, match=r"x: expected finite"):
+        layer.forward(np.array([[1.0], [np.nan], [0.0]]))
+    with pytest.raises(ValueError, match=r"x: expected shape \(3, 1\)"):
+        layer.forward(np.ones((2, 1)))
+    _, ctx = layer.forward(np.ones((3, 1)))
+    with pytest.raises(ValueError, match=r"grad_y: expected finite"):
+        layer.backward(np.array([[np.inf, 0.0]]), ctx)
+    y, _ = layer.forward(np.array([[1], [2], [3]]))   # integers converted on purpose
+    assert y.dtype == np.float64
+    y2, _ = layer.forward(np.array([[1.0], [2.0], [3.0]]), check=False)   # the driver's own column
+    np.testing.assert_array_equal(y, y2)
+
+
+def test_reference_driver_names_a_bad_input_row():
+    net = jn.Network.build([3, 4, 2], "relu", seed=0)
+    X = np.ones((4, 3))
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X: expected finite values, got nan at index \(2, 1\)"):
+        net.loss_and_gradients(X, np.zeros(4, dtype=int))
 
 
 def test_fused_softmax_cross_entropy_call_is_bitwise_the_pair():
@@ -108,37 +125,38 @@ def test_fused_softmax_cross_entropy_call_is_bitwise_the_pair():
     np.testing.assert_array_equal(row, loss.gradient(z, 2))
 
 
-@pytest.mark.parametrize("soft", [True, False])
+@pytest.mark.parametrize("labels", ["indices", "one-hot", "soft"])
 @pytest.mark.parametrize("loss", [jn.SoftmaxCrossEntropy(), jn.MeanSquaredError()])
-def test_loss_sample_loop_is_bitwise_the_per_sample_call(loss, soft):
+def test_checked_once_labels_give_the_per_sample_call_bitwise(loss, labels):
+    """``sample_labels`` + ``loss(z, y, check=False)`` (what the reference driver runs) equals the
+    checked call ``loss(z, y)`` on the user's label, sample by sample, bit for bit."""
     rng = np.random.default_rng(7)
-    zs = [rng.standard_normal((4, 1)) * 5 for _ in range(9)]
-    zs[2][1, 0] = 800.0   # a probability that rounds to 1: loss 0 for class 1
-    ys = [np.eye(4)[[k % 4]].T for k in range(9)]
-    if soft:
-        ys[3] = np.array([[0.25], [0.25], [0.5], [0.0]])   # a soft label: not all one-hot
-    total, rows = loss.forward_and_gradient_samples(zs, ys)
-    expected = 0.0
-    for z, y, row in zip(zs, ys, rows):
-        value, row1 = loss(z, y)
-        expected += value
+    Z = rng.standard_normal((9, 4)) * 5
+    Z[2, 1] = 800.0   # a probability that rounds to 1: loss 0 for class 1
+    idx = np.arange(9) % 4
+    Y = {"indices": idx, "one-hot": np.eye(4)[idx], "soft": rng.dirichlet(np.ones(4), 9)}[labels]
+    ys = loss.sample_labels(Y, 9, 4)
+    for k, y in enumerate(ys):
+        user = int(Y[k]) if labels == "indices" else Y[k][:, None]
+        value, row = loss(Z[k][:, None], y, check=False)
+        value1, row1 = loss(Z[k][:, None], user)
+        assert value == value1
         np.testing.assert_array_equal(row, row1)
-    assert total == expected
 
 
-def test_softmax_cross_entropy_sample_loop_refuses_as_the_per_sample_call():
+def test_softmax_cross_entropy_refuses_before_computing():
     loss = jn.SoftmaxCrossEntropy()
-    good = np.array([[1.0], [2.0], [0.0]])
-    onehot = np.array([[0.0], [1.0], [0.0]])
     with pytest.raises(ValueError, match=r"^z: expected finite"):
-        loss.forward_and_gradient_samples([good, np.array([[1.0], [np.inf], [0.0]])], [onehot, onehot])
-    with pytest.raises(ValueError, match=r"^y: expected probabilities summing to 1"):
-        loss.forward_and_gradient_samples([good, good], [onehot, 0.5 * onehot])
-    with pytest.raises(ValueError, match=r"ys: expected 2 label columns"):
-        loss.forward_and_gradient_samples([good, good], [onehot])
-    # m = 1 takes the per-column path (a single class: loss 0, gradient 0)
-    total, rows = loss.forward_and_gradient_samples([np.array([[3.0]])], [np.array([[1.0]])])
-    assert total == 0.0 and rows[0].shape == (1, 1)
+        loss(np.array([[1.0], [np.inf], [0.0]]), 1)
+    with pytest.raises(ValueError, match=r"^Y: expected probabilities summing to 1"):
+        loss.sample_labels(0.5 * np.eye(3)[[0, 1]], 2, 3)
+    with pytest.raises(ValueError, match=r"^Y: expected class indices in \[0, 3\)"):
+        loss.sample_labels(np.array([0, 3]), 2, 3)
+    with pytest.raises(ValueError, match=r"^y: expected a class index in \[0, 3\)"):
+        loss(np.zeros((3, 1)), 3)
+    # a single class: loss 0, gradient 0
+    value, row = loss(np.array([[3.0]]), 0)
+    assert value == 0.0 and row.shape == (1, 1) and row[0, 0] == 0.0
 
 
 @pytest.mark.parametrize("sizes, hidden, N", [
@@ -153,7 +171,7 @@ def test_input_jacobian_batched_forms_equal_the_reference(sizes, hidden, N):
               for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
     net = jn.Network(layers, "mse")
     X = rng.standard_normal((N, sizes[0]))
-    ref = np.stack([net.input_jacobian(X[k][:, None]) for k in range(N)])
+    ref = np.stack([net.input_jacobian(x) for x in cols(X)])
     J = net.input_jacobian_batched(X)
     assert J.shape == ref.shape
     np.testing.assert_allclose(J, ref, rtol=1e-12, atol=1e-14)
@@ -163,25 +181,28 @@ def test_dense_input_vjp_rows_batch_is_rows_times_the_jacobian():
     layer = jn.Dense(5, 4, "tanh", init="xavier", seed=2)
     rng = np.random.default_rng(6)
     X, P = rng.standard_normal((3, 5)), rng.standard_normal((3, 2, 4))
-    expected = np.matmul(P, layer.jacobian_x_batch(X))
-    np.testing.assert_allclose(layer.input_vjp_rows_batch(P, X), expected, rtol=1e-13, atol=1e-15)
+    expected = np.matmul(P, layer.jacobian_x_batched(X))
+    np.testing.assert_allclose(layer.input_vjp_rows_batched(P, X), expected, rtol=1e-13, atol=1e-15)
     P_copy = P.copy()
-    layer.input_vjp_rows_batch(P, X)
+    layer.input_vjp_rows_batched(P, X)
     np.testing.assert_array_equal(P, P_copy)   # the input is not modified
     with pytest.raises(ValueError, match=r"P: expected shape \(3, r, 4\)"):
-        layer.input_vjp_rows_batch(P[:, :, :3], X)
+        layer.input_vjp_rows_batched(P[:, :, :3], X)
 
 
-def test_first_layer_per_sample_param_grads_equal_per_sample_backward_batch():
+def test_per_sample_backward_without_input_gradient():
     net, X, _ = _problem()
     layer = net.layers[0]
-    _, cache = layer.forward_batch(X)
+    _, ctx = layer.forward_batched(X)
     G = np.random.default_rng(2).standard_normal((X.shape[0], layer.n_out))
-    full = layer.per_sample_backward_batch(G, cache)[1]
-    part = layer.per_sample_param_grads_batch(G, cache)
+    dX, full = layer.backward_batched(G, ctx, per_sample=True)
+    none, part = layer.backward_batched(G, ctx, input_grad=False, per_sample=True)
+    assert none is None and dX.shape == X.shape
     assert set(part) == {"W", "b"}
     for name in ("W", "b"):
         np.testing.assert_array_equal(part[name], full[name])
+        np.testing.assert_allclose(full[name].sum(axis=0), layer.backward_batched(G, ctx)[1][name],
+                                   rtol=1e-13, atol=1e-14)
 
 
 def test_all_finite_is_exactly_the_entrywise_test():
@@ -204,57 +225,64 @@ def test_dense_in_place_activation_gives_the_out_of_place_backward(name):
     layer = jn.Dense(6, 5, name, init="xavier", seed=9)
     rng = np.random.default_rng(10)
     X, G = rng.standard_normal((7, 6)), rng.standard_normal((7, 5))
-    Y, cache = layer.forward_batch(X)
+    Y, ctx = layer.forward_batched(X)
     Z = X @ layer.W + layer.b
-    np.testing.assert_array_equal(Y, layer.activation.forward_batch(Z.copy()))
-    dX, grads = layer.backward_batch(G, cache)
-    dX0, grads0 = layer.backward_batch(G, (X, Z, layer.activation.forward_batch(Z.copy())))
+    np.testing.assert_array_equal(Y, layer.activation.forward_batched(Z.copy()))
+    dX, grads = layer.backward_batched(G, ctx)
+    dX0, grads0 = layer.backward_batched(G, (X, Z, layer.activation.forward_batched(Z.copy())))
     np.testing.assert_array_equal(dX, dX0)
     for k in ("W", "b"):
         np.testing.assert_array_equal(grads[k], grads0[k])
-    assert (cache[1] is cache[2]) == layer.activation.vjp_reads_output_only
+    assert (ctx[1] is ctx[2]) == layer.activation.vjp_reads_output_only
 
 
 def test_reference_loop_refuses_an_overflowing_hidden_layer_by_name():
     big = jn.Dense.from_params(np.full((2, 3), 1e300), np.zeros(3), "relu")
     out = jn.Dense.from_params(np.ones((3, 2)), np.zeros(2), "identity")
     net = jn.Network([big, out], "softmax_cross_entropy")
-    with pytest.raises(ValueError, match=r"xs\[0\].*finite"), np.errstate(over="ignore"):
+    with pytest.raises(ValueError, match=r"layers\[0\]: output column\[0\]: expected finite"), \
+            np.errstate(over="ignore"):
         net.loss_and_gradients(np.array([[1e10, 1e10]]), np.array([0]))
+    # the near miss: the same network on a small input passes
+    net.loss_and_gradients(np.array([[-1.0, -1.0]]), np.array([0]))
 
 
-def test_network_sample_methods_equal_the_public_ones():
-    layer = jn.Dense(5, 4, "relu", init="he", seed=11)
-    rng = np.random.default_rng(12)
-    xs = [rng.standard_normal((5, 1)) for _ in range(5)]
-    gs = [rng.standard_normal((1, 4)) for _ in range(5)]
-    ys, ctxs = layer.forward_samples(xs)
-    ys2, ctxs2 = layer._forward_samples_from_network(xs, "train")
-    gx, tot = layer.backward_samples(gs, ctxs)
-    gx2, tot2 = layer._backward_samples_from_network(gs, ctxs2)
-    for a, b in zip(ys + gx + [tot["W"], tot["b"]], ys2 + gx2 + [tot2["W"], tot2["b"]]):
-        np.testing.assert_array_equal(a, b)
-    bad = gs[:2] + [np.array([[0.0, np.nan, 0.0, 0.0]])]
-    with pytest.raises(ValueError, match=r"grad_ys\[2\].*finite"):
-        layer._backward_samples_from_network(bad, ctxs[:3])
+@pytest.mark.parametrize("name", ["identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax"])
+def test_activation_out_gives_the_same_values_even_in_place(name):
+    """``forward_batched(Z, out=...)`` and ``vjp_batched(Z, A, G, out=...)`` (numpy's out, also the
+    aliasing ``out=Z`` / ``out=G``) give the values of the calls without ``out``."""
+    act = jn.get_activation(name)
+    rng = np.random.default_rng(15)
+    Z, G = rng.standard_normal((7, 5)), rng.standard_normal((7, 5))
+    A = act.forward_batched(Z)
+    V = act.vjp_batched(Z, A, G)
+    np.testing.assert_array_equal(act.forward_batched(Z, out=np.empty_like(Z)), A)
+    np.testing.assert_array_equal(act.vjp_batched(Z, A, G, out=np.empty_like(G)), V)
+    G2 = G.copy()
+    assert act.vjp_batched(Z, A, G2, out=G2) is G2
+    np.testing.assert_array_equal(G2, V)
+    Z2 = Z.copy()
+    assert act.forward_batched(Z2, out=Z2) is Z2
+    np.testing.assert_array_equal(Z2, A)
 
 
 @pytest.mark.parametrize("name", ["relu", "identity", "tanh", "softmax"])
-def test_dense_overwrite_backward_equals_backward_batch(name):
+def test_dense_backward_with_lent_arrays_equals_backward_batch(name):
     layer = jn.Dense(6, 5, name, init="xavier", seed=13)
     rng = np.random.default_rng(14)
     X, G = rng.standard_normal((7, 6)), rng.standard_normal((7, 5))
-    _, cache = layer.forward_batch(X)
-    saved = [c.copy() for c in cache]
-    dX, grads = layer.backward_batch(G, cache)
-    dX2, grads2 = layer._backward_batch_overwrite(G.copy(), cache)
-    grads3 = layer._param_grads_batch_overwrite(G.copy(), cache)
+    _, ctx = layer.forward_batched(X)
+    saved, G0 = [c.copy() for c in ctx], G.copy()
+    dX, grads = layer.backward_batched(G, ctx)
+    lender = jn.Workspace().lender(0)
+    dX2, grads2 = layer.backward_batched(G, ctx, out=lender)
     np.testing.assert_array_equal(dX, dX2)
+    assert dX2 is lender.array("dX", X.shape, X.dtype)   # the lent array, not a new one
     for k in ("W", "b"):
         np.testing.assert_array_equal(grads[k], grads2[k])
-        np.testing.assert_array_equal(grads[k], grads3[k])
-    for c, c0 in zip(cache, saved):
-        np.testing.assert_array_equal(c, c0)   # only G may be overwritten, never the cache
+    np.testing.assert_array_equal(G, G0)
+    for c, c0 in zip(ctx, saved):
+        np.testing.assert_array_equal(c, c0)   # neither G nor the context is overwritten
 
 
 def test_batched_gradients_leave_inputs_unchanged():

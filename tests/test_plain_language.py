@@ -107,5 +107,15 @@ def test_readme_speaks_to_users():
     assert "../shared" not in text and "shared/seeds" not in text
     assert not re.search(r"\bissue \d", text, re.IGNORECASE)
     sources = text.split("## Sources", 1)[1]
-    for name in ("FCNN", "Made With ML", "CS231n", "Deep Learning from Scratch", "numpy"):
+    for name in ("Made With ML", "CS231n", "Deep Learning from Scratch", "numpy", "2024-06-17", "Goku Mohandas"):
         assert name in sources, name
+
+
+def test_readme_cites_the_sources_by_the_names_the_proofs_use():
+    from jacobian_nn._bundled import bundled
+
+    sources = (ROOT / "README.md").read_text(encoding="utf-8").split("## Sources", 1)[1]
+    names = {seed: entry["name"] for seed, entry in bundled("proofs", "_registry").SOURCES.items()}
+    assert len(names) == 5
+    for seed, name in names.items():
+        assert f"| {seed} | {name} |" in sources, (seed, name)

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jacobian_nn as jn
+from support import cols
 from jacobian_nn.fd import compare, fd_jacobian, fd_loss_gradient
 
 SMOOTH = ["identity", "sigmoid", "tanh", "elu", "softmax"]
@@ -118,7 +119,7 @@ def test_train_batch_is_mean_of_per_sample_gradients(seed, N):
     net = _random_net(seed, [4, 6, 3], "tanh", "softmax_cross_entropy", l2=0.01)
     rng = np.random.default_rng(seed)
     X, Y = rng.normal(size=(N, 4)), rng.integers(0, 3, size=N)
-    per = [net.backward(X[k][:, None], int(Y[k]))[1] for k in range(N)]
+    per = [net.backward(x, int(y))[1] for x, y in zip(cols(X), Y)]
     _, batch = net.loss_and_gradients(X, Y)
     for i, g in enumerate(batch):
         for name in g:
@@ -177,8 +178,8 @@ def test_predict_accuracy_and_train_one():
     for _ in range(60):
         net.train_batch(X, Y, lr=0.5)
     assert net.accuracy(X, Y) == 1.0
-    assert net.predict_batch(X).shape == (8, 2)
-    np.testing.assert_array_equal(net.predict_one(X[:1].T), net.predict_batch(X[:1]).T)
+    assert net.predict(X).shape == (8, 2)
+    np.testing.assert_array_equal(net.predict_one(X[:1].T), net.predict(X[:1]).T)
     loss = net.train_one(X[0][:, None], 0, lr=0.1)
     assert np.isfinite(loss)
 

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 import pytest
-from batched_support import ACTIVATION_NAMES, LOSS_NAMES, build_net, random_batch
+from support import ACTIVATION_NAMES, LOSS_NAMES, build_net, random_batch, same_bits
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,23 +20,18 @@ from jacobian_nn import batched
 from jacobian_nn.batched import loss_and_gradients_batched, train_step_batched
 
 
-def _same_bits(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
 def _assert_grads_identical(g1, g2):
     assert len(g1) == len(g2)
     for i, (d1, d2) in enumerate(zip(g1, g2)):
         assert set(d1) == set(d2)
         for k in d1:
-            assert _same_bits(d1[k], d2[k]), f"layer {i} {k}"
+            assert same_bits(d1[k], d2[k]), f"layer {i} {k}"
 
 
 def _assert_params_identical(net1, net2):
     for i, (p1, p2) in enumerate(zip(net1.params, net2.params)):
         for k in p1:
-            assert _same_bits(p1[k], p2[k]), f"layer {i} {k}"
+            assert same_bits(p1[k], p2[k]), f"layer {i} {k}"
 
 
 cases = st.tuples(
@@ -108,7 +103,7 @@ def test_workspace_array_keys():
     assert a is not ws.array(1, "Z", (4, 3), np.float64)
     assert a is not ws.array(0, "dX", (4, 3), np.float64)
     assert a is not ws.array(0, "Z", (4, 3), np.float32)
-    assert ws.scope(0).array("Z", (4, 3), np.float64) is a
+    assert ws.lender(0).array("Z", (4, 3), np.float64) is a
 
 
 def test_returned_gradients_live_in_the_workspace_until_its_next_use():
@@ -136,7 +131,7 @@ def test_failed_step_with_workspace_leaves_parameters_untouched():
         train_step_batched(net, X, Y, 1e300, workspace=ws)
     for p, q in zip(before, net.params):
         for k in p:
-            assert _same_bits(p[k], q[k])
+            assert same_bits(p[k], q[k])
 
 
 def test_bad_input_with_workspace_is_refused_as_without():
@@ -169,7 +164,7 @@ def test_batch_norm_and_dropout_networks_work_with_a_workspace(dtype):
         _assert_params_identical(plain, reused)
         for s1, s2 in zip(plain.layers, reused.layers):
             for k, v in s1.state.items():
-                assert _same_bits(v, s2.state[k])
+                assert same_bits(v, s2.state[k])
 
 
 def test_workspace_is_reexported():

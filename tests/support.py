@@ -1,7 +1,9 @@
-"""Helpers shared by the batched-path tests (one copy, imported; not a test module).
+"""Helpers shared by the test modules (one copy, imported; not a test module).
 
-Random networks and batches for every activation and loss, the stacked reference
-results, and a worst-error tracker for the hypothesis runs.
+Samples as columns and rows (:func:`cols`, :func:`rows`), exact comparison
+(:func:`same_bits`), the kinked activations and a hypothesis strategy that keeps away
+from their kinks, random networks and batches for every activation and loss, the
+stacked reference results, and a worst-error tracker for the hypothesis runs.
 """
 
 from __future__ import annotations
@@ -10,14 +12,29 @@ import json
 import os
 
 import numpy as np
+from hypothesis import strategies as st
 
 from jacobian_nn import ACTIVATIONS, Network
+from jacobian_nn._validation import columns as cols, rows_of as rows   # one copy: the library's
 from jacobian_nn.layers import Dense
+
+__all__ = ["cols", "rows"]   # re-exported: (N, n) -> N columns (n, 1); (N, m) -> N rows (1, m)
 
 ACTIVATION_NAMES = sorted(ACTIVATIONS)
 LOSS_NAMES = ("softmax_cross_entropy", "cross_entropy", "mse")
 #: Activations that are piecewise (a kink or jump at 0).
 KINKED = ("step", "relu", "leaky_relu", "elu")
+
+
+def away_from_zero(margin=0.05):
+    """Floats in [-5, -margin] U [margin, 5]: at least a step of scipy's FD away from every kink."""
+    return st.floats(margin, 5.0).flatmap(lambda v: st.sampled_from([v, -v]))
+
+
+def same_bits(a, b) -> bool:
+    """Exactly the same array: dtype, shape and every bit (NaN payloads and the sign of 0 included)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def build_net(sizes, hidden, loss, seed, *, dtype=np.float64, l2=0.0, l1=0.0, regularize_bias=False,
@@ -65,13 +82,13 @@ def stacked_reference(net, X, Y):
 
     N = X.shape[0]
     Ym = label_matrix(Y, N, net.n_out)
-    cols = [X[k][:, None] for k in range(N)]
-    outs = np.stack([net.forward(c)[:, 0] for c in cols])
-    losses = np.array([net.loss.forward(outs[k][:, None], Ym[k][:, None]) for k in range(N)])
-    per = [net.backward(cols[k], Ym[k][:, None])[1] for k in range(N)]
+    xs, ys = cols(X), cols(Ym)
+    outs = np.stack([net.forward(x)[:, 0] for x in xs])
+    losses = np.array([net.loss.forward(o, y) for o, y in zip(cols(outs), ys)])
+    per = [net.backward(x, y)[1] for x, y in zip(xs, ys)]
     grads = [{name: np.stack([per[k][i][name] for k in range(N)]) for name in per[0][i]}
              for i in range(len(net.layers))]
-    jac = np.stack([net.input_jacobian(c) for c in cols])
+    jac = np.stack([net.input_jacobian(x) for x in xs])
     return outs, losses, grads, jac
 
 

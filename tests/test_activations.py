@@ -1,4 +1,7 @@
-"""Reference activations: full Jacobians against scipy.differentiate, structure, kinks, stability."""
+"""Activations, one place per component: the reference Jacobians against scipy.differentiate,
+structure, kinks, and the tails' precision on **both** paths (the batched VJP ``vjp_batched``
+and ``jacobian_batched`` as well as the reference ``jacobian``). The batched VJP against the
+reference Jacobian over random inputs is in ``test_vjp_identity.py`` / ``test_batched.py``."""
 
 import mpmath
 import numpy as np
@@ -6,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from support import away_from_zero
 
 import jacobian_nn as jn
 from jacobian_nn.fd import compare, fd_jacobian
@@ -14,11 +18,6 @@ ALL = sorted(jn.ACTIVATIONS)
 ELEMENTWISE = [n for n in ALL if n != "softmax"]
 # name -> derivative at exactly 0 under the z <= 0 branch rule
 KINK_VALUE = {"relu": 0.0, "leaky_relu": 0.01, "elu": 1.0, "step": 0.0}
-
-
-def away_from_zero(margin=0.05):
-    """Floats in [-5, -margin] U [margin, 5]: at least a step of scipy's FD away from every kink."""
-    return st.floats(margin, 5.0).flatmap(lambda v: st.sampled_from([v, -v]))
 
 
 @given(name=st.sampled_from(ALL), z=arrays(np.float64, st.tuples(st.integers(1, 6), st.just(1)),
@@ -99,6 +98,45 @@ def test_tanh_derivative_keeps_precision_in_tails():
     exact = 1.0 / np.cosh(20.0) ** 2
     assert d[0] == pytest.approx(exact, rel=1e-14) and d[1] == d[0]
     assert d[2] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_batched_tails_keep_precision(dtype):
+    """The batched VJP ``G * A * s(-Z)`` keeps full relative precision where ``1 - s`` would round
+    to 0 (z = 40 in float64, z = 20 in float32), gives exactly s'(0) = 1/4 and 0 at |z| = 1e4,
+    without overflow warnings; ``jacobian_batched`` puts the same values on its diagonal."""
+    big = 40.0 if dtype == np.float64 else 20.0
+    Z = np.array([[-1e4, -big, 0.0, big, 1e4]], dtype=dtype)
+    act = jn.Sigmoid()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        A = act.forward_batched(Z)
+        d = act.vjp_batched(Z, A, np.ones_like(Z))[0]
+        J = act.jacobian_batched(Z)[0]
+    exact = np.exp(-big) / (1 + np.exp(-big)) ** 2
+    assert d.dtype == dtype
+    assert d[3] == pytest.approx(exact, rel=4 * np.finfo(dtype).eps) and d[1] == d[3]
+    assert d[2] == 0.25 and d[0] == 0.0 and d[4] == 0.0
+    assert (A * (1 - A))[0, 3] == 0.0   # the near miss: the cancelling form s (1 - s) loses it all
+    np.testing.assert_array_equal(np.diag(J), d)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tanh_batched_tails_keep_precision(dtype):
+    """The batched VJP ``G 4u / (1 + u)^2``, ``u = exp(-2|z|)``, keeps full relative precision
+    where ``1 - tanh^2`` cancels to 0, is even, and is exactly 0 (no overflow) at z = 800."""
+    big = 20.0 if dtype == np.float64 else 10.0
+    Z = np.array([[big, -big, 0.0, 800.0]], dtype=dtype)
+    act = jn.Tanh()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        A = act.forward_batched(Z)
+        d = act.vjp_batched(Z, A, np.ones_like(Z))[0]
+        J = act.jacobian_batched(Z)[0]
+    exact = 1.0 / np.cosh(big) ** 2
+    assert d.dtype == dtype
+    assert d[0] == pytest.approx(exact, rel=8 * np.finfo(dtype).eps) and d[1] == d[0]
+    assert d[2] == 1.0 and d[3] == 0.0
+    assert (1 - A * A)[0, 0] == 0.0   # the near miss: the cancelling form 1 - tanh^2 loses it all
+    np.testing.assert_array_equal(np.diag(J), d)
 
 
 def test_elu_forward_and_derivative_are_accurate_near_zero():

@@ -1,0 +1,124 @@
+"""The reference driver: one sample at a time, every derivative an explicit Jacobian.
+
+Network-level chaining for the reference path, over any layers of the layer protocol
+(:mod:`jacobian_nn.layers`). The batch ``X`` ``(N, n)`` and the labels are checked
+**once**; every sample is then a column ``x_k = X[k]^T`` ``(n, 1)`` and each layer maps
+the columns forward with its public per-sample ``forward`` (told ``check=False``: the
+columns are the driver's own), the loss gives each sample's row ``dL_k/dy_hat_k``
+``(1, m)``, and each layer chains the rows back with its public ``backward``, i.e.
+through its explicit Jacobians. A layer that couples the samples of a batch
+(``couples_samples(mode)``: batch normalisation in training mode) gets the whole list
+instead and chains the rows through its explicit Jacobian over the batch
+(``forward_samples`` / ``backward_samples``). No layer type is special-cased.
+
+After every layer the driver checks that the new columns (and, backward, rows) are
+finite, in one pass, and names the first one that is not: an overflow inside the
+network is refused where it happens.
+
+Batch convention (seed 000's ``trainBatch``): the loss of a batch is the mean of the
+per-sample losses and the gradients the mean of the per-sample gradients, the penalty
+gradient added once (:meth:`Network.add_penalty_gradients`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import all_finite, as_column, check_mode, columns
+
+
+def _check_finite(vs, layer: int, what: str) -> None:
+    if vs and not all_finite(np.concatenate(vs, axis=0)):
+        k = next(k for k, v in enumerate(vs) if not np.isfinite(v).all())
+        raise ValueError(f"layers[{layer}]: {what}[{k}]: expected finite values, got "
+                         f"{vs[k].ravel()[~np.isfinite(vs[k].ravel())][0]!r} (an overflow inside the network)")
+
+
+def forward_columns(net, xs, mode: str):
+    """The driver's columns ``xs`` (N, each ``(n, 1)``, checked) through every layer:
+    ``(outputs (N columns (m, 1)), one context per layer)``; a context is ``("samples", [ctx_k])``
+    from the per-sample ``forward`` or ``("batch", ctx)`` from a coupling layer's ``forward_samples``."""
+    ctxs = []
+    for i, layer in enumerate(net.layers):
+        if layer.couples_samples(mode):
+            xs, ctx = layer.forward_samples(xs, mode)
+            ctxs.append(("batch", ctx))
+        else:
+            forward, ys, cs = layer.forward, [], []
+            for x in xs:
+                y, c = forward(x, mode, check=False)
+                ys.append(y)
+                cs.append(c)
+            xs = ys
+            ctxs.append(("samples", cs))
+        _check_finite(xs, i, "output column")
+    return xs, ctxs
+
+
+def backward_rows(net, rows, ctxs) -> list:
+    """The loss's rows ``dL_k/dy_hat_k`` ``(1, m)`` back through every layer: the gradients
+    summed over the samples, one dict per layer (the parameters' shapes)."""
+    grads = [None] * len(net.layers)
+    for i in range(len(net.layers) - 1, -1, -1):
+        layer, (kind, ctx) = net.layers[i], ctxs[i]
+        if kind == "samples":
+            total = {k: np.zeros_like(v) for k, v in layer.params.items()}
+            backward, new_rows = layer.backward, []
+            for g, c in zip(rows, ctx, strict=True):
+                gx, gr = backward(g, c, check=False)
+                new_rows.append(gx)
+                for k, v in gr.items():
+                    total[k] += v
+            rows, grads[i] = new_rows, total
+        else:
+            rows, grads[i] = layer.backward_samples(rows, ctx)
+        _check_finite(rows, i, "input gradient row")
+    return grads
+
+
+def _check_float64(net) -> None:
+    if net.dtype != np.float64:
+        raise TypeError(f"network: the reference path computes in float64, this network is {net.dtype}")
+
+
+def loss_and_gradients(net, X, Y, mode: str = "train"):
+    """Mean loss (+ penalty) and mean gradients (+ penalty gradient) of the batch ``X``
+    ``(N, n)`` with labels ``Y``: ``(loss, grads)``, ``grads`` one dict per layer."""
+    _check_float64(net)
+    check_mode(mode)
+    xs = columns(net.input_batch(X))
+    N = len(xs)
+    ys = net.loss.sample_labels(Y, N, net.n_out)
+    outs, ctxs = forward_columns(net, xs, mode)
+    total, rows = 0.0, []
+    for y_hat, y in zip(outs, ys):
+        value, row = net.loss(y_hat, y, check=False)
+        total += value
+        rows.append(row)
+    grads = backward_rows(net, rows, ctxs)
+    for g in grads:
+        for k in g:
+            g[k] /= N
+    net.add_penalty_gradients(grads)
+    return total / N + net.penalty(), grads
+
+
+def predict(net, X, mode: str = "test") -> np.ndarray:
+    """Outputs for ``X`` ``(N, n)``, sample by sample, stacked as rows ``(N, m)``."""
+    _check_float64(net)
+    check_mode(mode)
+    outs, _ = forward_columns(net, columns(net.input_batch(X)), mode)
+    return np.hstack(outs).T
+
+
+def input_jacobian(net, x) -> np.ndarray:
+    """``d y_hat / dx`` ``(n_out, n_in)`` = ``J_L ... J_2 J_1``, the product of the layers'
+    ``jacobian_x`` (each ``(m_i, n_i)``), accumulated left to right (test mode)."""
+    _check_float64(net)
+    x = as_column(x, "x", net.n_in, net.dtype)
+    J = None
+    for layer in net.layers:
+        Jl = layer.jacobian_x(x)
+        J = Jl if J is None else Jl @ J
+        x, _ = layer.forward(x, "test")
+    return J
