@@ -203,6 +203,10 @@ def _fcnet_from_layers(config, layers, loss, arch) -> FullyConnectedNet:
     if list(config["hidden_dims"]) != widths:     # before building anything of the declared widths
         raise ValueError(f"network: FullyConnectedNet hidden_dims {config['hidden_dims']}, the file's dense "
                          f"layers have hidden widths {widths}")
+    rates = {l.p for l in layers if isinstance(l, Dropout)}
+    if rates - {config["dropout"]} or (config["dropout"] > 0) != bool(rates):
+        raise ValueError(f"network: FullyConnectedNet dropout {config['dropout']}, the file's dropout layers have "
+                         f"p = {sorted(rates)}")
     net = FullyConnectedNet(config["hidden_dims"], input_dim=layers[0].n_in, num_classes=layers[-1].n_out,
                             dropout=config["dropout"], use_batchnorm=config["use_batchnorm"], reg=arch["l2"],
                             dtype=layers[0].dtype, seed=0)

@@ -565,7 +565,17 @@ CASES += [
     _load_case("network-type", _set_key("network", value={"type": "subprocess.Popen", "config": {}}),
                match=r"network\.type"),
     _load_case("rng-in-dense", _set_key("layers", 0, "config", "rng", value={}), match=r"layers\[0\]\.config"),
+    Case("load_model-fcnet-dropout-rate", lambda tmp: (lambda p: ((lambda: load_model(p)), [p]))(
+        _fcnet_file(tmp, lambda a: a["network"]["config"].__setitem__("dropout", 0.5))), ValueError,
+        r"m\.npz: .*network: FullyConnectedNet dropout 0\.5, the file's dropout layers have p = \[0\.3\]"),
 ]
+
+
+def _fcnet_file(tmp_path, edit):
+    path = save_model(fcnet(), tmp_path / "m.npz")
+    _rewrite_model(path, edit)
+    return Path(path)
+
 
 # -- model files: saving
 def _save_over(tmp_path):
@@ -610,6 +620,8 @@ def test_census_size():
     # the issue asks for at least 150 bad or hostile inputs across the API and the CLI
     assert len(CASES) + len(HOSTILE) >= 150
     assert len({c.id for c in CASES} | set(HOSTILE)) == len(CASES) + len(HOSTILE)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"checks on {len(CASES) + len(HOSTILE)} bad or hostile inputs" in readme   # the README's count is true
 
 
 # --------------------------------------------------------------------------- hostile files, in a child
