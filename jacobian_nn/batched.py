@@ -149,7 +149,19 @@ def forward_batched(net, X, mode: str = "test", workspace: Workspace | None = No
     With a :class:`Workspace`, ``Y_hat`` and the contexts live in its arrays (valid until
     its next use)."""
     check_mode(mode)
+    return _forward(net, net.input_batch(X), mode, workspace)
+
+
+def _checked(net, X, Y, mode):
+    """The checked input batch, after the labels are checked too: everything is refused before
+    a forward may change state (batch norm's running statistics, dropout's Generators)."""
+    check_mode(mode)
     A = net.input_batch(X)
+    net.loss.check_labels(Y, A.shape[0], net.n_out, A.dtype)
+    return A
+
+
+def _forward(net, A, mode, workspace=None):
     ctxs = []
     for i, layer in enumerate(net.layers):
         A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
@@ -172,7 +184,7 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     instead of in a pass over every gradient array; equal to scaling the unscaled gradients
     up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
     """
-    Y_hat, ctxs = forward_batched(net, X, mode, workspace)                               # forward
+    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode, workspace)              # forward
     loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
     loss += net.penalty()
     own = _lender(workspace, "network")
@@ -227,7 +239,7 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
 
     Their mean plus ``net.penalty()`` is the batch loss of :func:`loss_and_gradients_batched`.
     """
-    Y_hat, _ = forward_batched(net, X, mode)
+    Y_hat, _ = _forward(net, _checked(net, X, Y, mode), mode)
     Ym = label_matrix(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
     return net.loss.per_sample_losses_batched(Y_hat, Ym)
 
@@ -259,7 +271,7 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
         if not layer.per_sample_gradients:
             raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no per-sample gradients; "
                             "per-sample gradients need layers whose samples are independent")
-    Y_hat, ctxs = forward_batched(net, X, mode)
+    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode)
     N = Y_hat.shape[0]
     Ym = label_matrix(Y, N, net.n_out, dtype=net.dtype)
     G = net.loss.gradient_batched(Y_hat, Ym) * Y_hat.dtype.type(N)

@@ -140,6 +140,18 @@ class Loss:
         :meth:`sample_labels` can check once; this default always checks.)"""
         return self.forward(y_hat, y), self.gradient(y_hat, y)
 
+    #: labels must be probability rows (the cross-entropies), not any real rows (mean squared error)
+    labels_are_probabilities: bool = False
+
+    def check_labels(self, Y, N: int, m: int, dtype=np.float64) -> None:
+        """Refuse labels that this loss would refuse, before anything runs: the batched driver
+        calls it ahead of the forward, which may update running statistics or draw dropout
+        masks. Integer class indices ``(N,)`` need only their range checked."""
+        if label_indices(Y, N, m) is None:
+            Ym = label_matrix(Y, N, m, dtype=dtype)
+            if self.labels_are_probabilities:
+                _check_probabilities(Ym, "Y")
+
     def sample_labels(self, Y, N: int, m: int) -> list:
         """The labels of a batch of N samples, checked once, one per sample as ``__call__``
         takes them: columns ``(m, 1)`` (the default)."""
@@ -173,6 +185,7 @@ class CrossEntropy(Loss):
     """
 
     name = "cross_entropy"
+    labels_are_probabilities = True
 
     def __init__(self, check_sum: bool = True):
         self.check_sum = bool(check_sum)
@@ -302,6 +315,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     name = "softmax_cross_entropy"
+    labels_are_probabilities = True
 
     def forward(self, z, y):
         """``L`` (a float); :meth:`__call__`'s value."""
