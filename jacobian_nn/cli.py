@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check, train_cli
+from . import train_cli
+from .check import cli as check_cli
 
 
 def add_verify(sub) -> None:
@@ -52,7 +53,7 @@ COMMANDS = {
     "verify": (add_verify, run_verify),
     "train": (train_cli.add_train, train_cli.run_train),
     "bench": (add_bench, run_bench),
-    "check": (check.add_check, check.run_check),
+    "check": (check_cli.add_check, check_cli.run_check),
 }
 
 

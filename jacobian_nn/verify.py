@@ -24,7 +24,7 @@ from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Network
 from .crosscheck import verify_rows as crosscheck_rows  # batched path vs reference, stacked
 from .fcnet import verify_rows as batchnorm_rows  # batch norm, dropout, FullyConnectedNet vs FD
-from .check_gallery import gallery_rows  # the check toolkit on deliberately wrong code
+from .check.gallery import gallery_rows  # the check toolkit on deliberately wrong code
 
 SEED = 20261122
 

@@ -79,17 +79,26 @@ def test_style_cs231n_is_detected_and_can_be_forced(capsys):
     (["check", "no/such/file.py", "--forward", "f", "--jacobian", "j", "--shape", "3"], "no such file"),
     (["check", str(GALLERY / "mse_sign.py"), "--forward", "nope", "--jacobian", "gradient", "--shape", "5"],
      "'nope' is not defined"),
-    (["check", str(GALLERY / "mse_sign.py"), "--forward", "loss", "--jacobian", "gradient", "--shape", "5,x"],
-     "--shape: expected integers"),
     (["check", str(GALLERY / "relu_cs231n.py"), "--forward", "relu_forward", "--backward", "relu_backward",
       "--shape", "3,5", "--input", "X_AT_KINK"], "--input: X_AT_KINK has shape (4, 5)"),
+    (["check", str(GALLERY / "mse_sign.py"), "--forward", "loss", "--shape", "5"],
+     "one of --backward or --jacobian is required"),
 ])
 def test_errors_exit_2_with_a_message(argv, words, capsys):
     assert main(argv) == 2
     assert words in capsys.readouterr().err
 
 
-def test_backward_or_jacobian_is_required(capsys):
+@pytest.mark.parametrize("extra, words", [
+    (["--shape", "5,x"], "expected positive integers separated by commas"),
+    (["--shape", "3,,4"], "expected positive integers separated by commas"),
+    (["--shape", "0,4"], "expected positive integers separated by commas"),
+    (["--shape", "5", "--top", "-1"], "expected an integer >= 0"),
+    (["--shape", "5", "--timeout", "0"], "expected a number of seconds > 0"),
+    (["--shape", "5", "--seed", "-3"], "expected an integer >= 0"),
+])
+def test_strict_parsing_refuses_malformed_values(extra, words, capsys):
     with pytest.raises(SystemExit) as info:
-        main(["check", str(GALLERY / "mse_sign.py"), "--forward", "loss", "--shape", "5"])
+        main(["check", str(GALLERY / "mse_sign.py"), "--forward", "loss", "--jacobian", "gradient"] + extra)
     assert info.value.code == 2
+    assert words in capsys.readouterr().err

@@ -4,7 +4,7 @@ each correct version passing (relu at exactly 0 included), and verify's ``check`
 import pytest
 
 from jacobian_nn import verify
-from jacobian_nn.check_gallery import EXPECTED_FACTOR, GALLERY, gallery_rows
+from jacobian_nn.check.gallery import EXPECTED_FACTOR, GALLERY, gallery_rows
 
 CASES = {c.name: c for c in GALLERY}
 
@@ -59,7 +59,7 @@ def test_verify_row_fails_when_the_diagnosis_is_wrong(monkeypatch):
     """A row passes only for the expected diagnosis: relabel one case and its row must fail."""
     from dataclasses import replace
 
-    import jacobian_nn.check_gallery as g
+    import jacobian_nn.check.gallery as g
     bad = [replace(GALLERY[0], expected="sign_flipped")]
     monkeypatch.setattr(g, "GALLERY", bad)
     rows = g.gallery_rows()

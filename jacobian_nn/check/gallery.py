@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .check import check_jacobian, check_jacobian_batched, check_vjp_batched, from_cs231n
-from .fd import Comparison
+from .api import check_jacobian, check_jacobian_batched, check_vjp_batched, from_cs231n
+from ..fd import Comparison
 
 SEED = 8
 

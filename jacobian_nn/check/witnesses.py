@@ -1,0 +1,336 @@
+"""The witnesses a claim is compared with, all computed without the claim's own code.
+
+1. **Finite differences**, ``scipy.differentiate.jacobian`` through
+   :func:`jacobian_nn.fd.fd_jacobian`, with its per-entry error estimate.
+
+   * *Full* (``m * n <= FULL_JACOBIAN_MAX_ENTRIES`` and ``n <= FULL_JACOBIAN_MAX_COLUMNS``):
+     every entry of the Jacobian; the claim of a VJP is assembled row by row,
+     ``J[i, :] = vjp(x, e_i)``.
+   * *Sampled* (larger problems, CS231n's ``grad_check_sparse`` idea): one VJP
+     ``g = vjp(x, v)`` for a random cotangent ``v``, and for a sample of entries ``j`` of the
+     array (:data:`SAMPLE_ENTRIES`, spread over :data:`SAMPLE_SAMPLES` samples of a batch, plus
+     each sampled sample's label entry for a loss, plus the transposed partner of each entry of
+     a square matrix) the column ``J[:, j]`` by finite differences, so that ``(v J)_j``,
+     ``J[j, j]`` and, along ``v`` itself, ``J v`` are known. The report says how many entries
+     were checked.
+
+   A float32 check evaluates ``f`` for the witness in float64 (the same code, on float64
+   inputs) whenever ``f`` returns float64 for them, so that the witness is not limited by
+   float32 rounding; otherwise it uses the float32 schedule :data:`FD_STEPS`.
+2. ``reference=NAME``: the library's own forward and Jacobian of a named component.
+3. For VJPs, the **inner-product identity** ``<u, vjp(x, v)> = <v, J u>`` for random ``u``,
+   ``v`` (autograd's ``check_vjp``), ``J u`` a directional finite difference: it covers every
+   entry at once, at any size.
+
+A witness that is not finite (NaN or inf in a difference or in its error estimate) is a
+refusal, never a tolerance of infinity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fd import INITIAL_STEP, MAXITER, fd_jacobian
+from .diagnosis import Layout, diagnose, describe_convention
+from .probes import Refusal, first_nonfinite
+from .report import Entry, Tolerance, Witness, index_name
+
+#: Finite-difference schedule per dtype: (initial step, number of halvings). float32 stops at a
+#: step of 0.05 / 2**4 = 3e-3, where its rounding noise (eps / step ~ 4e-5) is still small.
+FD_STEPS = {np.dtype(np.float64): (INITIAL_STEP, MAXITER), np.dtype(np.float32): (0.05, 4)}
+#: The full Jacobian is assembled and compared when it has at most this many entries ...
+FULL_JACOBIAN_MAX_ENTRIES = 4096
+#: ... and at most this many columns (one finite difference per column).
+FULL_JACOBIAN_MAX_COLUMNS = 256
+#: Entries checked by the sampled witness (before labels and transposed partners are added) ...
+SAMPLE_ENTRIES = 64
+#: ... spread over this many samples of a batch.
+SAMPLE_SAMPLES = 8
+#: Random (u, v) pairs for the inner-product identity.
+VJP_PAIRS = 3
+
+
+def finite_or_refuse(res, what: str, layout: Layout, cols=None) -> None:
+    """Refuse a finite-difference result with a NaN or inf in ``df`` or ``error``."""
+    for arr, label in ((res.df, "difference"), (res.error, "error estimate")):
+        bad = first_nonfinite(arr, "J")
+        if bad is not None:
+            r, c = np.unravel_index(int(np.flatnonzero(~np.isfinite(arr).reshape(-1))[0]), arr.shape)
+            c = int(cols[c]) if cols is not None else int(c)
+            M, _ = layout.shape
+            at = index_name(layout.gname, c, layout.in_shape)
+            if M > 1:
+                at += f" of {index_name(layout.out_name, r, layout.out_shape)}"
+            raise Refusal("witness_not_finite", f"{what}: the finite-difference {label} is not finite at {at} "
+                                                f"(f is not finite, or not defined, near the point?)")
+
+
+# --------------------------------------------------------------------------- references
+#
+# Each entry: (single(x, kw) -> (y, J full), batched(X, kw) -> (Y, per-sample (N, m, n) or full)).
+# The batched entries of the elementwise activations, softmax and dense use the batched path's
+# explicit Jacobians (``jacobian_batch``); batch norm, whose Jacobian couples the samples, uses
+# the library's full batch Jacobian ``jacobian_x_samples``. A check is a witness, not a path:
+# it reads derivatives, it does not compute any for training.
+
+
+def _act_single(name):
+    def run(x, kw):
+        from ..activations import get_activation
+        act = get_activation(name, **kw)
+        z = x.reshape(-1, 1)
+        return act.forward(z), act.jacobian(z)
+    return run
+
+
+def _act_batched(name):
+    def run(X, kw):
+        from ..activations import get_activation
+        act = get_activation(name, **kw)
+        return act.forward_batch(X), act.jacobian_batch(X)
+    return run
+
+
+def _dense_params(kw):
+    missing = {"W", "b"} - set(kw)
+    if missing:
+        raise ValueError(f"reference='dense': expected keyword arguments W, b (and optionally activation), "
+                         f"missing {sorted(missing)}")
+    W = np.asarray(kw["W"]).astype(np.float64)
+    b = np.asarray(kw["b"]).astype(np.float64)
+    return W, b, kw.get("activation", "identity")
+
+
+def _dense_single(x, kw):
+    from ..layers import Dense
+    W, b, act = _dense_params(kw)
+    layer = Dense.from_params(W, b, act)
+    col = x.reshape(-1, 1)
+    return layer.forward(col)[0], layer.jacobian_x(col)
+
+
+def _dense_batched(X, kw):
+    from ..layers import Dense
+    W, b, act = _dense_params(kw)
+    layer = Dense.from_params(W, b, act)
+    Y, (_, Z, _) = layer.forward_batch(X)
+    return Y, layer.activation.jacobian_batch(Z) @ W.T
+
+
+def _batchnorm_single(x, kw):
+    raise ValueError("reference='batchnorm': batch normalisation couples the samples of a batch; use "
+                     "check_jacobian_batched / check_vjp_batched with a batch X (N, m), N >= 2")
+
+
+def _batchnorm_batched(X, kw):
+    """Batch norm (train mode by default): keyword arguments gamma, beta, eps, mode and, for
+    mode='test', running_mean and running_var. The Jacobian is the library's full
+    ``(N*m, N*m)`` batch Jacobian (samples are coupled)."""
+    from ..normalization import BatchNorm
+    kw = dict(kw)
+    mode = kw.pop("mode", "train")
+    running = {k: kw.pop(k) for k in ("running_mean", "running_var") if k in kw}
+    kw = {k: (np.asarray(v).astype(np.float64) if k in ("gamma", "beta") else v) for k, v in kw.items()}
+    bn = BatchNorm(X.shape[1], update_running=False, **kw)
+    for k, v in running.items():
+        getattr(bn, k)[...] = np.asarray(v, dtype=np.float64)
+    Y = bn.forward_batch(X, mode)[0]
+    return Y, bn.jacobian_x_samples([row[:, None] for row in X], mode)
+
+
+REFERENCES = {name: (_act_single(name), _act_batched(name))
+              for name in ("identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax")}
+REFERENCES["dense"] = (_dense_single, _dense_batched)
+REFERENCES["batchnorm"] = (_batchnorm_single, _batchnorm_batched)
+
+
+# --------------------------------------------------------------------------- inner-product identity
+
+
+def identity(f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_mask, layout: Layout) -> Witness:
+    """``<u, vjp(x, v)> = <v, J u>`` for :data:`VJP_PAIRS` random pairs, ``J u`` by a finite
+    difference along ``u`` (both sides probed where the central difference disagrees)."""
+    rng = np.random.default_rng(seed)
+    avoid = np.zeros(K, dtype=bool) if kink_mask is None else kink_mask.any(axis=0)
+    worst, n_fail, kinky, details, max_rel = 0.0, 0, 0, [], 0.0
+    for _ in range(VJP_PAIRS):
+        u = rng.standard_normal(K)
+        u[avoid] = 0.0  # directions through a known kink have no directional derivative to compare with
+        v = rng.standard_normal(M)
+        g = vjp_flat(v)
+        lhs = float(u @ g)
+
+        def along(t, u=u):
+            return f_flat(t[0] * u)
+
+        def rhs_of(direction):
+            r = fd_jacobian(along, np.zeros(1), initial_step=step, maxiter=maxiter, step_direction=direction)
+            finite_or_refuse(r, "inner-product identity", Layout((1,), (M,), None, name="(x along u)"))
+            Ju, e = r.df[:, 0], r.error[:, 0]
+            return float(v @ Ju), float(np.abs(v) @ e), float(np.abs(v * Ju).sum())
+
+        rhs, rerr, rscale = rhs_of(0)
+        scale = max(float(np.abs(u * g).sum()), rscale)
+        bound = tol.atol * scale + tol.rtol * scale + tol.err_factor * rerr
+        d = abs(lhs - rhs)
+        max_rel = max(max_rel, d / scale if scale > 0 else 0.0)
+        worst = max(worst, d)
+        if d > bound:
+            lo, lerr, _ = rhs_of(-1)
+            hi, herr, _ = rhs_of(1)
+            slack = tol.atol * scale + tol.rtol * scale + tol.err_factor * max(lerr, herr)
+            if abs(lo - hi) > 2 * slack and min(lo, hi) - slack <= lhs <= max(lo, hi) + slack:
+                kinky += 1
+                continue
+            n_fail += 1
+            details.append(f"<u, vjp(v)> = {lhs:.6g} vs <v, J u> = {rhs:.6g}")
+    diagnosis = "mismatch" if n_fail else ("kink" if kinky else "rounding")
+    detail = "; ".join(details[:2]) if details else (f"{kinky} pair(s) cross a kink" if kinky else "")
+    return Witness(name=f"inner-product identity <u, vjp(x, v)> = <v, J u> ({VJP_PAIRS} random pairs, seed {seed})",
+                   passed=n_fail == 0, diagnosis=diagnosis, max_abs=worst, max_rel=max_rel, n_failed=n_fail,
+                   n_entries=VJP_PAIRS, detail=detail)
+
+
+# --------------------------------------------------------------------------- sampled entries
+
+
+def sample_columns(layout: Layout, rng) -> np.ndarray:
+    """Flat indices of the array's entries to check (sorted, unique)."""
+    xs = layout.in_shape
+    K = int(np.prod(xs, dtype=int))
+    if layout.batch is not None and layout.batched_input and len(xs) >= 2:
+        N, per = xs[0], K // xs[0]
+        samples = np.sort(rng.choice(N, size=min(N, SAMPLE_SAMPLES), replace=False))
+        k_per = max(1, SAMPLE_ENTRIES // len(samples))
+        cols = []
+        for s in samples:
+            cols.extend(int(s) * per + rng.choice(per, size=min(per, k_per), replace=False))
+            if layout.labels is not None and len(xs) == 2:
+                cols.append(int(s) * per + int(layout.labels[s]))
+        cols = np.asarray(cols)
+    else:
+        cols = rng.choice(K, size=min(K, SAMPLE_ENTRIES), replace=False)
+    if len(xs) == 2 and xs[0] == xs[1] > 1:
+        i, j = np.unravel_index(cols, xs)
+        cols = np.concatenate([cols, np.ravel_multi_index((j, i), xs)])
+    return np.unique(cols)
+
+
+class Sampled:
+    """The sampled witness of one gradient: verdict, diagnosis and the entries it compared."""
+
+    def __init__(self, passed, diagnosis, factor, notes, witness, worst, kinks, convention, summary_line):
+        self.passed, self.diagnosis, self.factor, self.notes = passed, diagnosis, factor, notes
+        self.witness, self.worst, self.kinks, self.convention = witness, worst, kinks, convention
+        self.summary_line = summary_line
+
+
+def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxiter, top_k) -> Sampled:
+    """Check sampled entries of ``g = vjp(x, v)`` against ``(v J)_j`` (see the module docstring)."""
+    rng = np.random.default_rng([seed, 11])
+    M, K = layout.shape
+    v = rng.standard_normal(M)
+    g = vjp_flat(v)
+    cols = sample_columns(layout, rng)
+
+    def columns(direction, which):
+        def h(t):
+            d = np.zeros(K)
+            d[which] = t
+            return f_flat(d)
+
+        r = fd_jacobian(h, np.zeros(len(which)), initial_step=step, maxiter=maxiter, step_direction=direction)
+        finite_or_refuse(r, "sampled finite differences", layout, cols=which)
+        return r.df.reshape(M, len(which)), r.error.reshape(M, len(which))
+
+    J, E = columns(0, cols)
+    a = g[cols]
+    n = v @ J
+    mag = np.abs(v) @ np.abs(J)
+    nerr = np.abs(v) @ E
+    scale = float(np.abs(n).max()) if n.size else 0.0
+    scale = scale if scale > 0 else 1.0
+    bound = tol.atol * scale + tol.rtol * mag + tol.err_factor * nerr
+    fail = np.abs(a - n) > bound
+    kink = np.zeros_like(fail)
+    convention, left, right = None, None, None
+    loose = tol.err_factor * nerr > tol.atol * scale + tol.rtol * mag
+    doubt = np.flatnonzero(fail | loose)
+    if doubt.size:
+        JL, EL = columns(-1, cols[doubt])
+        JR, ER = columns(1, cols[doubt])
+        nL, nR = v @ JL, v @ JR
+        bL = tol.atol * scale + tol.rtol * (np.abs(v) @ np.abs(JL)) + tol.err_factor * (np.abs(v) @ EL)
+        bR = tol.atol * scale + tol.rtol * (np.abs(v) @ np.abs(JR)) + tol.err_factor * (np.abs(v) @ ER)
+        ad = a[doubt]
+        differ = np.abs(nL - nR) > bL + bR
+        slack = np.maximum(bL, bR)
+        between = (ad >= np.minimum(nL, nR) - slack) & (ad <= np.maximum(nL, nR) + slack)
+        k = differ & between
+        kink[doubt] = k
+        fail[doubt] = np.where(differ, ~between, (np.abs(ad - nL) > bL) & (np.abs(ad - nR) > bR))
+        left, right = np.zeros_like(n), np.zeros_like(n)
+        left[doubt], right[doubt] = nL, nR
+        if k.any():
+            convention = describe_convention(ad, nL, nR, bL, bR, k)
+    fail &= ~kink
+    what = (f"{len(cols)} of {K} entries of {layout.gname} = vjp(v) for a random cotangent v"
+            + (f" (in {len(np.unique(np.unravel_index(cols, layout.in_shape)[0]))} of {layout.batch} samples)"
+               if layout.batch is not None and layout.batched_input else "")
+            + f" against finite differences of <v, f> (CS231n's grad_check_sparse idea), seed {seed}")
+    notes = []
+    factor = None
+    if not fail.any():
+        passed, diagnosis = True, ("kink" if kink.any() else "rounding")
+    else:
+        passed = False
+        hyp = {}
+        if M == K:
+            jv = fd_jacobian(lambda t: f_flat(t[0] * v), np.zeros(1), initial_step=step, maxiter=maxiter)
+            finite_or_refuse(jv, "finite difference along v", layout)
+            diag = J[cols, np.arange(len(cols))]
+            hyp["diagonal_only"] = v[cols] * diag
+            if layout.per_sample or len(layout.in_shape) != 2 or layout.in_shape[0] != layout.in_shape[1]:
+                hyp["transposed"] = jv.df[:, 0][cols]
+        xs = layout.in_shape
+        if "transposed" not in hyp and len(xs) == 2 and xs[0] == xs[1] > 1:
+            i, j = np.unravel_index(cols, xs)
+            partner = np.searchsorted(cols, np.ravel_multi_index((j, i), xs))
+            hyp["transposed"] = n[partner]
+        label_mask = None
+        if layout.labels is not None and M == 1 and len(xs) == 2:
+            i, j = np.unravel_index(cols, xs)
+            label_mask = j == np.asarray(layout.labels)[i]
+        diagnosis, factor, notes = diagnose(a, n, bound, ~kink, hyp, layout.batch, label_mask)
+        if diagnosis == "mismatch":
+            notes.append(f"{int(fail.sum())} of the {len(cols)} checked entries are beyond tolerance")
+            if layout.batch is not None and layout.batched_input:
+                rows = np.unravel_index(cols[fail], xs)[0]
+                notes.append(f"failing entries sit in {len(np.unique(rows))} of the "
+                             f"{len(np.unique(np.unravel_index(cols, xs)[0]))} checked samples")
+    diff = np.abs(a - n)
+    rel = np.where(np.maximum(np.abs(a), np.abs(n)) > 0, diff / np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-300),
+                   0.0)
+    live = ~kink
+    wit = Witness(name=f"sampled finite differences (scipy.differentiate.jacobian, initial step {step:g}): "
+                       f"{len(cols)} of {K} entries", passed=passed, diagnosis=diagnosis,
+                  max_abs=float(diff[live].max()) if live.any() else 0.0,
+                  max_rel=float(rel[live].max()) if live.any() else 0.0, n_failed=int(fail.sum()),
+                  n_entries=len(cols))
+
+    def entry(t, note=""):
+        c = int(cols[t])
+        e = Entry(row=0, column=c, analytic=float(a[t]) + 0.0, numeric=float(n[t]) + 0.0, abs_error=float(diff[t]),
+                  rel_error=float(rel[t]), tolerance=float(bound[t]), fd_error=float(nerr[t]), passed=not fail[t],
+                  where=index_name(layout.gname, c, layout.in_shape), output="")
+        if layout.batch is not None and layout.batched_input:
+            e.sample = int(np.unravel_index(c, layout.in_shape)[0])
+        if note and left is not None:
+            e.left, e.right, e.note = float(left[t]), float(right[t]), note
+        return e
+
+    key = np.where(live, (diff - bound) if not passed else diff, -np.inf)
+    order = [t for t in np.argsort(-key, kind="stable")[:top_k] if live[t]]
+    worst = [entry(t) for t in order]
+    kinks = [entry(t, "kink") for t in np.flatnonzero(kink)[:top_k]]
+    return Sampled(passed, diagnosis, factor, notes, wit, worst, kinks, convention, what)
