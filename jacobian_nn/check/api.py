@@ -392,7 +392,14 @@ def _section(kind, problem, i, calls, y, ct_shape, gshape, claimed, raw, batched
     def f_flat(d):
         args = list(warrays)
         args[i] = (base_i + d).astype(wdtype).reshape(p0.shape)
-        out = calls.array(problem.f(calls, args), problem.flabel, "out")
+        try:
+            out = calls.array(problem.f(calls, args), problem.flabel, "out")
+        except Refusal as exc:
+            if exc.key != "not_finite":
+                raise
+            raise Refusal("witness_not_finite", f"the finite differences need {problem.flabel} near the point, and "
+                                                f"it is not finite there, within a step of {step:g} of {pname} "
+                                                f"({exc.text.split(': ', 1)[1]})") from None
         if out.shape != y.shape:
             raise Refusal("wrong_shape", f"{problem.flabel} returned out of shape {out.shape} near the point, "
                                          f"{y.shape} at it")

@@ -75,6 +75,8 @@ class Calls:
         self.count += 1
         try:
             out = fn(*copies)
+        except Refusal:
+            raise
         except (Exception, SystemExit) as exc:  # user code: anything it raises is a refusal
             what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
                 f"raised {type(exc).__name__}: {exc}"
