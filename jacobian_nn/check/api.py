@@ -27,10 +27,11 @@ import numpy as np
 
 from .._validation import FLOAT_DTYPES, as_float_array
 from .diagnosis import EXPLAIN, REFUSED_EXPLAIN, Layout, analyse_full, entries, to_full, witness
-from .probes import Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity, LINEARITY_A
+from .probes import (LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity,
+                     same_bits)
 from .report import CheckReport, Probe, Tolerance, nice
-from .witnesses import (FD_STEPS, FULL_JACOBIAN_MAX_COLUMNS, FULL_JACOBIAN_MAX_ENTRIES, REFERENCES, finite_or_refuse,
-                        identity, sampled)
+from .witnesses import (FD_STEPS, FULL_JACOBIAN_MAX_COLUMNS, FULL_JACOBIAN_MAX_ENTRIES, REFERENCES, SAMPLED_MAXITER,
+                        finite_or_refuse, identity, sampled)
 from ..fd import fd_jacobian
 
 #: How many of the worst entries a report lists.
@@ -291,7 +292,7 @@ def _run(kind, problem: _Problem, *, claimed=None, batched, reference, reference
     except Refusal as exc:
         probes.append(Probe(exc.key.replace("_", " "), False, exc.text))
         return CheckReport(verdict="refused", diagnosis=exc.key, summary=REFUSED_EXPLAIN, cause=exc.text,
-                           output_shape=tuple(y.shape) if y is not None else (), probes=probes, **base)
+                           output_shape=tuple(y.shape) if y is not None else None, probes=probes, **base)
     return _combine(sections, probes, y, base, calls)
 
 
@@ -327,7 +328,7 @@ def _probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed) -> list:
     g_u = run(u)
     again = run(u)
     for gname, a, b in zip(gnames, g_u, again):
-        if a.tobytes() != b.tobytes() or a.dtype != b.dtype:
+        if not same_bits(a, b):
             d = np.abs(a.astype(np.float64) - b.astype(np.float64))
             raise Refusal("not_deterministic", f"{label} is not deterministic: two calls with the same input and "
                                                f"cotangent differ in {gname} by up to {d.max():.3g} (dropout "
@@ -455,7 +456,7 @@ def _section(kind, problem, i, calls, y, ct_shape, gshape, claimed, raw, batched
             diagnosis, factor, dnotes = "mismatch", None, []
         else:
             diagnosis, factor, dnotes = an.diagnosis, None, an.notes
-        summary = EXPLAIN[diagnosis]
+        summary = _explain(diagnosis, layout)
         if diag_an is ref_an and ref_an is not None:
             summary += f" (against the library's {reference}; the finite differences agree with the claim, so f " \
                        f"itself may differ from {reference})"
@@ -477,15 +478,16 @@ def _section(kind, problem, i, calls, y, ct_shape, gshape, claimed, raw, batched
         vflat, transposed_shape = _claim_vjp(raw, layout)
         if transposed_shape:
             notes.append(transposed_shape)
+    maxiter = min(maxiter, SAMPLED_MAXITER)
     s = sampled(f_flat, vflat, layout, tol, seed, step, maxiter, top_k)
     witnesses.append(s.witness)
     if reference is not None:
         notes.append(f"the reference {reference} witness was skipped: the Jacobian has {M} x {K} entries")
-    idw = identity(f_flat, vflat, M, K, tol, seed, step, maxiter, None, layout)
+    idw = identity(f_flat, vflat, M, K, tol, seed, step, maxiter, None, layout, avoid=p0 == 0)
     witnesses.append(idw)
     passed = all(w.passed for w in witnesses) and not transposed_shape
     diagnosis = s.diagnosis
-    summary = EXPLAIN[diagnosis]
+    summary = _explain(diagnosis, layout)
     if transposed_shape and s.passed:
         diagnosis, summary = "transposed", EXPLAIN["transposed"]
     elif s.passed and not passed:
@@ -496,6 +498,13 @@ def _section(kind, problem, i, calls, y, ct_shape, gshape, claimed, raw, batched
     return CheckReport(verdict="pass" if passed else "fail", diagnosis=diagnosis, summary=summary, factor=s.factor,
                        convention=s.convention, witnesses=witnesses, worst=s.worst, kinks=s.kinks,
                        notes=s.notes + notes, sampled=s.summary_line, **sec)
+
+
+def _explain(diagnosis, layout: Layout) -> str:
+    if diagnosis == "transposed" and not layout.batched_input and len(layout.in_shape) == 2:
+        g = layout.gname
+        return f"{g} is the transpose of the right gradient: {g}[i, j] holds the value that belongs at {g}[j, i]"
+    return EXPLAIN[diagnosis]
 
 
 def _reference(key, reference_kwargs, x, y, batched, layout, A, an, tol, transposed_shape, notes, witnesses):
@@ -540,7 +549,7 @@ def _combine(sections, probes, y, base, calls) -> CheckReport:
     verdict = "fail" if bad else "pass"
     names = ", ".join(s.gradient for s in sections)
     summary = (f"every gradient ({names}) agrees with its witnesses" if not bad else
-               f"{', '.join(s.gradient for s in bad)} of {names} fail{'s' if len(bad) == 1 else ''}; "
+               f"{', '.join(s.gradient for s in bad)} fail{'s' if len(bad) == 1 else ''} (checked: {names}); "
                f"{lead.gradient}: {lead.summary}")
     return CheckReport(verdict=verdict, diagnosis=lead.diagnosis, summary=summary, gradient=lead.gradient,
                        output_shape=tuple(y.shape), factor=lead.factor, convention=lead.convention,

@@ -153,7 +153,7 @@ def _validate_paths(args) -> str | None:
             return f"--json: {args.json!r} is not writable"
     if args.style == "loss" and (args.backward or args.jacobian):
         return "--style loss: the loss function returns dx itself; leave out --backward and --jacobian"
-    if args.style != "loss" and not (args.backward or args.jacobian) and args.style != "auto":
+    if args.style in ("vjp", "cs231n") and not (args.backward or args.jacobian):
         return "one of --backward or --jacobian is required"
     if args.arg and args.jacobian:
         return "--arg: extra arguments are for a CS231n forward with --backward"
@@ -309,24 +309,27 @@ def _report(args):
     labels = np.asarray(_value(module, args.labels, "--labels")) if args.labels else None
     common = dict(dtype=dtype, seed=args.seed, top_k=args.top)
     style = args.style
+    if style == "auto" and (labels is not None or (backward is None and jac is None)):
+        style = "loss"       # a loss returns its own gradient: the only style without --backward
     if style == "auto":
         try:
             out = Calls().call(forward, args.forward, [x] + extra, ["x"] + [f"arg{i + 1}" for i in range(len(extra))])
         except Refusal as exc:
             return CheckReport(name=args.forward, kind="check", verdict="refused", diagnosis=exc.key,
                                summary="calling --forward once to see its style failed", cause=exc.text,
-                               input_shape=shape, output_shape=(), dtype=dtype.name,
+                               input_shape=shape, output_shape=None, dtype=dtype.name,
                                tolerance=Tolerance.for_dtype(dtype), probes=[Probe(exc.key, False, exc.text)])
         pair = isinstance(out, tuple) and len(out) == 2
-        if pair and np.ndim(out[0]) == 0 and np.shape(out[1]) == x.shape and not backward and not jac:
-            style = "loss"
-        elif pair and backward is not None:
+        if pair and backward is not None:
             style = "cs231n"
         else:
             style = "vjp"
     if style == "loss":
+        if backward is not None or jac is not None:
+            raise UsageError("a loss returns dx itself; leave out --backward and --jacobian")
         if not batched or len(shape) != 2:
-            raise UsageError("--style loss: expected --shape N,C (scores of N samples, C classes)")
+            raise UsageError("without --backward or --jacobian, --forward is checked as a CS231n loss, "
+                             "loss, dx = f(x, y), which needs --shape N,C (scores of N samples, C classes)")
         try:
             return api.check_loss(forward, x, labels, name=args.forward, **common)
         except (ValueError, TypeError) as exc:

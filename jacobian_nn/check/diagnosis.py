@@ -180,8 +180,9 @@ def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=No
         if lab.any() and np.all(np.abs(e[other]) <= bound[other]):
             d = float(np.median(e[lab]))
             if np.all(np.abs(e[lab] - d) <= bound[lab]) and abs(d) > float(np.max(bound[lab])):
-                notes.append(f"analytic - numeric = {nice(d)} at each label entry ({int(lab.sum())} checked), "
-                             f"0 elsewhere" + (f"; -1/N = {nice(-1.0 / batch)}" if batch else ""))
+                missing = batch is not None and abs(d * batch - 1.0) <= FACTOR_RTOL
+                notes.append(f"analytic - numeric = {nice(d)} at each label entry ({int(lab.sum())} checked) and 0 "
+                             f"elsewhere" + (f": the label term -1/N = {nice(-d)} is missing" if missing else ""))
                 return "off_at_label", None, notes
     return "mismatch", None, notes
 

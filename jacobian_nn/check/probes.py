@@ -45,8 +45,12 @@ class Refusal(Exception):
         self.key, self.text = key, text
 
 
-def _same(a, b) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+def same_bits(a, b) -> bool:
+    """Bitwise equality (NaN payloads and signed zeros included)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return bool(np.array_equal(np.ascontiguousarray(a).reshape(-1).view(np.uint8),
+                               np.ascontiguousarray(b).reshape(-1).view(np.uint8)))
 
 
 def first_nonfinite(arr: np.ndarray, name: str) -> str | None:
@@ -74,7 +78,8 @@ class Calls:
         copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else copy.deepcopy(a) for a in args]
         self.count += 1
         try:
-            out = fn(*copies)
+            with np.errstate(all="ignore"):   # a non-finite result is refused below, not warned about
+                out = fn(*copies)
         except Refusal:
             raise
         except (Exception, SystemExit) as exc:  # user code: anything it raises is a refusal
@@ -82,7 +87,7 @@ class Calls:
                 f"raised {type(exc).__name__}: {exc}"
             raise Refusal("raised", f"{label} {what}") from None
         for name, a, c in zip(names, args, copies):
-            if isinstance(a, np.ndarray) and not _same(a, c):
+            if isinstance(a, np.ndarray) and not same_bits(a, c):
                 raise Refusal("mutates_argument", f"{label} mutates its argument {name} (it must not change "
                                                   f"its inputs; work on a copy)")
         return out
@@ -127,7 +132,7 @@ def probe_determinism(calls: Calls, fn, label: str, args: list, names: list, out
         name = out_name if len(r1) == 1 else f"{out_name}[{k}]"
         a = calls.array(a, label, name)
         b = np.asarray(b)
-        if not _same(a, b):
+        if not same_bits(a, b):
             where = ""
             if a.shape == b.shape and a.size:
                 d = np.abs(a.astype(np.float64) - b.astype(np.float64))

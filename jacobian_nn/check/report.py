@@ -142,7 +142,7 @@ class CheckReport:
     diagnosis: str
     summary: str
     input_shape: tuple
-    output_shape: tuple
+    output_shape: tuple | None      # None when f was refused before it returned anything usable
     dtype: str
     tolerance: Tolerance
     gradient: str = "dx"
@@ -170,7 +170,8 @@ class CheckReport:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["passed"] = self.passed
-        d["input_shape"], d["output_shape"] = list(self.input_shape), list(self.output_shape)
+        d["input_shape"] = list(self.input_shape)
+        d["output_shape"] = None if self.output_shape is None else list(self.output_shape)
         d["tolerance"]["explanation"] = self.tolerance.explain()
         d["sections"] = [s.as_dict() for s in self.sections]
         return _jsonable(d)
@@ -205,7 +206,8 @@ def _lines(r: CheckReport, top: bool) -> list:
     batch = f", batch of N={r.batch_size}" if r.batch_size is not None else ""
     if top:
         head = [f"{r.kind} {r.name}: {_WORD[r.verdict]} ({r.diagnosis})",
-                f"  function  : {tuple(r.input_shape)} -> {tuple(r.output_shape)}{batch}, {r.dtype}"
+                f"  function  : {tuple(r.input_shape)} -> "
+                f"{'?' if r.output_shape is None else tuple(r.output_shape)}{batch}, {r.dtype}"
                 + (f", seed {r.seed}" if r.seed is not None else "")]
     else:
         head = [f"  section {r.gradient}: {_WORD[r.verdict]} ({r.diagnosis}), {r.gradient[1:]} "
@@ -218,12 +220,16 @@ def _lines(r: CheckReport, top: bool) -> list:
         lines.append(f"{ind}factor    : analytic = {nice(r.factor)} x numeric")
     if r.convention is not None:
         lines.append(f"{ind}convention: {r.convention}")
-    if top and (r.probes or r.verdict != "refused"):
+    if top and r.verdict != "refused":
         lines.append(f"{ind}tolerance : {r.tolerance.explain()}")
     if top and r.probes:
         lines.append(f"{ind}probes    :")
         for p in r.probes:
             lines.append(f"{ind}  {'ok  ' if p.ok else 'FAIL'}  {p.name}" + (f": {p.detail}" if p.detail else ""))
+    if top and r.sections:           # one section per gradient follows: no repetition here
+        for s in r.sections:
+            lines.extend(_lines(s, top=False))
+        return lines
     if r.sampled:
         lines.append(f"{ind}sampled   : {r.sampled}")
     if r.witnesses:
@@ -241,9 +247,6 @@ def _lines(r: CheckReport, top: bool) -> list:
         lines.extend(_entry_table(r.kinks, one_sided=True, ind=ind + "  "))
     for n in r.notes:
         lines.append(f"{ind}note: {n}")
-    if top:
-        for s in r.sections:
-            lines.extend(_lines(s, top=False))
     return lines
 
 
