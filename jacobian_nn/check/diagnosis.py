@@ -142,24 +142,25 @@ def to_full(A, layout: Layout, what: str):
 def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=None):
     """Name the pattern of a failing claim. ``a``, ``n``, ``bound``, ``ok`` (entries not at a
     kink): 1-D over the compared entries. ``hypotheses``: ``{"transposed": H, "diagonal_only": H}``
-    (arrays like ``a``, or absent when they do not apply). Returns ``(diagnosis, factor, notes)``."""
+    (arrays like ``a``, or absent when they do not apply). Returns ``(diagnosis, factor, notes, offset)``,
+    ``offset`` the constant of ``off_at_label``."""
     notes = []
 
     def close(X, Y, bnd):
         return bool(np.all((np.abs(X - Y) <= bnd)[ok]))
 
     if not ok.any():
-        return "mismatch", None, notes
+        return "mismatch", None, notes, None
     if not np.any((np.abs(a) > bound)[ok]):
         notes.append("the analytic derivative is zero everywhere (within tolerance)")
-        return "mismatch", None, notes
+        return "mismatch", None, notes, None
     if close(a, -n, bound):
-        return "sign_flipped", None, notes
+        return "sign_flipped", None, notes, None
     for name in ("transposed", "diagonal_only"):
         H = hypotheses.get(name)
         if H is not None:
             if close(a, H, bound) and not close(n, H, bound):
-                return name, None, notes
+                return name, None, notes, None
     sel = ok & (np.abs(n) > bound)
     den = float(np.sum(n[sel] ** 2))
     if den > 0:
@@ -169,8 +170,8 @@ def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=No
                                                     or abs(c * batch - 1) <= FACTOR_RTOL):
                 if batch == 2:
                     notes.append("N = 2, so this may also be a plain factor of 2")
-                return "missing_batch_scaling", c, notes
-            return "constant_factor", c, notes
+                return "missing_batch_scaling", c, notes, None
+            return "constant_factor", c, notes, None
         if abs(c - 1.0) <= FACTOR_RTOL:
             notes.append("the best-fitting factor is 1: the errors are not a scaling")
     if label_mask is not None:
@@ -183,8 +184,8 @@ def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=No
                 missing = batch is not None and abs(d * batch - 1.0) <= FACTOR_RTOL
                 notes.append(f"analytic - numeric = {nice(d)} at each label entry ({int(lab.sum())} checked) and 0 "
                              f"elsewhere" + (f": the label term -1/N = {nice(-d)} is missing" if missing else ""))
-                return "off_at_label", None, notes
-    return "mismatch", None, notes
+                return "off_at_label", None, notes, d
+    return "mismatch", None, notes, None
 
 
 # --------------------------------------------------------------------------- full analysis
@@ -275,7 +276,7 @@ def analyse_full(A, B, err, tol: Tolerance, layout: Layout, *, one_sided=None, k
     ok = ~kink
     hyp = {k: H.reshape(-1) for k, H in _full_hypotheses(B, err, tol, layout, scale).items()}
     lm = label_mask_for(layout, A.shape)
-    diagnosis, factor, more = diagnose(A.reshape(-1), B.reshape(-1), bound.reshape(-1), ok.reshape(-1), hyp,
+    diagnosis, factor, more, _ = diagnose(A.reshape(-1), B.reshape(-1), bound.reshape(-1), ok.reshape(-1), hyp,
                                        layout.batch, None if lm is None else lm.reshape(-1))
     notes += more
     if diagnosis == "mismatch":

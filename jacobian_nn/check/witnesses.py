@@ -161,7 +161,7 @@ REFERENCES["batchnorm"] = (_batchnorm_single, _batchnorm_batched)
 
 
 def identity(f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_mask, layout: Layout,
-             avoid=None) -> Witness:
+             avoid=None, pairs=None) -> Witness:
     """``<u, vjp(x, v)> = <v, J u>`` for :data:`VJP_PAIRS` random pairs, ``J u`` by a finite
     difference along ``u`` (both sides probed where the central difference disagrees).
 
@@ -191,6 +191,8 @@ def identity(f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_m
         rhs, rerr, rscale = rhs_of(0)
         scale = max(float(np.abs(u * g).sum()), rscale)
         bound = tol.atol * scale + tol.rtol * scale + tol.err_factor * rerr
+        if pairs is not None:
+            pairs.append((u, v, lhs, rhs, bound))
         d = abs(lhs - rhs)
         max_rel = max(max_rel, d / scale if scale > 0 else 0.0)
         worst = max(worst, d)
@@ -321,7 +323,7 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
                if layout.batch is not None and layout.batched_input else "")
             + f" against finite differences of <v, f> (CS231n's grad_check_sparse idea), seed {seed}")
     notes = []
-    factor = None
+    factor = offset = None
     if not fail.any():
         passed, diagnosis = True, ("kink" if kink.any() else "rounding")
     else:
@@ -342,7 +344,7 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
         if layout.labels is not None and M == 1 and len(xs) == 2:
             i, j = np.unravel_index(cols, xs)
             label_mask = j == np.asarray(layout.labels)[i]
-        diagnosis, factor, notes = diagnose(a, n, bound, ~kink, hyp, layout.batch, label_mask)
+        diagnosis, factor, notes, offset = diagnose(a, n, bound, ~kink, hyp, layout.batch, label_mask)
         if diagnosis == "mismatch":
             notes.append(f"{int(fail.sum())} of the {len(cols)} checked entries are beyond tolerance")
             if layout.batch is not None and layout.batched_input:
@@ -374,4 +376,28 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
     order = [t for t in np.argsort(-key, kind="stable")[:top_k] if live[t]]
     worst = [entry(t) for t in order]
     kinks = [entry(t, "kink") for t in np.flatnonzero(kink)[:top_k]]
-    return Sampled(passed, diagnosis, factor, notes, wit, worst, kinks, convention, what)
+    out = Sampled(passed, diagnosis, factor, notes, wit, worst, kinks, convention, what)
+    out.offset = offset
+    return out
+
+
+def corroborate(diagnosis, factor, pairs, layout: Layout, offset=None) -> bool:
+    """Does a diagnosis named from sampled entries also explain the inner-product identity?
+
+    Each pair gives ``lhs = <u, vjp(v)>`` and ``rhs = <v, J u>``; the slip predicts ``lhs``:
+    ``-rhs`` (sign flipped), ``c rhs`` (a factor), ``rhs + d v sum_k u[k, y_k]`` (off at the label
+    by ``d``). A sampled pattern that the identity contradicts is not the whole story."""
+    if diagnosis not in ("sign_flipped", "constant_factor", "missing_batch_scaling", "off_at_label"):
+        return True
+    for u, v, lhs, rhs, bound in pairs:
+        if diagnosis == "sign_flipped":
+            pred, slack = -rhs, bound
+        elif diagnosis == "off_at_label":
+            N, C = layout.in_shape
+            at_labels = float(u.reshape(N, C)[np.arange(N), np.asarray(layout.labels)].sum())
+            pred, slack = rhs + offset * float(v[0]) * at_labels, bound
+        else:
+            pred, slack = factor * rhs, bound * max(1.0, abs(factor))
+        if abs(lhs - pred) > slack:
+            return False
+    return True
