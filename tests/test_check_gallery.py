@@ -64,7 +64,10 @@ def test_transposed_dw_is_named_in_its_own_section():
 # the whole table)
 
 GRID = [(s.name, size, dt) for s in SLIPS for size in ("small", "medium") for dt in ("float64", "float32")]
-LARGE = [(s.name, "large", ("float64", "float32")[k % 2]) for k, s in enumerate(SLIPS)]
+# the two families whose forward is a 128 x 512 x 512 matrix product take tens of seconds at the large
+# size on a busy 2-core machine: they are in the table, not in the suite
+GEMM_BOUND = {"dense backward, J transposed", "cs231n affine, dw transposed"}
+LARGE = [(s.name, "large", ("float64", "float32")[k % 2]) for k, s in enumerate(SLIPS) if s.name not in GEMM_BOUND]
 BY_NAME = {s.name: s for s in SLIPS}
 
 

@@ -57,8 +57,9 @@ def is_forbidden(name: str) -> bool:
 #: Modules whose ``*_batched`` functions are *witnesses* for someone else's code, not the
 #: batched path: module -> reason. Their job is to read the reference derivatives.
 WITNESS_MODULES = {
-    "check.py": "check_*_batched compare a user's batched function with finite differences and the "
-                "library's reference Jacobians; they compute no derivative for the batched path",
+    "check/api.py": "check_*_batched compare a user's batched function with finite differences and the "
+                    "library's reference Jacobians; they compute no derivative for the batched path",
+    "check/witnesses.py": "the checker's reference witnesses read the library's Jacobians on purpose",
 }
 
 #: Reference methods whose names end in ``_batch``: (module, class, method) -> reason.

@@ -232,7 +232,8 @@ def sample_columns(layout: Layout, rng) -> np.ndarray:
                 cols.append(int(s) * per + int(layout.labels[s]))
         cols = np.asarray(cols)
     else:
-        cols = rng.choice(K, size=min(K, SAMPLE_ENTRIES), replace=False)
+        square = len(xs) == 2 and xs[0] == xs[1] > 1     # half the budget: each entry brings its partner
+        cols = rng.choice(K, size=min(K, SAMPLE_ENTRIES // (2 if square else 1)), replace=False)
     if len(xs) == 2 and xs[0] == xs[1] > 1:
         i, j = np.unravel_index(cols, xs)
         cols = np.concatenate([cols, np.ravel_multi_index((j, i), xs)])
@@ -258,7 +259,7 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
     """
     rng = np.random.default_rng([seed, 11])
     M, K = layout.shape
-    v = rng.standard_normal(M)
+    v = rng.standard_normal(M) if M > 1 else np.ones(1)   # a scalar f: the gradient itself
     g = vjp_flat(v)
     cols = sample_columns(layout, rng)
 
