@@ -324,7 +324,7 @@ def mismatch_notes(A, B, bound, fail, layout: Layout) -> list:
 def entries(A, B, err, an: Analysis, layout: Layout, mask, k: int, by_excess: bool) -> list:
     """The ``k`` worst (or largest) entries of ``A`` vs ``B`` among ``mask``, named by layout."""
     diff = np.abs(A - B)
-    scale = np.maximum(np.abs(A), np.abs(B))
+    rel = relative(A, B, an.atol)
     key = np.where(mask, (diff - an.bound) if by_excess else diff, -np.inf)
     order = np.argsort(-key, axis=None, kind="stable")[:k]
     out = []
@@ -334,7 +334,7 @@ def entries(A, B, err, an: Analysis, layout: Layout, mask, k: int, by_excess: bo
             continue
         e = Entry(row=0, column=0, analytic=float(A[r, c]) + 0.0, numeric=float(B[r, c]) + 0.0,
                   abs_error=float(diff[r, c]),
-                  rel_error=float(diff[r, c] / scale[r, c]) if scale[r, c] > 0 else 0.0,
+                  rel_error=float(rel[r, c]),
                   tolerance=float(an.bound[r, c]), fd_error=float(err[r, c]) if err is not None else 0.0,
                   passed=not bool(an.fail[r, c]))
         for name, v in layout.coords(r, c).items():
@@ -346,10 +346,19 @@ def entries(A, B, err, an: Analysis, layout: Layout, mask, k: int, by_excess: bo
     return out
 
 
+def relative(a, b, atol) -> np.ndarray:
+    """``|a - b| / max(|a|, |b|)`` where that maximum exceeds ``atol`` times the largest ``|b|``,
+    else 0: an exact zero against rounding noise has no meaningful relative error."""
+    diff = np.abs(a - b)
+    size = np.maximum(np.abs(a), np.abs(b))
+    top = float(np.abs(b).max()) if np.size(b) else 0.0
+    live = size > atol * (top if top > 0 else 1.0)
+    return np.where(live, diff / np.where(live, size, 1.0), 0.0)
+
+
 def witness(name, A, B, an: Analysis, detail="") -> Witness:
     diff = np.abs(A - B)
-    scale = np.maximum(np.abs(A), np.abs(B))
-    rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), 0.0)
+    rel = relative(A, B, an.atol)
     live = ~an.kink
     return Witness(name=name, passed=an.passed, diagnosis=an.diagnosis,
                    max_abs=float(diff[live].max()) if live.any() else 0.0,

@@ -210,7 +210,8 @@ def _data(N, D, dtype, k):
     return rng, rng.standard_normal((N, D)).astype(dtype)
 
 
-def _softmax_rows(Z):
+def softmax_rows(Z):
+    """Row-wise softmax of Z (N, D), the max subtracted."""
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
     return E / E.sum(axis=1, keepdims=True)
 
@@ -256,15 +257,15 @@ def _fam_softmax(N, D, dtype):
     _, Z = _data(N, D, dtype, 5)
 
     def right(Z, G):
-        S = _softmax_rows(Z)
+        S = softmax_rows(Z)
         return S * (G - np.sum(G * S, axis=1, keepdims=True))
 
     def wrong(Z, G):
-        S = _softmax_rows(Z)
+        S = softmax_rows(Z)
         return G * S * (1 - S)
 
-    return {"slip": lambda: check_vjp_batched(_softmax_rows, wrong, Z, name="softmax vjp, diagonal only"),
-            "twin": lambda: check_vjp_batched(_softmax_rows, right, Z, name="softmax vjp")}
+    return {"slip": lambda: check_vjp_batched(softmax_rows, wrong, Z, name="softmax vjp, diagonal only"),
+            "twin": lambda: check_vjp_batched(softmax_rows, right, Z, name="softmax vjp")}
 
 
 def _fam_tanh(N, D, dtype):

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..fd import INITIAL_STEP, MAXITER, fd_jacobian
-from .diagnosis import Layout, diagnose, describe_convention
+from .diagnosis import Layout, describe_convention, diagnose, relative
 from .probes import Refusal, first_nonfinite
 from .report import Entry, Tolerance, Witness, index_name
 
@@ -353,8 +353,7 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
                 notes.append(f"failing entries sit in {len(np.unique(rows))} of the "
                              f"{len(np.unique(np.unravel_index(cols, xs)[0]))} checked samples")
     diff = np.abs(a - n)
-    rel = np.where(np.maximum(np.abs(a), np.abs(n)) > 0, diff / np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-300),
-                   0.0)
+    rel = relative(a, n, tol.atol)
     live = ~kink
     wit = Witness(name=f"sampled finite differences (scipy.differentiate.jacobian, initial step {step:g}): "
                        f"{len(cols)} of {K} entries", passed=passed, diagnosis=diagnosis,
