@@ -91,3 +91,18 @@ def test_one_wrong_column_of_dw_fails_in_its_section():
     assert r.verdict == "fail" and r.gradient == "dw", str(r)
     assert [s.verdict for s in r.sections] == ["pass", "fail", "pass"]
     assert r.diagnosis not in ("constant_factor", "sign_flipped", "transposed")
+
+
+def test_kinks_are_sampled_and_judged_by_their_one_sided_derivatives():
+    from jacobian_nn.check.gallery import relu_forward
+
+    X = batch(np.float64, 2)
+    X[::3, ::7] = 0.0                                 # exactly at the kink
+    check = lambda backward: jn.check_vjp_batched(*jn.from_cs231n(relu_forward, backward), X)
+    left = check(lambda dout, x: dout * (x > 0))      # relu'(0) = 0
+    right = check(lambda dout, x: dout * (x >= 0))    # relu'(0) = 1
+    assert left.passed and left.diagnosis == "kink" and "x <= 0 branch" in left.convention
+    assert right.passed and right.diagnosis == "kink" and "x >= 0 branch" in right.convention
+    assert left.kinks and all(e.note == "kink" and e.left != e.right for e in left.kinks)
+    wrong = check(lambda dout, x: dout * np.where(x == 0, 2.0, x > 0))   # 2 lies outside [0, 1]
+    assert wrong.verdict == "fail"

@@ -481,7 +481,7 @@ def _section(kind, problem, i, calls, y, ct_shape, gshape, claimed, raw, batched
         if transposed_shape:
             notes.append(transposed_shape)
     maxiter = min(maxiter, SAMPLED_MAXITER)
-    s = sampled(f_flat, vflat, layout, tol, seed, step, maxiter, top_k)
+    s = sampled(f_flat, vflat, layout, tol, seed, step, maxiter, top_k, zeros=np.flatnonzero(p0.reshape(-1) == 0))
     witnesses.append(s.witness)
     if reference is not None:
         notes.append(f"the reference {reference} witness was skipped: the Jacobian has {M} x {K} entries")

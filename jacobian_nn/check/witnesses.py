@@ -53,6 +53,8 @@ SAMPLE_SAMPLES = 6
 SAMPLED_MAXITER = 3
 #: Doubtful sampled entries probed with one-sided differences before all of them are.
 KINK_PROBE_FIRST = 8
+#: Entries exactly at 0 (where kinks sit) added to the sample when the array has some.
+SAMPLE_AT_ZERO = 4
 #: Random (u, v) pairs for the inner-product identity.
 VJP_PAIRS = 3
 
@@ -217,8 +219,9 @@ def identity(f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_m
 # --------------------------------------------------------------------------- sampled entries
 
 
-def sample_columns(layout: Layout, rng) -> np.ndarray:
-    """Flat indices of the array's entries to check (sorted, unique)."""
+def sample_columns(layout: Layout, rng, zeros=None) -> np.ndarray:
+    """Flat indices of the array's entries to check (sorted, unique); up to :data:`SAMPLE_AT_ZERO`
+    of ``zeros`` (entries exactly 0, where kinks sit) are added, so that a kink convention is checked."""
     xs = layout.in_shape
     K = int(np.prod(xs, dtype=int))
     if layout.batch is not None and layout.batched_input and len(xs) >= 2:
@@ -234,6 +237,8 @@ def sample_columns(layout: Layout, rng) -> np.ndarray:
     else:
         square = len(xs) == 2 and xs[0] == xs[1] > 1     # half the budget: each entry brings its partner
         cols = rng.choice(K, size=min(K, SAMPLE_ENTRIES // (2 if square else 1)), replace=False)
+    if zeros is not None and len(zeros):
+        cols = np.concatenate([cols, rng.choice(zeros, size=min(len(zeros), SAMPLE_AT_ZERO), replace=False)])
     if len(xs) == 2 and xs[0] == xs[1] > 1:
         i, j = np.unravel_index(cols, xs)
         cols = np.concatenate([cols, np.ravel_multi_index((j, i), xs)])
@@ -249,7 +254,7 @@ class Sampled:
         self.summary_line = summary_line
 
 
-def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxiter, top_k) -> Sampled:
+def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxiter, top_k, zeros=None) -> Sampled:
     """Check sampled entries of ``g = vjp(x, v)`` against ``(v J)_j`` (see the module docstring).
 
     ``(v J)_j`` is the derivative of the scalar ``<v, f>`` along entry ``j``, one finite
@@ -261,7 +266,7 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
     M, K = layout.shape
     v = rng.standard_normal(M) if M > 1 else np.ones(1)   # a scalar f: the gradient itself
     g = vjp_flat(v)
-    cols = sample_columns(layout, rng)
+    cols = sample_columns(layout, rng, zeros)
 
     def scatter(which, t):
         d = np.zeros(K)
