@@ -464,6 +464,18 @@ for _slip in SLIPS:
         GALLERY.append(Case(f"ok twin of: {_slip.name}", _slip_case(_slip, "twin"), "rounding", "pass"))
 
 
+def _large_batch_mean(which):
+    def run():
+        return _fam_batch_mean(*SIZES["large"], np.dtype(np.float64))[which]()
+    return run
+
+
+# a missing 1/N at a realistic size, N=128, D=512 (examples/gallery/batch_mean_large.py)
+GALLERY.append(Case("batch grad missing 1/N, N=128, D=512", _large_batch_mean("slip"), "missing_batch_scaling",
+                    "fail", 128.0))
+GALLERY.append(Case("ok batch-mean gradient, N=128, D=512", _large_batch_mean("twin"), "rounding", "pass"))
+
+
 def gallery_rows() -> list[Comparison]:
     """``verify`` group ``check``: one row per case, passing when the verdict and diagnosis are the expected ones."""
     rows = []
