@@ -405,3 +405,15 @@ def test_batched_per_sample_jacobians_in_the_transposed_shape():
     r = jn.check_jacobian_batched(f, lambda X: right(X).transpose(0, 2, 1), X)
     assert not r.passed and r.diagnosis == "transposed"
     assert any("has shape (4, 3, 2), expected (4, 2, 3)" in n for n in r.notes)
+
+
+def test_the_library_does_not_import_the_command_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import sys, jacobian_nn, jacobian_nn.check; "
+             "print(sorted(m for m in sys.modules if m in ('jacobian_nn.cli', 'jacobian_nn.check.cli')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"

@@ -2,7 +2,6 @@
 diagnosis, each correct twin passing (relu at exactly 0 included), at the three sizes and in both
 dtypes, and verify's ``check`` group agreeing."""
 
-import numpy as np
 import pytest
 
 from jacobian_nn import verify

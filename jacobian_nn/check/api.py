@@ -21,7 +21,6 @@ section with its own witnesses.
 from __future__ import annotations
 
 import inspect
-import math
 
 import numpy as np
 
@@ -280,14 +279,18 @@ def _run(kind, problem: _Problem, *, claimed=None, batched, reference, reference
             probes.extend(_probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed))
         raw = None
         if claimed is not None:
-            (raw,), p = _probe_jac(calls, claimed, x)
+            out, p = _probe_jac(calls, claimed, x)
+            if len(out) != 1:
+                raise Refusal("wrong_count", f"{_label(claimed, 'jacobian')} returned {len(out)} arrays, expected "
+                                             f"one Jacobian")
+            raw = out[0]
             probes.append(p)
         probes.append(Probe("no call changes its arguments", True,
                             f"{calls.count} calls so far, each on copies compared bitwise afterwards"))
         witness_dtype = _witness_dtype(calls, problem, y, dtype, tol)
         sections = []
         for i, pname in enumerate(problem.names):
-            sections.append(_section(kind, problem, i, calls, y, ct_shape, gshapes[i], claimed, raw, batched,
+            sections.append(_section(problem, i, calls, y, ct_shape, gshapes[i], claimed, raw, batched,
                                      reference if i == 0 else None, reference_kwargs, dtype, witness_dtype, tol,
                                      seed, top_k, full, base))
         # a mutation or exception during the witnesses' calls is raised as a Refusal above
@@ -381,7 +384,7 @@ def _claim_vjp(raw, layout: Layout):
     return (lambda v: v @ full), msg
 
 
-def _section(kind, problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, reference, reference_kwargs,
+def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, reference, reference_kwargs,
              dtype, wdtype, tol, seed, top_k, full, base):
     pname = problem.names[i]
     arrays = problem.arrays
@@ -424,8 +427,7 @@ def _section(kind, problem, i, calls, y, ct_shape, gshape, claimed, raw, batched
         A = np.stack([vjp_flat(e) for e in np.eye(M)])
         notes.append(f"the claimed Jacobian was assembled row by row from {M} {problem.vlabel} calls with unit "
                      f"cotangents")
-    sec = dict(base, name=base["name"], gradient="d" + pname, input_shape=tuple(p0.shape),
-               output_shape=tuple(y.shape))
+    sec = dict(base, gradient="d" + pname, input_shape=tuple(p0.shape), output_shape=tuple(y.shape))
     if A is not None:
         res = fd_jacobian(f_flat, np.zeros(K), initial_step=step, maxiter=maxiter)
         finite_or_refuse(res, "finite differences", layout)
@@ -472,8 +474,7 @@ def _section(kind, problem, i, calls, y, ct_shape, gshape, claimed, raw, batched
         kinks = entries(A, B, err, an, layout, an.kink, top_k, by_excess=False) if an.kink.any() else []
         return CheckReport(verdict="pass" if passed else "fail", diagnosis=diagnosis, summary=summary,
                            factor=factor, convention=an.convention if an.kink.any() else None,
-                           witnesses=witnesses, worst=worst, kinks=kinks, notes=dnotes + notes,
-                           **{k: v for k, v in sec.items() if k not in ("verdict",)})
+                           witnesses=witnesses, worst=worst, kinks=kinks, notes=dnotes + notes, **sec)
     # large: sampled entries of one VJP, and the inner-product identity
     vflat = vjp_flat
     if claimed is not None:
