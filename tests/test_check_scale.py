@@ -106,3 +106,18 @@ def test_kinks_are_sampled_and_judged_by_their_one_sided_derivatives():
     assert left.kinks and all(e.note == "kink" and e.left != e.right for e in left.kinks)
     wrong = check(lambda dout, x: dout * np.where(x == 0, 2.0, x > 0))   # 2 lies outside [0, 1]
     assert wrong.verdict == "fail"
+
+
+def test_per_sample_jacobians_at_scale_are_checked_through_their_vjp():
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((D, 30)) / 10
+    X = batch(np.float64, 3)
+    f = lambda X: np.tanh(X @ W)
+    right = lambda X: (1 - f(X) ** 2)[:, :, None] * W.T[None]          # (N, 30, D)
+    r = jn.check_jacobian_batched(f, right, X)
+    assert r.passed and "entries of dx" in r.sampled
+    r = jn.check_jacobian_batched(f, lambda X: right(X).transpose(0, 2, 1), X)   # (N, D, 30)
+    assert r.verdict == "fail" and r.diagnosis == "transposed"
+    assert any("has shape (32, 100, 30), expected (32, 30, 100)" in n for n in r.notes)
+    r = jn.check_jacobian_batched(f, lambda X: -right(X), X)
+    assert r.verdict == "fail" and r.diagnosis == "sign_flipped"

@@ -1,12 +1,16 @@
-"""A gallery of deliberately wrong derivative code, and the diagnosis each must get.
+"""A gallery of deliberately wrong derivative code, and the verdict and diagnosis each must get.
 
-Each case is a small, user-style implementation (one correct, one with a classic
-slip) run through :mod:`jacobian_nn.check`. ``jacobian-nn verify`` runs them in
-its ``check`` group (:func:`gallery_rows`): a row passes when the toolkit gives
-the expected verdict and diagnosis. The same entries exist as standalone files in
-``examples/gallery/`` for the ``jacobian-nn check`` command line.
+Two kinds of entries, all written for this gallery:
 
-Every case draws its parameters and points from ``numpy.random.default_rng(seed)``.
+* :data:`GALLERY`: :class:`Case` rows, a slip or its correct twin at a small size, with the verdict
+  (``pass``, ``fail``, ``refused``) and diagnosis (or refusal cause) the checker must give.
+  ``jacobian-nn verify`` runs them in its ``check`` group (:func:`gallery_rows`).
+* :data:`SLIPS`: families built at any batch size N and width D, in float64 or float32, each a slip
+  and its correct twin; every slip must keep its diagnosis at the three :data:`SIZES`.
+  ``python -m jacobian_nn.check.gallery [small,medium,large]`` prints the table with timings.
+
+The same slips exist as standalone files in ``examples/gallery/`` for the ``jacobian-nn check``
+command line. Every case draws its parameters and points from ``numpy.random.default_rng``.
 """
 
 from __future__ import annotations
