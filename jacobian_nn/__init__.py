@@ -1,6 +1,6 @@
 """jacobian_nn: fully connected networks with explicit Jacobian matrices.
 
-Conventions (seed 000): a sample is a column ``(n, 1)``; a dense layer is
+Conventions (the FCNN-Jacobian notes'): a sample is a column ``(n, 1)``; a dense layer is
 ``y = f(W^T x + b)`` with ``W`` ``(n, m)``; loss gradients are rows ``(1, k)``;
 Jacobians are ``(m, n)`` in numerator layout; the chain rule runs left to right,
 ``dL/dx = dL/dy @ J``. The batched path works on ``X`` ``(N, n)`` with the same

@@ -101,6 +101,14 @@ class Comparison:
 
     ``location`` is the index (row, column, ...) of the entry with the largest
     excess over its tolerance, or of the largest absolute error when all pass.
+
+    A row of ``jacobian-nn verify`` may say more: ``kind`` is ``"numeric"`` (the
+    numbers are errors), ``"slip"`` (deliberately wrong code given to the checker:
+    the numbers measure the slip, and ``passed`` means it got its expected
+    diagnosis), ``"symbolic"`` or ``"exact"`` (no numbers: ``note`` says what was
+    shown, by sympy or by exact assertions); ``note`` is the
+    outcome in words; ``skipped`` marks a check that did not run (``passed`` is
+    then False, and the check counts as skipped, never as passed).
     """
 
     name: str
@@ -109,6 +117,9 @@ class Comparison:
     location: tuple
     tolerance: float
     passed: bool
+    kind: str = "numeric"
+    note: str = ""
+    skipped: bool = False
 
     def as_dict(self) -> dict:
         d = asdict(self)

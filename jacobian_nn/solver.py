@@ -129,27 +129,35 @@ class History:
 
 
 class _PlainProgress:
-    """Fallback progress report when tqdm is not installed: an epoch line about 20 times per run."""
+    """Epoch lines only, about 20 per run (and always the last epoch's): for output that is not a terminal,
+    or when tqdm is not installed. Plain lines, no carriage returns."""
 
     def __init__(self, total, epochs, stream):
         self.stream, self.epochs = stream, epochs
         self.every = max(1, epochs // 20)
 
+    def wants(self, epoch) -> bool:
+        return epoch % self.every == 0 or epoch == self.epochs
+
     def update(self, n, loss):
         pass
 
     def epoch_end(self, epoch, text):
-        if epoch % self.every == 0 or epoch == self.epochs:
+        if self.wants(epoch):
             print(text, file=self.stream, flush=True)
 
     def close(self):
         pass
 
 
-class _TqdmProgress:
-    """A tqdm bar over all iterations; the last epoch's accuracies shown after the loss."""
+class _TqdmProgress(_PlainProgress):
+    """A tqdm bar over all iterations (on a terminal), the last epoch's accuracies after the loss; the epoch
+    lines of :class:`_PlainProgress` are written above the bar with ``tqdm.write``, so they stay when the bar
+    is cleared at the end."""
 
     def __init__(self, total, epochs, stream, tqdm):
+        super().__init__(total, epochs, stream)
+        self.tqdm = tqdm
         self.bar = tqdm(total=total, file=stream, unit="it", leave=False, dynamic_ncols=True)
         self.acc = ""
 
@@ -159,15 +167,27 @@ class _TqdmProgress:
 
     def epoch_end(self, epoch, text):
         self.acc = ", " + text.split(": ", 1)[1].split(", ", 1)[1]
+        if self.wants(epoch):
+            self.tqdm.write(text, file=self.stream)
 
     def close(self):
         self.bar.close()
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed file
+        return False
+
+
 def make_progress(total: int, epochs: int, stream=None):
-    """A progress reporter: a tqdm bar if tqdm (optional extra ``progress``) is importable,
-    else plain epoch lines (about 20 per run)."""
+    """A progress reporter on ``stream`` (default stderr): on a terminal, a tqdm bar (optional extra
+    ``progress``) with the epoch lines written above it; otherwise, or without tqdm, plain epoch lines
+    (about 20 per run, no carriage returns)."""
     stream = sys.stderr if stream is None else stream
+    if not _is_terminal(stream):
+        return _PlainProgress(total, epochs, stream)
     try:
         from tqdm import tqdm
     except ImportError:

@@ -15,14 +15,14 @@ import time
 
 #: Per-data-set defaults for the options the user leaves out.
 DEFAULTS = {
-    # seed 001: one linear layer + softmax, SGD lr 0.1 on the whole table (10 points)
+    # the numpy-layers post's toy table: one linear layer + softmax, SGD lr 0.1 on all 10 points
     "toy": dict(hidden="", activation="relu", optimizer="sgd", lr=0.1, epochs=500, batch_size=10),
-    # seed 002: XOR needs a hidden layer
+    # the DLFS notes' logic gates: XOR needs a hidden layer
     "gates": dict(hidden="8", activation="tanh", optimizer="adam", lr=0.05, epochs=300, batch_size=4),
-    # seed 003: one hidden layer of 100 ReLUs, Adam lr 1e-2
+    # the Made-With-ML MLP's spiral: one hidden layer of 100 ReLUs, Adam lr 1e-2
     "spiral": dict(hidden="100", activation="relu", optimizer="adam", lr=1e-2, epochs=30, batch_size=32),
     "digits": dict(hidden="100", activation="relu", optimizer="adam", lr=1e-3, epochs=20, batch_size=32),
-    # seed 004: hidden [100, 100], batch 100
+    # the CS231n walkthrough: hidden [100, 100], batch 100
     "cifar10": dict(hidden="100,100", activation="relu", optimizer="adam", lr=1e-3, epochs=10, batch_size=100),
 }
 
@@ -49,9 +49,10 @@ def add_train(sub) -> None:
     p.add_argument("--batch-size", type=int, help="minibatch size (1 .. number of training samples)")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty l2/2 ||W||^2 (default 0)")
     p.add_argument("--batchnorm", action="store_true",
-                   help="seed 004's FullyConnectedNet with batch norm after every hidden affine map (relu only)")
+                   help="the CS231n-style FullyConnectedNet with batch norm after every hidden affine map "
+                        "(relu only)")
     p.add_argument("--dropout", type=float, default=0.0, metavar="P",
-                   help="seed 004's FullyConnectedNet with inverted dropout, P = drop probability in [0, 1) "
+                   help="the CS231n-style FullyConnectedNet with inverted dropout, P = drop probability in [0, 1) "
                         "(relu only; default 0: none)")
     p.add_argument("--weight-scale", type=float, default=None, metavar="S",
                    help="with --batchnorm/--dropout: initial weight std (default: sqrt(2 / fan_in), He)")
@@ -94,11 +95,12 @@ def _load(args):
 
 
 def _fully_connected_net(args, ds, hidden):
-    """Seed 004's FullyConnectedNet for ``--batchnorm`` / ``--dropout P`` (relu hidden layers)."""
+    """The CS231n-style FullyConnectedNet for ``--batchnorm`` / ``--dropout P`` (relu hidden layers)."""
     from .fcnet import FullyConnectedNet
 
     if args.activation != "relu":
-        raise ValueError(f"--activation: --batchnorm/--dropout build seed 004's relu network, got {args.activation!r}")
+        raise ValueError("--activation: --batchnorm/--dropout build the CS231n-style FullyConnectedNet, whose "
+                         f"hidden layers are relu, got {args.activation!r}")
     if args.batchnorm and args.batch_size < 2:
         raise ValueError(f"--batch-size: batch norm needs minibatches of at least 2 samples, got {args.batch_size}")
     scales = []
@@ -106,13 +108,34 @@ def _fully_connected_net(args, ds, hidden):
         scales.append(args.weight_scale if args.weight_scale is not None else (2.0 / n_in) ** 0.5)
     net = FullyConnectedNet(hidden, input_dim=ds.n_features, num_classes=ds.n_classes, dropout=args.dropout,
                             use_batchnorm=args.batchnorm, reg=args.l2, weight_scale=scales[0], seed=args.seed)
-    if args.weight_scale is None:  # seed 004 draws weight_scale * N(0, 1); rescale each layer to He
+    if args.weight_scale is None:  # CS231n draws weight_scale * N(0, 1); rescale each layer to He
         from .layers import Dense
 
         dense = [layer for layer in net.layers if isinstance(layer, Dense)]
         for layer, scale in zip(dense, scales):
             layer.W *= scale / scales[0]
     return net
+
+
+def describe_network(net) -> str:
+    """The network as built, layer by layer: ``64 -> dense 100 -> batch norm -> relu -> dropout 0.1 -> dense 10,
+    softmax_cross_entropy`` (a layer of another kind appears as its ``repr``)."""
+    parts = [str(net.n_in)]
+    for layer in net.layers:
+        kind = type(layer).__name__
+        activation = getattr(getattr(layer, "activation", None), "name", None)
+        if kind == "Dense":
+            parts.append(f"dense {layer.W.shape[1]}" + ("" if activation in (None, "identity") else f" {activation}"))
+        elif kind == "BatchNorm":
+            parts.append("batch norm")
+        elif kind == "Dropout":
+            parts.append(f"dropout {layer.p:g}")
+        elif kind == "ActivationLayer" and activation:
+            parts.append(activation)
+        else:
+            parts.append(repr(layer))
+    loss = getattr(net.loss, "name", None) or type(net.loss).__name__
+    return " -> ".join(parts) + f", {loss}"
 
 
 def run_train(args) -> int:
@@ -147,8 +170,8 @@ def _run(args) -> int:
     solver = Solver(net, ds, optimizer, epochs=args.epochs, batch_size=args.batch_size, lr_decay=args.lr_decay,
                     path=args.path, seed=args.seed, progress=not args.no_progress)
     out = sys.stdout
-    print(f"{ds!r}; network {[ds.n_features, *hidden, ds.n_classes]} {args.activation}, "
-          f"{optimizer!r}, {args.epochs} epochs, batch {args.batch_size}, {args.path} path", file=out)
+    print(f"{ds!r}; network {describe_network(net)}; {optimizer!r}, {args.epochs} epochs, "
+          f"batch {args.batch_size}, {args.path} path", file=out)
     history = solver.train()
     print(history.summary(), file=out)
     acc = {name: solver.accuracy(X, y) for name, X, y in (("train", ds.X_train, ds.y_train),

@@ -13,6 +13,7 @@ reproducible bit for bit on one machine.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,41 +33,151 @@ SEED = 20261122
 KINKED = ("step", "relu", "leaky_relu", "elu")
 
 
+#: What each group checks, for the summary.
+DESCRIPTIONS = {
+    "activation": "activation Jacobians (at a kink: left differences)",
+    "loss": "loss gradients",
+    "dense": "dense layer: dy/dx, dy/db, dy/dvec(W), backward",
+    "network": "sample networks: dL/dtheta and dy/dx",
+    "batched": "batched path against the per-sample reference",
+    "batchnorm": "batch norm, dropout, FullyConnectedNet",
+    "check": "jacobian-nn check on slips and fixes",
+    "proofs": "the source tutorials' derivations (proofs/)",
+}
+
+#: Row kinds whose ``max_abs`` / ``max_rel`` are errors of a correct computation (a ``slip`` row's numbers
+#: measure deliberately wrong code; ``symbolic`` and ``exact`` rows have none).
+MEASURED = ("numeric",)
+
+
 @dataclass
 class Row:
     group: str
     comparison: Comparison
 
+    @property
+    def status(self) -> str:
+        """``"pass"``, ``"FAIL"`` or ``"skip"`` (a skipped check did not run: it never counts as passed)."""
+        c = self.comparison
+        return "skip" if c.skipped else "pass" if c.passed else "FAIL"
+
+    @property
+    def result(self) -> str:
+        """The outcome in words: a slip's row reads "caught: transposed (expected)"."""
+        c = self.comparison
+        if c.kind == "slip" and c.note:
+            return c.note if c.passed else f"FAIL: {c.note}"
+        return f"{self.status}: {c.note}" if c.note else self.status
+
     def as_dict(self) -> dict:
-        return {"group": self.group, **self.comparison.as_dict()}
+        return {"group": self.group, **self.comparison.as_dict(), "status": self.status}
+
+
+def _err(x) -> str:
+    return "-" if x is None else f"{x:.1e}"
 
 
 @dataclass
 class Report:
+    """The rows of a run, grouped; ``seconds`` holds each group's wall time."""
+
     rows: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+    def count(self, status: str, rows=None) -> int:
+        return sum(r.status == status for r in (self.rows if rows is None else rows))
 
     @property
     def passed(self) -> bool:
-        return all(r.comparison.passed for r in self.rows)
+        """No check failed and at least one passed (skipped checks are neither)."""
+        return self.count("FAIL") == 0 and self.count("pass") > 0
+
+    def groups(self) -> list[dict]:
+        """One summary per group, in the order the groups ran."""
+        out = []
+        for g in dict.fromkeys(r.group for r in self.rows):
+            rows = [r for r in self.rows if r.group == g]
+            measured = [r.comparison for r in rows if r.comparison.kind in MEASURED and not r.comparison.skipped]
+            slips = [r for r in rows if r.comparison.kind == "slip"]
+            what = DESCRIPTIONS.get(g, "")
+            if slips:
+                what += f"; {sum(r.comparison.passed for r in slips)}/{len(slips)} slips caught"
+            out.append({"group": g, "description": what, "checks": len(rows), "passed": self.count("pass", rows),
+                        "failed": self.count("FAIL", rows), "skipped": self.count("skip", rows),
+                        "max_abs": max((c.max_abs for c in measured), default=None),
+                        "max_rel": max((c.max_rel for c in measured), default=None),
+                        "seconds": self.seconds.get(g)})
+        return out
 
     def as_dict(self) -> dict:
-        return {"passed": self.passed, "rows": [r.as_dict() for r in self.rows]}
+        return {"passed": self.passed,
+                "counts": {"passed": self.count("pass"), "failed": self.count("FAIL"), "skipped": self.count("skip")},
+                "groups": self.groups(), "rows": [r.as_dict() for r in self.rows]}
 
     def to_json(self, path) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(self.as_dict(), fh, indent=2)
 
-    def __str__(self) -> str:
-        head = f"{'group':<12} {'check':<46} {'max abs':>10} {'max rel':>10} {'tol':>9}  {'where':<12} result"
+    def format(self, verbose: bool = False) -> str:
+        """One line per group, every failure in full, the total; ``verbose``: every row as well."""
+        lines = ["jacobian-nn verify: every built-in derivative against an independent witness", ""]
+        head = f"{'group':<10} {'checks':>6} {'failed':>6} {'skipped':>7} {'worst error':>11} {'seconds':>7}  " \
+               "what is checked"
+        lines += [head, "-" * len(head)]
+        for g in self.groups():
+            secs = "" if g["seconds"] is None else f"{g['seconds']:.1f}"
+            lines.append(f"{g['group']:<10} {g['checks']:>6} {g['failed']:>6} {g['skipped']:>7} "
+                         f"{_err(g['max_abs']):>11} {secs:>7}  {g['description']}")
+        lines.append("-" * len(head))
+        lines.append("worst error: the largest absolute error of a correct computation (a slip's size is not one)")
+        if verbose:
+            lines += ["", self._table()]
+        failed = [r for r in self.rows if r.status == "FAIL"]
+        if failed:
+            lines += ["", f"FAILED ({len(failed)}):"]
+            for r in failed:
+                c = r.comparison
+                lines.append(f"  [{r.group}] {c.name}")
+                if c.kind in MEASURED + ("slip",):
+                    lines.append(f"      max abs {c.max_abs:.3e}, max rel {c.max_rel:.3e} at {tuple(c.location)}, "
+                                 f"tolerance there {c.tolerance:.3e}")
+                if c.note:
+                    lines.append(f"      {c.note}")
+        skipped: dict = {}
+        for r in self.rows:
+            if r.status == "skip":
+                skipped[r.comparison.note] = skipped.get(r.comparison.note, 0) + 1
+        if skipped:
+            lines.append("")
+            lines += [f"{n} checks {why}" for why, n in skipped.items()]
+        total = sum(v for v in self.seconds.values())
+        n_skip = self.count("skip")
+        if self.count("FAIL"):
+            verdict = "FAILED"
+        elif not self.passed:
+            verdict = "FAILED: no check passed"
+        else:
+            verdict = f"every check that ran passed ({n_skip} skipped)" if n_skip else "all checks passed"
+        lines += ["", verdict + f" in {total:.1f} s"
+                  + ("" if verbose else "; --verbose lists every check, --json FILE writes them all"),
+                  f"verify: {self.count('pass')} passed, {self.count('FAIL')} failed, {self.count('skip')} skipped"]
+        return "\n".join(lines)
+
+    def _table(self) -> str:
+        w = max([len(r.comparison.name) for r in self.rows] + [5])
+        head = f"{'group':<10} {'check':<{w}} {'max abs':>9} {'max rel':>9} {'tol':>8}  {'where':<12} result"
         lines = [head, "-" * len(head)]
         for r in self.rows:
             c = r.comparison
-            lines.append(f"{r.group:<12} {c.name:<46} {c.max_abs:10.2e} {c.max_rel:10.2e} {c.tolerance:9.1e}  "
-                         f"{str(tuple(c.location)):<12} {'pass' if c.passed else 'FAIL'}")
-        n_fail = sum(not r.comparison.passed for r in self.rows)
-        lines.append("-" * len(head))
-        lines.append(f"{len(self.rows) - n_fail} passed, {n_fail} failed")
+            if c.kind in MEASURED + ("slip",) and not c.skipped:
+                nums = f"{c.max_abs:9.2e} {c.max_rel:9.2e} {c.tolerance:8.1e}  {str(tuple(c.location)):<12}"
+            else:
+                nums = f"{'':>9} {'':>9} {'':>8}  {'':<12}"
+            lines.append(f"{r.group:<10} {c.name:<{w}} {nums} {r.result}")
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
 
 
 def _away_from_zero(rng, shape, margin=0.1):
@@ -181,9 +292,9 @@ def network_rows() -> list[Comparison]:
 
 def proof_rows() -> list[Comparison]:
     """Every check in ``proofs/`` (numeric; symbolic when sympy is installed, else counted as skipped)."""
-    from proofs._verify import proof_rows as rows
+    from ._bundled import bundled
 
-    return rows()
+    return bundled("proofs", "_verify").proof_rows()
 
 
 GROUPS = [
@@ -201,6 +312,8 @@ GROUPS = [
 def run(groups=None) -> Report:
     report = Report()
     for group, fn in (groups or GROUPS):
+        t0 = time.perf_counter()
         for c in fn():
             report.rows.append(Row(group, c))
+        report.seconds[group] = report.seconds.get(group, 0.0) + time.perf_counter() - t0
     return report

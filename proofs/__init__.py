@@ -1,4 +1,4 @@
-"""proofs: every derivation in the seed documents, as a checked statement.
+"""proofs: every derivation in the source documents, as a checked statement.
 
 Each ``proofs/proof_<topic>.py`` registers its proofs with :func:`proofs._registry.proof`
 (numeric check, Markdown in the docstring) and :func:`proofs._registry.symbolic` (sympy

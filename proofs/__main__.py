@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from ._registry import HOLDS, load_all, run
+from ._registry import HOLDS, SOURCES, load_all, run, source_name
 
 
 def _cell(text) -> str:
@@ -20,11 +20,26 @@ def _cell(text) -> str:
 
 
 def _index_markdown(proofs) -> str:
-    lines = ["| id | seed | location | verdict | checks | file |", "|---|---|---|---|---|---|"]
+    lines = ["| id | source | location | verdict | checks | file |", "|---|---|---|---|---|---|"]
     for p in _sorted(proofs):
         kinds = "+".join(sorted({c.kind for c in p.checks}))
-        lines.append(f"| `{p.id}` | {p.seed} | {_cell(p.location)} | {p.verdict} | {kinds} | "
+        lines.append(f"| `{p.id}` | {_source(p)} | {_cell(p.location)} | {_verdict(p)} | {kinds} | "
                      f"`{p.module.split('.')[-1]}.py::{p.function}` |")
+    return "\n".join(lines)
+
+
+def _source(p) -> str:
+    return f"{source_name(p.seed)} ({p.seed})"
+
+
+def _verdict(p) -> str:
+    return p.verdict + (" (prose)" if p.prose else "")
+
+
+def _sources_markdown() -> str:
+    lines = ["| seed | cited as | title | author | date |", "|---|---|---|---|---|"]
+    for k, v in SOURCES.items():
+        lines.append(f"| {k} | **{v['name']}** | {_cell(v['title'])} | {_cell(v['author'])} | {_cell(v['date'])} |")
     return "\n".join(lines)
 
 
@@ -33,11 +48,11 @@ def _sorted(proofs):
 
 
 def _errata_markdown(proofs) -> str:
-    lines = ["| seed | location | what it says | what is right | check |", "|---|---|---|---|---|"]
+    lines = ["| source | location | what it says | what is right | check |", "|---|---|---|---|---|"]
     for p in _sorted(proofs):
         if p.verdict != HOLDS:
-            lines.append(f"| {p.seed} | {_cell(p.location)} | {_cell(p.statement)} | {_cell(p.corrected)} | "
-                         f"`{p.module.split('.')[-1]}.py::{p.function}` ({p.verdict}) |")
+            lines.append(f"| {_source(p)} | {_cell(p.location)} | {_cell(p.statement)} | {_cell(p.corrected)} | "
+                         f"`{p.module.split('.')[-1]}.py::{p.function}` ({_verdict(p)}) |")
     return "\n".join(lines)
 
 
@@ -45,8 +60,10 @@ README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
 
 
 def render_readme(text: str, proofs) -> str:
-    """``text`` with the blocks between ``<!-- index:start/end -->`` and ``<!-- errata:start/end -->`` regenerated."""
-    for name, table in (("index", _index_markdown(proofs)), ("errata", _errata_markdown(proofs))):
+    """``text`` with the blocks between ``<!-- sources:start/end -->``, ``<!-- index:start/end -->`` and
+    ``<!-- errata:start/end -->`` regenerated."""
+    for name, table in (("sources", _sources_markdown()), ("index", _index_markdown(proofs)),
+                        ("errata", _errata_markdown(proofs))):
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         i, j = text.index(start) + len(start), text.index(end)
         text = text[:i] + "\n" + table + "\n" + text[j:]
@@ -54,7 +71,7 @@ def render_readme(text: str, proofs) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m proofs", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m proofs", description=__doc__.splitlines()[0].replace("``", ""))
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--numeric-only", action="store_true")
     g.add_argument("--symbolic-only", action="store_true")
@@ -80,13 +97,13 @@ def main(argv=None) -> int:
     by_proof: dict = {}
     for r in results:
         by_proof.setdefault(r.proof.id, []).append(r)
-    head = f"{'proof':<34} {'seed':<4} {'verdict':<31} {'numeric':<8} {'symbolic':<8}"
+    head = f"{'proof':<34} {'source':<24} {'verdict':<31} {'numeric':<8} {'symbolic':<8}"
     print(head)
     print("-" * len(head))
     for pid, rs in by_proof.items():
         p = rs[0].proof
         cell = {k: ",".join(r.status for r in rs if r.check.kind == k) or "-" for k in ("numeric", "symbolic")}
-        print(f"{pid:<34} {p.seed:<4} {p.verdict:<31} {cell['numeric']:<8} {cell['symbolic']:<8}")
+        print(f"{pid:<34} {_source(p):<24} {p.verdict:<31} {cell['numeric']:<8} {cell['symbolic']:<8}")
     print("-" * len(head))
     failed = [r for r in results if r.status == "fail"]
     for r in failed:
@@ -99,4 +116,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jacobian_nn._console import run_main  # quiet when the output is closed early (| head)
+
+    sys.exit(run_main(main))

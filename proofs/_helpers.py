@@ -10,6 +10,12 @@ from jacobian_nn.fd import compare, fd_gradient, fd_jacobian
 EXACT_ATOL = 1e-12
 EXACT_RTOL = 1e-10
 
+#: What the running check established, for the rows of ``jacobian-nn verify`` (``_verify`` clears it
+#: before each check and reads it after): ``("numeric", max abs error, max rel error, tolerance)`` per
+#: comparison, ``("differs", max abs difference)`` per stated formula shown wrong, ``("zero",)`` per
+#: symbolic identity simplified to 0, ``("nonzero",)`` per symbolic difference shown not to vanish.
+RECORD: list[tuple] = []
+
 
 def assert_fd(name, analytic, fn, x, *, step_direction=0, initial_step=None, gradient=False):
     """Assert ``analytic`` equals the finite-difference Jacobian (or row gradient) of ``fn`` at ``x``."""
@@ -18,6 +24,7 @@ def assert_fd(name, analytic, fn, x, *, step_direction=0, initial_step=None, gra
         kw["initial_step"] = initial_step
     res = (fd_gradient if gradient else fd_jacobian)(fn, x, **kw)
     c = compare(name, np.asarray(analytic, dtype=np.float64).reshape(res.df.shape), res.df, err=res.error)
+    RECORD.append(("numeric", c.max_abs, c.max_rel, c.tolerance))
     assert c.passed, f"{name}: max abs {c.max_abs:.3e} at {c.location} (tol {c.tolerance:.1e})"
     return res.df
 
@@ -31,6 +38,11 @@ def assert_close(name, a, b, atol=EXACT_ATOL, rtol=EXACT_RTOL):
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, f"{name}: shape {a.shape} != {b.shape}"
+    if a.size:
+        d, scale = np.abs(a - b), np.maximum(np.abs(a), np.abs(b))
+        i = np.unravel_index(int(np.argmax(d)), d.shape)
+        rel = float(np.max(np.where(scale > atol, d / np.where(scale > atol, scale, 1.0), 0.0)))  # as compare()
+        RECORD.append(("numeric", float(d[i]), rel, float(atol + rtol * abs(b[i]))))
     assert np.allclose(a, b, atol=atol, rtol=rtol), f"{name}: max abs diff {np.max(np.abs(a - b)):.3e}"
 
 
@@ -40,6 +52,7 @@ def assert_differs(name, a, b, by=None, atol=1e-6):
     assert d > atol, f"{name}: expected a difference, got max abs diff {d:.3e}"
     if by is not None:
         assert abs(d - by) <= atol, f"{name}: expected a difference of {by}, got {d}"
+    RECORD.append(("differs", d))
 
 
 def sym_zero(sp, expr, name="identity"):
@@ -50,12 +63,14 @@ def sym_zero(sp, expr, name="identity"):
         if r != 0:
             r = sp.simplify(sp.expand(sp.together(r)))
         assert r == 0, f"{name}: does not simplify to 0, left {r}"
+    RECORD.append(("zero",))
 
 
 def sym_nonzero(sp, expr, name="difference"):
     """Assert a sympy expression or matrix does NOT simplify to zero (an erratum is really wrong)."""
     M = expr if isinstance(expr, sp.MatrixBase) else sp.Matrix([expr])
     assert any(sp.simplify(e) != 0 for e in M), f"{name}: simplifies to 0, so the claimed erratum is not one"
+    RECORD.append(("nonzero",))
 
 
 def rng(seed=0):

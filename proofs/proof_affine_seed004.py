@@ -1,4 +1,4 @@
-r"""Seed 004 (CS231n assignment 2 walkthrough): affine forward/backward, the dimension-matching argument,
+r"""CS231n walkthrough (CS231n assignment 2 walkthrough): affine forward/backward, the dimension-matching argument,
 the two-layer net's gradients and what its code assigns."""
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
 RNG = np.random.default_rng(4)
 
 
+def _local004(x, w, b):
+    r"""$\partial z/\partial(x, w, b) = (w, x, 1)$ for $z = xw + b$."""
+    return [w, x, 1.0]
+
+
 @proof(id="affine.local_gradients004", seed="004", location="§4.3 affine_backward: local gradients of z = xw + b",
        statement=r"$\frac{\partial z}{\partial x}=w$, $\frac{\partial z}{\partial w}=x$, $\frac{\partial z}{\partial b}=1$; "
                  r"$\frac{\partial L}{\partial x} = \frac{\partial L}{\partial z}w$, $\frac{\partial L}{\partial w} = \frac{\partial L}{\partial z}x$, "
                  r"$\frac{\partial L}{\partial b} = \frac{\partial L}{\partial z}$", verdict=HOLDS)
-def test_local_gradients004():
-    r"""**Seed 004, §4.3, the scalar local gradients.**
+def test_local_gradients004(claim=_local004):
+    r"""**CS231n walkthrough, §4.3, the scalar local gradients.**
 
     > $z(x,w,b)=xw+b$: $\frac{\partial z}{\partial x}=w,\ \frac{\partial z}{\partial w}=x,\ \frac{\partial z}{\partial b}=1$,
     > hence $\frac{\partial L}{\partial x} = \frac{\partial L}{\partial z}w$ etc.
@@ -34,7 +39,7 @@ def test_local_gradients004():
     Verdict: **holds** (scalars). Check: sympy; FD.
     """
     v = np.array([0.7, -1.3, 0.4])  # x, w, b
-    assert_fd("dz/d(x, w, b)", [v[1], v[0], 1.0], lambda u: u[0] * u[1] + u[2], v, gradient=True)
+    assert_fd("dz/d(x, w, b)", claim(*v), lambda u: u[0] * u[1] + u[2], v, gradient=True)
 
 
 @symbolic("affine.local_gradients004")
@@ -57,6 +62,16 @@ def _candidates(A, B):
     return out
 
 
+def _distinct_typechecking_unique(square):
+    """'The only possible expression': one matrix type-checks, whatever the sizes."""
+    return 1
+
+
+def _distinct_typechecking(square):
+    """Distinct (D, M)-shaped candidates: one when N, D, M are distinct; eight when N = D = M."""
+    return 8 if square else 1
+
+
 @proof(id="affine.dimension_matching004", seed="004",
        location="§4.3 '矩阵维度匹配' argument for dx, dw, db; affine_backward code",
        statement="the gradient of L w.r.t. each of (x, w, b) has that variable's shape, and dx = dout w^T, "
@@ -65,8 +80,8 @@ def _candidates(A, B):
        corrected="the formulas hold for all shapes; 'the only expression that type-checks' is true only when N, D, M "
                  "are distinct (with N = D = M several products type-check and only x^T dout is right); the "
                  "formulas follow from the index form, not from the dimensions")
-def test_dimension_matching004():
-    r"""**Seed 004, §4.3, the dimension-matching argument.**
+def test_dimension_matching004(seed=_distinct_typechecking_unique, corrected=_distinct_typechecking):
+    r"""**CS231n walkthrough, §4.3, the dimension-matching argument.**
 
     > 我们就要求损失函数 $L$ 关于正向输入矩阵 (x, w, b) 的梯度矩阵 (dx, dw, db) 与矩阵 (x, w, b) 维度相同 ...
     > 都是考虑到梯度矩阵 (dx, dw, db) 维数满足约定的前提下,所得到唯一可能的梯度矩阵表达形式。
@@ -79,7 +94,7 @@ def test_dimension_matching004():
     transposed) only $x^\top G$ (also written $(G^\top x)^\top$) has shape $(D, M)$ when $N, D, M$ are distinct, so there it finds the right
     answer. When dimensions coincide it cannot decide: with $N=D=M$ all 16 candidates type-check, giving 8
     different matrices, and only one equals the gradient. Gradients shaped like their variables is the *denominator*-layout
-    convention (the seed says so); the project's reference path uses numerator layout for Jacobians and
+    convention (the source says so); the project's reference path uses numerator layout for Jacobians and
     the same-shape convention for parameter gradients.
 
     Verdict: **holds under a stated convention** (distinct N, D, M). Check: enumerate the candidates;
@@ -92,6 +107,7 @@ def test_dimension_matching004():
     ok = [k for k, v in cands.items() if v.shape == (D, M)]
     assert sorted(ok) == ["(G^T x)^T", "x^T G"], ok  # one matrix written two ways: (G^T x)^T = x^T G
     assert np.array_equal(cands["(G^T x)^T"], cands["x^T G"])
+    assert len({np.round(cands[k], 12).tobytes() for k in ok}) == corrected(False)
     S = 3
     xs, Gs, w, b = RNG.normal(size=(S, S)), RNG.normal(size=(S, S)), RNG.normal(size=(S, S)), RNG.normal(size=S)
     cands = _candidates(xs, Gs)
@@ -99,7 +115,8 @@ def test_dimension_matching004():
     right = [k for k, v in cands.items() if np.allclose(v, dw, atol=1e-7)]
     distinct = {np.round(v, 12).tobytes() for v in cands.values()}
     assert len(cands) == 16 and sorted(right) == ["(G^T x)^T", "x^T G"], right
-    assert len(distinct) == 8, "with N = D = M eight different matrices type-check; one is the gradient"
+    assert len(distinct) == corrected(True), "with N = D = M eight different matrices type-check; one is the gradient"
+    assert seed(True) != len(distinct), "'the only possible expression' fails in the square case"
     # the code, with a 4-D input reshaped to (N, D)
     x4 = RNG.normal(size=(2, 1, 2, 3))
     W = RNG.normal(size=(6, M))
@@ -118,7 +135,7 @@ def test_dimension_matching004():
 
 
 def _seed004_two_layer(params, X, y):
-    """Seed 004 TwoLayerNet.loss (no regularisation), as the intended computation:
+    """CS231n walkthrough TwoLayerNet.loss (no regularisation), as the intended computation:
     affine-relu, affine, softmax_loss, affine_backward, affine_relu_backward."""
     W1, b1, W2, b2 = params
     a = X @ W1 + b1
@@ -139,8 +156,8 @@ def _seed004_two_layer(params, X, y):
 @proof(id="affine.two_layer004", seed="004", location="§4.4 TwoLayerNet.loss (and §5.4 FullyConnectedNet without BN/dropout)",
        statement="loss, dout = softmax_loss(scores, y); dout, dw2, db2 = affine_backward(dout, out_cache); "
                  "_, dw1, db1 = affine_relu_backward(dout, h1_cache)", verdict=HOLDS)
-def test_two_layer004():
-    r"""**Seed 004, ``TwoLayerNet.loss``: the gradients of a two-layer ReLU net.**
+def test_two_layer004(claim=_seed004_two_layer):
+    r"""**CS231n walkthrough, ``TwoLayerNet.loss``: the gradients of a two-layer ReLU net.**
 
     > ``h1_out, h1_cache = affine_relu_forward(X, W1, b1)``; ``scores, out_cache = affine_forward(h1_out, W2, b2)``;
     > ``loss, dout = softmax_loss(scores, y)``; ``dout, dw2, db2 = affine_backward(dout, out_cache)``;
@@ -157,12 +174,12 @@ def test_two_layer004():
     D, H, C, N = 3, 4, 3, 5
     params = [RNG.normal(size=(D, H)), RNG.normal(size=H) * 0.1, RNG.normal(size=(H, C)), RNG.normal(size=C) * 0.1]
     X, y = RNG.normal(size=(N, D)), np.array([0, 2, 1, 1, 0])
-    loss, grads = _seed004_two_layer(params, X, y)
+    loss, grads = claim(params, X, y)
     for i, name in enumerate(("W1", "b1", "W2", "b2")):
         def f(v, i=i):
             q = list(params)
             q[i] = v.reshape(params[i].shape)
-            return _seed004_two_layer(q, X, y)[0]
+            return claim(q, X, y)[0]
         assert_fd(name, grads[name].reshape(1, -1), f, params[i].reshape(-1), gradient=True)
     net = Network([Dense.from_params(params[0], params[1], "relu"), Dense.from_params(params[2], params[3])],
                   "softmax_cross_entropy")
@@ -173,13 +190,17 @@ def test_two_layer004():
         assert_close(f"library {bn}", lib[li]["b"], grads[bn])
 
 
+GRADS_LINE_004 = 'g["W2"] = dw2 , g["b2"] = db2'
+GRADS_LINES_RIGHT = 'g["W2"] = dw2; g["b2"] = db2'
+
+
 @proof(id="affine.grads_assignment004", seed="004", location="§4.4 TwoLayerNet.loss, storing the gradients",
        statement='grads["W2"] = dw2 , grads["b2"] = db2  (and the same for W1, b1)', verdict=WRONG,
        corrected='Python parses this as the chained assignment grads["W2"] = (dw2, grads["b2"]) = db2: it stores db2 '
                  'under "W2" and unpacks db2 into (dw2, grads["b2"]) (ValueError unless len(db2) == 2); write two '
                  'statements: grads["W2"] = dw2; grads["b2"] = db2')
-def test_grads_assignment004():
-    r"""**Seed 004, §4.4, how ``TwoLayerNet.loss`` stores its gradients.**
+def test_grads_assignment004(seed=GRADS_LINE_004, corrected=GRADS_LINES_RIGHT):
+    r"""**CS231n walkthrough, §4.4, how ``TwoLayerNet.loss`` stores its gradients.**
 
     > ``grads["W2"] = dw2 , grads["b2"] = db2`` and ``grads["W1"] = dw1 , grads["b1"] = db1``.
 
@@ -191,24 +212,32 @@ def test_grads_assignment004():
     Verdict: **wrong**. Check: ``ast`` parses a statement of this form as one ``Assign`` with two targets;
     a restatement of that semantics raises for $C=3$ and stores ``db2`` under ``"W2"`` for $C=2$.
     """
-    tree = ast.parse('g["W2"] = dw2 , g["b2"] = db2')
+    tree = ast.parse(seed)
     node = tree.body[0]
     assert isinstance(node, ast.Assign) and len(node.targets) == 2 and isinstance(node.targets[1], ast.Tuple)
 
-    def chained(g, dw2, db2):  # the semantics of the parsed statement: targets assigned left to right
-        value = db2
-        g["W2"] = value
-        dw2, g["b2"] = value
-        return g
+    def run(stmt, dw2, db2):  # the printed statement, executed as printed
+        ns = {"g": {}, "dw2": dw2, "db2": db2}
+        exec(compile(stmt, "<TwoLayerNet.loss>", "exec"), ns)  # noqa: S102 - a fixed line of the source
+        return ns["g"]
 
     try:
-        chained({}, np.ones((4, 3)), np.zeros(3))
+        run(seed, np.ones((4, 3)), np.zeros(3))
     except ValueError as e:
         assert "unpack" in str(e)
     else:
         raise AssertionError("expected a ValueError for 3 classes")
-    g = chained({}, np.ones((4, 2)), np.array([0.5, -0.5]))
+    g = run(seed, np.ones((4, 2)), np.array([0.5, -0.5]))
     assert g["W2"].shape == (2,) and g["b2"] == -0.5, "for 2 classes the wrong arrays are stored silently"
+    dw2, db2 = np.ones((4, 3)), np.zeros(3)
+    g = run(corrected, dw2, db2)
+    assert g["W2"] is dw2 and g["b2"] is db2
+
+
+FORWARD004 = {"code": "out = reshape_x.dot(w) +b", "product": lambda x, w: w @ x,
+              "w_shape": lambda D1, D2: (D2, D2)}
+FORWARD004_RIGHT = {"code": "out = reshaped_x.dot(w) + b", "product": lambda x, w: x @ w,
+                    "w_shape": lambda D1, D2: (D1, D2)}
 
 
 @proof(id="affine.forward004", seed="004", location="§3.3 affine_forward and §5.2 affine_bn_relu_forward docstring; footnote 2",
@@ -218,8 +247,8 @@ def test_grads_assignment004():
        verdict=WRONG,
        corrected="out = reshaped_x.dot(w) + b (the name is reshaped_x; the product is x w, not w x, which does not "
                  "type-check); w has shape (D1, D2); the footnote's arithmetic holds")
-def test_forward004():
-    r"""**Seed 004, ``affine_forward`` and a docstring shape.**
+def test_forward004(seed=FORWARD004, corrected=FORWARD004_RIGHT):
+    r"""**CS231n walkthrough, ``affine_forward`` and a docstring shape.**
 
     > ``reshaped_x = np.reshape(x, (x.shape[0],-1))``; ``out = reshape_x.dot(w) +b     # out = w x +b``;
     > ``affine_bn_relu_forward``: "- w, b: Arrays of shape (D2, D2) and (D2,)"; footnote 2:
@@ -235,12 +264,22 @@ def test_forward004():
     """
     N, D1, D2 = 4, 3, 5
     x, w, b = RNG.normal(size=(N, D1)), RNG.normal(size=(D1, D2)), RNG.normal(size=D2)
-    out = x.reshape(N, -1).dot(w) + b
+    ns = {"reshaped_x": x.reshape(N, -1), "w": w, "b": b}
+    try:
+        exec(seed["code"], dict(ns))  # noqa: S102 - the printed line
+    except NameError as e:
+        assert "reshape_x" in str(e)
+    else:
+        raise AssertionError("the printed line ran")
+    exec(corrected["code"], ns)  # noqa: S102
+    out = ns["out"]
     assert_close("library forward_batch", Dense.from_params(w, b).forward_batch(x)[0], out)
-    for bad in (lambda: w @ x, lambda: x @ RNG.normal(size=(D2, D2))):
+    assert_close("x w", corrected["product"](x, w) + b, out)
+    for bad in (lambda: seed["product"](x, w), lambda: x @ np.zeros(seed["w_shape"](D1, D2))):
         try:
             bad()
         except ValueError:
             continue
         raise AssertionError("expected a shape mismatch")
+    assert (x @ np.zeros(corrected["w_shape"](D1, D2))).shape == (N, D2)
     assert abs((0.2 * 56 - 0.5 * 231 + 0.1 * 24 + 2.0 * 2 + 1.1) - (-96.8)) < 1e-9

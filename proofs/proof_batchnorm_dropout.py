@@ -1,5 +1,5 @@
-r"""Batch normalisation (training and test mode) and inverted dropout: seed 004's backward code,
-the explicit Jacobians of :mod:`jacobian_nn.normalization`, and seed 004's statements about eps,
+r"""Batch normalisation (training and test mode) and inverted dropout: CS231n walkthrough's backward code,
+the explicit Jacobians of :mod:`jacobian_nn.normalization`, and CS231n walkthrough's statements about eps,
 the running averages and the dropout mask.
 """
 
@@ -9,8 +9,8 @@ import numpy as np
 
 from jacobian_nn.normalization import BatchNorm, Dropout
 
-from ._helpers import assert_close, assert_fd, sym_zero
-from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
+from ._helpers import assert_close, assert_differs, assert_fd, sym_zero
+from ._registry import HOLDS, WRONG, proof, require_sympy, symbolic
 
 X = np.array([[0.3, -1.2], [1.1, 0.4], [-0.7, 2.0], [0.2, 0.5]])  # N = 4, m = 2
 GAMMA = np.array([1.5, 0.7])
@@ -25,7 +25,7 @@ def bn_train(x, gamma=GAMMA, beta=BETA):
 
 
 def seed004_batchnorm_backward(dout, x, gamma):
-    """Seed 004's ``batchnorm_backward``, restated line by line."""
+    """CS231n walkthrough's ``batchnorm_backward``, restated line by line."""
     N = x.shape[0]
     mean, var = x.mean(0), x.var(0)
     x_hat = (x - mean) / np.sqrt(var + EPS)
@@ -43,8 +43,8 @@ def seed004_batchnorm_backward(dout, x, gamma):
 @proof(id="batchnorm.train_jacobian", seed="004", location="§5.2 batchnorm_backward",
        statement=r"batchnorm_backward: dvar, dmean, dx = dx_hat/sqrt(var+eps) + dvar 2(x-mu)/N + dmean/N",
        verdict=HOLDS)
-def test_batchnorm_train_jacobian():
-    r"""**Seed 004, ``batchnorm_backward``** (the chain through $\hat x$, $\sigma^2$ and $\mu$).
+def test_batchnorm_train_jacobian(claim=seed004_batchnorm_backward):
+    r"""**CS231n walkthrough, ``batchnorm_backward``** (the chain through $\hat x$, $\sigma^2$ and $\mu$).
 
     > ``dgamma = np.sum(dout * x_hat, axis=0)``; ``dbeta = np.sum(dout * 1.0, axis=0)``; ``dx_hat = dout * gamma``;
     > ``dvar = -0.5 * ((var + eps) ** (-1.5)) * np.sum(dx_hat * (x - mean), axis=0)``;
@@ -61,9 +61,9 @@ def test_batchnorm_train_jacobian():
     $dx = \frac{\gamma}{N\sigma}(N g - \sum_i g_i - \hat x \sum_i g_i \hat x_i)$; $\partial y_i/\partial\gamma = \hat x_i$,
     $\partial y_i/\partial\beta = 1$.
 
-    Verdict: **holds**. Seed 004's code (its `dmean` keeps the term
+    Verdict: **holds**. CS231n walkthrough's code (its `dmean` keeps the term
     $\mathrm{dvar}\cdot\mathrm{mean}(-2(x-\mu))$, which is 0) equals $g J$. Checks: FD of the batch
-    output; the seed's code restated; ``BatchNorm.jacobian_x_samples`` (reference) and
+    output; the source's code restated; ``BatchNorm.jacobian_x_samples`` (reference) and
     ``backward_batch`` (batched); sympy with N = 3 symbols and a symbolic $\epsilon$.
     """
     N, m = X.shape
@@ -71,10 +71,10 @@ def test_batchnorm_train_jacobian():
     cols = [X[k][:, None] for k in range(N)]
     assert_fd("d vec(Y)/d vec(X)", bn.jacobian_x_samples(cols), lambda v: bn_train(v.reshape(N, m)), X)
     G = np.random.default_rng(0).normal(size=(N, m))
-    dx, dgamma, dbeta = seed004_batchnorm_backward(G, X, GAMMA)
-    assert_close("seed 004 code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_samples(cols))
+    dx, dgamma, dbeta = claim(G, X, GAMMA)
+    assert_close("CS231n walkthrough code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_samples(cols))
     dX, grads = bn.backward_batch(G, bn.forward_batch(X, "train")[1])
-    assert_close("seed 004 code vs compact batched dx", dx, dX)
+    assert_close("CS231n walkthrough code vs compact batched dx", dx, dX)
     assert_close("dgamma", dgamma, grads["gamma"])
     assert_close("dbeta", dbeta, grads["beta"])
 
@@ -95,13 +95,16 @@ def test_batchnorm_train_jacobian_symbolic():
     sym_zero(sp, y.jacobian(x) - J, "dy/dx - gamma/sigma (I - 1/N - x_hat x_hat^T / N)")
 
 
+def _sample_var(x):
+    """The code's ``sample_var = np.var(x, axis=0)``."""
+    return np.var(x, axis=0)
+
+
 @proof(id="batchnorm.eps_single_image", seed="004", location="§5.2 代码详解, eps",
        statement="eps is needed because a column's variance can be 0, e.g. when only one image flows in",
-       verdict=CONVENTION,
-       corrected="eps avoids 0/0, but with N = 1 in training mode x_hat = 0 and y = beta for every input: "
-                 "dy/dx = 0. jacobian_nn refuses N = 1 in training mode (ValueError) instead")
-def test_batchnorm_eps_single_image():
-    r"""**Seed 004: eps and the one-image batch.**
+       verdict=HOLDS)
+def test_batchnorm_eps_single_image(claim=_sample_var):
+    r"""**CS231n walkthrough: eps and the one-image batch.**
 
     > 在公式中 eps 的存在是必要的,因为数据某一列的标准差 sample_var 为 0 是可能的,比如仅一张图片流入神经网络的时候。
 
@@ -110,10 +113,20 @@ def test_batchnorm_eps_single_image():
     $x$ is, and $\partial y/\partial x = \frac{\gamma}{\sqrt\epsilon}(1 - 1 - 0) = 0$. $\epsilon$ keeps the
     division finite but the layer then carries no information and no gradient.
 
-    Verdict: **holds under a stated convention** (eps prevents the division by zero); the library
-    refuses training mode with N = 1. Checks: the formula gives $y = \beta$ and FD gives 0.
+    The statement says only that eps is needed because the variance can be 0, with one image as the
+    example: that is literally true (without eps, $\hat x = 0/0$). What it leaves out (the layer is then
+    constant) is an observation, not a condition the statement needs.
+
+    Verdict: **holds**. (The library refuses training mode with N = 1 instead.) Checks: the code's variance
+    of one row is exactly 0, so without eps $\hat x$ is nan and with eps it is 0; the formula gives
+    $y = \beta$ and FD gives 0.
     """
     x1 = np.array([[0.7, -2.0]])
+    var = claim(x1)
+    assert np.array_equal(var, np.zeros(2)), f"the variance of one image is {var}, not 0"
+    with np.errstate(invalid="ignore"):
+        assert np.all(np.isnan((x1 - x1.mean(0)) / np.sqrt(var))), "without eps: 0/0"
+    assert np.array_equal((x1 - x1.mean(0)) / np.sqrt(var + EPS), np.zeros((1, 2))), "with eps: finite"
     assert_close("y = beta", bn_train(x1), BETA[None, :])
     assert_fd("dy/dx = 0 for N = 1", np.zeros((2, 2)), lambda v: bn_train(v.reshape(1, 2)), x1)
     try:
@@ -124,13 +137,23 @@ def test_batchnorm_eps_single_image():
         raise AssertionError("BatchNorm accepted N = 1 in training mode")
 
 
+def _running_after_one_first_batch_init(stat, momentum):
+    """The prose: the first batch's statistic is the initial value, so after one batch the running value is it."""
+    return stat
+
+
+def _running_after_one_zero_init(stat, momentum):
+    """The code: zeros, then ``momentum * 0 + (1 - momentum) * stat``."""
+    return (1 - momentum) * stat
+
+
 @proof(id="batchnorm.running_init", seed="004", location="§5.2, 一次指数平滑法的初值",
        statement="the code takes the first batch's mean / std as the initial value of the running averages",
        verdict=WRONG,
        corrected="the code starts running_mean and running_var at zeros; after one step they are "
                  "(1 - momentum) times the batch statistics")
-def test_batchnorm_running_init():
-    r"""**Seed 004, the initial value of the exponential smoothing.**
+def test_batchnorm_running_init(seed=_running_after_one_first_batch_init, corrected=_running_after_one_zero_init):
+    r"""**CS231n walkthrough, the initial value of the exponential smoothing.**
 
     > 关于一次指数平滑法的初值取法也是有讲究的。可以看到我们上面的代码就是取第一次算得的平均值或标准差来作为初始默认值的。
 
@@ -145,21 +168,32 @@ def test_batchnorm_running_init():
     """
     bn = BatchNorm(2, momentum=0.9)
     bn.forward_batch(X, "train")
-    assert_close("running_mean = 0.1 mu", bn.running_mean, 0.1 * X.mean(0))
-    assert_close("running_var = 0.1 var (biased)", bn.running_var, 0.1 * X.var(0))
+    code = {"mean": np.zeros(2), "var": np.zeros(2)}  # bn_param.get('running_mean', np.zeros(D))
+    for k, stat in (("mean", X.mean(0)), ("var", X.var(0))):
+        code[k] = 0.9 * code[k] + (1 - 0.9) * stat
+        assert_close(f"running_{k} after one batch", code[k], corrected(stat, 0.9))
+        assert_differs(f"running_{k}: first batch's value as initial value", code[k], seed(stat, 0.9),
+                       by=float(np.max(np.abs(0.9 * stat))), atol=1e-12)
+    assert_close("library running_mean", bn.running_mean, code["mean"])
+    assert_close("library running_var (biased)", bn.running_var, code["var"])
+
+
+def _dropout_local_grad(keep, p):
+    """The local gradient is the mask, ``(U < keep_prob) / keep_prob``: ``diag(keep / (1 - p))``."""
+    return np.diag(keep / (1 - p))
 
 
 @proof(id="dropout.jacobian", seed="004", location="§5.3 dropout_backward",
        statement="in training mode the local gradient of the dropout layer is the mask (dx = mask * dout)",
        verdict=HOLDS)
-def test_dropout_jacobian():
-    r"""**Seed 004, ``dropout_backward``.**
+def test_dropout_jacobian(claim=_dropout_local_grad):
+    r"""**CS231n walkthrough, ``dropout_backward``.**
 
     > ``if mode == 'train': dx = mask * dout``; ``elif mode == 'test': dx = dout``;
     > "显然在训练模式下,dropout 层的局部梯度就是随机失活遮罩 mask".
 
     Derivation.
-    Seed 004's ``mask`` is already ``(U < keep_prob) / keep_prob``. With $y = x \odot k/(1-p)$ per
+    CS231n walkthrough's ``mask`` is already ``(U < keep_prob) / keep_prob``. With $y = x \odot k/(1-p)$ per
     sample, $J = \operatorname{diag}(k/(1-p))$, so $g J = g \odot \text{mask}$; in test mode $J = I$.
 
     Verdict: **holds** (for the inverted mask). Checks: FD with a fixed mask; ``Dropout.jacobian_x``.
@@ -168,8 +202,8 @@ def test_dropout_jacobian():
     keep = np.array([True, False, True, True, False])
     x = np.array([0.3, -1.0, 2.0, 0.5, 0.1])
     J = drop.jacobian_x(x[:, None], "train", keep)
-    assert_close("J = diag(keep / (1 - p))", J, np.diag(keep / 0.6))
-    assert_fd("dy/dx", J, lambda v: v * keep / 0.6, x)
+    assert_close("J = diag(keep / (1 - p))", J, claim(keep, 0.4))
+    assert_fd("dy/dx", claim(keep, 0.4), lambda v: v * keep / 0.6, x)
     assert_close("test mode J = I", drop.jacobian_x(x[:, None], "test"), np.eye(5))
 
 

@@ -1,4 +1,4 @@
-r"""Batch norm and dropout statements of seeds 002 and 004 not covered by ``proof_batchnorm_dropout.py``:
+r"""Batch norm and dropout statements of the DLFS notes and CS231n walkthrough not covered by ``proof_batchnorm_dropout.py``:
 the forward formulas, test mode, the running averages' limit and wording, and both dropout variants."""
 
 from __future__ import annotations
@@ -16,16 +16,24 @@ BETA = np.array([0.1, -0.3])
 EPS = 1e-5
 
 
-@proof(id="batchnorm.forward002", seed="002", location="§Batch Normalization (formulas); seed 004 batchnorm_forward train branch",
+def _bn_forward002(x, gamma, beta, eps):
+    """The four formulas: batch mean, (1/m) variance, normalise with eps, scale and shift."""
+    mu = x.sum(0) / x.shape[0]
+    var = ((x - mu) ** 2).sum(0) / x.shape[0]
+    x_hat = (x - mu) / np.sqrt(var + eps)
+    return gamma * x_hat + beta, x_hat, var
+
+
+@proof(id="batchnorm.forward002", seed="002", location="§Batch Normalization (formulas); CS231n walkthrough batchnorm_forward train branch",
        statement=r"$\mu_B = \frac1m\sum_i x_i$, $\sigma_B^2 = \frac1m\sum_i(x_i-\mu_B)^2$, "
                  r"$\hat x_i = \frac{x_i-\mu_B}{\sqrt{\sigma_B^2+\varepsilon}}$, $y_i = \gamma\hat x_i + \beta$",
        verdict=HOLDS)
-def test_forward002():
-    r"""**Seed 002, the batch-norm forward formulas (seed 004's code computes the same).**
+def test_forward002(claim=_bn_forward002):
+    r"""**DLFS notes, the batch-norm forward formulas (CS231n walkthrough's code computes the same).**
 
     > $\mu_B \leftarrow \frac{1}{m} \sum_{i=1}^{m} x_i$, $\sigma_{B}^{2} \leftarrow \frac{1}{m} \sum_{i = 1}^m(x_i - \mu_{B})^2$,
     > $\hat{x_i} \leftarrow \frac{x_i - \mu_B}{\sqrt{\sigma^2_B + \varepsilon}}$, $y_i \leftarrow \gamma \hat{x_i} + \beta$
-    > ($m$ here is the batch size). Seed 004: ``np.mean(x, axis=0)``, ``np.var(x, axis=0)`` (the uncorrected
+    > ($m$ here is the batch size). CS231n walkthrough: ``np.mean(x, axis=0)``, ``np.var(x, axis=0)`` (the uncorrected
     > variance, ddof = 0), ``x_hat = (x - mean) / np.sqrt(var + eps)``, ``out = gamma * x_hat + beta``.
 
     Derivation. Per feature, $\hat x$ has mean $0$ and variance $\sigma_B^2/(\sigma_B^2+\varepsilon) < 1$ (so "variance 1"
@@ -33,18 +41,22 @@ def test_forward002():
 
     Verdict: **holds**. Check: those moments; ``BatchNorm.forward_batch`` in training mode.
     """
-    mu, var = X.mean(0), ((X - X.mean(0)) ** 2).mean(0)
-    x_hat = (X - mu) / np.sqrt(var + EPS)
+    y, x_hat, var = claim(X, GAMMA, BETA, EPS)
     assert_close("mean 0", x_hat.mean(0), np.zeros(2))
     assert_close("variance sigma^2/(sigma^2+eps)", x_hat.var(0), var / (var + EPS))
     bn = BatchNorm(2, gamma=GAMMA, beta=BETA, eps=EPS)
-    assert_close("library", bn.forward_batch(X, "train")[0], GAMMA * x_hat + BETA)
+    assert_close("library", bn.forward_batch(X, "train")[0], y)
+
+
+def _bn_test004(x, running_mean, running_var, gamma, beta):
+    """``out = (x - running_mean) * gamma / (np.sqrt(running_var + eps)) + beta``."""
+    return (x - running_mean) * gamma / np.sqrt(running_var + EPS) + beta
 
 
 @proof(id="batchnorm.test_mode004", seed="004", location="§5.2 batchnorm_forward, test branch",
        statement="out = (x - running_mean) * gamma / np.sqrt(running_var + eps) + beta", verdict=HOLDS)
-def test_test_mode004():
-    r"""**Seed 004, batch norm at test time.**
+def test_test_mode004(claim=_bn_test004):
+    r"""**CS231n walkthrough, batch norm at test time.**
 
     > ``out = (x - running_mean) * gamma / (np.sqrt(running_var + eps)) + beta``.
 
@@ -61,8 +73,19 @@ def test_test_mode004():
     train = bn.forward_batch(X, "train")[0]
     test = bn.forward_batch(X, "test")[0]
     assert_close("test = train when running = batch stats", test, train)
-    seed = lambda v: (v.reshape(4, 2) - X.mean(0)) * GAMMA / np.sqrt(X.var(0) + EPS) + BETA  # noqa: E731
-    assert_fd("test-mode Jacobian", np.kron(np.eye(4), np.diag(GAMMA / np.sqrt(X.var(0) + EPS))), seed, X)
+    code = lambda v: claim(v.reshape(4, 2), X.mean(0), X.var(0), GAMMA, BETA)  # noqa: E731
+    assert_close("the code = library test mode", code(X), test)
+    assert_fd("test-mode Jacobian", np.kron(np.eye(4), np.diag(GAMMA / np.sqrt(X.var(0) + EPS))), code, X)
+
+
+def _stat_std(x):
+    """What the prose calls ``sample_var``: the standard deviation vector."""
+    return x.std(0)
+
+
+def _stat_var(x):
+    """What the code computes: ``np.var(x, axis=0)``, the 1/N variance."""
+    return ((x - x.mean(0)) ** 2).sum(0) / x.shape[0]
 
 
 @proof(id="batchnorm.running004", seed="004", location="§5.2 batchnorm_forward docstring and 代码详解 (running averages)",
@@ -72,8 +95,8 @@ def test_test_mode004():
        corrected="sample_var is the (uncorrected) variance, not the standard deviation; the running averages start at "
                  "0 and after t batches with constant statistics s equal (1 - momentum^t) s, approaching s only "
                  "geometrically (0.9^t: 65% of the way after 10 steps)")
-def test_running004():
-    r"""**Seed 004, the running averages.**
+def test_running004(seed=_stat_std, corrected=_stat_var):
+    r"""**CS231n walkthrough, the running averages.**
 
     > ``running_mean = momentum * running_mean + (1 - momentum) * sample_mean``; ``running_var = ...``;
     > 代码详解: "sample_mean 和 sample_var 分别是对得分矩阵 x 的每一列算得平均值和标准差向量".
@@ -90,51 +113,65 @@ def test_running004():
         bn.forward_batch(X, "train")
     assert_close("running_mean", bn.running_mean, (1 - 0.9 ** 10) * X.mean(0))
     assert_close("running_var", bn.running_var, (1 - 0.9 ** 10) * X.var(0))
-    assert_close("np.var is the 1/N variance", X.var(0), ((X - X.mean(0)) ** 2).sum(0) / 4)
-    assert_differs("variance vs standard deviation", X.var(0), X.std(0), atol=1e-6)
+    assert_close("np.var is the 1/N variance", X.var(0), corrected(X))
+    assert_differs("sample_var vs the prose's standard deviation", X.var(0), seed(X), atol=1e-6)
+
+
+def _dlfs_dropout(x, mask, r, dout):
+    """DLFS ``Dropout``: train ``x * mask``; test ``x * (1.0 - dropout_ratio)``; backward ``dout * mask``."""
+    return x * mask, x * (1.0 - r), dout * mask
 
 
 @proof(id="dropout.noninverted002", seed="002", location="§Dropout (class Dropout)",
        statement="train: mask = np.random.rand(*x.shape) > dropout_ratio, return x * mask; test: x * (1.0 - dropout_ratio); "
                  "backward: dout * self.mask", verdict=HOLDS)
-def test_noninverted002():
-    r"""**Seed 002, (non-inverted) dropout.**
+def test_noninverted002(claim=_dlfs_dropout):
+    r"""**DLFS notes, (non-inverted) dropout.**
 
     > ``self.mask = np.random.rand(*x.shape) > self.dropout_ratio``; ``return x * self.mask`` (train);
     > ``return x * (1.0 - self.dropout_ratio)`` (test); ``backward``: ``return dout * self.mask``.
 
     Derivation. With $U\sim\mathcal U[0,1)$, $P(U > r) = 1-r$, so $E[x\cdot\text{mask}] = (1-r)x$: the test output is the
     training output's expectation. For a fixed mask, $y = x\odot\text{mask}$ is linear with Jacobian
-    $\operatorname{diag}(\text{mask})$, so the backward is right. This is the original scheme; seed 004's inverted
+    $\operatorname{diag}(\text{mask})$, so the backward is right. This is the original scheme; CS231n walkthrough's inverted
     dropout (and the library) divides by $1-r$ during training instead, so that test mode is the identity; the
     two differ by the constant factor $1-r$ on the training output.
 
     Verdict: **holds**. Check: FD with a fixed mask; the keep frequency over $2\cdot10^5$ draws (fixed seed)
-    is within 5 standard errors of $1-r$; seed 002's training output is $(1-r)$ times ``Dropout``'s for the same mask.
+    is within 5 standard errors of $1-r$; DLFS notes' training output is $(1-r)$ times ``Dropout``'s for the same mask.
     """
     r = 0.3
     x = np.array([0.5, -1.0, 2.0, 0.1])
     mask = np.array([True, False, True, True])
-    assert_fd("backward = dout * mask", np.diag(mask.astype(float)), lambda v: v * mask, x)
+    train, test, _ = claim(x, mask, r, x)
+    back = np.stack([claim(x, mask, r, e)[2] for e in np.eye(4)])  # rows: dout = e_k
+    assert_fd("backward = dout * mask", back, lambda v: claim(v, mask, r, v)[0], x)
+    # test output = the expectation of the training output over masks with P(keep) = 1 - r
+    assert_close("test = E[train]", test, (1 - r) * x)
     u = np.random.default_rng(0).random(200_000)
     freq = np.mean(u > r)
     assert abs(freq - (1 - r)) < 5 * np.sqrt(r * (1 - r) / u.size)
     drop = Dropout(4, r)
     with drop.using_mask(mask[None, :]):
         lib = drop.forward_batch(x[None, :], "train")[0][0]
-    assert_close("seed 002 train = (1 - r) * inverted", x * mask, (1 - r) * lib)
+    assert_close("DLFS notes train = (1 - r) * inverted", train, (1 - r) * lib)
+
+
+def _inverted004(x, keep_mask, p):
+    """``mask = (U < keep_prob) / keep_prob; out = mask * x`` for a given keep pattern."""
+    return keep_mask / (1 - p) * x
 
 
 @proof(id="dropout.inverted004", seed="004", location="§5.3 dropout_forward (inverted dropout)",
        statement="keep_prob = 1 - p; mask = (np.random.rand(*x.shape) < keep_prob) / keep_prob; out = mask * x; "
                  "test: out = x", verdict=HOLDS)
-def test_inverted004():
-    r"""**Seed 004, inverted dropout forward.**
+def test_inverted004(claim=_inverted004):
+    r"""**CS231n walkthrough, inverted dropout forward.**
 
     > ``keep_prob = 1 - p``; ``mask = (np.random.rand(*x.shape) < keep_prob) / keep_prob``; ``out = mask * x``;
     > test mode ``out = x``; "直接在训练模式下多除以一个概率 keep_prob,那么在测试模式下就不用做任何操作了".
 
-    Derivation. $E[\text{mask}] = P(U<1-p)/(1-p) = 1$, so $E[\text{out}] = x$ = the test output. (The seed calls ``p``
+    Derivation. $E[\text{mask}] = P(U<1-p)/(1-p) = 1$, so $E[\text{out}] = x$ = the test output. (The source calls ``p``
     the probability of dropping; ``keep_prob = 1 - p``.) ``np.random.seed(dropout_param['seed'])`` reseeds the global
     generator, which the project replaces by an explicit ``Generator``.
 
@@ -149,5 +186,8 @@ def test_inverted004():
     drop = Dropout(3, p)
     with drop.using_mask(k):
         out = drop.forward_batch(x, "train")[0]
-    assert_close("library train", out, x * k / keep)
+    assert_close("library train", out, claim(x, k, p))
+    # E[out] = x: average the code's output over the two mask values, weighted by their probabilities
+    expect = keep * claim(x, np.ones_like(k), p) + p * claim(x, np.zeros_like(k), p)
+    assert_close("E[out] = x", expect, x)
     assert_close("library test", drop.forward_batch(x, "test")[0], x)

@@ -1,4 +1,4 @@
-r"""Seed 004's ``FullyConnectedNet.loss``: the whole chain {affine - batch norm - relu - dropout} x 2 -
+r"""CS231n walkthrough's ``FullyConnectedNet.loss``: the whole chain {affine - batch norm - relu - dropout} x 2 -
 affine - softmax with L2, and what its dropout seeding does."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _params():
 
 
 def _seed004_fcnet_loss(p):
-    """Seed 004 ``FullyConnectedNet.loss`` in train mode, restated from its pieces (affine_forward,
+    """CS231n walkthrough ``FullyConnectedNet.loss`` in train mode, restated from its pieces (affine_forward,
     batchnorm_forward/backward, relu, dropout with fixed masks, softmax_loss, L2 added per layer)."""
     caches, out = [], X
     for i, keep in ((1, KEEP1), (2, KEEP2)):
@@ -55,7 +55,7 @@ def _seed004_fcnet_loss(p):
         dout = dout * mask                       # dropout_backward
         dout = dout * (bn > 0)                   # relu_backward
         g[f"gamma{i}"], g[f"beta{i}"] = (dout * xh).sum(0), dout.sum(0)
-        dxh = dout * p[f"gamma{i}"]              # batchnorm_backward, seed 004's staged form
+        dxh = dout * p[f"gamma{i}"]              # batchnorm_backward, CS231n walkthrough's staged form
         dvar = -0.5 * (var + EPS) ** -1.5 * np.sum(dxh * (a - mu), 0)
         dmean = -np.sum(dxh / np.sqrt(var + EPS), 0) + dvar * np.mean(-2 * (a - mu), 0)
         da = dxh / np.sqrt(var + EPS) + dvar * 2 / N * (a - mu) + dmean / N
@@ -68,8 +68,8 @@ def _seed004_fcnet_loss(p):
        statement="{affine - [batch norm] - relu - [dropout]} x (L - 1) - affine - softmax; backward: "
                  "dropout_backward, affine_bn_relu_backward per hidden layer, grads[W] = dw + reg * W, "
                  "loss += 0.5 * reg * sum(W**2) per layer", verdict=HOLDS)
-def test_fcnet_loss004():
-    r"""**Seed 004, ``FullyConnectedNet.loss`` with every option on.**
+def test_fcnet_loss004(claim=_seed004_fcnet_loss):
+    r"""**CS231n walkthrough, ``FullyConnectedNet.loss`` with every option on.**
 
     > ``out, fc_mix_cache[i] = affine_bn_relu_forward(out, w, b, gamma, beta, self.bn_params[i])``;
     > ``out, dp_cache[i] = dropout_forward(out, self.dropout_param)``; ``loss, dout = softmax_loss(scores, y)``;
@@ -88,12 +88,12 @@ def test_fcnet_loss004():
     same loss and gradients on both the reference and the batched path.
     """
     p = _params()
-    loss, g = _seed004_fcnet_loss(p)
+    loss, g = claim(p)
     for k in p:
         def f(v, k=k):
             q = dict(p)
             q[k] = v.reshape(p[k].shape)
-            return _seed004_fcnet_loss(q)[0]
+            return claim(q)[0]
         assert_fd(k, g[k].reshape(1, -1), f, p[k].reshape(-1), gradient=True)
     net = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, dropout=P, use_batchnorm=True, reg=REG, seed=0,
                             eps=EPS)
@@ -111,6 +111,17 @@ def test_fcnet_loss004():
             assert_close(f"{path} {k}", v, g[k], atol=1e-10, rtol=1e-8)
 
 
+def _fresh_masks(shape, seed, p, calls=2):
+    """What dropout training needs: one generator, advanced from call to call (a fresh mask each time)."""
+    r = np.random.RandomState(seed)
+    return [(r.rand(*shape) < 1 - p) / (1 - p) for _ in range(calls)]
+
+
+def _reseeded_masks(shape, seed, p, calls=2):
+    """The code: ``np.random.seed(dropout_param['seed'])`` before every draw."""
+    return [(np.random.RandomState(seed).rand(*shape) < 1 - p) / (1 - p) for _ in range(calls)]
+
+
 @proof(id="dropout.reseed004", seed="004", location="§5.3 dropout_forward (np.random.seed) and §5.4 FullyConnectedNet(seed=...)",
        statement="'Passing seed makes this function deterministic, which is needed for gradient checking but not in "
                  "real networks'; FullyConnectedNet: if seed is not None: self.dropout_param['seed'] = seed",
@@ -118,14 +129,14 @@ def test_fcnet_loss004():
        corrected="deterministic masks are what a gradient check needs, but FullyConnectedNet passes its seed into "
                  "training too: every dropout call then re-seeds and draws the same mask, at every step and in every "
                  "layer of one width, so the network trains one fixed sub-network instead of dropout")
-def test_reseed004():
-    r"""**Seed 004, seeding the dropout mask.**
+def test_reseed004(seed=_fresh_masks, corrected=_reseeded_masks):
+    r"""**CS231n walkthrough, seeding the dropout mask.**
 
     > ``if 'seed' in dropout_param: np.random.seed(dropout_param['seed'])``; ``mask = (np.random.rand(*x.shape) < keep_prob) / keep_prob``;
     > docstring: "Passing seed makes this function deterministic, which is needed for gradient checking but not in
     > real networks"; ``FullyConnectedNet.__init__``: ``if seed is not None: self.dropout_param['seed'] = seed``.
 
-    Derivation. Re-seeding before each draw makes the draw a function of the seed and the shape only. So all
+    Derivation. Re-seeding before each draw makes the draw a function of the source and the shape only. So all
     training steps (and all hidden layers of equal width) share one mask: the expectation argument of
     dropout (proof ``dropout.inverted004``) no longer applies across steps. (The project never seeds a global
     generator; the restatement uses a local ``RandomState`` with the same seed, which draws the same numbers.)
@@ -134,11 +145,10 @@ def test_reseed004():
     Check: two calls give the identical mask; the library's ``FullyConnectedNet(seed=...)`` draws different
     masks in successive training calls and in its two layers.
     """
-    def seeded_mask(shape, seed, p):
-        return (np.random.RandomState(seed).rand(*shape) < 1 - p) / (1 - p)
-
-    m1, m2 = seeded_mask((N, H1), 7, P), seeded_mask((N, H1), 7, P)
-    assert np.array_equal(m1, m2)
+    m1, m2 = corrected((N, H1), 7, P)
+    assert np.array_equal(m1, m2), "the code draws the same mask on every call"
+    f1, f2 = seed((N, H1), 7, P)
+    assert not np.array_equal(f1, f2), "dropout proper draws a new mask per call"
     net = FullyConnectedNet([H1, H1], input_dim=D, num_classes=C, dropout=P, seed=7)
     drops = [layer for layer in net.layers if isinstance(layer, Dropout)]
     a, b = drops[0].sample_mask(N), drops[0].sample_mask(N)

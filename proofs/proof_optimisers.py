@@ -1,5 +1,5 @@
-r"""Optimiser update rules: SGD, momentum (seeds 002 and 004), AdaGrad (seed 002), checked against
-restatements of the seeds' code, sympy, and :mod:`jacobian_nn.optimizers`."""
+r"""Optimiser update rules: SGD, momentum (the DLFS notes and CS231n walkthrough), AdaGrad (DLFS notes), checked against
+restatements of the sources' code, sympy, and :mod:`jacobian_nn.optimizers`."""
 
 from __future__ import annotations
 
@@ -26,11 +26,21 @@ def _library_steps(opt, grads):
     return out
 
 
+def _sgd002_literal(w, lr, g):
+    r"""$W \leftarrow W \leftarrow \eta\,\partial L/\partial W$ read literally: W becomes $\eta g$."""
+    return lr * g
+
+
+def _sgd002_right(w, lr, g):
+    r"""$W - \eta g$."""
+    return w - lr * g
+
+
 @proof(id="opt.sgd002", seed="002", location="§Trick, SGD",
        statement=r"$W \leftarrow W \leftarrow \eta\frac{\partial L}{\partial W}$; code: params[key] -= self.lr * grads[key]",
        verdict=WRONG, corrected=r"$W \leftarrow W - \eta\frac{\partial L}{\partial W}$ (what the code does)")
-def test_sgd002():
-    r"""**Seed 002, SGD.**
+def test_sgd002(seed=_sgd002_literal, corrected=_sgd002_right):
+    r"""**DLFS notes, SGD.**
 
     > $W \leftarrow W \leftarrow \eta \frac{\partial{L}}{\partial{W}}$; ``params[key] -= self.lr * grads[key]``.
 
@@ -45,9 +55,19 @@ def test_sgd002():
     code = W0.copy()
     code -= lr * GRADS[0]
     assert_close("library SGD", _library_steps(SGD(lr), GRADS[:1])[0], code)
-    assert_close("W - eta g", code, W0 - lr * GRADS[0])
-    literal = lr * GRADS[0]
-    assert_differs("literal prose", literal, code, by=float(np.max(np.abs(code - literal))))
+    assert_close("W - eta g", code, corrected(W0, lr, GRADS[0]))
+    literal = seed(W0, lr, GRADS[0])
+    assert_differs("literal prose", literal, code, by=float(np.max(np.abs(W0 - 2 * lr * GRADS[0]))))
+
+
+def _any_small_step(eta, lam_max):
+    """Read without its condition: every step decreases the loss."""
+    return True
+
+
+def _step_bound(eta, lam_max):
+    r"""For an L-smooth loss: a step decreases (never increases) it when $\eta \le 2/L$."""
+    return eta <= 2 / lam_max
 
 
 @proof(id="opt.sgd004", seed="004", location="§6.1 sgd(w, dw, config)",
@@ -56,8 +76,8 @@ def test_sgd002():
        verdict=CONVENTION,
        corrected=r"the rule holds, and for an $L$-smooth loss a step with $0 < \eta \le 2/L$ never increases it "
                  r"(larger steps can); the update is in place: the caller's w is modified and returned")
-def test_sgd004():
-    r"""**Seed 004, ``sgd``.**
+def test_sgd004(seed=_any_small_step, corrected=_step_bound):
+    r"""**CS231n walkthrough, ``sgd``.**
 
     > ``w -= config['learning_rate'] * dw``; ``return w, config``; "只要学习率足够低,总是能在损失函数上得到非负的进展".
 
@@ -73,9 +93,10 @@ def test_sgd004():
     A = np.diag([4.0, 1.0])
     f = lambda w: 0.5 * w @ A @ w  # noqa: E731
     w = np.array([1.0, 1.0])
-    for eta, decreases in ((0.45, True), (0.55, False)):
+    for eta in (0.45, 0.55):
         new = w - eta * (A @ w)
-        assert (f(new) <= f(w)) == decreases, (eta, f(new), f(w))
+        assert (f(new) <= f(w)) == corrected(eta, 4.0), (eta, f(new), f(w))
+    assert seed(0.55, 4.0) != (f(w - 0.55 * (A @ w)) <= f(w)), "without the bound, eta = 0.55 would count as progress"
 
     def sgd(w, dw, lr):
         w -= lr * dw
@@ -88,7 +109,7 @@ def test_sgd004():
 
 
 def _momentum_code(grads, lr, mu):
-    """Seeds 002/004: ``v = mu * v - lr * g``; ``w = w + v`` (v starts at zeros)."""
+    """The DLFS notes and CS231n walkthrough: ``v = mu * v - lr * g``; ``w = w + v`` (v starts at zeros)."""
     w, v, out = W0.copy(), np.zeros_like(W0), []
     for g in grads:
         v = mu * v - lr * g
@@ -98,15 +119,15 @@ def _momentum_code(grads, lr, mu):
 
 
 @proof(id="opt.momentum", seed="004",
-       location="§6.1 sgd_momentum and the momentum-theorem derivation; seed 002 §Momentum",
+       location="§6.1 sgd_momentum and the momentum-theorem derivation; DLFS notes §Momentum",
        statement=r"$p_1 = \mu p_0 - a\nabla L$; $v \leftarrow \alpha v - \eta\frac{\partial L}{\partial W}$, "
                  r"$W \leftarrow W + v$; 'Setting momentum = 0 reduces to sgd'", verdict=HOLDS)
-def test_momentum():
-    r"""**Seed 004 ``sgd_momentum`` and its physical derivation; seed 002 ``Momentum``.**
+def test_momentum(claim=_momentum_code):
+    r"""**CS231n walkthrough ``sgd_momentum`` and its physical derivation; DLFS notes ``Momentum``.**
 
-    > Seed 004: $F\,dt = m\,dv$ gives $p_1 = p_0 - a\nabla L$, with decay $p_1=\mu p_0-a\nabla L$;
+    > CS231n walkthrough: $F\,dt = m\,dv$ gives $p_1 = p_0 - a\nabla L$, with decay $p_1=\mu p_0-a\nabla L$;
     > ``v = config["momentum"] * v - config["learning_rate"] * dw``; ``next_w = w + v``; "Setting momentum = 0 reduces to sgd".
-    > Seed 002: $v \leftarrow \alpha v - \eta \frac{\partial L}{\partial W}$, $W \leftarrow W + v$; the same code.
+    > DLFS notes: $v \leftarrow \alpha v - \eta \frac{\partial L}{\partial W}$, $W \leftarrow W + v$; the same code.
 
     Derivation. Unrolling from $v_0 = 0$: $v_t = -\eta\sum_{k=1}^t \mu^{t-k}g_k$ and
     $W_t = W_0 + \sum_{s\le t} v_s$. With $\mu = 0$, $v_t = -\eta g_t$: SGD.
@@ -115,12 +136,12 @@ def test_momentum():
     ``Momentum`` step by step; $\mu = 0$ equals ``SGD``.
     """
     lr, mu = 0.1, 0.9
-    code = _momentum_code(GRADS, lr, mu)
+    code = claim(GRADS, lr, mu)
     for a, b in zip(_library_steps(Momentum(lr, mu), GRADS), code):
         assert_close("library Momentum", a, b)
     v3 = -lr * sum(mu ** (3 - k) * GRADS[k - 1] for k in (1, 2, 3))
     assert_close("unrolled v_3", code[2] - code[1], v3)
-    for a, b in zip(_momentum_code(GRADS, lr, 0.0), _library_steps(SGD(lr), GRADS)):
+    for a, b in zip(claim(GRADS, lr, 0.0), _library_steps(SGD(lr), GRADS)):
         assert_close("mu = 0 is SGD", a, b)
 
 
@@ -135,12 +156,24 @@ def test_momentum_symbolic():
         sym_zero(sp, v + eta * sum(mu ** (t - k) * g[k - 1] for k in range(1, t + 1)), f"v_{t}")
 
 
+def _velocity_is_average(m, lr, mu):
+    """The docstring's claim: the velocity *is* a moving average of the gradients."""
+    return m
+
+
+def _velocity_scaled(m, lr, mu):
+    r"""What it is: $-\frac{\eta}{1-\mu}m_t$."""
+    return -lr / (1 - mu) * m
+
+
 @proof(id="opt.velocity004", seed="004", location="§6.1 sgd_momentum docstring, 'velocity'",
-       statement="velocity: a numpy array ... used to store a moving average of the gradients", verdict=CONVENTION,
+       statement="velocity: a numpy array ... used to store a moving average of the gradients", verdict=WRONG,
+       prose=True,
        corrected=r"$v_t = -\eta\sum_k\mu^{t-k}g_k = -\frac{\eta}{1-\mu}m_t$ with $m_t = (1-\mu)\sum_k\mu^{t-k}g_k$ the "
-                 r"exponential moving average started at 0: a scaled, sign-flipped moving average, not the average")
-def test_velocity004():
-    r"""**Seed 004, what the velocity stores.**
+                 r"exponential moving average started at 0: the velocity is the average scaled by $-\eta/(1-\mu)$ "
+                 r"(a step, pointing against the gradients), not an average of them")
+def test_velocity004(seed=_velocity_is_average, corrected=_velocity_scaled):
+    r"""**CS231n walkthrough, what the velocity stores.**
 
     > "velocity: A numpy array of the same shape as w and dw used to store a moving average of the gradients."
 
@@ -148,7 +181,11 @@ def test_velocity004():
     $1-\mu^t$. The velocity $v_t = \mu v_{t-1} - \eta g_t$ is $-\frac{\eta}{1-\mu}m_t$: the average scaled by
     $-\eta/(1-\mu)$ ($= -10\eta$ for $\mu = 0.9$).
 
-    Verdict: **holds under a stated convention** (up to the factor $-\eta/(1-\mu)$). Check: sympy over 3 steps;
+    The words "a moving average of the gradients" name a different quantity: an average of the gradients
+    points along them and has their scale; the velocity points against them and is $10\eta$ times larger.
+    Making the sentence true needs words changed ("minus $\eta/(1-\mu)$ times a moving average").
+
+    Verdict: **wrong** (prose: a mislabelled quantity; the code is right). Check: sympy over 3 steps;
     numerically, the velocity equals $-\eta/(1-\mu)$ times the EMA and differs from the EMA itself.
     """
     lr, mu = 0.1, 0.9
@@ -156,8 +193,8 @@ def test_velocity004():
     for g in GRADS:
         v = mu * v - lr * g
         m = mu * m + (1 - mu) * g
-    assert_close("v = -eta/(1-mu) m", v, -lr / (1 - mu) * m)
-    assert_differs("v is not the average itself", v, m, atol=1e-6)
+    assert_close("v = -eta/(1-mu) m", v, corrected(m, lr, mu))
+    assert_differs("v is not the average itself", v, seed(m, lr, mu), atol=1e-6)
 
 
 @symbolic("opt.velocity004")
@@ -174,8 +211,15 @@ def test_velocity004_symbolic():
 
 
 def _seed002_adagrad_as_written(params, grads, h, lr=0.01):
-    """Seed 002 ``AdaGrad.update`` as written: ``for key in params.items(): self.h[key] += ...``."""
+    """DLFS notes ``AdaGrad.update`` as written: ``for key in params.items(): self.h[key] += ...``."""
     for key in params.items():
+        h[key] += grads[key] * grads[key]
+        params[key] -= lr * grads[key] / (np.sqrt(h[key]) + 1e-7)
+
+
+def _adagrad_keys(params, grads, h, lr=0.01):
+    """The loop over ``params.keys()``."""
+    for key in params.keys():
         h[key] += grads[key] * grads[key]
         params[key] -= lr * grads[key] / (np.sqrt(h[key]) + 1e-7)
 
@@ -186,8 +230,8 @@ def _seed002_adagrad_as_written(params, grads, h, lr=0.01):
                  r"`for key in params.items():`", verdict=WRONG,
        corrected="the rule holds (the code adds 1e-7 to sqrt(h)); the loop must run over params.keys(): "
                  "items() yields (name, array) pairs, and indexing a dict with such a pair raises TypeError")
-def test_adagrad002():
-    r"""**Seed 002, AdaGrad.**
+def test_adagrad002(seed=_seed002_adagrad_as_written, corrected=_adagrad_keys):
+    r"""**DLFS notes, AdaGrad.**
 
     > $h \leftarrow h + \frac{\partial L}{\partial W} \odot \frac{\partial L}{\partial W}$,
     > $W \leftarrow W - \eta \frac{1}{\sqrt{h}} \frac{\partial L}{\partial W}$;
@@ -204,13 +248,12 @@ def test_adagrad002():
     """
     params, grads = {"W": W0.copy()}, {"W": GRADS[0]}
     h = {"W": np.zeros_like(W0)}
-    assert_raises(TypeError, lambda: _seed002_adagrad_as_written(params, grads, h), "unhashable")
+    assert_raises(TypeError, lambda: seed(params, grads, h), "unhashable")
     lr = 0.01
-    w, hh, out = W0.copy(), np.zeros_like(W0), []
+    state, hh, out = {"W": W0.copy()}, {"W": np.zeros_like(W0)}, []
     for g in GRADS:
-        hh = hh + g * g
-        w = w - lr * g / (np.sqrt(hh) + 1e-7)
-        out.append(w)
+        corrected(state, {"W": g}, hh, lr)
+        out.append(state["W"].copy())
     for a, b in zip(_library_steps(AdaGrad(lr, eps=1e-7), GRADS), out):
         assert_close("library AdaGrad", a, b)
     first = out[0] - W0

@@ -1,4 +1,4 @@
-r"""Seed 002 (*Deep Learning from Scratch* notes): the computational-graph derivations, the simple
+r"""DLFS notes (*Deep Learning from Scratch* notes): the computational-graph derivations, the simple
 layers, the numerical gradient, and the perceptron gates."""
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ from ._helpers import assert_close, assert_differs, assert_fd, fd, sym_nonzero, 
 from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
 
 
+def _mul_add_backward(x, y, dout):
+    """``MulLayer``: ``dx = dout * y``, ``dy = dout * x``; ``AddLayer``: ``dx = dout * 1``, ``dy = dout * 1``."""
+    return dout * y, dout * x, dout * 1, dout * 1
+
+
 @proof(id="graph.mul_add", seed="002", location="§简单层的实现, MulLayer / AddLayer",
        statement="MulLayer.backward: dx = dout * y, dy = dout * x; AddLayer.backward: dx = dy = dout", verdict=HOLDS)
-def test_mul_add():
-    r"""**Seed 002, multiplication and addition nodes.**
+def test_mul_add(claim=_mul_add_backward):
+    r"""**DLFS notes, multiplication and addition nodes.**
 
     > ``MulLayer``: ``out = x * y``; ``dx = dout * self.y``; ``dy = dout * self.x``.
     > ``AddLayer``: ``out = x + y``; ``dx = dout * 1``; ``dy = dout * 1``.
@@ -26,8 +31,9 @@ def test_mul_add():
     """
     x, y, dout = np.array([1.5, -2.0]), np.array([0.3, 4.0]), np.array([0.7, -1.1])
     xy = np.concatenate([x, y])
-    assert_fd("mul", np.concatenate([dout * y, dout * x]), lambda v: float(dout @ (v[:2] * v[2:])), xy, gradient=True)
-    assert_fd("add", np.concatenate([dout, dout]), lambda v: float(dout @ (v[:2] + v[2:])), xy, gradient=True)
+    mdx, mdy, adx, ady = claim(x, y, dout)
+    assert_fd("mul", np.concatenate([mdx, mdy]), lambda v: float(dout @ (v[:2] * v[2:])), xy, gradient=True)
+    assert_fd("add", np.concatenate([adx, ady]), lambda v: float(dout @ (v[:2] + v[2:])), xy, gradient=True)
 
 
 @symbolic("graph.mul_add")
@@ -38,43 +44,72 @@ def test_mul_add_symbolic():
                             sp.diff(d * (x + y), x) - d, sp.diff(d * (x + y), y) - d]), "mul/add")
 
 
+def _sigmoid_graph_printed(x, g):
+    """The notes' values: the sigmoid's derivative written as $-1/x^2$, and the backward row
+    $g y^2$ (after '/' and '+1'), $g y^2 e^{-x}$ (after exp and after $\times(-1)$)."""
+    y = 1 / (1 + np.exp(-x))
+    return {"dsigma_dx": -1 / x ** 2, "after_div": g * y * y, "after_plus1": g * y * y,
+            "after_exp": g * y * y * np.exp(-x), "after_neg": g * y * y * np.exp(-x)}
+
+
+def _sigmoid_graph_right(x, g):
+    r"""Node by node: '/' gives $-gy^2$, '+1' passes it, exp gives $-gy^2e^{-x}$, $\times(-1)$ gives $gy^2e^{-x}$;
+    and $d\sigma/dx = y(1-y)$."""
+    y = 1 / (1 + np.exp(-x))
+    return {"dsigma_dx": y * (1 - y), "after_div": -g * y * y, "after_plus1": -g * y * y,
+            "after_exp": -g * y * y * np.exp(-x), "after_neg": g * y * y * np.exp(-x)}
+
+
 @proof(id="graph.sigmoid", seed="002", location="§误差反向传播法, sigmoid computational graph",
-       statement=r"'/' node: $\partial y/\partial x = -1/x^2 = -y^2$; backward values "
+       statement=r"$y = \frac{1}{1+\exp(-x)}$, $\frac{\partial y}{\partial x} = -\frac{1}{x^2} = -y^2$; backward values "
                  r"$\frac{\partial L}{\partial y}y^2$ (after '/' and '+1'), $\frac{\partial L}{\partial y}y^2e^{-x}$ "
                  r"(after exp and after $\times(-1)$); result $\frac{\partial L}{\partial y}y(1-y)$",
        verdict=WRONG,
-       corrected=r"after '/' and '+1' the value is $-\frac{\partial L}{\partial y}y^2$, after exp "
+       corrected=r"$-1/u^2 = -y^2$ is the local derivative of the '/' node $y = 1/u$ ($u = 1+e^{-x}$), not of the "
+                 r"sigmoid, whose derivative is $y(1-y)$ ($-1/x^2$ with the sigmoid's own $x$ is a different function); "
+                 r"after '/' and '+1' the value is $-\frac{\partial L}{\partial y}y^2$, after exp "
                  r"$-\frac{\partial L}{\partial y}y^2e^{-x}$; only the $\times(-1)$ node makes it "
                  r"$+\frac{\partial L}{\partial y}y^2e^{-x} = \frac{\partial L}{\partial y}y(1-y)$ (final result holds)")
-def test_sigmoid_graph():
-    r"""**Seed 002, the sigmoid computational graph.**
+def test_sigmoid_graph(seed=_sigmoid_graph_printed, corrected=_sigmoid_graph_right):
+    r"""**DLFS notes, the sigmoid computational graph.**
 
-    > $y = \frac{1}{x}$: $\frac{\partial y}{\partial x} = -\frac{1}{x^2} = -y^2$. Graph:
+    > $y = \frac{1}{1 + exp(-x)}$ , $\frac{\partial y}{\partial x} = -\frac{1}{x^2} = -y^2$. Graph:
     > $x \xrightarrow{\times(-1)} -x \xrightarrow{\exp} e^{-x} \xrightarrow{+1} 1+e^{-x} \xrightarrow{/} y$, backward row:
     > $\frac{\partial L}{\partial y}y^2e^{-x} \leftarrow \frac{\partial L}{\partial y}y^2e^{-x} \leftarrow \frac{\partial L}{\partial y}y^2
     > \leftarrow \frac{\partial L}{\partial y}y^2 \leftarrow \frac{\partial L}{\partial y}$;
     > $\frac{\partial L}{\partial y}y^2e^{-x} = \frac{\partial L}{\partial y}y(1-y)$; code ``dx = dout * (1.0 - self.out) * self.out``.
 
-    Derivation. Node by node with upstream $g = \partial L/\partial y$ and $u = 1+e^{-x}$: '/' gives $g\cdot(-1/u^2) = -gy^2$;
-    '+1' passes it: $-gy^2$; 'exp' multiplies by $e^{-x}$: $-gy^2e^{-x}$; '$\times(-1)$' flips the sign:
-    $gy^2e^{-x}$. The seed drops the minus at '/' (although it states $-y^2$ one line earlier) and so shows
-    the same sign on both sides of the $\times(-1)$ node. Finally $y^2e^{-x} = \frac{1}{u}\frac{e^{-x}}{u} = y(1-y)$.
+    Derivation. The line before the graph writes the sigmoid $y = 1/(1+\exp(-x))$ and then
+    "$\partial y/\partial x = -1/x^2 = -y^2$": that is the local derivative of the '/' node $y = 1/u$
+    ($\partial y/\partial u = -1/u^2 = -y^2$), attached to the sigmoid itself. With the sigmoid's $x$,
+    $-1/x^2 \ne y(1-y)$ (at $x = 0.7$: $-2.04$ against $0.2217$), and $-y^2$ is negative while the sigmoid
+    increases. Node by node with upstream $g = \partial L/\partial y$ and $u = 1+e^{-x}$: '/' gives
+    $g\cdot(-1/u^2) = -gy^2$; '+1' passes it: $-gy^2$; 'exp' multiplies by $e^{-x}$: $-gy^2e^{-x}$;
+    '$\times(-1)$' flips the sign: $gy^2e^{-x}$. The source drops the minus at '/' (although it states $-y^2$
+    one line earlier) and so shows the same sign on both sides of the $\times(-1)$ node. Finally
+    $y^2e^{-x} = \frac{1}{u}\frac{e^{-x}}{u} = y(1-y)$.
 
-    Verdict: **wrong** in the two middle nodes (sign); the result and the code hold. Check: sympy node
-    by node; FD of the intermediate $L$ w.r.t. each node's input; ``Sigmoid.vjp_batch``.
+    Verdict: **wrong** in the derivative line and in the two middle nodes (sign); the result and the code
+    hold. Check: sympy node by node; FD of the sigmoid and of the intermediate $L$ w.r.t. each node's
+    input; ``Sigmoid.vjp_batch``.
     """
     x, g = 0.7, 1.3
-    y = 1 / (1 + np.exp(-x))
-    # value arriving at the input of the exp node's output, i.e. dL/d(exp(-x)), by FD of L = g * 1/(1+t)
+    printed, right = seed(x, g), corrected(x, g)
+    d_sigma = fd(lambda v: 1 / (1 + np.exp(-v[0])), np.array([x]), gradient=True)[0, 0]
+    assert abs(right["dsigma_dx"] - d_sigma) < 1e-8
+    assert_differs("printed dy/dx = -1/x^2 vs the sigmoid's derivative", printed["dsigma_dx"], d_sigma,
+                   by=abs(-1 / x ** 2 - d_sigma), atol=1e-7)
+    # the value arriving at exp(-x)'s output, i.e. dL/d(exp(-x)), by FD of L = g * 1/(1+t)
     d_t = fd(lambda v: g / (1 + v[0]), np.array([np.exp(-x)]), gradient=True)[0, 0]
-    assert abs(d_t - (-g * y * y)) < 1e-7
-    assert_differs("seed's value after '+1'", g * y * y, d_t, by=2 * g * y * y, atol=1e-7)
+    assert abs(d_t - right["after_plus1"]) < 1e-7
+    assert_differs("printed value after '+1'", printed["after_plus1"], d_t, by=2 * abs(right["after_plus1"]), atol=1e-7)
     d_negx = fd(lambda v: g / (1 + np.exp(v[0])), np.array([-x]), gradient=True)[0, 0]
-    assert abs(d_negx - (-g * y * y * np.exp(-x))) < 1e-7
+    assert abs(d_negx - right["after_exp"]) < 1e-7
+    assert_differs("printed value after exp", printed["after_exp"], d_negx, by=2 * abs(right["after_exp"]), atol=1e-7)
     d_x = fd(lambda v: g / (1 + np.exp(-v[0])), np.array([x]), gradient=True)[0, 0]
-    assert abs(d_x - g * y * (1 - y)) < 1e-8
-    assert_close("code / library", Sigmoid().vjp_batch(np.array([[x]]), np.array([[y]]), np.array([[g]])), [[d_x]],
-                 atol=1e-8)
+    assert abs(d_x - right["after_neg"]) < 1e-8 and abs(printed["after_neg"] - d_x) < 1e-8, "the result holds"
+    assert_close("code / library", Sigmoid().vjp_batch(np.array([[x]]), np.array([[1 / (1 + np.exp(-x))]]),
+                                                      np.array([[g]])), [[d_x]], atol=1e-8)
 
 
 @symbolic("graph.sigmoid")
@@ -86,7 +121,7 @@ def test_sigmoid_graph_symbolic():
     sym_zero(sp, sp.diff(1 / u, u) + (1 / u) ** 2, "d(1/u)/du = -y^2")
     after_div = g * sp.diff(1 / u, u).subs(u, 1 + sp.exp(-x))
     sym_zero(sp, after_div + g * y ** 2, "after '/': -g y^2")
-    sym_nonzero(sp, after_div - g * y ** 2, "seed's +g y^2")
+    sym_nonzero(sp, after_div - g * y ** 2, "source's +g y^2")
     after_exp = after_div * sp.exp(-x)
     after_neg = after_exp * (-1)
     sym_zero(sp, after_neg - g * sp.diff(y, x), "after x(-1) = dL/dx")
@@ -94,17 +129,22 @@ def test_sigmoid_graph_symbolic():
 
 
 def _seed002_relu_backward(mask, dout):
-    """Seed 002 ``Relu.backward``: ``dout[self.mask] = 0; dx = dout; return dx`` (writes into dout)."""
+    """DLFS notes ``Relu.backward``: ``dout[self.mask] = 0; dx = dout; return dx`` (writes into dout)."""
     dout[mask] = 0
     return dout
+
+
+def _relu_backward_pure(mask, dout):
+    """A side-effect-free backward: ``np.where(mask, 0, dout)``."""
+    return np.where(mask, 0.0, dout)
 
 
 @proof(id="graph.relu_layer002", seed="002", location="§ReLU 层, Relu.forward/backward",
        statement="mask = (x <= 0); backward: dout[self.mask] = 0; dx = dout", verdict=CONVENTION,
        corrected="the values are right (relu'(0) = 0 via x <= 0), but backward overwrites the caller's dout "
                  "in place; a side-effect-free backward returns np.where(mask, 0, dout)")
-def test_relu_layer002():
-    r"""**Seed 002, ``Relu`` layer.**
+def test_relu_layer002(seed=_relu_backward_pure, corrected=_seed002_relu_backward):
+    r"""**DLFS notes, ``Relu`` layer.**
 
     > ``self.mask = (x <= 0); out = x.copy(); out[self.mask] = 0``; ``dout[self.mask] = 0; dx = dout; return dx``.
 
@@ -120,10 +160,13 @@ def test_relu_layer002():
     x = np.array([[-1.0, 0.0, 2.0]])
     dout = np.array([[0.5, 0.5, 0.5]])
     keep = dout.copy()
-    dx = _seed002_relu_backward(x <= 0, dout)
+    dx = corrected(x <= 0, dout)
     assert_fd("values (left FD at 0)", dx, lambda v: float(keep[0] @ np.maximum(v, 0)), x[0], gradient=True,
               step_direction=-1)
-    assert dx is dout and not np.array_equal(dout, keep), "the seed's backward mutates its input"
+    assert dx is dout and not np.array_equal(dout, keep), "the source's backward mutates its input"
+    d2 = keep.copy()
+    assert_close("a pure backward gives the same values", seed(x <= 0, d2), dx)
+    assert np.array_equal(d2, keep), "and leaves dout alone"
     G = keep.copy()
     out = ReLU().vjp_batch(x, np.maximum(x, 0), G)
     assert_close("library values", out, dx)
@@ -131,7 +174,7 @@ def test_relu_layer002():
 
 
 def _seed002_numerical_gradient(f, x):
-    """Seed 002 ``numerical_gradient``: central differences, h = 1e-4, x perturbed in place and restored."""
+    """DLFS notes ``numerical_gradient``: central differences, h = 1e-4, x perturbed in place and restored."""
     h = 1e-4
     grad = np.zeros_like(x)
     for idx in range(x.size):
@@ -145,6 +188,19 @@ def _seed002_numerical_gradient(f, x):
     return grad
 
 
+def _forward_difference_gradient(f, x):
+    """The prose's formula at h = 1e-4: ``(f(x + h) - f(x)) / h`` per coordinate (x restored)."""
+    h = 1e-4
+    grad = np.zeros_like(x)
+    for idx in range(x.size):
+        tmp = x[idx]
+        f0 = f(x)
+        x[idx] = tmp + h
+        grad[idx] = (f(x) - f0) / h
+        x[idx] = tmp
+    return grad
+
+
 @proof(id="graph.numerical_gradient002", seed="002", location="§导数/梯度, numerical_diff, numerical_gradient, gradient_descent",
        statement=r"$\frac{df}{dx} = \lim_{h\to0}\frac{f(x+h)-f(x)}{h}$; code: (f(x+h) - f(x-h)) / (2h), h = 1e-4, "
                  r"x[idx] restored after each probe; gradient_descent: x -= lr * grad",
@@ -153,8 +209,8 @@ def _seed002_numerical_gradient(f, x):
                  "exact to ~1e-8 for smooth f on a float array; it handles "
                  "only 1-D x, and gradient_descent updates init_x in place; on an integer array x[idx] = tmp +/- h truncates "
                  "(to tmp and tmp - 1), giving (f(tmp) - f(tmp - 1)) / 2h, garbage")
-def test_numerical_gradient002():
-    r"""**Seed 002, numerical differentiation and gradient descent.**
+def test_numerical_gradient002(seed=_forward_difference_gradient, corrected=_seed002_numerical_gradient):
+    r"""**DLFS notes, numerical differentiation and gradient descent.**
 
     > $\frac{df(x)}{dx} = \lim_{h \to 0}\frac{f(x+h)-f(x)}{h}$; ``return (f(x + h) - f(x - h)) / (2 * h)``;
     > ``numerical_gradient`` perturbs ``x[idx]`` in place and restores it (``x[idx] = tmp_val``);
@@ -173,32 +229,38 @@ def test_numerical_gradient002():
     f = lambda v: float(np.sum(np.sin(v) * v ** 2))  # noqa: E731
     x = np.array([0.3, -1.1, 2.0])
     x0 = x.copy()
-    g = _seed002_numerical_gradient(f, x)
+    g = corrected(f, x)
     assert np.array_equal(x, x0), "x restored bit for bit"
     assert_close("vs scipy FD", g, fd(f, x0, gradient=True)[0], atol=1e-7)
     exact = np.sin(x0) * 2 * x0 + np.cos(x0) * x0 ** 2
     h = 1e-4
-    fwd = np.array([(f(x0 + h * e) - f(x0)) / h for e in np.eye(3)])
+    fwd = seed(f, x0.copy())
+    assert_close("the prose's forward difference", fwd, np.array([(f(x0 + h * e) - f(x0)) / h for e in np.eye(3)]))
     assert np.max(np.abs(fwd - exact)) > 100 * np.max(np.abs(g - exact)), "central is far more accurate"
     xi = np.array([1, 2, 3])
-    g_int = _seed002_numerical_gradient(lambda v: float(np.sum(v.astype(float) ** 2)), xi)
+    g_int = corrected(lambda v: float(np.sum(v.astype(float) ** 2)), xi)
     # x[idx] = tmp + h truncates to tmp and tmp - h to tmp - 1: (f(tmp) - f(tmp - 1)) / 2h, not 2x
     assert np.array_equal(g_int, [5000, 15000, 25000])
     assert_differs("integer input vs true gradient", g_int, 2 * xi, by=25000 - 6, atol=1e-9)
     init_x = np.array([-3.0, 4.0])
     x = init_x
     for _ in range(3):
-        x -= 0.1 * _seed002_numerical_gradient(lambda v: float(np.sum(v ** 2)), x)
+        x -= 0.1 * corrected(lambda v: float(np.sum(v ** 2)), x)
     assert x is init_x and not np.allclose(init_x, [-3.0, 4.0]), "gradient_descent updates init_x in place"
+
+
+NOR_TABLE = (1, 0, 0, 0)
+XOR_TABLE = (0, 1, 1, 0)
 
 
 @proof(id="graph.perceptron002", seed="002", location="§Perceptron, AND/NAND/OR and 'Use AND, NAND, OR gate to build NOR gate'",
        statement="AND (w=0.5,0.5,b=-0.7), NAND (-0.5,-0.5,0.7), OR (0.5,0.5,-0.2); "
                  "heading 'build NOR gate' over def XOR(x1, x2): AND(NAND, OR)",
        verdict=WRONG,
-       corrected="the gates hold; the composition AND(NAND(x), OR(x)) is XOR (as the function's name says), not NOR")
-def test_perceptron002():
-    r"""**Seed 002, perceptron gates.**
+       corrected="the gates hold; the composition AND(NAND(x), OR(x)) is XOR (as the function's name says), not NOR",
+       prose=True)
+def test_perceptron002(seed=NOR_TABLE, corrected=XOR_TABLE):
+    r"""**DLFS notes, perceptron gates.**
 
     > AND: $w=(0.5, 0.5)$, $b=-0.7$; NAND: $w=(-0.5,-0.5)$, $b=0.7$; OR: $w=(0.5,0.5)$, $b=-0.2$;
     > $y = 0$ if $b + w_1x_1+w_2x_2 \le 0$ else 1. "Use AND, NAND, OR gate to build NOR gate": ``def XOR(x1, x2):
@@ -207,7 +269,8 @@ def test_perceptron002():
     Derivation. Truth tables: AND fires only at (1,1) ($0.3>0$); NAND is its negation; OR fires unless (0,0)
     ($-0.2 \le 0$). $\text{AND}(\text{NAND}, \text{OR})$ is 1 exactly when one input is 1: XOR. NOR is $1$ only at (0,0).
 
-    Verdict: **wrong** heading (the code and its name are right). Check: the truth tables.
+    Verdict: **wrong** (prose: the heading names the wrong gate; the code and its name are right). Check: the
+    truth tables.
     """
     def gate(w, b):
         return lambda a, c: int(w[0] * a + w[1] * c + b > 0)
@@ -217,9 +280,20 @@ def test_perceptron002():
     assert [AND(*i) for i in ins] == [0, 0, 0, 1]
     assert [NAND(*i) for i in ins] == [1, 1, 1, 0]
     assert [OR(*i) for i in ins] == [0, 1, 1, 1]
-    comp = [AND(NAND(*i), OR(*i)) for i in ins]
-    assert comp == [0, 1, 1, 0], "XOR"
-    assert comp != [1, 0, 0, 0], "not NOR"
+    comp = tuple(AND(NAND(*i), OR(*i)) for i in ins)
+    assert comp == tuple(corrected), f"the composition's truth table {comp} vs the corrected {corrected}"
+    assert comp != tuple(seed), "the heading's gate"
+    assert [int(not (a or c)) for a, c in ins] == list(NOR_TABLE) and [a ^ c for a, c in ins] == list(XOR_TABLE)
+
+
+def _pool_out_h(H, F, S, P):
+    """Pooling.forward: ``int(1 + (H - pool_h) / stride)`` (no pad)."""
+    return int(1 + (H - F) / S)
+
+
+def _conv_out_h(H, F, S, P):
+    r"""$OH = \frac{H + 2P - FH}{S} + 1$ (floor when S does not divide)."""
+    return (H + 2 * P - F) // S + 1
 
 
 @proof(id="graph.conv_size002", seed="002", location="§卷积神经网络 output size; Pooling.forward",
@@ -227,8 +301,8 @@ def test_perceptron002():
        verdict=WRONG,
        corrected=r"the convolution formula holds (when $S$ divides $H+2P-FH$); the pooling code leaves $P$ out of "
                  r"out_h while its im2col pads, so for pad > 0 the reshape gets the wrong size")
-def test_conv_size002():
-    r"""**Seed 002, convolution output size and the pooling layer.**
+def test_conv_size002(seed=_pool_out_h, corrected=_conv_out_h):
+    r"""**DLFS notes, convolution output size and the pooling layer.**
 
     > $OH = \frac{H + 2P -FH}{S} + 1$; ``Pooling.forward``: ``out_h = int(1 + (H - self.pool_h) / self.stride)`` ...
     > ``col = im2col(x, self.pool_h, self.pool_w, self.stride, self.pad)``.
@@ -243,9 +317,9 @@ def test_conv_size002():
         return len(range(0, H + 2 * P - F + 1, S))
 
     for H, F, S, P in ((7, 3, 1, 0), (7, 3, 2, 1), (32, 5, 1, 2), (6, 2, 2, 0)):
-        assert count(H, F, S, P) == (H + 2 * P - F) // S + 1
+        assert count(H, F, S, P) == corrected(H, F, S, P)
     H, F, S, P = 6, 2, 2, 1
-    assert int(1 + (H - F) / S) != count(H, F, S, P)
+    assert seed(H, F, S, P) != count(H, F, S, P), "the pooling code's size without the pad"
 
 
 @symbolic("graph.numerical_gradient002")

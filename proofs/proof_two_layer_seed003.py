@@ -1,4 +1,4 @@
-r"""Seed 003 (MLP on spiral data): the model equations, the loss, the W2/W1 gradient derivations and the code."""
+r"""Made-With-ML MLP (MLP on spiral data): the model equations, the loss, the W2/W1 gradient derivations and the code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from jacobian_nn.layers import Dense
 from jacobian_nn.losses import SoftmaxCrossEntropy
 from jacobian_nn.network import Network
 
-from ._helpers import assert_close, assert_differs, assert_fd, sym_zero
+from ._helpers import assert_close, assert_differs, assert_fd, fd, sym_zero
 from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
 
 RNG = np.random.default_rng(3)
@@ -20,7 +20,7 @@ W2, B2 = RNG.normal(size=(H, C)), RNG.normal(size=(1, C)) * 0.3
 
 
 def _seed003_step(X, y, W1, b1, W2, b2):
-    """Seed 003's training-loop body (forward, loss, gradients), restated; ``dscores`` aliases ``y_hat``."""
+    """Made-With-ML MLP's training-loop body (forward, loss, gradients), restated; ``dscores`` aliases ``y_hat``."""
     z1 = X @ W1 + b1
     a1 = np.maximum(0, z1)
     logits = a1 @ W2 + b2
@@ -48,8 +48,8 @@ def _loss(params):
        statement="dscores = y_hat; dscores[range(N), y] -= 1; dscores /= N; dW2 = a1^T dscores; db2 = sum(dscores); "
                  "dhidden = dscores W2^T; dhidden[a1 <= 0] = 0; dW1 = X^T dhidden; db1 = sum(dhidden)",
        verdict=HOLDS)
-def test_code003():
-    r"""**Seed 003, the numpy gradients of the two-layer MLP.**
+def test_code003(claim=_seed003_step):
+    r"""**Made-With-ML MLP, the numpy gradients of the two-layer MLP.**
 
     > ``dscores = y_hat``; ``dscores[range(len(y_hat)), y_train] -= 1``; ``dscores /= len(y_train)``;
     > ``dW2 = np.dot(a1.T, dscores)``; ``db2 = np.sum(dscores, axis=0, keepdims=True)``;
@@ -64,12 +64,12 @@ def test_code003():
     ``Network`` (relu, fused softmax-CE; ``b`` stored 1-D instead of ``(1, H)``) gives the same numbers.
     """
     params = [W1, B1, W2, B2]
-    loss, g, _, _ = _seed003_step(X, Y, *params)
+    loss, g, _, _ = claim(X, Y, *params)
     for i, name in enumerate(("W1", "b1", "W2", "b2")):
         def f(v, i=i):
             q = list(params)
             q[i] = v.reshape(params[i].shape)
-            return _loss(q)
+            return claim(X, Y, *q)[0]
         assert_fd(name, g[name].reshape(1, -1), f, params[i].reshape(-1), gradient=True)
     net = Network([Dense.from_params(W1, B1[0], "relu"), Dense.from_params(W2, B2[0])], SoftmaxCrossEntropy())
     lib_loss, lib = net.loss_and_gradients(X, Y)
@@ -80,23 +80,43 @@ def test_code003():
     assert_close("b2", lib[1]["b"], g["b2"][0])
 
 
+def _w2_hat_y_as_label_prob(a1, yh, y):
+    r"""The results read with $\hat y$ as in the derivation's first lines ($J = -\log\hat y$, $-1/\hat y$):
+    the label's probability $\hat y_y$ in every column."""
+    return np.outer(a1, np.full(yh.size, yh[y]) - np.eye(yh.size)[y])
+
+
+def _w2_hat_y_as_column_prob(a1, yh, y):
+    r"""$\hat y$ read as $\hat y_j$ in column $j$, $a_1$ as a column: $a_1^\top(\hat y_j - [j=y])$."""
+    return np.outer(a1, yh - np.eye(yh.size)[y])
+
+
 @proof(id="two_layer.w2_elementwise003", seed="003", location="§Gradients, the derivations of dJ/dW2j and dJ/dW2y",
-       statement=r"$\frac{\partial J}{\partial W_{2j}} = a_1\hat y_j$ ($j\ne y$), "
-                 r"$\frac{\partial J}{\partial W_{2y}} = \frac1{\hat y}(a_1\hat y^2 - a_1\hat y) = a_1(\hat y_y - 1)$",
-       verdict=HOLDS)
-def test_w2_elementwise003():
-    r"""**Seed 003, the per-column derivation for $W_2$.**
+       statement=r"$\frac{\partial J}{\partial W_{2j}} = -\frac{1}{\hat y}\frac{\partial \hat y}{\partial W_{2j}} = \dots = a_1\hat y$, "
+                 r"$\frac{\partial J}{\partial W_{2y}} = \dots = \frac1{\hat y}(a_1\hat y^2 - a_1\hat y) = a_1(\hat y - 1)$",
+       verdict=CONVENTION,
+       corrected=r"per sample, $\frac{\partial J}{\partial W_{2j}} = a_1^\top(\hat y_j - [j=y])$: the results hold with "
+                 r"$\hat y$ read as $\hat y_j$ in the $W_{2j}$ line (and $\hat y_y$ in the $W_{2y}$ line) and $a_1$ as a column; "
+                 r"the derivation uses the same letter $\hat y$ for $\hat y_y$ ($-1/\hat y$), so reading it as $\hat y_y$ "
+                 r"throughout gives $a_1\hat y_y$ for $j\ne y$, which is wrong")
+def test_w2_elementwise003(seed=_w2_hat_y_as_label_prob, corrected=_w2_hat_y_as_column_prob):
+    r"""**Made-With-ML MLP, the per-column derivation for $W_2$.**
 
     > $\frac{\partial J}{\partial W_{2j}} = -\frac{1}{\hat y}\frac{\partial \hat y}{\partial W_{2j}} = \dots = \frac{a_1 e^{a_1 W_{2j}}}{\sum_j e^{a_1 W}} = a_1\hat y$;
     > $\frac{\partial J}{\partial W_{2y}} = \dots = \frac{1}{\hat y}(a_1\hat y^2 - a_1\hat y) = a_1(\hat y - 1)$.
 
     Derivation. For one sample $J = -\log\hat y_y$ with $\hat y = \operatorname{softmax}(a_1W_2)$. The logit $z_j = a_1W_{2j}$
-    ($W_{2j}$ the $j$-th column) so $\partial J/\partial W_{2j} = a_1^\top(\hat y_j - [j=y])$. The seed's $\hat y$ in the
+    ($W_{2j}$ the $j$-th column) so $\partial J/\partial W_{2j} = a_1^\top(\hat y_j - [j=y])$. The source's $\hat y$ in the
     results means $\hat y_j$ resp. $\hat y_y$; the middle lines drop indices and the bias but reach this. Per
     sample; the code's mean adds $1/N$.
 
-    Verdict: **holds** (per sample, reading $\hat y$ as $\hat y_j$ / $\hat y_y$). Check: sympy with $H=2$, $C=3$;
-    FD per column.
+    The index is not a notation the text defines: the same letter $\hat y$ is the label's probability
+    $\hat y_y$ in the lines $J = -\log\hat y$ and $-\frac{1}{\hat y}$, and has to be $\hat y_j$ in the result
+    $a_1\hat y$. So the result needs a stated reading.
+
+    Verdict: **holds under a stated convention** (per sample; $\hat y$ = $\hat y_j$ resp. $\hat y_y$; $a_1$ a
+    column). Check: sympy with $H=2$, $C=3$; FD per column equals the corrected reading and differs from
+    the reading $\hat y = \hat y_y$ throughout.
     """
     a1 = np.maximum(0, X[0] @ W1 + B1[0])
     y = Y[0]
@@ -106,8 +126,9 @@ def test_w2_elementwise003():
         return -(z[y] - np.log(np.sum(np.exp(z))))
 
     yh = np.exp(a1 @ W2) / np.sum(np.exp(a1 @ W2))
-    expected = np.outer(a1, yh - np.eye(C)[y])
-    assert_fd("dJ/dW2 per column", expected.reshape(1, -1), J, W2.reshape(-1), gradient=True)
+    true = fd(J, W2.reshape(-1), gradient=True).reshape(H, C)
+    assert_fd("dJ/dW2 per column", corrected(a1, yh, y).reshape(1, -1), J, W2.reshape(-1), gradient=True)
+    assert_differs("y_hat read as y_hat_y throughout", seed(a1, yh, y), true, atol=1e-6)
 
 
 @symbolic("two_layer.w2_elementwise003")
@@ -124,7 +145,18 @@ def test_w2_elementwise003_symbolic():
         for i in range(2):
             target = a[i] * (yh[j] - (1 if j == y else 0))
             sym_zero(sp, sp.diff(J, Wm[i, j]) - target, f"dJ/dW2[{i},{j}]")
-    sym_zero(sp, (a[0] * yh[y] ** 2 - a[0] * yh[y]) / yh[y] - a[0] * (yh[y] - 1), "seed's last step")
+    sym_zero(sp, (a[0] * yh[y] ** 2 - a[0] * yh[y]) / yh[y] - a[0] * (yh[y] - 1), "source's last step")
+
+
+def _w1_prose(X, G2, W2, z1):
+    r"""The prose's order $W_2(\partial\hat y)(\partial\mathrm{ReLU})X$ with shape-compatible middle factors
+    ($G_2^\top$ for $\partial\hat y$, the identity for $\partial$ReLU)."""
+    return W2 @ G2.T @ X
+
+
+def _w1_right(X, G2, W2, z1):
+    r"""$X^\top[(G_2W_2^\top)\odot[z_1>0]]$."""
+    return X.T @ ((G2 @ W2.T) * (z1 > 0))
 
 
 @proof(id="two_layer.w1_prose003", seed="003", location="§Gradients, dJ/dW1",
@@ -132,10 +164,10 @@ def test_w2_elementwise003_symbolic():
                  r"\frac{\partial X}{\partial z_1}\frac{\partial z_1}{\partial W_1} = W_2(\partial\hat y)(\partial \mathrm{ReLU})X$",
        verdict=WRONG,
        corrected=r"$\frac{\partial J}{\partial W_1} = X^\top\big[(\frac{\partial J}{\partial z_2}W_2^\top)\odot[z_1>0]\big]$ "
-                 r"($D\times H$); the chain runs through $a_1$, not $X$, and the seed's product does not type-check "
+                 r"($D\times H$); the chain runs through $a_1$, not $X$, and the source's product does not type-check "
                  r"($W_2$ is $H\times C$, $X$ is $N\times D$); the code computes the corrected form")
-def test_w1_prose003():
-    r"""**Seed 003, the $W_1$ gradient in prose.**
+def test_w1_prose003(seed=_w1_prose, corrected=_w1_right):
+    r"""**Made-With-ML MLP, the $W_1$ gradient in prose.**
 
     > $\frac{\partial{J}}{\partial{W_1}} = \frac{\partial{J}}{\partial{\hat{y}}} \frac{\partial{\hat{y}}}{\partial{X}} \frac{\partial{X}}{\partial{z_1}} \frac{\partial{z_1}}{\partial{W_1}}
     > = W_2 (\partial{\hat{y}})(\partial{ReLU})X$.
@@ -148,7 +180,7 @@ def test_w1_prose003():
     $X$ untransposed.
 
     Verdict: **wrong** (as a formula); the code is right (proof ``two_layer.code003``). Check: the corrected
-    formula equals FD; a product of the seed's factors in the seed's order with shape-compatible middle
+    formula equals FD; a product of the source's factors in the source's order with shape-compatible middle
     factors has shape $(H, D) \ne (D, H)$.
     """
     z1 = X @ W1 + B1
@@ -157,11 +189,21 @@ def test_w1_prose003():
     P = np.exp(lg - lg.max(axis=1, keepdims=True))
     P /= P.sum(axis=1, keepdims=True)
     G2 = (P - np.eye(C)[Y]) / N
-    corrected = X.T @ ((G2 @ W2.T) * (z1 > 0))
-    assert_fd("corrected dJ/dW1", corrected.reshape(1, -1), lambda v: _loss([v.reshape(D, H), B1, W2, B2]),
+    right = corrected(X, G2, W2, z1)
+    assert right.shape == W1.shape
+    assert_fd("corrected dJ/dW1", right.reshape(1, -1), lambda v: _loss([v.reshape(D, H), B1, W2, B2]),
               W1.reshape(-1), gradient=True)
-    middle = np.ones((C, N))  # any shape-compatible middle factor (dy_hat)(dReLU) between W2 (H, C) and X (N, D)
-    assert (W2 @ middle @ X).shape == (H, D) != W1.shape
+    assert seed(X, G2, W2, z1).shape == (H, D) != W1.shape, "the prose's product has the transposed shape"
+
+
+def _loss_prose(yh, y):
+    r"""$-\sum_i^K\log\hat y_i$ read literally: the K class probabilities of one sample."""
+    return -np.sum(np.log(yh[0]))
+
+
+def _loss_mean(yh, y):
+    r"""$-\frac1N\sum_{i=1}^N\log\hat y_{i,y_i}$."""
+    return -np.mean(np.log(yh[np.arange(len(y)), y]))
 
 
 @proof(id="two_layer.loss_prose003", seed="003", location="§Loss, J(theta)",
@@ -170,8 +212,8 @@ def test_w1_prose003():
        verdict=WRONG,
        corrected=r"$J = -\frac1N\sum_{i=1}^N\log\hat y_{i,y_i}$ (a mean over the N samples of the correct class's "
                  r"log-probability), which is what the code computes")
-def test_loss_prose003():
-    r"""**Seed 003, the loss.**
+def test_loss_prose003(seed=_loss_prose, corrected=_loss_mean):
+    r"""**Made-With-ML MLP, the loss.**
 
     > $J(\theta) = - \sum_i^K{log(\hat{y}_i)} = - \sum_i^K{log(\frac{e^{W_yX_i}}{\sum_j{e^{WX_i}}})}$;
     > ``correct_class_logprobs = -np.log(y_hat[range(len(y_hat)), y_train]); loss = np.sum(correct_class_logprobs) / len(y_train)``.
@@ -184,19 +226,29 @@ def test_loss_prose003():
     code equals ``SoftmaxCrossEntropy.forward_batch``.
     """
     loss, _, yh, _ = _seed003_step(X, Y, W1, B1, W2, B2)
-    literal = -np.sum(np.log(yh[0]))  # sum over the K classes of sample 0
-    assert_differs("literal prose vs code", literal, loss, atol=1e-6)
+    assert_differs("literal prose vs code", seed(yh, Y), loss, atol=1e-6)
+    assert abs(corrected(yh, Y) - loss) < 1e-12
     logits = np.maximum(0, X @ W1 + B1) @ W2 + B2
     assert abs(SoftmaxCrossEntropy().forward_batch(logits, Y) - loss) < 1e-12
     assert abs(np.sum(-np.log(yh[np.arange(N), Y])) - N * loss) < 1e-12
+
+
+def _model003_tldr(X, z2):
+    r"""The TL;DR's $\hat y = \mathrm{softmax}(x)$."""
+    return np.exp(X) / np.exp(X).sum(axis=1, keepdims=True)
+
+
+def _model003_right(X, z2):
+    r"""$\hat y = \mathrm{softmax}(z_2)$."""
+    return np.exp(z2) / np.exp(z2).sum(axis=1, keepdims=True)
 
 
 @proof(id="two_layer.model003", seed="003", location="TL;DR and §Model equations",
        statement=r"$z_1 = XW_1$, $a_1 = f(z_1)$, $z_2 = a_1W_2$, $\hat y = \mathrm{softmax}(x)$", verdict=WRONG,
        corrected=r"$\hat y = \mathrm{softmax}(z_2)$ (as §Model later writes); and the code adds biases: "
                  r"$z_1 = XW_1 + b_1$, $z_2 = a_1W_2 + b_2$")
-def test_model003():
-    r"""**Seed 003, the model equations.**
+def test_model003(seed=_model003_tldr, corrected=_model003_right):
+    r"""**Made-With-ML MLP, the model equations.**
 
     > TL;DR: $z_1 = XW_1$, $a_1 = f(z_1)$, $z_2 = a_1W_2$, $\hat{y} = softmax(x)$. Code: ``z1 = np.dot(X_train, W1) + b1``,
     > ``logits = np.dot(a1, W2) + b2``, ``y_hat = exp_logits / np.sum(exp_logits, axis=1, keepdims=True)``.
@@ -208,18 +260,33 @@ def test_model003():
     softmax of $z_2 + b_2$ reproduces the code's ``y_hat``.
     """
     _, _, yh, _ = _seed003_step(X, Y, W1, B1, W2, B2)
-    sx = np.exp(X) / np.exp(X).sum(axis=1, keepdims=True)
-    assert sx.shape == (N, D) != yh.shape
     z2 = np.maximum(0, X @ W1 + B1) @ W2 + B2
-    assert_close("softmax(z2)", np.exp(z2) / np.exp(z2).sum(axis=1, keepdims=True), yh)
+    assert seed(X, z2).shape == (N, D) != yh.shape
+    assert_close("softmax(z2)", corrected(X, z2), yh)
+
+
+def _dscores_copy(y_hat, y):
+    """``dscores = y_hat.copy()`` then the same in-place updates (y_hat kept)."""
+    d = y_hat.copy()
+    d[range(len(y)), y] -= 1
+    d /= len(y)
+    return d
+
+
+def _dscores_alias(y_hat, y):
+    """The MLP's ``dscores = y_hat`` then ``dscores[range(N), y] -= 1; dscores /= N``."""
+    d = y_hat
+    d[range(len(y)), y] -= 1
+    d /= len(y)
+    return d
 
 
 @proof(id="two_layer.alias003", seed="003", location="§Gradients/§Training: dscores = y_hat",
        statement="dscores = y_hat; dscores[range(N), y] -= 1; dscores /= N", verdict=CONVENTION,
        corrected="the values are right, but dscores is the same array as y_hat, so y_hat is overwritten by the "
-                 "gradient; use dscores = y_hat.copy() if y_hat is needed afterwards (seed 004 copies)")
-def test_alias003():
-    r"""**Seed 003, ``dscores = y_hat``.**
+                 "gradient; use dscores = y_hat.copy() if y_hat is needed afterwards (CS231n walkthrough copies)")
+def test_alias003(seed=_dscores_copy, corrected=_dscores_alias):
+    r"""**Made-With-ML MLP, ``dscores = y_hat``.**
 
     > ``dscores = y_hat``; ``dscores[range(len(y_hat)), y_train] -= 1``; ``dscores /= len(y_train)``.
 
@@ -232,7 +299,13 @@ def test_alias003():
     """
     _, g, before, after = _seed003_step(X, Y, W1, B1, W2, B2)
     assert_close("y_hat now holds dscores", after, (before - np.eye(C)[Y]) / N)
-    assert_differs("y_hat changed", after, before, atol=1e-6)
+    yh = before.copy()
+    d = corrected(yh, Y)
+    assert_close("the values are right", d, (before - np.eye(C)[Y]) / N)
+    assert d is yh, "dscores is y_hat: the probabilities are overwritten"
+    yh2 = before.copy()
+    d2 = seed(yh2, Y)
+    assert d2 is not yh2 and np.array_equal(yh2, before), "with a copy y_hat is kept"
 
 
 @symbolic("two_layer.w1_prose003")

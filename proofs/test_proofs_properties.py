@@ -1,5 +1,5 @@
 """The proofs' identities at random sizes and values (hypothesis; pytest only, so ``jacobian-nn verify``
-does not need hypothesis). Each test restates a seed formula and compares it with the library."""
+does not need hypothesis). Each test restates a source's formula and compares it with the library."""
 
 from __future__ import annotations
 

@@ -481,7 +481,10 @@ GALLERY.append(Case("ok batch-mean gradient, N=128, D=512", _large_batch_mean("t
 
 
 def gallery_rows() -> list[Comparison]:
-    """``verify`` group ``check``: one row per case, passing when the verdict and diagnosis are the expected ones."""
+    """``verify`` group ``check``: one row per case, passing when the verdict and diagnosis are the expected ones.
+
+    A slip's row (``kind="slip"``) reads "caught: transposed (expected)" or "refused: wrong_shape (expected)";
+    a correct twin's row is numeric (its numbers are errors of a correct computation)."""
     rows = []
     for case in GALLERY:
         report = case.run()
@@ -490,11 +493,19 @@ def gallery_rows() -> list[Comparison]:
             ok = ok and report.factor is not None and abs(report.factor - case.factor) < 1e-6
         where = report.worst[0] if report.worst else None
         fd = report.witnesses[0] if report.witnesses else None
-        label = f"{case.name}: {report.verdict} ({report.diagnosis})"
-        if not ok:
-            label += f" (want {case.verdict}, {case.expected})"
+
+        def words(verdict, diagnosis):
+            return {"pass": diagnosis, "fail": f"caught: {diagnosis}", "refused": f"refused: {diagnosis}"}[verdict]
+
+        got, want = words(report.verdict, report.diagnosis), words(case.verdict, case.expected)
+        if case.factor is not None:
+            got += ", no factor" if report.factor is None else f", factor {report.factor:.6g}"
+            want += f", factor {case.factor:g}"
+        label = case.name if ok else f"{case.name} (want {case.verdict}, {case.expected})"
+        note = f"{got} (expected)" if ok else f"{got}; expected {want}"
         rows.append(Comparison(label, fd.max_abs if fd else 0.0, fd.max_rel if fd else 0.0,
-                               (where.where,) if where else (), where.tolerance if where else 0.0, ok))
+                               (where.where,) if where else (), where.tolerance if where else 0.0, ok,
+                               kind="numeric" if case.verdict == "pass" else "slip", note=note))
     return rows
 
 
