@@ -289,7 +289,7 @@ def _run(kind, problem: _Problem, *, claimed=None, batched, reference, reference
                             f"{calls.count} calls so far, each on copies compared bitwise afterwards"))
         witness_dtype = _witness_dtype(calls, problem, y, dtype, tol)
         sections = []
-        for i, pname in enumerate(problem.names):
+        for i in range(len(problem.names)):
             sections.append(_section(problem, i, calls, y, ct_shape, gshapes[i], claimed, raw, batched,
                                      reference if i == 0 else None, reference_kwargs, dtype, witness_dtype, tol,
                                      seed, top_k, full, base))
