@@ -393,7 +393,8 @@ def test_report_dict_is_json_and_str_is_readable():
 def test_top_k_limits_the_listed_entries():
     A = np.random.default_rng(0).normal(size=(4, 4))
     r = jn.check_jacobian(linear(A), lambda x: A + 1.0, np.ones(4), top_k=2)
-    assert len(r.worst) == 2 and r.worst[0].abs_error >= r.worst[1].abs_error
+    excess = [e.abs_error - e.tolerance for e in r.worst]     # worst first: by excess over the tolerance
+    assert len(r.worst) == 2 and excess[0] >= excess[1] > 0
 
 
 def test_batched_per_sample_jacobians_in_the_transposed_shape():
@@ -417,3 +418,11 @@ def test_the_library_does_not_import_the_command_line():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("f", [np.exp, lambda v: np.exp(v).sum()], ids=["jacobian", "gradient"])
+def test_a_small_entry_is_not_excused_by_a_large_one(f):
+    x = np.array([10.0, -10.0])              # exp'(x) = 2.2e4 and 4.5e-5
+    r = jn.check_vjp(f, lambda x, g: g * np.exp(x) * np.array([1.0, 2.0]), x)   # the small entry doubled
+    assert r.verdict == "fail" and r.worst[0].where == "dx[1]", str(r)
+    assert jn.check_vjp(f, lambda x, g: g * np.exp(x), x).passed                # its correct twin

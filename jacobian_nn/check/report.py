@@ -35,13 +35,19 @@ ERR_FACTOR = FD_ERR_FACTOR
 VERDICTS = ("pass", "fail", "refused")
 
 
+#: Rounding allowance of the claim itself: ``NOISE_EPS_FACTOR * eps(dtype)`` times the largest ``|numeric|``.
+NOISE_EPS_FACTOR = 64.0
+
+
 @dataclass(frozen=True)
 class Tolerance:
-    """Per-entry bound ``atol * scale + rtol * |witness| + err_factor * witness_error``.
+    """Per-entry bound ``atol * s + rtol * |witness| + err_factor * witness_error + 64 eps * top``.
 
-    ``scale`` is the largest ``|witness|`` among the compared entries (1 when they are all
-    zero), so ``atol`` is relative to the size of the derivative: a batch-mean gradient
-    whose entries are 1e-5 is judged as strictly as one whose entries are 1.
+    ``s`` is the size an entry's rounding is measured against: for a Jacobian entry the smaller of
+    the largest ``|witness|`` in its row and in its column, for a gradient entry its own ``|witness|``;
+    ``top`` is the largest ``|witness|`` compared, and ``64 eps(dtype) top`` allows for the claim's
+    own rounding. So a batch-mean gradient of size 1e-5 is judged as strictly as one of size 1, and a
+    small entry is not excused by a large one elsewhere (exp at x = 10 and x = -10).
     """
 
     atol: float
@@ -62,21 +68,27 @@ class Tolerance:
         return cls(atol=float(vals["atol"]), rtol=float(vals["rtol"]), err_factor=float(vals["err_factor"]),
                    dtype=dtype.name)
 
-    def bound(self, witness, err=None, scale=None) -> np.ndarray:
-        """``atol * scale + rtol * |witness| + err_factor * err`` (``err`` must be finite)."""
+    @property
+    def noise(self) -> float:
+        return NOISE_EPS_FACTOR * float(np.finfo(np.dtype(self.dtype)).eps)
+
+    def bound(self, witness, err=None, scale=None, top=None) -> np.ndarray:
+        """``atol * scale + rtol * |witness| + err_factor * err + noise * top`` (``err`` must be finite);
+        ``scale`` defaults to ``|witness|``, ``top`` to the largest ``|witness|``."""
         w = np.abs(np.asarray(witness, dtype=np.float64))
-        if scale is None:
-            scale = float(w.max()) if w.size else 0.0
-        scale = scale if scale > 0 else 1.0
+        if top is None:
+            top = float(w.max()) if w.size else 0.0
+        s = w if scale is None else scale
         e = 0.0 if err is None else self.err_factor * np.asarray(err, dtype=np.float64)
-        return self.atol * scale + self.rtol * w + e
+        return self.atol * s + self.rtol * w + e + self.noise * top
 
     def explain(self) -> str:
         why = ("float32 is looser: its analytic values carry float32 rounding") if self.dtype == "float32" else \
               "float64: the analytic values are near machine precision and scipy's Richardson estimate is tight"
-        return (f"|analytic - numeric| <= atol*scale + rtol*|numeric| + {self.err_factor:g}*fd_error with "
-                f"atol={self.atol:.2e}, rtol={self.rtol:.2e} (default {TOL_SQRT_EPS_FACTOR:g}*sqrt(eps) for "
-                f"{self.dtype}; {why}); scale = the largest |numeric| compared")
+        return (f"|analytic - numeric| <= atol*s + rtol*|numeric| + {self.err_factor:g}*fd_error + "
+                f"{NOISE_EPS_FACTOR:g}*eps*max|numeric| with atol={self.atol:.2e}, rtol={self.rtol:.2e} (default "
+                f"{TOL_SQRT_EPS_FACTOR:g}*sqrt(eps) for {self.dtype}; {why}); s = the smaller of the largest "
+                f"|numeric| in the entry's row and in its column")
 
 
 @dataclass

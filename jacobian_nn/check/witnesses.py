@@ -288,17 +288,16 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
 
     n, nerr, sub = along_entries(0, cols, with_sub=square)
     a = g[cols]
-    scale = float(np.abs(n).max()) if n.size else 0.0
-    scale = scale if scale > 0 else 1.0
+    top = float(np.abs(n).max()) if n.size else 0.0
 
-    def bound_of(num, err):
-        return tol.atol * scale + tol.rtol * np.abs(num) + tol.err_factor * err
+    def bound_of(num, err):      # a gradient entry: measured against its own size (Tolerance)
+        return tol.bound(num, err, top=top)
 
     bound = bound_of(n, nerr)
     fail = np.abs(a - n) > bound
     kink = np.zeros_like(fail)
     convention, left, right = None, None, None
-    loose = tol.err_factor * nerr > tol.atol * scale + tol.rtol * np.abs(n)
+    loose = tol.err_factor * nerr > (tol.atol + tol.rtol) * np.abs(n) + tol.noise * top
     doubt = np.flatnonzero(fail | loose)
     if doubt.size > KINK_PROBE_FIRST:
         # probe a few doubtful entries first: when none of them sits at a kink, the failures are not
@@ -318,7 +317,10 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
         between = (ad >= np.minimum(nL, nR) - slack) & (ad <= np.maximum(nL, nR) + slack)
         k = differ & between
         kink[doubt] = k
-        fail[doubt] = np.where(differ, ~between, (np.abs(ad - nL) > bL) & (np.abs(ad - nR) > bR))
+        # an entry the central difference fails is judged with a tolerance no looser than the central one's
+        b0, f0 = bound[doubt], fail[doubt]
+        bL2, bR2 = np.where(f0, np.minimum(bL, b0), bL), np.where(f0, np.minimum(bR, b0), bR)
+        fail[doubt] = np.where(differ, ~between, (np.abs(ad - nL) > bL2) & (np.abs(ad - nR) > bR2))
         left, right = np.zeros_like(n), np.zeros_like(n)
         left[doubt], right[doubt] = nL, nR
         if k.any():
