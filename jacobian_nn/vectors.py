@@ -469,7 +469,7 @@ def _case_entry(c: Case, layout: str) -> tuple:
                 po, pi = (flat_permutation(kinds[o], shapes[o], layout), flat_permutation(kinds[i], shapes[i], layout))
                 W = np.ascontiguousarray(v[po][:, pi])
             else:
-                W = np.ascontiguousarray(to_layout(v, a.kind, layout))
+                W = np.array(to_layout(v, a.kind, layout), order="C")   # keeps a 0-d scalar 0-d
             written[suffix] = W
             stem = n + suffix
             buf = _npy_bytes(W)
