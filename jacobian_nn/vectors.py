@@ -421,8 +421,51 @@ def _network_case(name, sizes, act, loss, l2, dtype, key) -> Case:
     return c
 
 
+FCNET_CONVENTIONS = ("CS231n's FullyConnectedNet: affine (W1, b1) - batch norm (gamma1, beta1, eps = 1e-5) - relu - "
+                     "inverted dropout (p = {p}, the given keep mask keep1 (N, h)) - affine (W2, b2) - softmax "
+                     "cross-entropy; loss = mean over samples + reg/2 * (||W1||^2 + ||W2||^2), reg = {reg}; "
+                     "out_train: the logits in training mode (batch statistics, the given mask); out_test: the "
+                     "logits in test mode (running_mean1, running_var1, no dropout); dW1 ... db2: gradients of the "
+                     "training-mode loss (batch norm couples the samples, so there are no per-sample gradients); "
+                     "relu'(0) = 0")
+
+
+def fcnet_case() -> Case:
+    from .fcnet import FullyConnectedNet
+    from .normalization import frozen_running_stats, sample_dropout_masks, using_dropout_masks
+
+    p, reg, N = 0.25, 1e-2, 6
+    net = FullyConnectedNet([5], input_dim=4, num_classes=3, dropout=p, use_batchnorm=True, reg=reg,
+                            weight_scale=0.5, seed=4)
+    r = _rng(800)
+    X, y = r.standard_normal((N, 4)), r.integers(0, 3, N)
+    bn = net.layers[1]
+    bn.gamma[...], bn.beta[...] = r.uniform(0.5, 1.5, 5), 0.1 * r.standard_normal(5)
+    bn.running_mean[...], bn.running_var[...] = 0.1 * r.standard_normal(5), r.uniform(0.5, 2.0, 5)
+    masks = sample_dropout_masks(net, N)
+    out_test = net.forward_batched(X, "test")
+    with frozen_running_stats(net), using_dropout_masks(net, masks):
+        out_train = net.forward_batched(X, "train")
+        L, grads = net.loss_and_gradients_batched(X, y)
+    c = Case("network_fcnet_batchnorm_dropout-mask-float64", "network", "mask", "float64",
+             FCNET_CONVENTIONS.format(p=p, reg=reg))
+    c.arrays.update(X=Arr("input", "batch", X), y=Arr("input", "samples", y.astype(np.int64)),
+                    keep1=Arr("input", "batch", masks[0].astype(np.int64)),
+                    p=Arr("parameter", "scalar", np.asarray(p)), reg=Arr("parameter", "scalar", np.asarray(reg)))
+    kinds = {"W": "weight", "b": "vector", "gamma": "vector", "beta": "vector"}
+    for name, value in net.named_params.items():
+        c.arrays[name] = Arr("parameter", kinds[name.rstrip("0123456789")], value.copy())
+    c.arrays.update(running_mean1=Arr("parameter", "vector", bn.running_mean.copy()),
+                    running_var1=Arr("parameter", "vector", bn.running_var.copy()),
+                    out_train=Arr("expected", "batch", out_train), out_test=Arr("expected", "batch", out_test),
+                    loss=Arr("expected", "scalar", np.asarray(L)))
+    for name, g in net.named_gradients(grads).items():
+        c.arrays["d" + name] = Arr("expected", kinds[name.rstrip("0123456789")], g.copy(), batch_mean=N)
+    return c
+
+
 def network_cases() -> list:
-    return [_network_case("tanh_softmax_ce", [4, 5, 3], "tanh", "softmax_cross_entropy", 1e-3, np.float64, 1),
+    return [fcnet_case(), _network_case("tanh_softmax_ce", [4, 5, 3], "tanh", "softmax_cross_entropy", 1e-3, np.float64, 1),
             _network_case("relu_mse", [3, 6, 4, 2], "relu", "mse", 0.0, np.float64, 2),
             _network_case("sigmoid_softmax_ce", [4, 5, 3], "sigmoid", "softmax_cross_entropy", 1e-2, np.float32, 3)]
 
