@@ -220,14 +220,11 @@ for m_name, fn in BATCH_METHODS.items():
                                RAGGED_XFAIL if x_name == "list_ragged" else None))
 
 # -- the same on the CS231n-style network with batch norm and dropout (running stats, Generators)
-FC_XFAIL = ("the batched path runs the forward pass (running statistics and dropout Generators move) "
-            "before it validates the labels")
 for m_name in ("loss_and_gradients", "loss_and_gradients_batched", "train_batch", "train_step_batched"):
     for x_name, X, exc, match in BAD_X[:6]:
         CASES.append(_net_case(f"fcnet-{m_name}-X-{x_name}", fcnet, BATCH_METHODS[m_name], X, exc, match))
     for y_name, Y, exc, match in BAD_Y:
-        xfail = FC_XFAIL if m_name in ("loss_and_gradients_batched", "train_step_batched") else None
-        CASES.append(_net_case(f"fcnet-{m_name}-Y-{y_name}", fcnet, LABEL_METHODS[m_name], Y, exc, match, xfail))
+        CASES.append(_net_case(f"fcnet-{m_name}-Y-{y_name}", fcnet, LABEL_METHODS[m_name], Y, exc, match))
 
 # -- bad labels on the plain network
 for m_name, fn in LABEL_METHODS.items():

@@ -2,6 +2,7 @@
 the diagnosis written next to it and the matching exit code; JSON output; errors exit 2."""
 
 import json
+import os
 import pathlib
 import re
 import shlex
@@ -233,11 +234,9 @@ def test_the_checked_files_folder_is_importable_from_either_entry_point(tmp_path
     elsewhere.mkdir()
     args = ["check", str(tmp_path / "user.py"), "--forward", "f", "--backward", "vjp", "--shape", "3,2"]
     if entry == "module":       # python -m jacobian_nn: sys.path[0] is the working folder
-        argv, env = [sys.executable, "-m", "jacobian_nn"] + args, None
+        argv = [sys.executable, "-m", "jacobian_nn"] + args
     else:                       # the console script: sys.path[0] is the script's folder, not the file's
         argv = [sys.executable, "-c", "import sys; from jacobian_nn.cli import main; sys.exit(main())"] + args
-        env = None
-    import os
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=elsewhere, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
