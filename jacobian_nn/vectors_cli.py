@@ -55,13 +55,22 @@ def add_compare(sub) -> None:
     p.add_argument("results", metavar="RESULTS", help="your program's results")
     p.add_argument("--only", action="append", metavar="NAME",
                    help="compare only this component (relu, dense, ...) or case; repeat for several")
-    p.add_argument("--top", type=nonneg_int, default=5, help="how many worst entries to list per array")
+    p.add_argument("--top", type=nonneg_int, default=5, metavar="K", help="how many worst entries to list per array")
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
 
 
 def run_compare(args) -> int:
+    from pathlib import Path
+
     from .vectors_compare import compare_results
 
+    if args.json:                      # checked before any work, as check does
+        out = Path(args.json)
+        folder = out.parent if str(out.parent) else Path(".")
+        if out.is_dir() or not folder.is_dir():
+            print(f"jacobian-nn compare: error: --json: {args.json!r} is a folder or its folder does not exist",
+                  file=sys.stderr)
+            return EXIT_USAGE
     try:
         report = compare_results(args.suite, args.results, only=args.only, top=args.top)
     except ValueError as exc:

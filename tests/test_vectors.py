@@ -384,6 +384,7 @@ def test_cli_exit_codes(suite, results, tmp_path, capsys):
     assert main(["compare", suite, str(results), "--json", str(out)]) == 1
     assert json.loads(out.read_text())["components"]["relu"] == "fail"
     assert main(["compare", suite, str(results), "--only", "conv2d"]) == 2
+    assert main(["compare", suite, str(results), "--json", str(tmp_path / "no" / "r.json")]) == 2
     assert "conv2d" in capsys.readouterr().err
     (results / "results.txt").unlink()
     assert main(["compare", suite, str(results)]) == 3
