@@ -424,3 +424,22 @@ def test_worked_example_in_c_passes_and_its_planted_slip_is_named(suite, tmp_pat
             assert len(bad) == 3 and all(b[0].startswith("softmax_cross_entropy") for b in bad)
         else:
             assert rep.verdict == "pass" and len(rep.cases) == 11
+
+
+@pytest.mark.parametrize("text,why", [("[[1, 2], [3]]", "ragged"), ("[true, false]", "dtype bool"),
+                                      ('["1", "2"]', "dtype <U1"), ('{"shape": [3], "data": [1, 2]}', "needs 3"),
+                                      ("[1, 2", "not valid JSON")])
+def test_bad_json_results_are_refused_with_the_reason(text, why, suite, results):
+    case = "relu-random-float64"
+    (results / case / "Y.npy").unlink()
+    (results / case / "Y.json").write_text(text)
+    a = array_report(compare_results(suite, results), case, "Y")
+    assert a.status == "refused" and why in a.summary, a.summary
+
+
+def test_a_text_result_with_too_few_values_is_refused(suite, results):
+    case = "relu-random-float64"
+    (results / case / "Y.npy").unlink()
+    (results / case / "Y.txt").write_text("dtype float64\nshape 3 4\n" + "0x1p+0\n" * 11)
+    a = array_report(compare_results(suite, results), case, "Y")
+    assert a.status == "refused" and "needs 12 values, the file has 11" in a.summary
