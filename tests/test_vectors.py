@@ -443,3 +443,23 @@ def test_a_text_result_with_too_few_values_is_refused(suite, results):
     (results / case / "Y.txt").write_text("dtype float64\nshape 3 4\n" + "0x1p+0\n" * 11)
     a = array_report(compare_results(suite, results), case, "Y")
     assert a.status == "refused" and "needs 12 values, the file has 11" in a.summary
+
+
+def _node_major():
+    node = shutil.which("node")
+    if node is None:
+        return None
+    out = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        return int(out.lstrip("v").split(".")[0])
+    except ValueError:
+        return None
+
+
+@pytest.mark.skipif((_node_major() or 0) < 18, reason="no Node.js 18 or later on PATH to run the JavaScript example")
+def test_worked_example_in_javascript_reads_json_and_passes(suite, tmp_path):
+    res = tmp_path / "results-js"
+    subprocess.run(["node", str(EXAMPLE.with_suffix(".mjs")), suite, str(res)], check=True, capture_output=True)
+    assert sorted(p.suffix for p in (res / "relu-kink-float64").iterdir()) == [".json"] * 3
+    rep = compare_results(suite, res, only=["relu", "softmax_cross_entropy", "dense"])
+    assert rep.verdict == "pass" and len(rep.cases) == 11, str(rep)
