@@ -30,7 +30,10 @@ plain Network with no state.
 Built-in layer types: ``Dense``; ``BatchNorm`` (``m``, ``eps``, ``momentum``,
 ``update_running``, ``dtype``; arrays ``gamma``, ``beta``; state ``running_mean``,
 ``running_var``); ``Dropout`` (``m``, ``p``, ``dtype``, ``rng``);
-``ActivationLayer`` (``m``, ``activation``, ``dtype``).
+``ActivationLayer`` (``m``, ``activation``, ``dtype``); ``Conv2D`` (``input_shape``, ``n_filters``,
+``kernel_size``, ``stride``, ``pad``, ``activation``; arrays ``W``, ``b``); ``MaxPool2D`` and ``AvgPool2D``
+(``input_shape``, ``pool_size``, ``stride``, ``dtype``); ``SpatialBatchNorm`` (``input_shape`` and
+BatchNorm's config, arrays and state).
 
 Dropout's Generator. ``"rng"`` holds the exact state of the layer's
 ``numpy.random.Generator`` at save time (its bit generator's name and ``state``,
@@ -65,6 +68,7 @@ import numpy as np
 
 from ._validation import FLOAT_DTYPES
 from .activations import get_activation
+from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm
 from .fcnet import FullyConnectedNet
 from .layers import Dense
 from .losses import LOSSES
@@ -172,15 +176,61 @@ def _activation_layer_from_record(config, arrays):
     return ActivationLayer(config["m"], get_activation(act["name"], **act["config"]), dtype=config["dtype"])
 
 
+def _conv_to_record(layer):
+    config = {"input_shape": list(layer.input_shape), "n_filters": int(layer.W.shape[0]),
+              "kernel_size": list(layer.kernel_size), "stride": layer.stride, "pad": layer.pad,
+              "activation": _activation_record(layer.activation)}
+    return config, {"W": layer.W, "b": layer.b}
+
+
+def _conv_from_record(config, arrays):
+    act = config["activation"]
+    layer = Conv2D.from_params(arrays["W"], arrays["b"], config["input_shape"], stride=config["stride"],
+                               pad=config["pad"], activation=get_activation(act["name"], **act["config"]))
+    if [int(layer.W.shape[0]), *layer.kernel_size] != [config["n_filters"], *config["kernel_size"]]:
+        raise ValueError(f"W has shape {layer.W.shape}, the architecture says {config['n_filters']} filters "
+                         f"of {config['kernel_size']}")
+    return layer
+
+
+def _pool_to_record(layer):
+    return {"input_shape": list(layer.input_shape), "pool_size": list(layer.pool_size), "stride": layer.stride,
+            "dtype": str(layer.dtype)}, {}
+
+
+def _pool_from_record(cls):
+    def from_record(config, arrays):
+        return cls(config["input_shape"], config["pool_size"], stride=config["stride"], dtype=config["dtype"])
+    return from_record
+
+
+def _spatial_batchnorm_to_record(layer):
+    config, arrays = _batchnorm_to_record(layer.bn)
+    del config["m"]
+    return {"input_shape": list(layer.input_shape), **config}, arrays
+
+
+def _spatial_batchnorm_from_record(config, arrays):
+    gamma = arrays["gamma"]
+    _check_layer_dtype(config, str(gamma.dtype))
+    return SpatialBatchNorm(config["input_shape"], eps=config["eps"], momentum=config["momentum"], gamma=gamma,
+                            beta=arrays["beta"], update_running=config["update_running"], dtype=gamma.dtype)
+
+
 #: Layer type name -> (to_record, from_record). Keys are written into the file.
 LAYER_TYPES: dict = {
     "Dense": (_dense_to_record, _dense_from_record),
     "BatchNorm": (_batchnorm_to_record, _batchnorm_from_record),
     "Dropout": (_dropout_to_record, _dropout_from_record),
     "ActivationLayer": (_activation_layer_to_record, _activation_layer_from_record),
+    "Conv2D": (_conv_to_record, _conv_from_record),
+    "MaxPool2D": (_pool_to_record, _pool_from_record(MaxPool2D)),
+    "AvgPool2D": (_pool_to_record, _pool_from_record(AvgPool2D)),
+    "SpatialBatchNorm": (_spatial_batchnorm_to_record, _spatial_batchnorm_from_record),
 }
 _CLASS_TO_TYPE: dict = {Dense: "Dense", BatchNorm: "BatchNorm", Dropout: "Dropout",
-                        ActivationLayer: "ActivationLayer"}
+                        ActivationLayer: "ActivationLayer", Conv2D: "Conv2D", MaxPool2D: "MaxPool2D",
+                        AvgPool2D: "AvgPool2D", SpatialBatchNorm: "SpatialBatchNorm"}
 
 
 def _fcnet_record(net) -> dict:

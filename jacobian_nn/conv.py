@@ -1,0 +1,671 @@
+"""Convolution, pooling and spatial batch norm: explicit sparse Jacobians and batched VJPs, side by side.
+
+Images (the convention of CS231n and *Deep Learning from Scratch*)
+------------------------------------------------------------------
+A batch of images is NCHW. One image in the reference path is the **column** ``x`` of
+length ``C*H*W``, the image flattened in C order (index ``c*H*W + h*W + w``), so a
+convolutional layer is a map ``R^(C*H*W) -> R^(F*OH*OW)`` and chains like any other
+layer; in the batched path a batch is ``X`` ``(N, C*H*W)``, row k the flattened image k
+(``images.reshape(N, -1)``). A :class:`~jacobian_nn.layers.Dense` layer follows an image
+layer by taking its flattened width ``n_out`` as ``n_in``.
+
+Convolution is cross-correlation (no kernel flip), ``W`` ``(F, C, FH, FW)``, ``b`` ``(F,)``::
+
+    z[f, oh, ow] = sum_{c,i,j} W[f, c, i, j] * xp[c, oh*S + i, ow*S + j] + b[f]
+    OH = (H + 2P - FH) / S + 1,   OW = (W + 2P - FW) / S + 1
+
+``xp`` is ``x`` zero-padded by ``P`` on each side of H and W. A size for which ``S`` does
+not divide ``H + 2P - FH`` (or the W analogue) is refused, never truncated.
+
+Reference path: explicit Jacobians as ``scipy.sparse`` arrays
+-------------------------------------------------------------
+Built from index arithmetic on the layer's hyperparameters (no loop over positions),
+exact, sized by their non-zeros; ``.toarray()`` gives the dense matrix and a row gradient
+chains through them as through a dense one (``g @ J``). With ``P = OH*OW`` output positions,
+``K = C*FH*FW`` and ``p = oh*OW + ow``::
+
+    dz/dx        (F*P, C*H*W)   row f*P + p: W[f, c, i, j] at column c*H*W + (oh*S+i-P)*W + (ow*S+j-P),
+                                one entry per (c, i, j) that falls inside the image (<= K per row)
+    dz/dvec(W)   (F*P, F*K)     = I_F kron Xcol,  Xcol[p, k] = xp[c, oh*S+i, ow*S+j], k = c*FH*FW + i*FW + j
+    dz/db        (F*P, F)       = I_F kron 1_P
+    y = f(z):    dy/d. = diag(f'(z)) dz/d.      (an elementwise activation, as in Dense)
+
+Pooling (no padding, window ``(PH, PW)``, stride ``S``, default ``S = PH``)::
+
+    max:  dy/dx (C*P, C*H*W), one 1 per row, at the window's maximal input
+    avg:  dy/dx (C*P, C*H*W), PH*PW entries 1/(PH*PW) per row
+
+**Max-pooling ties** are kinks. Convention: the *first* maximal element of the window in
+C order (row i first, then column j) takes the gradient; the others get 0. The reference
+path states it as ``min{k : v_k = max v}``, the batched path as ``numpy.argmax`` (which
+returns the first occurrence); tests check both at exact ties.
+
+Batched path: vectorised ``im2col`` / ``col2im``
+------------------------------------------------
+``im2col`` takes every window at once with ``numpy.lib.stride_tricks.sliding_window_view``;
+``col2im`` adds the columns back with one slice addition per kernel offset ``(i, j)``
+(``FH*FW`` additions of whole ``(N, C, OH, OW)`` arrays, no loop over output positions)::
+
+    col  = im2col(X4)            (N*P, K)        Zr = col W_mat^T + b   (N*P, F)
+    dcol = D W_mat               (N*P, K)        dX = col2im(dcol)      (N, C, H, W)
+    dW   = D^T col               (F, K)          db = 1^T D             (F,)
+
+with ``W_mat = W.reshape(F, K)`` and ``D`` the upstream gradient after the activation,
+arranged ``(N*P, F)``. This path never builds nor reads a reference Jacobian
+(``tests/test_independence.py``).
+
+Proofs: ``proofs/proof_conv.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._validation import (as_column, as_float_array, as_generator, as_row, check_float_dtype, check_mode,
+                          check_positive_int, columns, rows_of)
+from .activations import Activation, get_activation
+from .layers import Layer, init_weights
+from .normalization import BatchNorm
+
+
+# --------------------------------------------------------------------------- sizes
+
+
+def check_image_shape(shape, name: str = "input_shape") -> tuple:
+    """``shape`` as ``(C, H, W)`` of positive ints, else ``ValueError``."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(f"{name}: expected (C, H, W), got {shape!r}") from None
+    if len(dims) != 3:
+        raise ValueError(f"{name}: expected (C, H, W), got {shape!r}")
+    return tuple(check_positive_int(d, f"{name}[{k}]") for k, d in enumerate(dims))
+
+
+def output_size(size: int, window: int, stride: int, pad: int, what: str = "H") -> int:
+    """``(size + 2*pad - window) / stride + 1``, refused unless ``stride`` divides ``size + 2*pad - window``
+    and the window fits in the padded image."""
+    span = size + 2 * pad - window
+    if span < 0:
+        raise ValueError(f"{what}: the window {window} does not fit in {what} + 2*pad = {size + 2 * pad}")
+    if span % stride:
+        raise ValueError(f"{what}: ({what} + 2*pad - window) / stride = ({size} + 2*{pad} - {window}) / {stride} "
+                         f"is not an integer; choose a stride, pad or window for which it divides")
+    return span // stride + 1
+
+
+# --------------------------------------------------------------------------- batched: im2col / col2im
+
+
+def im2col(X4: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """Images ``X4`` ``(N, C, H, W)`` -> ``col`` ``(N*OH*OW, C*FH*FW)``.
+
+    Row ``n*OH*OW + oh*OW + ow`` holds the padded window ``xp[n, :, oh*S:oh*S+FH, ow*S:ow*S+FW]``
+    flattened in C order (column ``c*FH*FW + i*FW + j``). One ``sliding_window_view``, one copy."""
+    N, C, H, W = X4.shape
+    OH, OW = output_size(H, FH, stride, pad, "H"), output_size(W, FW, stride, pad, "W")
+    Xp = X4
+    if pad:
+        Xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=X4.dtype)
+        Xp[:, :, pad:pad + H, pad:pad + W] = X4
+    win = sliding_window_view(Xp, (FH, FW), axis=(2, 3))[:, :, ::stride, ::stride]   # (N, C, OH, OW, FH, FW)
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, C * FH * FW)
+
+
+def col2im(col: np.ndarray, shape4: tuple, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """The adjoint of :func:`im2col`: ``col`` ``(N*OH*OW, C*FH*FW)`` -> ``(N, C, H, W)``, every entry added
+    back to the input position it was copied from (padding dropped). One slice addition per kernel
+    offset ``(i, j)``: ``xp[:, :, i + S*oh, j + S*ow] += col[(n, oh, ow), (c, i, j)]`` for all ``oh, ow``."""
+    N, C, H, W = shape4
+    OH, OW = output_size(H, FH, stride, pad, "H"), output_size(W, FW, stride, pad, "W")
+    d = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)   # (N, C, FH, FW, OH, OW)
+    Xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=col.dtype)
+    for i in range(FH):
+        for j in range(FW):
+            Xp[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride] += d[:, :, i, j]
+    return Xp[:, :, pad:pad + H, pad:pad + W] if pad else Xp
+
+
+# --------------------------------------------------------------------------- reference: index patterns
+
+
+def window_indices(shape, FH: int, FW: int, stride: int, pad: int):
+    """For every output position ``p = oh*OW + ow`` and kernel entry ``k = c*FH*FW + i*FW + j``, the flat input
+    index ``c*H*W + (oh*S+i-pad)*W + (ow*S+j-pad)``: ``(index (P, K), inside (P, K) bool)``, ``inside`` False
+    where the entry falls in the zero padding. Pure index arithmetic (broadcast ``arange``s)."""
+    C, H, W = shape
+    OH, OW = output_size(H, FH, stride, pad, "H"), output_size(W, FW, stride, pad, "W")
+    oh, ow = np.divmod(np.arange(OH * OW), OW)
+    c, rest = np.divmod(np.arange(C * FH * FW), FH * FW)
+    i, j = np.divmod(rest, FW)
+    h = oh[:, None] * stride + i[None, :] - pad                      # (P, K)
+    w = ow[:, None] * stride + j[None, :] - pad
+    inside = (h >= 0) & (h < H) & (w >= 0) & (w < W)
+    index = c[None, :] * (H * W) + h * W + w
+    return np.where(inside, index, 0), inside
+
+
+def _jacobian_activation_diagonal(act: Activation, z: np.ndarray, block: int = 256) -> np.ndarray:
+    """``diag(J_f(z))`` ``(m,)`` of an elementwise activation from its reference Jacobian, taken on blocks of
+    ``block`` entries (``J_f`` is diagonal, so each block's Jacobian is the diagonal block): no ``(m, m)``."""
+    return np.concatenate([np.diagonal(act.jacobian(z[s:s + block], check=False))
+                           for s in range(0, z.shape[0], block)])
+
+
+def _diag(d: np.ndarray):
+    return sp.diags_array(d, format="csr")
+
+
+class _ImageLayer(Layer):
+    """Shared description of a layer on flattened images ``(C, H, W) -> (F, OH, OW)``."""
+
+    input_shape: tuple
+    output_shape: tuple
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.output_shape))
+
+    # -- batched Jacobians (explicit, opt-in), from the layer's own batched VJP ---------------
+
+    batched_jacobians = True
+
+    def input_vjp_rows_batch(self, P, X):
+        """``P`` ``(N, r, m)`` -> ``P[k] dy_k/dx_k`` ``(N, r, n)`` (test mode): ``backward_batch`` of the ``N*r``
+        rows of ``P`` on the batch with every sample repeated ``r`` times."""
+        X, P = np.asarray(X), np.asarray(P)
+        N = X.shape[0]
+        if P.ndim != 3 or P.shape[0] != N or P.shape[2] != self.n_out:
+            raise ValueError(f"P: expected shape ({N}, r, {self.n_out}), got {P.shape}")
+        r = P.shape[1]
+        _, ctx = self.forward_batch(np.repeat(X, r, axis=0), "test")
+        dX, _ = self.backward_batch(np.ascontiguousarray(P).reshape(N * r, self.n_out), ctx)
+        return dX.reshape(N, r, self.n_in)
+
+    def jacobian_x_batch(self, X):
+        """``dy_k/dx_k`` for every row, dense ``(N, m, n)``: :meth:`input_vjp_rows_batch` of the identity."""
+        N = np.asarray(X).shape[0]
+        eye = np.broadcast_to(np.eye(self.n_out, dtype=self.dtype), (N, self.n_out, self.n_out))
+        return self.input_vjp_rows_batch(eye, X)
+
+    def _images(self, X: np.ndarray) -> np.ndarray:
+        """``X`` ``(N, C*H*W)`` -> the view ``(N, C, H, W)`` (checked: the width and the dtype)."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_in:
+            raise ValueError(f"X: expected a batch of shape (N, {self.n_in}) (images {self.input_shape} "
+                             f"flattened), got shape {X.shape}")
+        if X.dtype != self.dtype:
+            raise TypeError(f"X: expected dtype {self.dtype}, got {X.dtype}")
+        return X.reshape((X.shape[0],) + tuple(self.input_shape))
+
+
+# =========================================================================== convolution
+
+
+class Conv2D(_ImageLayer):
+    """2-D convolution (cross-correlation) with an elementwise activation: ``y = f(conv(x, W) + b)``.
+
+    Parameters
+    ----------
+    input_shape : ``(C, H, W)`` of one image.
+    n_filters : F.    kernel_size : FH (and FW), or ``(FH, FW)``.
+    stride : S >= 1.  pad : P >= 0 (zeros on each side).
+    activation : an elementwise activation or its name (default identity, CS231n's conv layer).
+    init, weight_scale, seed, dtype : as for :class:`~jacobian_nn.layers.Dense`, with fan-in ``C*FH*FW``.
+
+    ``W`` ``(F, C, FH, FW)``, ``b`` ``(F,)``; ``n_in = C*H*W``, ``n_out = F*OH*OW``. Formulas, Jacobians
+    and VJPs: the module docstring. ``vec(W)`` is ``W.reshape(-1)`` (row-major).
+    """
+
+    per_sample_gradients = True
+
+    def __init__(self, input_shape, n_filters: int, kernel_size, *, stride: int = 1, pad: int = 0,
+                 activation="identity", init: str = "he", weight_scale: float | None = None, seed=None,
+                 dtype=np.float64):
+        shape = check_image_shape(input_shape)
+        F = check_positive_int(n_filters, "n_filters")
+        FH, FW = self._kernel(kernel_size)
+        dtype = check_float_dtype(dtype)
+        self._configure(shape, (F, shape[0], FH, FW), stride, pad, activation)
+        K = shape[0] * FH * FW
+        rng = as_generator(seed)
+        self.W = init_weights(K, F, init, rng, weight_scale, dtype).T.reshape(F, shape[0], FH, FW).copy()
+        self.b = np.zeros(F, dtype=dtype)
+
+    @staticmethod
+    def _kernel(kernel_size) -> tuple:
+        ks = (kernel_size, kernel_size) if isinstance(kernel_size, (int, np.integer)) else tuple(kernel_size)
+        if len(ks) != 2:
+            raise ValueError(f"kernel_size: expected an int or (FH, FW), got {kernel_size!r}")
+        return check_positive_int(ks[0], "kernel_size[0]"), check_positive_int(ks[1], "kernel_size[1]")
+
+    def _configure(self, shape, w_shape, stride, pad, activation) -> None:
+        """Check every hyperparameter, then set them (nothing is set before all are checked)."""
+        C, H, W = shape
+        F, C_w, FH, FW = w_shape
+        if C_w != C:
+            raise ValueError(f"W: expected {C} input channels (input_shape {shape}), got W shape {w_shape}")
+        stride = check_positive_int(stride, "stride")
+        pad = check_positive_int(pad, "pad", minimum=0)
+        OH, OW = output_size(H, FH, stride, pad, "H"), output_size(W, FW, stride, pad, "W")
+        act = get_activation(activation)
+        if not act.elementwise:
+            raise ValueError(f"activation: a convolution takes an elementwise activation, got {act!r}")
+        self.input_shape, self.output_shape = shape, (F, OH, OW)
+        self.stride, self.pad, self.activation = stride, pad, act
+        self._index, self._inside = window_indices(shape, FH, FW, stride, pad)
+
+    @classmethod
+    def from_params(cls, W, b, input_shape, *, stride: int = 1, pad: int = 0, activation="identity") -> "Conv2D":
+        """A layer holding copies of ``W`` ``(F, C, FH, FW)`` and ``b`` ``(F,)`` (float64 or float32)."""
+        W_arr = np.asarray(W)
+        W_arr = as_float_array(W_arr, "W", W_arr.dtype if W_arr.dtype.kind == "f" else np.float64)
+        if W_arr.ndim != 4 or 0 in W_arr.shape:
+            raise ValueError(f"W: expected a non-empty array of shape (F, C, FH, FW), got shape {W_arr.shape}")
+        b_arr = as_float_array(b, "b", W_arr.dtype)
+        if b_arr.shape != (W_arr.shape[0],):
+            raise ValueError(f"b: expected shape ({W_arr.shape[0]},) to match W {W_arr.shape}, got {b_arr.shape}")
+        layer = cls.__new__(cls)
+        layer._configure(check_image_shape(input_shape), W_arr.shape, stride, pad, activation)
+        layer.W, layer.b = W_arr.copy(), b_arr.copy()
+        return layer
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.W.dtype
+
+    @property
+    def params(self) -> dict:
+        """The live parameter arrays ``{"W": (F, C, FH, FW), "b": (F,)}``."""
+        return {"W": self.W, "b": self.b}
+
+    @property
+    def kernel_size(self) -> tuple:
+        return self.W.shape[2], self.W.shape[3]
+
+    def __repr__(self) -> str:
+        F, C, FH, FW = self.W.shape
+        return (f"Conv2D({self.input_shape}, {F}, ({FH}, {FW}), stride={self.stride}, pad={self.pad}, "
+                f"{self.activation!r})")
+
+    # -- reference path: sparse Jacobians ------------------------------------------------
+
+    def _jacobian_conv(self):
+        """``dz/dx`` ``(F*P, C*H*W)`` csr (the linear part; depends on ``W`` only)."""
+        F = self.W.shape[0]
+        P = self._index.shape[0]
+        counts = self._inside.sum(axis=1)                                    # (P,) entries per row
+        values = self.W.reshape(F, -1)[:, np.nonzero(self._inside)[1]]      # (F, nnz_P) in (p, k) order
+        cols = np.tile(self._index[self._inside], F)
+        indptr = np.concatenate([[0], np.cumsum(np.tile(counts, F))])
+        return sp.csr_array((values.reshape(-1), cols, indptr), shape=(F * P, self.n_in))
+
+    def _jacobian_W_linear(self, x):
+        """``dz/dvec(W) = I_F kron Xcol`` ``(F*P, F*K)`` csr, ``Xcol[p, k] = xp[...]`` (0 in the padding)."""
+        P, K = self._index.shape
+        rows, ks = np.nonzero(self._inside)
+        xcol = sp.csr_array((x[self._index[rows, ks], 0], (rows, ks)), shape=(P, K))
+        return sp.kron(sp.eye_array(self.W.shape[0], dtype=self.dtype), xcol, format="csr")
+
+    def _jacobian_b_linear(self):
+        """``dz/db = I_F kron 1_P`` ``(F*P, F)`` csr."""
+        P = self._index.shape[0]
+        return sp.kron(sp.eye_array(self.W.shape[0], dtype=self.dtype),
+                       sp.csr_array(np.ones((P, 1), dtype=self.dtype)), format="csr")
+
+    def _z(self, x):
+        return self._jacobian_conv() @ x + np.repeat(self.b, self._index.shape[0])[:, None]
+
+    def forward(self, x, mode="train", *, check=True):
+        """``x`` ``(C*H*W, 1)`` -> ``y = f(Jx x + b repeated)`` ``(F*OH*OW, 1)``, context ``(x, z, Jx)``:
+        the forward multiplies by the explicit Jacobian ``Jx = dz/dx``."""
+        if check:
+            x = as_column(x, "x", self.n_in, self.dtype)
+        Jx = self._jacobian_conv()
+        z = Jx @ x + np.repeat(self.b, self._index.shape[0])[:, None]
+        return self.activation.forward(z, check=False), (x, z, Jx)
+
+    def backward(self, grad_y, ctx, *, check=True):
+        """Row ``dL/dy`` ``(1, F*P)`` -> ``delta = dL/dy diag(f'(z))``; ``dL/dx = delta Jx`` ``(1, C*H*W)``,
+        ``dL/dW = (delta dz/dvec(W))`` in W's shape, ``dL/db = delta dz/db`` ``(F,)``."""
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
+        x, z, Jx = ctx
+        delta = grad_y @ _diag(_jacobian_activation_diagonal(self.activation, z))
+        return delta @ Jx, {"W": (delta @ self._jacobian_W_linear(x)).reshape(self.W.shape),
+                            "b": (delta @ self._jacobian_b_linear())[0]}
+
+    def jacobian_x(self, x):
+        """``dy/dx = diag(f'(z)) dz/dx``, a ``scipy.sparse`` csr array ``(F*OH*OW, C*H*W)``, at most
+        ``C*FH*FW`` non-zeros per row."""
+        x = as_column(x, "x", self.n_in, self.dtype)
+        return _diag(_jacobian_activation_diagonal(self.activation, self._z(x))) @ self._jacobian_conv()
+
+    def jacobian_W(self, x):
+        """``dy/dvec(W) = diag(f'(z)) (I_F kron Xcol)``, sparse ``(F*OH*OW, F*C*FH*FW)``, vec(W) row-major."""
+        x = as_column(x, "x", self.n_in, self.dtype)
+        return _diag(_jacobian_activation_diagonal(self.activation, self._z(x))) @ self._jacobian_W_linear(x)
+
+    def jacobian_b(self, x):
+        """``dy/db = diag(f'(z)) (I_F kron 1_P)``, sparse ``(F*OH*OW, F)``."""
+        x = as_column(x, "x", self.n_in, self.dtype)
+        return _diag(_jacobian_activation_diagonal(self.activation, self._z(x))) @ self._jacobian_b_linear()
+
+    # -- batched path: im2col / col2im ------------------------------------------------------
+
+    def _to_rows(self, Zr: np.ndarray, N: int) -> np.ndarray:
+        """``(N*P, F)`` -> ``(N, F*P)`` (channel-major, as the flattened images)."""
+        P = Zr.shape[0] // N
+        return np.ascontiguousarray(Zr.reshape(N, P, -1).transpose(0, 2, 1)).reshape(N, -1)
+
+    def forward_batch(self, X, mode="train", *, out=None):
+        """``X`` ``(N, C*H*W)`` -> ``Y = f(Z)`` ``(N, F*OH*OW)``, ``Z`` from ``im2col(X) W_mat^T + b``; the
+        context is ``(col, Z, Y)`` (``out`` unused)."""
+        X4 = self._images(X)
+        F, C, FH, FW = self.W.shape
+        col = im2col(X4, FH, FW, self.stride, self.pad)
+        Z = self._to_rows(col @ self.W.reshape(F, -1).T + self.b, X4.shape[0])
+        A = self.activation.forward_batch(Z)
+        return A, (col, Z, A)
+
+    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+        """``G = dL/dY`` ``(N, F*P)`` -> ``dX = col2im(D W_mat)`` ``(N, C*H*W)`` and ``{"W": D^T col, "b": 1^T D}``,
+        ``D = vjp_f(Z, G)`` arranged ``(N*P, F)``; per sample: ``dW[n] = D_n^T col_n`` ``(N, F, C, FH, FW)``,
+        ``db[n] = 1^T D_n`` ``(N, F)``."""
+        col, Z, A = ctx
+        N = G.shape[0]
+        F, C, FH, FW = self.W.shape
+        P = Z.shape[1] // F
+        D = np.ascontiguousarray(self.activation.vjp_batch(Z, A, G).reshape(N, F, P).transpose(0, 2, 1))  # (N,P,F)
+        Dr = D.reshape(N * P, F)
+        dX = None
+        if input_grad:
+            dX = col2im(Dr @ self.W.reshape(F, -1), (N,) + tuple(self.input_shape), FH, FW, self.stride,
+                        self.pad).reshape(N, -1)
+        if per_sample:
+            dW = np.einsum("npf,npk->nfk", D, col.reshape(N, P, -1)).reshape((N,) + self.W.shape)
+            return dX, {"W": dW, "b": D.sum(axis=1)}
+        return dX, {"W": (Dr.T @ col).reshape(self.W.shape), "b": Dr.sum(axis=0)}
+
+
+# =========================================================================== pooling
+
+
+class _Pool2D(_ImageLayer):
+    """A pooling window ``(PH, PW)``, stride ``S`` (default ``PH``), no padding, no parameters."""
+
+    per_sample_gradients = True
+
+    def __init__(self, input_shape, pool_size=2, *, stride: int | None = None, dtype=np.float64):
+        shape = check_image_shape(input_shape)
+        PH, PW = Conv2D._kernel(pool_size)
+        stride = check_positive_int(PH if stride is None else stride, "stride")
+        C, H, W = shape
+        OH, OW = output_size(H, PH, stride, 0, "H"), output_size(W, PW, stride, 0, "W")
+        self._dtype = check_float_dtype(dtype)
+        self.input_shape, self.output_shape = shape, (C, OH, OW)
+        self.pool_size, self.stride = (PH, PW), stride
+        # window entries of channel 0 (no padding: every entry inside), then one block per channel
+        index, _ = window_indices((1, H, W), PH, PW, stride, 0)           # (P, PH*PW)
+        self._windows = (np.arange(C)[:, None, None] * (H * W) + index[None]).reshape(C * OH * OW, PH * PW)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def params(self) -> dict:
+        return {}
+
+    def astype(self, dtype) -> "_Pool2D":
+        new = super().astype(dtype)
+        new._dtype = check_float_dtype(dtype)
+        return new
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.input_shape}, {self.pool_size}, stride={self.stride})"
+
+    def _window_view(self, X):
+        """``X`` ``(N, C*H*W)`` -> the windows ``(N, C, OH, OW, PH*PW)`` (a copy)."""
+        X4 = self._images(X)
+        PH, PW = self.pool_size
+        win = sliding_window_view(X4, (PH, PW), axis=(2, 3))[:, :, ::self.stride, ::self.stride]
+        return win.reshape(win.shape[:4] + (PH * PW,))
+
+    def _scatter(self, Dwin: np.ndarray) -> np.ndarray:
+        """Window gradients ``(N, C, OH, OW, PH*PW)`` added back to the image: ``(N, C*H*W)`` (col2im)."""
+        N, C, OH, OW, _ = Dwin.shape
+        col = Dwin.reshape(N, C, OH, OW, *self.pool_size).transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, -1)
+        return col2im(col, (N,) + tuple(self.input_shape), *self.pool_size, self.stride, 0).reshape(N, -1)
+
+    def backward(self, grad_y, ctx, *, check=True):
+        """Row ``dL/dy`` ``(1, C*P)`` -> ``dL/dy J`` ``(1, C*H*W)``, ``{}`` (``ctx`` holds the Jacobian)."""
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
+        return grad_y @ ctx, {}
+
+    def jacobian_x(self, x):
+        """The pooling Jacobian, a ``scipy.sparse`` csr array ``(C*OH*OW, C*H*W)``."""
+        return self.forward(x, "test")[1]
+
+    def forward(self, x, mode="train", *, check=True):
+        """``x`` ``(C*H*W, 1)`` -> ``y = J x`` ``(C*OH*OW, 1)``; the context is ``J`` (sparse)."""
+        if check:
+            x = as_column(x, "x", self.n_in, self.dtype)
+        J = self._jacobian_pool(x)
+        return J @ x, J
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling. ``y[c, oh, ow] = max`` of the window ``x[c, oh*S:oh*S+PH, ow*S:ow*S+PW]``.
+
+    Jacobian ``(C*OH*OW, C*H*W)``: one 1 per row, at the window's **first maximal element in C order**
+    (row i first, then column j); at a tie the other maximal elements get 0 (a kink: the stated
+    convention, tested at exact ties). Overlapping windows (``S < PH``) add their gradients.
+    """
+
+    def _jacobian_pool(self, x):
+        """The selection matrix: row r has a 1 at ``windows[r, k*]``, ``k* = min{k : v_k = max_k v}``."""
+        v = x[self._windows, 0]                                             # (C*P, K)
+        K = v.shape[1]
+        first = np.where(v == v.max(axis=1, keepdims=True), np.arange(K), K).min(axis=1)
+        rows = v.shape[0]
+        return sp.csr_array((np.ones(rows, dtype=self.dtype), self._windows[np.arange(rows), first],
+                             np.arange(rows + 1)), shape=(rows, self.n_in))
+
+    def forward_batch(self, X, mode="train", *, out=None):
+        """``X`` ``(N, C*H*W)`` -> ``(N, C*OH*OW)``; the context is the argmax in each window (first maximal)."""
+        win = self._window_view(X)
+        arg = win.argmax(axis=-1)                                           # first occurrence
+        Y = np.take_along_axis(win, arg[..., None], axis=-1)
+        return Y.reshape(X.shape[0], -1), arg
+
+    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+        """``dX``: each ``G`` entry added to its window's argmax position; no parameter gradients."""
+        arg = ctx
+        K = self.pool_size[0] * self.pool_size[1]
+        Dwin = (np.arange(K) == arg[..., None]) * G.reshape(arg.shape)[..., None]
+        return self._scatter(Dwin), {}
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling: ``y[c, oh, ow] = mean`` of the window. Jacobian ``(C*OH*OW, C*H*W)``: ``PH*PW``
+    entries ``1/(PH*PW)`` per row."""
+
+    def _jacobian_pool(self, x):
+        """The averaging matrix."""
+        rows, K = self._windows.shape
+        data = np.full(rows * K, 1.0 / K, dtype=self.dtype)
+        return sp.csr_array((data, self._windows.reshape(-1), np.arange(0, rows * K + 1, K)),
+                            shape=(rows, self.n_in))
+
+    def forward_batch(self, X, mode="train", *, out=None):
+        """``X`` ``(N, C*H*W)`` -> window means ``(N, C*OH*OW)``; no context."""
+        win = self._window_view(X)
+        return win.mean(axis=-1).reshape(X.shape[0], -1), X.shape[0]
+
+    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+        """``dX``: each ``G`` entry spread as ``G / (PH*PW)`` over its window; no parameter gradients."""
+        N = ctx
+        C, OH, OW = self.output_shape
+        K = self.pool_size[0] * self.pool_size[1]
+        Dwin = np.broadcast_to((G / K).reshape(N, C, OH, OW, 1), (N, C, OH, OW, K))
+        return self._scatter(Dwin), {}
+
+
+# =========================================================================== spatial batch norm
+
+
+class SpatialBatchNorm(_ImageLayer):
+    """CS231n's spatial batch normalisation: batch norm of each channel over the ``N*H*W`` values of the batch.
+
+    Built by composition on :class:`~jacobian_nn.normalization.BatchNorm` with ``C`` features: the batch
+    ``(N, C, H, W)`` is rearranged as ``N*H*W`` "samples" of ``C`` features, ``Xt = X.transpose(0, 2, 3, 1)
+    .reshape(N*H*W, C)``, and the BatchNorm formulas (both paths, and its explicit ``(N*H*W, N*H*W)``
+    Jacobian per channel in training mode) apply to ``Xt``. Parameters ``gamma``, ``beta`` ``(C,)``; state
+    ``running_mean``, ``running_var`` ``(C,)``. Training mode couples the samples; it needs ``N*H*W >= 2``.
+    """
+
+    def __init__(self, input_shape, *, eps: float = 1e-5, momentum: float = 0.9, gamma=None, beta=None,
+                 update_running: bool = True, dtype=np.float64):
+        shape = check_image_shape(input_shape)
+        self.bn = BatchNorm(shape[0], eps=eps, momentum=momentum, gamma=gamma, beta=beta,
+                            update_running=update_running, dtype=dtype)
+        self.input_shape = self.output_shape = shape
+        self.min_train_batch = 1 if shape[1] * shape[2] >= 2 else 2
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.bn.dtype
+
+    @property
+    def params(self) -> dict:
+        return self.bn.params
+
+    @property
+    def state(self) -> dict:
+        return self.bn.state
+
+    def astype(self, dtype) -> "SpatialBatchNorm":
+        import copy
+
+        new = copy.deepcopy(self)
+        new.bn = self.bn.astype(dtype)
+        return new
+
+    def couples_samples(self, mode: str) -> bool:
+        return self.bn.couples_samples(mode)
+
+    def __repr__(self) -> str:
+        return f"SpatialBatchNorm({self.input_shape}, eps={self.bn.eps}, momentum={self.bn.momentum})"
+
+    # -- rearrangement (N, C*H*W) <-> (N*H*W, C) --------------------------------------------
+
+    def _to_channels(self, X: np.ndarray) -> np.ndarray:
+        C, H, W = self.input_shape
+        return X.reshape(-1, C, H * W).transpose(0, 2, 1).reshape(-1, C)
+
+    def _from_channels(self, Xt: np.ndarray) -> np.ndarray:
+        C, H, W = self.input_shape
+        return np.ascontiguousarray(Xt.reshape(-1, H * W, C).transpose(0, 2, 1)).reshape(-1, C * H * W)
+
+    # -- reference path ------------------------------------------------------------------
+
+    def forward(self, x, mode="test", *, check=True):
+        """Test mode, one image ``x`` ``(C*H*W, 1)``: BatchNorm's test formula on each pixel's ``C`` values."""
+        if check_mode(mode) == "train":
+            raise ValueError("mode: spatial batch norm in training mode couples the samples of a batch; "
+                             "use forward_samples(xs, 'train') (or mode='test' for one image)")
+        if check:
+            x = as_column(x, "x", self.n_in, self.dtype)
+        ys, ctx = self.bn.forward_samples(columns(self._to_channels(x.T)), "test")
+        return self._from_channels(np.hstack(ys).T).T, ctx
+
+    def backward(self, grad_y, ctx, *, check=True):
+        """Test mode, one image: the row through BatchNorm's per-pixel Jacobians, gradients summed over pixels."""
+        if check:
+            grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
+        rows, grads = self.bn.backward_samples(rows_of(self._to_channels(grad_y)), ctx)
+        return self._from_channels(np.vstack(rows)), grads
+
+    def jacobian_x(self, x):
+        """Test mode: ``diag(gamma / sqrt(running_var + eps)) kron I_{H*W}``, sparse ``(C*H*W, C*H*W)``."""
+        x = as_column(x, "x", self.n_in, self.dtype)
+        C, H, W = self.input_shape
+        Jc = self.bn.jacobian_x(np.zeros((C, 1), dtype=self.dtype))
+        return sp.kron(sp.csr_array(Jc), sp.eye_array(H * W, dtype=self.dtype), format="csr")
+
+    def forward_samples(self, xs, mode="train"):
+        """N image columns -> N columns; training mode normalises every channel over the ``N*H*W`` values
+        (BatchNorm's ``forward_samples`` on the rearranged batch, which updates the running statistics)."""
+        xs = list(xs)
+        if not xs:
+            raise ValueError("xs: expected a non-empty list of columns, got an empty list")
+        X = np.hstack([as_column(x, f"xs[{k}]", self.n_in, self.dtype) for k, x in enumerate(xs)]).T
+        ys, ctx = self.bn.forward_samples(columns(self._to_channels(X)), mode)
+        return columns(self._from_channels(np.hstack(ys).T)), (len(xs), ctx)
+
+    def backward_samples(self, grad_ys, ctx):
+        """The batch's rows through BatchNorm's explicit Jacobian over the ``N*H*W`` values of each channel."""
+        N, bn_ctx = ctx
+        grad_ys = list(grad_ys)
+        if len(grad_ys) != N:
+            raise ValueError(f"grad_ys: expected {N} rows (one per image of the forward batch), got {len(grad_ys)}")
+        G = np.vstack([as_row(g, f"grad_ys[{k}]", self.n_out, self.dtype) for k, g in enumerate(grad_ys)])
+        rows, grads = self.bn.backward_samples(rows_of(self._to_channels(G)), bn_ctx)
+        return rows_of(self._from_channels(np.vstack(rows))), grads
+
+    # -- batched path --------------------------------------------------------------------
+
+    def forward_batch(self, X, mode="train", *, out=None):
+        """``X`` ``(N, C*H*W)`` -> BatchNorm's batched forward on ``(N*H*W, C)``, rearranged back."""
+        X4 = self._images(X)
+        Y, ctx = self.bn.forward_batch(self._to_channels(X4.reshape(X4.shape[0], -1)), mode)
+        return self._from_channels(Y), ctx
+
+    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+        """BatchNorm's batched VJP on ``(N*H*W, C)``, rearranged back to ``(N, C*H*W)``."""
+        if per_sample:
+            raise TypeError("SpatialBatchNorm has no per-sample gradients (per_sample_gradients is False)")
+        dXt, grads = self.bn.backward_batch(self._to_channels(G), ctx)
+        return self._from_channels(dXt), grads
+
+
+# =========================================================================== a small CNN
+
+
+def build_cnn(input_shape, n_classes: int, *, filters=(16, 32), kernel_size: int = 3, pool_size: int = 2,
+              hidden=(), activation="relu", loss="softmax_cross_entropy", init: str = "he", seed=None,
+              dtype=np.float64, **kwargs):
+    """A :class:`~jacobian_nn.network.Network`
+    ``{conv(kernel_size, pad (kernel_size - 1) // 2, stride 1, activation) - max-pool(pool_size)} x len(filters)
+    - {affine - activation} x len(hidden) - affine - loss``; ``kwargs`` go to ``Network`` (``l2``, ...).
+    Weights from one Generator made from ``seed``, layer by layer. Every pooling must divide its input
+    (8x8 digits: two 2x2 poolings, 8 -> 4 -> 2)."""
+    from .layers import Dense
+    from .network import Network
+
+    shape = check_image_shape(input_shape)
+    kernel_size = check_positive_int(kernel_size, "kernel_size")
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: expected an odd size (padding (k - 1) / 2 keeps H and W), got {kernel_size}")
+    rng = as_generator(seed)
+    layers: list = []
+    for F in filters:
+        conv = Conv2D(shape, F, kernel_size, pad=(kernel_size - 1) // 2, activation=activation, init=init,
+                      seed=rng, dtype=dtype)
+        pool = MaxPool2D(conv.output_shape, pool_size, dtype=dtype)
+        layers += [conv, pool]
+        shape = pool.output_shape
+    width = int(np.prod(shape))
+    for h in hidden:
+        layers.append(Dense(width, h, activation, init=init, seed=rng, dtype=dtype))
+        width = h
+    layers.append(Dense(width, n_classes, "identity", init=init, seed=rng, dtype=dtype))
+    return Network(layers, loss, **kwargs)
