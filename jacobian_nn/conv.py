@@ -54,7 +54,11 @@ with ``W_mat = W.reshape(F, K)`` and ``D`` the upstream gradient after the activ
 arranged ``(N*P, F)``. This path never builds nor reads a reference Jacobian
 (``tests/test_independence.py``).
 
-Proofs: ``proofs/proof_conv.py``.
+Proofs (``proofs/proof_conv.py``): ``proofs:conv.cross_correlation002`` (the im2col forward is a
+cross-correlation; a flipped kernel is another function), ``proofs:conv.sparsity002`` (the pattern and the
+count of non-zeros), ``proofs:conv.backward002`` (``dx = col2im(dcol)``, ``dW = dout col``),
+``proofs:conv.maxpool002`` (the selection matrix and the tie convention), ``proofs:graph.conv_size002``
+(the output size, and the pooling code of the DLFS notes that leaves the pad out).
 """
 
 from __future__ import annotations
