@@ -46,12 +46,15 @@ Batched path: vectorised ``im2col`` / ``col2im``
 ``col2im`` adds the columns back with one slice addition per kernel offset ``(i, j)``
 (``FH*FW`` additions of whole ``(N, C, OH, OW)`` arrays, no loop over output positions)::
 
-    col  = im2col(X4)            (N*P, K)        Zr = col W_mat^T + b   (N*P, F)
-    dcol = D W_mat               (N*P, K)        dX = col2im(dcol)      (N, C, H, W)
-    dW   = D^T col               (F, K)          db = 1^T D             (F,)
+    cols = windows(X4)           (N, K, P)       Z[n] = W_mat cols[n] + b      (N, F, P)
+    dcols = W_mat^T D            (N, K, P)       dX = add_windows(dcols)       (N, C, H, W)
+    dW = sum_n D[n] cols[n]^T    (F, K)          db = sum_{n,p} D[n, :, p]     (F,)
 
 with ``W_mat = W.reshape(F, K)`` and ``D`` the upstream gradient after the activation,
-arranged ``(N*P, F)``. This path never builds nor reads a reference Jacobian
+arranged ``(N, F, P)``. ``windows`` / ``add_windows`` are ``im2col`` / ``col2im`` with each sample's block
+transposed (``im2col(X4) = windows(X4)`` with rows ``(n, p)``: CS231n's and the book's layout, also exported).
+Pooling runs over the window entries the same way: a running maximum (or sum) over the ``PH*PW`` offsets,
+and one slice addition per offset back. This path never builds nor reads a reference Jacobian
 (``tests/test_independence.py``).
 
 Proofs (``proofs/proof_conv.py``): ``proofs:conv.cross_correlation002`` (the im2col forward is a
@@ -103,11 +106,10 @@ def output_size(size: int, window: int, stride: int, pad: int, what: str = "H") 
 # --------------------------------------------------------------------------- batched: im2col / col2im
 
 
-def im2col(X4: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
-    """Images ``X4`` ``(N, C, H, W)`` -> ``col`` ``(N*OH*OW, C*FH*FW)``.
-
-    Row ``n*OH*OW + oh*OW + ow`` holds the padded window ``xp[n, :, oh*S:oh*S+FH, ow*S:ow*S+FW]``
-    flattened in C order (column ``c*FH*FW + i*FW + j``). One ``sliding_window_view``, one copy."""
+def windows(X4: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """Images ``X4`` ``(N, C, H, W)`` -> ``cols`` ``(N, C*FH*FW, OH*OW)``: column ``p = oh*OW + ow`` of sample n
+    is the padded window ``xp[n, :, oh*S:oh*S+FH, ow*S:ow*S+FW]`` flattened in C order (row ``c*FH*FW + i*FW + j``).
+    One ``sliding_window_view``, one copy. (The per-sample transpose of :func:`im2col`, the layout the layers use.)"""
     N, C, H, W = X4.shape
     OH, OW = output_size(H, FH, stride, pad, "H"), output_size(W, FW, stride, pad, "W")
     Xp = X4
@@ -115,21 +117,35 @@ def im2col(X4: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> n
         Xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=X4.dtype)
         Xp[:, :, pad:pad + H, pad:pad + W] = X4
     win = sliding_window_view(Xp, (FH, FW), axis=(2, 3))[:, :, ::stride, ::stride]   # (N, C, OH, OW, FH, FW)
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, C * FH * FW)
+    return win.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * FH * FW, OH * OW)
 
 
-def col2im(col: np.ndarray, shape4: tuple, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
-    """The adjoint of :func:`im2col`: ``col`` ``(N*OH*OW, C*FH*FW)`` -> ``(N, C, H, W)``, every entry added
-    back to the input position it was copied from (padding dropped). One slice addition per kernel
-    offset ``(i, j)``: ``xp[:, :, i + S*oh, j + S*ow] += col[(n, oh, ow), (c, i, j)]`` for all ``oh, ow``."""
+def add_windows(cols: np.ndarray, shape4: tuple, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """The adjoint of :func:`windows`: ``cols`` ``(N, C*FH*FW, OH*OW)`` -> ``(N, C, H, W)``, every entry added back to
+    the input position it was copied from (padding dropped). One slice addition per kernel offset ``(i, j)``,
+    ``xp[:, :, i + S*oh, j + S*ow] += cols[:, (c, i, j), (oh, ow)]`` for all ``oh, ow`` at once."""
     N, C, H, W = shape4
     OH, OW = output_size(H, FH, stride, pad, "H"), output_size(W, FW, stride, pad, "W")
-    d = col.reshape(N, OH, OW, C, FH, FW).transpose(0, 3, 4, 5, 1, 2)   # (N, C, FH, FW, OH, OW)
-    Xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=col.dtype)
+    d = cols.reshape(N, C, FH, FW, OH, OW)
+    Xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
     for i in range(FH):
         for j in range(FW):
             Xp[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride] += d[:, :, i, j]
     return Xp[:, :, pad:pad + H, pad:pad + W] if pad else Xp
+
+
+def im2col(X4: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """Images ``X4`` ``(N, C, H, W)`` -> ``col`` ``(N*OH*OW, C*FH*FW)``, the layout of CS231n and *Deep Learning from
+    Scratch*: row ``n*OH*OW + oh*OW + ow`` is the padded window at ``(oh, ow)`` of image n, flattened in C order
+    (column ``c*FH*FW + i*FW + j``). :func:`windows`, each sample transposed."""
+    cols = windows(X4, FH, FW, stride, pad)
+    return cols.transpose(0, 2, 1).reshape(-1, cols.shape[1])
+
+
+def col2im(col: np.ndarray, shape4: tuple, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """The adjoint of :func:`im2col`: ``col`` ``(N*OH*OW, C*FH*FW)`` -> ``(N, C, H, W)`` (:func:`add_windows`)."""
+    N = shape4[0]
+    return add_windows(col.reshape(N, -1, col.shape[1]).transpose(0, 2, 1), shape4, FH, FW, stride, pad)
 
 
 # --------------------------------------------------------------------------- reference: index patterns
@@ -363,39 +379,39 @@ class Conv2D(_ImageLayer):
 
     # -- batched path: im2col / col2im ------------------------------------------------------
 
-    def _to_rows(self, Zr: np.ndarray, N: int) -> np.ndarray:
-        """``(N*P, F)`` -> ``(N, F*P)`` (channel-major, as the flattened images)."""
-        P = Zr.shape[0] // N
-        return np.ascontiguousarray(Zr.reshape(N, P, -1).transpose(0, 2, 1)).reshape(N, -1)
-
     def forward_batch(self, X, mode="train", *, out=None):
-        """``X`` ``(N, C*H*W)`` -> ``Y = f(Z)`` ``(N, F*OH*OW)``, ``Z`` from ``im2col(X) W_mat^T + b``; the
-        context is ``(col, Z, Y)`` (``out`` unused)."""
+        """``X`` ``(N, C*H*W)`` -> ``Y = f(Z)`` ``(N, F*OH*OW)``, ``Z[n] = W_mat cols[n] + b`` with
+        ``cols = windows(X)`` ``(N, K, P)`` (im2col per sample); the context is ``(cols, Z, Y)`` (``Z`` is
+        overwritten by ``Y`` when the activation's VJP reads its output only, as in Dense; ``out`` unused)."""
         X4 = self._images(X)
         F, C, FH, FW = self.W.shape
-        col = im2col(X4, FH, FW, self.stride, self.pad)
-        Z = self._to_rows(col @ self.W.reshape(F, -1).T + self.b, X4.shape[0])
-        A = self.activation.forward_batch(Z)
-        return A, (col, Z, A)
+        cols = windows(X4, FH, FW, self.stride, self.pad)
+        Z = np.matmul(self.W.reshape(F, -1), cols)                           # (N, F, P)
+        Z += self.b[:, None]
+        Z = Z.reshape(X4.shape[0], -1)
+        act = self.activation
+        if act.vjp_reads_output_only:
+            A = act.forward_batch(Z, out=Z)
+            return A, (cols, A, A)
+        A = act.forward_batch(Z)
+        return A, (cols, Z, A)
 
     def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
-        """``G = dL/dY`` ``(N, F*P)`` -> ``dX = col2im(D W_mat)`` ``(N, C*H*W)`` and ``{"W": D^T col, "b": 1^T D}``,
-        ``D = vjp_f(Z, G)`` arranged ``(N*P, F)``; per sample: ``dW[n] = D_n^T col_n`` ``(N, F, C, FH, FW)``,
-        ``db[n] = 1^T D_n`` ``(N, F)``."""
-        col, Z, A = ctx
+        """``G = dL/dY`` ``(N, F*P)`` -> ``D = vjp_f(Z, G)`` ``(N, F, P)``;
+        ``dX = add_windows(W_mat^T D)`` ``(N, C*H*W)`` (col2im), ``dW = sum_n D[n] cols[n]^T`` (dout . col) in
+        W's shape, ``db = sum_{n,p} D``; per sample: ``dW[n]`` ``(N, F, C, FH, FW)``, ``db[n]`` ``(N, F)``."""
+        cols, Z, A = ctx
         N = G.shape[0]
         F, C, FH, FW = self.W.shape
-        P = Z.shape[1] // F
-        D = np.ascontiguousarray(self.activation.vjp_batch(Z, A, G).reshape(N, F, P).transpose(0, 2, 1))  # (N,P,F)
-        Dr = D.reshape(N * P, F)
+        D = self.activation.vjp_batch(Z, A, G).reshape(N, F, -1)
         dX = None
         if input_grad:
-            dX = col2im(Dr @ self.W.reshape(F, -1), (N,) + tuple(self.input_shape), FH, FW, self.stride,
-                        self.pad).reshape(N, -1)
+            dX = add_windows(np.matmul(self.W.reshape(F, -1).T, D), (N,) + tuple(self.input_shape), FH, FW,
+                             self.stride, self.pad).reshape(N, -1)
+        dW = np.matmul(D, cols.transpose(0, 2, 1))                           # (N, F, K)
         if per_sample:
-            dW = np.einsum("npf,npk->nfk", D, col.reshape(N, P, -1)).reshape((N,) + self.W.shape)
-            return dX, {"W": dW, "b": D.sum(axis=1)}
-        return dX, {"W": (Dr.T @ col).reshape(self.W.shape), "b": Dr.sum(axis=0)}
+            return dX, {"W": dW.reshape((N,) + self.W.shape), "b": D.sum(axis=2)}
+        return dX, {"W": dW.sum(axis=0).reshape(self.W.shape), "b": D.sum(axis=(0, 2))}
 
 
 # =========================================================================== pooling
@@ -436,17 +452,31 @@ class _Pool2D(_ImageLayer):
         return f"{type(self).__name__}({self.input_shape}, {self.pool_size}, stride={self.stride})"
 
     def _window_view(self, X):
-        """``X`` ``(N, C*H*W)`` -> the windows ``(N, C, OH, OW, PH*PW)`` (a copy)."""
-        X4 = self._images(X)
+        """``X`` ``(N, C*H*W)`` -> the windows ``(N, C, OH, OW, PH, PW)`` (a view, no copy)."""
         PH, PW = self.pool_size
-        win = sliding_window_view(X4, (PH, PW), axis=(2, 3))[:, :, ::self.stride, ::self.stride]
-        return win.reshape(win.shape[:4] + (PH * PW,))
+        win = sliding_window_view(self._images(X), (PH, PW), axis=(2, 3))
+        return win[:, :, ::self.stride, ::self.stride]
 
-    def _scatter(self, Dwin: np.ndarray) -> np.ndarray:
-        """Window gradients ``(N, C, OH, OW, PH*PW)`` added back to the image: ``(N, C*H*W)`` (col2im)."""
-        N, C, OH, OW, _ = Dwin.shape
-        col = Dwin.reshape(N, C, OH, OW, *self.pool_size).transpose(0, 2, 3, 1, 4, 5).reshape(N * OH * OW, -1)
-        return col2im(col, (N,) + tuple(self.input_shape), *self.pool_size, self.stride, 0).reshape(N, -1)
+    def _add_to_windows(self, G4: np.ndarray, arg=None) -> np.ndarray:
+        """``G4`` ``(N, C, OH, OW)`` (``arg`` None: every window entry; else only the entry ``k = arg``), for window
+        entry ``k = i*PW + j``, added to the input positions
+        ``(oh*S + i, ow*S + j)``: ``(N, C*H*W)``. One slice addition per window entry (col2im); when the windows
+        do not overlap (``S >= PH`` and ``S >= PW``) the slices are disjoint and each is assigned instead."""
+        PH, PW = self.pool_size
+        C, OH, OW = self.output_shape
+        S = self.stride
+        disjoint = S >= PH and S >= PW
+        dX = None
+        for k in range(PH * PW):
+            i, j = divmod(k, PW)
+            part = G4 if arg is None else G4 * (arg == k)
+            if dX is None:
+                dX = np.zeros((part.shape[0],) + tuple(self.input_shape), dtype=part.dtype)
+            if disjoint:
+                dX[:, :, i:i + S * OH:S, j:j + S * OW:S] = part
+            else:
+                dX[:, :, i:i + S * OH:S, j:j + S * OW:S] += part
+        return dX.reshape(dX.shape[0], -1)
 
     def backward(self, grad_y, ctx, *, check=True):
         """Row ``dL/dy`` ``(1, C*P)`` -> ``dL/dy J`` ``(1, C*H*W)``, ``{}`` (``ctx`` holds the Jacobian)."""
@@ -484,18 +514,25 @@ class MaxPool2D(_Pool2D):
                              np.arange(rows + 1)), shape=(rows, self.n_in))
 
     def forward_batch(self, X, mode="train", *, out=None):
-        """``X`` ``(N, C*H*W)`` -> ``(N, C*OH*OW)``; the context is the argmax in each window (first maximal)."""
+        """``X`` ``(N, C*H*W)`` -> ``(N, C*OH*OW)``; the context is the index ``k = i*PW + j`` of each window's
+        first maximal element: the maximum over the window entries, then, from the last entry back to the
+        first, ``arg = k`` wherever entry k equals it (so the first maximal entry in C order is written last)."""
         win = self._window_view(X)
-        arg = win.argmax(axis=-1)                                           # first occurrence
-        Y = np.take_along_axis(win, arg[..., None], axis=-1)
-        return Y.reshape(X.shape[0], -1), arg
+        PH, PW = self.pool_size
+        entries = [win[..., k // PW, k % PW] for k in range(PH * PW)]
+        best = entries[0].copy()
+        for v in entries[1:]:
+            np.maximum(best, v, out=best)
+        arg = np.full(best.shape, PH * PW - 1, dtype=np.intp)
+        for k in range(PH * PW - 2, -1, -1):
+            arg = np.where(entries[k] == best, k, arg)
+        return best.reshape(X.shape[0], -1), arg
 
     def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
-        """``dX``: each ``G`` entry added to its window's argmax position; no parameter gradients."""
+        """``dX``: each ``G`` entry added at its window's first maximal element; no parameter gradients."""
         arg = ctx
-        K = self.pool_size[0] * self.pool_size[1]
-        Dwin = (np.arange(K) == arg[..., None]) * G.reshape(arg.shape)[..., None]
-        return self._scatter(Dwin), {}
+        G4 = G.reshape(arg.shape)
+        return self._add_to_windows(G4, arg), {}
 
 
 class AvgPool2D(_Pool2D):
@@ -510,17 +547,19 @@ class AvgPool2D(_Pool2D):
                             shape=(rows, self.n_in))
 
     def forward_batch(self, X, mode="train", *, out=None):
-        """``X`` ``(N, C*H*W)`` -> window means ``(N, C*OH*OW)``; no context."""
+        """``X`` ``(N, C*H*W)`` -> window means ``(N, C*OH*OW)`` (summed over the entries, then divided); the
+        context is N."""
         win = self._window_view(X)
-        return win.mean(axis=-1).reshape(X.shape[0], -1), X.shape[0]
+        PH, PW = self.pool_size
+        total = win[..., 0, 0].copy()
+        for k in range(1, PH * PW):
+            total += win[..., k // PW, k % PW]
+        return (total / (PH * PW)).reshape(X.shape[0], -1), X.shape[0]
 
     def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``dX``: each ``G`` entry spread as ``G / (PH*PW)`` over its window; no parameter gradients."""
-        N = ctx
-        C, OH, OW = self.output_shape
-        K = self.pool_size[0] * self.pool_size[1]
-        Dwin = np.broadcast_to((G / K).reshape(N, C, OH, OW, 1), (N, C, OH, OW, K))
-        return self._scatter(Dwin), {}
+        share = (G / (self.pool_size[0] * self.pool_size[1])).reshape((ctx,) + tuple(self.output_shape))
+        return self._add_to_windows(share), {}
 
 
 # =========================================================================== spatial batch norm

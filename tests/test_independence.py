@@ -360,7 +360,8 @@ def test_the_walk_sees_the_batched_code():
     reached = {f"{f.module}:{f.label}" for f, _ in graph.reachable().values()}
     for expected in ("activations.py:ReLU.vjp_batch", "batched.py:Workspace.array", "layers.py:column_sums",
                      "network.py:Network.add_penalty_gradients", "network.py:Network.input_batch",
-                     "conv.py:im2col", "conv.py:col2im", "conv.py:_Pool2D._scatter", "conv.py:_Pool2D._window_view"):
+                     "conv.py:windows", "conv.py:add_windows", "conv.py:_Pool2D._add_to_windows",
+                     "conv.py:_Pool2D._window_view"):
         assert expected in reached
 
 
@@ -601,11 +602,11 @@ PLANTED_IN_PACKAGE = [
     ("normalization.py", "Dropout", "backward_batch", "_ = self.backward(G[:1], None)"),
     ("conv.py", "Conv2D", "backward_batch", "_ = self.jacobian_x(ctx[0][:1].T)"),
     ("conv.py", "Conv2D", "forward_batch", "_ = self._jacobian_conv()"),
-    ("conv.py", None, "col2im", "_ = col.jacobian_W"),
-    ("conv.py", None, "im2col", "_ = X4.backward"),
+    ("conv.py", None, "add_windows", "_ = cols.jacobian_W"),
+    ("conv.py", None, "windows", "_ = X4.backward"),
     ("conv.py", "MaxPool2D", "backward_batch", "_ = self._jacobian_pool(G[:1].T)"),
     ("conv.py", "AvgPool2D", "backward_batch", "_ = self.jacobian_x(G[:1].T)"),
-    ("conv.py", "_Pool2D", "_scatter", "_ = self.backward"),
+    ("conv.py", "_Pool2D", "_add_to_windows", "_ = self.backward"),
     ("conv.py", "SpatialBatchNorm", "backward_batch", "_ = self.bn.backward_samples"),
 ]
 
