@@ -20,6 +20,8 @@ import numpy as np
 import jacobian_nn as jn
 from jacobian_nn.conv import Conv2D, MaxPool2D, build_cnn
 
+from .torch_baselines import sgd_step
+
 LR = 1e-3
 
 #: name -> (image shape, N in quick/full mode, N in smoke mode)
@@ -69,19 +71,13 @@ def make_torch_step(torch, net, X, y, lr):
                        (torch.relu if relu else (lambda t: t))(a.reshape(a.shape[0], -1) @ W + b))
     Xt, yt = torch.tensor(X), torch.tensor(y, dtype=torch.long)
 
-    def step():
+    def forward():
         a = Xt
         for op in ops:
             a = op(a)
-        loss = F.cross_entropy(a, yt)
-        loss.backward()
-        with torch.no_grad():
-            for t in params:
-                t -= lr * t.grad
-                t.grad = None
-        return loss
+        return a
 
-    return step
+    return sgd_step(torch, forward, params, yt, lr)
 
 
 def bench_cnns(rec, torch, smoke: bool) -> list:

@@ -74,7 +74,7 @@ from ._validation import (as_column, as_float_array, as_generator, as_row, check
                           check_positive_int, columns, rows_of)
 from .activations import Activation, get_activation
 from .layers import Layer, init_weights
-from .normalization import BatchNorm
+from .normalization import BatchNorm, _ParameterFreeLayer
 
 
 # --------------------------------------------------------------------------- sizes
@@ -417,8 +417,9 @@ class Conv2D(_ImageLayer):
 # =========================================================================== pooling
 
 
-class _Pool2D(_ImageLayer):
-    """A pooling window ``(PH, PW)``, stride ``S`` (default ``PH``), no padding, no parameters."""
+class _Pool2D(_ImageLayer, _ParameterFreeLayer):
+    """A pooling window ``(PH, PW)``, stride ``S`` (default ``PH``), no padding, no parameters (dtype, ``params``
+    and ``astype`` from the parameter-free layers of :mod:`jacobian_nn.normalization`; widths from the images)."""
 
     per_sample_gradients = True
 
@@ -434,19 +435,6 @@ class _Pool2D(_ImageLayer):
         # window entries of channel 0 (no padding: every entry inside), then one block per channel
         index, _ = window_indices((1, H, W), PH, PW, stride, 0)           # (P, PH*PW)
         self._windows = (np.arange(C)[:, None, None] * (H * W) + index[None]).reshape(C * OH * OW, PH * PW)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def params(self) -> dict:
-        return {}
-
-    def astype(self, dtype) -> "_Pool2D":
-        new = super().astype(dtype)
-        new._dtype = check_float_dtype(dtype)
-        return new
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.input_shape}, {self.pool_size}, stride={self.stride})"
