@@ -14,7 +14,7 @@ D     784-512-512-10       128
 Per architecture and dtype (float64 for both paths; float32 for the batched
 path, the baselines and torch), tasks:
 
-* ``forward``: reference ``Network.predict_batch`` / batched ``predict_batched``;
+* ``forward``: reference ``Network.predict`` / batched ``predict_batched``;
 * ``grads``: ``loss_and_gradients`` / ``loss_and_gradients_batched``;
 * ``step``: ``train_batch`` / ``train_step_batched`` (SGD), with the inline
   floors of :mod:`bench.baselines`, the GEMM floor and torch eager. The batched
@@ -29,7 +29,7 @@ path, the baselines and torch), tasks:
 Jacobians ``(N, m, m)`` at m = 10 and 100: the input Jacobian of an m-m-m
 network (reference ``input_jacobian`` per sample / ``input_jacobian_batched`` /
 ``vmap(jacrev)``) and the softmax Jacobian (``Softmax.jacobian`` per sample /
-``jacobian_batch`` / ``vmap(jacrev(softmax))``).
+``jacobian_batched`` / ``vmap(jacrev(softmax))``).
 
 CNNs (:mod:`bench.cnn`): a CNN on 1x8x8 digits and a CIFAR-shaped convolution (3x32x32, 16 filters 3x3,
 pad 1, 2x2 max-pool), training step of both paths and torch eager, and the memory of the sparse
@@ -135,7 +135,7 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
     use_torch = torch is not None
 
     rec.group("forward", {
-        "reference": (lambda: net.predict_batch(X), True) if f64 else None,
+        "reference": (lambda: net.predict(X), True) if f64 else None,
         "batched": (lambda: net.predict_batched(X), False),
         "torch": (tb.make_forward(torch, _params(net), X, y), False) if use_torch else None,
     }, **keys)
@@ -185,7 +185,7 @@ def _bench_jacobians(rec, torch, m, N):
     sm = jn.Softmax()
     rec.group("softmax jacobians", {
         "reference": (lambda: [sm.jacobian(c) for c in cols], True),
-        "batched": (lambda: sm.jacobian_batch(X), False),
+        "batched": (lambda: sm.jacobian_batched(X), False),
         "torch": (tb.make_softmax_jacobians(torch, X), False) if use_torch else None,
     }, **keys)
 

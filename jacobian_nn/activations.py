@@ -11,20 +11,20 @@ Reference path (one sample, seed 000's convention)
     pre-activation ``z``) skips that check, never the formula.
 
 Batched path (rows are samples)
-    ``forward_batch(Z, out=None)``     Z ``(N, m)`` -> ``A`` ``(N, m)``
-    ``vjp_batch(Z, A, G, out=None)``   ``G`` ``(N, m)`` upstream rows -> ``(N, m)``, row k
+    ``forward_batched(Z, out=None)``     Z ``(N, m)`` -> ``A`` ``(N, m)``
+    ``vjp_batched(Z, A, G, out=None)``   ``G`` ``(N, m)`` upstream rows -> ``(N, m)``, row k
                                        equal to ``G[k] @ jacobian(Z[k].T)``, computed without
                                        forming any ``(m, m)`` matrix.
-    ``jacobian_batch(Z)``      ``(N, m, m)``: the per-sample Jacobians, stacked. This is
+    ``jacobian_batched(Z)``      ``(N, m, m)``: the per-sample Jacobians, stacked. This is
                                the explicit, opt-in way to get matrices in the batched
                                path.
 
 The two paths share the forward formula and nothing on the derivative side: a
-test walks this module's syntax tree and fails if a ``*_batch`` method calls a
-reference ``jacobian``. ``A`` is passed to ``vjp_batch`` so that the backward
+test builds the call graph of every ``*_batched`` method and fails if it reaches a
+reference ``jacobian``. ``A`` is passed to ``vjp_batched`` so that the backward
 pass reuses the forward output instead of recomputing it. ``out`` is numpy's: an
 ``(N, m)`` array of the result's dtype to write the result into (it may be ``G``
-itself for ``vjp_batch``, or ``Z`` for ``forward_batch``); the values are the same.
+itself for ``vjp_batched``, or ``Z`` for ``forward_batched``); the values are the same.
 Each method a reader sees here is the one both paths run: there is no second copy
 of a formula.
 
@@ -85,9 +85,9 @@ class Activation:
 
     name: str = ""
     elementwise: bool = True
-    #: True when ``vjp_batch(Z, A, G)`` reads ``Z`` only through a quantity ``A`` gives as
+    #: True when ``vjp_batched(Z, A, G)`` reads ``Z`` only through a quantity ``A`` gives as
     #: well (ReLU: ``A > 0`` exactly where ``Z > 0``; identity: ``A = Z``), so that
-    #: ``vjp_batch(A, A, G)`` is the same VJP and ``forward_batch(Z, out=Z)`` may overwrite
+    #: ``vjp_batched(A, A, G)`` is the same VJP and ``forward_batched(Z, out=Z)`` may overwrite
     #: the pre-activations. A dense layer then keeps one ``(N, m)`` array instead of two.
     #: (A declared property of the formula, not a second formula.)
     vjp_reads_output_only: bool = False
@@ -112,15 +112,15 @@ class Activation:
 class ElementwiseActivation(Activation):
     """An activation with ``f(z)_i = g(z_i)``: diagonal Jacobian.
 
-    ``jacobian_batch`` is built from ``vjp_batch`` with ``G = 1`` (the batched
+    ``jacobian_batched`` is built from ``vjp_batched`` with ``G = 1`` (the batched
     derivative, on the diagonal): both belong to the batched path.
     """
 
-    def jacobian_batch(self, Z: np.ndarray) -> np.ndarray:
+    def jacobian_batched(self, Z: np.ndarray) -> np.ndarray:
         """``(N, m)`` -> ``(N, m, m)``, diagonal slices with exact zeros off the diagonal."""
         _check_batch(Z)
-        A = self.forward_batch(Z)
-        return _embed_diagonal(self.vjp_batch(Z, A, np.ones_like(Z)))
+        A = self.forward_batched(Z)
+        return _embed_diagonal(self.vjp_batched(Z, A, np.ones_like(Z)))
 
 
 # --------------------------------------------------------------------------- identity
@@ -143,7 +143,7 @@ class Identity(ElementwiseActivation):
 
     vjp_reads_output_only = True
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         """A copy of ``Z`` (or ``Z`` written into ``out``; ``out=Z`` returns ``Z`` itself)."""
         if out is None:
             return Z.copy()
@@ -151,7 +151,7 @@ class Identity(ElementwiseActivation):
             np.copyto(out, Z)
         return out
 
-    def vjp_batch(self, Z, A, G, out=None):
+    def vjp_batched(self, Z, A, G, out=None):
         """``G`` (a copy, or ``G`` written into ``out``; ``out=G`` returns ``G`` itself)."""
         if out is None:
             return G.copy()
@@ -184,10 +184,10 @@ class Step(ElementwiseActivation):
             _check_column(z)
         return np.zeros((z.shape[0], z.shape[0]), dtype=z.dtype)
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         return _into(out, (Z > 0).astype(Z.dtype))
 
-    def vjp_batch(self, Z, A, G, out=None):
+    def vjp_batched(self, Z, A, G, out=None):
         if out is None:
             return np.zeros_like(G)
         out.fill(0)
@@ -219,10 +219,10 @@ class Sigmoid(ElementwiseActivation):
         z = z[:, 0]
         return np.diag(expit(z) * expit(-z))
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         return expit(Z, out=out)
 
-    def vjp_batch(self, Z, A, G, out=None):
+    def vjp_batched(self, Z, A, G, out=None):
         return np.multiply(G * A, expit(-Z), out=out)
 
 
@@ -250,10 +250,10 @@ class Tanh(ElementwiseActivation):
         u = np.exp(-2.0 * np.abs(z[:, 0]))
         return np.diag(4.0 * u / (1.0 + u) ** 2)
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         return np.tanh(Z, out=out)
 
-    def vjp_batch(self, Z, A, G, out=None):
+    def vjp_batched(self, Z, A, G, out=None):
         e = np.exp(-2.0 * np.abs(Z))
         return np.divide(G * (4.0 * e), (1.0 + e) * (1.0 + e), out=out)
 
@@ -281,11 +281,11 @@ class ReLU(ElementwiseActivation):
 
     vjp_reads_output_only = True
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         """``max(Z, 0)``, into ``out`` when given (``out=Z`` overwrites the pre-activations)."""
         return np.maximum(Z, 0.0, out=out)
 
-    def vjp_batch(self, Z, A, G, out=None):
+    def vjp_batched(self, Z, A, G, out=None):
         # G * [A > 0], with A > 0 exactly where Z > 0 (A = max(Z, 0)): the same values as
         # np.where(Z > 0, G, 0) (a zero may carry G's sign), several times faster than
         # np.where's masked select on unpredictable signs; reading A lets a dense layer
@@ -324,10 +324,10 @@ class LeakyReLU(ElementwiseActivation):
             _check_column(z)
         return np.diag(np.where(z[:, 0] > 0, 1.0, self.alpha).astype(z.dtype))
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         return _into(out, np.where(Z > 0, Z, Z.dtype.type(self.alpha) * Z))
 
-    def vjp_batch(self, Z, A, G, out=None):
+    def vjp_batched(self, Z, A, G, out=None):
         return _into(out, np.where(Z > 0, G, G.dtype.type(self.alpha) * G))
 
 
@@ -369,11 +369,11 @@ class ELU(ElementwiseActivation):
         z = z[:, 0]
         return np.diag(np.where(z > 0, 1.0, self.alpha * np.exp(np.minimum(z, 0.0))).astype(z.dtype))
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         alpha = Z.dtype.type(self.alpha)
         return _into(out, np.where(Z > 0, Z, alpha * np.expm1(np.minimum(Z, 0))))
 
-    def vjp_batch(self, Z, A, G, out=None):
+    def vjp_batched(self, Z, A, G, out=None):
         # alpha * exp(z) is evaluated directly, not as A + alpha, which cancels
         # for very negative z.
         alpha = G.dtype.type(self.alpha)
@@ -416,18 +416,18 @@ class Softmax(Activation):
         J[np.diag_indices_from(J)] = s[:, 0] * others[:, 0]
         return J
 
-    def forward_batch(self, Z, out=None):
+    def forward_batched(self, Z, out=None):
         E = np.exp(Z - Z.max(axis=1, keepdims=True), out=out)
         E /= E.sum(axis=1, keepdims=True)
         return E
 
-    def vjp_batch(self, Z, A, G, out=None):
+    def vjp_batched(self, Z, A, G, out=None):
         return np.multiply(A, G - np.sum(G * A, axis=1, keepdims=True), out=out)
 
-    def jacobian_batch(self, Z):
+    def jacobian_batched(self, Z):
         """``(N, m, m)`` with slice k equal to ``diag(S[k]) - S[k]^T S[k]``."""
         _check_batch(Z)
-        S = self.forward_batch(Z)
+        S = self.forward_batched(Z)
         J = -S[:, :, None] * S[:, None, :]
         idx = np.arange(S.shape[1])
         J[:, idx, idx] += S

@@ -2,14 +2,14 @@
 
 Network-level chaining for the batched path, over any layers of the layer protocol
 (:mod:`jacobian_nn.layers`): every layer maps ``(N, n) -> (N, m)`` with
-``forward_batch`` and pulls ``G = dL/dY`` ``(N, m)`` back with ``backward_batch``;
-activations contribute ``vjp_batch`` (elementwise products, or
+``forward_batched`` and pulls ``G = dL/dY`` ``(N, m)`` back with ``backward_batched``;
+activations contribute ``vjp_batched`` (elementwise products, or
 ``S * (G - rowsum(G * S))`` for softmax), never an ``(m, m)`` matrix. No layer type is
 special-cased: what a layer can do, it declares (``per_sample_gradients``,
-``batched_jacobians``, ``jacobian_x_factors_batch``).
+``batched_jacobians``, ``jacobian_x_factors_batched``).
 
 Reductions follow the batch convention: the loss is the mean of the per-sample
-losses (``Loss.gradient_batch`` already carries the ``1/N``), so ``X^T delta`` and
+losses (``Loss.gradient_batched`` already carries the ``1/N``), so ``X^T delta`` and
 the column sums of ``delta`` are the mean of the per-sample reference gradients.
 The penalty gradient is added once (:meth:`Network.add_penalty_gradients`):
 
@@ -149,10 +149,22 @@ def forward_batched(net, X, mode: str = "test", workspace: Workspace | None = No
     With a :class:`Workspace`, ``Y_hat`` and the contexts live in its arrays (valid until
     its next use)."""
     check_mode(mode)
+    return _forward(net, net.input_batch(X), mode, workspace)
+
+
+def _checked(net, X, Y, mode):
+    """The checked input batch, after the labels are checked too: everything is refused before
+    a forward may change state (batch norm's running statistics, dropout's Generators)."""
+    check_mode(mode)
     A = net.input_batch(X)
+    net.loss.check_labels(Y, A.shape[0], net.n_out, A.dtype)
+    return A
+
+
+def _forward(net, A, mode, workspace=None):
     ctxs = []
     for i, layer in enumerate(net.layers):
-        A, ctx = layer.forward_batch(A, mode, out=_lender(workspace, i))
+        A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
         ctxs.append(ctx)
     return A, ctxs
 
@@ -172,8 +184,8 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     instead of in a pass over every gradient array; equal to scaling the unscaled gradients
     up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
     """
-    Y_hat, ctxs = forward_batched(net, X, mode, workspace)                               # forward
-    loss, G = net.loss.forward_and_gradient_batch(Y_hat, Y, out=_lender(workspace, "loss"))
+    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode, workspace)              # forward
+    loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
     loss += net.penalty()
     own = _lender(workspace, "network")
     if scale is not None:
@@ -182,7 +194,7 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):                                          # backward
         out = _lender(workspace, i) if workspace is not None else _OwnGradient(G) if owned else None
-        G, grads[i] = net.layers[i].backward_batch(G, ctxs[i], input_grad=i > 0, out=out)
+        G, grads[i] = net.layers[i].backward_batched(G, ctxs[i], input_grad=i > 0, out=out)
         owned = True   # a layer's dX is the caller's (the layer protocol): this loop's own
     net.add_penalty_gradients(grads, scale=scale, out=own)                                 # penalty
     return loss, grads
@@ -227,19 +239,19 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
 
     Their mean plus ``net.penalty()`` is the batch loss of :func:`loss_and_gradients_batched`.
     """
-    Y_hat, _ = forward_batched(net, X, mode)
+    Y_hat, _ = _forward(net, _checked(net, X, Y, mode), mode)
     Ym = label_matrix(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
-    return net.loss.per_sample_batch(Y_hat, Ym)
+    return net.loss.per_sample_losses_batched(Y_hat, Ym)
 
 
 def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mode: str = "train"):
     """Per-sample gradients, no Python loop over samples: one dict per layer,
     ``{"W": (N, n, m), "b": (N, m)}`` for a :class:`~jacobian_nn.layers.Dense` layer.
 
-    Row k of the unscaled loss gradient is ``dL_k/dy_hat_k = N * loss.gradient_batch``
-    (``gradient_batch`` carries the ``1/N`` of the batch mean; multiplying back is exact
+    Row k of the unscaled loss gradient is ``dL_k/dy_hat_k = N * loss.gradient_batched``
+    (``gradient_batched`` carries the ``1/N`` of the batch mean; multiplying back is exact
     when N is a power of two and otherwise costs at most one rounding per entry).
-    Each layer's ``backward_batch(..., per_sample=True)`` then gives, with ``delta`` ``(N, m)``::
+    Each layer's ``backward_batched(..., per_sample=True)`` then gives, with ``delta`` ``(N, m)``::
 
         grads_W[k] = X[k]^T delta[k]    (einsum "ki,kj->kij")     grads_b[k] = delta[k]
 
@@ -259,13 +271,13 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
         if not layer.per_sample_gradients:
             raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no per-sample gradients; "
                             "per-sample gradients need layers whose samples are independent")
-    Y_hat, ctxs = forward_batched(net, X, mode)
+    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode)
     N = Y_hat.shape[0]
     Ym = label_matrix(Y, N, net.n_out, dtype=net.dtype)
-    G = net.loss.gradient_batch(Y_hat, Ym) * Y_hat.dtype.type(N)
+    G = net.loss.gradient_batched(Y_hat, Ym) * Y_hat.dtype.type(N)
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
-        G, grads[i] = net.layers[i].backward_batch(G, ctxs[i], input_grad=i > 0, per_sample=True)
+        G, grads[i] = net.layers[i].backward_batched(G, ctxs[i], input_grad=i > 0, per_sample=True)
     if include_penalty:
         net.add_penalty_gradients(grads, per_sample=True)
     return grads
@@ -277,16 +289,16 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
 def _check_batched_jacobians(net) -> None:
     for i, layer in enumerate(net.layers):
         if not layer.batched_jacobians:
-            raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no batched Jacobians (jacobian_x_batch)")
+            raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no batched Jacobians (jacobian_x_batched)")
 
 
 def input_jacobian_batched(net, X) -> np.ndarray:
     """Input-output Jacobians of the whole network for every row, ``(N, m_out, n_in)``.
 
     Slice k is ``d y_hat_k / d x_k = J_L(k) ... J_2(k) J_1(k)`` with ``J_l(k)`` the
-    layer's ``jacobian_x_batch`` slice ``(m_l, n_l)``. The product is accumulated from
+    layer's ``jacobian_x_batched`` slice ``(m_l, n_l)``. The product is accumulated from
     the output side (reverse mode, ``m_out`` rows per sample): ``P = J_L``, then
-    ``P <- P J_l`` for ``l = L-1, ..., 1`` through the layer's ``input_vjp_rows_batch``
+    ``P <- P J_l`` for ``l = L-1, ..., 1`` through the layer's ``input_vjp_rows_batched``
     (a dense layer: ``(P * D_l) W_l^T``, one 2-D GEMM). No loop over samples. Test mode.
     """
     _check_batched_jacobians(net)
@@ -295,20 +307,20 @@ def input_jacobian_batched(net, X) -> np.ndarray:
     for i, layer in enumerate(net.layers):
         inputs.append(A)
         if i < len(net.layers) - 1:
-            A = layer.forward_batch(A, "test")[0]
+            A = layer.forward_batched(A, "test")[0]
     J = _last_two_jacobian_batched(net.layers, inputs) if len(net.layers) > 1 else None
     if J is None:
-        J, start = net.layers[-1].jacobian_x_batch(inputs[-1]), len(net.layers) - 1
+        J, start = net.layers[-1].jacobian_x_batched(inputs[-1]), len(net.layers) - 1
     else:
         start = len(net.layers) - 2
     for layer, A_in in zip(reversed(net.layers[:start]), reversed(inputs[:start])):
-        J = layer.input_vjp_rows_batch(J, A_in)
+        J = layer.input_vjp_rows_batched(J, A_in)
     return J
 
 
 def _last_two_jacobian_batched(layers, inputs):
     """``J_L(k) J_{L-1}(k)`` ``(N, m_L, n_{L-1})`` as one GEMM when both layers declare input
-    Jacobians of the form ``diag(D[k]) M`` (``jacobian_x_factors_batch``; dense layers with
+    Jacobians of the form ``diag(D[k]) M`` (``jacobian_x_factors_batched``; dense layers with
     elementwise activations: ``M = W^T``); None when that form does not apply.
 
     ``J_L(k) J_{L-1}(k) = diag(D_L[k]) M_L diag(D_{L-1}[k]) M_{L-1}``, linear in ``D_{L-1}[k]``::
@@ -325,8 +337,8 @@ def _last_two_jacobian_batched(layers, inputs):
     N = X.shape[0]
     if prev.n_out > N:
         return None
-    f1 = prev.jacobian_x_factors_batch(X)
-    f2 = last.jacobian_x_factors_batch(inputs[-1]) if f1 is not None else None
+    f1 = prev.jacobian_x_factors_batched(X)
+    f2 = last.jacobian_x_factors_batched(inputs[-1]) if f1 is not None else None
     if f2 is None:
         return None
     (D1, M1), (D2, M2) = f1, f2
@@ -340,12 +352,12 @@ def _last_two_jacobian_batched(layers, inputs):
 
 def activation_jacobians_batched(net, X, mode: str = "test") -> list:
     """Per layer, the activation Jacobians ``J_f(Z)`` ``(N, m, m)`` at the layer's pre-activations,
-    i.e. the layer's ``jacobian_b_batch`` (``dy/db = J_f(z)``); ``None`` for a layer without
+    i.e. the layer's ``jacobian_b_batched`` (``dy/db = J_f(z)``); ``None`` for a layer without
     batched Jacobians."""
     check_mode(mode)
     A = net.input_batch(X)
     out = []
     for layer in net.layers:
-        out.append(layer.jacobian_b_batch(A) if layer.batched_jacobians else None)
-        A = layer.forward_batch(A, mode)[0]
+        out.append(layer.jacobian_b_batched(A) if layer.batched_jacobians else None)
+        A = layer.forward_batched(A, mode)[0]
     return out

@@ -383,8 +383,8 @@ class _Calls:
 #
 # Each entry: (single(x, kw) -> (y, J full), batched(X, kw) -> (Y, per-sample (N, m, n) or full)).
 # The batched entries of the elementwise activations, softmax and dense use the batched path's
-# explicit Jacobians (``jacobian_batch``); batch norm, whose Jacobian couples the samples, uses
-# the library's full batch Jacobian ``jacobian_x_samples``. A check is a witness, not a path:
+# explicit Jacobians (``jacobian_batched``); batch norm, whose Jacobian couples the samples, uses
+# the library's full batch Jacobian ``jacobian_x_coupled``. A check is a witness, not a path:
 # it reads derivatives, it does not compute any for training.
 
 
@@ -401,7 +401,7 @@ def _act_batched(name):
     def run(X, kw):
         from .activations import get_activation
         act = get_activation(name, **kw)
-        return act.forward_batch(X), act.jacobian_batch(X)
+        return act.forward_batched(X), act.jacobian_batched(X)
     return run
 
 
@@ -427,8 +427,8 @@ def _dense_batched(X, kw):
     from .layers import Dense
     W, b, act = _dense_params(kw)
     layer = Dense.from_params(W, b, act)
-    Y, (_, Z, _) = layer.forward_batch(X)
-    return Y, layer.activation.jacobian_batch(Z) @ W.T
+    Y, (_, Z, _) = layer.forward_batched(X)
+    return Y, layer.activation.jacobian_batched(Z) @ W.T
 
 
 def _batchnorm_single(x, kw):
@@ -448,8 +448,8 @@ def _batchnorm_batched(X, kw):
     bn = BatchNorm(X.shape[1], update_running=False, **kw)
     for k, v in running.items():
         getattr(bn, k)[...] = np.asarray(v, dtype=np.float64)
-    Y = bn.forward_batch(X, mode)[0]
-    return Y, bn.jacobian_x_samples([row[:, None] for row in X], mode)
+    Y = bn.forward_batched(X, mode)[0]
+    return Y, bn.jacobian_x_coupled([row[:, None] for row in X], mode)
 
 
 REFERENCES = {name: (_act_single(name), _act_batched(name))

@@ -196,23 +196,27 @@ class _ImageLayer(Layer):
 
     batched_jacobians = True
 
-    def input_vjp_rows_batch(self, P, X):
-        """``P`` ``(N, r, m)`` -> ``P[k] dy_k/dx_k`` ``(N, r, n)`` (test mode): ``backward_batch`` of the ``N*r``
+    def input_vjp_rows_batched(self, P, X):
+        """``P`` ``(N, r, m)`` -> ``P[k] dy_k/dx_k`` ``(N, r, n)`` (test mode): ``backward_batched`` of the ``N*r``
         rows of ``P`` on the batch with every sample repeated ``r`` times."""
         X, P = np.asarray(X), np.asarray(P)
         N = X.shape[0]
         if P.ndim != 3 or P.shape[0] != N or P.shape[2] != self.n_out:
             raise ValueError(f"P: expected shape ({N}, r, {self.n_out}), got {P.shape}")
         r = P.shape[1]
-        _, ctx = self.forward_batch(np.repeat(X, r, axis=0), "test")
-        dX, _ = self.backward_batch(np.ascontiguousarray(P).reshape(N * r, self.n_out), ctx)
+        _, ctx = self.forward_batched(np.repeat(X, r, axis=0), "test")
+        dX, _ = self.backward_batched(np.ascontiguousarray(P).reshape(N * r, self.n_out), ctx)
         return dX.reshape(N, r, self.n_in)
 
-    def jacobian_x_batch(self, X):
-        """``dy_k/dx_k`` for every row, dense ``(N, m, n)``: :meth:`input_vjp_rows_batch` of the identity."""
+    def jacobian_x_batched(self, X):
+        """``dy_k/dx_k`` for every row, dense ``(N, m, n)``: :meth:`input_vjp_rows_batched` of the identity."""
         N = np.asarray(X).shape[0]
         eye = np.broadcast_to(np.eye(self.n_out, dtype=self.dtype), (N, self.n_out, self.n_out))
-        return self.input_vjp_rows_batch(eye, X)
+        return self.input_vjp_rows_batched(eye, X)
+
+    def jacobian_b_batched(self, X):
+        """``dy_k/db`` for every row; None for a layer without a bias ``b`` (pooling, spatial batch norm)."""
+        return None
 
     def _images(self, X: np.ndarray) -> np.ndarray:
         """``X`` ``(N, C*H*W)`` -> the view ``(N, C, H, W)`` (checked: the width and the dtype)."""
@@ -379,7 +383,18 @@ class Conv2D(_ImageLayer):
 
     # -- batched path: im2col / col2im ------------------------------------------------------
 
-    def forward_batch(self, X, mode="train", *, out=None):
+    def jacobian_b_batched(self, X):
+        """``dy_k/db`` for every row, dense ``(N, F*P, F)``: entry ``[k, f*P + p, f] = f'(z_k)[f*P + p]`` with
+        ``f'(Z) = vjp_f(Z, f(Z), 1)`` (the batched derivative); zeros elsewhere."""
+        _, (cols, Z, A) = self.forward_batched(X, "test")
+        D = self.activation.vjp_batched(Z, A, np.ones_like(Z))
+        F = self.W.shape[0]
+        P = Z.shape[1] // F
+        J = np.zeros((Z.shape[0], F * P, F), dtype=self.dtype)
+        J[:, np.arange(F * P), np.repeat(np.arange(F), P)] = D
+        return J
+
+    def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, C*H*W)`` -> ``Y = f(Z)`` ``(N, F*OH*OW)``, ``Z[n] = W_mat cols[n] + b`` with
         ``cols = windows(X)`` ``(N, K, P)`` (im2col per sample); the context is ``(cols, Z, Y)`` (``Z`` is
         overwritten by ``Y`` when the activation's VJP reads its output only, as in Dense; ``out`` unused)."""
@@ -391,19 +406,19 @@ class Conv2D(_ImageLayer):
         Z = Z.reshape(X4.shape[0], -1)
         act = self.activation
         if act.vjp_reads_output_only:
-            A = act.forward_batch(Z, out=Z)
+            A = act.forward_batched(Z, out=Z)
             return A, (cols, A, A)
-        A = act.forward_batch(Z)
+        A = act.forward_batched(Z)
         return A, (cols, Z, A)
 
-    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``G = dL/dY`` ``(N, F*P)`` -> ``D = vjp_f(Z, G)`` ``(N, F, P)``;
         ``dX = add_windows(W_mat^T D)`` ``(N, C*H*W)`` (col2im), ``dW = sum_n D[n] cols[n]^T`` (dout . col) in
         W's shape, ``db = sum_{n,p} D``; per sample: ``dW[n]`` ``(N, F, C, FH, FW)``, ``db[n]`` ``(N, F)``."""
         cols, Z, A = ctx
         N = G.shape[0]
         F, C, FH, FW = self.W.shape
-        D = self.activation.vjp_batch(Z, A, G).reshape(N, F, -1)
+        D = self.activation.vjp_batched(Z, A, G).reshape(N, F, -1)
         dX = None
         if input_grad:
             dX = add_windows(np.matmul(self.W.reshape(F, -1).T, D), (N,) + tuple(self.input_shape), FH, FW,
@@ -501,7 +516,7 @@ class MaxPool2D(_Pool2D):
         return sp.csr_array((np.ones(rows, dtype=self.dtype), self._windows[np.arange(rows), first],
                              np.arange(rows + 1)), shape=(rows, self.n_in))
 
-    def forward_batch(self, X, mode="train", *, out=None):
+    def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, C*H*W)`` -> ``(N, C*OH*OW)``; the context is the index ``k = i*PW + j`` of each window's
         first maximal element: the maximum over the window entries, then, from the last entry back to the
         first, ``arg = k`` wherever entry k equals it (so the first maximal entry in C order is written last)."""
@@ -516,7 +531,7 @@ class MaxPool2D(_Pool2D):
             arg = np.where(entries[k] == best, k, arg)
         return best.reshape(X.shape[0], -1), arg
 
-    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``dX``: each ``G`` entry added at its window's first maximal element; no parameter gradients."""
         arg = ctx
         G4 = G.reshape(arg.shape)
@@ -534,7 +549,7 @@ class AvgPool2D(_Pool2D):
         return sp.csr_array((data, self._windows.reshape(-1), np.arange(0, rows * K + 1, K)),
                             shape=(rows, self.n_in))
 
-    def forward_batch(self, X, mode="train", *, out=None):
+    def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, C*H*W)`` -> window means ``(N, C*OH*OW)`` (summed over the entries, then divided); the
         context is N."""
         win = self._window_view(X)
@@ -544,7 +559,7 @@ class AvgPool2D(_Pool2D):
             total += win[..., k // PW, k % PW]
         return (total / (PH * PW)).reshape(X.shape[0], -1), X.shape[0]
 
-    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``dX``: each ``G`` entry spread as ``G / (PH*PW)`` over its window; no parameter gradients."""
         share = (G / (self.pool_size[0] * self.pool_size[1])).reshape((ctx,) + tuple(self.output_shape))
         return self._add_to_windows(share), {}
@@ -654,17 +669,17 @@ class SpatialBatchNorm(_ImageLayer):
 
     # -- batched path --------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train", *, out=None):
+    def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, C*H*W)`` -> BatchNorm's batched forward on ``(N*H*W, C)``, rearranged back."""
         X4 = self._images(X)
-        Y, ctx = self.bn.forward_batch(self._to_channels(X4.reshape(X4.shape[0], -1)), mode)
+        Y, ctx = self.bn.forward_batched(self._to_channels(X4.reshape(X4.shape[0], -1)), mode)
         return self._from_channels(Y), ctx
 
-    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """BatchNorm's batched VJP on ``(N*H*W, C)``, rearranged back to ``(N, C*H*W)``."""
         if per_sample:
             raise TypeError("SpatialBatchNorm has no per-sample gradients (per_sample_gradients is False)")
-        dXt, grads = self.bn.backward_batch(self._to_channels(G), ctx)
+        dXt, grads = self.bn.backward_batched(self._to_channels(G), ctx)
         return self._from_channels(dXt), grads
 
 

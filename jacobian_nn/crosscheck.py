@@ -6,7 +6,7 @@ compares, quantity by quantity:
 ==============================  ================================  =================================
 quantity                        batched path                      reference path (stacked)
 ==============================  ================================  =================================
-outputs ``(N, m)``              ``predict_batched``               ``predict_batch`` (per column)
+outputs ``(N, m)``              ``predict_batched``               ``predict`` (per column)
 batch loss ``()``               ``loss_and_gradients_batched``    ``loss_and_gradients``
 per-sample losses ``(N,)``      ``per_sample_losses_batched``     ``loss.forward`` per sample
 gradient of every parameter     ``loss_and_gradients_batched``    ``loss_and_gradients``
@@ -14,8 +14,8 @@ per-sample gradients            ``per_sample_gradients_batched``  ``backward(x_k
   ``(N, n, m)`` / ``(N, m)``
 mean of per-sample gradients    ``per_sample_gradients_batched``  ``loss_and_gradients_batched``
   (internal consistency)        mean over samples                 (both batched; penalty included)
-activation Jacobians            ``jacobian_b_batch`` =            ``activation.jacobian(z_k)``,
-  ``(N, m, m)`` per layer       ``activation.jacobian_batch(Z)``  stacked
+activation Jacobians            ``jacobian_b_batched`` =            ``activation.jacobian(z_k)``,
+  ``(N, m, m)`` per layer       ``activation.jacobian_batched(Z)``  stacked
 network input Jacobian          ``input_jacobian_batched``        ``input_jacobian(x_k)``, stacked
   ``(N, m_out, n_in)``
 ==============================  ================================  =================================
@@ -203,11 +203,11 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
         report.rows.append(CrossCheckRow(quantity, c, tuple(axes)))
 
     # -- forward
-    add("outputs (N, m)", out_b, ref.predict_batch(X64), ("sample", "column"))
+    add("outputs (N, m)", out_b, ref.predict(X64), ("sample", "column"))
     loss_r, grads_r = ref.loss_and_gradients(X64, Y64)
     add("loss (mean + penalty)", np.float64(loss_b), np.float64(loss_r), ())
     if per_sample:
-        ref_outs = ref.predict_batch(X64)
+        ref_outs = ref.predict(X64)
         losses_r = np.array([ref.loss.forward(o, y) for o, y in zip(columns(ref_outs), ycols)])
         add("per-sample losses (N,)", batched.per_sample_losses_batched(net, X, Y, mode="test"), losses_r, ("sample",))
 
@@ -247,9 +247,9 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
                 if isinstance(layer, Dense):   # the activation Jacobians of dense layers (image layers: none)
                     Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
                     Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
-                    add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", layer.jacobian_b_batch(A), Jr,
+                    add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", layer.jacobian_b_batched(A), Jr,
                         ("sample", "row", "column"))
-                A = layer.forward_batch(A, "test")[0]
+                A = layer.forward_batched(A, "test")[0]
             # image layers return scipy.sparse Jacobians; a product of only those stays sparse
             Jr = np.stack([_dense(ref.input_jacobian(c)) for c in cols])
             add("network dy/dx (N, m_out, n_in)", batched.input_jacobian_batched(net, X), Jr,

@@ -21,8 +21,8 @@ Reference path, batch-coupled layers only (``couples_samples(mode)`` True)::
 
 Batched path (rows are samples)::
 
-    forward_batch(X, mode, *, out=None)     X (N, n) -> Y (N, m), ctx
-    backward_batch(G, ctx, *, input_grad=True, per_sample=False, out=None)
+    forward_batched(X, mode, *, out=None)     X (N, n) -> Y (N, m), ctx
+    backward_batched(G, ctx, *, input_grad=True, per_sample=False, out=None)
                                             G (N, m) -> dX (N, n) or None, grads
 
   ``dX`` belongs to the caller, who may overwrite it: a new array, or the one lent for
@@ -35,14 +35,16 @@ Batched path (rows are samples)::
 Capabilities, declared (the drivers probe nothing else)::
 
     couples_samples(mode) -> bool   the samples of a batch are not independent in this mode
-    per_sample_gradients: bool      backward_batch(..., per_sample=True) is available
+    per_sample_gradients: bool      backward_batched(..., per_sample=True) is available
+    batched_jacobians: bool         jacobian_x_batched / jacobian_b_batched / input_vjp_rows_batched
+    jacobian_x_factors_batched(X)   (D, M) with dy_k/dx_k = diag(D[k]) M, or None (the default)
     min_train_batch: int            smallest batch a training-mode forward accepts
 
 ``out`` is how the batched driver lends memory: None (allocate as usual) or an object whose
 ``out.array(role, shape, dtype)`` returns an array to overwrite for the result named
-``role`` ("Z", "delta", "dX", "W", "b", ...); read through ``_validation.lend``. The results
-are the same either way; the only lender is the batched driver's
-:class:`~jacobian_nn.batched.Workspace`.
+``role`` ("Z", "delta", "dX", "W", "b", ...), or None for "allocate this one"; read through
+``_validation.lend``. The results are the same either way. Only the batched driver lends
+(its :class:`~jacobian_nn.batched.Workspace`, or, without one, the gradient array it owns).
 
 ``ctx`` is returned to the caller, never stored on the layer, so results do not
 depend on call history. ``mode`` is ``"train"`` or ``"test"``; the dense layer
@@ -98,7 +100,7 @@ def init_weights(n: int, m: int, init: str, rng: np.random.Generator, weight_sca
 def column_sums(delta: np.ndarray, out=None) -> np.ndarray:
     """``sum_k delta[k]`` ``(m,)`` as the product ``1^T delta`` (one BLAS matrix-vector
     product, several times faster than ``delta.sum(axis=0)`` on a tall batch; the same sum
-    up to rounding order). ``out`` lends the ones and the result, as in ``backward_batch``."""
+    up to rounding order). ``out`` lends the ones and the result, as in ``backward_batched``."""
     (N, m), dtype = delta.shape, delta.dtype
     ones = lend(out, "ones", (N,), dtype)
     ones = np.ones(N, dtype=dtype) if ones is None else (ones.fill(1) or ones)
@@ -106,7 +108,9 @@ def column_sums(delta: np.ndarray, out=None) -> np.ndarray:
 
 
 class Layer:
-    """Base class: the default batch-of-columns reference methods loop over samples.
+    """Base class: the capabilities of the layer protocol (module docstring) with their
+    defaults (samples independent, no per-sample gradients, no batched Jacobians), ``state``
+    and ``astype``. The formulas are each subclass's own.
 
     Besides ``params`` (trainable, get gradients), a layer may hold **state**:
     non-trainable arrays that inference needs (batch norm's running statistics).
@@ -120,7 +124,7 @@ class Layer:
     params: dict
     #: smallest batch a training-mode forward accepts (batch-coupled layers raise it)
     min_train_batch: int = 1
-    #: ``backward_batch(..., per_sample=True)`` is available
+    #: ``backward_batched(..., per_sample=True)`` is available
     per_sample_gradients: bool = False
 
     def couples_samples(self, mode: str) -> bool:
@@ -128,18 +132,18 @@ class Layer:
         batch; the reference driver then calls ``forward_samples``/``backward_samples``."""
         return False
 
-    #: ``jacobian_x_batch`` (and ``input_vjp_rows_batch``) are available
+    #: ``jacobian_x_batched`` (and ``input_vjp_rows_batched``) are available
     batched_jacobians: bool = False
 
-    def jacobian_x_factors_batch(self, X):
+    def jacobian_x_factors_batched(self, X):
         """``(D (N, m), M (m, n))`` with ``dy_k/dx_k = diag(D[k]) M``, when the layer's input
         Jacobian has that form; None otherwise (the default)."""
         return None
 
-    def input_vjp_rows_batch(self, P, X):
+    def input_vjp_rows_batched(self, P, X):
         """``P`` ``(N, r, m)`` -> ``P[k] dy_k/dx_k`` ``(N, r, n)``; the default multiplies by
-        ``jacobian_x_batch(X)``."""
-        return np.matmul(P, self.jacobian_x_batch(X))
+        ``jacobian_x_batched(X)``."""
+        return np.matmul(P, self.jacobian_x_batched(X))
 
     @property
     def state(self) -> dict:
@@ -290,7 +294,7 @@ class Dense(Layer):
 
     # -- batched path --------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train", *, out=None):
+    def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, n)`` -> ``Y = f(X W + b)`` ``(N, m)`` and the context ``(X, Z, Y)``.
 
         When the activation's VJP reads only its output (``vjp_reads_output_only``: ReLU,
@@ -301,12 +305,12 @@ class Dense(Layer):
         Z += self.b
         act = self.activation
         if act.vjp_reads_output_only:
-            A = act.forward_batch(Z, out=Z)
+            A = act.forward_batched(Z, out=Z)
             return A, (X, A, A)
-        A = act.forward_batch(Z)
+        A = act.forward_batched(Z)
         return A, (X, Z, A)
 
-    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``G = dL/dY`` ``(N, m)`` -> ``dX`` ``(N, n)`` (None if not ``input_grad``) and the gradients::
 
             delta = vjp_f(Z, G)     (N, m)
@@ -319,7 +323,7 @@ class Dense(Layer):
         :meth:`backward` of sample k, and their sum is the ``per_sample=False`` result.
         ``out`` lends ``delta``, ``dX``, ``dW`` and ``db`` (see the module docstring)."""
         X, Z, A = ctx
-        delta = self.activation.vjp_batch(Z, A, G, out=lend(out, "delta", G.shape, self.dtype))
+        delta = self.activation.vjp_batched(Z, A, G, out=lend(out, "delta", G.shape, self.dtype))
         dX = np.matmul(delta, self.W.T, out=lend(out, "dX", X.shape, self.dtype)) if input_grad else None
         if per_sample:
             return dX, {"W": np.einsum("ki,kj->kij", X, delta), "b": delta.copy()}
@@ -328,69 +332,69 @@ class Dense(Layer):
 
     # -- batched path: Jacobians (explicit, opt-in) ----------------------------------------
 
-    def _z_batch(self, X):
+    def _z_batched(self, X):
         X = as_batch(X, "X", self.n_in, self.dtype)
         return X, X @ self.W + self.b
 
-    def _derivative_batch(self, Z):
+    def _derivative_batched(self, Z):
         """For an elementwise activation, the diagonals of ``J_f(z_k)`` as rows ``(N, m)``:
         ``vjp_f(Z, f(Z), 1)`` (the batched VJP of a row of ones). None otherwise."""
         act = self.activation
         if not act.elementwise:
             return None
-        return act.vjp_batch(Z, act.forward_batch(Z), np.ones_like(Z))
+        return act.vjp_batched(Z, act.forward_batched(Z), np.ones_like(Z))
 
     batched_jacobians = True
 
-    def jacobian_x_factors_batch(self, X):
+    def jacobian_x_factors_batched(self, X):
         """``(D (N, m), W^T (m, n))`` with ``dy_k/dx_k = diag(D[k]) W^T`` when the activation is
         elementwise (``D = vjp_f(Z, f(Z), 1)``), else None."""
-        D = self._derivative_batch(self._z_batch(X)[1])
+        D = self._derivative_batched(self._z_batched(X)[1])
         return None if D is None else (D, self.W.T)
 
-    def jacobian_x_batch(self, X):
+    def jacobian_x_batched(self, X):
         """``dy_k/dx_k`` for every row: ``(N, m, n)``, slice k ``= J_f(z_k) W^T``.
 
         Elementwise ``f``: ``J_f(z_k) = diag(D[k])`` with ``D = vjp_f(Z, f(Z), 1)``
         ``(N, m)``, so slice k is ``D[k][:, None] * W^T`` (a broadcast product, no
         ``(N, m, m)`` matrix). Otherwise (softmax): batched matmul of
-        ``activation.jacobian_batch(Z)`` ``(N, m, m)`` with ``W^T``."""
-        _, Z = self._z_batch(X)
-        D = self._derivative_batch(Z)
+        ``activation.jacobian_batched(Z)`` ``(N, m, m)`` with ``W^T``."""
+        _, Z = self._z_batched(X)
+        D = self._derivative_batched(Z)
         if D is not None:
             return D[:, :, None] * self.W.T[None]
-        return np.matmul(self.activation.jacobian_batch(Z), self.W.T)
+        return np.matmul(self.activation.jacobian_batched(Z), self.W.T)
 
-    def input_vjp_rows_batch(self, P, X):
+    def input_vjp_rows_batched(self, P, X):
         """Pull ``r`` rows per sample back through the layer: ``P`` ``(N, r, m)`` ->
-        ``P[k] J_f(z_k) W^T`` ``(N, r, n)``, i.e. ``P @ jacobian_x_batch(X)`` without forming it.
+        ``P[k] J_f(z_k) W^T`` ``(N, r, n)``, i.e. ``P @ jacobian_x_batched(X)`` without forming it.
 
-        Elementwise ``f``: ``(P * D[:, None, :]) W^T`` with ``D`` as in :meth:`jacobian_x_batch`,
+        Elementwise ``f``: ``(P * D[:, None, :]) W^T`` with ``D`` as in :meth:`jacobian_x_batched`,
         the product done as one ``(N r, m) @ (m, n)`` GEMM. Otherwise ``(P @ J_f(Z)) W^T``.
         Used by :func:`jacobian_nn.batched.input_jacobian_batched` to accumulate the network's
         input Jacobian from the output side.
         """
-        _, Z = self._z_batch(X)
+        _, Z = self._z_batched(X)
         P = np.asarray(P)
         N, m = Z.shape
         if P.ndim != 3 or P.shape[0] != N or P.shape[2] != m:
             raise ValueError(f"P: expected shape ({N}, r, {m}), got {P.shape}")
-        D = self._derivative_batch(Z)
-        delta = P * D[:, None, :] if D is not None else np.matmul(P, self.activation.jacobian_batch(Z))
+        D = self._derivative_batched(Z)
+        delta = P * D[:, None, :] if D is not None else np.matmul(P, self.activation.jacobian_batched(Z))
         r = P.shape[1]
         return (delta.reshape(N * r, m) @ self.W.T).reshape(N, r, self.n_in)
 
-    def jacobian_b_batch(self, X):
+    def jacobian_b_batched(self, X):
         """``dy_k/db`` for every row: ``(N, m, m)``, slice k ``= J_f(z_k)``."""
-        _, Z = self._z_batch(X)
-        return self.activation.jacobian_batch(Z)
+        _, Z = self._z_batched(X)
+        return self.activation.jacobian_batched(Z)
 
-    def jacobian_W_batch(self, X):
+    def jacobian_W_batched(self, X):
         """``dy_k/dvec(W)`` for every row: ``(N, m, n*m)``, vec(W) row-major as in :meth:`jacobian_W`.
 
         Entry ``[k, i, a*m + j] = J_f(z_k)[i, j] * X[k, a]`` (einsum ``"kij,ka->kiaj"``,
         then reshape), i.e. slice k ``= J_f(z_k) (x_k^T kron I_m)``.
         """
-        X, Z = self._z_batch(X)
+        X, Z = self._z_batched(X)
         N, n, m = X.shape[0], self.n_in, self.n_out
-        return np.einsum("kij,ka->kiaj", self.activation.jacobian_batch(Z), X).reshape(N, m, n * m)
+        return np.einsum("kij,ka->kiaj", self.activation.jacobian_batched(Z), X).reshape(N, m, n * m)

@@ -9,17 +9,17 @@ Reference path (seed 000)
 
 Batched path (batch convention: the loss of a batch is the **mean** of the
 per-sample losses)
-    ``forward_batch(Y_hat, Y)``   ``(N, m)`` -> float, ``(1/N) sum_k L_k``
-    ``gradient_batch(Y_hat, Y)``  -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``,
+    ``forward_batched(Y_hat, Y)``   ``(N, m)`` -> float, ``(1/N) sum_k L_k``
+    ``gradient_batched(Y_hat, Y)``  -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``,
                                   the gradient of that mean
-    ``per_sample_batch(Y_hat, Y)`` -> ``(N,)``, the per-sample losses ``L_k``
+    ``per_sample_losses_batched(Y_hat, Y)`` -> ``(N,)``, the per-sample losses ``L_k``
 
 Labels are accepted as a one-hot column ``(m, 1)`` (any float column for
 MeanSquaredError; a probability column for the cross-entropies) or as an integer
 class index. Batched labels are ``(N, m)`` or an integer vector ``(N,)``.
 
 The batched gradients are written independently of the reference ones; a test
-parses this module and fails if a ``*_batch`` method calls ``gradient``.
+builds the call graph of every ``*_batched`` method and fails if it reaches ``gradient``.
 Proofs (``proofs/proof_losses.py``, ``proof_softmax.py``): ``proofs:loss.cross_entropy``,
 ``proofs:loss.mse002``, ``proofs:loss.batch_mean`` (batch mean), ``proofs:loss.log0_000`` (why a
 zero probability is refused), ``proofs:softmax.ce_combined`` (fused gradient ``s - y``),
@@ -140,15 +140,27 @@ class Loss:
         :meth:`sample_labels` can check once; this default always checks.)"""
         return self.forward(y_hat, y), self.gradient(y_hat, y)
 
+    #: labels must be probability rows (the cross-entropies), not any real rows (mean squared error)
+    labels_are_probabilities: bool = False
+
+    def check_labels(self, Y, N: int, m: int, dtype=np.float64) -> None:
+        """Refuse labels that this loss would refuse, before anything runs: the batched driver
+        calls it ahead of the forward, which may update running statistics or draw dropout
+        masks. Integer class indices ``(N,)`` need only their range checked."""
+        if label_indices(Y, N, m) is None:
+            Ym = label_matrix(Y, N, m, dtype=dtype)
+            if self.labels_are_probabilities:
+                _check_probabilities(Ym, "Y")
+
     def sample_labels(self, Y, N: int, m: int) -> list:
         """The labels of a batch of N samples, checked once, one per sample as ``__call__``
         takes them: columns ``(m, 1)`` (the default)."""
         return columns(label_matrix(Y, N, m))
 
-    def forward_and_gradient_batch(self, Y_hat, Y, *, out=None):
-        """``(forward_batch(Y_hat, Y), gradient_batch(Y_hat, Y))`` in one call (``out``, the
+    def forward_and_gradient_batched(self, Y_hat, Y, *, out=None):
+        """``(forward_batched(Y_hat, Y), gradient_batched(Y_hat, Y))`` in one call (``out``, the
         batched driver's lender, unused here)."""
-        return self.forward_batch(Y_hat, Y), self.gradient_batch(Y_hat, Y)
+        return self.forward_batched(Y_hat, Y), self.gradient_batched(Y_hat, Y)
 
 
 # --------------------------------------------------------------------------- cross-entropy
@@ -173,6 +185,7 @@ class CrossEntropy(Loss):
     """
 
     name = "cross_entropy"
+    labels_are_probabilities = True
 
     def __init__(self, check_sum: bool = True):
         self.check_sum = bool(check_sum)
@@ -217,12 +230,12 @@ class CrossEntropy(Loss):
             )
         return P, Y
 
-    def forward_batch(self, P, Y):
+    def forward_batched(self, P, Y):
         P, Y = self._validated_batch(P, Y)
         pos = Y > 0
         return float(-np.sum(Y[pos] * np.log(P[pos])) / P.shape[0])
 
-    def per_sample_batch(self, P, Y):
+    def per_sample_losses_batched(self, P, Y):
         """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log P[k, i]`` over ``Y > 0``."""
         P, Y = self._validated_batch(P, Y)
         terms = np.zeros_like(P)
@@ -230,7 +243,7 @@ class CrossEntropy(Loss):
         terms[pos] = Y[pos] * np.log(P[pos])
         return -terms.sum(axis=1)
 
-    def gradient_batch(self, P, Y):
+    def gradient_batched(self, P, Y):
         P, Y = self._validated_batch(P, Y)
         out = np.zeros_like(P)
         pos = Y > 0
@@ -259,19 +272,19 @@ class MeanSquaredError(Loss):
         y_hat = as_column(y_hat, "y_hat")
         return (y_hat - label_column(y, y_hat.shape[0])).T
 
-    def forward_batch(self, Y_hat, Y):
+    def forward_batched(self, Y_hat, Y):
         Y_hat = output_batch(Y_hat)
         Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         D = Y_hat - Y
         return float(0.5 * np.sum(D * D) / Y_hat.shape[0])
 
-    def per_sample_batch(self, Y_hat, Y):
+    def per_sample_losses_batched(self, Y_hat, Y):
         """Per-sample losses ``(N,)``: ``L_k = 1/2 sum_i (Y_hat[k, i] - Y[k, i])^2``."""
         Y_hat = output_batch(Y_hat)
         D = Y_hat - label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         return 0.5 * np.sum(D * D, axis=1)
 
-    def gradient_batch(self, Y_hat, Y):
+    def gradient_batched(self, Y_hat, Y):
         Y_hat = output_batch(Y_hat)
         Y = label_matrix(Y, *Y_hat.shape, dtype=Y_hat.dtype)
         return (Y_hat - Y) / Y_hat.shape[0]
@@ -280,10 +293,28 @@ class MeanSquaredError(Loss):
 # --------------------------------------------------------------------------- softmax + cross-entropy
 
 
-def _log_softmax_rows(Z: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax ``(N, m)``: ``(Z - max) - log sum exp(Z - max)``, no overflow."""
-    shifted = Z - Z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+def _softmax_rows(Z, Y, out=None):
+    """Checked logits ``Z`` ``(N, m)`` and labels, and the pieces of the row-wise softmax:
+    ``(shifted = Z - rowmax Z, E = exp(shifted), s = rowsum E (N, 1), idx, Y)``, where ``idx``
+    holds integer class indices ``(N,)`` (then ``Y`` is not used) or is None (``Y`` is the checked
+    ``(N, m)`` label matrix). Nothing overflows: every exponent is <= 0. ``out`` lends
+    ``shifted`` and ``E``."""
+    Z = output_batch(Z, "Z")
+    idx = label_indices(Y, *Z.shape)
+    if idx is None:
+        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
+        _check_probabilities(Y, "Y")
+    shifted = np.subtract(Z, Z.max(axis=1, keepdims=True), out=lend(out, "shifted", Z.shape, Z.dtype))
+    E = np.exp(shifted, out=lend(out, "E", Z.shape, Z.dtype))
+    return shifted, E, E.sum(axis=1, keepdims=True), idx, Y
+
+
+def _cross_entropy_rows(shifted, s, idx, Y) -> np.ndarray:
+    """``L_k = -sum_i Y[k, i] (shifted[k, i] - log s_k)`` ``(N,)`` (the log-softmax is
+    ``shifted - log s``); with class indices, the one term ``-(shifted[k, y_k] - log s_k)``."""
+    if idx is not None:
+        return -(shifted[np.arange(idx.shape[0]), idx] - np.log(s[:, 0]))
+    return -np.sum(Y * (shifted - np.log(s)), axis=1)
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -302,6 +333,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     name = "softmax_cross_entropy"
+    labels_are_probabilities = True
 
     def forward(self, z, y):
         """``L`` (a float); :meth:`__call__`'s value."""
@@ -346,51 +378,40 @@ class SoftmaxCrossEntropy(Loss):
         _check_probabilities(Ym, "Y")
         return columns(Ym)
 
-    def forward_batch(self, Z, Y):
-        """``(1/N) sum_k L_k``; :meth:`forward_and_gradient_batch`'s value."""
-        return self.forward_and_gradient_batch(Z, Y)[0]
+    def forward_batched(self, Z, Y):
+        """``(1/N) sum_k L_k``; :meth:`forward_and_gradient_batched`'s value."""
+        return self.forward_and_gradient_batched(Z, Y)[0]
 
-    def gradient_batch(self, Z, Y):
-        """``(S - Y) / N`` ``(N, m)``; :meth:`forward_and_gradient_batch`'s gradient."""
-        return self.forward_and_gradient_batch(Z, Y)[1]
+    def gradient_batched(self, Z, Y):
+        """``(S - Y) / N`` ``(N, m)``; :meth:`forward_and_gradient_batched`'s gradient."""
+        return self.forward_and_gradient_batched(Z, Y)[1]
 
-    def per_sample_batch(self, Z, Y):
+    def per_sample_losses_batched(self, Z, Y):
         """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log_softmax(Z[k])_i``."""
-        Z = output_batch(Z, "Z")
-        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
-        _check_probabilities(Y, "Y")
-        return -np.sum(Y * _log_softmax_rows(Z), axis=1)
+        shifted, _, s, idx, Y = _softmax_rows(Z, Y)
+        return _cross_entropy_rows(shifted, s, idx, Y)
 
-    def forward_and_gradient_batch(self, Z, Y, *, out=None):
+    def forward_and_gradient_batched(self, Z, Y, *, out=None):
         """The batch loss and its gradient from logits ``Z`` ``(N, m)``: with
         ``shifted = Z - rowmax Z``, ``E = exp(shifted)``, ``s_k = sum_j E[k, j]``::
 
             L = -(1/N) sum_k sum_i Y[k, i] (shifted[k, i] - log s_k)
             G = (E / s - Y) / N        (N, m)
 
+        i.e. the mean of :meth:`per_sample_losses_batched` (one formula, ``_cross_entropy_rows``).
         Integer class indices ``Y`` ``(N,)`` skip the one-hot matrix (one-hot rows are
-        probabilities by construction): ``L = -(1/N) sum_k (shifted[k, y_k] - log s_k)`` and
-        ``G[k, y_k] -= 1/N``, the same gradient; the loss is the same sum without the zero
-        products (equal up to rounding). ``out`` (the batched driver's lender) lends
-        ``shifted`` and ``G``.
+        probabilities by construction): ``L_k = -(shifted[k, y_k] - log s_k)``, and 1 is
+        subtracted from ``E / s`` at ``(k, y_k)`` before the division by N: the same values
+        without the zero products. ``out`` (the batched
+        driver's lender) lends ``shifted`` and ``G``.
         """
-        Z = output_batch(Z, "Z")
-        N = Z.shape[0]
-        idx = label_indices(Y, *Z.shape)
-        if idx is None:
-            Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
-            _check_probabilities(Y, "Y")
-        shifted = np.subtract(Z, Z.max(axis=1, keepdims=True), out=lend(out, "shifted", Z.shape, Z.dtype))
-        E = np.exp(shifted, out=lend(out, "E", Z.shape, Z.dtype))
-        sums = E.sum(axis=1, keepdims=True)
+        shifted, E, s, idx, Y = _softmax_rows(Z, Y, out)
+        N = E.shape[0]
+        loss = float(_cross_entropy_rows(shifted, s, idx, Y).sum() / N)
+        E /= s
         if idx is not None:
-            rows = np.arange(N)
-            loss = float(-np.sum(shifted[rows, idx] - np.log(sums[:, 0])) / N)
-            E /= sums
-            E[rows, idx] -= 1
+            E[np.arange(N), idx] -= 1
         else:
-            loss = float(-np.sum(Y * (shifted - np.log(sums))) / N)
-            E /= sums
             E -= Y
         E /= N
         return loss, E

@@ -124,12 +124,12 @@ class Network:
     def state(self) -> list[dict]:
         """The live non-trainable arrays inference needs (batch norm's running statistics),
         one dict per layer, ``{}`` for layers without state (see :class:`~jacobian_nn.layers.Layer`)."""
-        return [getattr(layer, "state", {}) for layer in self.layers]
+        return [layer.state for layer in self.layers]
 
     @property
     def min_train_batch(self) -> int:
         """The smallest batch every layer accepts in training mode (2 with batch norm, else 1)."""
-        return max(int(getattr(layer, "min_train_batch", 1)) for layer in self.layers)
+        return max(int(layer.min_train_batch) for layer in self.layers)
 
     def astype(self, dtype) -> "Network":
         """A deep copy computing in ``dtype`` (float64 or float32): each layer is replaced by
@@ -139,8 +139,6 @@ class Network:
 
         new = copy.deepcopy(self)
         for i, layer in enumerate(self.layers):
-            if not hasattr(layer, "astype"):
-                raise TypeError(f"layers[{i}]: {type(layer).__name__} has no astype(dtype) method")
             new.layers[i] = layer.astype(dtype)
         return new
 
@@ -286,13 +284,13 @@ class Network:
         """Network output for ``x`` ``(n, 1)``, shape ``(m, 1)`` (test mode)."""
         return self.forward(x, "test")
 
-    def predict_batch(self, X) -> np.ndarray:
+    def predict(self, X) -> np.ndarray:
         """Outputs for ``X`` ``(N, n)`` through the reference path, stacked as rows ``(N, m)``."""
         return reference.predict(self, X, "test")
 
     def accuracy(self, X, Y) -> float:
         """Fraction of samples whose output argmax equals the label's (reference path)."""
-        out = self.predict_batch(X)
+        out = self.predict(X)
         labels = label_matrix(Y, out.shape[0], self.n_out).argmax(axis=1)
         return float(np.mean(out.argmax(axis=1) == labels))
 

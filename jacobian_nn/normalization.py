@@ -118,8 +118,8 @@ class BatchNorm(Layer):
 
     Shapes (reference): columns ``(m, 1)``, rows ``(1, m)``; train-mode Jacobians over
     the batch are listed in the module docstring and returned by
-    :meth:`jacobian_batch_coupled` ``(m, N, N)``, :meth:`jacobian_x_samples`
-    ``(N*m, N*m)``, :meth:`jacobian_gamma_samples` and :meth:`jacobian_beta_samples`
+    :meth:`jacobian_per_feature` ``(m, N, N)``, :meth:`jacobian_x_coupled`
+    ``(N*m, N*m)``, :meth:`jacobian_gamma_coupled` and :meth:`jacobian_beta_coupled`
     ``(N*m, m)``; ``vec(Y)`` is row-major, index ``k*m + j`` <-> ``Y[k, j]``.
     """
 
@@ -261,7 +261,7 @@ class BatchNorm(Layer):
         inner = np.eye(N, dtype=x_hat.dtype)[None] - 1.0 / N - xt[:, :, None] * xt[:, None, :] / N
         return (self.gamma / sigma)[:, None, None] * inner
 
-    def jacobian_batch_coupled(self, xs):
+    def jacobian_per_feature(self, xs):
         """Train mode: the per-feature Jacobians over the batch, ``(m, N, N)``.
 
         ``xs`` is the batch as a list of N columns ``(m, 1)``. Slice j is
@@ -273,11 +273,11 @@ class BatchNorm(Layer):
         _, _, sigma, x_hat = self._train_stats(X)
         return self._coupled(x_hat, sigma)
 
-    def jacobian_x_samples(self, xs, mode: str = "train"):
+    def jacobian_x_coupled(self, xs, mode: str = "train"):
         """The full Jacobian of ``vec(Y)`` w.r.t. ``vec(X)``, ``(N*m, N*m)``, row-major vec
         (index ``k*m + j`` <-> sample k, feature j).
 
-        Train mode: entry ``(i*m + j, k*m + j)`` is ``jacobian_batch_coupled[j, i, k]``,
+        Train mode: entry ``(i*m + j, k*m + j)`` is ``jacobian_per_feature[j, i, k]``,
         entries across different features are 0. Test mode: block diagonal
         ``I_N kron diag(gamma / sqrt(running_var + eps))`` (samples independent).
         """
@@ -301,7 +301,7 @@ class BatchNorm(Layer):
         full[:, j, j] = x_hat
         return full.reshape(N * m, m)
 
-    def jacobian_gamma_samples(self, xs, mode: str = "train"):
+    def jacobian_gamma_coupled(self, xs, mode: str = "train"):
         """``d vec(Y) / d gamma`` ``(N*m, m)``: entry ``(i*m + j, j)`` is ``x_hat_ij``, others 0
         (``x_hat`` from the batch statistics in train mode, the running ones in test mode)."""
         check_mode(mode)
@@ -313,7 +313,7 @@ class BatchNorm(Layer):
             x_hat = (X - self.running_mean) / self._test_sigma()
         return self._jacobian_gamma_from(x_hat)
 
-    def jacobian_beta_samples(self, xs, mode: str = "train"):
+    def jacobian_beta_coupled(self, xs, mode: str = "train"):
         """``d vec(Y) / d beta`` ``(N*m, m)``: ``N`` stacked identities ``I_m`` (both modes)."""
         check_mode(mode)
         X = _stack_columns(xs, "xs", self.n_in, self.dtype)
@@ -344,7 +344,7 @@ class BatchNorm(Layer):
 
         Train mode, per feature j with ``g_j = (dL/dy_1j, ..., dL/dy_Nj)`` ``(1, N)``::
 
-            (dL/dx_1j, ..., dL/dx_Nj) = g_j @ J_j          J_j = jacobian_batch_coupled[j]  (N, N)
+            (dL/dx_1j, ..., dL/dx_Nj) = g_j @ J_j          J_j = jacobian_per_feature[j]  (N, N)
             dL/dgamma = vec(G) @ J_gamma  (1, m)           J_gamma (N*m, m)
             dL/dbeta  = vec(G) @ J_beta   (1, m)           J_beta  (N*m, m)
 
@@ -373,7 +373,7 @@ class BatchNorm(Layer):
 
     # -- batched path ------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train", *, out=None):
+    def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, m)`` -> ``Y = gamma * x_hat + beta`` ``(N, m)`` and the context (``out`` unused).
 
         Train mode uses the batch statistics (N >= 2) and updates the running
@@ -390,7 +390,7 @@ class BatchNorm(Layer):
             x_hat = (X - self.running_mean) / sigma
         return self.gamma * x_hat + self.beta, (mode, x_hat, sigma)
 
-    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``G = dL/dY`` ``(N, m)`` -> ``dX`` ``(N, m)``, ``{"gamma": (m,), "beta": (m,)}``.
 
         Train: ``dX = gamma / (N sigma) * (N G - sum_i G_i - x_hat * sum_i G_i x_hat_i)``.
@@ -574,7 +574,7 @@ class Dropout(_ParameterFreeLayer):
 
     # -- batched path --------------------------------------------------------------------
 
-    def forward_batch(self, X, mode="train", *, out=None):
+    def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, m)`` -> ``X * keep / (1 - p)`` (train) or ``X`` (test); the context is the
         scale or None (``out`` unused)."""
         check_mode(mode)
@@ -584,7 +584,7 @@ class Dropout(_ParameterFreeLayer):
         scale = self._scale(self._mask_for(X.shape[0]))
         return X * scale, scale
 
-    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``dX = G * keep / (1 - p)`` (train) or ``G`` (test); no parameter gradients."""
         _no_per_sample(self, per_sample)
         return (G.copy() if ctx is None else G * ctx), {}
@@ -624,18 +624,18 @@ class ActivationLayer(_ParameterFreeLayer):
             grad_y = as_row(grad_y, "grad_y", self.m, self.dtype)
         return grad_y @ self.activation.jacobian(ctx), {}
 
-    def forward_batch(self, X, mode="train", *, out=None):
+    def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, m)`` -> ``f(X)``; the context is ``(X, f(X))`` (``out`` unused)."""
         check_mode(mode)
         X = as_batch(X, "X", self.m, self.dtype)
-        A = self.activation.forward_batch(X)
+        A = self.activation.forward_batched(X)
         return A, (X, A)
 
-    def backward_batch(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
+    def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
         """``dX = vjp_f(X, f(X), G)``, no parameter gradients."""
         _no_per_sample(self, per_sample)
         X, A = ctx
-        return self.activation.vjp_batch(X, A, G), {}
+        return self.activation.vjp_batched(X, A, G), {}
 
 
 # =========================================================================== network helpers

@@ -18,7 +18,7 @@ schedule).
 
 ``path="batched"`` uses ``Network.loss_and_gradients_batched`` (with one
 :class:`~jacobian_nn.batched.Workspace` for the run) and ``predict_batched``; ``path="reference"`` uses ``Network.loss_and_gradients`` and
-``predict_batch`` (explicit Jacobians, one sample at a time). Both consume the same
+``predict`` (explicit Jacobians, one sample at a time). Both consume the same
 minibatch sequence, so with one seed the two parameter trajectories agree to
 rounding (tested to 1e-10 in float64).
 
@@ -73,7 +73,7 @@ def _path_functions(net, path):
 
     table = {
         "batched": (loss_and_gradients_batched, net.predict_batched),
-        "reference": (net.loss_and_gradients, net.predict_batch),
+        "reference": (net.loss_and_gradients, net.predict),
     }
     if path not in table:
         raise ValueError(f"path: expected one of {PATHS}, got {path!r}")
@@ -254,7 +254,7 @@ class Solver:
         self.optimizer = optimizer
         self.epochs = _check_count(epochs, "epochs")
         self.batch_size = _check_count(batch_size, "batch_size", N, "the number of training samples")
-        min_batch = getattr(net, "min_train_batch", 1)
+        min_batch = net.min_train_batch
         if self.batch_size < min_batch:
             raise ValueError(f"batch_size: expected at least {min_batch} (the network has a batch-coupled layer, "
                              f"e.g. batch norm, whose training mode needs {min_batch} samples), got {self.batch_size}")

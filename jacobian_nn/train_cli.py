@@ -210,7 +210,7 @@ def _run(args) -> int:
     acc = {name: solver.accuracy(X, y) for name, X, y in (("train", ds.X_train, ds.y_train),
                                                         ("val", ds.X_val, ds.y_val),
                                                         ("test", ds.X_test, ds.y_test))}
-    predict = net.predict_batched if args.path == "batched" else net.predict_batch
+    predict = net.predict_batched if args.path == "batched" else net.predict
     y_pred = predict(ds.X_test).argmax(axis=1)
     report = metrics.classification_report(ds.y_test, y_pred, ds.classes)
     wall = time.perf_counter() - t0

@@ -90,16 +90,16 @@ def batchnorm_rows() -> list:
     def bn_out(mode, Xv=X, gamma=g0, beta=b0):
         probe = BatchNorm(m, gamma=gamma, beta=beta, update_running=False)
         probe.running_mean[:], probe.running_var[:] = bn.running_mean, bn.running_var
-        return probe.forward_batch(Xv, mode)[0]
+        return probe.forward_batched(Xv, mode)[0]
 
     for mode in ("train", "test"):
         fd = fd_jacobian(lambda v: bn_out(mode, Xv=v.reshape(N, m)), X)
         out.append(compare(f"batchnorm[{mode}]: explicit d vec(Y)/d vec(X) (Nm, Nm)",
-                           bn.jacobian_x_samples(xs, mode), fd.df, err=fd.error))
+                           bn.jacobian_x_coupled(xs, mode), fd.df, err=fd.error))
         ys, ctx = bn.forward_samples(xs, mode)
         gx, gr = bn.backward_samples(urows, ctx)
-        Y, cache = bn.forward_batch(X, mode)
-        dX, gb = bn.backward_batch(U, cache)
+        Y, ctx = bn.forward_batched(X, mode)
+        dX, gb = bn.backward_batched(U, ctx)
         fd_x = fd_gradient(lambda v: np.sum(U * bn_out(mode, Xv=v.reshape(N, m))), X)
         fd_g = fd_gradient(lambda v: np.sum(U * bn_out(mode, gamma=v)), g0)
         fd_b = fd_gradient(lambda v: np.sum(U * bn_out(mode, beta=v)), b0)
@@ -116,10 +116,10 @@ def batchnorm_rows() -> list:
     keep = drop.sample_mask(N)
     for mode in ("train", "test"):
         with drop.using_mask(keep):
-            fd = fd_gradient(lambda v: np.sum(U * drop.forward_batch(v.reshape(N, m), mode)[0]), X)
+            fd = fd_gradient(lambda v: np.sum(U * drop.forward_batched(v.reshape(N, m), mode)[0]), X)
             ys, ctx = drop.forward_samples(xs, mode)
             gx, _ = drop.backward_samples(urows, ctx)
-            dX, _ = drop.backward_batch(U, drop.forward_batch(X, mode)[1])
+            dX, _ = drop.backward_batched(U, drop.forward_batched(X, mode)[1])
         out.append(compare(f"dropout[{mode}] reference: dL/dX (N, m)", np.vstack(gx).reshape(1, -1), fd.df,
                            err=fd.error))
         out.append(compare(f"dropout[{mode}] batched: dL/dX (N, m)", dX.reshape(1, -1), fd.df, err=fd.error))

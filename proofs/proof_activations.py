@@ -336,7 +336,7 @@ def test_relu004_prose(seed=_relu004_prose, corrected=_relu004_code):
     left = fd(_fwd(ReLU()), np.array([0.0]), step_direction=-1)[0, 0]
     assert abs(corrected(0.0) - left) < 1e-9 and corrected(0.0) == parenthetical_at_0
     assert_differs("prose relu'(0) vs its own parenthetical and the code", seed(0.0), parenthetical_at_0, by=1.0)
-    assert_close("library ReLU.vjp_batch = code", ReLU().vjp_batch(x, np.maximum(x, 0), dout), corrected(x) * dout)
+    assert_close("library ReLU.vjp_batched = code", ReLU().vjp_batched(x, np.maximum(x, 0), dout), corrected(x) * dout)
 
 
 def _step_code(x):

@@ -99,7 +99,7 @@ def test_dimension_matching004(seed=_distinct_typechecking_unique, corrected=_di
 
     Verdict: **holds under a stated convention** (distinct N, D, M). Check: enumerate the candidates;
     FD picks exactly one in the square case; the code's formulas equal FD (and the multi-dimensional ``x``
-    reshape) and ``Dense.backward_batch``.
+    reshape) and ``Dense.backward_batched``.
     """
     N, D, M = 4, 3, 2
     x, G = RNG.normal(size=(N, D)), RNG.normal(size=(N, M))
@@ -128,8 +128,8 @@ def test_dimension_matching004(seed=_distinct_typechecking_unique, corrected=_di
     assert_fd("dw", (x4.reshape(2, -1).T @ G2).reshape(1, -1), lambda v: L(x4, v.reshape(6, M), bb), W.reshape(-1),
               gradient=True)
     layer = Dense.from_params(W, bb)
-    _, cache = layer.forward_batch(x4.reshape(2, -1))
-    dX, g = layer.backward_batch(G2, cache)
+    _, cache = layer.forward_batched(x4.reshape(2, -1))
+    dX, g = layer.backward_batched(G2, cache)
     assert_close("library", dX, dx.reshape(2, -1))
     assert_close("library db", g["b"], G2.sum(axis=0))
 
@@ -260,7 +260,7 @@ def test_forward004(seed=FORWARD004, corrected=FORWARD004_RIGHT):
     $(D_2, D_2)$ matrix cannot multiply an $(N, D_1)$ input unless $D_1 = D_2$. Footnote: $11.2-115.5+2.4+4+1.1 = -96.8$.
 
     Verdict: **wrong** (code typo, comment and docstring shape; the footnote holds). Check: shapes; the
-    footnote; the intended forward equals ``Dense.forward_batch``.
+    footnote; the intended forward equals ``Dense.forward_batched``.
     """
     N, D1, D2 = 4, 3, 5
     x, w, b = RNG.normal(size=(N, D1)), RNG.normal(size=(D1, D2)), RNG.normal(size=D2)
@@ -273,7 +273,7 @@ def test_forward004(seed=FORWARD004, corrected=FORWARD004_RIGHT):
         raise AssertionError("the printed line ran")
     exec(corrected["code"], ns)  # noqa: S102
     out = ns["out"]
-    assert_close("library forward_batch", Dense.from_params(w, b).forward_batch(x)[0], out)
+    assert_close("library forward_batched", Dense.from_params(w, b).forward_batched(x)[0], out)
     assert_close("x w", corrected["product"](x, w) + b, out)
     for bad in (lambda: seed["product"](x, w), lambda: x @ np.zeros(seed["w_shape"](D1, D2))):
         try:

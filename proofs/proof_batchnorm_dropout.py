@@ -63,17 +63,17 @@ def test_batchnorm_train_jacobian(claim=seed004_batchnorm_backward):
 
     Verdict: **holds**. CS231n walkthrough's code (its `dmean` keeps the term
     $\mathrm{dvar}\cdot\mathrm{mean}(-2(x-\mu))$, which is 0) equals $g J$. Checks: FD of the batch
-    output; the source's code restated; ``BatchNorm.jacobian_x_samples`` (reference) and
-    ``backward_batch`` (batched); sympy with N = 3 symbols and a symbolic $\epsilon$.
+    output; the source's code restated; ``BatchNorm.jacobian_x_coupled`` (reference) and
+    ``backward_batched`` (batched); sympy with N = 3 symbols and a symbolic $\epsilon$.
     """
     N, m = X.shape
     bn = BatchNorm(m, gamma=GAMMA, beta=BETA, eps=EPS, update_running=False)
     cols = [X[k][:, None] for k in range(N)]
-    assert_fd("d vec(Y)/d vec(X)", bn.jacobian_x_samples(cols), lambda v: bn_train(v.reshape(N, m)), X)
+    assert_fd("d vec(Y)/d vec(X)", bn.jacobian_x_coupled(cols), lambda v: bn_train(v.reshape(N, m)), X)
     G = np.random.default_rng(0).normal(size=(N, m))
     dx, dgamma, dbeta = claim(G, X, GAMMA)
-    assert_close("CS231n walkthrough code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_samples(cols))
-    dX, grads = bn.backward_batch(G, bn.forward_batch(X, "train")[1])
+    assert_close("CS231n walkthrough code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_coupled(cols))
+    dX, grads = bn.backward_batched(G, bn.forward_batched(X, "train")[1])
     assert_close("CS231n walkthrough code vs compact batched dx", dx, dX)
     assert_close("dgamma", dgamma, grads["gamma"])
     assert_close("dbeta", dbeta, grads["beta"])
@@ -130,7 +130,7 @@ def test_batchnorm_eps_single_image(claim=_sample_var):
     assert_close("y = beta", bn_train(x1), BETA[None, :])
     assert_fd("dy/dx = 0 for N = 1", np.zeros((2, 2)), lambda v: bn_train(v.reshape(1, 2)), x1)
     try:
-        BatchNorm(2).forward_batch(x1, "train")
+        BatchNorm(2).forward_batched(x1, "train")
     except ValueError as exc:
         assert "N >= 2" in str(exc)
     else:  # pragma: no cover
@@ -167,7 +167,7 @@ def test_batchnorm_running_init(seed=_running_after_one_first_batch_init, correc
     Verdict: **wrong**. ``BatchNorm`` follows the code (zeros). Check: one step.
     """
     bn = BatchNorm(2, momentum=0.9)
-    bn.forward_batch(X, "train")
+    bn.forward_batched(X, "train")
     code = {"mean": np.zeros(2), "var": np.zeros(2)}  # bn_param.get('running_mean', np.zeros(D))
     for k, stat in (("mean", X.mean(0)), ("var", X.var(0))):
         code[k] = 0.9 * code[k] + (1 - 0.9) * stat

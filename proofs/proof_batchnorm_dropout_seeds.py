@@ -39,13 +39,13 @@ def test_forward002(claim=_bn_forward002):
     Derivation. Per feature, $\hat x$ has mean $0$ and variance $\sigma_B^2/(\sigma_B^2+\varepsilon) < 1$ (so "variance 1"
     holds up to $\varepsilon$); $y$ has mean $\beta$ and standard deviation $|\gamma|\sigma_B/\sqrt{\sigma_B^2+\varepsilon}$.
 
-    Verdict: **holds**. Check: those moments; ``BatchNorm.forward_batch`` in training mode.
+    Verdict: **holds**. Check: those moments; ``BatchNorm.forward_batched`` in training mode.
     """
     y, x_hat, var = claim(X, GAMMA, BETA, EPS)
     assert_close("mean 0", x_hat.mean(0), np.zeros(2))
     assert_close("variance sigma^2/(sigma^2+eps)", x_hat.var(0), var / (var + EPS))
     bn = BatchNorm(2, gamma=GAMMA, beta=BETA, eps=EPS)
-    assert_close("library", bn.forward_batch(X, "train")[0], y)
+    assert_close("library", bn.forward_batched(X, "train")[0], y)
 
 
 def _bn_test004(x, running_mean, running_var, gamma, beta):
@@ -70,8 +70,8 @@ def test_test_mode004(claim=_bn_test004):
     bn = BatchNorm(2, gamma=GAMMA, beta=BETA, eps=EPS, update_running=False)
     bn.running_mean[...] = X.mean(0)
     bn.running_var[...] = X.var(0)
-    train = bn.forward_batch(X, "train")[0]
-    test = bn.forward_batch(X, "test")[0]
+    train = bn.forward_batched(X, "train")[0]
+    test = bn.forward_batched(X, "test")[0]
     assert_close("test = train when running = batch stats", test, train)
     code = lambda v: claim(v.reshape(4, 2), X.mean(0), X.var(0), GAMMA, BETA)  # noqa: E731
     assert_close("the code = library test mode", code(X), test)
@@ -110,7 +110,7 @@ def test_running004(seed=_stat_std, corrected=_stat_var):
     """
     bn = BatchNorm(2, momentum=0.9)
     for _ in range(10):
-        bn.forward_batch(X, "train")
+        bn.forward_batched(X, "train")
     assert_close("running_mean", bn.running_mean, (1 - 0.9 ** 10) * X.mean(0))
     assert_close("running_var", bn.running_var, (1 - 0.9 ** 10) * X.var(0))
     assert_close("np.var is the 1/N variance", X.var(0), corrected(X))
@@ -153,7 +153,7 @@ def test_noninverted002(claim=_dlfs_dropout):
     assert abs(freq - (1 - r)) < 5 * np.sqrt(r * (1 - r) / u.size)
     drop = Dropout(4, r)
     with drop.using_mask(mask[None, :]):
-        lib = drop.forward_batch(x[None, :], "train")[0][0]
+        lib = drop.forward_batched(x[None, :], "train")[0][0]
     assert_close("DLFS notes train = (1 - r) * inverted", train, (1 - r) * lib)
 
 
@@ -185,9 +185,9 @@ def test_inverted004(claim=_inverted004):
     k = np.array([[True, False, True]])
     drop = Dropout(3, p)
     with drop.using_mask(k):
-        out = drop.forward_batch(x, "train")[0]
+        out = drop.forward_batched(x, "train")[0]
     assert_close("library train", out, claim(x, k, p))
     # E[out] = x: average the code's output over the two mask values, weighted by their probabilities
     expect = keep * claim(x, np.ones_like(k), p) + p * claim(x, np.zeros_like(k), p)
     assert_close("E[out] = x", expect, x)
-    assert_close("library test", drop.forward_batch(x, "test")[0], x)
+    assert_close("library test", drop.forward_batched(x, "test")[0], x)

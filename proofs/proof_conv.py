@@ -85,7 +85,7 @@ def test_cross_correlation002(seed=_flipped_convolution, corrected=_cross_correl
         assert_differs(f"the notes' code != the excluded reading (S={stride}, P={pad})", notes,
                        seed(x, W, b, stride, pad))
         layer = Conv2D.from_params(W, b, (3, 7, 7), stride=stride, pad=pad)
-        lib = layer.forward_batch(x.reshape(2, -1))[0].reshape(notes.shape)
+        lib = layer.forward_batched(x.reshape(2, -1))[0].reshape(notes.shape)
         assert_close("the library's Conv2D", lib, notes)
 
 
@@ -250,10 +250,10 @@ def test_maxpool002(seed=_last_maximal, corrected=_first_maximal):
     layer = MaxPool2D((2, 4, 4), 2)
     flat = x.reshape(1, -1)
     assert_close("the notes' Pooling.forward", _notes_pooling_forward(x, 2, 2, 2).reshape(1, -1),
-                 layer.forward_batch(flat)[0])
+                 layer.forward_batched(flat)[0])
     J = layer.jacobian_x(flat.T).toarray()
-    _, ctx = layer.forward_batch(np.repeat(flat, layer.n_out, axis=0))
-    Jb, _ = layer.backward_batch(np.eye(layer.n_out), ctx)
+    _, ctx = layer.forward_batched(np.repeat(flat, layer.n_out, axis=0))
+    Jb, _ = layer.backward_batched(np.eye(layer.n_out), ctx)
     assert_close("batched VJP rows = reference Jacobian", Jb, J)
     expected, excluded = np.zeros_like(J), np.zeros_like(J)
     windows = x[0].reshape(2, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(2, 2, 2, 4)   # (c, oh, ow, i*2 + j)

@@ -196,7 +196,7 @@ def test_affine_batch(claim=_affine_batch):
     = (X^\top G)_{ij}$, $\partial L/\partial b_j = \sum_k G_{kj}$ (the bias is broadcast over the $N$ rows, so its
     gradient sums over them). Row $k$ of these is FCNN-Jacobian notes' per-sample formula with $f$ = identity.
 
-    Verdict: **holds**. Checks: sympy ($N=2, n=2, m=2$, every entry a symbol); FD; ``Dense.backward_batch``
+    Verdict: **holds**. Checks: sympy ($N=2, n=2, m=2$, every entry a symbol); FD; ``Dense.backward_batched``
     with identity activation.
     """
     Xb = RNG.normal(size=(3, n))
@@ -207,8 +207,8 @@ def test_affine_batch(claim=_affine_batch):
     assert_fd("dW", dW.reshape(1, -1), lambda v: L(Xb, v.reshape(n, m), B), W.reshape(-1), gradient=True)
     assert_fd("db", db, lambda v: L(Xb, W, v), B, gradient=True)
     layer = Dense.from_params(W, B, Identity())
-    _, cache = layer.forward_batch(Xb)
-    dX, g = layer.backward_batch(G, cache)
+    _, cache = layer.forward_batched(Xb)
+    dX, g = layer.backward_batched(G, cache)
     assert_close("library dX", dX, dx)
     assert_close("library dW", g["W"], dW)
     assert_close("library db", g["b"], db)

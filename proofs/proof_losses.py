@@ -154,7 +154,7 @@ def test_ce_delta002(seed=_ce_exact, corrected=_ce_code002):
 
     Verdict: **holds under a stated convention** (the $\delta$-shifted loss; the library has no $\delta$ and
     refuses zero probabilities instead). Check: the bound on the difference; FD of the code's loss equals
-    $-t/(y+\delta)$; the batch version equals ``CrossEntropy.forward_batch`` within the bound.
+    $-t/(y+\delta)$; the batch version equals ``CrossEntropy.forward_batched`` within the bound.
     """
     d = 1e-7
     t = np.array([0.0, 1.0, 0.0])
@@ -167,7 +167,7 @@ def test_ce_delta002(seed=_ce_exact, corrected=_ce_code002):
     Yb = np.array([[0.2, 0.7, 0.1], [0.5, 0.25, 0.25]])
     Tb = np.array([[0, 1, 0], [1, 0, 0]], dtype=float)
     code_batch = corrected(Yb, Tb) / 2
-    lib = CrossEntropy().forward_batch(Yb, Tb)
+    lib = CrossEntropy().forward_batched(Yb, Tb)
     assert 0 < lib - code_batch <= d * np.sum(Tb / Yb) / 2
     assert abs(code(np.zeros(3)) + np.log(d)) < 1e-12
     labels = np.argmax(Tb, axis=1)  # the commented-out index-label version gives the same value
@@ -208,7 +208,7 @@ def test_entropy001(seed=_entropy001_stored, corrected=_entropy001_right):
     ``Softmax`` loss layer of the same seed, which divides by $N$).
 
     Verdict: **wrong** (factor $N$). Check: FD of the sum of the returned vector equals grad$/N$;
-    the restated grad differs from it; ``CrossEntropy.gradient_batch`` equals the corrected one.
+    the restated grad differs from it; ``CrossEntropy.gradient_batched`` equals the corrected one.
     """
     x = np.array([[0.2, 0.7, 0.1], [0.5, 0.25, 0.25]])
     y = np.array([1, 0])
@@ -218,7 +218,7 @@ def test_entropy001(seed=_entropy001_stored, corrected=_entropy001_right):
     true = fd(f, x.reshape(-1), gradient=True, initial_step=1e-3).reshape(2, 3)
     assert_fd("grad / N", corrected(x, y).reshape(1, -1), f, x.reshape(-1), gradient=True, initial_step=1e-3)
     assert_differs("stored grad vs true", seed(x, y), true, by=float(np.max(np.abs(seed(x, y)))) / 2, atol=1e-6)
-    assert_close("library gradient_batch", CrossEntropy().gradient_batch(x, y), corrected(x, y))
+    assert_close("library gradient_batched", CrossEntropy().gradient_batched(x, y), corrected(x, y))
 
 
 def _batch_mean(values):
@@ -247,11 +247,11 @@ def test_batch_mean(claim=_batch_mean):
     lib = SoftmaxCrossEntropy()
     per = [lib.forward(Z[k][:, None], int(y[k])) for k in range(3)]
     rows = np.vstack([lib.gradient(Z[k][:, None], int(y[k])) for k in range(3)])
-    assert abs(lib.forward_batch(Z, y) - claim(per)) < 1e-12
+    assert abs(lib.forward_batched(Z, y) - claim(per)) < 1e-12
     # the gradient of the mean w.r.t. sample k's logits is its row divided by N (row k of the batch matrix)
     grad_rows = np.vstack([claim([rows[k] if j == k else 0 * rows[k] for j in range(3)]) for k in range(3)])
-    assert_close("mean of rows / N layout", lib.gradient_batch(Z, y), grad_rows)
-    assert_fd("FD of the batch mean", grad_rows.reshape(1, -1), lambda v: lib.forward_batch(v.reshape(3, 3), y),
+    assert_close("mean of rows / N layout", lib.gradient_batched(Z, y), grad_rows)
+    assert_fd("FD of the batch mean", grad_rows.reshape(1, -1), lambda v: lib.forward_batched(v.reshape(3, 3), y),
               Z.reshape(-1), gradient=True)
 
 

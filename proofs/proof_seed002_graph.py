@@ -91,7 +91,7 @@ def test_sigmoid_graph(seed=_sigmoid_graph_printed, corrected=_sigmoid_graph_rig
 
     Verdict: **wrong** in the derivative line and in the two middle nodes (sign); the result and the code
     hold. Check: sympy node by node; FD of the sigmoid and of the intermediate $L$ w.r.t. each node's
-    input; ``Sigmoid.vjp_batch``.
+    input; ``Sigmoid.vjp_batched``.
     """
     x, g = 0.7, 1.3
     printed, right = seed(x, g), corrected(x, g)
@@ -108,7 +108,7 @@ def test_sigmoid_graph(seed=_sigmoid_graph_printed, corrected=_sigmoid_graph_rig
     assert_differs("printed value after exp", printed["after_exp"], d_negx, by=2 * abs(right["after_exp"]), atol=1e-7)
     d_x = fd(lambda v: g / (1 + np.exp(-v[0])), np.array([x]), gradient=True)[0, 0]
     assert abs(d_x - right["after_neg"]) < 1e-8 and abs(printed["after_neg"] - d_x) < 1e-8, "the result holds"
-    assert_close("code / library", Sigmoid().vjp_batch(np.array([[x]]), np.array([[1 / (1 + np.exp(-x))]]),
+    assert_close("code / library", Sigmoid().vjp_batched(np.array([[x]]), np.array([[1 / (1 + np.exp(-x))]]),
                                                       np.array([[g]])), [[d_x]], atol=1e-8)
 
 
@@ -154,7 +154,7 @@ def test_relu_layer002(seed=_relu_backward_pure, corrected=_seed002_relu_backwar
     a log) sees the masked values. This library never mutates its inputs (a test checks it).
 
     Verdict: **holds under a stated convention** (values right; the input is mutated). Check: the returned
-    values equal FD (left FD at the kink) and ``ReLU.vjp_batch``; the restatement changes ``dout`` in place while
+    values equal FD (left FD at the kink) and ``ReLU.vjp_batched``; the restatement changes ``dout`` in place while
     the library leaves ``G`` unchanged.
     """
     x = np.array([[-1.0, 0.0, 2.0]])
@@ -168,7 +168,7 @@ def test_relu_layer002(seed=_relu_backward_pure, corrected=_seed002_relu_backwar
     assert_close("a pure backward gives the same values", seed(x <= 0, d2), dx)
     assert np.array_equal(d2, keep), "and leaves dout alone"
     G = keep.copy()
-    out = ReLU().vjp_batch(x, np.maximum(x, 0), G)
+    out = ReLU().vjp_batched(x, np.maximum(x, 0), G)
     assert_close("library values", out, dx)
     assert np.array_equal(G, keep), "the library does not mutate G"
 

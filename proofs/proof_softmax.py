@@ -245,7 +245,7 @@ def test_softmax_backward001(seed=_seed001_softmax_backward_as_written, correcte
 
     Verdict: **wrong**. Check: the restatement (numpy einsum with the same subscripts) differs
     from the FD VJP by exactly $\max_i |s_i (g\cdot s - s_i g_i)|$; the corrected VJP and
-    ``Softmax.vjp_batch`` match FD.
+    ``Softmax.vjp_batched`` match FD.
     """
     Xb = np.array([[0.3, -1.2, 0.8], [1.0, 0.2, -0.4]])
     G = np.array([[0.5, -1.0, 2.0], [1.5, 0.3, -0.7]])
@@ -253,7 +253,7 @@ def test_softmax_backward001(seed=_seed001_softmax_backward_as_written, correcte
     written = seed(S, G)
     numeric = np.stack([fd(lambda v, g=g: g @ softmax(v), x, gradient=True)[0] for x, g in zip(Xb, G)])
     assert_close("corrected VJP vs FD", corrected(S, G), numeric, atol=1e-8, rtol=1e-7)
-    assert_close("library Softmax.vjp_batch", Softmax().vjp_batch(Xb, S, G), corrected(S, G))
+    assert_close("library Softmax.vjp_batched", Softmax().vjp_batched(Xb, S, G), corrected(S, G))
     assert_differs("as written vs FD", written, numeric,
                    by=float(np.max(np.abs(S * (np.sum(G * S, axis=1, keepdims=True) - S * G)))), atol=1e-7)
 
@@ -284,8 +284,8 @@ def test_softmax_loss_code_batch(claim=_softmax_loss_code):
     so $\partial L/\partial x_{il} = \frac1N (S_{il} - [l = y_i])$. Dividing by $N$ once at the loss
     makes every later ``sum`` over the batch a mean: the README's batch convention ("reductions").
 
-    Verdict: **holds**. Check: FD of the batch loss; ``SoftmaxCrossEntropy.forward_batch`` /
-    ``gradient_batch`` equal the restated code.
+    Verdict: **holds**. Check: FD of the batch loss; ``SoftmaxCrossEntropy.forward_batched`` /
+    ``gradient_batched`` equal the restated code.
     """
     X = np.array([[1.0, 1.0, 1.0, 2.0], [2.0, 2.0, 2.0, 3.0], [3.0, 3.0, 3.0, 5.0]])
     y = np.array([2, 0, 1])
@@ -297,8 +297,8 @@ def test_softmax_loss_code_batch(claim=_softmax_loss_code):
     loss, dx = code(X)
     assert_fd("dx vs FD", dx.reshape(1, -1), lambda v: code(v.reshape(N, 4))[0], X.reshape(-1), gradient=True)
     lib = SoftmaxCrossEntropy()
-    assert abs(lib.forward_batch(X, y) - loss) < 1e-12
-    assert_close("library gradient_batch", lib.gradient_batch(X, y), dx)
+    assert abs(lib.forward_batched(X, y) - loss) < 1e-12
+    assert_close("library gradient_batched", lib.gradient_batched(X, y), dx)
 
 
 def _example004_printed():

@@ -121,12 +121,12 @@ def test_noshift003(seed=_noshift003, corrected=lambda logits: _shifted(logits, 
     but the formula is not safe in general.
 
     Verdict: **wrong** (unsafe; exact only while no logit exceeds 709.78). Check: restated code gives nan on a
-    row with a logit of 800, the shifted version and ``Softmax.forward_batch`` give the right probabilities.
+    row with a logit of 800, the shifted version and ``Softmax.forward_batched`` give the right probabilities.
     """
     logits = np.array([[800.0, 799.0, 0.0], [1.0, 2.0, 3.0]])
     code = seed(logits)
     assert np.all(np.isnan(code[0, :2])) and code[0, 2] == 0.0  # inf/inf and 1/inf
-    lib = Softmax().forward_batch(logits)
+    lib = Softmax().forward_batched(logits)
     assert_close("corrected = library", corrected(logits), lib)
     assert_close("row 1 agrees", code[1], lib[1])
     assert_close("shifted row 0", lib[0], [1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1)), 0.0], atol=1e-12)

@@ -223,13 +223,13 @@ def test_loss_prose003(seed=_loss_prose, corrected=_loss_mean):
     prediction. The code takes, for each sample, the log-probability of its label, and averages over $N$.
 
     Verdict: **wrong** as written; the code holds. Check: the literal prose differs from the code's value; the
-    code equals ``SoftmaxCrossEntropy.forward_batch``.
+    code equals ``SoftmaxCrossEntropy.forward_batched``.
     """
     loss, _, yh, _ = _seed003_step(X, Y, W1, B1, W2, B2)
     assert_differs("literal prose vs code", seed(yh, Y), loss, atol=1e-6)
     assert abs(corrected(yh, Y) - loss) < 1e-12
     logits = np.maximum(0, X @ W1 + B1) @ W2 + B2
-    assert abs(SoftmaxCrossEntropy().forward_batch(logits, Y) - loss) < 1e-12
+    assert abs(SoftmaxCrossEntropy().forward_batched(logits, Y) - loss) < 1e-12
     assert abs(np.sum(-np.log(yh[np.arange(N), Y])) - N * loss) < 1e-12
 
 

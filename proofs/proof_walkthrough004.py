@@ -208,8 +208,8 @@ def test_stats_fixed004(seed=_same_stats_for_every_batch, corrected=_stats_of_ea
     claimed = seed(batches, w, b)
     assert max(float(np.max(np.abs(c - d))) for c, d in zip(computed, claimed)) > 0.02
     bn = BatchNorm(2, update_running=False)
-    s1 = bn.forward_batch(np.vstack([batches[0][:1], batches[1]]) @ w + b, "train")[0][0]
-    s2 = bn.forward_batch(np.vstack([batches[0][:1], batches[2]]) @ w + b, "train")[0][0]
+    s1 = bn.forward_batched(np.vstack([batches[0][:1], batches[1]]) @ w + b, "train")[0][0]
+    s2 = bn.forward_batched(np.vstack([batches[0][:1], batches[2]]) @ w + b, "train")[0][0]
     assert_differs("one sample, two batches", s1, s2, atol=1e-3)
 
 
@@ -252,7 +252,7 @@ def test_gaussian004(seed=_gaussian_skewness, corrected=_input_skewness):
     """
     x = RNG.exponential(size=(4000, 2))
     bn = BatchNorm(2, eps=1e-5, update_running=False)
-    xh = bn.forward_batch(x, "train")[0]
+    xh = bn.forward_batched(x, "train")[0]
     assert_close("mean 0", xh.mean(0), np.zeros(2), atol=1e-10)
     assert_close("std just under 1", xh.std(0), np.sqrt(x.var(0) / (x.var(0) + 1e-5)))
     assert_close("skewness kept", _skew(xh), corrected(x), atol=1e-8)

@@ -41,7 +41,7 @@ def test_seed004_batchnorm_backward_any_size(data, N, D):
     gamma = 1 + 0.3 * _arrays(data.draw, D, 1.0)
     dx, dgamma, dbeta = seed004_batchnorm_backward(G, X, gamma)
     bn = BatchNorm(D, gamma=gamma, eps=1e-5, update_running=False)
-    dX, grads = bn.backward_batch(G, bn.forward_batch(X, "train")[1])
+    dX, grads = bn.backward_batched(G, bn.forward_batched(X, "train")[1])
     assert np.allclose(dx, dX, atol=1e-8, rtol=1e-7)
     assert np.allclose(dgamma, grads["gamma"], **TOL) and np.allclose(dbeta, grads["beta"], **TOL)
 
@@ -69,8 +69,8 @@ def test_seed004_softmax_loss_any_size(data, N, C):
     dx = P.copy()
     dx[np.arange(N), y] -= 1
     dx /= N
-    assert np.allclose(SoftmaxCrossEntropy().gradient_batch(X, y), dx, **TOL)
-    assert abs(SoftmaxCrossEntropy().forward_batch(X, y) + np.mean(np.log(P[np.arange(N), y]))) < 1e-10
+    assert np.allclose(SoftmaxCrossEntropy().gradient_batched(X, y), dx, **TOL)
+    assert abs(SoftmaxCrossEntropy().forward_batched(X, y) + np.mean(np.log(P[np.arange(N), y]))) < 1e-10
 
 
 @SETTINGS

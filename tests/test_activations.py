@@ -1,6 +1,6 @@
 """Activations, one place per component: the reference Jacobians against scipy.differentiate,
-structure, kinks, and the tails' precision on **both** paths (the batched VJP ``vjp_batch``
-and ``jacobian_batch`` as well as the reference ``jacobian``). The batched VJP against the
+structure, kinks, and the tails' precision on **both** paths (the batched VJP ``vjp_batched``
+and ``jacobian_batched`` as well as the reference ``jacobian``). The batched VJP against the
 reference Jacobian over random inputs is in ``test_vjp_identity.py`` / ``test_batched.py``."""
 
 import mpmath
@@ -104,14 +104,14 @@ def test_tanh_derivative_keeps_precision_in_tails():
 def test_sigmoid_batched_tails_keep_precision(dtype):
     """The batched VJP ``G * A * s(-Z)`` keeps full relative precision where ``1 - s`` would round
     to 0 (z = 40 in float64, z = 20 in float32), gives exactly s'(0) = 1/4 and 0 at |z| = 1e4,
-    without overflow warnings; ``jacobian_batch`` puts the same values on its diagonal."""
+    without overflow warnings; ``jacobian_batched`` puts the same values on its diagonal."""
     big = 40.0 if dtype == np.float64 else 20.0
     Z = np.array([[-1e4, -big, 0.0, big, 1e4]], dtype=dtype)
     act = jn.Sigmoid()
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        A = act.forward_batch(Z)
-        d = act.vjp_batch(Z, A, np.ones_like(Z))[0]
-        J = act.jacobian_batch(Z)[0]
+        A = act.forward_batched(Z)
+        d = act.vjp_batched(Z, A, np.ones_like(Z))[0]
+        J = act.jacobian_batched(Z)[0]
     exact = np.exp(-big) / (1 + np.exp(-big)) ** 2
     assert d.dtype == dtype
     assert d[3] == pytest.approx(exact, rel=4 * np.finfo(dtype).eps) and d[1] == d[3]
@@ -128,9 +128,9 @@ def test_tanh_batched_tails_keep_precision(dtype):
     Z = np.array([[big, -big, 0.0, 800.0]], dtype=dtype)
     act = jn.Tanh()
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        A = act.forward_batch(Z)
-        d = act.vjp_batch(Z, A, np.ones_like(Z))[0]
-        J = act.jacobian_batch(Z)[0]
+        A = act.forward_batched(Z)
+        d = act.vjp_batched(Z, A, np.ones_like(Z))[0]
+        J = act.jacobian_batched(Z)[0]
     exact = 1.0 / np.cosh(big) ** 2
     assert d.dtype == dtype
     assert d[0] == pytest.approx(exact, rel=8 * np.finfo(dtype).eps) and d[1] == d[0]

@@ -49,7 +49,7 @@ def test_layer_astype_for_each_layer_type():
         up = layer.astype(np.float64)
         assert type(up) is type(layer) and np.dtype(up.dtype) == np.float64 and np.dtype(layer.dtype) == np.float32
         assert all(v.dtype == np.float64 for v in {**up.params, **up.state}.values())
-        y, _ = up.forward_batch(np.ones((2, 3)), "test")       # computes in float64 without complaint
+        y, _ = up.forward_batched(np.ones((2, 3)), "test")       # computes in float64 without complaint
         assert y.dtype == np.float64
 
 

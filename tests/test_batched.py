@@ -79,11 +79,11 @@ def test_batched_matches_stacked_reference(arch, N, seed, penalty, soft):
     assert WORST.record("network input Jacobian", rel_err(net.input_jacobian_batched(X), jac)) <= REL_TOL_F64
     Z = X
     for layer in net.layers:
-        Jb = layer.jacobian_b_batch(Z)
+        Jb = layer.jacobian_b_batched(Z)
         Z64 = Z @ layer.W + layer.b
         Jr = np.stack([layer.activation.jacobian(z) for z in cols(Z64)])
         assert WORST.record("activation Jacobian", rel_err(Jb, Jr)) <= REL_TOL_F64
-        Z = layer.forward_batch(Z, "test")[0]
+        Z = layer.forward_batched(Z, "test")[0]
 
 
 @given(arch=architectures, seed=st.integers(0, 2**31 - 1), k=st.integers(1, 5), N=st.sampled_from([1, 3, 16]))
@@ -137,7 +137,7 @@ def test_float32_agrees_with_float64_reference(arch, N, seed):
         Z = Z @ layer.W.astype(np.float64) + layer.b.astype(np.float64)
         if layer.activation.name in KINKED and np.min(np.abs(Z)) < margin:
             return  # too close to a kink for a float32/float64 comparison (float32 and float64 inputs near a kink can round to opposite sides)
-        Z = layer.activation.forward_batch(Z)
+        Z = layer.activation.forward_batched(Z)
     report = cross_check(net32, X32, Y, ulps=F32_ULPS_PER_LAYER * len(net32.layers))
     for r in report.rows:
         WORST.record(f"float32: {r.quantity.split(' (')[0].split(' layer')[0]}", r.comparison.max_rel)
@@ -205,8 +205,8 @@ def test_cross_check_detects_a_wrong_batched_vjp(monkeypatch):
 
     net = build_net([3, 5, 2], ("tanh",), "mse", 0)
     X, Y = random_batch(net, 4, 1)
-    good = Tanh.vjp_batch
-    monkeypatch.setattr(Tanh, "vjp_batch", lambda self, Z, A, G, out=None: good(self, Z, A, G) * (1 + 1e-9))
+    good = Tanh.vjp_batched
+    monkeypatch.setattr(Tanh, "vjp_batched", lambda self, Z, A, G, out=None: good(self, Z, A, G) * (1 + 1e-9))
     report = cross_check(net, X, Y)
     failed = {r.quantity for r in report.failures()}
     assert "grad layer 0 W (3, 5)" in failed and "per-sample grad layer 0 W (4, 3, 5)" in failed

@@ -28,7 +28,7 @@ def out_with(bn, X, mode, gamma=None, beta=None):
     probe = BatchNorm(bn.n_in, gamma=bn.gamma if gamma is None else gamma, beta=bn.beta if beta is None else beta,
                       eps=bn.eps, update_running=False)
     probe.running_mean[:], probe.running_var[:] = bn.running_mean, bn.running_var
-    return probe.forward_batch(X, mode)[0]
+    return probe.forward_batched(X, mode)[0]
 
 
 batch = st.tuples(st.integers(2, 6), st.integers(1, 4), st.integers(0, 2**31 - 1))
@@ -43,8 +43,8 @@ def test_both_paths_match_fd_of_the_batch_loss(shape, mode):
     U = rng.normal(size=(N, m))  # L = sum(U * Y), dL/dY = U
     ys, ctx = bn.forward_samples(cols(X), mode)
     gx_ref, g_ref = bn.backward_samples(rows(U), ctx)
-    Y, cache = bn.forward_batch(X, mode)
-    dX, g_bat = bn.backward_batch(U, cache)
+    Y, ctx = bn.forward_batched(X, mode)
+    dX, g_bat = bn.backward_batched(U, ctx)
     # forward: the two paths compute the same output
     np.testing.assert_allclose(np.hstack(ys).T, Y, rtol=PATH_RTOL, atol=PATH_ATOL)
     fd_x = fd_gradient(lambda v: np.sum(U * out_with(bn, v.reshape(N, m), mode)), X)
@@ -68,12 +68,12 @@ def test_explicit_jacobians_match_fd(shape, mode):
     bn = make_bn(rng, m)
     X = rng.normal(size=(N, m))
     fd = fd_jacobian(lambda v: out_with(bn, v.reshape(N, m), mode), X)
-    c = compare("J_x", bn.jacobian_x_samples(cols(X), mode), fd.df, err=fd.error, atol=1e-7, rtol=1e-6)
+    c = compare("J_x", bn.jacobian_x_coupled(cols(X), mode), fd.df, err=fd.error, atol=1e-7, rtol=1e-6)
     assert c.passed, c
     fd = fd_jacobian(lambda v: out_with(bn, X, mode, gamma=v), bn.gamma)
-    assert compare("J_gamma", bn.jacobian_gamma_samples(cols(X), mode), fd.df, err=fd.error).passed
+    assert compare("J_gamma", bn.jacobian_gamma_coupled(cols(X), mode), fd.df, err=fd.error).passed
     fd = fd_jacobian(lambda v: out_with(bn, X, mode, beta=v), bn.beta)
-    assert compare("J_beta", bn.jacobian_beta_samples(cols(X), mode), fd.df, err=fd.error).passed
+    assert compare("J_beta", bn.jacobian_beta_coupled(cols(X), mode), fd.df, err=fd.error).passed
 
 
 @given(batch)
@@ -83,7 +83,7 @@ def test_coupled_jacobian_structure(shape):
     rng = np.random.default_rng(seed)
     bn = make_bn(rng, m)
     X = rng.normal(size=(N, m))
-    J = bn.jacobian_batch_coupled(cols(X))
+    J = bn.jacobian_per_feature(cols(X))
     assert J.shape == (m, N, N)
     x_hat = (X - X.mean(0)) / np.sqrt(X.var(0) + bn.eps)
     scale = np.max(bn.gamma / np.sqrt(X.var(0) + bn.eps))  # size of the terms (J itself can be ~0, e.g. N = 2)
@@ -102,9 +102,9 @@ def test_jacobian_formula_by_hand_small_batch():
     sigma = np.sqrt(1.0 + 1e-5)
     xh = np.array([-1.0, 1.0]) / sigma
     expected = 2.0 / sigma * (np.eye(2) - 0.5 - np.outer(xh, xh) / 2)
-    np.testing.assert_allclose(bn.jacobian_batch_coupled(cols(X))[0], expected, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(bn.jacobian_per_feature(cols(X))[0], expected, rtol=1e-15, atol=1e-15)
     with pytest.raises(AssertionError):  # the eps-free formula is measurably different at eps = 1e-5
-        np.testing.assert_allclose(bn.jacobian_batch_coupled(cols(X))[0], 2.0 * (np.eye(2) - 0.5 - np.outer(
+        np.testing.assert_allclose(bn.jacobian_per_feature(cols(X))[0], 2.0 * (np.eye(2) - 0.5 - np.outer(
             [-1, 1], [-1, 1]) / 2), rtol=1e-9, atol=0)
 
 
@@ -128,7 +128,7 @@ def test_running_statistics_after_k_steps_equal_hand_computation(path):
         if path == "reference":
             bn.forward_samples(cols(X), "train")
         else:
-            bn.forward_batch(X, "train")
+            bn.forward_batched(X, "train")
         mean = momentum * mean + (1 - momentum) * X.mean(axis=0)
         var = momentum * var + (1 - momentum) * X.var(axis=0)  # biased (ddof=0), as seed 004
     np.testing.assert_allclose(bn.running_mean, mean, rtol=1e-14)
@@ -136,7 +136,7 @@ def test_running_statistics_after_k_steps_equal_hand_computation(path):
     assert not np.allclose(var, X.var(axis=0, ddof=1))  # the unbiased variance would differ
     # test mode uses them: no update and the running normalisation
     before = bn.running_mean.copy()
-    Y, _ = bn.forward_batch(batches[0], "test")
+    Y, _ = bn.forward_batched(batches[0], "test")
     np.testing.assert_array_equal(bn.running_mean, before)
     np.testing.assert_allclose(Y, (batches[0] - mean) / np.sqrt(var + bn.eps), rtol=1e-13)
 
@@ -177,12 +177,12 @@ def test_float32_batched_close_to_float64():
     X = rng.normal(size=(8, 3))
     U = rng.normal(size=(8, 3))
     b64, b32 = BatchNorm(3, update_running=False), BatchNorm(3, dtype=np.float32, update_running=False)
-    Y64, c64 = b64.forward_batch(X, "train")
-    Y32, c32 = b32.forward_batch(X.astype(np.float32), "train")
+    Y64, c64 = b64.forward_batched(X, "train")
+    Y32, c32 = b32.forward_batched(X.astype(np.float32), "train")
     assert Y32.dtype == np.float32
     np.testing.assert_allclose(Y32, Y64, rtol=0, atol=1e-5)
-    d64, _ = b64.backward_batch(U, c64)
-    d32, g32 = b32.backward_batch(U.astype(np.float32), c32)
+    d64, _ = b64.backward_batched(U, c64)
+    d32, g32 = b32.backward_batched(U.astype(np.float32), c32)
     assert d32.dtype == np.float32 and g32["gamma"].dtype == np.float32
     np.testing.assert_allclose(d32, d64, rtol=0, atol=1e-5)
 
@@ -198,9 +198,9 @@ def test_train_mode_with_one_sample_is_refused(path):
         if path == "reference":
             bn.forward_samples(cols(x), "train")
         else:
-            bn.forward_batch(x, "train")
+            bn.forward_batched(x, "train")
     # test mode handles one sample
-    assert bn.forward_batch(x, "test")[0].shape == (1, 3)
+    assert bn.forward_batched(x, "test")[0].shape == (1, 3)
 
 
 def test_network_backward_on_one_sample_is_refused_with_batchnorm():
@@ -226,18 +226,18 @@ def test_mismatched_beta_assigned_later_is_refused():
     bn = BatchNorm(3)
     bn.beta = np.zeros(4)
     with pytest.raises(ValueError, match=r"beta: expected shape \(3,\)"):
-        bn.forward_batch(np.ones((2, 3)), "train")
+        bn.forward_batched(np.ones((2, 3)), "train")
 
 
 @pytest.mark.parametrize("mode", ["eval", "TRAIN", None])
 def test_bad_mode(mode):
     bn = BatchNorm(2)
     with pytest.raises(ValueError, match="mode"):
-        bn.forward_batch(np.ones((3, 2)), mode)
+        bn.forward_batched(np.ones((3, 2)), mode)
     with pytest.raises(ValueError, match="mode"):
         bn.forward_samples(cols(np.ones((3, 2))), mode)
 
 
 def test_wrong_width_refused():
     with pytest.raises(ValueError, match=r"X: expected 3 features"):
-        BatchNorm(3).forward_batch(np.ones((4, 2)), "train")
+        BatchNorm(3).forward_batched(np.ones((4, 2)), "train")

@@ -169,7 +169,7 @@ def test_a_bug_away_from_the_kink_is_not_excused_by_a_kink_elsewhere():
 def test_step_function_jump_is_a_kink_with_the_library_convention():
     step = jn.Step()
     X = np.array([[0.0, -0.3, 0.7]])
-    r = jn.check_jacobian_batched(step.forward_batch, step.jacobian_batch, X, reference="step")
+    r = jn.check_jacobian_batched(step.forward_batched, step.jacobian_batched, X, reference="step")
     assert r.passed and r.diagnosis == "kink"
     assert any("discontinuous" in n for n in r.notes)
 
@@ -178,7 +178,7 @@ def test_step_function_jump_is_a_kink_with_the_library_convention():
 def test_library_activations_at_zero_pass_against_themselves(name):
     act = jn.get_activation(name)
     X = np.array([[0.0, 1.3, -0.2], [0.5, 0.0, -2.0]])
-    r = jn.check_jacobian_batched(act.forward_batch, act.jacobian_batch, X, reference=name)
+    r = jn.check_jacobian_batched(act.forward_batched, act.jacobian_batched, X, reference=name)
     assert r.passed and r.diagnosis == "kink" and "left" in r.convention
 
 
@@ -190,11 +190,11 @@ def test_batched_report_names_the_sample():
     X = np.random.default_rng(4).normal(size=(4, 3))
 
     def jacobians(X):
-        J = sig.jacobian_batch(X)
+        J = sig.jacobian_batched(X)
         J[2, 1, 1] *= 3.0
         return J
 
-    r = jn.check_jacobian_batched(sig.forward_batch, jacobians, X)
+    r = jn.check_jacobian_batched(sig.forward_batched, jacobians, X)
     assert not r.passed and r.diagnosis == "mismatch"
     assert (r.worst[0].sample, r.worst[0].row, r.worst[0].column) == (2, 1, 1)
     assert "sample" in str(r)

@@ -55,7 +55,7 @@ def naive_conv(x, W, b, stride, pad):
     return out
 
 
-def ref_batch(layer, X, G):
+def reference_rows(layer, X, G):
     """The reference path over a batch: outputs (N, m), input-gradient rows (N, n), gradients summed."""
     ys, dxs, total = [], [], {k: np.zeros_like(v) for k, v in layer.params.items()}
     for x, g in zip(cols(X), G):
@@ -121,11 +121,11 @@ def test_conv_both_paths_agree(case):
     layer = conv_layer(case)
     rng = np.random.default_rng(2)
     X = rng.normal(size=(3, layer.n_in))
-    Y, ctx = layer.forward_batch(X)
+    Y, ctx = layer.forward_batched(X)
     G = rng.normal(size=Y.shape)
-    dX, grads = layer.backward_batch(G, ctx)
-    _, per = layer.backward_batch(G, ctx, per_sample=True, input_grad=False)
-    Yr, dXr, gr = ref_batch(layer, X, G)
+    dX, grads = layer.backward_batched(G, ctx)
+    _, per = layer.backward_batched(G, ctx, per_sample=True, input_grad=False)
+    Yr, dXr, gr = reference_rows(layer, X, G)
     close("conv forward", Y, Yr)
     for n in range(X.shape[0]):
         Z = naive_conv(X[n].reshape(layer.input_shape), layer.W, layer.b, layer.stride, layer.pad).reshape(-1)
@@ -163,10 +163,12 @@ def test_conv_jacobians_against_finite_differences(case):
     fd_close("conv dy/dx vs FD", Jx, fd_jacobian(y_of_x, x))
     fd_close("conv dy/dvec(W) vs FD", layer.jacobian_W(x), fd_jacobian(y_of_W, layer.W))
     fd_close("conv dy/db vs FD", layer.jacobian_b(x), fd_jacobian(y_of_b, layer.b))
+    close("conv batched dy/db vs reference", layer.jacobian_b_batched(x.T)[0], layer.jacobian_b(x).toarray())
+    assert MaxPool2D((1, 4, 4), 2).jacobian_b_batched(np.ones((1, 16))) is None     # no bias
     # the batched VJP of every unit row assembles the same Jacobian (third witness)
     E = np.eye(layer.n_out)
-    _, ctx = layer.forward_batch(np.repeat(x.T, layer.n_out, axis=0))
-    dX, _ = layer.backward_batch(E, ctx)
+    _, ctx = layer.forward_batched(np.repeat(x.T, layer.n_out, axis=0))
+    dX, _ = layer.backward_batched(E, ctx)
     fd_close("conv batched VJP rows vs FD", dX, fd_jacobian(y_of_x, x))
     close("conv batched VJP rows vs reference", dX, Jx.toarray())
 
@@ -211,8 +213,8 @@ def test_conv_relu_at_exact_zero_takes_the_left_branch():
     assert set(kinks) >= {0, 9}                           # filter 0 and filter 1 at position (0, 0)
     Jx = layer.jacobian_x(x).toarray()
     assert not Jx[kinks].any()
-    _, bctx = layer.forward_batch(np.repeat(x.T, layer.n_out, axis=0))
-    dX, _ = layer.backward_batch(np.eye(layer.n_out), bctx)
+    _, bctx = layer.forward_batched(np.repeat(x.T, layer.n_out, axis=0))
+    dX, _ = layer.backward_batched(np.eye(layer.n_out), bctx)
     assert np.array_equal(dX[kinks], Jx[kinks])
     f = lambda v: layer.forward(v[:, None])[0][:, 0]
     left = fd_jacobian(f, x, step_direction=-1).df
@@ -245,10 +247,10 @@ def test_pooling_paths_and_finite_differences(cls, case):
     layer = cls(shape, pool, stride=stride)
     rng = np.random.default_rng(5)
     X = rng.normal(size=(3, layer.n_in))                  # continuous draws: no ties
-    Y, ctx = layer.forward_batch(X)
+    Y, ctx = layer.forward_batched(X)
     G = rng.normal(size=Y.shape)
-    dX, grads = layer.backward_batch(G, ctx)
-    Yr, dXr, _ = ref_batch(layer, X, G)
+    dX, grads = layer.backward_batched(G, ctx)
+    Yr, dXr, _ = reference_rows(layer, X, G)
     name = cls.__name__
     close(f"{name} forward", Y, Yr)
     close(f"{name} dX", dX, dXr)
@@ -289,8 +291,8 @@ def test_maxpool_exact_tie_first_maximal_takes_the_gradient():
     J = layer.jacobian_x(x).toarray()
     assert J[0, 0] == 1 and J[0, 5] == 0                  # first maximal in C order
     assert J[3, 11] == 1 and J[3, 14] == 0
-    _, ctx = layer.forward_batch(np.repeat(x.T, 4, axis=0))
-    dX, _ = layer.backward_batch(np.eye(4), ctx)
+    _, ctx = layer.forward_batched(np.repeat(x.T, 4, axis=0))
+    dX, _ = layer.backward_batched(np.eye(4), ctx)
     assert np.array_equal(dX, J)                          # the batched path, independently, the same convention
     other = last_max_selection(layer, x[:, 0])
     assert not np.array_equal(other, J)                   # near miss: the other tie-break is a different answer
@@ -308,8 +310,8 @@ def test_overlapping_max_windows_add_their_gradients():
     x[4] = 1.0                                            # the centre is the maximum of all four windows
     J = layer.jacobian_x(x)
     assert np.array_equal(J.toarray()[:, 4], np.ones(4))
-    _, ctx = layer.forward_batch(x.T)
-    dX, _ = layer.backward_batch(np.ones((1, 4)), ctx)
+    _, ctx = layer.forward_batched(x.T)
+    dX, _ = layer.backward_batched(np.ones((1, 4)), ctx)
     assert dX[0, 4] == 4.0 and dX[0].sum() == 4.0
 
 
@@ -334,7 +336,7 @@ def test_spatial_batchnorm_is_batchnorm_over_n_h_w():
     layer = sbn_layer()
     layer.bn.update_running = False
     X4 = np.random.default_rng(7).normal(size=(3, 2, 3, 2))
-    Y, _ = layer.forward_batch(X4.reshape(3, -1), "train")
+    Y, _ = layer.forward_batched(X4.reshape(3, -1), "train")
     mu = X4.mean(axis=(0, 2, 3), keepdims=True)
     var = X4.var(axis=(0, 2, 3), keepdims=True)
     expect = layer.bn.gamma[None, :, None, None] * (X4 - mu) / np.sqrt(var + layer.bn.eps) \
@@ -355,22 +357,22 @@ def test_spatial_batchnorm_paths_and_finite_differences(mode):
     N = 3
     X = rng.normal(size=(N, layer.n_in))
     G = rng.normal(size=X.shape)
-    Y, ctx = layer.forward_batch(X, mode)
-    dX, grads = layer.backward_batch(G, ctx)
+    Y, ctx = layer.forward_batched(X, mode)
+    dX, grads = layer.backward_batched(G, ctx)
     if mode == "train":
         assert layer.couples_samples("train")
         ys, rctx = layer.forward_samples(cols(X), "train")
         rows, rgrads = layer.backward_samples([g[None] for g in G], rctx)
         Yr, dXr = np.hstack(ys).T, np.vstack(rows)
     else:
-        Yr, dXr, rgrads = ref_batch(layer, X, G)
+        Yr, dXr, rgrads = reference_rows(layer, X, G)
     close(f"spatial BN {mode} forward", Y, Yr)
     close(f"spatial BN {mode} dX", dX, dXr)
     for k in ("gamma", "beta"):
         close(f"spatial BN {mode} d{k}", grads[k], rgrads[k])
 
     def scalar_of_X(v):          # <G, Y(X)>: its gradient is the VJP dX (the batch coupled in train mode)
-        return np.atleast_1d(np.sum(G * layer.forward_batch(v.reshape(N, -1), mode)[0]))
+        return np.atleast_1d(np.sum(G * layer.forward_batched(v.reshape(N, -1), mode)[0]))
 
     fd = fd_jacobian(scalar_of_X, X)
     fd_close(f"spatial BN {mode} dX vs FD", dXr.reshape(1, -1), fd)
@@ -378,7 +380,7 @@ def test_spatial_batchnorm_paths_and_finite_differences(mode):
     def scalar_of_gamma(gm):
         probe = SpatialBatchNorm(layer.input_shape, gamma=gm, beta=layer.bn.beta, update_running=False)
         probe.bn.running_mean[:], probe.bn.running_var[:] = layer.bn.running_mean, layer.bn.running_var
-        return np.atleast_1d(np.sum(G * probe.forward_batch(X, mode)[0]))
+        return np.atleast_1d(np.sum(G * probe.forward_batched(X, mode)[0]))
 
     fd_close(f"spatial BN {mode} dgamma vs FD", rgrads["gamma"][None], fd_jacobian(scalar_of_gamma, layer.bn.gamma))
 
@@ -397,4 +399,4 @@ def test_spatial_batchnorm_single_image_train_uses_its_pixels():
     layer = SpatialBatchNorm((2, 1, 1))
     assert layer.min_train_batch == 2
     with pytest.raises(ValueError, match="N >= 2"):
-        layer.forward_batch(np.ones((1, 2)), "train")
+        layer.forward_batched(np.ones((1, 2)), "train")

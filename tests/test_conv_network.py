@@ -62,7 +62,7 @@ def test_cross_check_fails_when_the_batched_path_is_wrong(monkeypatch):
     def wrong(self, G, ctx, **kw):
         return self._add_to_windows(G.reshape(ctx.shape) / 4), {}
 
-    monkeypatch.setattr(MaxPool2D, "backward_batch", wrong)
+    monkeypatch.setattr(MaxPool2D, "backward_batched", wrong)
     assert not jn.cross_check(net, X, y).passed
 
 

@@ -33,7 +33,7 @@ def test_step_function_at_zero_and_unknown_gate():
     W, b = data.perceptron_weights("AND")
     assert W.shape == (2, 1) and b.shape == (1,)
     layer = jn.Dense.from_params(W, b, "step")   # the perceptron as a layer computes the same gate
-    np.testing.assert_array_equal(layer.forward_batch(data.GATE_INPUTS)[0][:, 0], data.gate_output("AND", data.GATE_INPUTS))
+    np.testing.assert_array_equal(layer.forward_batched(data.GATE_INPUTS)[0][:, 0], data.gate_output("AND", data.GATE_INPUTS))
     with pytest.raises(ValueError, match="gate: expected one of"):
         data.gates("NOR")
     with pytest.raises(ValueError, match="XOR needs two layers"):

@@ -22,9 +22,9 @@ def test_both_paths_match_fd_with_one_mask(N, m, p, mode, seed):
     with drop.using_mask(keep):
         ys, ctx = drop.forward_samples(cols(X), mode)
         gx, g_ref = drop.backward_samples(rows(U), ctx)
-        Y, cache = drop.forward_batch(X, mode)
-        dX, g_bat = drop.backward_batch(U, cache)
-        fd = fd_gradient(lambda v: np.sum(U * drop.forward_batch(v.reshape(N, m), mode)[0]), X)
+        Y, ctx = drop.forward_batched(X, mode)
+        dX, g_bat = drop.backward_batched(U, ctx)
+        fd = fd_gradient(lambda v: np.sum(U * drop.forward_batched(v.reshape(N, m), mode)[0]), X)
     expected_scale = keep / (1 - p) if mode == "train" else np.ones((N, m))
     np.testing.assert_array_equal(np.hstack(ys).T, Y)
     np.testing.assert_allclose(Y, X * expected_scale, rtol=1e-15)
@@ -46,10 +46,10 @@ def test_jacobian_is_diag_keep_over_one_minus_p():
 def test_masks_come_from_the_seed_and_fresh_each_call():
     a, b = Dropout(50, 0.5, seed=3), Dropout(50, 0.5, seed=3)
     X = np.ones((4, 50))
-    ya1, _ = a.forward_batch(X, "train")
-    yb1, _ = b.forward_batch(X, "train")
+    ya1, _ = a.forward_batched(X, "train")
+    yb1, _ = b.forward_batched(X, "train")
     np.testing.assert_array_equal(ya1, yb1)  # same seed, same draws
-    ya2, _ = a.forward_batch(X, "train")
+    ya2, _ = a.forward_batched(X, "train")
     assert not np.array_equal(ya1, ya2)  # a fresh mask per call
 
 
@@ -59,7 +59,7 @@ def test_keep_fraction_and_inverted_scaling():
     assert abs(keep.mean() - 0.7) < 0.01  # 1e5 Bernoulli(0.7) draws: sd 1.4e-3
     X = np.ones((500, 200))
     with drop.using_mask(keep):
-        Y, _ = drop.forward_batch(X, "train")
+        Y, _ = drop.forward_batched(X, "train")
     assert abs(Y.mean() - 1.0) < 0.02  # inverted dropout keeps the expectation
     np.testing.assert_array_equal(np.unique(Y), [0.0, 1 / 0.7])
 
@@ -68,12 +68,12 @@ def test_using_mask_is_scoped_and_checked():
     drop = Dropout(3, 0.5, seed=1)
     keep = np.array([[1, 0, 1], [0, 1, 1]])
     with drop.using_mask(keep):
-        y1, _ = drop.forward_batch(np.ones((2, 3)), "train")
-        y2, _ = drop.forward_batch(np.ones((2, 3)), "train")
+        y1, _ = drop.forward_batched(np.ones((2, 3)), "train")
+        y2, _ = drop.forward_batched(np.ones((2, 3)), "train")
         np.testing.assert_array_equal(y1, y2)
         np.testing.assert_array_equal(y1, keep * 2.0)
         with pytest.raises(ValueError, match="fixed mask has 2 rows but the batch has N=3"):
-            drop.forward_batch(np.ones((3, 3)), "train")
+            drop.forward_batched(np.ones((3, 3)), "train")
     assert drop._fixed is None
     with pytest.raises(ValueError, match=r"keep: expected a mask of shape \(N, 3\)"):
         with drop.using_mask(np.ones((2, 4), dtype=bool)):
@@ -86,7 +86,7 @@ def test_using_mask_is_scoped_and_checked():
 def test_p_zero_is_identity_in_train_mode():
     drop = Dropout(3, 0.0, seed=0)
     X = np.arange(6.0).reshape(2, 3)
-    np.testing.assert_array_equal(drop.forward_batch(X, "train")[0], X)
+    np.testing.assert_array_equal(drop.forward_batched(X, "train")[0], X)
 
 
 @pytest.mark.parametrize("p", [1.0, -0.1, 1.5, float("nan"), float("inf")])
@@ -103,7 +103,7 @@ def test_p_wrong_type_refused(p):
 
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode"):
-        Dropout(3, 0.5).forward_batch(np.ones((2, 3)), "eval")
+        Dropout(3, 0.5).forward_batched(np.ones((2, 3)), "eval")
 
 
 def test_network_paths_share_masks():

@@ -17,10 +17,10 @@ def _problem(dtype=np.float64, seed=0):
 def test_backward_batch_without_input_gradient_gives_the_same_parameter_gradients(dtype):
     net, X, _ = _problem(dtype)
     layer = net.layers[0]
-    _, ctx = layer.forward_batch(X)
+    _, ctx = layer.forward_batched(X)
     G = np.random.default_rng(2).standard_normal((13, layer.n_out)).astype(dtype)
-    dX, full = layer.backward_batch(G, ctx)
-    none, only = layer.backward_batch(G, ctx, input_grad=False)
+    dX, full = layer.backward_batched(G, ctx)
+    none, only = layer.backward_batched(G, ctx, input_grad=False)
     assert none is None and dX.shape == X.shape   # the near miss: with input_grad, dX is there
     assert set(only) == set(full)
     for k in full:
@@ -34,18 +34,18 @@ def test_fused_softmax_cross_entropy_is_bitwise_the_pair(dtype):
     Z = (10 * rng.standard_normal((11, 5))).astype(dtype)
     Y = rng.integers(0, 5, size=11)
     Y_onehot = np.eye(5, dtype=dtype)[Y]
-    value, grad = loss.forward_and_gradient_batch(Z, Y_onehot)   # label matrix: the same operations
-    assert value == loss.forward_batch(Z, Y_onehot)
-    np.testing.assert_array_equal(grad, loss.gradient_batch(Z, Y_onehot))
+    value, grad = loss.forward_and_gradient_batched(Z, Y_onehot)   # label matrix: the same operations
+    assert value == loss.forward_batched(Z, Y_onehot)
+    np.testing.assert_array_equal(grad, loss.gradient_batched(Z, Y_onehot))
     # integer indices: no one-hot matrix; the same gradient, the loss summed without the zero terms
-    value_i, grad_i = loss.forward_and_gradient_batch(Z, Y)
-    np.testing.assert_array_equal(grad_i, loss.gradient_batch(Z, Y))
+    value_i, grad_i = loss.forward_and_gradient_batched(Z, Y)
+    np.testing.assert_array_equal(grad_i, loss.gradient_batched(Z, Y))
     eps = np.finfo(dtype).eps
-    assert abs(value_i - loss.forward_batch(Z, Y)) <= 16 * eps * abs(value)
+    assert abs(value_i - loss.forward_batched(Z, Y)) <= 16 * eps * abs(value)
     with pytest.raises(ValueError, match=r"Y: expected class indices in \[0, 5\)"):
-        loss.forward_and_gradient_batch(Z, np.full(11, 5))
+        loss.forward_and_gradient_batched(Z, np.full(11, 5))
     with pytest.raises(ValueError, match=r"Y: expected 11 labels"):
-        loss.forward_and_gradient_batch(Z, Y[:3])
+        loss.forward_and_gradient_batched(Z, Y[:3])
 
 
 def test_train_step_batched_is_params_minus_lr_times_gradients():
@@ -181,27 +181,27 @@ def test_dense_input_vjp_rows_batch_is_rows_times_the_jacobian():
     layer = jn.Dense(5, 4, "tanh", init="xavier", seed=2)
     rng = np.random.default_rng(6)
     X, P = rng.standard_normal((3, 5)), rng.standard_normal((3, 2, 4))
-    expected = np.matmul(P, layer.jacobian_x_batch(X))
-    np.testing.assert_allclose(layer.input_vjp_rows_batch(P, X), expected, rtol=1e-13, atol=1e-15)
+    expected = np.matmul(P, layer.jacobian_x_batched(X))
+    np.testing.assert_allclose(layer.input_vjp_rows_batched(P, X), expected, rtol=1e-13, atol=1e-15)
     P_copy = P.copy()
-    layer.input_vjp_rows_batch(P, X)
+    layer.input_vjp_rows_batched(P, X)
     np.testing.assert_array_equal(P, P_copy)   # the input is not modified
     with pytest.raises(ValueError, match=r"P: expected shape \(3, r, 4\)"):
-        layer.input_vjp_rows_batch(P[:, :, :3], X)
+        layer.input_vjp_rows_batched(P[:, :, :3], X)
 
 
 def test_per_sample_backward_without_input_gradient():
     net, X, _ = _problem()
     layer = net.layers[0]
-    _, ctx = layer.forward_batch(X)
+    _, ctx = layer.forward_batched(X)
     G = np.random.default_rng(2).standard_normal((X.shape[0], layer.n_out))
-    dX, full = layer.backward_batch(G, ctx, per_sample=True)
-    none, part = layer.backward_batch(G, ctx, input_grad=False, per_sample=True)
+    dX, full = layer.backward_batched(G, ctx, per_sample=True)
+    none, part = layer.backward_batched(G, ctx, input_grad=False, per_sample=True)
     assert none is None and dX.shape == X.shape
     assert set(part) == {"W", "b"}
     for name in ("W", "b"):
         np.testing.assert_array_equal(part[name], full[name])
-        np.testing.assert_allclose(full[name].sum(axis=0), layer.backward_batch(G, ctx)[1][name],
+        np.testing.assert_allclose(full[name].sum(axis=0), layer.backward_batched(G, ctx)[1][name],
                                    rtol=1e-13, atol=1e-14)
 
 
@@ -225,15 +225,15 @@ def test_dense_in_place_activation_gives_the_out_of_place_backward(name):
     layer = jn.Dense(6, 5, name, init="xavier", seed=9)
     rng = np.random.default_rng(10)
     X, G = rng.standard_normal((7, 6)), rng.standard_normal((7, 5))
-    Y, cache = layer.forward_batch(X)
+    Y, ctx = layer.forward_batched(X)
     Z = X @ layer.W + layer.b
-    np.testing.assert_array_equal(Y, layer.activation.forward_batch(Z.copy()))
-    dX, grads = layer.backward_batch(G, cache)
-    dX0, grads0 = layer.backward_batch(G, (X, Z, layer.activation.forward_batch(Z.copy())))
+    np.testing.assert_array_equal(Y, layer.activation.forward_batched(Z.copy()))
+    dX, grads = layer.backward_batched(G, ctx)
+    dX0, grads0 = layer.backward_batched(G, (X, Z, layer.activation.forward_batched(Z.copy())))
     np.testing.assert_array_equal(dX, dX0)
     for k in ("W", "b"):
         np.testing.assert_array_equal(grads[k], grads0[k])
-    assert (cache[1] is cache[2]) == layer.activation.vjp_reads_output_only
+    assert (ctx[1] is ctx[2]) == layer.activation.vjp_reads_output_only
 
 
 def test_reference_loop_refuses_an_overflowing_hidden_layer_by_name():
@@ -249,20 +249,20 @@ def test_reference_loop_refuses_an_overflowing_hidden_layer_by_name():
 
 @pytest.mark.parametrize("name", ["identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax"])
 def test_activation_out_gives_the_same_values_even_in_place(name):
-    """``forward_batch(Z, out=...)`` and ``vjp_batch(Z, A, G, out=...)`` (numpy's out, also the
+    """``forward_batched(Z, out=...)`` and ``vjp_batched(Z, A, G, out=...)`` (numpy's out, also the
     aliasing ``out=Z`` / ``out=G``) give the values of the calls without ``out``."""
     act = jn.get_activation(name)
     rng = np.random.default_rng(15)
     Z, G = rng.standard_normal((7, 5)), rng.standard_normal((7, 5))
-    A = act.forward_batch(Z)
-    V = act.vjp_batch(Z, A, G)
-    np.testing.assert_array_equal(act.forward_batch(Z, out=np.empty_like(Z)), A)
-    np.testing.assert_array_equal(act.vjp_batch(Z, A, G, out=np.empty_like(G)), V)
+    A = act.forward_batched(Z)
+    V = act.vjp_batched(Z, A, G)
+    np.testing.assert_array_equal(act.forward_batched(Z, out=np.empty_like(Z)), A)
+    np.testing.assert_array_equal(act.vjp_batched(Z, A, G, out=np.empty_like(G)), V)
     G2 = G.copy()
-    assert act.vjp_batch(Z, A, G2, out=G2) is G2
+    assert act.vjp_batched(Z, A, G2, out=G2) is G2
     np.testing.assert_array_equal(G2, V)
     Z2 = Z.copy()
-    assert act.forward_batch(Z2, out=Z2) is Z2
+    assert act.forward_batched(Z2, out=Z2) is Z2
     np.testing.assert_array_equal(Z2, A)
 
 
@@ -271,11 +271,11 @@ def test_dense_backward_with_lent_arrays_equals_backward_batch(name):
     layer = jn.Dense(6, 5, name, init="xavier", seed=13)
     rng = np.random.default_rng(14)
     X, G = rng.standard_normal((7, 6)), rng.standard_normal((7, 5))
-    _, ctx = layer.forward_batch(X)
+    _, ctx = layer.forward_batched(X)
     saved, G0 = [c.copy() for c in ctx], G.copy()
-    dX, grads = layer.backward_batch(G, ctx)
+    dX, grads = layer.backward_batched(G, ctx)
     lender = jn.Workspace().lender(0)
-    dX2, grads2 = layer.backward_batch(G, ctx, out=lender)
+    dX2, grads2 = layer.backward_batched(G, ctx, out=lender)
     np.testing.assert_array_equal(dX, dX2)
     assert dX2 is lender.array("dX", X.shape, X.dtype)   # the lent array, not a new one
     for k in ("W", "b"):

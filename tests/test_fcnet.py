@@ -60,7 +60,7 @@ def test_inputs_are_flattened_as_affine_forward():
     X2 = X4.reshape(4, -1)
     assert flatten_input(X4).shape == (4, 12)
     np.testing.assert_array_equal(net.predict_batched(X4), net.predict_batched(X2))
-    np.testing.assert_array_equal(net.predict_batch(X4), net.predict_batch(X2))
+    np.testing.assert_array_equal(net.predict(X4), net.predict(X2))
     Y = rng.integers(0, 3, 4)
     with same_randomness(net, 4):
         l4, g4 = net.loss_and_gradients(X4, Y)
@@ -195,7 +195,7 @@ def test_deep_batchnorm_net_both_paths_agree_on_spiral(spiral, dropout):
             np.testing.assert_allclose(la_.running_mean, lb_.running_mean, atol=TRAIN_AGREE_ATOL)
             np.testing.assert_allclose(la_.running_var, lb_.running_var, atol=TRAIN_AGREE_ATOL)
     X = spiral.X_val
-    np.testing.assert_allclose(a.predict_batch(X), b.predict_batched(X), atol=1e-7)
+    np.testing.assert_allclose(a.predict(X), b.predict_batched(X), atol=1e-7)
 
 
 def test_deep_batchnorm_net_trains_on_digits_both_paths():
@@ -216,9 +216,33 @@ def test_activation_layer_matches_dense_relu():
     rng = np.random.default_rng(2)
     layer = ActivationLayer(4, "relu")
     Z, G = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
-    A, cache = layer.forward_batch(Z)
+    A, ctx = layer.forward_batched(Z)
     np.testing.assert_array_equal(A, np.maximum(Z, 0))
-    np.testing.assert_array_equal(layer.backward_batch(G, cache)[0], np.where(Z > 0, G, 0.0))
+    np.testing.assert_array_equal(layer.backward_batched(G, ctx)[0], np.where(Z > 0, G, 0.0))
     y, ctx = layer.forward(Z[0][:, None])
     np.testing.assert_array_equal(layer.backward(G[0][None], ctx)[0], np.where(Z[0] > 0, G[0], 0.0)[None])
     assert isinstance(Dropout(2, 0.1), Dropout)
+
+
+@pytest.mark.parametrize("path", ["reference", "batched"])
+@pytest.mark.parametrize("bad", ["index out of range", "not probabilities", "wrong count"])
+def test_bad_labels_are_refused_before_any_state_changes(path, bad):
+    """Validate, then act: a label error leaves batch norm's running statistics and the dropout
+    Generators as they were, on both paths (the forward would have updated both)."""
+    net = FullyConnectedNet([4], input_dim=3, num_classes=3, use_batchnorm=True, dropout=0.3, seed=0)
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    Y = {"index out of range": np.array([0, 1, 2, 3, 0]), "not probabilities": 0.5 * np.eye(3)[[0, 1, 2, 0, 1]],
+         "wrong count": np.eye(3)[[0, 1]]}[bad]
+    calls = {"reference": [net.loss_and_gradients],
+             "batched": [net.loss_and_gradients_batched, net.per_sample_losses_batched,
+                         lambda X, Y: net.train_step_batched(X, Y, 0.1)]}[path]
+    bn, drop = net.layers[1], net.layers[3]
+    for call in calls:
+        saved = (bn.running_mean.copy(), bn.running_var.copy(), drop.rng.bit_generator.state)
+        with pytest.raises(ValueError, match=r"^Y: expected"):
+            call(X, Y)
+        assert np.array_equal(saved[0], bn.running_mean) and np.array_equal(saved[1], bn.running_var)
+        assert saved[2] == drop.rng.bit_generator.state
+    # the near miss: good labels do run the forward, which updates both
+    calls[0](X, np.array([0, 1, 2, 0, 1]))
+    assert not np.array_equal(saved[0], bn.running_mean) and saved[2] != drop.rng.bit_generator.state

@@ -5,8 +5,8 @@ check that the graph covers what actually runs.
 
 *Roots* (the batched entry points): every function of the batched driver modules
 (:data:`BATCHED_MODULES`) and every function or method, in any module, whose name ends
-with ``_batch`` or ``_batched`` (minus the reference methods listed in
-:data:`REFERENCE_NAMED_BATCH` and the witness modules in :data:`WITNESS_MODULES`).
+with ``_batched`` (the suffix rule; minus the witness modules in :data:`WITNESS_MODULES`).
+:func:`test_the_suffix_rule` checks that no other name claims the path.
 
 *Edges*: a function reaches every package function it may call. Methods are resolved
 **by name across all the package's classes**, because the receiver's type is not known
@@ -53,7 +53,8 @@ PACKAGE = Path(jacobian_nn.__file__).parent
 
 
 def is_batched_name(name: str) -> bool:
-    return name.endswith("_batch") or name.endswith("_batched")
+    """The suffix rule: a name ending in ``_batched`` is on the batched path (and nothing else is)."""
+    return name.endswith("_batched")
 
 
 #: Reference derivative names (and reference training steps, which run on them).
@@ -68,8 +69,8 @@ FORBIDDEN = frozenset({
 
 def is_forbidden(name: str) -> bool:
     """A name in :data:`FORBIDDEN` (also with leading underscores), or any name that starts
-    with ``jacobian`` (after leading underscores) and does not end in ``_batch``/``_batched``
-    (``jacobian_x_samples``, ``jacobian_batch_coupled``, ``jacobian_gamma``, ...)."""
+    with ``jacobian`` (after leading underscores) and does not end in ``_batched``
+    (``jacobian_x_coupled``, ``jacobian_per_feature``, ``jacobian_gamma``, ...)."""
     bare = name.lstrip("_")
     return bare in FORBIDDEN or (bare.startswith("jacobian") and not is_batched_name(bare))
 
@@ -85,10 +86,16 @@ WITNESS_MODULES = {
     "check/": "the checker package (the same role as check.py)",
 }
 
-#: Reference methods whose names end in ``_batch``: (module, class, method) -> reason.
-REFERENCE_NAMED_BATCH = {
-    ("network.py", "Network", "train_batch"): "seed 000's trainBatch: the reference SGD step on a batch",
-    ("network.py", "Network", "predict_batch"): "reference outputs of a batch, stacked column by column",
+#: Names ending in ``_batch`` (not ``_batched``): each names a batch of data, not the path.
+BATCH_NOUNS = {
+    "train_batch": "seed 000's trainBatch: the reference SGD step on a batch (its own name, kept)",
+    "as_batch": "checks an input batch (N, n)",
+    "input_batch": "the network's input batch, checked once by either driver",
+    "output_batch": "checks a batched network output (N, m) given to a loss",
+    "_check_batch": "checks that Z is a 2-D batch",
+    "_validated_batch": "CrossEntropy's checks of a batch of probabilities and labels",
+    "load_cifar10_batch": "reads one of CIFAR-10's files, which CIFAR-10 calls batches (data_batch_1, ...)",
+    "min_train_batch": "the smallest training batch a layer accepts",
 }
 
 #: Dunder methods that syntax invokes without naming them: node type -> methods.
@@ -284,7 +291,7 @@ class Graph:
             if is_witness(mod):
                 continue
             for name, m in methods.items():
-                if (mod in BATCHED_MODULES or is_batched_name(name)) and (mod, cls, name) not in REFERENCE_NAMED_BATCH:
+                if mod in BATCHED_MODULES or is_batched_name(name):
                     found.append(m)
         return found
 
@@ -350,25 +357,32 @@ def test_the_walk_sees_the_batched_code():
     graph = Graph(parse_package())
     roots = {f"{f.module}:{f.label}" for f in graph.roots()}
     for expected in ("batched.py:loss_and_gradients_batched", "batched.py:per_sample_gradients_batched",
-                     "batched.py:input_jacobian_batched", "layers.py:Dense.backward_batch",
-                     "layers.py:Dense.jacobian_x_batch", "activations.py:Softmax.vjp_batch",
-                     "activations.py:ElementwiseActivation.jacobian_batch", "losses.py:CrossEntropy.gradient_batch",
-                     "conv.py:Conv2D.backward_batch", "conv.py:MaxPool2D.backward_batch",
-                     "conv.py:AvgPool2D.backward_batch", "conv.py:SpatialBatchNorm.backward_batch",
-                     "conv.py:_ImageLayer.input_vjp_rows_batch"):
+                     "batched.py:input_jacobian_batched", "layers.py:Dense.backward_batched",
+                     "layers.py:Dense.jacobian_x_batched", "activations.py:Softmax.vjp_batched",
+                     "activations.py:ElementwiseActivation.jacobian_batched", "losses.py:CrossEntropy.gradient_batched",
+                     "conv.py:Conv2D.backward_batched", "conv.py:MaxPool2D.backward_batched",
+                     "conv.py:AvgPool2D.backward_batched", "conv.py:SpatialBatchNorm.backward_batched",
+                     "conv.py:_ImageLayer.input_vjp_rows_batched"):
         assert expected in roots
     reached = {f"{f.module}:{f.label}" for f, _ in graph.reachable().values()}
-    for expected in ("activations.py:ReLU.vjp_batch", "batched.py:Workspace.array", "layers.py:column_sums",
+    for expected in ("activations.py:ReLU.vjp_batched", "batched.py:Workspace.array", "layers.py:column_sums",
                      "network.py:Network.add_penalty_gradients", "network.py:Network.input_batch",
                      "conv.py:windows", "conv.py:add_windows", "conv.py:_Pool2D._add_to_windows",
                      "conv.py:_Pool2D._window_view"):
         assert expected in reached
 
 
-def test_reference_named_exemptions_still_exist():
+def test_the_suffix_rule():
+    """``_batched`` marks the batched path and nothing else: the reference driver defines no such
+    name, and every name ending in ``_batch`` is a documented noun (a batch of data)."""
     graph = Graph(parse_package())
-    for (mod, cls, name), reason in REFERENCE_NAMED_BATCH.items():
-        assert name in graph.classes.get((mod, cls), {}), (mod, cls, name, reason)
+    funcs = [f for fs in graph.by_name.values() for f in fs if not is_witness(f.module)]
+    assert not [f.label for f in funcs if f.module == "reference.py" and is_batched_name(f.name)]
+    nouns = {f.name for f in funcs if f.name.endswith("_batch")}
+    attrs = {n.attr for tree in graph.trees.values() for n in ast.walk(tree)
+             if isinstance(n, ast.Attribute) and n.attr.endswith("_batch")}
+    assert nouns | (attrs & set(BATCH_NOUNS)) <= set(BATCH_NOUNS), sorted(nouns - set(BATCH_NOUNS))
+    assert "train_batch" in nouns and "forward_batched" in graph.by_name   # the rule's two sides exist
 
 
 def _batched_workload():
@@ -477,7 +491,7 @@ class Base:
     def _helper(self, Z, G):
         return G @ self.jacobian(Z)
 
-    def vjp_batch(self, Z, A, G):
+    def vjp_batched(self, Z, A, G):
         return G
 
 class Other:
@@ -523,7 +537,7 @@ class Act(Base):
     def jacobian(self, z):
         return z
 
-    def vjp_batch(self, Z, A, G):
+    def vjp_batched(self, Z, A, G):
         {body}
 '''
 
@@ -548,7 +562,7 @@ PLANTED = {
     "for loop": ("return [g for g in self.other]", "attribute .jacobian"),
     "property": ("return self.other.prop", "attribute .jacobian"),
     "lambda": ("f = lambda z: self._helper(z, G)\n        return f(Z)", "attribute .jacobian"),
-    "any reference jacobian*": ("return self.jacobian_x_samples(Z)", "attribute .jacobian_x_samples"),
+    "any reference jacobian*": ("return self.jacobian_x_coupled(Z)", "attribute .jacobian_x_coupled"),
     "private formula": ("return G @ self._jacobian_column(Z)", "attribute ._jacobian_column"),
 }
 
@@ -556,11 +570,11 @@ PLANTED = {
 @pytest.mark.parametrize("kind", sorted(PLANTED))
 def test_the_walk_catches_planted_violations(tmp_path, kind):
     """The detector on a synthetic package: each kind of call path to a planted reference
-    derivative is reported with file:line and the chain from ``Act.vjp_batch``."""
+    derivative is reported with file:line and the chain from ``Act.vjp_batched``."""
     body, expected = PLANTED[kind]
     (tmp_path / "acts.py").write_text(SYNTHETIC.replace("{body}", body), encoding="utf-8")
     violations = find_violations(tmp_path)
-    assert any(v.startswith("jacobian_nn/acts.py:") and expected in v and "Act.vjp_batch" in v
+    assert any(v.startswith("jacobian_nn/acts.py:") and expected in v and "Act.vjp_batched" in v
                for v in violations), violations
 
 
@@ -587,27 +601,27 @@ def _plant(root: Path, module: str, cls: str, method: str, line: str) -> None:
 #: Violations planted in copies of the real package, in the methods a batched training
 #: step runs: (module, class, method, planted statement).
 PLANTED_IN_PACKAGE = [
-    ("activations.py", "ReLU", "vjp_batch", "_ = self.jacobian(Z[:1].T)"),
-    ("activations.py", "Tanh", "vjp_batch", "_ = self.jacobian(Z[:1].T)"),
-    ("activations.py", "Softmax", "vjp_batch", "_ = self.jacobian(Z[:1].T)"),
-    ("layers.py", "Dense", "backward_batch", "_ = self.activation.jacobian(ctx[1][:1].T)"),
+    ("activations.py", "ReLU", "vjp_batched", "_ = self.jacobian(Z[:1].T)"),
+    ("activations.py", "Tanh", "vjp_batched", "_ = self.jacobian(Z[:1].T)"),
+    ("activations.py", "Softmax", "vjp_batched", "_ = self.jacobian(Z[:1].T)"),
+    ("layers.py", "Dense", "backward_batched", "_ = self.activation.jacobian(ctx[1][:1].T)"),
     ("layers.py", None, "column_sums", "_ = delta.jacobian"),
     ("network.py", "Network", "add_penalty_gradients", "_ = self.loss_and_gradients"),
     ("network.py", "Network", "input_batch", "_ = self.input_jacobian"),
     ("batched.py", "Workspace", "array", "_ = self.jacobian"),
     ("_validation.py", None, "lend", "_ = out.backward"),
-    ("layers.py", "Dense", "forward_batch", "_ = self.jacobian_x(X[:1].T)"),
-    ("losses.py", "SoftmaxCrossEntropy", "forward_and_gradient_batch", "_ = self.gradient(Z[:1].T, 0)"),
-    ("normalization.py", "BatchNorm", "backward_batch", "_ = self.jacobian_x_samples([])"),
-    ("normalization.py", "Dropout", "backward_batch", "_ = self.backward(G[:1], None)"),
-    ("conv.py", "Conv2D", "backward_batch", "_ = self.jacobian_x(ctx[0][:1].T)"),
-    ("conv.py", "Conv2D", "forward_batch", "_ = self._jacobian_conv()"),
+    ("layers.py", "Dense", "forward_batched", "_ = self.jacobian_x(X[:1].T)"),
+    ("losses.py", "SoftmaxCrossEntropy", "forward_and_gradient_batched", "_ = self.gradient(Z[:1].T, 0)"),
+    ("normalization.py", "BatchNorm", "backward_batched", "_ = self.jacobian_x_coupled([])"),
+    ("normalization.py", "Dropout", "backward_batched", "_ = self.backward(G[:1], None)"),
+    ("conv.py", "Conv2D", "backward_batched", "_ = self.jacobian_x(ctx[0][:1].T)"),
+    ("conv.py", "Conv2D", "forward_batched", "_ = self._jacobian_conv()"),
     ("conv.py", None, "add_windows", "_ = cols.jacobian_W"),
     ("conv.py", None, "windows", "_ = X4.backward"),
-    ("conv.py", "MaxPool2D", "backward_batch", "_ = self._jacobian_pool(G[:1].T)"),
-    ("conv.py", "AvgPool2D", "backward_batch", "_ = self.jacobian_x(G[:1].T)"),
+    ("conv.py", "MaxPool2D", "backward_batched", "_ = self._jacobian_pool(G[:1].T)"),
+    ("conv.py", "AvgPool2D", "backward_batched", "_ = self.jacobian_x(G[:1].T)"),
     ("conv.py", "_Pool2D", "_add_to_windows", "_ = self.backward"),
-    ("conv.py", "SpatialBatchNorm", "backward_batch", "_ = self.bn.backward_samples"),
+    ("conv.py", "SpatialBatchNorm", "backward_batched", "_ = self.bn.backward_samples"),
 ]
 
 

@@ -178,8 +178,8 @@ def test_predict_accuracy_and_train_one():
     for _ in range(60):
         net.train_batch(X, Y, lr=0.5)
     assert net.accuracy(X, Y) == 1.0
-    assert net.predict_batch(X).shape == (8, 2)
-    np.testing.assert_array_equal(net.predict_one(X[:1].T), net.predict_batch(X[:1]).T)
+    assert net.predict(X).shape == (8, 2)
+    np.testing.assert_array_equal(net.predict_one(X[:1].T), net.predict(X[:1]).T)
     loss = net.train_one(X[0][:, None], 0, lr=0.1)
     assert np.isfinite(loss)
 

@@ -1,7 +1,7 @@
 """Inner-product identity ⟨u, vjp(v)⟩ = ⟨v, J u⟩ for every component (autograd's check_vjp).
 
-The VJP always comes from the batched path (``vjp_batch``, ``gradient_batch``,
-``backward_batch``, ``backward_batch(..., per_sample=True)``); ``J u`` comes from the
+The VJP always comes from the batched path (``vjp_batched``, ``gradient_batched``,
+``backward_batched``, ``backward_batched(..., per_sample=True)``); ``J u`` comes from the
 reference Jacobians (one sample at a time), from the batched Jacobians, or, for
 the network's parameters, from the finite-difference witness. u and v are random
 (standard normal), one pair per sample; the identity is checked sample by sample.
@@ -47,18 +47,18 @@ def test_activation_identity(name, seed):
     Z = rng.standard_normal((N, m))
     Z[0, :2] = 0.0  # kinks: both paths must take the z <= 0 branch
     U, V = rng.standard_normal((N, m)), rng.standard_normal((N, m))
-    vjp = act.vjp_batch(Z, act.forward_batch(Z), V)
+    vjp = act.vjp_batched(Z, act.forward_batched(Z), V)
     Ju_ref = np.stack([act.jacobian(z) @ u for z, u in zip(cols(Z), U)])
-    Ju_bat = np.einsum("kij,kj->ki", act.jacobian_batch(Z), U)
-    assert_identity(U, vjp, V, Ju_ref, label=f"{name} vjp_batch vs reference jacobian")
-    assert_identity(U, vjp, V, Ju_bat, label=f"{name} vjp_batch vs jacobian_batch")
+    Ju_bat = np.einsum("kij,kj->ki", act.jacobian_batched(Z), U)
+    assert_identity(U, vjp, V, Ju_ref, label=f"{name} vjp_batched vs reference jacobian")
+    assert_identity(U, vjp, V, Ju_bat, label=f"{name} vjp_batched vs jacobian_batched")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("loss_name", LOSS_NAMES)
 def test_loss_identity(loss_name, seed):
     """A loss maps R^m -> R: J is the row dL/dy_hat (1, m); the batched VJP of the scalar
-    cotangent v_k is ``v_k * N * gradient_batch[k]`` (gradient_batch carries the 1/N of the mean)."""
+    cotangent v_k is ``v_k * N * gradient_batched[k]`` (gradient_batched carries the 1/N of the mean)."""
     rng = np.random.default_rng(seed)
     N, m = 5, 4
     loss = get_loss(loss_name)
@@ -70,16 +70,16 @@ def test_loss_identity(loss_name, seed):
         Y_hat = Z
         Y = rng.standard_normal((N, m)) if loss_name == "mse" else rng.dirichlet(np.ones(m), size=N)
     U, v = rng.standard_normal((N, m)), rng.standard_normal((N, 1))
-    vjp = v * (N * loss.gradient_batch(Y_hat, Y))
+    vjp = v * (N * loss.gradient_batched(Y_hat, Y))
     Ju = np.stack([loss.gradient(y_hat, y) @ u for y_hat, y, u in zip(cols(Y_hat), cols(Y), U)])
-    assert_identity(U, vjp, v, Ju, label=f"{loss_name} gradient_batch vs gradient")
+    assert_identity(U, vjp, v, Ju, label=f"{loss_name} gradient_batched vs gradient")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
 def test_dense_identity(name, seed):
-    """Dense wrt x (backward_batch's dX), W and b (backward_batch(..., per_sample=True)) against the reference
-    jacobian_x / jacobian_W / jacobian_b and the batched jacobian_*_batch."""
+    """Dense wrt x (backward_batched's dX), W and b (backward_batched(..., per_sample=True)) against the reference
+    jacobian_x / jacobian_W / jacobian_b and the batched jacobian_*_batched."""
     rng = np.random.default_rng(seed)
     N, n, m = 4, 5, 3
     layer = Dense(n, m, name, init="xavier", seed=rng)
@@ -87,14 +87,14 @@ def test_dense_identity(name, seed):
     X = rng.standard_normal((N, n))
     V = rng.standard_normal((N, m))
     Ux, UW, Ub = rng.standard_normal((N, n)), rng.standard_normal((N, n, m)), rng.standard_normal((N, m))
-    _, cache = layer.forward_batch(X)
-    dX, _ = layer.backward_batch(V, cache)
-    _, per = layer.backward_batch(V, cache, per_sample=True)
+    _, ctx = layer.forward_batched(X)
+    dX, _ = layer.backward_batched(V, ctx)
+    _, per = layer.backward_batched(V, ctx, per_sample=True)
     xs = cols(X)
     for label, U, vjp, ref, bat in (
-        ("x", Ux, dX, [layer.jacobian_x(x) for x in xs], layer.jacobian_x_batch(X)),
-        ("W", UW, per["W"], [layer.jacobian_W(x) for x in xs], layer.jacobian_W_batch(X)),
-        ("b", Ub, per["b"], [layer.jacobian_b(x) for x in xs], layer.jacobian_b_batch(X)),
+        ("x", Ux, dX, [layer.jacobian_x(x) for x in xs], layer.jacobian_x_batched(X)),
+        ("W", UW, per["W"], [layer.jacobian_W(x) for x in xs], layer.jacobian_W_batched(X)),
+        ("b", Ub, per["b"], [layer.jacobian_b(x) for x in xs], layer.jacobian_b_batched(X)),
     ):
         Uf = U.reshape(N, -1)  # vec(W) row-major, as jacobian_W
         Ju_ref = np.stack([J @ u for J, u in zip(ref, Uf)])
@@ -104,13 +104,13 @@ def test_dense_identity(name, seed):
 
 
 def _network_vjp_x(net, X, V):
-    """Batched VJP of the network output wrt its input: chain backward_batch from G = V."""
+    """Batched VJP of the network output wrt its input: chain backward_batched from G = V."""
     from jacobian_nn.batched import forward_batched
 
-    _, caches = forward_batched(net, X, "test")
+    _, ctxs = forward_batched(net, X, "test")
     G = V
-    for layer, cache in zip(reversed(net.layers), reversed(caches)):
-        G, _ = layer.backward_batch(G, cache)
+    for layer, ctx in zip(reversed(net.layers), reversed(ctxs)):
+        G, _ = layer.backward_batched(G, ctx)
     return G
 
 
@@ -132,17 +132,17 @@ def test_network_input_identity(hidden, seed):
 def test_network_parameter_identity(seed):
     """Network output wrt all parameters, sample by sample: the VJP is the per-sample gradient of
     the scalar ``<v_k, y_hat_k>`` (mse against 0 labels would square; instead chain G = V through
-    backward_batch(..., per_sample=True)), and ``J u`` is the FD directional derivative d/dt y_hat_k(theta + t u)."""
+    backward_batched(..., per_sample=True)), and ``J u`` is the FD directional derivative d/dt y_hat_k(theta + t u)."""
     net = build_net([3, 5, 4, 2], ("tanh", "sigmoid"), "mse", seed)
     X, _ = random_batch(net, 3, seed + 100)
     rng = np.random.default_rng(seed + 300)
     V = rng.standard_normal((3, 2))
     from jacobian_nn.batched import forward_batched
 
-    _, caches = forward_batched(net, X, "train")
+    _, ctxs = forward_batched(net, X, "train")
     G, per = V, [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
-        G, per[i] = net.layers[i].backward_batch(G, caches[i], per_sample=True)
+        G, per[i] = net.layers[i].backward_batched(G, ctxs[i], per_sample=True)
     vjp = np.concatenate([g[name].reshape(3, -1) for g in per for name in g], axis=1)   # (N, P)
     theta0 = net.flat_params()
     U = rng.standard_normal(theta0.size)
@@ -164,8 +164,8 @@ def test_identity_check_can_fail():
     U, V = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     act = get_activation("tanh")
     Z = rng.standard_normal((3, 4))
-    vjp = act.vjp_batch(Z, act.forward_batch(Z), V) * (1 + 1e-9)
-    Ju = np.einsum("kij,kj->ki", act.jacobian_batch(Z), U)
+    vjp = act.vjp_batched(Z, act.forward_batched(Z), V) * (1 + 1e-9)
+    Ju = np.einsum("kij,kj->ki", act.jacobian_batched(Z), U)
     with pytest.raises(AssertionError):
         assert_identity(U, vjp, V, Ju)
 
