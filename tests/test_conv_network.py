@@ -157,3 +157,22 @@ def test_solver_both_paths_agree_and_save_load_astype(tmp_path):
     assert f32.dtype == np.float32 and all(layer.dtype == np.float32 for layer in f32.layers)
     report = jn.cross_check(f32, Xb.astype(np.float32), yb)
     assert report.passed, str(report)
+
+
+def test_a_tampered_cnn_file_is_refused(tmp_path):
+    """The loader checks a convolution's arrays against its declared filters and kernel (near miss: the
+    untouched file loads)."""
+    import json
+
+    net = build_cnn((1, 4, 4), 2, filters=(3,), seed=0)
+    path = jn.save_model(net, tmp_path / "cnn.npz")
+    assert isinstance(jn.load_model(path).layers[0], Conv2D)
+    with np.load(path, allow_pickle=False) as f:
+        contents = {k: f[k] for k in f.files}
+    arch = json.loads(str(contents["__architecture__"]))
+    arch["layers"][0]["config"]["kernel_size"] = [2, 2]
+    contents["__architecture__"] = np.array(json.dumps(arch))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **contents)
+    with pytest.raises(ValueError, match="W has shape"):
+        jn.load_model(bad)
