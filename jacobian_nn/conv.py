@@ -21,10 +21,10 @@ Reference path: explicit Jacobians as ``scipy.sparse`` arrays
 -------------------------------------------------------------
 Built from index arithmetic on the layer's hyperparameters (no loop over positions),
 exact, sized by their non-zeros; ``.toarray()`` gives the dense matrix and a row gradient
-chains through them as through a dense one (``g @ J``). With ``P = OH*OW`` output positions,
-``K = C*FH*FW`` and ``p = oh*OW + ow``::
+chains through them as through a dense one (``g @ J``). With ``P = OH*OW`` output positions (from here
+on ``P`` counts positions and the padding is written ``pad``), ``K = C*FH*FW`` and ``p = oh*OW + ow``::
 
-    dz/dx        (F*P, C*H*W)   row f*P + p: W[f, c, i, j] at column c*H*W + (oh*S+i-P)*W + (ow*S+j-P),
+    dz/dx        (F*P, C*H*W)   row f*P + p: W[f, c, i, j] at column c*H*W + (oh*S+i-pad)*W + (ow*S+j-pad),
                                 one entry per (c, i, j) that falls inside the image (<= K per row)
     dz/dvec(W)   (F*P, F*K)     = I_F kron Xcol,  Xcol[p, k] = xp[c, oh*S+i, ow*S+j], k = c*FH*FW + i*FW + j
     dz/db        (F*P, F)       = I_F kron 1_P
@@ -37,13 +37,14 @@ Pooling (no padding, window ``(PH, PW)``, stride ``S``, default ``S = PH``)::
 
 **Max-pooling ties** are kinks. Convention: the *first* maximal element of the window in
 C order (row i first, then column j) takes the gradient; the others get 0. The reference
-path states it as ``min{k : v_k = max v}``, the batched path as ``numpy.argmax`` (which
-returns the first occurrence); tests check both at exact ties.
+path states it as ``min{k : v_k = max v}`` on the gathered window; the batched path takes the
+maximum over the window entries, then writes ``k`` wherever entry k equals it, from the last
+entry back to the first; tests check both at exact ties.
 
 Batched path: vectorised ``im2col`` / ``col2im``
 ------------------------------------------------
-``im2col`` takes every window at once with ``numpy.lib.stride_tricks.sliding_window_view``;
-``col2im`` adds the columns back with one slice addition per kernel offset ``(i, j)``
+``windows`` (im2col) takes every window at once with ``numpy.lib.stride_tricks.sliding_window_view``;
+``add_windows`` (col2im) adds the columns back with one slice addition per kernel offset ``(i, j)``
 (``FH*FW`` additions of whole ``(N, C, OH, OW)`` arrays, no loop over output positions)::
 
     cols = windows(X4)           (N, K, P)       Z[n] = W_mat cols[n] + b      (N, F, P)
