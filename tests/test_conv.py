@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jacobian_nn import fd_jacobian
 from jacobian_nn.conv import (AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, col2im, im2col, output_size,
@@ -400,3 +402,31 @@ def test_spatial_batchnorm_single_image_train_uses_its_pixels():
     assert layer.min_train_batch == 2
     with pytest.raises(ValueError, match="N >= 2"):
         layer.forward_batched(np.ones((1, 2)), "train")
+
+
+@settings(max_examples=40, deadline=None)
+@given(C=st.integers(1, 3), H=st.integers(2, 7), W=st.integers(2, 7), F=st.integers(1, 3), FH=st.integers(1, 3),
+       FW=st.integers(1, 3), S=st.integers(1, 2), pad=st.integers(0, 1), act=st.sampled_from(["relu", "tanh", "identity"]),
+       seed=st.integers(0, 2**16))
+def test_conv_paths_agree_on_random_shapes(C, H, W, F, FH, FW, S, pad, act, seed):
+    """Both paths, random shapes: where the size divides, forward, dX, dW and db agree; where it does not,
+    both the layer and im2col refuse it."""
+    spans = (H + 2 * pad - FH, W + 2 * pad - FW)
+    if min(spans) < 0 or spans[0] % S or spans[1] % S:
+        with pytest.raises(ValueError):
+            Conv2D((C, H, W), F, (FH, FW), stride=S, pad=pad)
+        with pytest.raises(ValueError):
+            im2col(np.zeros((1, C, H, W)), FH, FW, S, pad)
+        return
+    layer = Conv2D((C, H, W), F, (FH, FW), stride=S, pad=pad, activation=act, seed=seed)
+    rng = np.random.default_rng(seed)
+    layer.b[:] = rng.normal(size=F)
+    X = rng.normal(size=(2, layer.n_in))
+    Y, ctx = layer.forward_batched(X)
+    G = rng.normal(size=Y.shape)
+    dX, grads = layer.backward_batched(G, ctx)
+    Yr, dXr, gr = reference_rows(layer, X, G)
+    close("conv forward (random shapes)", Y, Yr)
+    close("conv dX (random shapes)", dX, dXr)
+    close("conv dW (random shapes)", grads["W"], gr["W"])
+    close("conv db (random shapes)", grads["b"], gr["b"])
