@@ -31,6 +31,10 @@ network (reference ``input_jacobian`` per sample / ``input_jacobian_batched`` /
 ``vmap(jacrev)``) and the softmax Jacobian (``Softmax.jacobian`` per sample /
 ``jacobian_batched`` / ``vmap(jacrev(softmax))``).
 
+CNNs (:mod:`bench.cnn`): a CNN on 1x8x8 digits and a CIFAR-shaped convolution (3x32x32, 16 filters 3x3,
+pad 1, 2x2 max-pool), training step of both paths and torch eager, and the memory of the sparse
+convolution Jacobian against its dense size.
+
 Sweeps: time of one training step (the batched one with a workspace) against the
 hidden width (64-h-10) and against N (64-100-10), both paths, with the least-squares slope of
 ``log time`` against ``log size``.
@@ -47,6 +51,7 @@ from jacobian_nn._validation import columns
 from . import baselines
 from . import torch_baselines as tb
 from ._timing import blas_threads, machine_info, measure_group, peak_memory
+from .cnn import CNN_NETWORKS, bench_cnns
 
 ARCHITECTURES = {
     "A": ([2, 100, 3], 300),
@@ -78,6 +83,7 @@ TARGETS = [
     ("reference step / inline explicit-Jacobian loop", "ref_vs_inline", "<=", 1.3),
     ("vmap(jacrev) / batched input Jacobians, m=10 and 100", "jac_vs_torch", ">=", 3.0),
     ("batched per-sample grads / vmap(grad), B and C", "psg_vs_torch", "<=", 1.0),
+    ("batched step / torch eager, CNNs (bench/cnn.py)", "step_vs_torch_cnn", "<=", 1.5),
 ]
 
 
@@ -258,6 +264,7 @@ def evaluate_targets(ratios):
         "ref_vs_inline": vals("ref_vs_inline"),
         "jac_vs_torch": vals("torch_vs_batched", ["10-10-10", "100-100-100"], ("input jacobians",)),
         "psg_vs_torch": vals("batched_vs_torch", ["B", "C"], ("per-sample grads",)),
+        "step_vs_torch_cnn": vals("batched_vs_torch", list(CNN_NETWORKS)),
     }
     out = []
     for name, what, rel, thr in TARGETS:
@@ -279,7 +286,8 @@ def run(mode="quick", log=print):
             _bench_arch(rec, torch, name, sizes, N, dtype)
     for m in cfg["jac_ms"]:
         _bench_jacobians(rec, torch, m, cfg["jac_N"])
+    cnn_memory = bench_cnns(rec, torch, smoke=mode == "smoke")
     sweeps = _sweeps(rec, cfg)
     ratios = derive(rec.rows)
     return dict(mode=mode, machine=machine_info(torch), rows=rec.rows, ratios=ratios, sweeps=sweeps,
-                targets=evaluate_targets(ratios))
+                targets=evaluate_targets(ratios), cnn_memory=cnn_memory)

@@ -62,13 +62,12 @@ def make_grads(torch, params, X, y):
     return grads
 
 
-def make_step(torch, params, X, y, lr):
-    P, Xt, yt = _tensors(torch, params, X, y)
-    flat = [t.requires_grad_() for pair in P for t in pair]
+def sgd_step(torch, forward, flat, yt, lr):
+    """One eager SGD step: ``cross_entropy(forward(), yt)``, ``loss.backward()``, ``p -= lr * p.grad`` for ``flat``."""
     F = torch.nn.functional
 
     def step():
-        loss = F.cross_entropy(_forward(torch, P, Xt), yt)
+        loss = F.cross_entropy(forward(), yt)
         loss.backward()
         with torch.no_grad():
             for t in flat:
@@ -77,6 +76,12 @@ def make_step(torch, params, X, y, lr):
         return loss
 
     return step
+
+
+def make_step(torch, params, X, y, lr):
+    P, Xt, yt = _tensors(torch, params, X, y)
+    flat = [t.requires_grad_() for pair in P for t in pair]
+    return sgd_step(torch, lambda: _forward(torch, P, Xt), flat, yt, lr)
 
 
 def make_per_sample_grads(torch, params, X, y):

@@ -22,6 +22,7 @@ from .check import (CheckReport, Tolerance, check_jacobian, check_jacobian_batch
 from . import data, metrics
 from .data import Dataset
 from .fcnet import FullyConnectedNet
+from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, build_cnn, col2im, im2col
 from .metrics import accuracy, classification_report, confusion_matrix, precision_recall_f1
 from .model_io import load_model, register_layer_type, save_model
 from .normalization import (ActivationLayer, BatchNorm, Dropout, frozen_running_stats, sample_dropout_masks,
@@ -44,4 +45,5 @@ __all__ = [
     "Dropout", "frozen_running_stats", "sample_dropout_masks", "same_randomness", "using_dropout_masks",
     "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "SGD", "make_optimizer",
     "History", "IterationInfo", "Solver",
+    "AvgPool2D", "Conv2D", "MaxPool2D", "SpatialBatchNorm", "build_cnn", "col2im", "im2col",
 ]

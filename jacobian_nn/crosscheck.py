@@ -63,6 +63,7 @@ import numpy as np
 from . import batched
 from ._validation import columns
 from .fd import Comparison, compare
+from .layers import Dense
 from .losses import label_matrix
 
 #: Tolerance multiplier, in units of the dtype's machine epsilon (see the module docstring).
@@ -140,6 +141,11 @@ class CrossCheckReport:
         return "\n".join(lines)
 
 
+def _dense(J):
+    """``J`` as an ndarray (``.toarray()`` of a ``scipy.sparse`` array)."""
+    return J.toarray() if hasattr(J, "toarray") else J
+
+
 def _float64_copy(net):
     """A deep copy of ``net`` computing in float64 (``Network.astype``): parameters and state
     (running statistics) upcast exactly, layers without parameters (dropout, activation
@@ -185,7 +191,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
     report = CrossCheckReport(dtype=dtype.name, n_samples=N, ulps=float(ulps))
 
     ref = net if dtype == np.float64 else _float64_copy(net)
-    X64 = _upcast(X)
+    X64 = _upcast(net.input_batch(X))   # images (N, C, H, W) flattened, as both drivers see them
     Y64 = label_matrix(_upcast(Y), N, net.n_out)  # float64 labels for the reference
     cols, ycols = columns(X64), columns(Y64)
 
@@ -236,13 +242,16 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
         if missing:
             report.skipped.append(f"batched Jacobians: layers {missing} have no batched Jacobians")
         else:
-            A = np.asarray(X, dtype=dtype)
-            for i, (layer, Jb) in enumerate(zip(net.layers, batched.activation_jacobians_batched(net, X))):
-                Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
-                Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
-                add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", Jb, Jr, ("sample", "row", "column"))
+            A = net.input_batch(X)
+            for i, layer in enumerate(net.layers):
+                if isinstance(layer, Dense):   # the activation Jacobians of dense layers (image layers: none)
+                    Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
+                    Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
+                    add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", layer.jacobian_b_batched(A), Jr,
+                        ("sample", "row", "column"))
                 A = layer.forward_batched(A, "test")[0]
-            Jr = np.stack([ref.input_jacobian(c) for c in cols])
+            # image layers return scipy.sparse Jacobians; a product of only those stays sparse
+            Jr = np.stack([_dense(ref.input_jacobian(c)) for c in cols])
             add("network dy/dx (N, m_out, n_in)", batched.input_jacobian_batched(net, X), Jr,
                 ("sample", "row", "column"))
     return report

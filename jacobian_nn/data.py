@@ -31,7 +31,8 @@ from ._validation import as_generator, check_positive_int
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train / validation / test splits. ``X_*`` ``(N, n)`` float64, ``y_*`` ``(N,)`` int64."""
+    """Train / validation / test splits. ``X_*`` ``(N, n)`` float64 (or NCHW images ``(N, C, H, W)``,
+    ``n = C*H*W``), ``y_*`` ``(N,)`` int64."""
 
     name: str
     X_train: np.ndarray
@@ -46,7 +47,8 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        return self.X_train.shape[1]
+        """Numbers per sample (``C*H*W`` for images)."""
+        return int(np.prod(self.X_train.shape[1:]))
 
     @property
     def n_classes(self) -> int:
@@ -256,6 +258,8 @@ CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_DIM = 3 * 32 * 32
+#: one CIFAR-10 image, (C, H, W)
+CIFAR10_IMAGE = (3, 32, 32)
 
 
 #: A CIFAR-10 python batch holds at most this many images (the real ones hold exactly 10 000).
@@ -439,14 +443,19 @@ def load_cifar10_batch(path):
     return data, np.array(labels, dtype=np.int64)
 
 
-def cifar10(data_dir, num_validation: int | None = None, max_train: int | None = None) -> Dataset:
+def cifar10(data_dir, num_validation: int | None = None, max_train: int | None = None, *,
+            images: bool = False) -> Dataset:
     """CIFAR-10 from the python batches in ``data_dir`` (``data_batch_1..5``, ``test_batch``).
 
     As seed 004's ``get_CIFAR10_data``: the last ``num_validation`` training images
     (default ``min(1000, N // 10)``: 1000 for the real 50000) form the validation split (the training order of the files is kept). ``max_train``
     keeps only the first ``max_train`` remaining training images (memory). Pixels are
-    standardised per feature with training statistics only.
+    standardised per feature with training statistics only. ``images=True`` returns every ``X_*`` as
+    NCHW images ``(N, 3, 32, 32)`` (the same numbers: the files store each image channel by channel,
+    so row k of the flat ``(N, 3072)`` is image k flattened in C order), for convolutional networks.
     """
+    if not isinstance(images, (bool, np.bool_)):
+        raise TypeError(f"images: expected True or False, got {type(images).__name__} {images!r}")
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data_dir: CIFAR-10 directory not found: {data_dir} (expected the "
@@ -470,6 +479,8 @@ def cifar10(data_dir, num_validation: int | None = None, max_train: int | None =
         X_tr, y_tr = X_tr[:max_train], y_tr[:max_train]
     mean, std, X_tr, X_va, X_te = standardize(X_tr.astype(np.float64), X_va.astype(np.float64),
                                               X_test.astype(np.float64))
+    if images:
+        X_tr, X_va, X_te = (A.reshape(A.shape[0], *CIFAR10_IMAGE) for A in (X_tr, X_va, X_te))
     return Dataset("cifar10", X_tr, y_tr, X_va, y_va, X_te, y_test, CIFAR10_CLASSES, mean, std)
 
 

@@ -30,7 +30,10 @@ plain Network with no state.
 Built-in layer types: ``Dense``; ``BatchNorm`` (``m``, ``eps``, ``momentum``,
 ``update_running``, ``dtype``; arrays ``gamma``, ``beta``; state ``running_mean``,
 ``running_var``); ``Dropout`` (``m``, ``p``, ``dtype``, ``rng``);
-``ActivationLayer`` (``m``, ``activation``, ``dtype``).
+``ActivationLayer`` (``m``, ``activation``, ``dtype``); ``Conv2D`` (``input_shape``, ``n_filters``,
+``kernel_size``, ``stride``, ``pad``, ``activation``; arrays ``W``, ``b``); ``MaxPool2D`` and ``AvgPool2D``
+(``input_shape``, ``pool_size``, ``stride``, ``dtype``); ``SpatialBatchNorm`` (``input_shape`` and
+BatchNorm's config, arrays and state).
 
 Dropout's Generator. ``"rng"`` holds the exact state of the layer's
 ``numpy.random.Generator`` at save time (its bit generator's name and ``state``,
@@ -71,6 +74,7 @@ import numpy as np
 
 from ._validation import all_finite
 from .activations import ACTIVATIONS, get_activation
+from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm
 from .fcnet import FullyConnectedNet
 from .layers import Dense
 from .losses import LOSSES
@@ -180,15 +184,61 @@ def _activation_layer_from_record(config, arrays):
     return ActivationLayer(config["m"], get_activation(act["name"], **act["config"]), dtype=config["dtype"])
 
 
+def _conv_to_record(layer):
+    config = {"input_shape": list(layer.input_shape), "n_filters": int(layer.W.shape[0]),
+              "kernel_size": list(layer.kernel_size), "stride": layer.stride, "pad": layer.pad,
+              "activation": _activation_record(layer.activation)}
+    return config, {"W": layer.W, "b": layer.b}
+
+
+def _conv_from_record(config, arrays):
+    act = config["activation"]
+    layer = Conv2D.from_params(arrays["W"], arrays["b"], config["input_shape"], stride=config["stride"],
+                               pad=config["pad"], activation=get_activation(act["name"], **act["config"]))
+    if [int(layer.W.shape[0]), *layer.kernel_size] != [config["n_filters"], *config["kernel_size"]]:
+        raise ValueError(f"W has shape {layer.W.shape}, the architecture says {config['n_filters']} filters "
+                         f"of {config['kernel_size']}")
+    return layer
+
+
+def _pool_to_record(layer):
+    return {"input_shape": list(layer.input_shape), "pool_size": list(layer.pool_size), "stride": layer.stride,
+            "dtype": str(layer.dtype)}, {}
+
+
+def _pool_from_record(cls):
+    def from_record(config, arrays):
+        return cls(config["input_shape"], config["pool_size"], stride=config["stride"], dtype=config["dtype"])
+    return from_record
+
+
+def _spatial_batchnorm_to_record(layer):
+    config, arrays = _batchnorm_to_record(layer.bn)
+    del config["m"]
+    return {"input_shape": list(layer.input_shape), **config}, arrays
+
+
+def _spatial_batchnorm_from_record(config, arrays):
+    gamma = arrays["gamma"]
+    _check_layer_dtype(config, str(gamma.dtype))
+    return SpatialBatchNorm(config["input_shape"], eps=config["eps"], momentum=config["momentum"], gamma=gamma,
+                            beta=arrays["beta"], update_running=config["update_running"], dtype=gamma.dtype)
+
+
 #: Layer type name -> (to_record, from_record). Keys are written into the file.
 LAYER_TYPES: dict = {
     "Dense": (_dense_to_record, _dense_from_record),
     "BatchNorm": (_batchnorm_to_record, _batchnorm_from_record),
     "Dropout": (_dropout_to_record, _dropout_from_record),
     "ActivationLayer": (_activation_layer_to_record, _activation_layer_from_record),
+    "Conv2D": (_conv_to_record, _conv_from_record),
+    "MaxPool2D": (_pool_to_record, _pool_from_record(MaxPool2D)),
+    "AvgPool2D": (_pool_to_record, _pool_from_record(AvgPool2D)),
+    "SpatialBatchNorm": (_spatial_batchnorm_to_record, _spatial_batchnorm_from_record),
 }
 _CLASS_TO_TYPE: dict = {Dense: "Dense", BatchNorm: "BatchNorm", Dropout: "Dropout",
-                        ActivationLayer: "ActivationLayer"}
+                        ActivationLayer: "ActivationLayer", Conv2D: "Conv2D", MaxPool2D: "MaxPool2D",
+                        AvgPool2D: "AvgPool2D", SpatialBatchNorm: "SpatialBatchNorm"}
 
 
 def _fcnet_record(net) -> dict:
@@ -620,6 +670,8 @@ def _layer_schema(rec, field, arch_dtype):
         _named(c["activation"], f"{cf}.activation", ACTIVATIONS)
         _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
         shapes = {}
+    elif kind in ("Conv2D", "MaxPool2D", "AvgPool2D", "SpatialBatchNorm"):
+        n_in, n_out, shapes = _image_layer_schema(kind, c, cf, arch_dtype)
     else:  # a registered type: its own from_record checks its config; shapes come from the headers
         _expect(isinstance(c, dict), cf, f"expected an object, got {type(c).__name__}")
         return None, None, names
@@ -629,6 +681,51 @@ def _layer_schema(rec, field, arch_dtype):
     _expect(sorted(rec.get("state", [])) == want_state, f"{field}.state",
             f"expected {want_state}, got {rec.get('state', [])}")
     return n_in, n_out, shapes
+
+
+def _image_shape(value, field):
+    _expect(isinstance(value, list) and len(value) == 3, field, f"expected [C, H, W], got {value!r}")
+    return tuple(_int(v, f"{field}[{j}]", high=1 << 20) for j, v in enumerate(value))
+
+
+def _window_out(size, window, stride, pad, field):
+    """Output size ``(size + 2 pad - window) / stride + 1``, refused unless it divides (as the layers do)."""
+    span = size + 2 * pad - window
+    _expect(span >= 0 and span % stride == 0, field,
+            f"({size} + 2*{pad} - {window}) / {stride} is not a non-negative integer")
+    return span // stride + 1
+
+
+def _image_layer_schema(kind, c, cf, arch_dtype):
+    """``(n_in, n_out, {array name: shape})`` of an image layer record (sizes checked before any allocation)."""
+    if kind == "Conv2D":
+        _dict(c, cf, ("input_shape", "n_filters", "kernel_size", "stride", "pad", "activation"))
+        C, H, W = _image_shape(c["input_shape"], f"{cf}.input_shape")
+        F = _int(c["n_filters"], f"{cf}.n_filters", high=1 << 20)
+        _expect(isinstance(c["kernel_size"], list) and len(c["kernel_size"]) == 2, f"{cf}.kernel_size",
+                f"expected [FH, FW], got {c['kernel_size']!r}")
+        FH, FW = (_int(v, f"{cf}.kernel_size[{j}]", high=1 << 20) for j, v in enumerate(c["kernel_size"]))
+        S, P = _int(c["stride"], f"{cf}.stride", high=1 << 20), _int(c["pad"], f"{cf}.pad", 0, 1 << 20)
+        _named(c["activation"], f"{cf}.activation", ACTIVATIONS)
+        OH, OW = _window_out(H, FH, S, P, f"{cf}.input_shape"), _window_out(W, FW, S, P, f"{cf}.input_shape")
+        return C * H * W, F * OH * OW, {"W": (F, C, FH, FW), "b": (F,)}
+    if kind in ("MaxPool2D", "AvgPool2D"):
+        _dict(c, cf, ("input_shape", "pool_size", "stride", "dtype"))
+        C, H, W = _image_shape(c["input_shape"], f"{cf}.input_shape")
+        _expect(isinstance(c["pool_size"], list) and len(c["pool_size"]) == 2, f"{cf}.pool_size",
+                f"expected [PH, PW], got {c['pool_size']!r}")
+        PH, PW = (_int(v, f"{cf}.pool_size[{j}]", high=1 << 20) for j, v in enumerate(c["pool_size"]))
+        S = _int(c["stride"], f"{cf}.stride", high=1 << 20)
+        _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
+        OH, OW = _window_out(H, PH, S, 0, f"{cf}.input_shape"), _window_out(W, PW, S, 0, f"{cf}.input_shape")
+        return C * H * W, C * OH * OW, {}
+    _dict(c, cf, ("input_shape", "eps", "momentum", "update_running", "dtype"))
+    C, H, W = _image_shape(c["input_shape"], f"{cf}.input_shape")
+    _number(c["eps"], f"{cf}.eps", 0.0)
+    _number(c["momentum"], f"{cf}.momentum", 0.0, 1.0)
+    _bool(c["update_running"], f"{cf}.update_running")
+    _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
+    return C * H * W, C * H * W, {"gamma": (C,), "beta": (C,), "running_mean": (C,), "running_var": (C,)}
 
 
 def _check_architecture(arch):
@@ -686,7 +783,7 @@ def _array_header(zf, info, field, shape, dtype, file_size):
         header_len = stream.tell()
     _expect(got_dtype == dtype, field, f"dtype {got_dtype}, expected {dtype.name} (the architecture's dtype, "
                                        f"little-endian)")
-    _expect(isinstance(got_shape, tuple) and len(got_shape) <= 2
+    _expect(isinstance(got_shape, tuple) and len(got_shape) <= 4
             and all(isinstance(d, int) and d >= 0 for d in got_shape), field, f"shape {got_shape!r}")
     if shape is not None:
         _expect(got_shape == shape, field, f"shape {got_shape}, the architecture says {shape}")

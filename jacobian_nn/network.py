@@ -204,7 +204,15 @@ class Network:
 
     def input_batch(self, X) -> np.ndarray:
         """``X`` checked as the network's input batch ``(N, n_in)`` in its dtype (both drivers
-        call this once; a subclass may reshape, as FullyConnectedNet flattens images)."""
+        call this once; a subclass may reshape, as FullyConnectedNet flattens images). When the first
+        layer takes images (``input_shape`` ``(C, H, W)``: :mod:`jacobian_nn.conv`), an NCHW batch
+        ``(N, C, H, W)`` of exactly that shape is accepted and flattened in C order to ``(N, C*H*W)``."""
+        shape = getattr(self.layers[0], "input_shape", None)
+        if shape is not None and np.ndim(X) == 1 + len(shape):
+            X = np.asarray(X)
+            if X.shape[1:] != tuple(shape):
+                raise ValueError(f"X: expected images of shape (N, {', '.join(map(str, shape))}), got shape {X.shape}")
+            X = X.reshape(X.shape[0], -1)
         return as_batch(X, "X", self.n_in, self.dtype)
 
     # -- reference path (the reference driver, jacobian_nn.reference) ---------------------

@@ -642,8 +642,9 @@ class ActivationLayer(_ParameterFreeLayer):
 
 
 def batchnorm_layers(net) -> list:
-    """The :class:`BatchNorm` layers of ``net``, in order."""
-    return [layer for layer in net.layers if isinstance(layer, BatchNorm)]
+    """The :class:`BatchNorm` layers of ``net``, in order, including the one a layer is built on
+    (``layer.bn``: spatial batch norm)."""
+    return [bn for bn in (getattr(layer, "bn", layer) for layer in net.layers) if isinstance(bn, BatchNorm)]
 
 
 def dropout_layers(net) -> list:

@@ -40,6 +40,10 @@ def add_train(sub) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="cifar10: the extracted cifar-10-batches-py directory")
     p.add_argument("--max-train", type=int, metavar="N", help="cifar10: keep only the first N training images")
     p.add_argument("--gate", type=str.upper, choices=GATES, help="gates: which gate (default XOR)")
+    p.add_argument("--model", default="mlp", choices=("mlp", "cnn"),
+                   help="mlp: fully connected (default); cnn: {3x3 conv (pad 1) - relu - 2x2 max-pool} with 16 "
+                        "then 32 filters, then the --hidden affine layers (none unless given), on the images "
+                        "(digits 1x8x8, cifar10 3x32x32)")
     p.add_argument("--hidden", metavar="SIZES",
                    help="hidden layer sizes, comma separated, e.g. 100,100; '' or 'none' for no hidden layer")
     p.add_argument("--activation", help="hidden activation (relu, tanh, sigmoid, leaky_relu, elu, ...)")
@@ -116,6 +120,28 @@ def _fully_connected_net(args, ds, hidden):
         for layer, scale in zip(dense, scales):
             layer.W *= scale / scales[0]
     return net
+
+
+#: --model cnn: the image shape (C, H, W) of each data set that has images
+IMAGE_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32)}
+
+
+def _check_cnn_options(args) -> None:
+    """``--model cnn`` needs an image data set and builds no FullyConnectedNet (checked before any loading)."""
+    if args.dataset not in IMAGE_SHAPES:
+        raise ValueError(f"--model cnn: needs a data set of images ({', '.join(sorted(IMAGE_SHAPES))}), "
+                         f"got {args.dataset}")
+    if args.batchnorm or args.dropout:
+        raise ValueError("--model cnn: --batchnorm/--dropout build the CS231n-style FullyConnectedNet; "
+                         "leave them out with --model cnn")
+
+
+def _cnn(args, ds, hidden):
+    """``--model cnn``: :func:`jacobian_nn.conv.build_cnn` on the data set's image shape."""
+    from .conv import build_cnn
+
+    return build_cnn(IMAGE_SHAPES[args.dataset], ds.n_classes, filters=(16, 32), hidden=hidden,
+                     activation=args.activation, seed=args.seed, l2=args.l2)
 
 
 def describe_network(net) -> str:
@@ -216,10 +242,15 @@ def _run(args) -> int:
     from .solver import Solver
 
     t0 = time.perf_counter()
+    model = args.model
+    if model == "cnn" and args.hidden is None:   # a CNN's affine layers: only those asked for
+        args.hidden = ""
     for key, value in DEFAULTS[args.dataset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     _check_options(args)
+    if model == "cnn":
+        _check_cnn_options(args)
     if args.dataset == "gates" and args.gate is None:
         args.gate = "XOR"
     if args.plot:
@@ -229,7 +260,9 @@ def _run(args) -> int:
     hidden = _hidden_sizes(args.hidden)
     optimizer = make_optimizer(args.optimizer, args.lr)
     ds = _load(args)
-    if args.batchnorm or args.dropout:
+    if model == "cnn":
+        net = _cnn(args, ds, hidden)
+    elif args.batchnorm or args.dropout:
         net = _fully_connected_net(args, ds, hidden)
     else:
         net = Network.build([ds.n_features, *hidden, ds.n_classes], args.activation, seed=args.seed, l2=args.l2)

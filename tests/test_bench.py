@@ -25,6 +25,15 @@ def test_smoke_measures_both_paths_for_every_task(smoke):
     assert {r["dtype"] for r in smoke["rows"] if r["arch"] == "A"} == {"float64", "float32"}
 
 
+def test_smoke_times_the_cnn_and_its_jacobian_memory(smoke):
+    tasks = {r["impl"] for r in smoke["rows"] if r["arch"] == "digits-cnn" and r["task"] == "step"}
+    assert {"reference", "batched"} <= tasks
+    (mem,) = smoke["cnn_memory"]
+    assert mem["arch"] == "digits-cnn" and mem["shape"] == [16 * 64, 64] and mem["nnz"] <= 16 * 64 * 9
+    assert mem["sparse_bytes"] < mem["dense_bytes"]
+    assert "dense / sparse" in report.markdown(smoke)
+
+
 def test_timings_are_ordered_and_positive(smoke):
     for r in smoke["rows"]:
         assert 0 < r["min"] <= r["median"] <= r["max"], r

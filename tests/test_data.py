@@ -133,6 +133,18 @@ def test_cifar10_directory_splits_and_standardises(tmp_path):
     assert ds.classes[0] == "airplane" and ds.n_classes == 10
 
 
+def test_cifar10_as_nchw_images(tmp_path):
+    root = _write_cifar_dir(tmp_path)
+    flat = data.cifar10(root, num_validation=4)
+    ds = data.cifar10(root, num_validation=4, images=True)
+    assert ds.X_train.shape[1:] == (3, 32, 32) and ds.n_features == 3072 == flat.n_features
+    for a, b in ((ds.X_train, flat.X_train), (ds.X_val, flat.X_val), (ds.X_test, flat.X_test)):
+        assert np.array_equal(a.reshape(a.shape[0], -1), b)      # the same numbers, image k in C order
+    assert np.array_equal(ds.X_train[0, 1, 2, 3], flat.X_train[0, 1 * 1024 + 2 * 32 + 3])
+    with pytest.raises(TypeError, match="images"):
+        data.cifar10(root, images="yes")
+
+
 class _Evil:
     def __init__(self, marker):
         self.marker = marker

@@ -359,11 +359,16 @@ def test_the_walk_sees_the_batched_code():
     for expected in ("batched.py:loss_and_gradients_batched", "batched.py:per_sample_gradients_batched",
                      "batched.py:input_jacobian_batched", "layers.py:Dense.backward_batched",
                      "layers.py:Dense.jacobian_x_batched", "activations.py:Softmax.vjp_batched",
-                     "activations.py:ElementwiseActivation.jacobian_batched", "losses.py:CrossEntropy.gradient_batched"):
+                     "activations.py:ElementwiseActivation.jacobian_batched", "losses.py:CrossEntropy.gradient_batched",
+                     "conv.py:Conv2D.backward_batched", "conv.py:MaxPool2D.backward_batched",
+                     "conv.py:AvgPool2D.backward_batched", "conv.py:SpatialBatchNorm.backward_batched",
+                     "conv.py:_ImageLayer.input_vjp_rows_batched"):
         assert expected in roots
     reached = {f"{f.module}:{f.label}" for f, _ in graph.reachable().values()}
     for expected in ("activations.py:ReLU.vjp_batched", "batched.py:Workspace.array", "layers.py:column_sums",
-                     "network.py:Network.add_penalty_gradients", "network.py:Network.input_batch"):
+                     "network.py:Network.add_penalty_gradients", "network.py:Network.input_batch",
+                     "conv.py:windows", "conv.py:add_windows", "conv.py:_Pool2D._add_to_windows",
+                     "conv.py:_Pool2D._window_view"):
         assert expected in reached
 
 
@@ -410,6 +415,20 @@ def _batched_workload():
     fc.loss_and_gradients_batched(X, y)
     fc.train_step_batched(X, y, 0.1)
     fc.predict_batched(X)
+    # images: conv (relu, pad, stride) - spatial batch norm - max-pool - avg-pool - affine
+    from jacobian_nn.conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, build_cnn
+
+    conv = Conv2D((2, 6, 6), 3, 3, pad=1, activation="relu", seed=4)
+    layers = [conv, SpatialBatchNorm(conv.output_shape), MaxPool2D(conv.output_shape, 2),
+              AvgPool2D((3, 3, 3), 3, stride=1)]
+    layers.append(jn.Dense(layers[-1].n_out, 3, seed=5))
+    img = jn.Network(layers, "softmax_cross_entropy", l2=1e-3)
+    X4, y = rng.standard_normal((4, 2, 6, 6)), rng.integers(0, 3, 4)
+    img.loss_and_gradients_batched(X4, y)
+    img.train_step_batched(X4, y, 0.1)
+    img.input_jacobian_batched(X4)
+    cnn = build_cnn((1, 4, 4), 3, filters=(2,), seed=6)
+    cnn.per_sample_gradients_batched(rng.standard_normal((3, 16)), rng.integers(0, 3, 3))
 
 
 def test_every_function_a_batched_call_runs_is_in_the_graph():
@@ -595,6 +614,14 @@ PLANTED_IN_PACKAGE = [
     ("losses.py", "SoftmaxCrossEntropy", "forward_and_gradient_batched", "_ = self.gradient(Z[:1].T, 0)"),
     ("normalization.py", "BatchNorm", "backward_batched", "_ = self.jacobian_x_coupled([])"),
     ("normalization.py", "Dropout", "backward_batched", "_ = self.backward(G[:1], None)"),
+    ("conv.py", "Conv2D", "backward_batched", "_ = self.jacobian_x(ctx[0][:1].T)"),
+    ("conv.py", "Conv2D", "forward_batched", "_ = self._jacobian_conv()"),
+    ("conv.py", None, "add_windows", "_ = cols.jacobian_W"),
+    ("conv.py", None, "windows", "_ = X4.backward"),
+    ("conv.py", "MaxPool2D", "backward_batched", "_ = self._jacobian_pool(G[:1].T)"),
+    ("conv.py", "AvgPool2D", "backward_batched", "_ = self.jacobian_x(G[:1].T)"),
+    ("conv.py", "_Pool2D", "_add_to_windows", "_ = self.backward"),
+    ("conv.py", "SpatialBatchNorm", "backward_batched", "_ = self.bn.backward_samples"),
 ]
 
 
