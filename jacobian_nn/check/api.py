@@ -689,4 +689,5 @@ def _short(a) -> str:
 
 
 for _fn in (check_jacobian, check_vjp, check_jacobian_batched, check_vjp_batched, check_loss):
-    _fn.__doc__ += _COMMON_DOC
+    if _fn.__doc__ is not None:   # None under ``python -OO``, which strips docstrings
+        _fn.__doc__ += _COMMON_DOC
