@@ -410,6 +410,11 @@ def _batched_workload():
     fc.loss_and_gradients_batched(X, y)
     fc.train_step_batched(X, y, 0.1)
     fc.predict_batched(X)
+    for node in (jn.Mul(), jn.Add()):   # the two-input graph nodes
+        out, ctx = node.forward_batched(X, 2 * X)
+        node.backward_batched(out, ctx)
+        node.jacobian_x_batched(X, X)
+        node.jacobian_y_batched(X, X)
 
 
 def test_every_function_a_batched_call_runs_is_in_the_graph():
