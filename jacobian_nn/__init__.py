@@ -12,6 +12,7 @@ from .activations import (ACTIVATIONS, ELU, Activation, Identity, LeakyReLU, ReL
 from .fd import compare, fd_gradient, fd_jacobian
 from .layers import Dense, Layer, init_weights
 from .graph import Add, Mul
+from .layernorm import LayerNorm
 from .losses import LOSSES, CrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
 from .network import Network
 from .batched import Workspace, input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
@@ -33,7 +34,7 @@ from .solver import History, IterationInfo, Solver
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "Add", "Mul", "CrossEntropy", "Dense", "ELU", "Identity", "LOSSES", "Layer", "LeakyReLU",
+    "ACTIVATIONS", "Activation", "Add", "Mul", "CrossEntropy", "Dense", "ELU", "LayerNorm", "Identity", "LOSSES", "Layer", "LeakyReLU",
     "Loss", "MeanSquaredError", "Network", "ReLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Step", "Tanh",
     "compare", "fd_gradient", "fd_jacobian", "get_activation", "get_loss", "init_weights",
     "CrossCheckReport", "cross_check", "input_jacobian_batched", "per_sample_gradients_batched",

@@ -66,6 +66,7 @@ import numpy as np
 from ._validation import FLOAT_DTYPES
 from .activations import get_activation
 from .fcnet import FullyConnectedNet
+from .layernorm import LayerNorm
 from .layers import Dense
 from .losses import LOSSES
 from .network import Network
@@ -110,6 +111,17 @@ def _batchnorm_from_record(config, arrays):
     # running_mean / running_var are state: written by the loader after this returns
     return BatchNorm(config["m"], eps=config["eps"], momentum=config["momentum"], gamma=gamma,
                      beta=arrays["beta"], update_running=config["update_running"], dtype=gamma.dtype)
+
+
+def _layernorm_to_record(layer):
+    return {"m": layer.n_in, "eps": layer.eps, "dtype": str(layer.dtype)}, {"gamma": layer.gamma,
+                                                                           "beta": layer.beta}
+
+
+def _layernorm_from_record(config, arrays):
+    gamma = arrays["gamma"]
+    _check_layer_dtype(config, str(gamma.dtype))
+    return LayerNorm(config["m"], eps=config["eps"], gamma=gamma, beta=arrays["beta"], dtype=gamma.dtype)
 
 
 #: Bit generators a saved dropout Generator may use (a plain table, no lookup by attribute name).
@@ -178,9 +190,10 @@ LAYER_TYPES: dict = {
     "BatchNorm": (_batchnorm_to_record, _batchnorm_from_record),
     "Dropout": (_dropout_to_record, _dropout_from_record),
     "ActivationLayer": (_activation_layer_to_record, _activation_layer_from_record),
+    "LayerNorm": (_layernorm_to_record, _layernorm_from_record),
 }
 _CLASS_TO_TYPE: dict = {Dense: "Dense", BatchNorm: "BatchNorm", Dropout: "Dropout",
-                        ActivationLayer: "ActivationLayer"}
+                        ActivationLayer: "ActivationLayer", LayerNorm: "LayerNorm"}
 
 
 def _fcnet_record(net) -> dict:

@@ -214,8 +214,9 @@ class Network:
         x = as_column(x, "x", self.n_in)
         return reference.predict(self, x.T, mode).T
 
-    def backward(self, x, y):
-        """Loss and gradients for one sample ``x`` ``(n, 1)`` with label ``y``.
+    def backward(self, x, y, mode: str = "train"):
+        """Loss and gradients for one sample ``x`` ``(n, 1)`` with label ``y`` (in ``mode``; a
+        network with batch norm needs ``mode="test"`` for one sample).
 
         Returns ``(loss, grads)``: ``grads`` is a list with one dict per layer,
         each array in its parameter's shape, penalty gradient included. The loss
@@ -224,7 +225,7 @@ class Network:
         """
         x = as_column(x, "x", self.n_in)
         y = label_column(y, self.n_out)
-        return self.loss_and_gradients(x.T, y.T, "train")
+        return self.loss_and_gradients(x.T, y.T, mode)
 
     def input_jacobian(self, x) -> np.ndarray:
         """``d y_hat / dx`` ``(n_out, n_in)`` = ``J_L ... J_2 J_1`` (see
@@ -317,11 +318,12 @@ class Network:
         :meth:`input_jacobian` of row k (see :func:`jacobian_nn.batched.input_jacobian_batched`)."""
         return batched.input_jacobian_batched(self, X)
 
-    def per_sample_gradients_batched(self, X, Y, *, include_penalty: bool = True):
+    def per_sample_gradients_batched(self, X, Y, *, include_penalty: bool = True, mode: str = "train"):
         """Per-sample gradients, one dict per layer, ``{"W": (N, n, m), "b": (N, m)}``; slice k
         matches :meth:`backward` of sample k, and their mean is the batched gradient
-        (see :func:`jacobian_nn.batched.per_sample_gradients_batched`)."""
-        return batched.per_sample_gradients_batched(self, X, Y, include_penalty=include_penalty)
+        (see :func:`jacobian_nn.batched.per_sample_gradients_batched`; a network with batch norm
+        needs ``mode="test"``)."""
+        return batched.per_sample_gradients_batched(self, X, Y, include_penalty=include_penalty, mode=mode)
 
     def per_sample_losses_batched(self, X, Y) -> np.ndarray:
         """Per-sample data losses ``(N,)`` through the batched path (no penalty)."""

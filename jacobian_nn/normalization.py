@@ -77,11 +77,6 @@ from .activations import Activation, get_activation
 from .layers import Layer
 
 
-def _no_per_sample(layer, per_sample: bool) -> None:
-    if per_sample:
-        raise TypeError(f"{type(layer).__name__} has no per-sample gradients (per_sample_gradients is False)")
-
-
 def _stack_columns(xs, name: str, m: int, dtype) -> np.ndarray:
     """A list of N columns ``(m, 1)`` -> the batch ``(N, m)`` (row k is sample k transposed)."""
     xs = list(xs)
@@ -397,9 +392,13 @@ class BatchNorm(Layer):
         Test:  ``dX = G * gamma / sigma_running``.
         Both:  ``dgamma = sum_i G_i x_hat_i``, ``dbeta = sum_i G_i``.
         (``input_grad`` and ``out`` are accepted and unused: ``dX`` is always computed.)
+        ``per_sample=True`` (test mode only): ``{"gamma": G * x_hat, "beta": G}`` ``(N, m)``.
         """
-        _no_per_sample(self, per_sample)
         mode, x_hat, sigma = ctx
+        if per_sample:
+            if mode == "train":
+                raise TypeError(self.per_sample_refusal(mode))
+            return G * (self.gamma / sigma), {"gamma": G * x_hat, "beta": G.copy()}
         N = x_hat.shape[0]
         d_gamma = (G * x_hat).sum(axis=0)
         d_beta = G.sum(axis=0)
@@ -408,6 +407,52 @@ class BatchNorm(Layer):
         else:
             dX = G * (self.gamma / sigma)
         return dX, {"gamma": d_gamma, "beta": d_beta}
+
+
+    # -- batched path: per-sample gradients and Jacobians (test mode) ------------------------
+
+    per_sample_gradients = True
+    batched_jacobians = True
+
+    def per_sample_refusal(self, mode: str):
+        """Training mode is refused: every output depends on the whole batch's mean and variance,
+        so the batch loss is not a sum of terms each of which depends on one sample only, and a
+        per-sample gradient is not defined as usual. Test mode is per sample."""
+        if check_mode(mode) == "train":
+            return ("BatchNorm in training mode normalises with the batch's mean and variance, so the "
+                    "samples are coupled and a per-sample gradient is not defined; use mode='test' "
+                    "(running statistics) for per-sample gradients, or loss_and_gradients_batched for "
+                    "the gradient of the batch loss")
+        return None
+
+    def jacobian_x_batched(self, X):
+        """Test mode, every row: ``diag(gamma / sqrt(running_var + eps))`` ``(N, m, m)``."""
+        X = as_batch(X, "X", self.n_in, self.dtype)
+        D = np.broadcast_to(self.gamma / self._test_sigma(), X.shape)
+        return _diag_rows(D)
+
+    def input_vjp_rows_batched(self, P, X):
+        """Test mode: ``P`` ``(N, r, m)`` -> ``P * gamma / sqrt(running_var + eps)``."""
+        X = as_batch(X, "X", self.n_in, self.dtype)
+        return _scaled_rows(P, X, self.gamma / self._test_sigma())
+
+
+def _diag_rows(D: np.ndarray) -> np.ndarray:
+    """``(N, m)`` -> ``(N, m, m)``, slice k ``diag(D[k])``."""
+    N, m = D.shape
+    out = np.zeros((N, m, m), dtype=D.dtype)
+    i = np.arange(m)
+    out[:, i, i] = D
+    return out
+
+
+def _scaled_rows(P, X: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``P`` ``(N, r, m)`` times ``diag(d)`` on the right, shape checked against ``X`` ``(N, m)``."""
+    P = np.asarray(P)
+    N, m = X.shape
+    if P.ndim != 3 or P.shape[0] != N or P.shape[2] != m:
+        raise ValueError(f"P: expected shape ({N}, r, {m}), got {P.shape}")
+    return P * d
 
 
 # =========================================================================== dropout
@@ -585,9 +630,24 @@ class Dropout(_ParameterFreeLayer):
         return X * scale, scale
 
     def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
-        """``dX = G * keep / (1 - p)`` (train) or ``G`` (test); no parameter gradients."""
-        _no_per_sample(self, per_sample)
+        """``dX = G * keep / (1 - p)`` (train) or ``G`` (test); no parameter gradients (also
+        ``per_sample=True``: each sample's gradient under its own row of the mask)."""
         return (G.copy() if ctx is None else G * ctx), {}
+
+    # -- batched path: per-sample gradients and Jacobians (test mode) ------------------------
+
+    per_sample_gradients = True
+    batched_jacobians = True
+
+    def jacobian_x_batched(self, X):
+        """Test mode, every row: ``I_m`` ``(N, m, m)``."""
+        X = as_batch(X, "X", self.m, self.dtype)
+        return _diag_rows(np.ones_like(X))
+
+    def input_vjp_rows_batched(self, P, X):
+        """Test mode: ``P`` ``(N, r, m)`` -> ``P I = P`` (a copy)."""
+        X = as_batch(X, "X", self.m, self.dtype)
+        return _scaled_rows(P, X, np.ones(self.m, dtype=self.dtype))
 
 
 # =========================================================================== activation layer
@@ -632,10 +692,16 @@ class ActivationLayer(_ParameterFreeLayer):
         return A, (X, A)
 
     def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
-        """``dX = vjp_f(X, f(X), G)``, no parameter gradients."""
-        _no_per_sample(self, per_sample)
+        """``dX = vjp_f(X, f(X), G)``, no parameter gradients (also ``per_sample=True``)."""
         X, A = ctx
         return self.activation.vjp_batched(X, A, G), {}
+
+    per_sample_gradients = True
+    batched_jacobians = True
+
+    def jacobian_x_batched(self, X):
+        """Every row: ``J_f(x_k)`` ``(N, m, m)`` (the activation's batched Jacobians)."""
+        return self.activation.jacobian_batched(as_batch(X, "X", self.m, self.dtype))
 
 
 # =========================================================================== network helpers

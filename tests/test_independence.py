@@ -410,6 +410,14 @@ def _batched_workload():
     fc.loss_and_gradients_batched(X, y)
     fc.train_step_batched(X, y, 0.1)
     fc.predict_batched(X)
+    fc.per_sample_gradients_batched(X, y, mode="test")
+    fc.input_jacobian_batched(X)
+    batched.activation_jacobians_batched(fc, X)
+    ln = jn.Network([jn.Dense(3, 4, "identity", seed=0), jn.LayerNorm(4), jn.ActivationLayer(4, "tanh"),
+                     jn.Dense(4, 3, seed=1)], "softmax_cross_entropy")
+    ln.loss_and_gradients_batched(X, y)
+    ln.per_sample_gradients_batched(X, y)
+    ln.input_jacobian_batched(X)
     for node in (jn.Mul(), jn.Add()):   # the two-input graph nodes
         out, ctx = node.forward_batched(X, 2 * X)
         node.backward_batched(out, ctx)
