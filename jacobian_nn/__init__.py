@@ -13,7 +13,8 @@ from .fd import compare, fd_gradient, fd_jacobian
 from .layers import Dense, Layer, init_weights
 from .graph import Add, Mul
 from .layernorm import LayerNorm
-from .losses import LOSSES, CrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
+from .losses import (LOSSES, BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError, MulticlassSVM,
+                     SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, get_loss)
 from .network import Network
 from .batched import Workspace, input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
 from .crosscheck import CrossCheckReport, cross_check
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "Activation", "Add", "Mul", "CrossEntropy", "Dense", "ELU", "LayerNorm", "Identity", "LOSSES", "Layer", "LeakyReLU",
-    "Loss", "MeanSquaredError", "Network", "ReLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Step", "Tanh",
+    "Loss", "MeanSquaredError", "MulticlassSVM", "BinaryCrossEntropy", "SigmoidBinaryCrossEntropy", "Network", "ReLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Step", "Tanh",
     "compare", "fd_gradient", "fd_jacobian", "get_activation", "get_loss", "init_weights",
     "CrossCheckReport", "cross_check", "input_jacobian_batched", "per_sample_gradients_batched",
     "per_sample_losses_batched", "Workspace",

@@ -228,7 +228,7 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
     Their mean plus ``net.penalty()`` is the batch loss of :func:`loss_and_gradients_batched`.
     """
     Y_hat, _ = forward_batched(net, X, mode)
-    Ym = label_matrix(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
+    Ym = net.loss.labels_batched(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
     return net.loss.per_sample_losses_batched(Y_hat, Ym)
 
 
@@ -264,7 +264,7 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
             raise TypeError(f"net.layers[{i}]: {why}")
     Y_hat, ctxs = forward_batched(net, X, mode)
     N = Y_hat.shape[0]
-    Ym = label_matrix(Y, N, net.n_out, dtype=net.dtype)
+    Ym = net.loss.labels_batched(Y, N, net.n_out, dtype=net.dtype)
     G = net.loss.gradient_batched(Y_hat, Ym) * Y_hat.dtype.type(N)
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):

@@ -64,7 +64,6 @@ from . import batched
 from ._validation import columns
 from .fd import Comparison, compare
 from .layers import Dense
-from .losses import label_matrix
 
 #: Tolerance multiplier, in units of the dtype's machine epsilon (see the module docstring).
 CROSSCHECK_ULPS = 1024
@@ -187,7 +186,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     ref = net if dtype == np.float64 else _float64_copy(net)
     X64 = _upcast(X)
-    Y64 = label_matrix(_upcast(Y), N, net.n_out)  # float64 labels for the reference
+    Y64 = net.loss.labels_batched(_upcast(Y), N, net.n_out)  # float64 labels for the reference
     cols, ycols = columns(X64), columns(Y64)
 
     def add(quantity, b, r, axes, floor=0.0):

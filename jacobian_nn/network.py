@@ -29,9 +29,10 @@ import numpy as np
 
 from ._validation import as_batch, as_column, as_generator, check_like_params, check_nonnegative, check_positive, lend
 from . import batched, reference
-from .activations import Identity, Softmax, get_activation
+from .activations import Identity, Sigmoid, Softmax, get_activation
 from .layers import Dense
-from .losses import CrossEntropy, Loss, SoftmaxCrossEntropy, get_loss, label_column, label_matrix
+from .losses import (BinaryCrossEntropy, CrossEntropy, Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, get_loss,
+                     label_matrix)
 
 
 class Network:
@@ -67,6 +68,11 @@ class Network:
                 "loss: SoftmaxCrossEntropy takes logits, but the last layer already applies softmax; "
                 "use activation 'identity' on the last layer, or loss CrossEntropy"
             )
+        if isinstance(self.loss, SigmoidBinaryCrossEntropy) and isinstance(last, Sigmoid):
+            raise ValueError(
+                "loss: SigmoidBinaryCrossEntropy takes logits, but the last layer already applies sigmoid; "
+                "use activation 'identity' on the last layer, or loss BinaryCrossEntropy"
+            )
         self.l2 = check_nonnegative(l2, "l2")
         self.l1 = check_nonnegative(l1, "l1")
         self.regularize_bias = bool(regularize_bias)
@@ -77,8 +83,9 @@ class Network:
         """A network of :class:`Dense` layers with the given ``sizes`` ``[n_in, h1, ..., n_out]``.
 
         Hidden layers use ``activation``. The output activation defaults to
-        identity (logits) for ``softmax_cross_entropy``, softmax for
-        ``cross_entropy`` and identity for ``mse``. Weights are drawn from one
+        identity (logits) for ``softmax_cross_entropy``, ``sigmoid_binary_cross_entropy`` and
+        ``svm``, softmax for ``cross_entropy``, sigmoid for ``binary_cross_entropy`` and identity
+        for ``mse``. Weights are drawn from one
         ``numpy.random.Generator`` made from ``seed``, layer by layer.
         """
         sizes = list(sizes)
@@ -87,7 +94,8 @@ class Network:
         loss = get_loss(loss)
         get_activation(activation)  # refuse an unknown name even when there is no hidden layer
         if output_activation is None:
-            output_activation = Softmax() if isinstance(loss, CrossEntropy) else Identity()
+            output_activation = (Softmax() if isinstance(loss, CrossEntropy) else
+                                 Sigmoid() if isinstance(loss, BinaryCrossEntropy) else Identity())
         rng = as_generator(seed)
         layers = []
         for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -224,8 +232,9 @@ class Network:
         explicit Jacobians (:meth:`Dense.backward`).
         """
         x = as_column(x, "x", self.n_in)
-        y = label_column(y, self.n_out)
-        return self.loss_and_gradients(x.T, y.T, mode)
+        # one label as a batch of one: a scalar (a class index, or a binary label) -> (1,), a column -> (1, m)
+        Y = np.asarray(y)[None] if np.ndim(y) == 0 else as_column(y, "y", self.n_out).T
+        return self.loss_and_gradients(x.T, Y, mode)
 
     def input_jacobian(self, x) -> np.ndarray:
         """``d y_hat / dx`` ``(n_out, n_in)`` = ``J_L ... J_2 J_1`` (see

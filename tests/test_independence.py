@@ -392,10 +392,12 @@ def _batched_workload():
     for act in ("relu", "tanh", "sigmoid", "elu", "leaky_relu", "identity"):
         net = jn.Network.build([2, 5, 3], act, seed=1, l2=1e-3, l1=1e-4)
         jn.Solver(net, ds, jn.Adam(0.01), epochs=1, batch_size=7, seed=2, path="batched").train()
-    for loss in ("softmax_cross_entropy", "cross_entropy", "mse"):
+    for loss in ("softmax_cross_entropy", "cross_entropy", "mse", "svm", "binary_cross_entropy",
+                 "sigmoid_binary_cross_entropy"):
         net = jn.Network.build([3, 4, 4, 3], "tanh", loss=loss, seed=3, l2=1e-3)
         X = rng.standard_normal((6, 3))
-        Y = rng.standard_normal((6, 3)) if loss == "mse" else rng.integers(0, 3, 6)
+        Y = (rng.standard_normal((6, 3)) if loss == "mse" else rng.random((6, 3)) < 0.5 if "binary" in loss
+             else rng.integers(0, 3, 6))
         net.loss_and_gradients_batched(X, Y)
         net.train_step_batched(X, Y, 0.1)
         net.predict_batched(X)

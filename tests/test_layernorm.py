@@ -91,7 +91,7 @@ def test_batched_against_stacked_reference():
 
 def network(seed=0, l2=1e-3):
     rng = np.random.default_rng(seed)
-    layers = [jn.Dense(4, 6, "identity", init="xavier", seed=rng), layer(6, seed), 
+    layers = [jn.Dense(4, 6, "identity", init="xavier", seed=rng), layer(6, seed),
               jn.ActivationLayer(6, "tanh"), jn.Dense(6, 3, "identity", init="xavier", seed=rng)]
     return jn.Network(layers, "softmax_cross_entropy", l2=l2)
 
