@@ -29,7 +29,8 @@ from .metrics import accuracy, classification_report, confusion_matrix, precisio
 from .model_io import load_model, register_layer_type, save_model
 from .normalization import (ActivationLayer, BatchNorm, Dropout, frozen_running_stats, sample_dropout_masks,
                             same_randomness, using_dropout_masks)
-from .optimizers import OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, SGD, make_optimizer
+from .optimizers import (OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, Optimizer, OptimizerState, RMSprop, SGD,
+                         make_optimizer)
 from .solver import History, IterationInfo, Solver
 
 __version__ = "0.1.0"
@@ -45,6 +46,6 @@ __all__ = [
     "data", "metrics", "Dataset", "FullyConnectedNet", "accuracy", "classification_report", "confusion_matrix",
     "precision_recall_f1", "load_model", "register_layer_type", "save_model", "ActivationLayer", "BatchNorm",
     "Dropout", "frozen_running_stats", "sample_dropout_masks", "same_randomness", "using_dropout_masks",
-    "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "SGD", "make_optimizer",
+    "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "OptimizerState", "RMSprop", "SGD", "make_optimizer",
     "History", "IterationInfo", "Solver",
 ]

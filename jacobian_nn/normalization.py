@@ -458,12 +458,37 @@ def _scaled_rows(P, X: np.ndarray, d: np.ndarray) -> np.ndarray:
 # =========================================================================== dropout
 
 
+#: What each CS231n generation means by ``p``, for the docstrings and errors of ``p``/``keep_prob``.
+P_GENERATIONS = ("CS231n's 2017 assignment (dropout=p, dropout_forward's p) drops with probability p: "
+                 "that is p= / dropout= here; its 2018+ assignments (dropout_keep_ratio, dropout_forward's p) "
+                 "keep with probability p: that is keep_prob= here")
+
+
+def drop_probability(p, keep_prob, p_name: str = "p") -> float:
+    """The drop probability from exactly one of ``p`` (drop) and ``keep_prob`` (keep, ``p = 1 - keep_prob``),
+    each checked; both given, or neither, is an error naming what each keyword means."""
+    if p is not None and keep_prob is not None:
+        raise ValueError(f"{p_name}, keep_prob: give one of them, got {p_name}={p!r} and keep_prob={keep_prob!r}; "
+                         + P_GENERATIONS)
+    if keep_prob is None:
+        if p is None:
+            raise TypeError(f"{p_name}: expected a drop probability ({p_name}=) or a keep probability (keep_prob=), "
+                            "got neither")
+        return check_drop_probability(p, p_name)
+    if isinstance(keep_prob, (bool, np.bool_)) or not isinstance(keep_prob, (int, float, np.integer, np.floating)):
+        raise TypeError(f"keep_prob: expected a keep probability in (0, 1], got {type(keep_prob).__name__} "
+                        f"{keep_prob!r}")
+    if not np.isfinite(keep_prob) or not 0.0 < float(keep_prob) <= 1.0:
+        raise ValueError(f"keep_prob: expected a keep probability in (0, 1], got {keep_prob!r} ({P_GENERATIONS})")
+    return 1.0 - float(keep_prob)
+
+
 def check_drop_probability(p, name: str = "p") -> float:
     """``p`` as a float in ``[0, 1)`` (the probability of **dropping** a unit), else raise."""
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a drop probability in [0, 1), got {type(p).__name__} {p!r}")
     if not np.isfinite(p) or not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"{name}: expected a drop probability in [0, 1), got {p!r}")
+        raise ValueError(f"{name}: expected a drop probability in [0, 1), got {p!r} ({P_GENERATIONS})")
     return float(p)
 
 
@@ -500,6 +525,10 @@ class _ParameterFreeLayer(Layer):
 class Dropout(_ParameterFreeLayer):
     """Inverted dropout (seed 004's ``dropout_forward``), ``p`` = probability of dropping a unit.
 
+    Give ``p`` (the drop probability, as CS231n's 2017 assignment's ``dropout_forward`` means
+    its ``p``) or ``keep_prob`` (the keep probability, as CS231n's 2018 and later assignments mean
+    their ``p``, and as deeplearning.ai's ``keep_prob``), never both: ``p = 1 - keep_prob``.
+
     Train mode, per sample with keep mask ``keep`` ``(m,)`` (booleans)::
 
         y = x * keep / (1 - p)          dy/dx = diag(keep / (1 - p))   (m, m)
@@ -512,9 +541,11 @@ class Dropout(_ParameterFreeLayer):
     all True and nothing is drawn.
     """
 
-    def __init__(self, m: int, p: float, *, seed=None, dtype=np.float64):
+    def __init__(self, m: int, p: float | None = None, *, keep_prob: float | None = None, seed=None,
+                 dtype=np.float64):
+        p = drop_probability(p, keep_prob)
         super().__init__(m, dtype)
-        self.p = check_drop_probability(p)
+        self.p = p
         self.rng = as_generator(seed)
         self._fixed = None
 
