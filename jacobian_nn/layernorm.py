@@ -33,16 +33,7 @@ import numpy as np
 from ._validation import as_batch, as_column, as_float_array, as_row, check_float_dtype, check_mode, \
     check_positive, check_positive_int
 from .layers import Layer
-
-
-def centred(X: np.ndarray, axis: int) -> np.ndarray:
-    """``X - mean(X)`` along ``axis`` with the mean refined once: ``mu = mean(X)``,
-    ``D = X - mu``, then ``D - mean(D)``. The second pass removes the rounding error of the
-    first mean (the correction is computed from differences that are exact when the values
-    are close to ``mu``), so ``x - mu`` is as accurate as a correctly rounded mean allows even
-    on a nearly constant feature with a large offset."""
-    D = X - X.mean(axis=axis, keepdims=True)
-    return D - D.mean(axis=axis, keepdims=True)
+from .normalization import centred
 
 
 class LayerNorm(Layer):
@@ -103,7 +94,7 @@ class LayerNorm(Layer):
 
     def _normalised(self, x: np.ndarray):
         """``x`` ``(m, 1)`` -> ``(x_hat (m, 1), sigma)``."""
-        d = centred(x, 0)
+        d = centred(x, 0)[0]
         sigma = np.sqrt(np.mean(d * d) + self.eps)
         return d / sigma, sigma
 
@@ -150,7 +141,7 @@ class LayerNorm(Layer):
 
     def _stats_batched(self, X):
         """``X`` ``(N, m)`` -> ``(x_hat (N, m), sigma (N, 1))``, each row normalised over its features."""
-        D = centred(X, 1)
+        D = centred(X, 1)[0]
         sigma = np.sqrt(np.mean(D * D, axis=1, keepdims=True) + self.eps)
         return D / sigma, sigma
 

@@ -8,7 +8,7 @@ Batch normalisation (training mode couples the samples)
 -------------------------------------------------------
 For one feature j of a batch ``X`` ``(N, m)`` (column ``x = X[:, j]``)::
 
-    mu      = (1/N) sum_i x_i                     sigma = sqrt(var + eps)
+    mu      = (1/N) sum_i x_i  (refined: centred)  sigma = sqrt(var + eps)
     var     = (1/N) sum_i (x_i - mu)^2  (biased)  x_hat = (x - mu) / sigma
     y       = gamma_j x_hat + beta_j
 
@@ -93,6 +93,20 @@ def _stack_rows(rows, name: str, m: int, dtype, N: int) -> np.ndarray:
 
 
 # =========================================================================== batch normalisation
+
+
+def centred(X: np.ndarray, axis: int):
+    """``(X - mean(X), mean(X))`` along ``axis``, the mean refined once: ``mu = mean(X)``,
+    ``D = X - mu``, ``c = mean(D)``; returns ``(D - c, mu + c)`` (the mean with ``keepdims``).
+    The second pass removes the rounding error of the first mean (``D`` is exact when the values
+    are close to ``mu``, and ``c`` is a mean of small numbers), so ``x - mu`` keeps its digits
+    on a nearly constant feature with a large offset: better than a correctly rounded mean,
+    which leaves up to half an ulp of the offset in every difference."""
+    mu = X.mean(axis=axis, keepdims=True)
+    D = X - mu
+    c = D.mean(axis=axis, keepdims=True)
+    D -= c
+    return D, mu + c
 
 
 class BatchNorm(Layer):
@@ -195,10 +209,10 @@ class BatchNorm(Layer):
                 "with one sample the variance is 0 and the output is beta whatever the input "
                 "(use mode='test' for single samples)"
             )
-        mu = X.mean(axis=0)
-        var = ((X - mu) ** 2).mean(axis=0)
+        D, mu = centred(X, 0)    # x - mu with the mean refined once: digits kept on a near-constant feature
+        var = (D * D).mean(axis=0)
         sigma = np.sqrt(var + self.eps)
-        return mu, var, sigma, (X - mu) / sigma
+        return mu[0], var, sigma, D / sigma
 
     def _update_running(self, mu: np.ndarray, var: np.ndarray) -> None:
         if self.update_running:
