@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import as_batch, as_column, as_row
+from .activations import _embed_diagonal
 
 
 def _pair_columns(x, y):
@@ -52,15 +53,6 @@ def _grad_like_forward(G, shape):
     if G.shape != shape:
         raise ValueError(f"G: expected shape {shape} to match the forward batch, got shape {G.shape}")
     return G
-
-
-def _diag_batched(D: np.ndarray) -> np.ndarray:
-    """``(N, m)`` -> ``(N, m, m)`` with ``out[k] = diag(D[k])``."""
-    N, m = D.shape
-    out = np.zeros((N, m, m), dtype=D.dtype)
-    i = np.arange(m)
-    out[:, i, i] = D
-    return out
 
 
 class Mul:
@@ -118,12 +110,12 @@ class Mul:
     def jacobian_x_batched(self, X, Y):
         """``(N, m, m)``, slice k ``diag(Y[k])``."""
         X, Y = _pair_batches(X, Y)
-        return _diag_batched(Y)
+        return _embed_diagonal(Y)
 
     def jacobian_y_batched(self, X, Y):
         """``(N, m, m)``, slice k ``diag(X[k])``."""
         X, Y = _pair_batches(X, Y)
-        return _diag_batched(X)
+        return _embed_diagonal(X)
 
 
 class Add:

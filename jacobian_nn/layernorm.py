@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_batch, as_column, as_float_array, as_row, check_float_dtype, check_mode, \
+from ._validation import as_batch, as_column, as_row, check_float_dtype, check_mode, \
     check_positive, check_positive_int
-from .layers import Layer
-from .normalization import centred
+from .normalization import ScaleShiftLayer, centred
 
 
-class LayerNorm(Layer):
+class LayerNorm(ScaleShiftLayer):
     """Layer normalisation over the features of each sample (CS231n).
 
     Parameters
@@ -58,34 +57,7 @@ class LayerNorm(Layer):
         m = check_positive_int(m, "m")
         dtype = check_float_dtype(dtype)
         self.eps = check_positive(eps, "eps")
-        self.gamma = self._initial("gamma", gamma, np.ones(m, dtype=dtype), m, dtype)
-        self.beta = self._initial("beta", beta, np.zeros(m, dtype=dtype), m, dtype)
-
-    @staticmethod
-    def _initial(name, value, default, m, dtype):
-        if value is None:
-            return default
-        arr = as_float_array(value, name, dtype)
-        if arr.shape != (m,):
-            raise ValueError(f"{name}: expected shape ({m},) to match m={m} features, got shape {arr.shape}")
-        return arr.copy()
-
-    @property
-    def n_in(self) -> int:
-        return self.gamma.shape[0]
-
-    @property
-    def n_out(self) -> int:
-        return self.gamma.shape[0]
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.gamma.dtype
-
-    @property
-    def params(self) -> dict:
-        """The live parameter arrays ``{"gamma": (m,), "beta": (m,)}`` (never penalised: not named W)."""
-        return {"gamma": self.gamma, "beta": self.beta}
+        self._init_scale_shift(m, gamma, beta, dtype)
 
     def __repr__(self) -> str:
         return f"LayerNorm({self.n_in}, eps={self.eps})"

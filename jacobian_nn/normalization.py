@@ -73,7 +73,7 @@ import numpy as np
 
 from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
                           check_mode, check_positive, check_positive_int, columns, rows_of)
-from .activations import Activation, get_activation
+from .activations import Activation, _embed_diagonal, get_activation
 from .layers import Layer
 
 
@@ -109,7 +109,42 @@ def centred(X: np.ndarray, axis: int):
     return D, mu + c
 
 
-class BatchNorm(Layer):
+class ScaleShiftLayer(Layer):
+    """A normalisation layer ``R^m -> R^m`` with a scale ``gamma`` ``(m,)`` and a shift ``beta`` ``(m,)``
+    (batch norm, layer norm): the two parameters, their checks, the width and the dtype in one place."""
+
+    def _init_scale_shift(self, m: int, gamma, beta, dtype) -> None:
+        self.gamma = self._initial("gamma", gamma, np.ones(m, dtype=dtype), m, dtype)
+        self.beta = self._initial("beta", beta, np.zeros(m, dtype=dtype), m, dtype)
+
+    @staticmethod
+    def _initial(name, value, default, m, dtype):
+        if value is None:
+            return default
+        arr = as_float_array(value, name, dtype)
+        if arr.shape != (m,):
+            raise ValueError(f"{name}: expected shape ({m},) to match m={m} features, got shape {arr.shape}")
+        return arr.copy()
+
+    @property
+    def n_in(self) -> int:
+        return self.gamma.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.gamma.shape[0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.gamma.dtype
+
+    @property
+    def params(self) -> dict:
+        """The live parameter arrays ``{"gamma": (m,), "beta": (m,)}`` (never penalised: not named W)."""
+        return {"gamma": self.gamma, "beta": self.beta}
+
+
+class BatchNorm(ScaleShiftLayer):
     """Batch normalisation over the features of a batch (seed 004's ``batchnorm_forward``).
 
     Parameters
@@ -141,34 +176,12 @@ class BatchNorm(Layer):
                 or not 0.0 <= float(momentum) <= 1.0:
             raise ValueError(f"momentum: expected a number in [0, 1], got {momentum!r}")
         self.momentum = float(momentum)
-        self.gamma = self._initial("gamma", gamma, np.ones(m, dtype=dtype), m, dtype)
-        self.beta = self._initial("beta", beta, np.zeros(m, dtype=dtype), m, dtype)
+        self._init_scale_shift(m, gamma, beta, dtype)
         self.running_mean = np.zeros(m, dtype=dtype)
         self.running_var = np.zeros(m, dtype=dtype)
         self.update_running = bool(update_running)
 
-    @staticmethod
-    def _initial(name, value, default, m, dtype):
-        if value is None:
-            return default
-        arr = as_float_array(value, name, dtype)
-        if arr.shape != (m,):
-            raise ValueError(f"{name}: expected shape ({m},) to match m={m} features, got shape {arr.shape}")
-        return arr.copy()
-
     # -- description -------------------------------------------------------------------
-
-    @property
-    def n_in(self) -> int:
-        return self.gamma.shape[0]
-
-    @property
-    def n_out(self) -> int:
-        return self.gamma.shape[0]
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.gamma.dtype
 
     #: training mode refuses N = 1 (see the module docstring); the solver never forms such a batch
     min_train_batch = 2
@@ -176,11 +189,6 @@ class BatchNorm(Layer):
     def couples_samples(self, mode: str) -> bool:
         """Training mode normalises with the batch's statistics: every output depends on every sample."""
         return check_mode(mode) == "train"
-
-    @property
-    def params(self) -> dict:
-        """The live parameter arrays ``{"gamma": (m,), "beta": (m,)}`` (never penalised: not named W)."""
-        return {"gamma": self.gamma, "beta": self.beta}
 
     @property
     def state(self) -> dict:
@@ -443,21 +451,12 @@ class BatchNorm(Layer):
         """Test mode, every row: ``diag(gamma / sqrt(running_var + eps))`` ``(N, m, m)``."""
         X = as_batch(X, "X", self.n_in, self.dtype)
         D = np.broadcast_to(self.gamma / self._test_sigma(), X.shape)
-        return _diag_rows(D)
+        return _embed_diagonal(D)
 
     def input_vjp_rows_batched(self, P, X):
         """Test mode: ``P`` ``(N, r, m)`` -> ``P * gamma / sqrt(running_var + eps)``."""
         X = as_batch(X, "X", self.n_in, self.dtype)
         return _scaled_rows(P, X, self.gamma / self._test_sigma())
-
-
-def _diag_rows(D: np.ndarray) -> np.ndarray:
-    """``(N, m)`` -> ``(N, m, m)``, slice k ``diag(D[k])``."""
-    N, m = D.shape
-    out = np.zeros((N, m, m), dtype=D.dtype)
-    i = np.arange(m)
-    out[:, i, i] = D
-    return out
 
 
 def _scaled_rows(P, X: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -687,7 +686,7 @@ class Dropout(_ParameterFreeLayer):
     def jacobian_x_batched(self, X):
         """Test mode, every row: ``I_m`` ``(N, m, m)``."""
         X = as_batch(X, "X", self.m, self.dtype)
-        return _diag_rows(np.ones_like(X))
+        return _embed_diagonal(np.ones_like(X))
 
     def input_vjp_rows_batched(self, P, X):
         """Test mode: ``P`` ``(N, r, m)`` -> ``P I = P`` (a copy)."""

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import jacobian_nn as jn
-from jacobian_nn.fd import compare, fd_jacobian, fd_loss_gradient
-from support import cols, rows, same_bits
+from jacobian_nn.fd import compare, fd_jacobian
+from support import assert_three_witnesses, cols, rows, same_bits
 
 
 def layer(m=5, seed=0):
@@ -100,11 +100,7 @@ def test_network_with_layer_norm_both_paths_and_fd():
     net = network()
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(8, 4)), rng.integers(0, 3, 8)
-    report = jn.cross_check(net, X, y)
-    assert report.passed, str(report)
-    loss, grads = net.loss_and_gradients(X, y)
-    fd = fd_loss_gradient(net, X, y)
-    assert compare("dL/dtheta", net.flatten_gradients(grads)[None], fd.df, err=fd.error).passed
+    assert_three_witnesses(net, X, y)
     per = net.per_sample_gradients_batched(X, y)
     ref = [net.backward(X[k][:, None], y[k])[1] for k in range(8)]
     assert np.allclose(per[1]["gamma"], np.stack([r[1]["gamma"] for r in ref]), rtol=1e-12, atol=1e-14)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import jacobian_nn as jn
-from jacobian_nn.fd import compare, fd_gradient, fd_loss_gradient
-from support import cols
+from jacobian_nn.fd import compare, fd_gradient
+from support import assert_three_witnesses, cols
 
 LOSS_NAMES = ("svm", "binary_cross_entropy", "sigmoid_binary_cross_entropy")
 
@@ -201,11 +201,7 @@ def test_networks_with_each_loss_both_paths_and_fd(name):
     net = jn.Network.build([4, 5, m], "tanh", loss=name, init="xavier", seed=1, l2=1e-3)
     X = rng.normal(size=(6, 4))
     Y = rng.integers(0, 3, 6) if name == "svm" else rng.random((6, 2)) < 0.5
-    report = jn.cross_check(net, X, Y)
-    assert report.passed, str(report)
-    loss, grads = net.loss_and_gradients(X, Y)
-    fd = fd_loss_gradient(net, X, Y)
-    assert compare("dL/dtheta", net.flatten_gradients(grads)[None], fd.df, err=fd.error).passed
+    loss, grads = assert_three_witnesses(net, X, Y)
     per = net.per_sample_gradients_batched(X, Y)
     assert np.allclose(per[0]["W"].mean(axis=0), grads[0]["W"], rtol=1e-12, atol=1e-15)
     assert np.allclose(net.per_sample_losses_batched(X, Y).mean() + net.penalty(), loss, rtol=1e-13)
