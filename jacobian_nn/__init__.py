@@ -18,8 +18,8 @@ from .losses import (LOSSES, BinaryCrossEntropy, CrossEntropy, Loss, MeanSquared
 from .network import Network
 from .batched import Workspace, input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
 from .crosscheck import CrossCheckReport, cross_check
-from .check import (CheckReport, Tolerance, check_jacobian, check_jacobian_batched, check_vjp, check_vjp_batched,
-                    from_cs231n)
+from .check import (CheckReport, Tolerance, check_jacobian, check_jacobian_batched, check_loss, check_vjp,
+                    check_vjp_batched, from_cs231n, from_cs231n_loss)
 # Training, data, models, batch norm / dropout (numpy and scipy only: matplotlib, tqdm and scikit-learn,
 # the optional extras, are imported inside the functions that need them, never here)
 from . import data, metrics
@@ -42,7 +42,7 @@ __all__ = [
     "CrossCheckReport", "cross_check", "input_jacobian_batched", "per_sample_gradients_batched",
     "per_sample_losses_batched", "Workspace",
     "CheckReport", "Tolerance", "check_jacobian", "check_jacobian_batched", "check_vjp", "check_vjp_batched",
-    "from_cs231n",
+    "from_cs231n", "check_loss", "from_cs231n_loss",
     "data", "metrics", "Dataset", "FullyConnectedNet", "accuracy", "classification_report", "confusion_matrix",
     "precision_recall_f1", "load_model", "register_layer_type", "save_model", "ActivationLayer", "BatchNorm",
     "Dropout", "frozen_running_stats", "sample_dropout_masks", "same_randomness", "using_dropout_masks",

@@ -122,18 +122,21 @@ class Lender:
 
 
 class _OwnGradient:
-    """Without a workspace: lends a layer the incoming ``G`` for its ``delta`` when ``G`` is an
-    array this call made itself (the scaled loss gradient, or the next layer's fresh ``dX``) and
-    will not use again, so the VJP is computed in its memory: one ``(N, m)`` allocation (and its
-    page faults) fewer per layer. Every other role is allocated as usual."""
+    """Lends a layer the incoming ``G`` for its ``delta`` when ``G`` is an array this call made
+    itself (the scaled loss gradient, or the next layer's ``dX``) and will not use again, so the
+    VJP is computed in its memory: one ``(N, m)`` array fewer per layer (without a workspace,
+    its allocation and page faults; with one, its memory traffic). Every other role goes to
+    ``base`` (the workspace's lender), or is allocated as usual without one."""
 
-    __slots__ = ("G",)
+    __slots__ = ("G", "base")
 
-    def __init__(self, G):
-        self.G = G
+    def __init__(self, G, base=None):
+        self.G, self.base = G, base
 
     def array(self, role: str, shape, dtype):
-        return self.G if role == "delta" else None
+        if role == "delta":
+            return self.G
+        return lend(self.base, role, shape, dtype)
 
 
 def _lender(workspace, owner):
@@ -149,7 +152,19 @@ def forward_batched(net, X, mode: str = "test", workspace: Workspace | None = No
     With a :class:`Workspace`, ``Y_hat`` and the contexts live in its arrays (valid until
     its next use)."""
     check_mode(mode)
+    return _forward(net, net.input_batch(X), mode, workspace)
+
+
+def _checked(net, X, Y, mode):
+    """The checked input batch, after the labels are checked too: everything is refused before
+    a forward may change state (batch norm's running statistics, dropout's Generators)."""
+    check_mode(mode)
     A = net.input_batch(X)
+    net.loss.check_labels(Y, A.shape[0], net.n_out, A.dtype)
+    return A
+
+
+def _forward(net, A, mode, workspace=None):
     ctxs = []
     for i, layer in enumerate(net.layers):
         A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
@@ -172,7 +187,7 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     instead of in a pass over every gradient array; equal to scaling the unscaled gradients
     up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
     """
-    Y_hat, ctxs = forward_batched(net, X, mode, workspace)                               # forward
+    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode, workspace)              # forward
     loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
     loss += net.penalty()
     own = _lender(workspace, "network")
@@ -181,7 +196,7 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     owned = scale is not None   # G is an array of this call's own (the loss's G may be the caller's)
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):                                          # backward
-        out = _lender(workspace, i) if workspace is not None else _OwnGradient(G) if owned else None
+        out = _OwnGradient(G, _lender(workspace, i)) if owned else _lender(workspace, i)
         G, grads[i] = net.layers[i].backward_batched(G, ctxs[i], input_grad=i > 0, out=out)
         owned = True   # a layer's dX is the caller's (the layer protocol): this loop's own
     net.add_penalty_gradients(grads, scale=scale, out=own)                                 # penalty
@@ -227,7 +242,7 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
 
     Their mean plus ``net.penalty()`` is the batch loss of :func:`loss_and_gradients_batched`.
     """
-    Y_hat, _ = forward_batched(net, X, mode)
+    Y_hat, _ = _forward(net, _checked(net, X, Y, mode), mode)
     Ym = net.loss.labels_batched(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
     return net.loss.per_sample_losses_batched(Y_hat, Ym)
 
@@ -262,7 +277,7 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
         why = layer.per_sample_refusal(mode)
         if why is not None:
             raise TypeError(f"net.layers[{i}]: {why}")
-    Y_hat, ctxs = forward_batched(net, X, mode)
+    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode)
     N = Y_hat.shape[0]
     Ym = net.loss.labels_batched(Y, N, net.n_out, dtype=net.dtype)
     G = net.loss.gradient_batched(Y_hat, Ym) * Y_hat.dtype.type(N)

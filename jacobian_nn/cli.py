@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check, train_cli
+from . import train_cli
 from ._bundled import bundled
 from ._console import run_main
+from .check import cli as check_cli
 
 
 #: What ``jacobian-nn --help`` says first (plain text: argparse shows it as it is).
@@ -70,7 +71,7 @@ COMMANDS = {
     "verify": (add_verify, run_verify),
     "train": (train_cli.add_train, train_cli.run_train),
     "bench": (add_bench, run_bench),
-    "check": (check.add_check, check.run_check),
+    "check": (check_cli.add_check, check_cli.run_check),
     "proofs": (add_proofs, run_proofs),
 }
 

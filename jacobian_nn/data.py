@@ -20,7 +20,6 @@ standardised.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 from dataclasses import dataclass
@@ -259,82 +258,185 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 CIFAR10_DIM = 3 * 32 * 32
 
 
-def _numpy_globals() -> dict:
-    """The only globals a CIFAR-10 batch needs, resolved here (never by importing a name from the file).
+#: A CIFAR-10 python batch holds at most this many images (the real ones hold exactly 10 000).
+CIFAR10_MAX_ROWS = 10_000
+#: Bytes a batch file may hold beyond its pixels (the real files carry about 320 KB of labels,
+#: file names and pickle framing).
+CIFAR10_MAX_OVERHEAD = 1 << 20
+#: Most pickle opcodes a batch may contain (a real one has about 40 000).
+CIFAR10_MAX_OPCODES = 200_000
+#: The keys of a batch's dict (Python 2 ``str``, read as ``bytes``).
+CIFAR10_KEYS = {b"data", b"labels", b"batch_label", b"filenames"}
 
-    The batches were written by Python 2 ``cPickle`` (protocol 2); their numpy array
-    is rebuilt by ``numpy.core.multiarray._reconstruct(numpy.ndarray, ...)`` with a
-    ``numpy.dtype``. numpy >= 2 writes ``numpy._core.multiarray`` instead. Both
-    module spellings map to the same function object, taken from this numpy.
-    """
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    return {
-        ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-    }
+#: The only pickle opcodes the format uses: containers, strings, small ints, memo, the globals
+#: below, ``REDUCE``/``BUILD`` for the array and its dtype. No object construction by class
+#: (``INST``, ``OBJ``, ``NEWOBJ``), no extensions, no persistent ids, no out-of-band buffers.
+_CIFAR_OPCODES = frozenset("""PROTO FRAME STOP MARK EMPTY_DICT EMPTY_LIST EMPTY_TUPLE TUPLE TUPLE1 TUPLE2 TUPLE3
+    SETITEM SETITEMS APPEND APPENDS BINPUT LONG_BINPUT MEMOIZE BINGET LONG_BINGET NONE NEWTRUE NEWFALSE
+    BININT BININT1 BININT2 LONG1 SHORT_BINSTRING BINSTRING SHORT_BINBYTES BINBYTES SHORT_BINUNICODE BINUNICODE
+    GLOBAL STACK_GLOBAL REDUCE BUILD""".split())
+
+
+class _NdarrayName:
+    """Stands for ``numpy.ndarray`` inside a batch: a name, never called."""
+
+
+class _ArrayRecord:
+    """What ``numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')`` and the following ``BUILD``
+    would have used to make the pixel array: the arguments and the state, recorded, nothing built."""
+
+    def __init__(self, args):
+        self.args, self.state = args, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _DtypeRecord:
+    """Stands for ``numpy.dtype(...)`` inside a batch: arguments and state recorded, nothing built."""
+
+    def __init__(self, *args):
+        self.args, self.state = args, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _reconstruct_record(*args):
+    return _ArrayRecord(args)
+
+
+#: The only globals a CIFAR-10 batch may name, each mapped to a recorder (never to numpy itself).
+#: The real batches were written by Python 2 ``cPickle`` and name ``numpy.core.multiarray``;
+#: numpy >= 2 writes ``numpy._core.multiarray``.
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct_record,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct_record,
+    ("numpy", "ndarray"): _NdarrayName,
+    ("numpy", "dtype"): _DtypeRecord,
+}
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the numpy globals a CIFAR-10 batch contains
-    (:func:`_numpy_globals`); any other global (``os.system``, ``builtins.eval``,
-    ``subprocess.Popen``, ...) raises ``pickle.UnpicklingError`` before it is imported.
+    """An unpickler for CIFAR-10 batches that can build nothing but dicts, lists, tuples, bytes,
+    strings and ints.
 
-    Plain containers (dict, list, bytes, str, int) need no global. Python 2 strings
-    are read as ``bytes`` (``encoding="bytes"``), which is why the keys are ``b"data"``.
+    The batch's array is pickled as ``_reconstruct(ndarray, ...)`` plus a state holding its shape,
+    dtype and raw bytes; here those globals resolve to recorders that keep the arguments and build
+    no array (:func:`load_cifar10_batch` then checks the record and decodes the bytes itself with
+    ``np.frombuffer``). Any other global (``os.system``, ``builtins.eval``, ...) raises
+    ``pickle.UnpicklingError`` before anything is imported. Python 2 strings are read as ``bytes``
+    (``encoding="bytes"``), which is why the keys are ``b"data"``.
     """
 
     def __init__(self, file):
         super().__init__(file, encoding="bytes")
-        self._allowed = _numpy_globals()
 
     def find_class(self, module, name):
         key = (module, name)
-        if key not in self._allowed:
+        if key not in _CIFAR_GLOBALS:
             raise pickle.UnpicklingError(
                 f"refused global {module}.{name}: a CIFAR-10 batch may only reference "
-                f"{sorted('.'.join(k) for k in self._allowed)}")
-        return self._allowed[key]
+                f"{sorted('.'.join(k) for k in _CIFAR_GLOBALS)}")
+        return _CIFAR_GLOBALS[key]
+
+
+def _scan_pickle(f, path):
+    """Refuse opcodes the format never uses and more opcodes than a batch has, before unpickling."""
+    import pickletools
+
+    count = 0
+    try:
+        for op, _, _ in pickletools.genops(f):
+            count += 1
+            if op.name not in _CIFAR_OPCODES:
+                raise ValueError(f"{path}: refused pickle opcode {op.name}: not part of the CIFAR-10 batch format")
+            if count > CIFAR10_MAX_OPCODES:
+                raise ValueError(f"{path}: more than {CIFAR10_MAX_OPCODES} pickle opcodes; a CIFAR-10 batch has "
+                                 f"about 40 000")
+    except ValueError as exc:
+        if str(exc).startswith(f"{path}:"):
+            raise
+        raise ValueError(f"{path}: not a readable CIFAR-10 pickle ({exc})") from None
+    f.seek(0)
+
+
+def _decode_pixels(record, path):
+    """The ``(N, 3072)`` uint8 pixels from a recorded ``_reconstruct`` + ``BUILD``, checked field by field."""
+    where = f"{path}: b'data'"
+    if not isinstance(record, _ArrayRecord):
+        raise ValueError(f"{where}: expected a numpy uint8 array as the CIFAR-10 batches store it, "
+                         f"got {type(record).__name__}")
+    if len(record.args) != 3 or record.args[0] is not _NdarrayName or record.args[1] != (0,) \
+            or record.args[2] not in (b"b", "b"):
+        raise ValueError(f"{where}: unexpected array reconstruction arguments")
+    state = record.state
+    if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1 and not isinstance(state[0], bool)):
+        raise ValueError(f"{where}: expected an array state (1, shape, dtype, fortran, bytes)")
+    _, shape, dtype, fortran, raw = state
+    if not (isinstance(dtype, _DtypeRecord) and len(dtype.args) == 3 and dtype.args[0] in (b"u1", "u1")
+            and dtype.args[1:] in ((0, 1), (False, True))
+            and (dtype.state is None or (isinstance(dtype.state, tuple) and len(dtype.state) >= 2
+                                         and dtype.state[1] in (b"|", "|")))):
+        raise ValueError(f"{where}: expected dtype uint8")
+    if fortran is not False and fortran != 0:
+        raise ValueError(f"{where}: expected a C-ordered array, got a Fortran-ordered one")
+    if not (isinstance(shape, tuple) and len(shape) == 2 and all(isinstance(s, int) and not isinstance(s, bool)
+                                                                 for s in shape)
+            and 1 <= shape[0] <= CIFAR10_MAX_ROWS and shape[1] == CIFAR10_DIM):
+        raise ValueError(f"{where}: expected shape (N, {CIFAR10_DIM}) with 1 <= N <= {CIFAR10_MAX_ROWS}, "
+                         f"got {shape!r}")
+    if not isinstance(raw, bytes) or len(raw) != shape[0] * shape[1]:
+        got = len(raw) if isinstance(raw, (bytes, str)) else type(raw).__name__
+        raise ValueError(f"{where}: expected {shape[0] * shape[1]} bytes of pixels for shape {shape}, got {got}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape).copy()
 
 
 def load_cifar10_batch(path):
     """``(X (N, 3072) uint8, y (N,) int64)`` from one CIFAR-10 python batch file.
 
-    The file must hold a dict with ``b"data"`` (uint8 ``(N, 3072)``: 1024 red, 1024
-    green, 1024 blue values per row) and ``b"labels"`` (N ints in 0..9); it is read
-    with :class:`RestrictedUnpickler`. Errors: ``FileNotFoundError`` if missing,
-    ``ValueError`` naming the file for a malformed, hostile or wrongly shaped pickle.
+    Only the real layout is accepted: a dict with ``b"data"``, ``b"labels"`` and optionally
+    ``b"batch_label"`` (bytes) and ``b"filenames"`` (N bytes); the data is a pickled C-ordered uint8
+    array of shape ``(N, 3072)`` (1024 red, 1024 green, 1024 blue values per row, N <= 10 000; the
+    real batches have N = 10 000) whose raw bytes are decoded here with ``np.frombuffer`` (the
+    unpickler builds no array); the labels are a list of N ints in 0..9. The file is limited to the
+    pixels plus 1 MiB and its pickle opcodes to the ones the format uses, so memory stays within
+    about twice the file's size. Errors: ``FileNotFoundError`` if missing, ``ValueError`` naming the
+    file (and the key) for a malformed, hostile or wrongly shaped pickle.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CIFAR-10 batch file not found: {path}")
+    size = os.path.getsize(path)
+    limit = CIFAR10_MAX_ROWS * CIFAR10_DIM + CIFAR10_MAX_OVERHEAD
+    if size > limit:
+        raise ValueError(f"{path}: {size} bytes, more than a CIFAR-10 batch can hold ({limit})")
     with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        obj = RestrictedUnpickler(io.BytesIO(raw)).load()
-    except pickle.UnpicklingError as exc:
-        raise ValueError(f"{path}: refused or malformed pickle: {exc}") from None
-    except Exception as exc:  # truncated or garbage data raise many types (EOFError, KeyError, ...)
-        raise ValueError(f"{path}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc})") from None
-    if not isinstance(obj, dict) or b"data" not in obj or b"labels" not in obj:
-        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise ValueError(f"{path}: expected a dict with keys b'data' and b'labels', got {keys}")
-    data, labels = obj[b"data"], obj[b"labels"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR10_DIM:
-        desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise ValueError(f"{path}: expected b'data' uint8 of shape (N, {CIFAR10_DIM}), got {desc}")
-    if not isinstance(labels, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
-        raise ValueError(f"{path}: expected b'labels' a list of ints, got {type(labels).__name__}")
-    y = np.array(labels, dtype=np.int64)
-    if y.shape[0] != data.shape[0]:
-        raise ValueError(f"{path}: {data.shape[0]} images but {y.shape[0]} labels")
-    if y.size and (y.min() < 0 or y.max() > 9):
-        raise ValueError(f"{path}: expected labels in 0..9, got values in [{y.min()}, {y.max()}]")
-    return data, y
+        _scan_pickle(f, path)
+        try:
+            obj = RestrictedUnpickler(f).load()
+        except pickle.UnpicklingError as exc:
+            raise ValueError(f"{path}: refused or malformed pickle: {exc}") from None
+        except Exception as exc:  # truncated or garbage data raise many types (EOFError, KeyError, ...)
+            raise ValueError(f"{path}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict) or not {b"data", b"labels"} <= set(obj) <= CIFAR10_KEYS:
+        keys = sorted(map(repr, obj)) if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{path}: expected a dict with keys b'data' and b'labels' (and optionally "
+                         f"b'batch_label', b'filenames'), got {keys}")
+    data = _decode_pixels(obj[b"data"], path)
+    labels = obj[b"labels"]
+    if not isinstance(labels, list) or not all(type(v) is int for v in labels):
+        raise ValueError(f"{path}: b'labels': expected a list of ints, got {type(labels).__name__}")
+    if len(labels) != data.shape[0]:
+        raise ValueError(f"{path}: b'labels': {data.shape[0]} images but {len(labels)} labels")
+    if labels and not all(0 <= v <= 9 for v in labels):
+        raise ValueError(f"{path}: b'labels': expected labels in 0..9, got values in [{min(labels)}, {max(labels)}]")
+    if not isinstance(obj.get(b"batch_label", b""), bytes):
+        raise ValueError(f"{path}: b'batch_label': expected bytes, got {type(obj[b'batch_label']).__name__}")
+    names = obj.get(b"filenames", [b""] * len(labels))
+    if not isinstance(names, list) or len(names) != len(labels) or not all(isinstance(n, bytes) for n in names):
+        raise ValueError(f"{path}: b'filenames': expected a list of {len(labels)} byte strings")
+    return data, np.array(labels, dtype=np.int64)
 
 
 def cifar10(data_dir, num_validation: int | None = None, max_train: int | None = None) -> Dataset:

@@ -176,19 +176,24 @@ def compare(name: str, analytic, numeric, *, err=None, atol: float = FD_ATOL, rt
     ``|a - b| / max(|a|, |b|)`` over the entries where ``max(|a|, |b|) > atol``;
     entries smaller than ``atol`` are judged by their absolute error only (a
     relative error of an exact zero against rounding noise means nothing). ``tolerance`` in the result is the tolerance at
-    the reported location.
+    the reported location. A NaN or inf anywhere (value, witness or error estimate) fails, located at its
+    first occurrence (errors inf, tolerance NaN).
     """
     a = np.asarray(analytic, dtype=np.float64)
     b = np.asarray(numeric, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"{name}: analytic shape {a.shape} differs from witness shape {b.shape}")
     e = np.zeros_like(b) if err is None else np.broadcast_to(np.asarray(err, dtype=np.float64), b.shape)
-    diff = np.abs(a - b)
-    tol = atol + rtol * np.abs(b) + err_factor * np.nan_to_num(e, nan=np.inf)
-    scale = np.maximum(np.abs(a), np.abs(b))
-    rel = np.where(scale > atol, diff / np.where(scale > atol, scale, 1.0), 0.0)
     if a.size == 0:
         return Comparison(name, 0.0, 0.0, (), float(atol), True)
+    bad = ~(np.isfinite(a) & np.isfinite(b) & np.isfinite(e))
+    if bad.any():  # NaN or inf in a value, a witness or an error estimate is never a pass
+        idx = np.unravel_index(int(np.argmax(bad)), a.shape)
+        return Comparison(name, float("inf"), float("inf"), tuple(int(i) for i in idx), float("nan"), False)
+    diff = np.abs(a - b)
+    tol = atol + rtol * np.abs(b) + err_factor * e
+    scale = np.maximum(np.abs(a), np.abs(b))
+    rel = np.where(scale > atol, diff / np.where(scale > atol, scale, 1.0), 0.0)
     excess = diff - tol
     idx = np.unravel_index(int(np.argmax(excess)), a.shape)
     if excess[idx] <= 0:

@@ -37,13 +37,15 @@ Capabilities, declared (the drivers probe nothing else)::
     couples_samples(mode) -> bool   the samples of a batch are not independent in this mode
     per_sample_gradients: bool      backward_batched(..., per_sample=True) is available
     per_sample_refusal(mode)        None, or why per-sample gradients are refused in this mode
+    batched_jacobians: bool         jacobian_x_batched / jacobian_b_batched / input_vjp_rows_batched
+    jacobian_x_factors_batched(X)   (D, M) with dy_k/dx_k = diag(D[k]) M, or None (the default)
     min_train_batch: int            smallest batch a training-mode forward accepts
 
 ``out`` is how the batched driver lends memory: None (allocate as usual) or an object whose
 ``out.array(role, shape, dtype)`` returns an array to overwrite for the result named
-``role`` ("Z", "delta", "dX", "W", "b", ...); read through ``_validation.lend``. The results
-are the same either way; the only lender is the batched driver's
-:class:`~jacobian_nn.batched.Workspace`.
+``role`` ("Z", "delta", "dX", "W", "b", ...), or None for "allocate this one"; read through
+``_validation.lend``. The results are the same either way. Only the batched driver lends
+(its :class:`~jacobian_nn.batched.Workspace`, or, without one, the gradient array it owns).
 
 ``ctx`` is returned to the caller, never stored on the layer, so results do not
 depend on call history. ``mode`` is ``"train"`` or ``"test"``; the dense layer

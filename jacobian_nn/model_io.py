@@ -57,14 +57,20 @@ missing or extra array, or a shape/dtype that disagrees with the architecture.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
+import struct
+import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES
-from .activations import get_activation
+from ._validation import all_finite
+from .activations import ACTIVATIONS, get_activation
 from .fcnet import FullyConnectedNet
 from .layernorm import LayerNorm
 from .layers import Dense
@@ -143,6 +149,8 @@ def _encode_state(value):
 def _decode_state(value):
     if isinstance(value, dict):
         if "__ndarray__" in value:
+            if value.get("dtype") not in ("uint32", "uint64"):   # an allow-list: no dtype string from a file
+                raise ValueError(f"rng: array dtype must be 'uint32' or 'uint64', got {value.get('dtype')!r}")
             return np.array(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
         return {k: _decode_state(v) for k, v in value.items()}
     return value
@@ -204,6 +212,14 @@ def _fcnet_record(net) -> dict:
 def _fcnet_from_layers(config, layers, loss, arch) -> FullyConnectedNet:
     """A FullyConnectedNet built from ``config``, then given the loaded ``layers`` (which must have
     exactly the structure the constructor builds: types and widths)."""
+    widths = [l.n_out for l in layers if isinstance(l, Dense)][:-1]
+    if list(config["hidden_dims"]) != widths:     # before building anything of the declared widths
+        raise ValueError(f"network: FullyConnectedNet hidden_dims {config['hidden_dims']}, the file's dense "
+                         f"layers have hidden widths {widths}")
+    rates = {l.p for l in layers if isinstance(l, Dropout)}
+    if rates - {config["dropout"]} or (config["dropout"] > 0) != bool(rates):
+        raise ValueError(f"network: FullyConnectedNet dropout {config['dropout']}, the file's dropout layers have "
+                         f"p = {sorted(rates)}")
     net = FullyConnectedNet(config["hidden_dims"], input_dim=layers[0].n_in, num_classes=layers[-1].n_out,
                             dropout=config["dropout"], use_batchnorm=config["use_batchnorm"], reg=arch["l2"],
                             dtype=layers[0].dtype, seed=0)
@@ -263,92 +279,484 @@ def _records(net: Network):
 
 
 def save_model(net: Network, path) -> str:
-    """Write ``net`` to ``path`` (``.npz`` is appended by numpy if missing); returns the path written."""
+    """Write ``net`` to ``path`` (``.npz`` is appended if missing); returns the path written.
+
+    Atomic: the archive is written to a temporary file in the target's folder, flushed to disk, then
+    moved over ``path`` with ``os.replace``. If anything fails (a full disk, an interrupt) the temporary
+    file is removed and a file that was at ``path`` before is left exactly as it was. Every parameter
+    and state array must be finite (``ValueError`` naming the layer and array, before anything is
+    written); ``FileNotFoundError`` if the target's folder does not exist.
+    """
+    path = check_output_path(path, "path", suffix=".npz")
     arch, arrays = _records(net)
-    path = os.fspath(path)
-    if not path.endswith(".npz"):
-        path += ".npz"
-    np.savez_compressed(path, **{ARCH_KEY: np.array(json.dumps(arch))}, **arrays)
+    for key, arr in arrays.items():
+        if arr.dtype.kind != "f" or not all_finite(arr):
+            raise ValueError(f"net: array {key!r} is not finite (NaN or inf); a saved model must be finite, "
+                             f"nothing was written")
+    payload = {ARCH_KEY: np.array(json.dumps(arch, allow_nan=False)), **arrays}
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
-def load_model(path) -> Network:
-    """Rebuild the network saved at ``path`` (bit-exact parameters); ``ValueError`` if the file is
-    damaged or not a jacobian_nn model, ``FileNotFoundError`` if it does not exist."""
-    path = os.fspath(path)
+def check_output_path(path, name: str, suffix: str | None = None) -> str:
+    """``path`` as a string (``suffix`` appended if missing) after checking that a file can be created
+    there: its folder exists and is writable and the path is not a directory. Writes nothing.
+    ``TypeError``/``FileNotFoundError``/``ValueError``/``PermissionError`` name ``name``."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name}: expected a file path, got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
+    if not path or "\0" in path:
+        raise ValueError(f"{name}: expected a file path, got {path!r}")
+    if suffix is not None and not path.endswith(suffix):
+        path += suffix
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{name}: the folder {folder} of {path} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: {path} is a directory, expected a file path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{name}: cannot create files in {folder} (no write permission)")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(f"{name}: {path} exists and is not writable")
+    return path
+
+
+def _new_file_mode(path) -> int:
+    """The mode an ordinary ``open(path, "w")`` would give: the old file's, or 0o666 minus the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+# --------------------------------------------------------------------------- loading, file checks first
+
+#: Largest architecture JSON accepted (bytes of its UTF-32 .npy payload) and its deepest nesting.
+MAX_ARCH_BYTES = 2 << 20
+MAX_JSON_DEPTH = 12
+#: Largest zip central directory accepted (bytes; about 10 000 arrays) and number of members.
+MAX_CENTRAL_DIRECTORY = 1 << 20
+MAX_MEMBERS = 10_000
+#: deflate cannot expand by more than 1032:1; a member claiming more lies about its size.
+MAX_DEFLATE_RATIO = 1032
+#: Default memory budget for the arrays: max(MIN_BUDGET, BUDGET_FACTOR * file size) bytes.
+MIN_BUDGET = 64 << 20
+BUDGET_FACTOR = 64
+#: The only array encodings a model file may hold (little-endian float64 / float32).
+ARRAY_DTYPES = {"float64": np.dtype("<f8"), "float32": np.dtype("<f4")}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_ARCH_MEMBER = ARCH_KEY + ".npy"
+
+
+class _Refused(ValueError):
+    """A refusal for one field of the file; :func:`load_model` adds the file name."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+
+
+def load_model(path, *, max_bytes: int | None = None) -> Network:
+    """Rebuild the network saved at ``path`` (bit-exact parameters).
+
+    The file is treated as hostile until checked. In order, before any array is allocated: the zip
+    directory (size, member names, compression methods), the architecture JSON (size, nesting depth,
+    every key and type), every declared size against the ``.npy`` header of the matching member
+    (shape, an allow-listed dtype, and the member's compressed and uncompressed sizes), and the total
+    against the memory budget ``max_bytes`` (default ``max(64 MiB, 64 x file size)``). Only the members
+    the architecture names are read; an unknown member is refused without being read.
+
+    Every refusal is a ``ValueError`` naming the file and the field (``layers[0].config.n_out``,
+    ``layers/0/W``, ...); ``FileNotFoundError`` if ``path`` does not exist.
+    """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path: expected a file path, got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer))
+                                  or max_bytes < 1):
+        raise ValueError(f"max_bytes: expected a positive integer or None, got {max_bytes!r}")
     try:
-        f = np.load(path, allow_pickle=False)
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single .npy array, not an .npz archive")
-        with f:
-            contents = {k: f[k] for k in f.files}
-    except ValueError as exc:
-        raise ValueError(f"{path}: not a jacobian_nn model file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{path}: damaged or not an .npz file ({type(exc).__name__}: {exc})") from None
-    try:
-        return _from_contents(contents)
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        return _load_checked(path, max_bytes)
+    except _Refused as exc:
         raise ValueError(f"{path}: not a valid jacobian_nn model file: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise ValueError(f"{path}: damaged or not an .npz file ({type(exc).__name__}: {exc})") from None
 
 
-def _from_contents(contents: dict) -> Network:
-    if ARCH_KEY not in contents:
-        raise ValueError(f"no {ARCH_KEY!r} entry (arrays present: {sorted(contents)[:5]})")
-    raw = contents.pop(ARCH_KEY)
-    if raw.shape != () or raw.dtype.kind != "U":
-        raise ValueError(f"{ARCH_KEY!r} must be a 0-d string array, got {raw.dtype} {raw.shape}")
-    arch = json.loads(str(raw))
-    if not isinstance(arch, dict) or arch.get("format") != FORMAT:
-        raise ValueError(f"format: expected {FORMAT!r}, got {arch.get('format') if isinstance(arch, dict) else arch!r}")
-    if arch.get("version") != VERSION:
-        raise ValueError(f"version: this reader knows version {VERSION}, the file has {arch.get('version')!r}")
-    dtype = np.dtype(arch["dtype"])
-    if dtype not in FLOAT_DTYPES:
-        raise ValueError(f"dtype: expected float64 or float32, got {dtype}")
-    layers, used = [], set()
+def _load_checked(path, max_bytes):
+    file_size = os.path.getsize(path)
+    budget = max(MIN_BUDGET, BUDGET_FACTOR * file_size) if max_bytes is None else int(max_bytes)
+    with open(path, "rb") as fh:
+        _check_zip_directory(fh, file_size)
+        with zipfile.ZipFile(fh) as zf:
+            infos = {}
+            for info in zf.infolist():
+                if info.filename in infos:
+                    raise _Refused(info.filename, "appears twice in the archive")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise _Refused(info.filename, f"compression method {info.compress_type} (expected stored "
+                                                  f"or deflate)")
+                infos[info.filename] = info
+            if _ARCH_MEMBER not in infos:
+                raise _Refused(ARCH_KEY, f"no architecture entry (members: {sorted(infos)[:5]})")
+            arch = _read_architecture(zf, infos[_ARCH_MEMBER], file_size)
+            expected = _expected_arrays(arch)                  # {member: (field, shape or None)}
+            unknown = sorted(set(infos) - set(expected) - {_ARCH_MEMBER})
+            if unknown:
+                raise _Refused("arrays", f"unexpected members {unknown[:5]} (not read)")
+            missing = sorted(set(expected) - set(infos))
+            if missing:
+                raise _Refused(expected[missing[0]][0], f"missing array {expected[missing[0]][0]!r}")
+            dtype = ARRAY_DTYPES[arch["dtype"]]
+            headers, total = {}, 0
+            for member, (field, shape) in expected.items():
+                headers[member] = _array_header(zf, infos[member], field, shape, dtype, file_size)
+                total += headers[member][2]
+                if total > budget:
+                    raise _Refused(field, f"the arrays need more than {total} bytes, over the memory budget of "
+                                          f"{budget} bytes (max(64 MiB, 64 x the file's {file_size} bytes); "
+                                          f"pass max_bytes to load a larger model)")
+            arrays = {member: _read_array(zf, infos[member], expected[member][0], dtype, *headers[member])
+                      for member in expected}
+    return _build(arch, {expected[m][0]: a for m, a in arrays.items()})
+
+
+def _check_zip_directory(fh, file_size):
+    """Refuse a zip whose end record declares an oversized central directory, before zipfile reads it."""
+    tail_len = min(file_size, 22 + 65535)
+    fh.seek(file_size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise zipfile.BadZipFile("no zip end-of-central-directory record")
+    _, _, _, _, n_entries, cd_size, _, _ = struct.unpack("<4s4H2LH", tail[at:at + 22])
+    if cd_size > MAX_CENTRAL_DIRECTORY or n_entries > MAX_MEMBERS:
+        raise _Refused("archive", f"a central directory of {cd_size} bytes and {n_entries} members "
+                                  f"(at most {MAX_CENTRAL_DIRECTORY} bytes and {MAX_MEMBERS} members)")
+    fh.seek(0)
+
+
+def _read_npy_header(stream, field):
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(stream, max_header_size=4096)
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(stream, max_header_size=4096)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise _Refused(field, f"bad .npy header ({exc})") from None
+    raise _Refused(field, f".npy format version {version} (expected 1.0 or 2.0)")
+
+
+def _check_member_sizes(info, field, nbytes, header_len, file_size):
+    if info.file_size != header_len + nbytes:
+        raise _Refused(field, f"the .npy header declares {nbytes} bytes of data, the archive member holds "
+                              f"{info.file_size - header_len}")
+    if info.compress_size > file_size:
+        raise _Refused(field, f"compressed size {info.compress_size} exceeds the file's {file_size} bytes")
+    limit = info.compress_size * (MAX_DEFLATE_RATIO if info.compress_type == zipfile.ZIP_DEFLATED else 1) + 64
+    if info.file_size > limit:
+        raise _Refused(field, f"claims {info.file_size} bytes from {info.compress_size} compressed bytes "
+                              f"(impossible for its compression method: a zip bomb or a damaged file)")
+
+
+def _read_architecture(zf, info, file_size):
+    field = ARCH_KEY
+    if info.file_size > MAX_ARCH_BYTES:
+        raise _Refused(field, f"{info.file_size} bytes, more than the {MAX_ARCH_BYTES} an architecture may take")
+    with zf.open(info) as stream:
+        shape, fortran, dtype = _read_npy_header(stream, field)
+        if shape != () or dtype.kind != "U" or dtype.byteorder == ">":
+            raise _Refused(field, f"expected a 0-d string array, got {dtype} {shape}")
+        header_len = stream.tell()
+        _check_member_sizes(info, field, dtype.itemsize, header_len, file_size)
+        raw = stream.read(dtype.itemsize)
+    text = str(np.frombuffer(raw, dtype=dtype.newbyteorder("<"))[0])
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise _Refused(field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        arch = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise _Refused(field, f"not valid JSON ({exc})") from None
+    return _check_architecture(arch)
+
+
+def _refuse_constant(name):
+    raise ValueError(f"non-finite number {name}")
+
+
+def _json_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` in a JSON text, outside strings (no parsing, no recursion)."""
+    depth = deepest = 0
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+# -- the architecture's schema: every key and type, before anything is built
+
+def _expect(cond, field, message):
+    if not cond:
+        raise _Refused(field, message)
+
+
+def _dict(value, field, required, optional=()):
+    _expect(isinstance(value, dict), field, f"expected an object, got {type(value).__name__}")
+    keys = set(value)
+    _expect(set(required) <= keys <= set(required) | set(optional), field,
+            f"expected keys {sorted(required)}" + (f" (optional {sorted(optional)})" if optional else "")
+            + f", got {sorted(keys)}")
+    return value
+
+
+def _int(value, field, low=1, high=1 << 40):
+    _expect(isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, field,
+            f"expected an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _number(value, field, low=0.0, high=float("inf")):
+    _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+            and low <= value <= high, field, f"expected a finite number in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _bool(value, field):
+    _expect(isinstance(value, bool), field, f"expected true or false, got {value!r}")
+    return value
+
+
+def _scalars(value, field):
+    _dict(value, field, (), value.keys() if isinstance(value, dict) else ())
+    for k, v in value.items():
+        _expect(isinstance(v, (bool, int, float)) and (isinstance(v, bool) or np.isfinite(v)), f"{field}.{k}",
+                f"expected a finite number or a boolean, got {v!r}")
+    return value
+
+
+def _named(value, field, table):
+    _dict(value, field, ("name", "config"))
+    _expect(isinstance(value["name"], str) and value["name"] in table, f"{field}.name",
+            f"expected one of {sorted(table)}, got {value['name']!r}")
+    _scalars(value["config"], f"{field}.config")
+    return value
+
+
+def _dtype_name(value, field, arch_dtype):
+    _expect(value == arch_dtype, field, f"expected {arch_dtype!r} (the architecture's dtype), got {value!r}")
+
+
+def _rng_record(value, field):
+    _dict(value, field, ("bit_generator", "state"), ("has_uint32", "uinteger"))
+    _expect(value["bit_generator"] in BIT_GENERATORS, f"{field}.bit_generator",
+            f"unknown bit generator {value['bit_generator']!r} (known: {sorted(BIT_GENERATORS)})")
+
+    def walk(v, f):
+        if isinstance(v, dict):
+            if "__ndarray__" in v:
+                _dict(v, f, ("__ndarray__", "dtype"))
+                _expect(v["dtype"] in ("uint32", "uint64"), f"{f}.dtype",
+                        f"expected 'uint32' or 'uint64', got {v['dtype']!r}")
+                items = v["__ndarray__"]
+                _expect(isinstance(items, list) and len(items) <= 1024, f"{f}.__ndarray__",
+                        "expected a list of at most 1024 integers")
+                for x in items:
+                    _int(x, f"{f}.__ndarray__", 0, (1 << 64) - 1)
+            else:
+                for k, x in v.items():
+                    walk(x, f"{f}.{k}")
+        elif not isinstance(v, str):
+            _int(v, f, -(1 << 128), 1 << 128)
+
+    walk(value, field)
+
+
+def _layer_schema(rec, field, arch_dtype):
+    """Check one layer record; return ``(n_in, n_out, {array name: shape or None})``."""
+    _dict(rec, field, ("type", "config", "arrays"), ("state",))
+    kind = rec["type"]
+    _expect(isinstance(kind, str) and kind in LAYER_TYPES, f"{field}.type",
+            f"unknown layer type {kind!r} (known: {sorted(LAYER_TYPES)})")
+    names = {}
+    for part in ("arrays", "state"):
+        listed = rec.get(part, [])
+        _expect(isinstance(listed, list) and len(listed) <= 64 and all(isinstance(n, str) and _NAME.match(n)
+                                                                      for n in listed),
+                f"{field}.{part}", f"expected a list of array names, got {listed!r}")
+        for n in listed:
+            _expect(n not in names, f"{field}.{part}", f"array name {n!r} listed twice")
+            names[n] = None
+    c, cf = rec["config"], f"{field}.config"
+    if kind == "Dense":
+        _dict(c, cf, ("n_in", "n_out", "activation"))
+        n_in, n_out = _int(c["n_in"], f"{cf}.n_in"), _int(c["n_out"], f"{cf}.n_out")
+        _named(c["activation"], f"{cf}.activation", ACTIVATIONS)
+        shapes = {"W": (n_in, n_out), "b": (n_out,)}
+    elif kind == "BatchNorm":
+        _dict(c, cf, ("m", "eps", "momentum", "update_running", "dtype"))
+        n_in = n_out = _int(c["m"], f"{cf}.m")
+        _number(c["eps"], f"{cf}.eps", 0.0)
+        _number(c["momentum"], f"{cf}.momentum", 0.0, 1.0)
+        _bool(c["update_running"], f"{cf}.update_running")
+        _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
+        shapes = {"gamma": (n_in,), "beta": (n_in,), "running_mean": (n_in,), "running_var": (n_in,)}
+    elif kind == "Dropout":
+        _dict(c, cf, ("m", "p", "dtype", "rng"))
+        n_in = n_out = _int(c["m"], f"{cf}.m")
+        _number(c["p"], f"{cf}.p", 0.0, 1.0)
+        _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
+        _rng_record(c["rng"], f"{cf}.rng")
+        shapes = {}
+    elif kind == "ActivationLayer":
+        _dict(c, cf, ("m", "activation", "dtype"))
+        n_in = n_out = _int(c["m"], f"{cf}.m")
+        _named(c["activation"], f"{cf}.activation", ACTIVATIONS)
+        _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
+        shapes = {}
+    else:  # a registered type: its own from_record checks its config; shapes come from the headers
+        _expect(isinstance(c, dict), cf, f"expected an object, got {type(c).__name__}")
+        return None, None, names
+    want_arrays = sorted(k for k in shapes if k not in ("running_mean", "running_var"))
+    want_state = sorted(k for k in shapes if k in ("running_mean", "running_var"))
+    _expect(sorted(rec["arrays"]) == want_arrays, f"{field}.arrays", f"expected {want_arrays}, got {rec['arrays']}")
+    _expect(sorted(rec.get("state", [])) == want_state, f"{field}.state",
+            f"expected {want_state}, got {rec.get('state', [])}")
+    return n_in, n_out, shapes
+
+
+def _check_architecture(arch):
+    _dict(arch, "architecture", ("format", "version", "dtype", "loss", "l2", "l1", "regularize_bias", "layers"),
+          ("network",))
+    _expect(arch["format"] == FORMAT, "format", f"expected {FORMAT!r}, got {arch['format']!r}")
+    _expect(arch["version"] == VERSION and not isinstance(arch["version"], bool), "version",
+            f"this reader knows version {VERSION}, the file has {arch['version']!r}")
+    _expect(isinstance(arch["dtype"], str) and arch["dtype"] in ARRAY_DTYPES, "dtype",
+            f"expected one of {sorted(ARRAY_DTYPES)}, got {arch['dtype']!r}")
+    _named(arch["loss"], "loss", LOSSES)
+    _number(arch["l2"], "l2")
+    _number(arch["l1"], "l1")
+    _bool(arch["regularize_bias"], "regularize_bias")
+    network = arch.get("network", {"type": "Network", "config": {}})
+    _dict(network, "network", ("type", "config"))
+    _expect(network["type"] in ("Network", "FullyConnectedNet"), "network.type",
+            f"unknown network type {network['type']!r} (known: Network, FullyConnectedNet)")
+    if network["type"] == "FullyConnectedNet":
+        nc = _dict(network["config"], "network.config", ("hidden_dims", "dropout", "use_batchnorm"))
+        _expect(isinstance(nc["hidden_dims"], list) and len(nc["hidden_dims"]) <= 1000, "network.config.hidden_dims",
+                f"expected a list of positive integers, got {nc['hidden_dims']!r}")
+        for j, h in enumerate(nc["hidden_dims"]):
+            _int(h, f"network.config.hidden_dims[{j}]")
+        _number(nc["dropout"], "network.config.dropout", 0.0, 1.0)
+        _bool(nc["use_batchnorm"], "network.config.use_batchnorm")
+    else:
+        _dict(network["config"], "network.config", ())
+    layers = arch["layers"]
+    _expect(isinstance(layers, list) and 1 <= len(layers) <= MAX_MEMBERS, "layers",
+            f"expected a non-empty list of at most {MAX_MEMBERS} layers")
+    previous = None
+    for i, rec in enumerate(layers):
+        n_in, n_out, _ = _layer_schema(rec, f"layers[{i}]", arch["dtype"])
+        if previous is not None and n_in is not None:
+            _expect(previous == n_in, f"layers[{i}]", f"takes {n_in} inputs but layers[{i - 1}] gives {previous}")
+        previous = n_out
+    return arch
+
+
+def _expected_arrays(arch):
+    """``{zip member: (field name, shape or None)}`` for every array the architecture names."""
+    out = {}
     for i, rec in enumerate(arch["layers"]):
-        if rec["type"] not in LAYER_TYPES:
-            raise ValueError(f"layers[{i}]: unknown layer type {rec['type']!r} (known: {sorted(LAYER_TYPES)})")
-        arrays, state = {}, {}
-        for names, into in ((rec["arrays"], arrays), (rec.get("state", []), state)):
-            for name in names:
-                key = f"layers/{i}/{name}"
-                if key not in contents:
-                    raise ValueError(f"missing array {key!r}")
-                arr = contents[key]
-                if arr.dtype != dtype:
-                    raise ValueError(f"array {key!r} has dtype {arr.dtype}, the architecture says {dtype}")
-                into[name] = arr
-                used.add(key)
+        _, _, shapes = _layer_schema(rec, f"layers[{i}]", arch["dtype"])
+        for name in (*rec["arrays"], *rec.get("state", [])):
+            out[f"layers/{i}/{name}.npy"] = (f"layers/{i}/{name}", shapes.get(name))
+    return out
+
+
+def _array_header(zf, info, field, shape, dtype, file_size):
+    """``(shape, fortran_order, nbytes, header_len)`` from the member's .npy header (data not read)."""
+    with zf.open(info) as stream:
+        got_shape, fortran, got_dtype = _read_npy_header(stream, field)
+        header_len = stream.tell()
+    _expect(got_dtype == dtype, field, f"dtype {got_dtype}, expected {dtype.name} (the architecture's dtype, "
+                                       f"little-endian)")
+    _expect(isinstance(got_shape, tuple) and len(got_shape) <= 2
+            and all(isinstance(d, int) and d >= 0 for d in got_shape), field, f"shape {got_shape!r}")
+    if shape is not None:
+        _expect(got_shape == shape, field, f"shape {got_shape}, the architecture says {shape}")
+    nbytes = dtype.itemsize * math.prod(got_shape)
+    _check_member_sizes(info, field, nbytes, header_len, file_size)
+    return got_shape, fortran, nbytes, header_len
+
+
+def _read_array(zf, info, field, dtype, shape, fortran, nbytes, header_len):
+    """The member's data, read straight into an array of the checked shape (one allocation of ``nbytes``)."""
+    arr = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+    with zf.open(info) as stream:
+        stream.read(header_len)
+        view = memoryview(arr).cast("B") if arr.size else memoryview(b"")
+        got = 0
+        while got < nbytes:
+            n = stream.readinto(view[got:])
+            if not n:
+                raise _Refused(field, f"the data ends after {got} of {nbytes} bytes")
+            got += n
+        if stream.read(1):
+            raise _Refused(field, "more data than the .npy header declares")
+    return arr.T if fortran else arr
+
+
+def _build(arch, arrays):
+    dtype = ARRAY_DTYPES[arch["dtype"]]
+    layers = []
+    for i, rec in enumerate(arch["layers"]):
+        field = f"layers[{i}]"
+        params = {n: arrays[f"layers/{i}/{n}"] for n in rec["arrays"]}
+        state = {n: arrays[f"layers/{i}/{n}"] for n in rec.get("state", [])}
+        for name, arr in {**params, **state}.items():
+            _expect(all_finite(arr), f"layers/{i}/{name}", "not finite (NaN or inf)")
         try:
-            layer = LAYER_TYPES[rec["type"]][1](rec["config"], arrays)
+            layer = LAYER_TYPES[rec["type"]][1](rec["config"], params)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"layers[{i}] ({rec['type']}): {exc}") from None
-        if np.dtype(layer.dtype) != dtype:
-            raise ValueError(f"layers[{i}] ({rec['type']}): dtype {layer.dtype}, the architecture says {dtype}")
+            raise _Refused(field, f"({rec['type']}) {exc}") from None
+        _expect(np.dtype(layer.dtype) == dtype, f"{field}.dtype",
+                f"the layer has {layer.dtype}, the architecture says {dtype.name}")
         live = getattr(layer, "state", {})
-        if sorted(live) != sorted(state):
-            raise ValueError(f"layers[{i}] ({rec['type']}): state arrays {sorted(state)} in the file, "
-                             f"the layer has {sorted(live)}")
+        _expect(sorted(live) == sorted(state), f"{field}.state",
+                f"state arrays {sorted(state)} in the file, the layer has {sorted(live)}")
         for name, arr in state.items():
-            if arr.shape != live[name].shape:
-                raise ValueError(f"array 'layers/{i}/{name}' has shape {arr.shape}, the layer's state "
-                                 f"has {live[name].shape}")
+            _expect(arr.shape == live[name].shape, f"layers/{i}/{name}",
+                    f"shape {arr.shape}, the layer's state has {live[name].shape}")
             live[name][...] = arr
         layers.append(layer)
-    extra = sorted(set(contents) - used)
-    if extra:
-        raise ValueError(f"unexpected arrays {extra}")
     loss = arch["loss"]
-    if loss["name"] not in LOSSES:
-        raise ValueError(f"loss: unknown loss {loss['name']!r}")
-    loss_obj = LOSSES[loss["name"]](**loss["config"])
+    try:
+        loss_obj = LOSSES[loss["name"]](**loss["config"])
+    except (TypeError, ValueError) as exc:
+        raise _Refused("loss.config", str(exc)) from None
     network = arch.get("network", {"type": "Network", "config": {}})
-    if network["type"] == "FullyConnectedNet":
-        return _fcnet_from_layers(network["config"], layers, loss_obj, arch)
-    if network["type"] != "Network":
-        raise ValueError(f"network: unknown network type {network['type']!r} (known: Network, FullyConnectedNet)")
-    return Network(layers, loss_obj, l2=arch["l2"], l1=arch["l1"], regularize_bias=arch["regularize_bias"])
+    try:
+        if network["type"] == "FullyConnectedNet":
+            return _fcnet_from_layers(network["config"], layers, loss_obj, arch)
+        return Network(layers, loss_obj, l2=arch["l2"], l1=arch["l1"], regularize_bias=arch["regularize_bias"])
+    except (TypeError, ValueError) as exc:
+        raise _Refused("network", str(exc)) from None

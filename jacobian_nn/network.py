@@ -232,9 +232,7 @@ class Network:
         explicit Jacobians (:meth:`Dense.backward`).
         """
         x = as_column(x, "x", self.n_in)
-        # one label as a batch of one: a scalar (a class index, or a binary label) -> (1,), a column -> (1, m)
-        Y = np.asarray(y)[None] if np.ndim(y) == 0 else as_column(y, "y", self.n_out).T
-        return self.loss_and_gradients(x.T, Y, mode)
+        return self.loss_and_gradients(x.T, self.loss.label_row(y, self.n_out), mode)
 
     def input_jacobian(self, x) -> np.ndarray:
         """``d y_hat / dx`` ``(n_out, n_in)`` = ``J_L ... J_2 J_1`` (see

@@ -76,22 +76,49 @@ class OptimizerState:
     t: int = 0
     buffers: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        # The structure is checked here; shapes, dtypes and values against the parameters in ``step``.
+        t = self.t
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+            raise TypeError(f"state.t: expected a non-negative integer step counter, got {type(t).__name__} {t!r}")
+        if t < 0:
+            raise ValueError(f"state.t: expected a non-negative integer step counter, got {t!r}")
+        object.__setattr__(self, "t", int(t))
+        if not isinstance(self.buffers, dict):
+            raise TypeError(f"state.buffers: expected a dict of buffer name -> list of dicts, "
+                            f"got {type(self.buffers).__name__}")
+        for name, buf in self.buffers.items():
+            if not isinstance(buf, (list, tuple)) or not all(isinstance(b, dict) for b in buf):
+                raise TypeError(f"state.buffers[{name!r}]: expected a list with one dict of arrays per layer, "
+                                f"got {type(buf).__name__}")
+
 
 def _zeros_like(params) -> list[dict]:
     return [{k: np.zeros_like(v) for k, v in p.items()} for p in params]
 
 
+#: Buffers that hold sums of squares: a negative entry would give NaN from ``sqrt``.
+_NON_NEGATIVE_BUFFERS = frozenset({"h", "s", "v"})
+
+
 def _check_state(params, state, names) -> None:
+    """``state`` must be an OptimizerState of this optimiser whose buffers mirror ``params`` exactly:
+    layers, keys, shape, the parameter's dtype (another precision is refused, never cast), finite,
+    and non-negative for the sums of squares. Raises naming ``state.buffers[name][i][key]``."""
     if not isinstance(state, OptimizerState):
         raise TypeError(f"state: expected an OptimizerState (from init_state), got {type(state).__name__}")
     if set(state.buffers) != set(names):
         raise ValueError(f"state: expected buffers {sorted(names)}, got {sorted(state.buffers)}; "
                          f"was it made by another optimiser?")
     for name in names:
-        buf = state.buffers[name]
-        if len(buf) != len(params) or any(set(b) != set(p) or any(b[k].shape != p[k].shape for k in p)
-                                          for b, p in zip(buf, params)):
-            raise ValueError(f"state: buffer {name!r} does not match the parameters' layers, keys and shapes")
+        buf, where = state.buffers[name], f"state.buffers[{name!r}]"
+        check_like_params(buf, params, where)          # layers, keys, shape, dtype (never cast), finite
+        for i, b in enumerate(buf):
+            for k, v in b.items():
+                if not isinstance(v, np.ndarray):
+                    raise TypeError(f"{where}[{i}][{k!r}]: expected an ndarray, got {type(v).__name__}")
+                if name in _NON_NEGATIVE_BUFFERS and v.size and v.min() < 0:
+                    raise ValueError(f"{where}[{i}][{k!r}]: a sum of squares must be >= 0, got {float(v.min())!r}")
 
 
 def _map(fn, *trees) -> list[dict]:
@@ -105,7 +132,12 @@ class Optimizer:
     buffer_names: tuple = ()
 
     def __init__(self, lr: float = 1e-2):
-        self.lr = check_positive(lr, "lr")
+        self.lr = lr
+
+    def __setattr__(self, name, value):
+        # every hyperparameter is checked whenever it is set, in the constructor or later (opt.lr = ...)
+        check = _HYPERPARAMETER_CHECKS.get(name)
+        super().__setattr__(name, value if check is None else check(value, name))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -152,7 +184,7 @@ class _WithMomentum(Optimizer):
 
     def __init__(self, lr: float = 1e-2, momentum: float = 0.9):
         super().__init__(lr)
-        self.momentum = _check_unit_interval(momentum, "momentum")
+        self.momentum = momentum
 
 
 class Momentum(_WithMomentum):
@@ -200,7 +232,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, lr: float = 1e-2, eps: float = 1e-7):
         super().__init__(lr)
-        self.eps = check_positive(eps, "eps")
+        self.eps = eps
 
     def _update(self, params, grads, buffers, eta, t):
         h = _map(lambda h, g: h + g * g, buffers["h"], grads)
@@ -221,8 +253,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, lr: float = 1e-2, rho: float = 0.99, eps: float = 1e-8):
         super().__init__(lr)
-        self.rho = _check_unit_interval(rho, "rho")
-        self.eps = check_positive(eps, "eps")
+        self.rho = rho
+        self.eps = eps
 
     def _update(self, params, grads, buffers, eta, t):
         rho = self.rho
@@ -250,9 +282,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(lr)
-        self.beta1 = _check_unit_interval(beta1, "beta1")
-        self.beta2 = _check_unit_interval(beta2, "beta2")
-        self.eps = check_positive(eps, "eps")
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
 
     def _update(self, params, grads, buffers, eta, t):
         b1, b2 = self.beta1, self.beta2
@@ -268,6 +300,11 @@ def _check_unit_interval(value, name: str) -> float:
     if value >= 1.0:
         raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
     return value
+
+
+#: Hyperparameter name -> its check (applied by ``Optimizer.__setattr__``).
+_HYPERPARAMETER_CHECKS = {"lr": check_positive, "eps": check_positive, "momentum": _check_unit_interval,
+                          "rho": _check_unit_interval, "beta1": _check_unit_interval, "beta2": _check_unit_interval}
 
 
 #: Name -> class, for the command line (a plain dict: no lookup by attribute name).

@@ -11,9 +11,9 @@ through its explicit Jacobians. A layer that couples the samples of a batch
 instead and chains the rows through its explicit Jacobian over the batch
 (``forward_samples`` / ``backward_samples``). No layer type is special-cased.
 
-After every layer the driver checks that the new columns (and, backward, rows) are
-finite, in one pass, and names the first one that is not: an overflow inside the
-network is refused where it happens.
+After every layer the driver checks that the new columns are finite, and before every
+layer's backward the rows it gets, in one pass each, and names the first one that is not:
+an overflow inside the network is refused where it happens.
 
 Batch convention (seed 000's ``trainBatch``): the loss of a batch is the mean of the
 per-sample losses and the gradients the mean of the per-sample gradients, the penalty
@@ -61,6 +61,7 @@ def backward_rows(net, rows, ctxs) -> list:
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
         layer, (kind, ctx) = net.layers[i], ctxs[i]
+        _check_finite(rows, i, "gradient row into the layer")   # (the first layer's dL/dx is not used)
         if kind == "samples":
             total = {k: np.zeros_like(v) for k, v in layer.params.items()}
             backward, new_rows = layer.backward, []
@@ -69,10 +70,10 @@ def backward_rows(net, rows, ctxs) -> list:
                 new_rows.append(gx)
                 for k, v in gr.items():
                     total[k] += v
+                gr = v = None   # this sample's gradients are freed before the next sample's are made
             rows, grads[i] = new_rows, total
         else:
             rows, grads[i] = layer.backward_samples(rows, ctx)
-        _check_finite(rows, i, "input gradient row")
     return grads
 
 

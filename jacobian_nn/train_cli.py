@@ -10,6 +10,7 @@ are still evaluated, saved and reported).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -38,7 +39,7 @@ def add_train(sub) -> None:
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="data set")
     p.add_argument("--data-dir", metavar="DIR", help="cifar10: the extracted cifar-10-batches-py directory")
     p.add_argument("--max-train", type=int, metavar="N", help="cifar10: keep only the first N training images")
-    p.add_argument("--gate", default="XOR", type=str.upper, choices=GATES, help="gates: which gate (XOR)")
+    p.add_argument("--gate", type=str.upper, choices=GATES, help="gates: which gate (default XOR)")
     p.add_argument("--hidden", metavar="SIZES",
                    help="hidden layer sizes, comma separated, e.g. 100,100; '' or 'none' for no hidden layer")
     p.add_argument("--activation", help="hidden activation (relu, tanh, sigmoid, leaky_relu, elu, ...)")
@@ -138,12 +139,74 @@ def describe_network(net) -> str:
     return " -> ".join(parts) + f", {loss}"
 
 
+#: The library's argument names -> the options that set them, so that an error raised by the
+#: library (``batch_size: expected at most 4``) names the option the user typed (``--batch-size``).
+OPTION_NAMES = {"lr": "--lr", "lr_decay": "--lr-decay", "epochs": "--epochs", "batch_size": "--batch-size",
+                "l2": "--l2", "reg": "--l2", "dropout": "--dropout", "weight_scale": "--weight-scale",
+                "seed": "--seed", "hidden_dims": "--hidden", "max_train": "--max-train", "data_dir": "--data-dir",
+                "activation": "--activation"}
+
+
+def _name_the_option(message: str) -> str:
+    """``"batch_size: expected ..."`` -> ``"--batch-size: expected ..."`` (messages of the library
+    start with the argument's name); other messages are returned unchanged."""
+    head, sep, rest = message.partition(":")
+    key = head.split("[")[0]
+    if sep and key in OPTION_NAMES:
+        return f"{OPTION_NAMES[key]}{head[len(key):]}:{rest}"
+    return message
+
+
 def run_train(args) -> int:
     try:
         return _run(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"jacobian-nn train: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        print(f"jacobian-nn train: error: {_name_the_option(str(exc))}", file=sys.stderr)
         return 2
+
+
+def _check_options(args) -> None:
+    """Everything that can be checked before any work: values, options that do not apply to the
+    model or data set being built, and every output path (a folder that does not exist would
+    otherwise lose the trained model). Raises ``ValueError``/``OSError`` naming the option."""
+    from .model_io import check_output_path
+
+    def finite(name, value, low, low_open=True, high=None):
+        ok = value == value and abs(value) != float("inf") and (value > low if low_open else value >= low) \
+            and (high is None or value < high)
+        if not ok:
+            bound = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
+            raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
+
+    finite("--lr", args.lr, 0.0)
+    finite("--lr-decay", args.lr_decay, 0.0)
+    finite("--l2", args.l2, 0.0, low_open=False)
+    finite("--dropout", args.dropout, 0.0, low_open=False, high=1.0)
+    if args.weight_scale is not None:
+        finite("--weight-scale", args.weight_scale, 0.0)
+        if not (args.batchnorm or args.dropout):
+            raise ValueError("--weight-scale: only used with --batchnorm or --dropout (the CS231n-style "
+                             "FullyConnectedNet); the plain network uses He initialisation")
+    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected an integer >= 0, got {args.seed}")
+    if args.gate is not None and args.dataset != "gates":
+        raise ValueError(f"--gate: only used with --dataset gates, got it with {args.dataset}")
+    if args.max_train is not None:
+        if args.dataset != "cifar10":
+            raise ValueError(f"--max-train: only used with --dataset cifar10, got it with {args.dataset}")
+        if args.max_train < 1:
+            raise ValueError(f"--max-train: expected a positive integer, got {args.max_train}")
+    outputs = {}
+    for option, suffix in (("--save", ".npz"), ("--json", None), ("--plot", None)):
+        value = getattr(args, option[2:])
+        if value is not None:
+            path = check_output_path(value, option, suffix)
+            if os.path.abspath(path) in outputs:
+                raise ValueError(f"{option}: {path} is also the file of {outputs[os.path.abspath(path)]}")
+            outputs[os.path.abspath(path)] = option
 
 
 def _run(args) -> int:
@@ -153,13 +216,16 @@ def _run(args) -> int:
     from .solver import Solver
 
     t0 = time.perf_counter()
+    for key, value in DEFAULTS[args.dataset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    _check_options(args)
+    if args.dataset == "gates" and args.gate is None:
+        args.gate = "XOR"
     if args.plot:
         from .plots import require_matplotlib
 
         require_matplotlib()  # fail before training, not after
-    for key, value in DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
     hidden = _hidden_sizes(args.hidden)
     optimizer = make_optimizer(args.optimizer, args.lr)
     ds = _load(args)

@@ -24,7 +24,7 @@ from .layers import Dense
 from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Network
 from .verify_paths import batchnorm_rows, crosscheck_rows  # both paths: cross-check; batch norm, dropout vs FD
-from .check_gallery import gallery_rows  # the check toolkit on deliberately wrong code
+from .check.gallery import gallery_rows  # the check toolkit on deliberately wrong code
 
 SEED = 20261122
 

@@ -147,10 +147,11 @@ def test_hostile_pickles_are_refused(tmp_path):
         "system": pickle.dumps({b"data": _Evil(marker), b"labels": []}, protocol=2),
         "eval": b"cbuiltins\neval\n(S'__import__(\"os\").system(\"touch %s\")'\ntR." % str(marker).encode(),
         "popen": b"csubprocess\nPopen\n((S'touch'\nS'%s'\nltR." % str(marker).encode(),
+        "eval2": b"\x80\x02cbuiltins\neval\nX\x05\x00\x00\x001 + 1\x85R.",   # opcodes of the format, bad global
     }
     for name, raw in payloads.items():
         (tmp_path / name).write_bytes(raw)
-        with pytest.raises(ValueError, match="refused global"):
+        with pytest.raises(ValueError, match="refused global|refused pickle opcode STRING"):
             data.load_cifar10_batch(tmp_path / name)
     assert not marker.exists()
 
@@ -185,3 +186,89 @@ def test_malformed_and_missing_files(tmp_path):
     (tmp_path / "partial" / "data_batch_1").write_bytes(good)
     with pytest.raises(FileNotFoundError, match="data_batch_2"):
         data.cifar10(tmp_path / "partial")
+
+
+def _array_pickle(shape, raw, dtype_args=(b"u1", 0, 1), fortran=False, labels=None, extra=None, label_ops=None):
+    """A protocol-2 batch whose b'data' is written opcode by opcode as numpy pickles an array
+    (``_reconstruct(ndarray, (0,), b'b')`` then ``BUILD`` with ``(1, shape, dtype, fortran, raw)``),
+    with any shape, dtype or bytes, true or not."""
+    def s(b):
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<i", len(b)) + b
+
+    def i(v):
+        return b"J" + struct.pack("<i", v)
+
+    dt = b"cnumpy\ndtype\n(" + s(dtype_args[0]) + i(dtype_args[1]) + i(dtype_args[2]) + b"tR" \
+        + b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    arr = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R"
+           + b"(K\x01(" + b"".join(i(d) for d in shape) + b"t" + dt + (b"\x88" if fortran else b"\x89") + s(raw)
+           + b"tb")
+    labels = [0] * shape[0] if labels is None else labels
+    lab = b"]" + (b"(" + (label_ops or b"".join(i(v) for v in labels)) + b"e" if labels else b"")
+    body = b"}(" + s(b"data") + arr + s(b"labels") + lab + (extra or b"") + b"u."
+    return b"\x80\x02" + body
+
+
+def test_the_recorded_array_format_loads_and_builds_no_array(tmp_path):
+    X = np.random.default_rng(0).integers(0, 256, size=(3, 3072), dtype=np.uint8)
+    (tmp_path / "b").write_bytes(_array_pickle((3, 3072), X.tobytes(), labels=[1, 2, 9]))
+    Xl, yl = data.load_cifar10_batch(tmp_path / "b")            # near miss of every refusal below
+    assert np.array_equal(Xl, X) and yl.tolist() == [1, 2, 9] and Xl.flags.writeable
+    with open(tmp_path / "b", "rb") as f:
+        obj = data.RestrictedUnpickler(f).load()
+    assert not isinstance(obj[b"data"], np.ndarray)               # the unpickler itself builds no array
+
+
+@pytest.mark.parametrize("name, raw, message", [
+    ("short_bytes", _array_pickle((2, 3072), b"\x00" * 3072), "expected 6144 bytes of pixels"),
+    ("long_bytes", _array_pickle((1, 3072), b"\x00" * 3073), "expected 3072 bytes of pixels"),
+    ("too_many_rows", _array_pickle((10001, 3072), b"\x00"), r"1 <= N <= 10000"),
+    ("zero_rows", _array_pickle((0, 3072), b""), r"1 <= N <= 10000"),
+    ("wrong_width", _array_pickle((1, 3073), b"\x00" * 3073), r"shape \(N, 3072\)"),
+    ("three_d", _array_pickle((1, 3, 1024), b"\x00" * 3072), r"shape \(N, 3072\)"),
+    ("float_dtype", _array_pickle((1, 384), b"\x00" * 3072, dtype_args=(b"f8", 0, 1)), "expected dtype uint8"),
+    ("unicode_dtype", _array_pickle((1, 3072), b"\x00" * 3072, dtype_args=(b"U100000000", 0, 1)),
+     "expected dtype uint8"),
+    ("fortran", _array_pickle((1, 3072), b"\x00" * 3072, fortran=True), "Fortran"),
+    ("bool_labels", _array_pickle((1, 3072), b"\x00" * 3072, label_ops=b"\x89"), "expected a list of ints"),
+    ("str_labels", _array_pickle((1, 3072), b"\x00" * 3072, label_ops=b"U\x010"), "expected a list of ints"),
+    ("label_range", _array_pickle((2, 3072), b"\x00" * 6144, labels=[0, 10]), r"labels in 0\.\.9"),
+    ("label_count", _array_pickle((2, 3072), b"\x00" * 6144, labels=[0]), "2 images but 1 labels"),
+    ("extra_key", _array_pickle((1, 3072), b"\x00" * 3072, extra=b"U\x04evilK\x01"), "expected a dict with keys"),
+    # numpy.ndarray called directly: with the old unpickler, np.empty's uninitialised memory came back as pixels
+    ("ndarray_call", b"\x80\x02}(U\x04datacnumpy\nndarray\nJ\x10'\x00\x00M\x00\x0c\x86\x85RU\x06labels]u.",
+     "not a readable CIFAR-10 pickle"),
+    # zero strides: ndarray(shape, uint8, buffer of 1 byte, 0, (0, 0)) expanded 1 byte into 30 MB
+    ("zero_strides", b"\x80\x02}(U\x04datacnumpy\nndarray\n(J\x10'\x00\x00M\x00\x0c\x86U\x02u1U\x01\x07K\x00"
+                     b"K\x00K\x00\x86tRU\x06labels]u.", "not a readable CIFAR-10 pickle"),
+    ("not_a_dict", b"\x80\x02]q\x00.", "expected a dict"),
+    ("inst_opcode", b"(ios\nsystem\nS'true'\no.", "refused pickle opcode"),
+    ("newobj", b"\x80\x02cnumpy\nndarray\n)\x81.", "refused pickle opcode NEWOBJ"),
+])
+def test_hostile_and_malformed_arrays_are_refused(tmp_path, name, raw, message):
+    (tmp_path / name).write_bytes(raw)
+    with pytest.raises(ValueError, match=message) as exc:
+        data.load_cifar10_batch(tmp_path / name)
+    assert str(tmp_path / name) in str(exc.value)
+
+
+def test_size_and_opcode_limits(tmp_path):
+    big = tmp_path / "big"
+    with open(big, "wb") as f:                                     # sparse: no 31 MB written
+        f.truncate(data.CIFAR10_MAX_ROWS * data.CIFAR10_DIM + data.CIFAR10_MAX_OVERHEAD + 1)
+    with pytest.raises(ValueError, match="more than a CIFAR-10 batch can hold"):
+        data.load_cifar10_batch(big)
+    # a MARK bomb: each 1-byte MARK would make the unpickler allocate a new list (56 bytes)
+    (tmp_path / "marks").write_bytes(b"\x80\x02" + b"(" * (data.CIFAR10_MAX_OPCODES + 1) + b".")
+    with pytest.raises(ValueError, match="more than 200000 pickle opcodes"):
+        data.load_cifar10_batch(tmp_path / "marks")
+
+
+def test_a_full_size_batch_in_the_real_layout_loads(tmp_path):
+    X = np.random.default_rng(1).integers(0, 256, size=(10_000, 3072), dtype=np.uint8)
+    y = np.random.default_rng(2).integers(0, 10, size=10_000).tolist()
+    raw = _py2_batch_bytes(X, y)
+    assert data.CIFAR10_MAX_ROWS * 3072 < len(raw) < data.CIFAR10_MAX_ROWS * 3072 + data.CIFAR10_MAX_OVERHEAD
+    (tmp_path / "data_batch_1").write_bytes(raw)
+    Xl, yl = data.load_cifar10_batch(tmp_path / "data_batch_1")
+    assert np.array_equal(Xl, X) and yl.tolist() == y

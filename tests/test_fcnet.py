@@ -222,3 +222,27 @@ def test_activation_layer_matches_dense_relu():
     y, ctx = layer.forward(Z[0][:, None])
     np.testing.assert_array_equal(layer.backward(G[0][None], ctx)[0], np.where(Z[0] > 0, G[0], 0.0)[None])
     assert isinstance(Dropout(2, 0.1), Dropout)
+
+
+@pytest.mark.parametrize("path", ["reference", "batched"])
+@pytest.mark.parametrize("bad", ["index out of range", "not probabilities", "wrong count"])
+def test_bad_labels_are_refused_before_any_state_changes(path, bad):
+    """Validate, then act: a label error leaves batch norm's running statistics and the dropout
+    Generators as they were, on both paths (the forward would have updated both)."""
+    net = FullyConnectedNet([4], input_dim=3, num_classes=3, use_batchnorm=True, dropout=0.3, seed=0)
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    Y = {"index out of range": np.array([0, 1, 2, 3, 0]), "not probabilities": 0.5 * np.eye(3)[[0, 1, 2, 0, 1]],
+         "wrong count": np.eye(3)[[0, 1]]}[bad]
+    calls = {"reference": [net.loss_and_gradients],
+             "batched": [net.loss_and_gradients_batched, net.per_sample_losses_batched,
+                         lambda X, Y: net.train_step_batched(X, Y, 0.1)]}[path]
+    bn, drop = net.layers[1], net.layers[3]
+    for call in calls:
+        saved = (bn.running_mean.copy(), bn.running_var.copy(), drop.rng.bit_generator.state)
+        with pytest.raises(ValueError, match=r"^Y: expected"):
+            call(X, Y)
+        assert np.array_equal(saved[0], bn.running_mean) and np.array_equal(saved[1], bn.running_var)
+        assert saved[2] == drop.rng.bit_generator.state
+    # the near miss: good labels do run the forward, which updates both
+    calls[0](X, np.array([0, 1, 2, 0, 1]))
+    assert not np.array_equal(saved[0], bn.running_mean) and saved[2] != drop.rng.bit_generator.state

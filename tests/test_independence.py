@@ -81,9 +81,9 @@ BATCHED_MODULES = ("batched.py",)
 #: Modules whose ``*_batched`` functions are *witnesses* for someone else's code, not the
 #: batched path: module prefix -> reason. Their job is to read the reference derivatives.
 WITNESS_MODULES = {
-    "check.py": "check_*_batched compare a user's batched function with finite differences and the "
-                "library's reference Jacobians; they compute no derivative for the batched path",
-    "check/": "the checker package (the same role as check.py)",
+    "check/api.py": "check_*_batched compare a user's batched function with finite differences and the "
+                    "library's reference Jacobians; they compute no derivative for the batched path",
+    "check/witnesses.py": "the checker's reference witnesses read the library's Jacobians on purpose",
 }
 
 #: Names ending in ``_batch`` (not ``_batched``): each names a batch of data, not the path.

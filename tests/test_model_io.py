@@ -78,3 +78,73 @@ def test_unregistered_layer_type_is_refused_on_save(tmp_path):
     net = Network([Custom(2, 2, seed=0)], "mse")
     with pytest.raises(TypeError, match="no saver registered for Custom"):
         save_model(net, tmp_path / "x.npz")
+
+
+def test_save_is_atomic_a_failed_write_leaves_the_old_model(tmp_path, monkeypatch):
+    path = save_model(_net(), tmp_path / "m.npz")
+    old = open(path, "rb").read()
+    real = np.savez_compressed
+
+    def fails_half_way(file, **arrays):                      # a full disk: some bytes written, then ENOSPC
+        real(file, **arrays)
+        file.truncate(100)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", fails_half_way)
+    other = Network.build([3, 7, 2], "relu", seed=5)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(other, path)
+    assert open(path, "rb").read() == old                      # the old model, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]   # no temporary file left behind
+    monkeypatch.setattr(np, "savez_compressed", real)
+    assert architecture(load_model(save_model(other, path))) == architecture(other)   # near miss: it does replace
+
+
+def test_save_refuses_before_writing(tmp_path):
+    net = _net()
+    with pytest.raises(FileNotFoundError, match="path: the folder"):
+        save_model(net, tmp_path / "no" / "m.npz")
+    (tmp_path / "d.npz").mkdir()
+    with pytest.raises(ValueError, match="path: .* is a directory"):
+        save_model(net, tmp_path / "d.npz")
+    net.layers[1].b[2] = np.nan
+    with pytest.raises(ValueError, match=r"net: array 'layers/1/b' is not finite"):
+        save_model(net, tmp_path / "nan.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
+
+
+def test_saved_file_gets_the_ordinary_file_mode(tmp_path):
+    import os
+    path = save_model(_net(), tmp_path / "m.npz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(path, 0o640)
+    save_model(_net(), path)                                   # replacing keeps the old file's mode
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_memory_budget_near_miss(tmp_path):
+    net = Network.build([300, 300, 2], "relu", seed=0)          # ~0.7 MB of float64, stored ~0.7 MB
+    path = save_model(net, tmp_path / "big.npz")
+    assert load_model(path, max_bytes=800_000).n_in == 300       # fits
+    with pytest.raises(ValueError, match=r"big\.npz: .*layers/\d/\w: the arrays need more than .* max_bytes"):
+        load_model(path, max_bytes=100_000)
+
+
+def test_fortran_ordered_arrays_load_bit_exact(tmp_path):
+    # near miss of the header checks: numpy writes an F-contiguous array with fortran_order True
+    import io
+    net = _net()
+    path = save_model(net, tmp_path / "m.npz")
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    buf = io.BytesIO()
+    np.save(buf, np.asfortranarray(net.layers[0].W))
+    members["layers/0/W.npy"] = buf.getvalue()
+    assert b"'fortran_order': True" in members["layers/0/W.npy"][:128]
+    with zipfile.ZipFile(path, "w") as out:
+        for n, raw in members.items():
+            out.writestr(n, raw)
+    back = load_model(path)
+    assert back.layers[0].W.tobytes() == net.layers[0].W.tobytes()

@@ -153,3 +153,75 @@ def test_lr_override_and_bad_input():
     with pytest.raises(TypeError, match="OptimizerState"):
         SGD().step(params, g, {"t": 0})
     assert isinstance(SGD().init_state(params), OptimizerState)
+
+
+def _state_copy(state):
+    return {k: [{n: a.copy() for n, a in d.items()} for d in v] for k, v in state.buffers.items()}, state.t
+
+
+@pytest.mark.parametrize("make_state, exc, message", [
+    (lambda s: OptimizerState(-1, s.buffers), ValueError, r"state\.t: expected a non-negative integer"),
+    (lambda s: OptimizerState("3", s.buffers), TypeError, r"state\.t: expected a non-negative integer.*str"),
+    (lambda s: OptimizerState(2.0, s.buffers), TypeError, r"state\.t: .*float"),
+    (lambda s: OptimizerState(True, s.buffers), TypeError, r"state\.t: .*bool"),
+    (lambda s: OptimizerState(1, [1, 2]), TypeError, r"state\.buffers: expected a dict"),
+    (lambda s: OptimizerState(1, {"m": 3, "v": s.buffers["v"]}), TypeError, r"state\.buffers\['m'\]"),
+])
+def test_state_construction_validates(make_state, exc, message):
+    params = _params(0)
+    with pytest.raises(exc, match=message):
+        make_state(Adam().init_state(params))
+
+
+def _bad(buffers, name, key, value):
+    out = {k: [dict(d) for d in v] for k, v in buffers.items()}
+    out[name][0][key] = value
+    return out
+
+
+@pytest.mark.parametrize("edit, exc, message", [
+    (lambda b: _bad(b, "m", "W", np.full((3, 2), np.nan)), ValueError, r"state\.buffers\['m'\]\[0\]\['W'\]: .*finite"),
+    (lambda b: _bad(b, "v", "b", np.array([np.inf, 0.0])), ValueError, r"state\.buffers\['v'\]\[0\]\['b'\]: .*finite"),
+    (lambda b: _bad(b, "v", "W", -np.ones((3, 2))), ValueError, r"\['v'\]\[0\]\['W'\]: a sum of squares must be >= 0"),
+    (lambda b: _bad(b, "m", "W", np.zeros((3, 2), np.float32)), TypeError, r"\['m'\]\[0\]\['W'\]: expected dtype float64"),
+    (lambda b: _bad(b, "m", "W", np.zeros((2, 3))), ValueError, r"\['m'\]\[0\]\['W'\]: expected shape \(3, 2\)"),
+    (lambda b: _bad(b, "m", "W", [[0.0] * 2] * 3), TypeError, r"\['m'\]\[0\]\['W'\]: expected an ndarray"),
+    (lambda b: {**b, "m": b["m"] * 2}, ValueError, r"state\.buffers\['m'\]: expected 1 layer entries"),
+])
+def test_step_refuses_bad_buffers_and_changes_nothing(edit, exc, message):
+    params = _params(0)
+    opt = Adam(0.1)
+    grads = _grads(np.random.default_rng(1))
+    _, good = opt.step(params, grads, opt.init_state(params))
+    state = OptimizerState(good.t, edit(good.buffers))
+    before = _state_copy(state), [{k: v.copy() for k, v in p.items()} for p in params]
+    with pytest.raises(exc, match=message):
+        opt.step(params, grads, state)
+    assert state.t == before[0][1]
+    for name, layers in state.buffers.items():
+        for d, e in zip(layers, before[0][0][name]):
+            assert all(np.array_equal(d[n], e[n], equal_nan=True) for n in d)
+    assert all(np.array_equal(p[k], q[k]) for p, q in zip(params, before[1]) for k in p)
+
+
+def test_negative_moments_are_fine_where_the_sign_is_free():
+    # near miss of the sum-of-squares rule: Adam's m and the momentum velocity may be negative
+    params = _params(0)
+    grads = _grads(np.random.default_rng(1))
+    for opt, name in ((Adam(0.1), "m"), (Momentum(0.1), "velocity")):
+        state = opt.init_state(params)
+        state = OptimizerState(3, {**state.buffers, name: [{k: -np.ones_like(v) for k, v in params[0].items()}]})
+        steps, new = opt.step(params, grads, state)
+        assert new.t == 4 and all(np.isfinite(s).all() for s in steps[0].values())
+    assert OptimizerState(np.int64(5)).t == 5 and type(OptimizerState(np.int64(5)).t) is int
+
+
+@pytest.mark.parametrize("attr, value, exc", [("lr", -1.0, ValueError), ("lr", "0.1", TypeError),
+                                              ("beta1", 1.0, ValueError), ("eps", float("nan"), ValueError)])
+def test_hyperparameters_are_checked_when_set_later(attr, value, exc):
+    opt = Adam(0.1)
+    with pytest.raises(exc, match=attr):
+        setattr(opt, attr, value)
+    assert opt.hyperparameters() == {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    opt.lr = 0.5                                        # near miss
+    assert opt.lr == 0.5

@@ -31,10 +31,19 @@ def test_toy_default_is_seed_001_linear_model(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--lr", "0"], "lr: expected a finite number > 0"),
-    (["--lr", "-1"], "lr: expected a finite number > 0"),
-    (["--batch-size", "0"], "batch_size: expected a positive integer"),
-    (["--batch-size", "5"], "batch_size: expected at most 4"),
+    (["--lr", "0"], "--lr: expected a finite number > 0"),
+    (["--lr", "-1"], "--lr: expected a finite number > 0"),
+    (["--lr", "nan"], "--lr: expected a finite number > 0"),
+    (["--lr-decay", "inf"], "--lr-decay: expected a finite number > 0"),
+    (["--l2", "-0.1"], "--l2: expected a finite number >= 0"),
+    (["--dropout", "1"], "--dropout: expected a finite number >= 0 and < 1"),
+    (["--epochs", "0"], "--epochs: expected a positive integer"),
+    (["--seed", "-3"], "--seed: expected an integer >= 0"),
+    (["--batch-size", "0"], "--batch-size: expected a positive integer"),
+    (["--batch-size", "5"], "--batch-size: expected at most 4"),
+    (["--weight-scale", "0.1"], "--weight-scale: only used with --batchnorm or --dropout"),
+    (["--dropout", "0.1", "--weight-scale", "-1"], "--weight-scale: expected a finite number > 0"),
+    (["--max-train", "10"], "--max-train: only used with --dataset cifar10"),
     (["--hidden", "10,x"], "--hidden"),
     (["--data-dir", "/tmp"], "--data-dir: only used with --dataset cifar10"),
 ])
@@ -72,3 +81,35 @@ def test_plot_with_matplotlib(tmp_path):
     png = tmp_path / "p.png"
     assert main(["train", "--dataset", "gates", "--epochs", "20", "--plot", str(png), "--no-progress"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gate_only_with_gates(capsys):
+    assert main(["train", "--dataset", "toy", "--gate", "and", "--no-progress"]) == 2
+    assert "--gate: only used with --dataset gates" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, name", [("--save", "m.npz"), ("--json", "r.json"), ("--plot", "p.png")])
+def test_every_output_path_is_checked_before_training(tmp_path, capsys, option, name):
+    bad = tmp_path / "missing" / name
+    assert main(["train", "--dataset", "gates", "--epochs", "5", "--no-progress", option, str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert f"{option}: the folder" in captured.err and "does not exist" in captured.err
+    assert captured.out == ""                                      # nothing was loaded or trained
+    (tmp_path / name).mkdir()                                      # a directory where the file should go
+    assert main(["train", "--dataset", "gates", "--no-progress", option, str(tmp_path / name)]) == 2
+    assert f"{option}: " in capsys.readouterr().err and not list((tmp_path / name).iterdir())
+
+
+def test_same_file_for_two_outputs_is_refused(tmp_path, capsys):
+    out = str(tmp_path / "x.npz")
+    assert main(["train", "--dataset", "gates", "--no-progress", "--save", out, "--json", out]) == 2
+    assert "--json: " in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
+def test_options_that_apply_are_accepted(tmp_path):
+    # near miss: --weight-scale with --dropout, --gate with gates, outputs in an existing folder
+    assert main(["train", "--dataset", "gates", "--gate", "or", "--dropout", "0.1", "--weight-scale", "0.5",
+                 "--activation", "relu",
+                 "--epochs", "3", "--no-progress", "--save", str(tmp_path / "m"), "--json",
+                 str(tmp_path / "r.json")]) == 0
+    assert (tmp_path / "m.npz").exists() and (tmp_path / "r.json").exists()
