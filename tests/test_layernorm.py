@@ -157,3 +157,13 @@ def test_save_and_load():
     back = jn.load_model(path)
     assert isinstance(back.layers[1], jn.LayerNorm) and back.layers[1].eps == 1e-5
     assert all(same_bits(p[k], q[k]) for p, q in zip(net.params, back.params) for k in p)
+
+
+def test_float32_layer_norm_network_cross_checks_against_the_float64_reference():
+    net = jn.Network([jn.Dense(3, 4, "identity", seed=0), jn.LayerNorm(4, gamma=np.array([1.0, 2.0, 3.0, 0.5])),
+                      jn.ActivationLayer(4, "tanh"), jn.Dense(4, 2, seed=1)], "sigmoid_binary_cross_entropy")
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    Y = np.random.default_rng(1).random((6, 2)) < 0.5
+    net32 = net.astype(np.float32)
+    assert net32.layers[1].gamma.dtype == np.float32 and isinstance(net32.layers[1], jn.LayerNorm)
+    assert jn.cross_check(net32, X.astype(np.float32), Y).passed
