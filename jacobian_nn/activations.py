@@ -392,7 +392,12 @@ class Softmax(Activation):
     full relative precision when ``s_i`` is close to 1.
 
     Batched VJP without forming J: for upstream rows ``G`` ``(N, m)`` and
-    ``S = softmax(Z)``, ``G J = S * (G - rowsum(G * S))``.
+    ``S = softmax(Z)``, ``G J = S * (G' - rowsum(G' * S))`` with ``G' = G - G[k, r_k]``, ``r_k`` the
+    argmax of row k (``1^T J = 0``, so the shift changes nothing exactly; numerically it makes
+    ``G'[k, r_k] = 0``, so at saturation, ``s_r`` close to 1, the entry ``r`` is
+    ``-s_r sum_{j != r} s_j G'_j`` without the cancellation of ``g_r - (g_r s_r + ...)``).
+    Batched Jacobians: off-diagonal ``-s_i s_j``, diagonal ``s_i * sum_{j != i} s_j`` (as the
+    reference).
 
     The shift by the max does not change s (numerator and denominator are both
     scaled by ``exp(-max z)``) and keeps every exponent <= 0, so nothing overflows.
@@ -422,15 +427,19 @@ class Softmax(Activation):
         return E
 
     def vjp_batched(self, Z, A, G, out=None):
-        return np.multiply(A, G - np.sum(G * A, axis=1, keepdims=True), out=out)
+        """``A * (G' - rowsum(G' * A))``, ``G' = G - G[k, argmax A[k]]`` (class docstring)."""
+        Gs = G - np.take_along_axis(G, A.argmax(axis=1)[:, None], axis=1)
+        return np.multiply(A, Gs - np.sum(Gs * A, axis=1, keepdims=True), out=out)
 
     def jacobian_batched(self, Z):
-        """``(N, m, m)`` with slice k equal to ``diag(S[k]) - S[k]^T S[k]``."""
+        """``(N, m, m)`` with slice k equal to ``diag(S[k]) - S[k]^T S[k]``; the diagonal
+        ``s_i (1 - s_i)`` as ``s_i * sum_{j != i} s_j`` (``S @ (1 1^T - I)``, positive terms only)."""
         _check_batch(Z)
         S = self.forward_batched(Z)
+        m = S.shape[1]
         J = -S[:, :, None] * S[:, None, :]
-        idx = np.arange(S.shape[1])
-        J[:, idx, idx] += S
+        idx = np.arange(m)
+        J[:, idx, idx] = S * (S @ (np.ones((m, m), dtype=S.dtype) - np.eye(m, dtype=S.dtype)))
         return J
 
 

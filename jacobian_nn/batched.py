@@ -243,7 +243,7 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
     Their mean plus ``net.penalty()`` is the batch loss of :func:`loss_and_gradients_batched`.
     """
     Y_hat, _ = _forward(net, _checked(net, X, Y, mode), mode)
-    Ym = label_matrix(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
+    Ym = net.loss.labels_batched(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
     return net.loss.per_sample_losses_batched(Y_hat, Ym)
 
 
@@ -267,16 +267,19 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
     exactly as :func:`loss_and_gradients_batched` defines it (up to rounding).
     ``include_penalty=False`` returns the data-loss gradients only.
 
-    Every layer must declare ``per_sample_gradients``; a batch-coupled layer in training
-    mode (whose samples are not independent) has none.
+    Every layer is asked first (``per_sample_refusal(mode)``), before anything runs: batch
+    normalisation in training mode couples the samples and is refused (use ``mode="test"``);
+    dropout in training mode gives each sample's gradient under its own row of the mask (fix
+    the masks with ``using_dropout_masks`` to reproduce them).
     """
+    check_mode(mode)
     for i, layer in enumerate(net.layers):
-        if not layer.per_sample_gradients:
-            raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no per-sample gradients; "
-                            "per-sample gradients need layers whose samples are independent")
+        why = layer.per_sample_refusal(mode)
+        if why is not None:
+            raise TypeError(f"net.layers[{i}]: {why}")
     Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode)
     N = Y_hat.shape[0]
-    Ym = label_matrix(Y, N, net.n_out, dtype=net.dtype)
+    Ym = net.loss.labels_batched(Y, N, net.n_out, dtype=net.dtype)
     G = net.loss.gradient_batched(Y_hat, Ym) * Y_hat.dtype.type(N)
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
@@ -356,7 +359,7 @@ def _last_two_jacobian_batched(layers, inputs):
 def activation_jacobians_batched(net, X, mode: str = "test") -> list:
     """Per layer, the activation Jacobians ``J_f(Z)`` ``(N, m, m)`` at the layer's pre-activations,
     i.e. the layer's ``jacobian_b_batched`` (``dy/db = J_f(z)``); ``None`` for a layer without
-    batched Jacobians."""
+    batched Jacobians or without such a bias (layer norm, batch norm, dropout, a bare activation)."""
     check_mode(mode)
     A = net.input_batch(X)
     out = []

@@ -64,7 +64,6 @@ from . import batched
 from ._validation import columns
 from .fd import Comparison, compare
 from .layers import Dense
-from .losses import label_matrix
 
 #: Tolerance multiplier, in units of the dtype's machine epsilon (see the module docstring).
 CROSSCHECK_ULPS = 1024
@@ -192,7 +191,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     ref = net if dtype == np.float64 else _float64_copy(net)
     X64 = _upcast(net.input_batch(X))   # images (N, C, H, W) flattened, as both drivers see them
-    Y64 = label_matrix(_upcast(Y), N, net.n_out)  # float64 labels for the reference
+    Y64 = net.loss.labels_batched(_upcast(Y), N, net.n_out)  # float64 labels for the reference
     cols, ycols = columns(X64), columns(Y64)
 
     def add(quantity, b, r, axes, floor=0.0):
@@ -220,21 +219,22 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     # -- per-sample gradients
     if per_sample:
-        missing = [i for i, layer in enumerate(net.layers) if not layer.per_sample_gradients]
+        missing = [i for i, layer in enumerate(net.layers) if layer.per_sample_refusal("test") is not None]
         if missing:
             report.skipped.append(f"per-sample gradients: layers {missing} have no per-sample gradients")
-        else:
-            ps_b = batched.per_sample_gradients_batched(net, X, Y)
-            ps_r = [ref.backward(cols[k], ycols[k])[1] for k in range(N)]
+        else:   # test mode, as the reference's per-sample backward
+            ps_b = batched.per_sample_gradients_batched(net, X, Y, mode="test")
+            ps_r = [ref.backward(cols[k], ycols[k], "test")[1] for k in range(N)]
             for i, g in enumerate(ps_b):
                 for name in g:
                     stacked = np.stack([ps_r[k][i][name] for k in range(N)])
                     axes = ("sample",) + _AXES_PARAM.get(stacked.ndim - 1, ())
                     add(f"per-sample grad layer {i} {name} {tuple(g[name].shape)}", g[name], stacked, axes)
+            grads_test = batched.loss_and_gradients_batched(net, X, Y, mode="test")[1]
             for i, g in enumerate(ps_b):
                 for name in g:
                     add(f"mean per-sample == grad, layer {i} {name}", g[name].mean(axis=0, dtype=np.float64),
-                        grads_b[i][name], _AXES_PARAM.get(g[name].ndim - 1, ()))
+                        grads_test[i][name], _AXES_PARAM.get(g[name].ndim - 1, ()))
 
     # -- batched Jacobians
     if jacobians:
@@ -242,13 +242,14 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
         if missing:
             report.skipped.append(f"batched Jacobians: layers {missing} have no batched Jacobians")
         else:
-            A = net.input_batch(X)
-            for i, layer in enumerate(net.layers):
-                if isinstance(layer, Dense):   # the activation Jacobians of dense layers (image layers: none)
-                    Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
-                    Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
-                    add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", layer.jacobian_b_batched(A), Jr,
-                        ("sample", "row", "column"))
+            A = net.input_batch(X)   # images (N, C, H, W) flattened
+            for i, (layer, Jb) in enumerate(zip(net.layers, batched.activation_jacobians_batched(net, X))):
+                if not isinstance(layer, Dense):   # only a dense layer has an activation J_f(Z)
+                    A = layer.forward_batched(A, "test")[0]
+                    continue
+                Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
+                Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
+                add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", Jb, Jr, ("sample", "row", "column"))
                 A = layer.forward_batched(A, "test")[0]
             # image layers return scipy.sparse Jacobians; a product of only those stays sparse
             Jr = np.stack([_dense(ref.input_jacobian(c)) for c in cols])
