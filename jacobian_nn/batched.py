@@ -122,18 +122,21 @@ class Lender:
 
 
 class _OwnGradient:
-    """Without a workspace: lends a layer the incoming ``G`` for its ``delta`` when ``G`` is an
-    array this call made itself (the scaled loss gradient, or the next layer's fresh ``dX``) and
-    will not use again, so the VJP is computed in its memory: one ``(N, m)`` allocation (and its
-    page faults) fewer per layer. Every other role is allocated as usual."""
+    """Lends a layer the incoming ``G`` for its ``delta`` when ``G`` is an array this call made
+    itself (the scaled loss gradient, or the next layer's ``dX``) and will not use again, so the
+    VJP is computed in its memory: one ``(N, m)`` array fewer per layer (without a workspace,
+    its allocation and page faults; with one, its memory traffic). Every other role goes to
+    ``base`` (the workspace's lender), or is allocated as usual without one."""
 
-    __slots__ = ("G",)
+    __slots__ = ("G", "base")
 
-    def __init__(self, G):
-        self.G = G
+    def __init__(self, G, base=None):
+        self.G, self.base = G, base
 
     def array(self, role: str, shape, dtype):
-        return self.G if role == "delta" else None
+        if role == "delta":
+            return self.G
+        return lend(self.base, role, shape, dtype)
 
 
 def _lender(workspace, owner):
@@ -193,7 +196,7 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     owned = scale is not None   # G is an array of this call's own (the loss's G may be the caller's)
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):                                          # backward
-        out = _lender(workspace, i) if workspace is not None else _OwnGradient(G) if owned else None
+        out = _OwnGradient(G, _lender(workspace, i)) if owned else _lender(workspace, i)
         G, grads[i] = net.layers[i].backward_batched(G, ctxs[i], input_grad=i > 0, out=out)
         owned = True   # a layer's dX is the caller's (the layer protocol): this loop's own
     net.add_penalty_gradients(grads, scale=scale, out=own)                                 # penalty

@@ -293,10 +293,28 @@ class MeanSquaredError(Loss):
 # --------------------------------------------------------------------------- softmax + cross-entropy
 
 
-def _log_softmax_rows(Z: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax ``(N, m)``: ``(Z - max) - log sum exp(Z - max)``, no overflow."""
-    shifted = Z - Z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+def _softmax_rows(Z, Y, out=None):
+    """Checked logits ``Z`` ``(N, m)`` and labels, and the pieces of the row-wise softmax:
+    ``(shifted = Z - rowmax Z, E = exp(shifted), s = rowsum E (N, 1), idx, Y)``, where ``idx``
+    holds integer class indices ``(N,)`` (then ``Y`` is not used) or is None (``Y`` is the checked
+    ``(N, m)`` label matrix). Nothing overflows: every exponent is <= 0. ``out`` lends
+    ``shifted`` and ``E``."""
+    Z = output_batch(Z, "Z")
+    idx = label_indices(Y, *Z.shape)
+    if idx is None:
+        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
+        _check_probabilities(Y, "Y")
+    shifted = np.subtract(Z, Z.max(axis=1, keepdims=True), out=lend(out, "shifted", Z.shape, Z.dtype))
+    E = np.exp(shifted, out=lend(out, "E", Z.shape, Z.dtype))
+    return shifted, E, E.sum(axis=1, keepdims=True), idx, Y
+
+
+def _cross_entropy_rows(shifted, s, idx, Y) -> np.ndarray:
+    """``L_k = -sum_i Y[k, i] (shifted[k, i] - log s_k)`` ``(N,)`` (the log-softmax is
+    ``shifted - log s``); with class indices, the one term ``-(shifted[k, y_k] - log s_k)``."""
+    if idx is not None:
+        return -(shifted[np.arange(idx.shape[0]), idx] - np.log(s[:, 0]))
+    return -np.sum(Y * (shifted - np.log(s)), axis=1)
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -370,10 +388,8 @@ class SoftmaxCrossEntropy(Loss):
 
     def per_sample_losses_batched(self, Z, Y):
         """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log_softmax(Z[k])_i``."""
-        Z = output_batch(Z, "Z")
-        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
-        _check_probabilities(Y, "Y")
-        return -np.sum(Y * _log_softmax_rows(Z), axis=1)
+        shifted, _, s, idx, Y = _softmax_rows(Z, Y)
+        return _cross_entropy_rows(shifted, s, idx, Y)
 
     def forward_and_gradient_batched(self, Z, Y, *, out=None):
         """The batch loss and its gradient from logits ``Z`` ``(N, m)``: with
@@ -382,29 +398,20 @@ class SoftmaxCrossEntropy(Loss):
             L = -(1/N) sum_k sum_i Y[k, i] (shifted[k, i] - log s_k)
             G = (E / s - Y) / N        (N, m)
 
+        i.e. the mean of :meth:`per_sample_losses_batched` (one formula, ``_cross_entropy_rows``).
         Integer class indices ``Y`` ``(N,)`` skip the one-hot matrix (one-hot rows are
-        probabilities by construction): ``L = -(1/N) sum_k (shifted[k, y_k] - log s_k)`` and
-        ``G[k, y_k] -= 1/N``, the same gradient; the loss is the same sum without the zero
-        products (equal up to rounding). ``out`` (the batched driver's lender) lends
-        ``shifted`` and ``G``.
+        probabilities by construction): ``L_k = -(shifted[k, y_k] - log s_k)``, and 1 is
+        subtracted from ``E / s`` at ``(k, y_k)`` before the division by N: the same values
+        without the zero products. ``out`` (the batched
+        driver's lender) lends ``shifted`` and ``G``.
         """
-        Z = output_batch(Z, "Z")
-        N = Z.shape[0]
-        idx = label_indices(Y, *Z.shape)
-        if idx is None:
-            Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
-            _check_probabilities(Y, "Y")
-        shifted = np.subtract(Z, Z.max(axis=1, keepdims=True), out=lend(out, "shifted", Z.shape, Z.dtype))
-        E = np.exp(shifted, out=lend(out, "E", Z.shape, Z.dtype))
-        sums = E.sum(axis=1, keepdims=True)
+        shifted, E, s, idx, Y = _softmax_rows(Z, Y, out)
+        N = E.shape[0]
+        loss = float(_cross_entropy_rows(shifted, s, idx, Y).sum() / N)
+        E /= s
         if idx is not None:
-            rows = np.arange(N)
-            loss = float(-np.sum(shifted[rows, idx] - np.log(sums[:, 0])) / N)
-            E /= sums
-            E[rows, idx] -= 1
+            E[np.arange(N), idx] -= 1
         else:
-            loss = float(-np.sum(Y * (shifted - np.log(sums))) / N)
-            E /= sums
             E -= Y
         E /= N
         return loss, E
