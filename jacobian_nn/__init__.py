@@ -27,7 +27,7 @@ from .model_io import load_model, register_layer_type, save_model
 from .normalization import (ActivationLayer, BatchNorm, Dropout, frozen_running_stats, sample_dropout_masks,
                             same_randomness, using_dropout_masks)
 from .optimizers import OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, SGD, make_optimizer
-from .solver import History, IterationInfo, Solver
+from .solver import History, IterationInfo, Solver, TrainingDiverged
 
 __version__ = "0.1.0"
 
@@ -43,5 +43,5 @@ __all__ = [
     "precision_recall_f1", "load_model", "register_layer_type", "save_model", "ActivationLayer", "BatchNorm",
     "Dropout", "frozen_running_stats", "sample_dropout_masks", "same_randomness", "using_dropout_masks",
     "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "SGD", "make_optimizer",
-    "History", "IterationInfo", "Solver",
+    "History", "IterationInfo", "Solver", "TrainingDiverged",
 ]

@@ -164,14 +164,32 @@ def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = T
     jacobians, per_sample : include the batched Jacobians / per-sample quantities.
 
     Returns a :class:`CrossCheckReport`; ``report.passed`` is True when every quantity
-    is within tolerance. Neither ``net`` nor the inputs are modified.
+    is within tolerance. Neither ``net`` nor the inputs are modified: parameters, running
+    statistics and the dropout layers' Generator states are as they were, on success and on error.
     """
     # Batch norm and dropout: both paths see the same dropout masks (drawn once here) and
     # training-mode forwards leave the running statistics alone (jacobian_nn.normalization).
     from .normalization import same_randomness
 
-    with same_randomness(net, max(int(np.shape(X)[0]) if np.ndim(X) == 2 else 1, 1)):
-        return _cross_check(net, X, Y, ulps=ulps, jacobians=jacobians, per_sample=per_sample)
+    # The masks are drawn from the layers' own Generators: their states are put back afterwards
+    # (also on an error), so the network is left exactly as it was found, Generators included.
+    N = net.input_batch(X).shape[0]   # X checked before any mask is drawn (its message names X)
+    saved = _generator_states(net)
+    try:
+        with same_randomness(net, N):
+            return _cross_check(net, X, Y, ulps=ulps, jacobians=jacobians, per_sample=per_sample)
+    finally:
+        for rng, state in saved:
+            rng.bit_generator.state = state
+
+
+def _generator_states(net) -> list:
+    """``(Generator, copy of its bit_generator.state)`` for every layer of ``net`` that holds one
+    (as ``rng``; dropout), so that a caller can put them back."""
+    import copy
+
+    gens = [layer.rng for layer in net.layers if isinstance(getattr(layer, "rng", None), np.random.Generator)]
+    return [(g, copy.deepcopy(g.bit_generator.state)) for g in gens]
 
 
 def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
