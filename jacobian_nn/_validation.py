@@ -23,6 +23,9 @@ module takes its input checks (and the two array idioms shared by both paths,
 
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
@@ -204,6 +207,35 @@ def check_layer_context(ctx, layer: int, checked=()) -> None:
     for c in ctx:
         if isinstance(c, np.ndarray) and c.dtype.kind == "f" and not any(c is a for a in checked):
             check_layer_output(c, layer, "intermediate result (e.g. pre-activation) for sample")
+
+
+def generator_states(net) -> list:
+    """``(Generator, copy of its bit_generator.state)`` for every layer of ``net`` holding one as
+    ``rng`` (dropout), so that a caller can put them back."""
+    gens = [layer.rng for layer in net.layers if isinstance(getattr(layer, "rng", None), np.random.Generator)]
+    return [(g, copy.deepcopy(g.bit_generator.state)) for g in gens]
+
+
+@contextmanager
+def state_kept_on_overflow(net, mode: str):
+    """Inside the block (a driver's training-mode forward), a :class:`NonFiniteError` puts back the
+    layers' ``state`` arrays (batch norm's running statistics, which an earlier layer may already
+    have updated) and their Generators' states before it propagates: a refused call changes
+    nothing. Test mode changes no state and costs nothing; training mode copies the (small) state
+    arrays and Generator states once per call."""
+    if mode != "train":
+        yield
+        return
+    saved = [(v, v.copy()) for s in net.state for v in s.values()]
+    gens = generator_states(net)
+    try:
+        yield
+    except NonFiniteError:
+        for v, c in saved:
+            v[...] = c
+        for g, st in gens:
+            g.bit_generator.state = st
+        raise
 
 
 def check_writeable(params, name: str) -> None:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_layer_context, check_layer_output, check_mode, check_positive, lend
+from ._validation import (check_layer_context, check_layer_output, check_mode, check_positive, lend,
+                          state_kept_on_overflow)
 from .losses import label_matrix
 
 
@@ -171,12 +172,13 @@ def _forward(net, A, mode, workspace=None):
     overwrote it), so an overflow inside the network from finite inputs is an error naming ``X``
     and the layer, never NaN downstream."""
     ctxs = []
-    for i, layer in enumerate(net.layers):
-        A_in = A
-        A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
-        check_layer_output(A, i)
-        check_layer_context(ctx, i, (A_in, A))
-        ctxs.append(ctx)
+    with state_kept_on_overflow(net, mode):   # a refused overflow leaves running stats and Generators as found
+        for i, layer in enumerate(net.layers):
+            A_in = A
+            A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
+            check_layer_output(A, i)
+            check_layer_context(ctx, i, (A_in, A))
+            ctxs.append(ctx)
     return A, ctxs
 
 

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import batched
-from ._validation import columns
+from ._validation import columns, generator_states
 from .fd import Comparison, compare
 from .losses import label_matrix
 
@@ -174,7 +174,7 @@ def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = T
     # The masks are drawn from the layers' own Generators: their states are put back afterwards
     # (also on an error), so the network is left exactly as it was found, Generators included.
     N = net.input_batch(X).shape[0]   # X checked before any mask is drawn (its message names X)
-    saved = _generator_states(net)
+    saved = generator_states(net)
     try:
         with same_randomness(net, N):
             return _cross_check(net, X, Y, ulps=ulps, jacobians=jacobians, per_sample=per_sample)
@@ -182,14 +182,6 @@ def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = T
         for rng, state in saved:
             rng.bit_generator.state = state
 
-
-def _generator_states(net) -> list:
-    """``(Generator, copy of its bit_generator.state)`` for every layer of ``net`` that holds one
-    (as ``rng``; dropout), so that a caller can put them back."""
-    import copy
-
-    gens = [layer.rng for layer in net.layers if isinstance(getattr(layer, "rng", None), np.random.Generator)]
-    return [(g, copy.deepcopy(g.bit_generator.state)) for g in gens]
 
 
 def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import (NonFiniteError, all_finite, as_column, check_layer_context, check_layer_output, check_mode,
-                          columns)
+                          columns, state_kept_on_overflow)
 
 
 def _check_finite(vs, layer: int, what: str) -> None:
@@ -51,6 +51,11 @@ def forward_columns(net, xs, mode: str):
     """The driver's columns ``xs`` (N, each ``(n, 1)``, checked) through every layer:
     ``(outputs (N columns (m, 1)), one context per layer)``; a context is ``("samples", [ctx_k])``
     from the per-sample ``forward`` or ``("batch", ctx)`` from a coupling layer's ``forward_samples``."""
+    with state_kept_on_overflow(net, mode):   # a refused overflow leaves running stats and Generators as found
+        return _forward_columns(net, xs, mode)
+
+
+def _forward_columns(net, xs, mode):
     ctxs = []
     for i, layer in enumerate(net.layers):
         xs_in = xs

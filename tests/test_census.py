@@ -330,6 +330,10 @@ CASES += [
         net, _tiny_dataset(), opt, epochs=2, batch_size=8, progress=False).train()), [net]))(
         Network.build([3, 8, 4], "relu", seed=0), SGD(1e300)), ValueError,
         r"^lr: training diverged.*lower the learning rate"),
+    Case("fcnet-train_step_batched-overflow-after-batchnorm",     # running stats and Generators put back
+         lambda tmp: (lambda net: (net.layers[-1].W.__setitem__(Ellipsis, 1e308),
+                                   ((lambda: net.train_step_batched(X6, Y6, 0.1)), [net]))[1])(fcnet()),
+         ValueError, r"^X: .*layers\[8\]"),
     Case("predict_batched-large-but-safe",    # near miss of the overflow rows: large finite inputs that do not overflow
          lambda tmp: (lambda net: ((lambda: net.predict_batched(np.full((2, 3), 1e150))), [net]))(plain()), None,
          check=lambda out: np.isfinite(out).all()),

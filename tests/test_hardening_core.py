@@ -212,3 +212,28 @@ def test_fd_gradient_of_a_function_returning_nan_raises_naming_fn_and_the_point(
     # near miss: the same function where it is finite around x gives its exact derivative
     res = fd_jacobian(lambda v: np.log(v), np.array([0.5, 1.0]))
     np.testing.assert_allclose(res.df, np.diag([2.0, 1.0]), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("call", ["train_step_batched", "loss_and_gradients"])
+def test_an_overflow_after_batch_norm_leaves_its_running_statistics_and_the_generators_as_found(call):
+    net = FullyConnectedNet([5, 4], input_dim=3, num_classes=4, dropout=0.3, use_batchnorm=True, seed=0)
+    X, Y = np.random.default_rng(0).normal(size=(6, 3)), np.array([0, 1, 2, 3, 1, 0])
+
+    def state():
+        return ([{k: v.copy() for k, v in s.items()} for s in net.state],
+                [layer.rng.bit_generator.state for layer in net.layers if hasattr(layer, "rng")])
+
+    def run():
+        return net.train_step_batched(X, Y, 0.1) if call == "train_step_batched" else net.loss_and_gradients(X, Y)
+
+    W = net.layers[-1].W.copy()
+    net.layers[-1].W[...] = 1e308             # the last layer overflows, after the batch norms updated
+    stats, gens = state()
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(ValueError, match=r"^X: .*layers\[8\]"):
+        run()
+    after_stats, after_gens = state()
+    assert _same(stats, after_stats) and gens == after_gens
+    net.layers[-1].W[...] = W                 # near miss: the same call with sound weights moves both
+    run()
+    moved_stats, moved_gens = state()
+    assert not _same(stats, moved_stats) and gens != moved_gens
