@@ -92,6 +92,7 @@ def backward_rows(net, rows, ctxs) -> list:
                 new_rows.append(gx)
                 for k, v in gr.items():
                     total[k] += v
+                gr = v = None   # this sample's gradients are freed before the next sample's are made
             rows, grads[i] = new_rows, total
         else:
             rows, grads[i] = layer.backward_samples(rows, ctx)
