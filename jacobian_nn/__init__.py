@@ -32,7 +32,7 @@ from .normalization import (ActivationLayer, BatchNorm, Dropout, frozen_running_
                             same_randomness, using_dropout_masks)
 from .optimizers import (OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, Optimizer, OptimizerState, RMSprop, SGD,
                          make_optimizer)
-from .solver import History, IterationInfo, Solver
+from .solver import History, IterationInfo, Solver, TrainingDiverged
 
 __version__ = "0.1.0"
 
@@ -47,7 +47,7 @@ __all__ = [
     "data", "metrics", "Dataset", "FullyConnectedNet", "accuracy", "classification_report", "confusion_matrix",
     "precision_recall_f1", "load_model", "register_layer_type", "save_model", "ActivationLayer", "BatchNorm",
     "Dropout", "frozen_running_stats", "sample_dropout_masks", "same_randomness", "using_dropout_masks",
-    "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "OptimizerState", "RMSprop", "SGD", "make_optimizer",
-    "History", "IterationInfo", "Solver",
+    "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "OptimizerState", "RMSprop", "SGD",
+    "make_optimizer", "History", "IterationInfo", "Solver", "TrainingDiverged",
     "AvgPool2D", "Conv2D", "MaxPool2D", "SpatialBatchNorm", "build_cnn", "col2im", "im2col",
 ]

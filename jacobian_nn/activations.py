@@ -7,8 +7,8 @@ Reference path (one sample, seed 000's convention)
     ``jacobian(z)``     z ``(m, 1)`` -> ``J`` ``(m, m)``, numerator layout
                         ``J[i, j] = d f_i / d z_j``; a row gradient chains as
                         ``dL/dz = dL/dy @ J``.
-    Both check that ``z`` is a column; ``check=False`` (a dense layer passing its own
-    pre-activation ``z``) skips that check, never the formula.
+    Both check that ``z`` is a real column with finite values; ``check=False`` (a dense
+    layer passing its own pre-activation ``z``) skips that check, never the formula.
 
 Batched path (rows are samples)
     ``forward_batched(Z, out=None)``     Z ``(N, m)`` -> ``A`` ``(N, m)``
@@ -52,6 +52,11 @@ def _check_column(z: np.ndarray, name: str = "z") -> None:
             f"{name}: expected a column vector of shape (m, 1), got "
             f"{getattr(z, 'shape', type(z).__name__)}"
         )
+    if z.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected a real floating or integer column, got dtype {z.dtype}")
+    if not np.isfinite(z).all():
+        k = int(np.argmax(~np.isfinite(z[:, 0])))
+        raise ValueError(f"{name}: expected finite values, got {z[k, 0].item()!r} at index ({k}, 0)")
 
 
 def _check_batch(Z: np.ndarray, name: str = "Z") -> None:
@@ -81,7 +86,8 @@ def _embed_diagonal(D: np.ndarray) -> np.ndarray:
 
 class Activation:
     """Base class. Subclasses define the five methods listed in the module docstring:
-    ``forward`` and ``jacobian`` check that ``z`` is a column, then apply the formula."""
+    ``forward`` and ``jacobian`` check that ``z`` is a real column with finite values, then
+    apply the formula."""
 
     name: str = ""
     elementwise: bool = True

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_mode, check_positive, lend
+from ._validation import (check_layer_context, check_layer_output, check_mode, check_positive, lend,
+                          state_kept_on_overflow)
 from .losses import label_matrix
 
 
@@ -165,10 +166,19 @@ def _checked(net, X, Y, mode):
 
 
 def _forward(net, A, mode, workspace=None):
+    """The checked batch ``A`` through every layer. Finite in, finite out: each layer's output is
+    checked once (:func:`check_layer_output`, one BLAS dot per layer), and so are the other float
+    arrays of its context (:func:`check_layer_context`: a dense layer's ``Z`` unless the output
+    overwrote it), so an overflow inside the network from finite inputs is an error naming ``X``
+    and the layer, never NaN downstream."""
     ctxs = []
-    for i, layer in enumerate(net.layers):
-        A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
-        ctxs.append(ctx)
+    with state_kept_on_overflow(net, mode):   # a refused overflow leaves running stats and Generators as found
+        for i, layer in enumerate(net.layers):
+            A_in = A
+            A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
+            check_layer_output(A, i)
+            check_layer_context(ctx, i, (A_in, A))
+            ctxs.append(ctx)
     return A, ctxs
 
 
@@ -313,7 +323,9 @@ def input_jacobian_batched(net, X) -> np.ndarray:
     for i, layer in enumerate(net.layers):
         inputs.append(A)
         if i < len(net.layers) - 1:
-            A = layer.forward_batched(A, "test")[0]
+            A, ctx = layer.forward_batched(A, "test")
+            check_layer_output(A, i)
+            check_layer_context(ctx, i, (inputs[-1], A))
     J = _last_two_jacobian_batched(net.layers, inputs) if len(net.layers) > 1 else None
     if J is None:
         J, start = net.layers[-1].jacobian_x_batched(inputs[-1]), len(net.layers) - 1
@@ -365,5 +377,8 @@ def activation_jacobians_batched(net, X, mode: str = "test") -> list:
     out = []
     for layer in net.layers:
         out.append(layer.jacobian_b_batched(A) if layer.batched_jacobians else None)
-        A = layer.forward_batched(A, mode)[0]
+        A_in = A
+        A, ctx = layer.forward_batched(A, mode)
+        check_layer_output(A, len(out) - 1)
+        check_layer_context(ctx, len(out) - 1, (A_in, A))
     return out

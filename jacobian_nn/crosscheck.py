@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import batched
-from ._validation import columns
+from ._validation import columns, generator_states
 from .fd import Comparison, compare
 from .layers import Dense
 
@@ -169,14 +169,24 @@ def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = T
     jacobians, per_sample : include the batched Jacobians / per-sample quantities.
 
     Returns a :class:`CrossCheckReport`; ``report.passed`` is True when every quantity
-    is within tolerance. Neither ``net`` nor the inputs are modified.
+    is within tolerance. Neither ``net`` nor the inputs are modified: parameters, running
+    statistics and the dropout layers' Generator states are as they were, on success and on error.
     """
     # Batch norm and dropout: both paths see the same dropout masks (drawn once here) and
     # training-mode forwards leave the running statistics alone (jacobian_nn.normalization).
     from .normalization import same_randomness
 
-    with same_randomness(net, max(int(np.shape(X)[0]) if np.ndim(X) == 2 else 1, 1)):
-        return _cross_check(net, X, Y, ulps=ulps, jacobians=jacobians, per_sample=per_sample)
+    # The masks are drawn from the layers' own Generators: their states are put back afterwards
+    # (also on an error), so the network is left exactly as it was found, Generators included.
+    N = net.input_batch(X).shape[0]   # X checked before any mask is drawn (its message names X)
+    saved = generator_states(net)
+    try:
+        with same_randomness(net, N):
+            return _cross_check(net, X, Y, ulps=ulps, jacobians=jacobians, per_sample=per_sample)
+    finally:
+        for rng, state in saved:
+            rng.bit_generator.state = state
+
 
 
 def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:

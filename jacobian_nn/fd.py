@@ -50,6 +50,11 @@ def _columns(fn, xs: np.ndarray) -> np.ndarray:
     flat = xs.reshape(n, -1)
     out = np.stack([np.asarray(fn(flat[:, k].copy()), dtype=np.float64).reshape(-1) for k in range(flat.shape[1])],
                    axis=1)
+    if not np.isfinite(out).all():   # a NaN would flow silently into every difference that uses it
+        i, k = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
+        raise ValueError(f"fn: returned a non-finite value ({float(out[i, k])!r} in output entry {i}) at the probe point "
+                         f"{np.array2string(flat[:, k], threshold=8)}; finite differences need fn finite at x "
+                         "and near it (within the initial step)")
     return out.reshape((out.shape[0],) + batch)
 
 
@@ -61,8 +66,13 @@ def fd_jacobian(fn, x, *, step_direction: int = 0, initial_step: float = INITIAL
     (any shape; it is flattened). ``x`` is flattened to ``(n,)``. The wrapper
     calls ``fn`` once per probe point; it is the witness, not a fast path.
     Returns :class:`FDResult` with ``df`` of shape ``(m, n)``.
+
+    A non-finite ``x``, or ``fn`` returning NaN or inf at ``x`` or at any probe point, is a
+    ``ValueError`` (naming ``x`` or ``fn`` and the point), never a silently NaN ``df``.
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if not np.isfinite(x).all():
+        raise ValueError(f"x: expected finite values, got {x[~np.isfinite(x)][0]!r} at index {int(np.argmax(~np.isfinite(x)))}")
     res = _scipy_jacobian(lambda xs: _columns(fn, xs), x, initial_step=initial_step,
                           step_direction=step_direction, maxiter=maxiter)
     return FDResult(df=np.asarray(res.df), error=np.asarray(res.error), success=np.asarray(res.success),
@@ -129,7 +139,7 @@ def fd_loss_gradient(net, X, Y, mode: str = "train", *, path: str = "reference",
     loss_of = probe.loss_and_gradients if path == "reference" else probe.loss_and_gradients_batched
 
     def loss(theta):
-        probe.set_flat_params(theta)
+        probe.set_flat_params(theta.astype(probe.dtype))   # scipy probes in float64; a float32 net computes in float32
         return loss_of(X, Y, mode)[0]
 
     return fd_gradient(loss, net.flat_params(), **kwargs)

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_batch, as_column, as_generator, check_like_params, check_nonnegative, check_positive, lend
+from ._validation import (as_batch, as_column, as_float_array, as_generator, check_like_params, check_nonnegative,
+                          check_positive, check_writeable, lend)
 from . import batched, reference
 from .activations import Identity, Sigmoid, Softmax, get_activation
 from .layers import Dense
@@ -159,8 +160,14 @@ class Network:
         return np.concatenate([v.reshape(-1) for p in self.params for v in p.values()])
 
     def set_flat_params(self, theta) -> None:
-        """Write a vector laid out as :meth:`flat_params` back into the live arrays."""
-        theta = np.asarray(theta)
+        """Write a vector laid out as :meth:`flat_params` back into the live arrays.
+
+        ``theta`` is checked first under the package's dtype policy: an integer vector is
+        converted to the network's dtype; a float of the other precision, complex, string and
+        object vectors are refused (``TypeError``), as are NaN and inf and a read-only
+        parameter (``ValueError``). Nothing is written unless every check passes."""
+        theta = as_float_array(theta, "theta", self.dtype)
+        check_writeable(self.params, "theta: params")
         sizes = [v.size for p in self.params for v in p.values()]
         if theta.shape != (sum(sizes),):
             raise ValueError(f"theta: expected shape ({sum(sizes)},), got {theta.shape}")
@@ -262,12 +269,13 @@ class Network:
     def apply_update(self, steps) -> None:
         """Add ``steps`` (one dict per layer, parameter shapes) to the parameters.
 
-        All steps are checked first (shape, dtype, finiteness); only then are the
-        arrays written, in place, so that a failure leaves every parameter as it was
+        All steps are checked first (shape, dtype, finiteness), and every parameter for
+        being writeable; only then are the arrays written, in place, so that a failure leaves every parameter as it was
         and both paths keep seeing the same arrays.
         """
         params = self.params
         check_like_params(steps, params, "steps")
+        check_writeable(params, "steps")
         for s, p in zip(steps, params):
             for name in p:
                 p[name] += s[name]
