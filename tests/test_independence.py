@@ -287,7 +287,7 @@ class Graph:
     def roots(self):
         found = [f for (mod, _), f in self.funcs.items()
                  if not is_witness(mod) and (mod in BATCHED_MODULES or is_batched_name(f.name))]
-        for (mod, cls), methods in self.classes.items():
+        for (mod, _cls), methods in self.classes.items():
             if is_witness(mod):
                 continue
             for name, m in methods.items():
