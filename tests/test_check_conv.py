@@ -50,15 +50,19 @@ def conv_backward_flipped_dw(dout, cache):
     return _conv_backward(dout, cache, flip_dw=True)
 
 
-def max_pool_forward_naive(x, pool_param):
+def _pool_forward(x, pool_param, reduce):
     PH, PW, S = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
     N, C, H, W = x.shape
     OH, OW = (H - PH) // S + 1, (W - PW) // S + 1
     out = np.zeros((N, C, OH, OW))
     for i in range(OH):
         for j in range(OW):
-            out[:, :, i, j] = x[:, :, i * S:i * S + PH, j * S:j * S + PW].max(axis=(2, 3))
-    return out, (x, pool_param)
+            out[:, :, i, j] = reduce(x[:, :, i * S:i * S + PH, j * S:j * S + PW], axis=(2, 3))
+    return out
+
+
+def max_pool_forward_naive(x, pool_param):
+    return _pool_forward(x, pool_param, np.max), (x, pool_param)
 
 
 def _max_pool_backward(dout, cache, route):
@@ -102,14 +106,7 @@ def max_pool_backward_corner(dout, cache):
 
 
 def avg_pool_forward(x, pool_param):
-    PH, PW, S = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
-    N, C, H, W = x.shape
-    OH, OW = (H - PH) // S + 1, (W - PW) // S + 1
-    out = np.zeros((N, C, OH, OW))
-    for i in range(OH):
-        for j in range(OW):
-            out[:, :, i, j] = x[:, :, i * S:i * S + PH, j * S:j * S + PW].mean(axis=(2, 3))
-    return out, (x.shape, pool_param)
+    return _pool_forward(x, pool_param, np.mean), (x.shape, pool_param)
 
 
 def avg_pool_backward(dout, cache, scale=1.0):
@@ -319,13 +316,26 @@ def test_first_maximum_at_an_exact_tie_is_a_kink_not_a_bug():
     assert not any("convention, not a bug" in n for n in r.notes)   # it is the library's own choice
 
 
-@pytest.mark.parametrize("backward", [max_pool_backward_last, max_pool_backward_all_tied])
-def test_other_tie_routings_lie_between_the_one_sided_derivatives(backward):
-    """Routing a tie to the last maximum (or to every tied element) puts each entry between its one-sided
-    derivatives 0 and dout: a kink, and a note that the library routes it to the first maximum."""
-    r = _max_pool_check(backward, _tied_images())
+def test_the_last_maximum_at_a_tie_is_another_convention_not_a_bug():
+    """Routing a tie to the last maximum puts each entry between its one-sided derivatives 0 and dout: a
+    kink, and a note that the library routes it to the first maximum."""
+    r = _max_pool_check(max_pool_backward_last, _tied_images())
     assert r.passed and r.diagnosis == "kink", r.summary
     assert any("first maximal element" in n and "convention, not a bug" in n for n in r.notes)
+
+
+def test_every_tied_element_getting_the_gradient_fails():
+    """Each entry lies between its one-sided derivatives, but along all tied elements at once the window's
+    maximum grows at rate 1, not 2: the reference witness adds the tied entries up and fails the claim."""
+    r = _max_pool_check(max_pool_backward_all_tied, _tied_images())
+    assert r.verdict == "fail", r.summary
+    assert "do not add up to the upstream gradient" in r.summary
+    assert any("add up to 2" in n for n in r.notes)
+    fd = r.witnesses[0]
+    assert fd.name.startswith("finite differences") and fd.passed and fd.diagnosis == "kink"
+    # near-miss: away from ties the same code is the right gradient
+    x = np.random.default_rng(1).normal(size=(2, 2, 4, 4))
+    assert _max_pool_check(max_pool_backward_all_tied, x).passed
 
 
 def test_wrong_routing_at_ties_still_fails():

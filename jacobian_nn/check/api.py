@@ -25,7 +25,7 @@ import inspect
 import numpy as np
 
 from .._validation import FLOAT_DTYPES, as_float_array
-from .image_references import IMAGE_REFERENCES, build_layer
+from .image_references import IMAGE_REFERENCES, build_layer, tie_sums
 from .diagnosis import EXPLAIN, REFUSED_EXPLAIN, Layout, analyse_full, entries, to_full, witness
 from .probes import (LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity,
                      same_bits)
@@ -464,7 +464,10 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
         else:
             diagnosis, factor, dnotes = an.diagnosis, None, an.notes
         summary = _explain(diagnosis, layout)
-        if diag_an is ref_an and ref_an is not None:
+        if diag_an is ref_an and ref_an is not None and getattr(ref_an, "tie_sums", False):
+            summary = ("at exact max-pooling ties the claimed gradients of the tied maximal elements do not add "
+                       "up to the upstream gradient (against the library's maxpool2d; see the notes)")
+        elif diag_an is ref_an and ref_an is not None:
             summary += f" (against the library's {reference}; the finite differences agree with the claim, so f " \
                        f"itself may differ from {reference})"
         if diag_an is None and not passed and idw is not None and not idw.passed:
@@ -557,6 +560,15 @@ def _reference(key, reference_kwargs, x, y, batched, layout, A, an, tol, transpo
                 else "takes the left derivative (the x <= 0 branch)")
         notes.append(f"at the kink the library's {key} {rule}; the claimed value differs there, which is a "
                      f"convention, not a bug")
+    if key == "maxpool2d" and A.shape == Rf.shape:
+        rows, sums = tie_sums(x, reference_kwargs, batched, A, tol.atol + tol.rtol)
+        if len(rows):
+            ref_an.passed, ref_an.diagnosis, ref_an.tie_sums = False, "mismatch", True
+            ref_an.notes.append(f"at {len(rows)} exact max-pooling tie(s) the claimed gradients of the tied maximal "
+                                f"elements add up to {nice(float(sums[0]))} (output entry {int(rows[0])}), not 1: "
+                                f"each lies between its one-sided derivatives, but a tie passes the upstream "
+                                f"gradient on once (to the first maximum here; to any one, or shared out), not to "
+                                f"every tied element")
     witnesses.append(witness(f"reference {key} (the library's own Jacobian)", A, Rf, ref_an,
                              detail="forward matches" if fwd_ok else "forward DIFFERS"))
     return ref_an, Rf

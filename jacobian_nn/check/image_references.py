@@ -19,7 +19,9 @@ A keyword that is unknown, missing, given twice (directly and in the CS231n dict
 the input (a channel count, a stride that does not divide) is a ``ValueError`` naming it, raised before
 the checked code is called. Max pooling at a tie: the library routes the gradient to the window's first
 maximal element in C order; a tie is a kink, and a claim whose entries lie between the one-sided
-derivatives (first, last or every tied element) is reported as ``kink``, not as a bug.
+derivatives (0 and 1 for each tied element) and add up to 1 over the tied elements of each window (the
+first, the last, or shared out) is reported as ``kink``, not as a bug; one that passes the gradient to
+every tied element (a sum of 2 or more), or to none, fails the reference witness (:func:`tie_sums`).
 """
 
 from __future__ import annotations
@@ -191,3 +193,25 @@ def image_reference(key):
             return (Y if np.ndim(x) == 4 else Y[0]), J
         return run
     return make(False), make(True)
+
+
+def tie_sums(x, kw, batched, A, tol_abs):
+    """Max pooling at exact ties: ``(rows, sums)`` of the windows whose claimed gradients over the tied
+    maximal elements do not add up to 1, the derivative of the window's maximum along all of them at once.
+
+    Entry by entry each tied element's claim only has to lie between its one-sided derivatives 0 and 1;
+    together they must form a convex combination (a subgradient of the maximum): 1 at the first maximum
+    (the library), at the last or shared out all pass, 1 at every tied element (a sum of 2 or more) does not.
+    ``A`` is the claimed ``(N*C*OH*OW, N*C*H*W)`` Jacobian; ``tol_abs`` the tolerance of a sum."""
+    layer, X4, _ = build_layer("maxpool2d", x, kw, batched)
+    N = X4.shape[0]
+    win = layer._windows                                            # (C*P, PH*PW) flat indices in one image
+    R, n_in = win.shape[0], layer.n_in
+    rows = (np.arange(N)[:, None] * R + np.arange(R)[None]).reshape(-1)            # (N*R,)
+    cols = (np.arange(N)[:, None, None] * n_in + win[None]).reshape(N * R, -1)     # (N*R, PH*PW)
+    v = X4.reshape(-1)[cols]
+    tied = v == v.max(axis=1, keepdims=True)
+    multi = tied.sum(axis=1) > 1
+    sums = np.where(tied, A[rows[:, None], cols], 0.0).sum(axis=1)
+    bad = multi & (np.abs(sums - 1.0) > tol_abs)
+    return rows[bad], sums[bad]
