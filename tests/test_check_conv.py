@@ -413,3 +413,46 @@ def test_spatial_batchnorm_reference_errors(kwargs, words):
     with pytest.raises(ValueError, match="reference='spatial_batchnorm'") as info:
         jn.check_vjp_batched(lambda X: X, lambda X, G: G, x, reference="spatial_batchnorm", reference_kwargs=kwargs)
     assert words in str(info.value)
+
+
+def test_a_tie_shared_out_between_the_tied_maxima_is_a_kink():
+    def shared(dout, cache):
+        x, pool_param = cache
+        dx = np.zeros_like(x)
+        for n, c, i, j in np.ndindex(dout.shape):
+            win = x[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+            tied = win == win.max()
+            dx[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2] += tied * dout[n, c, i, j] / tied.sum()
+        return dx
+
+    r = _max_pool_check(shared, _tied_images())
+    assert r.passed and r.diagnosis == "kink", r.summary
+
+
+CLI_MODULE = '''
+import numpy as np
+from test_check_conv import max_pool_forward_naive, max_pool_backward_naive, max_pool_backward_all_tied
+POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
+KW = {"pool_param": POOL}
+BAD = {"pool_size": 2, "strides": 2}
+X = np.random.default_rng(3).integers(0, 3, size=(2, 2, 4, 4)).astype(np.float64)
+'''
+
+
+@pytest.mark.parametrize("backward, kwargs, code", [("max_pool_backward_naive", "KW", 0),
+                                                    ("max_pool_backward_all_tied", "KW", 1),
+                                                    ("max_pool_backward_naive", "BAD", 2)])
+def test_cli_reference_maxpool2d(tmp_path, monkeypatch, capsys, backward, kwargs, code):
+    from jacobian_nn.check.cli import EXIT_CODES
+    from jacobian_nn.cli import main
+
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    path = tmp_path / "pools.py"
+    path.write_text(CLI_MODULE, encoding="utf-8")
+    got = main(["check", str(path), "--forward", "max_pool_forward_naive", "--backward", backward,
+                "--shape", "2,2,4,4", "--arg", "POOL", "--input", "X", "--reference", "maxpool2d",
+                "--reference-kwargs", kwargs])
+    out = capsys.readouterr()
+    assert got == [EXIT_CODES["pass"], EXIT_CODES["fail"], EXIT_CODES["usage error"]][code], out
+    if code == 2:
+        assert "strides" in out.err + out.out
