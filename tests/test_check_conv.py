@@ -84,6 +84,8 @@ def _max_pool_backward(dout, cache, route):
                         ks = tied[-1:]
                     elif route == "all":
                         ks = tied
+                    elif route == "none_at_ties":
+                        ks = tied if len(tied) == 1 else tied[:0]
                     else:                                  # a slip: always the window's first element
                         ks = np.array([0])
                     for k in ks:
@@ -460,3 +462,13 @@ def test_cli_reference_maxpool2d(tmp_path, monkeypatch, capsys, backward, kwargs
     assert got == [EXIT_CODES["pass"], EXIT_CODES["fail"], EXIT_CODES["usage error"]][code], out
     if code == 2:
         assert "strides" in out.err + out.out
+
+
+def test_no_gradient_at_a_tie_fails():
+    """Each tied entry 0 lies between its one-sided derivatives 0 and 1, but the window's maximum still moves:
+    the tied entries add up to 0, not 1."""
+    def none_at_ties(dout, cache):
+        return _max_pool_backward(dout, cache, "none_at_ties")
+
+    r = _max_pool_check(none_at_ties, _tied_images())
+    assert r.verdict == "fail" and "add up to 0" in " ".join(r.notes), r.summary
