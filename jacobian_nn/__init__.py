@@ -11,7 +11,10 @@ from .activations import (ACTIVATIONS, ELU, Activation, Identity, LeakyReLU, ReL
                           get_activation)
 from .fd import compare, fd_gradient, fd_jacobian
 from .layers import Dense, Layer, init_weights
-from .losses import LOSSES, CrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
+from .graph import Add, Mul
+from .layernorm import LayerNorm
+from .losses import (LOSSES, BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError, MulticlassSVM,
+                     SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, get_loss)
 from .network import Network
 from .batched import Workspace, input_jacobian_batched, per_sample_gradients_batched, per_sample_losses_batched
 from .crosscheck import CrossCheckReport, cross_check
@@ -27,14 +30,15 @@ from .metrics import accuracy, classification_report, confusion_matrix, precisio
 from .model_io import load_model, register_layer_type, save_model
 from .normalization import (ActivationLayer, BatchNorm, Dropout, frozen_running_stats, sample_dropout_masks,
                             same_randomness, using_dropout_masks)
-from .optimizers import OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop, SGD, make_optimizer
-from .solver import History, IterationInfo, Solver
+from .optimizers import (OPTIMIZERS, AdaGrad, Adam, Momentum, Nesterov, Optimizer, OptimizerState, RMSprop, SGD,
+                         make_optimizer)
+from .solver import History, IterationInfo, Solver, TrainingDiverged
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "CrossEntropy", "Dense", "ELU", "Identity", "LOSSES", "Layer", "LeakyReLU",
-    "Loss", "MeanSquaredError", "Network", "ReLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Step", "Tanh",
+    "ACTIVATIONS", "Activation", "Add", "Mul", "CrossEntropy", "Dense", "ELU", "LayerNorm", "Identity", "LOSSES", "Layer", "LeakyReLU",
+    "Loss", "MeanSquaredError", "MulticlassSVM", "BinaryCrossEntropy", "SigmoidBinaryCrossEntropy", "Network", "ReLU", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Step", "Tanh",
     "compare", "fd_gradient", "fd_jacobian", "get_activation", "get_loss", "init_weights",
     "CrossCheckReport", "cross_check", "input_jacobian_batched", "per_sample_gradients_batched",
     "per_sample_losses_batched", "Workspace",
@@ -43,7 +47,7 @@ __all__ = [
     "data", "metrics", "Dataset", "FullyConnectedNet", "accuracy", "classification_report", "confusion_matrix",
     "precision_recall_f1", "load_model", "register_layer_type", "save_model", "ActivationLayer", "BatchNorm",
     "Dropout", "frozen_running_stats", "sample_dropout_masks", "same_randomness", "using_dropout_masks",
-    "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop", "SGD", "make_optimizer",
-    "History", "IterationInfo", "Solver",
+    "OPTIMIZERS", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "OptimizerState", "RMSprop", "SGD",
+    "make_optimizer", "History", "IterationInfo", "Solver", "TrainingDiverged",
     "AvgPool2D", "Conv2D", "MaxPool2D", "SpatialBatchNorm", "build_cnn", "col2im", "im2col",
 ]

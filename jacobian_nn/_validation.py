@@ -23,6 +23,9 @@ module takes its input checks (and the two array idioms shared by both paths,
 
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
@@ -103,7 +106,11 @@ def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     refused.
     """
     dtype = check_float_dtype(dtype)
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:   # a ragged nested list: numpy's message does not say which argument
+        raise ValueError(f"{name}: expected a rectangular array (every row of one length), got a ragged "
+                         f"nested sequence ({exc})") from None
     kind = arr.dtype.kind
     if kind in "iub":
         arr = arr.astype(dtype)
@@ -170,10 +177,81 @@ def as_batch(value, name: str, n: int | None = None, dtype=np.float64) -> np.nda
     return arr
 
 
+class NonFiniteError(ValueError):
+    """A non-finite value computed from finite inputs (an overflow inside the network, a step
+    that overflowed): a ``ValueError`` that a caller such as the Solver may tell apart from
+    bad input."""
+
+
+def check_layer_output(A: np.ndarray, layer: int, what: str = "output row") -> None:
+    """Finite in, finite out, for both drivers: ``A`` (the outputs of ``layers[layer]``, one row
+    per sample) must be finite, else :class:`NonFiniteError` naming the public argument ``X``,
+    the layer, and the first sample whose output is not. One :func:`all_finite` pass (one BLAS
+    dot on a large array); the slow search runs only when it fails."""
+    if not all_finite(A):
+        bad = np.argwhere(~np.isfinite(A))[0]
+        raise NonFiniteError(
+            f"X: finite inputs overflow inside the network: layers[{layer}] {what} {int(bad[0])} is not "
+            f"finite ({A[tuple(bad)].item()!r}); scale X down (or the weights) so that every layer's "
+            f"output stays within the dtype's range")
+
+
+def check_layer_context(ctx, layer: int, checked=()) -> None:
+    """The other half of :func:`check_layer_output`: the float arrays a layer's forward saved in
+    its context (a tuple; a dense layer's pre-activation ``Z``), except those in ``checked``
+    (compared by identity: the input, and the output already checked), must be finite. An
+    activation that saturates (tanh, sigmoid) turns an overflowed ``Z = inf`` into a finite
+    output; the overflow happened inside the layer all the same, and is refused here."""
+    if not isinstance(ctx, tuple):
+        return
+    for c in ctx:
+        if isinstance(c, np.ndarray) and c.dtype.kind == "f" and not any(c is a for a in checked):
+            check_layer_output(c, layer, "intermediate result (e.g. pre-activation) for sample")
+
+
+def generator_states(net) -> list:
+    """``(Generator, copy of its bit_generator.state)`` for every layer of ``net`` holding one as
+    ``rng`` (dropout), so that a caller can put them back."""
+    gens = [layer.rng for layer in net.layers if isinstance(getattr(layer, "rng", None), np.random.Generator)]
+    return [(g, copy.deepcopy(g.bit_generator.state)) for g in gens]
+
+
+@contextmanager
+def state_kept_on_overflow(net, mode: str):
+    """Inside the block (a driver's training-mode forward), a :class:`NonFiniteError` puts back the
+    layers' ``state`` arrays (batch norm's running statistics, which an earlier layer may already
+    have updated) and their Generators' states before it propagates: a refused call changes
+    nothing. Test mode changes no state and costs nothing; training mode copies the (small) state
+    arrays and Generator states once per call."""
+    if mode != "train":
+        yield
+        return
+    saved = [(v, v.copy()) for s in net.state for v in s.values()]
+    gens = generator_states(net)
+    try:
+        yield
+    except NonFiniteError:
+        for v, c in saved:
+            v[...] = c
+        for g, st in gens:
+            g.bit_generator.state = st
+        raise
+
+
+def check_writeable(params, name: str) -> None:
+    """Every array of ``params`` (one dict per layer) must be writeable: checked before an
+    update writes any of them, so that an update is all or nothing. Raises naming ``name[i][key]``."""
+    for i, p in enumerate(params):
+        for k, v in p.items():
+            if not v.flags.writeable:
+                raise ValueError(f"{name}[{i}][{k!r}]: the parameter it updates is read-only "
+                                 f"(flags.writeable is False); nothing was written")
+
+
 def check_like_params(arrays, params, name: str) -> None:
     """``arrays`` must mirror ``params`` (one dict per layer): same length, same keys, and
     for every entry the same shape and dtype, with finite values. Raises naming
-    ``name[i][key]``; writes nothing."""
+    ``name[i][key]`` (a non-finite value: :class:`NonFiniteError`); writes nothing."""
     if len(arrays) != len(params):
         raise ValueError(f"{name}: expected {len(params)} layer entries (one per layer), got {len(arrays)}")
     for i, (a, p) in enumerate(zip(arrays, params)):
@@ -186,7 +264,8 @@ def check_like_params(arrays, params, name: str) -> None:
             if v.dtype != p[k].dtype:
                 raise TypeError(f"{name}[{i}][{k!r}]: expected dtype {p[k].dtype}, got {v.dtype}")
             if not all_finite(v):
-                raise ValueError(f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf (not finite: nothing was written)")
+                raise NonFiniteError(f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf "
+                                     "(not finite: nothing was written)")
 
 
 def check_positive(value, name: str) -> float:

@@ -7,8 +7,8 @@ Reference path (one sample, seed 000's convention)
     ``jacobian(z)``     z ``(m, 1)`` -> ``J`` ``(m, m)``, numerator layout
                         ``J[i, j] = d f_i / d z_j``; a row gradient chains as
                         ``dL/dz = dL/dy @ J``.
-    Both check that ``z`` is a column; ``check=False`` (a dense layer passing its own
-    pre-activation ``z``) skips that check, never the formula.
+    Both check that ``z`` is a real column with finite values; ``check=False`` (a dense
+    layer passing its own pre-activation ``z``) skips that check, never the formula.
 
 Batched path (rows are samples)
     ``forward_batched(Z, out=None)``     Z ``(N, m)`` -> ``A`` ``(N, m)``
@@ -52,6 +52,11 @@ def _check_column(z: np.ndarray, name: str = "z") -> None:
             f"{name}: expected a column vector of shape (m, 1), got "
             f"{getattr(z, 'shape', type(z).__name__)}"
         )
+    if z.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected a real floating or integer column, got dtype {z.dtype}")
+    if not np.isfinite(z).all():
+        k = int(np.argmax(~np.isfinite(z[:, 0])))
+        raise ValueError(f"{name}: expected finite values, got {z[k, 0].item()!r} at index ({k}, 0)")
 
 
 def _check_batch(Z: np.ndarray, name: str = "Z") -> None:
@@ -81,7 +86,8 @@ def _embed_diagonal(D: np.ndarray) -> np.ndarray:
 
 class Activation:
     """Base class. Subclasses define the five methods listed in the module docstring:
-    ``forward`` and ``jacobian`` check that ``z`` is a column, then apply the formula."""
+    ``forward`` and ``jacobian`` check that ``z`` is a real column with finite values, then
+    apply the formula."""
 
     name: str = ""
     elementwise: bool = True
@@ -392,7 +398,12 @@ class Softmax(Activation):
     full relative precision when ``s_i`` is close to 1.
 
     Batched VJP without forming J: for upstream rows ``G`` ``(N, m)`` and
-    ``S = softmax(Z)``, ``G J = S * (G - rowsum(G * S))``.
+    ``S = softmax(Z)``, ``G J = S * (G' - rowsum(G' * S))`` with ``G' = G - G[k, r_k]``, ``r_k`` the
+    argmax of row k (``1^T J = 0``, so the shift changes nothing exactly; numerically it makes
+    ``G'[k, r_k] = 0``, so at saturation, ``s_r`` close to 1, the entry ``r`` is
+    ``-s_r sum_{j != r} s_j G'_j`` without the cancellation of ``g_r - (g_r s_r + ...)``).
+    Batched Jacobians: off-diagonal ``-s_i s_j``, diagonal ``s_i * sum_{j != i} s_j`` (as the
+    reference).
 
     The shift by the max does not change s (numerator and denominator are both
     scaled by ``exp(-max z)``) and keeps every exponent <= 0, so nothing overflows.
@@ -422,15 +433,19 @@ class Softmax(Activation):
         return E
 
     def vjp_batched(self, Z, A, G, out=None):
-        return np.multiply(A, G - np.sum(G * A, axis=1, keepdims=True), out=out)
+        """``A * (G' - rowsum(G' * A))``, ``G' = G - G[k, argmax A[k]]`` (class docstring)."""
+        Gs = G - np.take_along_axis(G, A.argmax(axis=1)[:, None], axis=1)
+        return np.multiply(A, Gs - np.sum(Gs * A, axis=1, keepdims=True), out=out)
 
     def jacobian_batched(self, Z):
-        """``(N, m, m)`` with slice k equal to ``diag(S[k]) - S[k]^T S[k]``."""
+        """``(N, m, m)`` with slice k equal to ``diag(S[k]) - S[k]^T S[k]``; the diagonal
+        ``s_i (1 - s_i)`` as ``s_i * sum_{j != i} s_j`` (``S @ (1 1^T - I)``, positive terms only)."""
         _check_batch(Z)
         S = self.forward_batched(Z)
+        m = S.shape[1]
         J = -S[:, :, None] * S[:, None, :]
-        idx = np.arange(S.shape[1])
-        J[:, idx, idx] += S
+        idx = np.arange(m)
+        J[:, idx, idx] = S * (S @ (np.ones((m, m), dtype=S.dtype) - np.eye(m, dtype=S.dtype)))
         return J
 
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_mode, check_positive, lend
+from ._validation import (check_layer_context, check_layer_output, check_mode, check_positive, lend,
+                          state_kept_on_overflow)
 from .losses import label_matrix
 
 
@@ -165,10 +166,19 @@ def _checked(net, X, Y, mode):
 
 
 def _forward(net, A, mode, workspace=None):
+    """The checked batch ``A`` through every layer. Finite in, finite out: each layer's output is
+    checked once (:func:`check_layer_output`, one BLAS dot per layer), and so are the other float
+    arrays of its context (:func:`check_layer_context`: a dense layer's ``Z`` unless the output
+    overwrote it), so an overflow inside the network from finite inputs is an error naming ``X``
+    and the layer, never NaN downstream."""
     ctxs = []
-    for i, layer in enumerate(net.layers):
-        A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
-        ctxs.append(ctx)
+    with state_kept_on_overflow(net, mode):   # a refused overflow leaves running stats and Generators as found
+        for i, layer in enumerate(net.layers):
+            A_in = A
+            A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
+            check_layer_output(A, i)
+            check_layer_context(ctx, i, (A_in, A))
+            ctxs.append(ctx)
     return A, ctxs
 
 
@@ -243,7 +253,7 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
     Their mean plus ``net.penalty()`` is the batch loss of :func:`loss_and_gradients_batched`.
     """
     Y_hat, _ = _forward(net, _checked(net, X, Y, mode), mode)
-    Ym = label_matrix(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
+    Ym = net.loss.labels_batched(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
     return net.loss.per_sample_losses_batched(Y_hat, Ym)
 
 
@@ -267,16 +277,19 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
     exactly as :func:`loss_and_gradients_batched` defines it (up to rounding).
     ``include_penalty=False`` returns the data-loss gradients only.
 
-    Every layer must declare ``per_sample_gradients``; a batch-coupled layer in training
-    mode (whose samples are not independent) has none.
+    Every layer is asked first (``per_sample_refusal(mode)``), before anything runs: batch
+    normalisation in training mode couples the samples and is refused (use ``mode="test"``);
+    dropout in training mode gives each sample's gradient under its own row of the mask (fix
+    the masks with ``using_dropout_masks`` to reproduce them).
     """
+    check_mode(mode)
     for i, layer in enumerate(net.layers):
-        if not layer.per_sample_gradients:
-            raise TypeError(f"net.layers[{i}]: {type(layer).__name__} has no per-sample gradients; "
-                            "per-sample gradients need layers whose samples are independent")
+        why = layer.per_sample_refusal(mode)
+        if why is not None:
+            raise TypeError(f"net.layers[{i}]: {why}")
     Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode)
     N = Y_hat.shape[0]
-    Ym = label_matrix(Y, N, net.n_out, dtype=net.dtype)
+    Ym = net.loss.labels_batched(Y, N, net.n_out, dtype=net.dtype)
     G = net.loss.gradient_batched(Y_hat, Ym) * Y_hat.dtype.type(N)
     grads = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
@@ -310,7 +323,9 @@ def input_jacobian_batched(net, X) -> np.ndarray:
     for i, layer in enumerate(net.layers):
         inputs.append(A)
         if i < len(net.layers) - 1:
-            A = layer.forward_batched(A, "test")[0]
+            A, ctx = layer.forward_batched(A, "test")
+            check_layer_output(A, i)
+            check_layer_context(ctx, i, (inputs[-1], A))
     J = _last_two_jacobian_batched(net.layers, inputs) if len(net.layers) > 1 else None
     if J is None:
         J, start = net.layers[-1].jacobian_x_batched(inputs[-1]), len(net.layers) - 1
@@ -356,11 +371,14 @@ def _last_two_jacobian_batched(layers, inputs):
 def activation_jacobians_batched(net, X, mode: str = "test") -> list:
     """Per layer, the activation Jacobians ``J_f(Z)`` ``(N, m, m)`` at the layer's pre-activations,
     i.e. the layer's ``jacobian_b_batched`` (``dy/db = J_f(z)``); ``None`` for a layer without
-    batched Jacobians."""
+    batched Jacobians or without such a bias (layer norm, batch norm, dropout, a bare activation)."""
     check_mode(mode)
     A = net.input_batch(X)
     out = []
     for layer in net.layers:
         out.append(layer.jacobian_b_batched(A) if layer.batched_jacobians else None)
-        A = layer.forward_batched(A, mode)[0]
+        A_in = A
+        A, ctx = layer.forward_batched(A, mode)
+        check_layer_output(A, len(out) - 1)
+        check_layer_context(ctx, len(out) - 1, (A_in, A))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import train_cli
+from . import train_cli, vectors_cli
 from ._bundled import bundled
 from ._console import run_main
 from .check import cli as check_cli
@@ -73,6 +73,8 @@ COMMANDS = {
     "bench": (add_bench, run_bench),
     "check": (check_cli.add_check, check_cli.run_check),
     "proofs": (add_proofs, run_proofs),
+    "vectors": (vectors_cli.add_vectors, vectors_cli.run_vectors),
+    "compare": (vectors_cli.add_compare, vectors_cli.run_compare),
 }
 
 

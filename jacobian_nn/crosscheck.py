@@ -61,10 +61,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import batched
-from ._validation import columns
+from ._validation import columns, generator_states
 from .fd import Comparison, compare
 from .layers import Dense
-from .losses import label_matrix
 
 #: Tolerance multiplier, in units of the dtype's machine epsilon (see the module docstring).
 CROSSCHECK_ULPS = 1024
@@ -170,14 +169,24 @@ def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = T
     jacobians, per_sample : include the batched Jacobians / per-sample quantities.
 
     Returns a :class:`CrossCheckReport`; ``report.passed`` is True when every quantity
-    is within tolerance. Neither ``net`` nor the inputs are modified.
+    is within tolerance. Neither ``net`` nor the inputs are modified: parameters, running
+    statistics and the dropout layers' Generator states are as they were, on success and on error.
     """
     # Batch norm and dropout: both paths see the same dropout masks (drawn once here) and
     # training-mode forwards leave the running statistics alone (jacobian_nn.normalization).
     from .normalization import same_randomness
 
-    with same_randomness(net, max(int(np.shape(X)[0]) if np.ndim(X) == 2 else 1, 1)):
-        return _cross_check(net, X, Y, ulps=ulps, jacobians=jacobians, per_sample=per_sample)
+    # The masks are drawn from the layers' own Generators: their states are put back afterwards
+    # (also on an error), so the network is left exactly as it was found, Generators included.
+    N = net.input_batch(X).shape[0]   # X checked before any mask is drawn (its message names X)
+    saved = generator_states(net)
+    try:
+        with same_randomness(net, N):
+            return _cross_check(net, X, Y, ulps=ulps, jacobians=jacobians, per_sample=per_sample)
+    finally:
+        for rng, state in saved:
+            rng.bit_generator.state = state
+
 
 
 def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
@@ -192,7 +201,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     ref = net if dtype == np.float64 else _float64_copy(net)
     X64 = _upcast(net.input_batch(X))   # images (N, C, H, W) flattened, as both drivers see them
-    Y64 = label_matrix(_upcast(Y), N, net.n_out)  # float64 labels for the reference
+    Y64 = net.loss.labels_batched(_upcast(Y), N, net.n_out)  # float64 labels for the reference
     cols, ycols = columns(X64), columns(Y64)
 
     def add(quantity, b, r, axes, floor=0.0):
@@ -220,21 +229,22 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
 
     # -- per-sample gradients
     if per_sample:
-        missing = [i for i, layer in enumerate(net.layers) if not layer.per_sample_gradients]
+        missing = [i for i, layer in enumerate(net.layers) if layer.per_sample_refusal("test") is not None]
         if missing:
             report.skipped.append(f"per-sample gradients: layers {missing} have no per-sample gradients")
-        else:
-            ps_b = batched.per_sample_gradients_batched(net, X, Y)
-            ps_r = [ref.backward(cols[k], ycols[k])[1] for k in range(N)]
+        else:   # test mode, as the reference's per-sample backward
+            ps_b = batched.per_sample_gradients_batched(net, X, Y, mode="test")
+            ps_r = [ref.backward(cols[k], ycols[k], "test")[1] for k in range(N)]
             for i, g in enumerate(ps_b):
                 for name in g:
                     stacked = np.stack([ps_r[k][i][name] for k in range(N)])
                     axes = ("sample",) + _AXES_PARAM.get(stacked.ndim - 1, ())
                     add(f"per-sample grad layer {i} {name} {tuple(g[name].shape)}", g[name], stacked, axes)
+            grads_test = batched.loss_and_gradients_batched(net, X, Y, mode="test")[1]
             for i, g in enumerate(ps_b):
                 for name in g:
                     add(f"mean per-sample == grad, layer {i} {name}", g[name].mean(axis=0, dtype=np.float64),
-                        grads_b[i][name], _AXES_PARAM.get(g[name].ndim - 1, ()))
+                        grads_test[i][name], _AXES_PARAM.get(g[name].ndim - 1, ()))
 
     # -- batched Jacobians
     if jacobians:
@@ -242,13 +252,14 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
         if missing:
             report.skipped.append(f"batched Jacobians: layers {missing} have no batched Jacobians")
         else:
-            A = net.input_batch(X)
-            for i, layer in enumerate(net.layers):
-                if isinstance(layer, Dense):   # the activation Jacobians of dense layers (image layers: none)
-                    Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
-                    Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
-                    add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", layer.jacobian_b_batched(A), Jr,
-                        ("sample", "row", "column"))
+            A = net.input_batch(X)   # images (N, C, H, W) flattened
+            for i, (layer, Jb) in enumerate(zip(net.layers, batched.activation_jacobians_batched(net, X))):
+                if not isinstance(layer, Dense):   # only a dense layer has an activation J_f(Z)
+                    A = layer.forward_batched(A, "test")[0]
+                    continue
+                Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
+                Jr = np.stack([ref.layers[i].activation.jacobian(z) for z in columns(Z64)])
+                add(f"layer {i} {layer.activation.name} J_f(Z) (N, m, m)", Jb, Jr, ("sample", "row", "column"))
                 A = layer.forward_batched(A, "test")[0]
             # image layers return scipy.sparse Jacobians; a product of only those stays sparse
             Jr = np.stack([_dense(ref.input_jacobian(c)) for c in cols])

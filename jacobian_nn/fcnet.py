@@ -37,7 +37,7 @@ from ._validation import as_generator, check_float_dtype, check_nonnegative, che
 from .layers import Dense
 from .losses import SoftmaxCrossEntropy
 from .network import Network
-from .normalization import ActivationLayer, BatchNorm, Dropout, check_drop_probability
+from .normalization import ActivationLayer, BatchNorm, Dropout, drop_probability
 
 
 def flatten_input(X):
@@ -57,33 +57,56 @@ class FullyConnectedNet(Network):
     hidden_dims : list of hidden widths (may be empty: a single affine layer).
     input_dim : input features ``d1 * ... * dk`` (default 3*32*32, CIFAR-10).
     num_classes : number of classes (default 10).
-    dropout : drop probability in [0, 1); 0 (default) adds no dropout layers.
+    dropout : drop probability in [0, 1); 0 or None (default) adds no dropout layers. This is what CS231n's
+        2017 assignment means by ``dropout`` (its ``dropout_forward`` drops with probability ``p``).
+    keep_prob : or the keep probability in (0, 1] (1 adds no dropout layers), what CS231n's 2018 and
+        later assignments call ``dropout_keep_ratio`` (their ``p`` keeps); give one of the two.
     use_batchnorm : insert batch norm between each hidden affine map and its relu.
     reg : L2 strength, penalty ``0.5 * reg * sum ||W||^2`` (weights only).
     weight_scale : standard deviation of the initial weights (default 1e-2).
     dtype : float64 (default; the reference path needs it) or float32 (batched path).
-    seed : int, Generator or None; weights and dropout masks.
+    seed : int, Generator or None; weights and dropout masks. Or a ``numpy.random.RandomState``
+        (legacy, to reproduce a CS231n notebook): every ``W`` is then drawn as CS231n does,
+        ``weight_scale * seed.randn(in, out)`` layer by layer, and nothing else is drawn from it
+        (dropout masks come from a Generator seeded with its state); after
+        ``rs = np.random.RandomState(231)`` and the notebook's own draws from ``rs`` in the
+        notebook's order, the network holds the notebook's weights. The global ``np.random`` is
+        never used.
     eps, momentum : batch-norm settings (defaults 1e-5, 0.9).
     """
 
-    def __init__(self, hidden_dims, input_dim: int = 3 * 32 * 32, num_classes: int = 10, dropout: float = 0.0,
+    def __init__(self, hidden_dims, input_dim: int = 3 * 32 * 32, num_classes: int = 10, dropout: float | None = None,
                  use_batchnorm: bool = False, reg: float = 0.0, weight_scale: float = 1e-2, dtype=np.float64,
-                 seed=None, *, eps: float = 1e-5, momentum: float = 0.9):
+                 seed=None, *, keep_prob: float | None = None, eps: float = 1e-5, momentum: float = 0.9):
         hidden_dims = list(hidden_dims)
         for name, v in [("input_dim", input_dim), ("num_classes", num_classes)] + \
                 [(f"hidden_dims[{i}]", h) for i, h in enumerate(hidden_dims)]:
             check_positive_int(v, name)
-        p = check_drop_probability(dropout, "dropout")
+        p = 0.0 if dropout is None and keep_prob is None else drop_probability(dropout, keep_prob, "dropout")
         reg = check_nonnegative(reg, "reg")
         weight_scale = check_positive(weight_scale, "weight_scale")
         dtype = check_float_dtype(dtype)
-        rng = as_generator(seed)
+        legacy = seed if isinstance(seed, np.random.RandomState) else None
+        if legacy is not None:
+            # CS231n's order: every W drawn as weight_scale * randn(in, out), layer by layer, nothing else
+            # drawn from the RandomState; the dropout Generators are seeded from its state, not by drawing
+            dims = [int(input_dim)] + [int(h) for h in hidden_dims] + [int(num_classes)]
+            legacy_W = [weight_scale * legacy.randn(a, b) for a, b in zip(dims[:-1], dims[1:])]
+            rng = np.random.default_rng(legacy.get_state()[1])
+        else:
+            rng = as_generator(seed)
+
+        def dense_layer(k, a, b, act):
+            if legacy is not None:
+                return Dense.from_params(legacy_W[k].astype(dtype), np.zeros(b, dtype=dtype), act)
+            return Dense(a, b, act, init="scaled_normal", weight_scale=weight_scale, seed=rng, dtype=dtype)
+
         layers, names = [], []
+        L = len(hidden_dims) + 1
         n = int(input_dim)
         for i, h in enumerate(hidden_dims, start=1):
             h = int(h)
-            dense = Dense(n, h, "identity" if use_batchnorm else "relu", init="scaled_normal",
-                          weight_scale=weight_scale, seed=rng, dtype=dtype)
+            dense = dense_layer(i - 1, n, h, "identity" if use_batchnorm else "relu")
             layers.append(dense)
             names += [(f"W{i}", len(layers) - 1, "W"), (f"b{i}", len(layers) - 1, "b")]
             if use_batchnorm:
@@ -93,9 +116,7 @@ class FullyConnectedNet(Network):
             if p > 0:
                 layers.append(Dropout(h, p, seed=rng.spawn(1)[0], dtype=dtype))
             n = h
-        L = len(hidden_dims) + 1
-        layers.append(Dense(n, int(num_classes), "identity", init="scaled_normal", weight_scale=weight_scale,
-                            seed=rng, dtype=dtype))
+        layers.append(dense_layer(L - 1, n, int(num_classes), "identity"))
         names += [(f"W{L}", len(layers) - 1, "W"), (f"b{L}", len(layers) - 1, "b")]
         super().__init__(layers, SoftmaxCrossEntropy(), l2=reg)
         self.hidden_dims = hidden_dims

@@ -50,6 +50,11 @@ def _columns(fn, xs: np.ndarray) -> np.ndarray:
     flat = xs.reshape(n, -1)
     out = np.stack([np.asarray(fn(flat[:, k].copy()), dtype=np.float64).reshape(-1) for k in range(flat.shape[1])],
                    axis=1)
+    if not np.isfinite(out).all():   # a NaN would flow silently into every difference that uses it
+        i, k = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
+        raise ValueError(f"fn: returned a non-finite value ({float(out[i, k])!r} in output entry {i}) at the probe point "
+                         f"{np.array2string(flat[:, k], threshold=8)}; finite differences need fn finite at x "
+                         "and near it (within the initial step)")
     return out.reshape((out.shape[0],) + batch)
 
 
@@ -61,17 +66,62 @@ def fd_jacobian(fn, x, *, step_direction: int = 0, initial_step: float = INITIAL
     (any shape; it is flattened). ``x`` is flattened to ``(n,)``. The wrapper
     calls ``fn`` once per probe point; it is the witness, not a fast path.
     Returns :class:`FDResult` with ``df`` of shape ``(m, n)``.
+
+    A non-finite ``x``, or ``fn`` returning NaN or inf at ``x`` or at any probe point, is a
+    ``ValueError`` (naming ``x`` or ``fn`` and the point), never a silently NaN ``df``.
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if not np.isfinite(x).all():
+        raise ValueError(f"x: expected finite values, got {x[~np.isfinite(x)][0]!r} at index {int(np.argmax(~np.isfinite(x)))}")
     res = _scipy_jacobian(lambda xs: _columns(fn, xs), x, initial_step=initial_step,
                           step_direction=step_direction, maxiter=maxiter)
     return FDResult(df=np.asarray(res.df), error=np.asarray(res.error), success=np.asarray(res.success),
                     status=np.asarray(res.status))
 
 
-def fd_gradient(fn, x, **kwargs) -> FDResult:
-    """Finite-difference gradient of a scalar ``fn`` at ``x``: a ``(1, n)`` row."""
-    return fd_jacobian(lambda v: np.atleast_1d(fn(v)), x, **kwargs)
+def fd_gradient(fn, x, *, method: str = "adaptive", step=None, **kwargs) -> FDResult:
+    """Finite-difference gradient of a scalar ``fn`` at ``x``: a ``(1, n)`` row.
+
+    ``method="adaptive"`` (the default, the witness): scipy's ``differentiate.jacobian`` with its
+    error estimate (``kwargs`` go to :func:`fd_jacobian`).
+
+    ``method="central", step=h``: the plain fixed-step central difference of the courses, to
+    **reproduce their numbers bit for bit**, not to judge a derivative (CS231n's
+    ``eval_numerical_gradient`` uses ``h = 1e-5``, *Deep Learning from Scratch*'s
+    ``numerical_gradient`` ``h = 1e-4``). For each entry i, in C order::
+
+        df[0, i] = (fn(x with x_i = x_i + h) - fn(x with x_i = x_i - h)) / (2 * h)
+
+    exactly as those loops compute it (the same perturbed values and the same operations), but
+    on a copy: ``x`` is never modified, and ``fn`` gets a fresh 1-D copy per call. There is no
+    error estimate: ``error`` is 0 (so :func:`compare` adds no slack for it) and ``success`` is True.
+    """
+    if method == "adaptive":
+        if step is not None:
+            raise ValueError("step: only used with method='central' (the adaptive method chooses its steps), "
+                             f"got step={step!r}")
+        return fd_jacobian(lambda v: np.atleast_1d(fn(v)), x, **kwargs)
+    if method != "central":
+        raise ValueError(f"method: expected 'adaptive' or 'central', got {method!r}")
+    if kwargs:
+        raise ValueError(f"method='central' takes only step=; got also {sorted(kwargs)}")
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, float, np.floating)) \
+            or not np.isfinite(step) or step <= 0:
+        raise ValueError(f"step: method='central' needs a finite step h > 0 (CS231n 1e-5, the book 1e-4), "
+                         f"got {step!r}")
+    h = float(step)
+    x0 = np.array(x, dtype=np.float64).reshape(-1)
+    df = np.zeros((1, x0.size))
+    for i in range(x0.size):
+        probe = x0.copy()
+        old = probe[i]
+        probe[i] = old + h
+        f_plus = np.asarray(fn(probe.copy())).reshape(())
+        probe[i] = old - h
+        f_minus = np.asarray(fn(probe.copy())).reshape(())
+        df[0, i] = (f_plus - f_minus) / (2 * h)
+    return FDResult(df=df, error=np.zeros_like(df), success=np.ones(df.shape, dtype=bool),
+                    status=np.zeros(df.shape, dtype=np.int32))
 
 
 def fd_loss_gradient(net, X, Y, mode: str = "train", *, path: str = "reference", **kwargs) -> FDResult:
@@ -89,7 +139,7 @@ def fd_loss_gradient(net, X, Y, mode: str = "train", *, path: str = "reference",
     loss_of = probe.loss_and_gradients if path == "reference" else probe.loss_and_gradients_batched
 
     def loss(theta):
-        probe.set_flat_params(theta)
+        probe.set_flat_params(theta.astype(probe.dtype))   # scipy probes in float64; a float32 net computes in float32
         return loss_of(X, Y, mode)[0]
 
     return fd_gradient(loss, net.flat_params(), **kwargs)

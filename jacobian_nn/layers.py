@@ -36,6 +36,7 @@ Capabilities, declared (the drivers probe nothing else)::
 
     couples_samples(mode) -> bool   the samples of a batch are not independent in this mode
     per_sample_gradients: bool      backward_batched(..., per_sample=True) is available
+    per_sample_refusal(mode)        None, or why per-sample gradients are refused in this mode
     batched_jacobians: bool         jacobian_x_batched / jacobian_b_batched / input_vjp_rows_batched
     jacobian_x_factors_batched(X)   (D, M) with dy_k/dx_k = diag(D[k]) M, or None (the default)
     min_train_batch: int            smallest batch a training-mode forward accepts
@@ -132,8 +133,21 @@ class Layer:
         batch; the reference driver then calls ``forward_samples``/``backward_samples``."""
         return False
 
+    def per_sample_refusal(self, mode: str):
+        """Why per-sample gradients are not available in ``mode`` (a sentence), or None when they
+        are. The default: None when the layer declares ``per_sample_gradients``. The batched
+        driver asks every layer before it runs anything."""
+        if self.per_sample_gradients:
+            return None
+        return f"{type(self).__name__} has no per-sample gradients (per_sample_gradients is False)"
+
     #: ``jacobian_x_batched`` (and ``input_vjp_rows_batched``) are available
     batched_jacobians: bool = False
+
+    def jacobian_b_batched(self, X):
+        """``dy_k/db`` ``(N, m, m)`` for a layer with a bias ``b`` after which an activation acts
+        (a dense layer: ``J_f(z_k)``); None for a layer without one (the default)."""
+        return None
 
     def jacobian_x_factors_batched(self, X):
         """``(D (N, m), M (m, n))`` with ``dy_k/dx_k = diag(D[k]) M``, when the layer's input

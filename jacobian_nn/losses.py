@@ -152,10 +152,20 @@ class Loss:
             if self.labels_are_probabilities:
                 _check_probabilities(Ym, "Y")
 
+    def label_row(self, y, m: int) -> np.ndarray:
+        """One sample's label as a batch of one, ``(1, m)``, checked under the name ``y`` (the
+        default: a class index becomes a one-hot row; a column ``(m, 1)`` is transposed)."""
+        return label_column(y, m).T
+
     def sample_labels(self, Y, N: int, m: int) -> list:
         """The labels of a batch of N samples, checked once, one per sample as ``__call__``
         takes them: columns ``(m, 1)`` (the default)."""
         return columns(label_matrix(Y, N, m))
+
+    def labels_batched(self, Y, N: int, m: int, dtype=np.float64) -> np.ndarray:
+        """The labels of a batch as ``(N, m)`` (the default: one-hot rows from integer indices,
+        :func:`label_matrix`); what the batched driver hands to ``per_sample_losses_batched``."""
+        return label_matrix(Y, N, m, dtype=dtype)
 
     def forward_and_gradient_batched(self, Y_hat, Y, *, out=None):
         """``(forward_batched(Y_hat, Y), gradient_batched(Y_hat, Y))`` in one call (``out``, the
@@ -417,14 +427,331 @@ class SoftmaxCrossEntropy(Loss):
         return loss, E
 
 
+# --------------------------------------------------------------------------- multiclass SVM (hinge)
+
+
+def _one_hot_index(col: np.ndarray, name: str) -> int:
+    """The class of a one-hot label column ``(m, 1)`` (exactly one 1, zeros elsewhere), else raise."""
+    ones = np.flatnonzero(col[:, 0] == 1.0)
+    if ones.size != 1 or np.count_nonzero(col) != 1:
+        raise ValueError(f"{name}: the SVM loss needs one correct class: an integer index or a one-hot "
+                         f"column, got a column with values {col[:, 0].tolist()!r}")
+    return int(ones[0])
+
+
+class MulticlassSVM(Loss):
+    """CS231n's multiclass SVM (hinge) loss on scores ``s`` ``(m, 1)`` with margin ``delta`` (default 1).
+
+    For the correct class ``y``::
+
+        margin_j = s_j - s_y + delta  (j != y)          L = sum_{j != y} max(0, margin_j)
+        dL/ds_j  = 1[margin_j > 0]    (j != y)          dL/ds_y = -sum_{j != y} 1[margin_j > 0]
+
+    Gradient: a row ``(1, m)``. **Kink**: a margin of exactly 0 contributes nothing to the
+    gradient (``1[0 > 0] = 0``, CS231n's ``margins > 0``; the hinge ``max(0, t)`` takes its
+    ``t <= 0`` branch at 0, as relu'(0) = 0 does): the one-sided derivative along ``s_j``
+    from below, and along ``s_y`` from above.
+
+    Labels: an integer class index, or a one-hot column ``(m, 1)``; batched, integer indices
+    ``(N,)`` or one-hot rows ``(N, m)``. The batch loss is the mean of the per-sample losses
+    (CS231n's ``svm_loss`` divides by N the same way).
+    """
+
+    name = "svm"
+
+    def __init__(self, delta: float = 1.0):
+        if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(delta) or delta <= 0:
+            raise ValueError(f"delta: expected a finite margin > 0, got {delta!r}")
+        self.delta = float(delta)
+
+    def __repr__(self) -> str:
+        return f"MulticlassSVM(delta={self.delta})"
+
+    def _index(self, y, m: int) -> int:
+        if _is_integer_label(y):
+            label_column(y, m)   # the range check
+            return int(y)
+        return _one_hot_index(label_column(y, m), "y")
+
+    def forward(self, s, y):
+        """``L`` (a float); :meth:`__call__`'s value."""
+        return self(s, y)[0]
+
+    def gradient(self, s, y):
+        """Row ``dL/ds`` ``(1, m)``; :meth:`__call__`'s gradient."""
+        return self(s, y)[1]
+
+    def __call__(self, s, y, *, check=True):
+        """``(L, dL/ds)`` for scores ``s`` ``(m, 1)`` and the correct class ``y`` (formulas in the class
+        docstring). ``check=False``: ``s`` and ``y`` come from the reference driver (``y`` an int)."""
+        if check:
+            s = as_column(s, "s")
+            y = self._index(y, s.shape[0])
+        margins = s - s[y, 0] + self.delta
+        margins[y, 0] = 0.0
+        positive = margins > 0
+        row = positive.astype(s.dtype)
+        row[y, 0] = -float(np.count_nonzero(positive))
+        return float(np.sum(margins[positive])), row.T
+
+    def check_labels(self, Y, N: int, m: int, dtype=np.float64) -> None:
+        """One correct class per sample: integer indices ``(N,)`` or one-hot rows ``(N, m)``."""
+        self._indices_batched(Y, N, m)
+
+    def sample_labels(self, Y, N: int, m: int) -> list:
+        """The N correct classes as integers, from indices ``(N,)`` or one-hot rows ``(N, m)``."""
+        return self._indices_batched(Y, N, m).tolist()
+
+    def _indices_batched(self, Y, N: int, m: int) -> np.ndarray:
+        idx = label_indices(Y, N, m)
+        if idx is not None:
+            return idx
+        Ym = label_matrix(Y, N, m)
+        if not (np.all((Ym == 0) | (Ym == 1)) and np.all(np.count_nonzero(Ym, axis=1) == 1)):
+            raise ValueError("Y: the SVM loss needs one correct class per sample: integer indices (N,) "
+                             "or one-hot rows (N, m)")
+        return Ym.argmax(axis=1)
+
+    def _margins_batched(self, S, Y):
+        S = output_batch(S, "S")
+        N, m = S.shape
+        idx = self._indices_batched(Y, N, m)
+        rows = np.arange(N)
+        M = S - S[rows, idx][:, None] + S.dtype.type(self.delta)
+        M[rows, idx] = 0
+        return M, rows, idx
+
+    def per_sample_losses_batched(self, S, Y):
+        """Per-sample losses ``(N,)``: ``L_k = sum_{j != y_k} max(0, S[k, j] - S[k, y_k] + delta)``."""
+        M, _, _ = self._margins_batched(S, Y)
+        return np.where(M > 0, M, 0).sum(axis=1)
+
+    def forward_batched(self, S, Y):
+        """``(1/N) sum_k L_k``."""
+        return self.forward_and_gradient_batched(S, Y)[0]
+
+    def gradient_batched(self, S, Y):
+        """``G`` ``(N, m)``: ``1[M > 0] / N``, and ``-(number of positive margins) / N`` at the correct class."""
+        return self.forward_and_gradient_batched(S, Y)[1]
+
+    def forward_and_gradient_batched(self, S, Y, *, out=None):
+        """Scores ``S`` ``(N, m)``, ``M = S - S[k, y_k] + delta`` with ``M[k, y_k] = 0``::
+
+            L = (1/N) sum_{k, j} max(0, M[k, j])
+            G = 1[M > 0] / N,   G[k, y_k] = -(sum_j 1[M[k, j] > 0]) / N
+
+        (``out``, the batched driver's lender, unused.)"""
+        M, rows, idx = self._margins_batched(S, Y)
+        N = M.shape[0]
+        P = M > 0
+        loss = float(np.sum(M[P]) / N)
+        G = P.astype(M.dtype)
+        G[rows, idx] = -P.sum(axis=1)
+        G /= N
+        return loss, G
+
+
+# --------------------------------------------------------------------------- binary cross-entropy
+
+
+def binary_label_matrix(Y, N: int, m: int, name: str = "Y", dtype=np.float64) -> np.ndarray:
+    """Binary labels as ``(N, m)`` floats in ``[0, 1]``: ``(N, m)``, or ``(N,)`` when ``m == 1``;
+    bools and integers 0/1 are converted (soft labels in between are accepted)."""
+    arr = np.asarray(Y)
+    if arr.ndim == 1 and m == 1:
+        arr = arr[:, None]
+    out = as_float_array(arr, name, dtype)
+    if out.shape != (N, m):
+        raise ValueError(f"{name}: expected binary labels of shape ({N}, {m})"
+                         + (f" or ({N},)" if m == 1 else "") + f", got shape {np.shape(Y)}")
+    if out.size and (out.min() < 0 or out.max() > 1):
+        raise ValueError(f"{name}: expected binary labels in [0, 1] (or bools), got values in "
+                         f"[{float(out.min())!r}, {float(out.max())!r}]")
+    return out
+
+
+def binary_label_column(y, m: int, name: str = "y", dtype=np.float64) -> np.ndarray:
+    """One sample's binary labels as a column ``(m, 1)`` in ``[0, 1]``: a column, or a scalar
+    (bool, 0/1 or a float in [0, 1]) when ``m == 1``."""
+    arr = np.asarray(y)
+    if arr.ndim == 0 and m == 1:
+        arr = arr.reshape(1, 1)
+    col = as_float_array(arr, name, dtype)
+    if col.shape != (m, 1):
+        raise ValueError(f"{name}: expected binary labels of shape ({m}, 1)"
+                         + (" or a scalar" if m == 1 else "") + f", got shape {np.shape(y)}")
+    if col.min() < 0 or col.max() > 1:
+        raise ValueError(f"{name}: expected binary labels in [0, 1] (or bools), got values in "
+                         f"[{float(col.min())!r}, {float(col.max())!r}]")
+    return col
+
+
+class _BinaryLabels(Loss):
+    """Labels of the binary losses: each output is its own yes/no question (``y_i`` in [0, 1])."""
+
+    def check_labels(self, Y, N: int, m: int, dtype=np.float64) -> None:
+        binary_label_matrix(Y, N, m, dtype=dtype)
+
+    def label_row(self, y, m: int) -> np.ndarray:
+        return binary_label_column(y, m).T
+
+    def sample_labels(self, Y, N: int, m: int) -> list:
+        return columns(binary_label_matrix(Y, N, m))
+
+    def labels_batched(self, Y, N: int, m: int, dtype=np.float64) -> np.ndarray:
+        return binary_label_matrix(Y, N, m, dtype=dtype)
+
+    def forward(self, y_hat, y):
+        """``L`` (a float); :meth:`__call__`'s value."""
+        return self(y_hat, y)[0]
+
+    def gradient(self, y_hat, y):
+        """Row ``dL/dy_hat`` ``(1, m)``; :meth:`__call__`'s gradient."""
+        return self(y_hat, y)[1]
+
+    def forward_batched(self, Y_hat, Y):
+        """``(1/N) sum_k L_k``."""
+        return self.forward_and_gradient_batched(Y_hat, Y)[0]
+
+    def gradient_batched(self, Y_hat, Y):
+        """``(N, m)``, row k ``= (1/N) dL_k/dy_hat_k``."""
+        return self.forward_and_gradient_batched(Y_hat, Y)[1]
+
+
+class BinaryCrossEntropy(_BinaryLabels):
+    """Binary cross-entropy on **probabilities** ``p`` ``(m, 1)`` (a sigmoid output), summed over the m
+    outputs (deeplearning.ai's logistic-regression cost, per example)::
+
+        L = -sum_i [y_i log p_i + (1 - y_i) log(1 - p_i)]
+        dL/dp_i = -y_i / p_i + (1 - y_i) / (1 - p_i)           (a row (1, m))
+
+    A term whose label weight is 0 is left out (``0 log 0 = 0``). ``p`` must lie in [0, 1];
+    ``p_i = 0`` with ``y_i > 0`` or ``p_i = 1`` with ``y_i < 1`` makes the loss infinite and is
+    refused, never clipped. Near 0 and 1, ``log p`` of a rounded probability loses digits that
+    the logits still had: :class:`SigmoidBinaryCrossEntropy` takes the logits instead.
+    Labels: ``(m, 1)`` in [0, 1], bools, or a scalar when ``m == 1``; batched ``(N, m)`` or ``(N,)``.
+    """
+
+    name = "binary_cross_entropy"
+
+    @staticmethod
+    def _check_probs(P, Y, name):
+        lo, hi = P.min(), P.max()
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name}: expected probabilities in [0, 1], got values in [{float(lo)!r}, {float(hi)!r}]")
+        bad = ((Y > 0) & (P == 0)) | ((Y < 1) & (P == 1))
+        if bad.any():
+            where = tuple(int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(f"{name}: probability {float(P[where])!r} at index {where} where the label is "
+                             f"{float(Y[where])!r}; the binary cross-entropy is infinite there")
+
+    def __call__(self, p, y, *, check=True):
+        """``(L, dL/dp)`` for ``p`` ``(m, 1)`` (formulas in the class docstring)."""
+        if check:
+            p = as_column(p, "y_hat")
+            y = binary_label_column(y, p.shape[0])
+        self._check_probs(p, y, "y_hat")
+        pos, neg = y > 0, y < 1
+        terms = np.zeros_like(p)
+        terms[pos] = y[pos] * np.log(p[pos])
+        terms[neg] += (1 - y[neg]) * np.log1p(-p[neg])
+        g = np.zeros_like(p)
+        g[pos] = -y[pos] / p[pos]
+        g[neg] += (1 - y[neg]) / (1 - p[neg])
+        return float(-terms.sum()), g.T
+
+    def _terms_batched(self, P, Y):
+        P = output_batch(P)
+        Y = binary_label_matrix(Y, *P.shape, dtype=P.dtype)
+        self._check_probs(P, Y, "Y_hat")
+        pos, neg = Y > 0, Y < 1
+        T = np.zeros_like(P)
+        T[pos] = Y[pos] * np.log(P[pos])
+        T[neg] += (1 - Y[neg]) * np.log1p(-P[neg])
+        return P, Y, pos, neg, T
+
+    def per_sample_losses_batched(self, P, Y):
+        """``(N,)``: ``L_k = -sum_i [Y log P + (1 - Y) log(1 - P)]`` over row k."""
+        return -self._terms_batched(P, Y)[4].sum(axis=1)
+
+    def forward_and_gradient_batched(self, P, Y, *, out=None):
+        """``L = -(1/N) sum_{k, i} [Y log P + (1 - Y) log(1 - P)]``,
+        ``G = (-Y / P + (1 - Y) / (1 - P)) / N`` (zero-weight terms left out; ``out`` unused)."""
+        P, Y, pos, neg, T = self._terms_batched(P, Y)
+        N = P.shape[0]
+        G = np.zeros_like(P)
+        G[pos] = -Y[pos] / P[pos]
+        G[neg] += (1 - Y[neg]) / (1 - P[neg])
+        G /= N
+        return float(-T.sum() / N), G
+
+
+def _sigmoid_pair(z: np.ndarray):
+    """``(sigmoid(z), sigmoid(-z))``, each without overflow and to full relative precision:
+    with ``e = exp(-|z|)``, the one of them on the side of ``z`` is ``1 / (1 + e)`` and the other
+    ``e / (1 + e)`` (never ``1 - sigmoid``, which cancels)."""
+    e = np.exp(-np.abs(z))
+    big, small = 1 / (1 + e), e / (1 + e)
+    return np.where(z >= 0, big, small), np.where(z >= 0, small, big)
+
+
+class SigmoidBinaryCrossEntropy(_BinaryLabels):
+    """Fused sigmoid + binary cross-entropy on **logits** ``z`` ``(m, 1)``, stable for any finite logit::
+
+        L = sum_i [max(z_i, 0) - y_i z_i + log(1 + exp(-|z_i|))]      (= BCE(sigmoid(z), y))
+        dL/dz_i = sigmoid(z_i) - y_i = (1 - y_i) sigmoid(z_i) - y_i sigmoid(-z_i)      (a row (1, m))
+
+    ``sigmoid(z)`` and ``sigmoid(-z)`` are each ``1 / (1 + e)`` or ``e / (1 + e)`` with
+    ``e = exp(-|z|)``, so nothing overflows, nothing takes the log of a rounded 0 (at ``z = -1000``
+    with label 1 the loss is 1000, not inf), and the gradient for a 0/1 label is one of them to full
+    relative precision (at ``z = 36``, label 1: ``-sigmoid(-36)``, not ``1 - 1 = 0`` after rounding). A network using it ends in an
+    identity activation. Labels as for :class:`BinaryCrossEntropy`.
+    """
+
+    name = "sigmoid_binary_cross_entropy"
+
+    def __call__(self, z, y, *, check=True):
+        """``(L, dL/dz)`` for logits ``z`` ``(m, 1)`` (formulas in the class docstring)."""
+        if check:
+            z = as_column(z, "z")
+            y = binary_label_column(y, z.shape[0])
+        loss = np.maximum(z, 0) - y * z + np.log1p(np.exp(-np.abs(z)))
+        s_pos, s_neg = _sigmoid_pair(z)
+        return float(loss.sum()), ((1 - y) * s_pos - y * s_neg).T
+
+    def _labels_and_logits_batched(self, Z, Y):
+        Z = output_batch(Z, "Z")
+        return Z, binary_label_matrix(Y, *Z.shape, dtype=Z.dtype)
+
+    def per_sample_losses_batched(self, Z, Y):
+        """``(N,)``: ``L_k = sum_i [max(Z, 0) - Y Z + log1p(exp(-|Z|))]`` over row k."""
+        Z, Y = self._labels_and_logits_batched(Z, Y)
+        return (np.maximum(Z, 0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))).sum(axis=1)
+
+    def forward_and_gradient_batched(self, Z, Y, *, out=None):
+        """With ``E = exp(-|Z|)``: ``L = (1/N) sum_{k, i} [max(Z, 0) - Y Z + log1p(E)]`` and
+        ``G = ((1 - Y) sigmoid(Z) - Y sigmoid(-Z)) / N``, where ``sigmoid(+-Z)`` is ``1 / (1 + E)`` on
+        the side of ``Z``'s sign and ``E / (1 + E)`` on the other (``out`` unused)."""
+        Z, Y = self._labels_and_logits_batched(Z, Y)
+        N = Z.shape[0]
+        E = np.exp(-np.abs(Z))
+        loss = float((np.maximum(Z, 0) - Y * Z + np.log1p(E)).sum() / N)
+        near, far = 1 / (1 + E), E / (1 + E)
+        nonneg = Z >= 0
+        G = (1 - Y) * np.where(nonneg, near, far) - Y * np.where(nonneg, far, near)
+        return loss, G / N
+
+
 LOSSES: dict[str, type[Loss]] = {
-    cls.name: cls for cls in (CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy)
+    cls.name: cls for cls in (CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy, MulticlassSVM,
+                              BinaryCrossEntropy, SigmoidBinaryCrossEntropy)
 }
 
 
 def get_loss(spec) -> Loss:
-    """Return a loss from an instance, a class, or a name
-    (``cross_entropy``, ``mse``, ``softmax_cross_entropy``)."""
+    """Return a loss from an instance, a class, or a name (``cross_entropy``, ``mse``,
+    ``softmax_cross_entropy``, ``svm``, ``binary_cross_entropy``, ``sigmoid_binary_cross_entropy``)."""
     if isinstance(spec, Loss):
         return spec
     if isinstance(spec, type) and issubclass(spec, Loss):

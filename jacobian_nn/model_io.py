@@ -76,6 +76,7 @@ from ._validation import all_finite
 from .activations import ACTIVATIONS, get_activation
 from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm
 from .fcnet import FullyConnectedNet
+from .layernorm import LayerNorm
 from .layers import Dense
 from .losses import LOSSES
 from .network import Network
@@ -120,6 +121,17 @@ def _batchnorm_from_record(config, arrays):
     # running_mean / running_var are state: written by the loader after this returns
     return BatchNorm(config["m"], eps=config["eps"], momentum=config["momentum"], gamma=gamma,
                      beta=arrays["beta"], update_running=config["update_running"], dtype=gamma.dtype)
+
+
+def _layernorm_to_record(layer):
+    return {"m": layer.n_in, "eps": layer.eps, "dtype": str(layer.dtype)}, {"gamma": layer.gamma,
+                                                                           "beta": layer.beta}
+
+
+def _layernorm_from_record(config, arrays):
+    gamma = arrays["gamma"]
+    _check_layer_dtype(config, str(gamma.dtype))
+    return LayerNorm(config["m"], eps=config["eps"], gamma=gamma, beta=arrays["beta"], dtype=gamma.dtype)
 
 
 #: Bit generators a saved dropout Generator may use (a plain table, no lookup by attribute name).
@@ -235,10 +247,11 @@ LAYER_TYPES: dict = {
     "MaxPool2D": (_pool_to_record, _pool_from_record(MaxPool2D)),
     "AvgPool2D": (_pool_to_record, _pool_from_record(AvgPool2D)),
     "SpatialBatchNorm": (_spatial_batchnorm_to_record, _spatial_batchnorm_from_record),
+    "LayerNorm": (_layernorm_to_record, _layernorm_from_record),
 }
 _CLASS_TO_TYPE: dict = {Dense: "Dense", BatchNorm: "BatchNorm", Dropout: "Dropout",
                         ActivationLayer: "ActivationLayer", Conv2D: "Conv2D", MaxPool2D: "MaxPool2D",
-                        AvgPool2D: "AvgPool2D", SpatialBatchNorm: "SpatialBatchNorm"}
+                        AvgPool2D: "AvgPool2D", SpatialBatchNorm: "SpatialBatchNorm", LayerNorm: "LayerNorm"}
 
 
 def _fcnet_record(net) -> dict:
@@ -670,6 +683,12 @@ def _layer_schema(rec, field, arch_dtype):
         _named(c["activation"], f"{cf}.activation", ACTIVATIONS)
         _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
         shapes = {}
+    elif kind == "LayerNorm":
+        _dict(c, cf, ("m", "eps", "dtype"))
+        n_in = n_out = _int(c["m"], f"{cf}.m")
+        _number(c["eps"], f"{cf}.eps", 0.0)
+        _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
+        shapes = {"gamma": (n_in,), "beta": (n_in,)}
     elif kind in ("Conv2D", "MaxPool2D", "AvgPool2D", "SpatialBatchNorm"):
         n_in, n_out, shapes = _image_layer_schema(kind, c, cf, arch_dtype)
     else:  # a registered type: its own from_record checks its config; shapes come from the headers

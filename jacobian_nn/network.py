@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_batch, as_column, as_generator, check_like_params, check_nonnegative, check_positive, lend
+from ._validation import (as_batch, as_column, as_float_array, as_generator, check_like_params, check_nonnegative,
+                          check_positive, check_writeable, lend)
 from . import batched, reference
-from .activations import Identity, Softmax, get_activation
+from .activations import Identity, Sigmoid, Softmax, get_activation
 from .layers import Dense
-from .losses import CrossEntropy, Loss, SoftmaxCrossEntropy, get_loss, label_column, label_matrix
+from .losses import (BinaryCrossEntropy, CrossEntropy, Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, get_loss,
+                     label_matrix)
 
 
 class Network:
@@ -67,6 +69,11 @@ class Network:
                 "loss: SoftmaxCrossEntropy takes logits, but the last layer already applies softmax; "
                 "use activation 'identity' on the last layer, or loss CrossEntropy"
             )
+        if isinstance(self.loss, SigmoidBinaryCrossEntropy) and isinstance(last, Sigmoid):
+            raise ValueError(
+                "loss: SigmoidBinaryCrossEntropy takes logits, but the last layer already applies sigmoid; "
+                "use activation 'identity' on the last layer, or loss BinaryCrossEntropy"
+            )
         self.l2 = check_nonnegative(l2, "l2")
         self.l1 = check_nonnegative(l1, "l1")
         self.regularize_bias = bool(regularize_bias)
@@ -77,8 +84,9 @@ class Network:
         """A network of :class:`Dense` layers with the given ``sizes`` ``[n_in, h1, ..., n_out]``.
 
         Hidden layers use ``activation``. The output activation defaults to
-        identity (logits) for ``softmax_cross_entropy``, softmax for
-        ``cross_entropy`` and identity for ``mse``. Weights are drawn from one
+        identity (logits) for ``softmax_cross_entropy``, ``sigmoid_binary_cross_entropy`` and
+        ``svm``, softmax for ``cross_entropy``, sigmoid for ``binary_cross_entropy`` and identity
+        for ``mse``. Weights are drawn from one
         ``numpy.random.Generator`` made from ``seed``, layer by layer.
         """
         sizes = list(sizes)
@@ -87,7 +95,8 @@ class Network:
         loss = get_loss(loss)
         get_activation(activation)  # refuse an unknown name even when there is no hidden layer
         if output_activation is None:
-            output_activation = Softmax() if isinstance(loss, CrossEntropy) else Identity()
+            output_activation = (Softmax() if isinstance(loss, CrossEntropy) else
+                                 Sigmoid() if isinstance(loss, BinaryCrossEntropy) else Identity())
         rng = as_generator(seed)
         layers = []
         for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -151,8 +160,14 @@ class Network:
         return np.concatenate([v.reshape(-1) for p in self.params for v in p.values()])
 
     def set_flat_params(self, theta) -> None:
-        """Write a vector laid out as :meth:`flat_params` back into the live arrays."""
-        theta = np.asarray(theta)
+        """Write a vector laid out as :meth:`flat_params` back into the live arrays.
+
+        ``theta`` is checked first under the package's dtype policy: an integer vector is
+        converted to the network's dtype; a float of the other precision, complex, string and
+        object vectors are refused (``TypeError``), as are NaN and inf and a read-only
+        parameter (``ValueError``). Nothing is written unless every check passes."""
+        theta = as_float_array(theta, "theta", self.dtype)
+        check_writeable(self.params, "theta: params")
         sizes = [v.size for p in self.params for v in p.values()]
         if theta.shape != (sum(sizes),):
             raise ValueError(f"theta: expected shape ({sum(sizes)},), got {theta.shape}")
@@ -222,8 +237,9 @@ class Network:
         x = as_column(x, "x", self.n_in)
         return reference.predict(self, x.T, mode).T
 
-    def backward(self, x, y):
-        """Loss and gradients for one sample ``x`` ``(n, 1)`` with label ``y``.
+    def backward(self, x, y, mode: str = "train"):
+        """Loss and gradients for one sample ``x`` ``(n, 1)`` with label ``y`` (in ``mode``; a
+        network with batch norm needs ``mode="test"`` for one sample).
 
         Returns ``(loss, grads)``: ``grads`` is a list with one dict per layer,
         each array in its parameter's shape, penalty gradient included. The loss
@@ -231,8 +247,7 @@ class Network:
         explicit Jacobians (:meth:`Dense.backward`).
         """
         x = as_column(x, "x", self.n_in)
-        y = label_column(y, self.n_out)
-        return self.loss_and_gradients(x.T, y.T, "train")
+        return self.loss_and_gradients(x.T, self.loss.label_row(y, self.n_out), mode)
 
     def input_jacobian(self, x) -> np.ndarray:
         """``d y_hat / dx`` ``(n_out, n_in)`` = ``J_L ... J_2 J_1`` (see
@@ -254,12 +269,13 @@ class Network:
     def apply_update(self, steps) -> None:
         """Add ``steps`` (one dict per layer, parameter shapes) to the parameters.
 
-        All steps are checked first (shape, dtype, finiteness); only then are the
-        arrays written, in place, so that a failure leaves every parameter as it was
+        All steps are checked first (shape, dtype, finiteness), and every parameter for
+        being writeable; only then are the arrays written, in place, so that a failure leaves every parameter as it was
         and both paths keep seeing the same arrays.
         """
         params = self.params
         check_like_params(steps, params, "steps")
+        check_writeable(params, "steps")
         for s, p in zip(steps, params):
             for name in p:
                 p[name] += s[name]
@@ -325,11 +341,12 @@ class Network:
         :meth:`input_jacobian` of row k (see :func:`jacobian_nn.batched.input_jacobian_batched`)."""
         return batched.input_jacobian_batched(self, X)
 
-    def per_sample_gradients_batched(self, X, Y, *, include_penalty: bool = True):
+    def per_sample_gradients_batched(self, X, Y, *, include_penalty: bool = True, mode: str = "train"):
         """Per-sample gradients, one dict per layer, ``{"W": (N, n, m), "b": (N, m)}``; slice k
         matches :meth:`backward` of sample k, and their mean is the batched gradient
-        (see :func:`jacobian_nn.batched.per_sample_gradients_batched`)."""
-        return batched.per_sample_gradients_batched(self, X, Y, include_penalty=include_penalty)
+        (see :func:`jacobian_nn.batched.per_sample_gradients_batched`; a network with batch norm
+        needs ``mode="test"``)."""
+        return batched.per_sample_gradients_batched(self, X, Y, include_penalty=include_penalty, mode=mode)
 
     def per_sample_losses_batched(self, X, Y) -> np.ndarray:
         """Per-sample data losses ``(N,)`` through the batched path (no penalty)."""

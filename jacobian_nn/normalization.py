@@ -8,7 +8,7 @@ Batch normalisation (training mode couples the samples)
 -------------------------------------------------------
 For one feature j of a batch ``X`` ``(N, m)`` (column ``x = X[:, j]``)::
 
-    mu      = (1/N) sum_i x_i                     sigma = sqrt(var + eps)
+    mu      = (1/N) sum_i x_i  (refined: centred)  sigma = sqrt(var + eps)
     var     = (1/N) sum_i (x_i - mu)^2  (biased)  x_hat = (x - mu) / sigma
     y       = gamma_j x_hat + beta_j
 
@@ -73,13 +73,8 @@ import numpy as np
 
 from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
                           check_mode, check_positive, check_positive_int, columns, rows_of)
-from .activations import Activation, get_activation
+from .activations import Activation, _embed_diagonal, get_activation
 from .layers import Layer
-
-
-def _no_per_sample(layer, per_sample: bool) -> None:
-    if per_sample:
-        raise TypeError(f"{type(layer).__name__} has no per-sample gradients (per_sample_gradients is False)")
 
 
 def _stack_columns(xs, name: str, m: int, dtype) -> np.ndarray:
@@ -100,7 +95,56 @@ def _stack_rows(rows, name: str, m: int, dtype, N: int) -> np.ndarray:
 # =========================================================================== batch normalisation
 
 
-class BatchNorm(Layer):
+def centred(X: np.ndarray, axis: int):
+    """``(X - mean(X), mean(X))`` along ``axis``, the mean refined once: ``mu = mean(X)``,
+    ``D = X - mu``, ``c = mean(D)``; returns ``(D - c, mu + c)`` (the mean with ``keepdims``).
+    The second pass removes the rounding error of the first mean (``D`` is exact when the values
+    are close to ``mu``, and ``c`` is a mean of small numbers), so ``x - mu`` keeps its digits
+    on a nearly constant feature with a large offset: better than a correctly rounded mean,
+    which leaves up to half an ulp of the offset in every difference."""
+    mu = X.mean(axis=axis, keepdims=True)
+    D = X - mu
+    c = D.mean(axis=axis, keepdims=True)
+    D -= c
+    return D, mu + c
+
+
+class ScaleShiftLayer(Layer):
+    """A normalisation layer ``R^m -> R^m`` with a scale ``gamma`` ``(m,)`` and a shift ``beta`` ``(m,)``
+    (batch norm, layer norm): the two parameters, their checks, the width and the dtype in one place."""
+
+    def _init_scale_shift(self, m: int, gamma, beta, dtype) -> None:
+        self.gamma = self._initial("gamma", gamma, np.ones(m, dtype=dtype), m, dtype)
+        self.beta = self._initial("beta", beta, np.zeros(m, dtype=dtype), m, dtype)
+
+    @staticmethod
+    def _initial(name, value, default, m, dtype):
+        if value is None:
+            return default
+        arr = as_float_array(value, name, dtype)
+        if arr.shape != (m,):
+            raise ValueError(f"{name}: expected shape ({m},) to match m={m} features, got shape {arr.shape}")
+        return arr.copy()
+
+    @property
+    def n_in(self) -> int:
+        return self.gamma.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.gamma.shape[0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.gamma.dtype
+
+    @property
+    def params(self) -> dict:
+        """The live parameter arrays ``{"gamma": (m,), "beta": (m,)}`` (never penalised: not named W)."""
+        return {"gamma": self.gamma, "beta": self.beta}
+
+
+class BatchNorm(ScaleShiftLayer):
     """Batch normalisation over the features of a batch (seed 004's ``batchnorm_forward``).
 
     Parameters
@@ -132,34 +176,12 @@ class BatchNorm(Layer):
                 or not 0.0 <= float(momentum) <= 1.0:
             raise ValueError(f"momentum: expected a number in [0, 1], got {momentum!r}")
         self.momentum = float(momentum)
-        self.gamma = self._initial("gamma", gamma, np.ones(m, dtype=dtype), m, dtype)
-        self.beta = self._initial("beta", beta, np.zeros(m, dtype=dtype), m, dtype)
+        self._init_scale_shift(m, gamma, beta, dtype)
         self.running_mean = np.zeros(m, dtype=dtype)
         self.running_var = np.zeros(m, dtype=dtype)
         self.update_running = bool(update_running)
 
-    @staticmethod
-    def _initial(name, value, default, m, dtype):
-        if value is None:
-            return default
-        arr = as_float_array(value, name, dtype)
-        if arr.shape != (m,):
-            raise ValueError(f"{name}: expected shape ({m},) to match m={m} features, got shape {arr.shape}")
-        return arr.copy()
-
     # -- description -------------------------------------------------------------------
-
-    @property
-    def n_in(self) -> int:
-        return self.gamma.shape[0]
-
-    @property
-    def n_out(self) -> int:
-        return self.gamma.shape[0]
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.gamma.dtype
 
     #: training mode refuses N = 1 (see the module docstring); the solver never forms such a batch
     min_train_batch = 2
@@ -167,11 +189,6 @@ class BatchNorm(Layer):
     def couples_samples(self, mode: str) -> bool:
         """Training mode normalises with the batch's statistics: every output depends on every sample."""
         return check_mode(mode) == "train"
-
-    @property
-    def params(self) -> dict:
-        """The live parameter arrays ``{"gamma": (m,), "beta": (m,)}`` (never penalised: not named W)."""
-        return {"gamma": self.gamma, "beta": self.beta}
 
     @property
     def state(self) -> dict:
@@ -200,10 +217,10 @@ class BatchNorm(Layer):
                 "with one sample the variance is 0 and the output is beta whatever the input "
                 "(use mode='test' for single samples)"
             )
-        mu = X.mean(axis=0)
-        var = ((X - mu) ** 2).mean(axis=0)
+        D, mu = centred(X, 0)    # x - mu with the mean refined once: digits kept on a near-constant feature
+        var = (D * D).mean(axis=0)
         sigma = np.sqrt(var + self.eps)
-        return mu, var, sigma, (X - mu) / sigma
+        return mu[0], var, sigma, D / sigma
 
     def _update_running(self, mu: np.ndarray, var: np.ndarray) -> None:
         if self.update_running:
@@ -397,9 +414,13 @@ class BatchNorm(Layer):
         Test:  ``dX = G * gamma / sigma_running``.
         Both:  ``dgamma = sum_i G_i x_hat_i``, ``dbeta = sum_i G_i``.
         (``input_grad`` and ``out`` are accepted and unused: ``dX`` is always computed.)
+        ``per_sample=True`` (test mode only): ``{"gamma": G * x_hat, "beta": G}`` ``(N, m)``.
         """
-        _no_per_sample(self, per_sample)
         mode, x_hat, sigma = ctx
+        if per_sample:
+            if mode == "train":
+                raise TypeError(self.per_sample_refusal(mode))
+            return G * (self.gamma / sigma), {"gamma": G * x_hat, "beta": G.copy()}
         N = x_hat.shape[0]
         d_gamma = (G * x_hat).sum(axis=0)
         d_beta = G.sum(axis=0)
@@ -410,7 +431,69 @@ class BatchNorm(Layer):
         return dX, {"gamma": d_gamma, "beta": d_beta}
 
 
+    # -- batched path: per-sample gradients and Jacobians (test mode) ------------------------
+
+    per_sample_gradients = True
+    batched_jacobians = True
+
+    def per_sample_refusal(self, mode: str):
+        """Training mode is refused: every output depends on the whole batch's mean and variance,
+        so the batch loss is not a sum of terms each of which depends on one sample only, and a
+        per-sample gradient is not defined as usual. Test mode is per sample."""
+        if check_mode(mode) == "train":
+            return ("BatchNorm in training mode normalises with the batch's mean and variance, so the "
+                    "samples are coupled and a per-sample gradient is not defined; use mode='test' "
+                    "(running statistics) for per-sample gradients, or loss_and_gradients_batched for "
+                    "the gradient of the batch loss")
+        return None
+
+    def jacobian_x_batched(self, X):
+        """Test mode, every row: ``diag(gamma / sqrt(running_var + eps))`` ``(N, m, m)``."""
+        X = as_batch(X, "X", self.n_in, self.dtype)
+        D = np.broadcast_to(self.gamma / self._test_sigma(), X.shape)
+        return _embed_diagonal(D)
+
+    def input_vjp_rows_batched(self, P, X):
+        """Test mode: ``P`` ``(N, r, m)`` -> ``P * gamma / sqrt(running_var + eps)``."""
+        X = as_batch(X, "X", self.n_in, self.dtype)
+        return _scaled_rows(P, X, self.gamma / self._test_sigma())
+
+
+def _scaled_rows(P, X: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``P`` ``(N, r, m)`` times ``diag(d)`` on the right, shape checked against ``X`` ``(N, m)``."""
+    P = np.asarray(P)
+    N, m = X.shape
+    if P.ndim != 3 or P.shape[0] != N or P.shape[2] != m:
+        raise ValueError(f"P: expected shape ({N}, r, {m}), got {P.shape}")
+    return P * d
+
+
 # =========================================================================== dropout
+
+
+#: What each CS231n generation means by ``p``, for the docstrings and errors of ``p``/``keep_prob``.
+P_GENERATIONS = ("CS231n's 2017 assignment (dropout=p, dropout_forward's p) drops with probability p: "
+                 "that is p= / dropout= here; its 2018+ assignments (dropout_keep_ratio, dropout_forward's p) "
+                 "keep with probability p: that is keep_prob= here")
+
+
+def drop_probability(p, keep_prob, p_name: str = "p") -> float:
+    """The drop probability from exactly one of ``p`` (drop) and ``keep_prob`` (keep, ``p = 1 - keep_prob``),
+    each checked; both given, or neither, is an error naming what each keyword means."""
+    if p is not None and keep_prob is not None:
+        raise ValueError(f"{p_name}, keep_prob: give one of them, got {p_name}={p!r} and keep_prob={keep_prob!r}; "
+                         + P_GENERATIONS)
+    if keep_prob is None:
+        if p is None:
+            raise TypeError(f"{p_name}: expected a drop probability ({p_name}=) or a keep probability (keep_prob=), "
+                            "got neither")
+        return check_drop_probability(p, p_name)
+    if isinstance(keep_prob, (bool, np.bool_)) or not isinstance(keep_prob, (int, float, np.integer, np.floating)):
+        raise TypeError(f"keep_prob: expected a keep probability in (0, 1], got {type(keep_prob).__name__} "
+                        f"{keep_prob!r}")
+    if not np.isfinite(keep_prob) or not 0.0 < float(keep_prob) <= 1.0:
+        raise ValueError(f"keep_prob: expected a keep probability in (0, 1], got {keep_prob!r} ({P_GENERATIONS})")
+    return 1.0 - float(keep_prob)
 
 
 def check_drop_probability(p, name: str = "p") -> float:
@@ -418,7 +501,7 @@ def check_drop_probability(p, name: str = "p") -> float:
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a drop probability in [0, 1), got {type(p).__name__} {p!r}")
     if not np.isfinite(p) or not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"{name}: expected a drop probability in [0, 1), got {p!r}")
+        raise ValueError(f"{name}: expected a drop probability in [0, 1), got {p!r} ({P_GENERATIONS})")
     return float(p)
 
 
@@ -455,6 +538,10 @@ class _ParameterFreeLayer(Layer):
 class Dropout(_ParameterFreeLayer):
     """Inverted dropout (seed 004's ``dropout_forward``), ``p`` = probability of dropping a unit.
 
+    Give ``p`` (the drop probability, as CS231n's 2017 assignment's ``dropout_forward`` means
+    its ``p``) or ``keep_prob`` (the keep probability, as CS231n's 2018 and later assignments mean
+    their ``p``, and as deeplearning.ai's ``keep_prob``), never both: ``p = 1 - keep_prob``.
+
     Train mode, per sample with keep mask ``keep`` ``(m,)`` (booleans)::
 
         y = x * keep / (1 - p)          dy/dx = diag(keep / (1 - p))   (m, m)
@@ -467,9 +554,11 @@ class Dropout(_ParameterFreeLayer):
     all True and nothing is drawn.
     """
 
-    def __init__(self, m: int, p: float, *, seed=None, dtype=np.float64):
+    def __init__(self, m: int, p: float | None = None, *, keep_prob: float | None = None, seed=None,
+                 dtype=np.float64):
+        p = drop_probability(p, keep_prob)
         super().__init__(m, dtype)
-        self.p = check_drop_probability(p)
+        self.p = p
         self.rng = as_generator(seed)
         self._fixed = None
 
@@ -585,9 +674,24 @@ class Dropout(_ParameterFreeLayer):
         return X * scale, scale
 
     def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
-        """``dX = G * keep / (1 - p)`` (train) or ``G`` (test); no parameter gradients."""
-        _no_per_sample(self, per_sample)
+        """``dX = G * keep / (1 - p)`` (train) or ``G`` (test); no parameter gradients (also
+        ``per_sample=True``: each sample's gradient under its own row of the mask)."""
         return (G.copy() if ctx is None else G * ctx), {}
+
+    # -- batched path: per-sample gradients and Jacobians (test mode) ------------------------
+
+    per_sample_gradients = True
+    batched_jacobians = True
+
+    def jacobian_x_batched(self, X):
+        """Test mode, every row: ``I_m`` ``(N, m, m)``."""
+        X = as_batch(X, "X", self.m, self.dtype)
+        return _embed_diagonal(np.ones_like(X))
+
+    def input_vjp_rows_batched(self, P, X):
+        """Test mode: ``P`` ``(N, r, m)`` -> ``P I = P`` (a copy)."""
+        X = as_batch(X, "X", self.m, self.dtype)
+        return _scaled_rows(P, X, np.ones(self.m, dtype=self.dtype))
 
 
 # =========================================================================== activation layer
@@ -632,10 +736,16 @@ class ActivationLayer(_ParameterFreeLayer):
         return A, (X, A)
 
     def backward_batched(self, G, ctx, *, input_grad=True, per_sample=False, out=None):
-        """``dX = vjp_f(X, f(X), G)``, no parameter gradients."""
-        _no_per_sample(self, per_sample)
+        """``dX = vjp_f(X, f(X), G)``, no parameter gradients (also ``per_sample=True``)."""
         X, A = ctx
         return self.activation.vjp_batched(X, A, G), {}
+
+    per_sample_gradients = True
+    batched_jacobians = True
+
+    def jacobian_x_batched(self, X):
+        """Every row: ``J_f(x_k)`` ``(N, m, m)`` (the activation's batched Jacobians)."""
+        return self.activation.jacobian_batched(as_batch(X, "X", self.m, self.dtype))
 
 
 # =========================================================================== network helpers

@@ -28,6 +28,30 @@ Step counter convention: ``state.t`` is the number of updates already computed.
 ``init_state`` returns ``t = 0``; ``step`` first sets ``t <- t + 1`` and then uses
 the new ``t``, so the first update uses ``t = 1`` (Adam's bias correction
 ``1 - beta^t`` is then ``1 - beta``, never 0). Every optimiser advances ``t``.
+
+Starting from a course's state
+------------------------------
+Build the :class:`OptimizerState` yourself: ``OptimizerState(t, buffers)``, each buffer a list with
+one dict per layer shaped like ``params``. The courses' names and counters map as follows.
+
+* **CS231n** (``optim.py``, ``config`` dicts): ``sgd_momentum``'s ``velocity`` -> ``"velocity"``
+  (:class:`Momentum`); ``rmsprop``'s ``cache`` -> ``"s"`` (:class:`RMSprop`, ``decay_rate`` -> ``rho``);
+  ``adam``'s ``m``, ``v``, ``t`` -> ``"m"``, ``"v"`` and ``t`` unchanged: CS231n's ``t`` counts the
+  updates already made and its ``adam`` increments it before using it, as here (its test
+  ``config = {..., 't': 5}`` is ``OptimizerState(5, ...)``; the update uses ``t = 6``).
+* **deeplearning.ai** (Improving Deep Neural Networks, ``update_parameters_with_adam(..., v, s, t)``):
+  its ``v`` is the first moment -> ``"m"`` and its ``s`` the second -> ``"v"``; its ``t`` is the
+  number of the update being made (the caller increments it first, so the first update passes
+  ``t = 1``): use ``OptimizerState(t - 1, ...)``. Its momentum, ``v = beta v + (1 - beta) dW`` applied
+  as ``W -= lr v``, is an exponential average, a different rule from :class:`Momentum`'s.
+* **Deep Learning from Scratch** (``common/optimizer.py``): ``Momentum.v`` -> ``"velocity"``,
+  ``AdaGrad.h`` -> ``"h"``; ``Adam.iter`` counts the updates made, as ``t`` here, ``Adam.m``,
+  ``Adam.v`` -> ``"m"``, ``"v"``. The book's Adam folds the bias correction into the learning rate
+  and adds its ``1e-7`` to ``sqrt(v)`` rather than to ``sqrt(v_hat)``, so its steps differ from
+  :class:`Adam`'s by that placement of eps.
+
+The state is checked against the parameters (buffer names, layers, keys, shapes) by ``step``,
+before anything is computed.
 """
 
 from __future__ import annotations

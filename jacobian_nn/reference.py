@@ -11,7 +11,8 @@ through its explicit Jacobians. A layer that couples the samples of a batch
 instead and chains the rows through its explicit Jacobian over the batch
 (``forward_samples`` / ``backward_samples``). No layer type is special-cased.
 
-After every layer the driver checks that the new columns are finite, and before every
+After every layer the driver checks that the new columns are finite (an overflow from finite
+inputs is an error naming ``X`` and the layer, as on the batched path), and before every
 layer's backward the rows it gets, in one pass each, and names the first one that is not:
 an overflow inside the network is refused where it happens.
 
@@ -24,25 +25,44 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import all_finite, as_column, check_mode, columns
+from ._validation import (NonFiniteError, all_finite, as_column, check_layer_context, check_layer_output, check_mode,
+                          columns, state_kept_on_overflow)
 
 
 def _check_finite(vs, layer: int, what: str) -> None:
     if vs and not all_finite(np.concatenate(vs, axis=0)):
         k = next(k for k, v in enumerate(vs) if not np.isfinite(v).all())
-        raise ValueError(f"layers[{layer}]: {what}[{k}]: expected finite values, got "
-                         f"{vs[k].ravel()[~np.isfinite(vs[k].ravel())][0]!r} (an overflow inside the network)")
+        raise NonFiniteError(f"layers[{layer}]: {what}[{k}]: expected finite values, got "
+                             f"{vs[k].ravel()[~np.isfinite(vs[k].ravel())][0]!r} (an overflow inside the network)")
+
+
+def _check_sample_contexts(cs, xs_in, ys, layer: int) -> None:
+    """The per-sample contexts ``cs`` of one layer, checked as the batched driver checks its context:
+    every float column a context holds, other than the sample's input and output (a dense layer's
+    ``z``), stacked over the samples and checked once (:func:`check_layer_context`)."""
+    if not cs or not isinstance(cs[0], tuple):
+        return
+    for j, c0 in enumerate(cs[0]):
+        if isinstance(c0, np.ndarray) and c0.dtype.kind == "f" and c0 is not xs_in[0] and c0 is not ys[0]:
+            check_layer_context((np.hstack([c[j] for c in cs]).T,), layer)
 
 
 def forward_columns(net, xs, mode: str):
     """The driver's columns ``xs`` (N, each ``(n, 1)``, checked) through every layer:
     ``(outputs (N columns (m, 1)), one context per layer)``; a context is ``("samples", [ctx_k])``
     from the per-sample ``forward`` or ``("batch", ctx)`` from a coupling layer's ``forward_samples``."""
+    with state_kept_on_overflow(net, mode):   # a refused overflow leaves running stats and Generators as found
+        return _forward_columns(net, xs, mode)
+
+
+def _forward_columns(net, xs, mode):
     ctxs = []
     for i, layer in enumerate(net.layers):
+        xs_in = xs
         if layer.couples_samples(mode):
             xs, ctx = layer.forward_samples(xs, mode)
             ctxs.append(("batch", ctx))
+            check_layer_context(ctx, i)
         else:
             forward, ys, cs = layer.forward, [], []
             for x in xs:
@@ -51,7 +71,9 @@ def forward_columns(net, xs, mode: str):
                 cs.append(c)
             xs = ys
             ctxs.append(("samples", cs))
-        _check_finite(xs, i, "output column")
+            _check_sample_contexts(cs, xs_in, xs, i)
+        if xs:   # the same check and message as the batched driver's, on the columns side by side
+            check_layer_output(np.hstack(xs).T, i, "output for sample")
     return xs, ctxs
 
 

@@ -39,6 +39,13 @@ predicts exactly as it did when its validation accuracy was measured. Seed 004 s
 ``best_params`` (so a model that never beats 0 is replaced by nothing) and
 rebinds ``model.params`` to the copies.
 
+Divergence: a minibatch loss that is not finite, or an overflow the network or the
+optimiser refuses (:class:`~jacobian_nn._validation.NonFiniteError`: a layer's output,
+a gradient or a step that is not finite), stops training. The best parameters seen so far
+are restored, as at the end of a normal run, and :class:`TrainingDiverged` (a
+``ValueError`` whose message starts with ``lr:`` and says to lower the learning rate,
+carrying the ``history``) is raised.
+
 ``KeyboardInterrupt`` (Ctrl-C, or raised by a callback) stops training cleanly:
 the best parameters found so far are restored, ``history.interrupted`` is True,
 and ``train`` returns the history instead of raising.
@@ -52,7 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_batch, as_generator, check_positive, check_positive_int
+from ._validation import NonFiniteError, as_batch, as_generator, check_positive, check_positive_int
 from .optimizers import Optimizer
 from .batched import Workspace
 
@@ -88,6 +95,15 @@ class IterationInfo:
     epoch: int       # 1-based epoch in progress
     loss: float      # minibatch loss before this update
     lr: float        # learning rate used for this update
+
+
+class TrainingDiverged(ValueError):
+    """Training stopped on a non-finite loss, gradient or step; the network holds the best
+    parameters seen (restored). ``history`` is the run's :class:`History` up to that point."""
+
+    def __init__(self, message: str, history: "History"):
+        super().__init__(message)
+        self.history = history
 
 
 @dataclass
@@ -336,7 +352,7 @@ class Solver:
         progress = make_progress(self.epochs * per_epoch, self.epochs, self.stream) if self.progress else None
         t0 = time.perf_counter()
         state = opt.init_state(net.params)
-        best = None
+        best = diverged = None
 
         def check(epoch, lr):
             nonlocal best
@@ -353,6 +369,8 @@ class Solver:
                 lr = opt.lr * self.lr_decay ** (epoch - 1)
                 for idx in self.minibatches(rng_batches.permutation(N)):
                     loss, grads = self._loss_and_gradients(self.X_train[idx], self.y_train[idx], "train")
+                    if not np.isfinite(loss):
+                        raise NonFiniteError(f"the minibatch loss is {float(loss)!r}")
                     steps, new_state = opt.step(net.params, grads, state, lr=lr)
                     net.apply_update(steps)
                     state = new_state
@@ -369,10 +387,21 @@ class Solver:
                                    f"train acc {history.train_acc[-1]:.4f}, val acc {history.val_acc[-1]:.4f}")
         except KeyboardInterrupt:
             history.interrupted = True
+        except NonFiniteError as exc:   # diverged: the best parameters back, then say what to change
+            diverged = exc
         finally:
             if progress is not None:
                 progress.close()
         if best is not None:
             self._restore(best)
+        if diverged is not None and best is None:   # refused before any update: not the learning rate
+            raise diverged
+        if diverged is not None:
+            history.elapsed = time.perf_counter() - t0
+            raise TrainingDiverged(
+                f"lr: training diverged in epoch {history.epochs_completed + 1}, iteration "
+                f"{history.iterations + 1} ({diverged}); the parameters of epoch {history.best_epoch} "
+                f"(the best validation accuracy, {history.best_val_acc:.4f}) were restored; lower the "
+                f"learning rate (now {opt.lr!r})", history) from diverged
         history.elapsed = time.perf_counter() - t0
         return history

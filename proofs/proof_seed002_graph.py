@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from jacobian_nn.activations import ReLU, Sigmoid
+from jacobian_nn.graph import Add, Mul
 
 from ._helpers import assert_close, assert_differs, assert_fd, fd, sym_nonzero, sym_zero
 from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
@@ -27,13 +28,17 @@ def test_mul_add(claim=_mul_add_backward):
     Derivation. $\partial(xy)/\partial x = y$, $\partial(xy)/\partial y = x$, $\partial(x+y)/\partial x = \partial(x+y)/\partial y = 1$;
     the chain rule multiplies by the upstream ``dout``. (Elementwise for arrays.)
 
-    Verdict: **holds**. Checks: sympy; FD of $L = \text{dout}\cdot f(x, y)$.
+    Verdict: **holds**. Checks: sympy; FD of $L = \text{dout}\cdot f(x, y)$; this library's ``Mul`` and
+    ``Add`` (their Jacobians $\operatorname{diag}(y)$, $\operatorname{diag}(x)$, $I$, $I$) give the same rows.
     """
     x, y, dout = np.array([1.5, -2.0]), np.array([0.3, 4.0]), np.array([0.7, -1.1])
     xy = np.concatenate([x, y])
     mdx, mdy, adx, ady = claim(x, y, dout)
     assert_fd("mul", np.concatenate([mdx, mdy]), lambda v: float(dout @ (v[:2] * v[2:])), xy, gradient=True)
     assert_fd("add", np.concatenate([adx, ady]), lambda v: float(dout @ (v[:2] + v[2:])), xy, gradient=True)
+    for node, rows in ((Mul(), (mdx, mdy)), (Add(), (adx, ady))):
+        got = node.backward(dout[None], node.forward(x[:, None], y[:, None])[1])
+        assert_close(f"{node!r}.backward", np.concatenate([g[0] for g in got]), np.concatenate(rows))
 
 
 @symbolic("graph.mul_add")

@@ -124,3 +124,18 @@ class WorstErrors:
             data[key] = max(data.get(key, 0.0), v)
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(dict(sorted(data.items())), fh, indent=2)
+
+
+def assert_three_witnesses(net, X, Y):
+    """The batched path against the stacked reference (``cross_check``, per-sample results and batched
+    Jacobians included), and the reference gradients against finite differences of the loss; returns the
+    reference ``(loss, grads)``."""
+    from jacobian_nn import cross_check
+    from jacobian_nn.fd import compare, fd_loss_gradient
+
+    report = cross_check(net, X, Y)
+    assert report.passed, str(report)
+    loss, grads = net.loss_and_gradients(X, Y)
+    fd = fd_loss_gradient(net, X, Y)
+    assert compare("dL/dtheta", net.flatten_gradients(grads)[None], fd.df, err=fd.error).passed
+    return loss, grads

@@ -420,6 +420,21 @@ def test_the_library_does_not_import_the_command_line():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("flags", [[], ["-OO"]], ids=["docstrings", "stripped"])
+def test_the_checker_imports_with_or_without_docstrings(flags):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # The shared keyword documentation is appended to each check_* docstring; ``python -OO``
+    # strips docstrings (None), which must not break the import.
+    probe = ("import jacobian_nn.check as c; d = c.check_vjp.__doc__; "
+             "print('none' if d is None else 'common' if 'Keyword arguments: ``reference``' in d else 'plain')")
+    out = subprocess.run([sys.executable, *flags, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == ("none" if flags else "common")
+
+
 @pytest.mark.parametrize("f", [np.exp, lambda v: np.exp(v).sum()], ids=["jacobian", "gradient"])
 def test_a_small_entry_is_not_excused_by_a_large_one(f):
     x = np.array([10.0, -10.0])              # exp'(x) = 2.2e4 and 4.5e-5

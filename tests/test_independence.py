@@ -397,10 +397,12 @@ def _batched_workload():
     for act in ("relu", "tanh", "sigmoid", "elu", "leaky_relu", "identity"):
         net = jn.Network.build([2, 5, 3], act, seed=1, l2=1e-3, l1=1e-4)
         jn.Solver(net, ds, jn.Adam(0.01), epochs=1, batch_size=7, seed=2, path="batched").train()
-    for loss in ("softmax_cross_entropy", "cross_entropy", "mse"):
+    for loss in ("softmax_cross_entropy", "cross_entropy", "mse", "svm", "binary_cross_entropy",
+                 "sigmoid_binary_cross_entropy"):
         net = jn.Network.build([3, 4, 4, 3], "tanh", loss=loss, seed=3, l2=1e-3)
         X = rng.standard_normal((6, 3))
-        Y = rng.standard_normal((6, 3)) if loss == "mse" else rng.integers(0, 3, 6)
+        Y = (rng.standard_normal((6, 3)) if loss == "mse" else rng.random((6, 3)) < 0.5 if "binary" in loss
+             else rng.integers(0, 3, 6))
         net.loss_and_gradients_batched(X, Y)
         net.train_step_batched(X, Y, 0.1)
         net.predict_batched(X)
@@ -415,6 +417,19 @@ def _batched_workload():
     fc.loss_and_gradients_batched(X, y)
     fc.train_step_batched(X, y, 0.1)
     fc.predict_batched(X)
+    fc.per_sample_gradients_batched(X, y, mode="test")
+    fc.input_jacobian_batched(X)
+    batched.activation_jacobians_batched(fc, X)
+    ln = jn.Network([jn.Dense(3, 4, "identity", seed=0), jn.LayerNorm(4), jn.ActivationLayer(4, "tanh"),
+                     jn.Dense(4, 3, seed=1)], "softmax_cross_entropy")
+    ln.loss_and_gradients_batched(X, y)
+    ln.per_sample_gradients_batched(X, y)
+    ln.input_jacobian_batched(X)
+    for node in (jn.Mul(), jn.Add()):   # the two-input graph nodes
+        out, ctx = node.forward_batched(X, 2 * X)
+        node.backward_batched(out, ctx)
+        node.jacobian_x_batched(X, X)
+        node.jacobian_y_batched(X, X)
     # images: conv (relu, pad, stride) - spatial batch norm - max-pool - avg-pool - affine
     from jacobian_nn.conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, build_cnn
 

@@ -372,8 +372,8 @@ def _claim_vjp(raw, layout: Layout):
     """``v -> v J`` from a claimed Jacobian too large to expand (per-sample blocks or ``(M, K)``)."""
     M, K = layout.shape
     A = np.asarray(raw, dtype=np.float64)
-    if layout.per_sample:
-        N = layout.batch
+    N = layout.samples
+    if N is not None:
         m, n = M // N, K // N
         ys, xs = layout.out_shape[1:], layout.in_shape[1:]
         if A.shape == (N,) + ys + xs:
@@ -710,4 +710,5 @@ def _short(a) -> str:
 
 
 for _fn in (check_jacobian, check_vjp, check_jacobian_batched, check_vjp_batched, check_loss):
-    _fn.__doc__ += _COMMON_DOC
+    if _fn.__doc__ is not None:   # None under ``python -OO``, which strips docstrings
+        _fn.__doc__ += _COMMON_DOC

@@ -19,8 +19,12 @@ import re
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:   # ForkContext is not defined on Windows
+    from multiprocessing.context import ForkContext, SpawnContext
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_REFUSED, EXIT_COULD_NOT_RUN = 0, 1, 2, 3, 4
 EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "usage error": EXIT_USAGE, "refused": EXIT_REFUSED,
@@ -168,7 +172,11 @@ def run_check(args) -> int:
     problem = _validate_paths(args)
     if problem:
         return _usage(problem)
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    ctx: ForkContext | SpawnContext
+    if "fork" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("fork")
+    else:
+        ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, vars(args)), daemon=True)
     proc.start()
@@ -220,6 +228,7 @@ def run_check(args) -> int:
 
 
 def _child(conn, opts) -> None:
+    message: tuple[str, str] | tuple[str, str, dict, str]
     try:
         try:
             report = _report(argparse.Namespace(**opts))

@@ -86,6 +86,11 @@ class Layout:
         return (self.batch is not None and self.batched_input and len(self.out_shape) >= 1
                 and self.out_shape[0] == self.batch and len(self.in_shape) >= 1 and self.in_shape[0] == self.batch)
 
+    @property
+    def samples(self) -> int | None:
+        """The batch size N when the Jacobian is per-sample (``per_sample``), else None."""
+        return self.batch if self.per_sample else None
+
     def coords(self, r: int, c: int) -> dict:
         M, _ = self.shape
         d = {"row": int(r), "column": int(c), "where": index_name(self.gname, c, self.in_shape),
@@ -114,8 +119,8 @@ def to_full(A, layout: Layout, what: str):
         raise Refusal("not_real", f"{what} returned an array of dtype {A.dtype}, expected a real array")
     A = A.astype(np.float64)
     xs, ys = tuple(layout.in_shape), tuple(layout.out_shape)
-    if layout.per_sample:
-        N = layout.batch
+    N = layout.samples
+    if N is not None:
         m_sh, n_sh = ys[1:], xs[1:]
         m, n = int(np.prod(m_sh, dtype=int)), int(np.prod(n_sh, dtype=int))
         for shape, swapped in (((N,) + m_sh + n_sh, False), ((N,) + n_sh + m_sh, True)):
@@ -144,7 +149,7 @@ def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=No
     kink): 1-D over the compared entries. ``hypotheses``: ``{"transposed": H, "diagonal_only": H}``
     (arrays like ``a``, or absent when they do not apply). Returns ``(diagnosis, factor, notes, offset)``,
     ``offset`` the constant of ``off_at_label``."""
-    notes = []
+    notes: list[str] = []
 
     def close(X, Y, bnd):
         return bool(np.all((np.abs(X - Y) <= bnd)[ok]))
@@ -334,7 +339,7 @@ def entries(A, B, err, an: Analysis, layout: Layout, mask, k: int, by_excess: bo
     order = np.argsort(-key, axis=None, kind="stable")[:k]
     out = []
     for flat in order:
-        r, c = np.unravel_index(int(flat), A.shape)
+        r, c = (int(i) for i in np.unravel_index(int(flat), A.shape))
         if not mask[r, c]:
             continue
         e = Entry(row=0, column=0, analytic=float(A[r, c]) + 0.0, numeric=float(B[r, c]) + 0.0,

@@ -15,12 +15,14 @@ command line. Every case draws its parameters and points from ``numpy.random.def
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
 
 from .api import check_jacobian, check_jacobian_batched, check_loss, check_vjp, check_vjp_batched, from_cs231n
+from .report import CheckReport
 from ..fd import Comparison
 
 SEED = 8
@@ -29,7 +31,7 @@ SEED = 8
 @dataclass(frozen=True)
 class Case:
     name: str
-    run: object          # () -> CheckReport
+    run: Callable[[], CheckReport]
     expected: str        # the diagnosis (or refusal cause) the toolkit must give
     verdict: str         # "pass", "fail" or "refused"
     factor: float | None = None   # the factor a factor-type slip must report
@@ -205,8 +207,8 @@ class Slip:
     name: str
     verdict: str         # "fail" or "refused"
     expected: str        # the diagnosis (or refusal cause) the slip must get
-    build: object        # (N, D, dtype) -> {"slip": thunk, "twin": thunk}
-    factor: object = None   # (N, D) -> the expected factor, for factor-type slips
+    build: Callable[[int, int, np.dtype], dict[str, Callable[[], CheckReport]]]   # {"slip": thunk, "twin": thunk}
+    factor: Callable[[int, int], float] | None = None   # (N, D) -> the expected factor, for factor-type slips
 
 
 def _data(N, D, dtype, k):

@@ -68,7 +68,7 @@ def first_nonfinite(arr: np.ndarray, name: str) -> str | None:
 class Calls:
     """Call user functions on copies of their arguments; refuse mutation, exceptions and junk."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.notes: list = []
         self.count = 0
 

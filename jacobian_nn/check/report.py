@@ -251,8 +251,8 @@ def _lines(r: CheckReport, top: bool) -> list:
                          f"{w.n_failed}/{w.n_entries} beyond tolerance, max abs {w.max_abs:.2e}, "
                          f"max rel {w.max_rel:.2e}" + (f"; {w.detail}" if w.detail else ""))
     if r.worst:
-        head = "worst entries" if r.verdict == "fail" else "largest differences"
-        lines.append(f"{ind}{head}:")
+        title = "worst entries" if r.verdict == "fail" else "largest differences"
+        lines.append(f"{ind}{title}:")
         lines.extend(_entry_table(r.worst, ind=ind + "  "))
     if r.kinks:
         lines.append(f"{ind}entries at a kink (one-sided finite differences):")

@@ -71,12 +71,12 @@ def finite_or_refuse(res, what: str, layout: Layout, cols=None) -> None:
     for arr, label in ((res.df, "difference"), (res.error, "error estimate")):
         bad = first_nonfinite(arr, "J")
         if bad is not None:
-            r, c = np.unravel_index(int(np.flatnonzero(~np.isfinite(arr).reshape(-1))[0]), arr.shape)
-            c = int(cols[c]) if cols is not None else int(c)
+            r, c_local = np.unravel_index(int(np.flatnonzero(~np.isfinite(arr).reshape(-1))[0]), arr.shape)
+            c = int(cols[c_local]) if cols is not None else int(c_local)
             M, _ = layout.shape
             at = index_name(layout.gname, c, layout.in_shape)
             if M > 1:
-                at += f" of {index_name(layout.out_name, r, layout.out_shape)}"
+                at += f" of {index_name(layout.out_name, int(r), layout.out_shape)}"
             raise Refusal("witness_not_finite", f"{what}: the finite-difference {label} is not finite at {at} "
                                                 f"(f is not finite, or not defined, near the point?)")
 
@@ -231,12 +231,12 @@ def sample_columns(layout: Layout, rng, zeros=None) -> np.ndarray:
         N, per = xs[0], K // xs[0]
         samples = np.sort(rng.choice(N, size=min(N, SAMPLE_SAMPLES), replace=False))
         k_per = max(1, SAMPLE_ENTRIES // len(samples))
-        cols = []
+        picked: list[int] = []
         for s in samples:
-            cols.extend(int(s) * per + rng.choice(per, size=min(per, k_per), replace=False))
+            picked.extend(int(s) * per + rng.choice(per, size=min(per, k_per), replace=False))
             if layout.labels is not None and len(xs) == 2:
-                cols.append(int(s) * per + int(layout.labels[s]))
-        cols = np.asarray(cols)
+                picked.append(int(s) * per + int(layout.labels[s]))
+        cols = np.asarray(picked)
     else:
         square = len(xs) == 2 and xs[0] == xs[1] > 1     # half the budget: each entry brings its partner
         cols = rng.choice(K, size=min(K, SAMPLE_ENTRIES // (2 if square else 1)), replace=False)
@@ -251,10 +251,12 @@ def sample_columns(layout: Layout, rng, zeros=None) -> np.ndarray:
 class Sampled:
     """The sampled witness of one gradient: verdict, diagnosis and the entries it compared."""
 
-    def __init__(self, passed, diagnosis, factor, notes, witness, worst, kinks, convention, summary_line):
+    def __init__(self, passed, diagnosis, factor, notes, witness, worst, kinks, convention, summary_line,
+                 offset: float | None = None):
         self.passed, self.diagnosis, self.factor, self.notes = passed, diagnosis, factor, notes
         self.witness, self.worst, self.kinks, self.convention = witness, worst, kinks, convention
         self.summary_line = summary_line
+        self.offset = offset   # the constant of an ``off_at_label`` diagnosis, else None
 
 
 def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxiter, top_k, zeros=None) -> Sampled:
@@ -386,9 +388,7 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
     order = [t for t in np.argsort(-key, kind="stable")[:top_k] if live[t]]
     worst = [entry(t) for t in order]
     kinks = [entry(t, "kink") for t in np.flatnonzero(kink)[:top_k]]
-    out = Sampled(passed, diagnosis, factor, notes, wit, worst, kinks, convention, what)
-    out.offset = offset
-    return out
+    return Sampled(passed, diagnosis, factor, notes, wit, worst, kinks, convention, what, offset)
 
 
 def corroborate(diagnosis, factor, pairs, layout: Layout, offset=None) -> bool:

@@ -1,0 +1,503 @@
+"""``jacobian-nn compare DIR RESULTS``: check another program's results against a conformance suite.
+
+``RESULTS`` mirrors the suite: ``RESULTS/<case>/<name>.npy``, ``.json`` or ``.txt`` for every
+``expected`` array of the manifest (exactly one form per name), and a header ``RESULTS/results.json``
+(``{"library_version": ..., "layout": ..., "content_hash": ...}``) or ``RESULTS/results.txt`` (the same
+``key value`` lines as the suite's ``suite.txt``; copying that file is enough).
+
+Every expected array gets a status:
+
+``pass``     every entry within the case's tolerance;
+``fail``     a value is wrong, with the checker's diagnosis (sign_flipped, transposed, diagonal_only,
+             missing_batch_scaling, constant_factor, off_at_label, mismatch; here also
+             ``kink_convention``: wrong only at kinks, where it takes the other branch, and
+             ``not_finite``: NaN or inf, which never passes) and its worst entries, named ``dW[4, 0]``;
+``missing``  no result file (a fail: nothing is passed silently);
+``refused``  the result cannot be compared: the wrong shape (both shapes are given), not a real array,
+             unreadable, or written in two forms.
+
+A case fails if any array fails or is missing; otherwise it is refused if any array is refused, and it
+passes only when every array passes. Components and the whole comparison combine their cases the same
+way. The whole comparison is refused before any array is read when the suite's files no longer match
+its content hash, or the results header disagrees with the suite on the library version, the layout
+or the content hash. Exit codes are ``check``'s: 0 pass, 1 fail, 2 usage error, 3 refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .check.diagnosis import EXPLAIN, Layout, analyse_full
+from .check.report import Tolerance, index_name, nice, write_json_atomic
+from .vectors import FORMAT, content_hash
+
+#: Largest result or suite file read (bytes): the suite's largest array is a few kB.
+MAX_FILE_BYTES = 64 * 2**20
+FORMS = (".npy", ".json", ".txt")
+
+EXPLAIN_MORE = {
+    "kink_convention": "wrong only at kinks, where the result takes the other branch (the z > 0 side); the suite's "
+                       "convention is the z <= 0 branch: relu'(0) = 0, leaky_relu'(0) = elu'(0) = alpha. A convention, "
+                       "not a calculus error, but it differs from the suite",
+    "not_finite": "the result holds NaN or inf where the expected value is finite (NaN never passes)",
+    "missing": "no result file for this expected array",
+}
+
+
+def _words(text: str) -> str:
+    """The checker's explanations speak of analytic and numeric values; here they are result and expected."""
+    for a, b in (("the analytic derivative", "the result"), ("the numeric one", "the expected one"),
+                 ("analytic - numeric", "result - expected"), ("in the analytic Jacobian", "in the result"),
+                 ("analytic", "result"), ("numeric", "expected")):
+        text = text.replace(a, b)
+    return text
+
+
+class Refused(Exception):
+    """The comparison (or one array) cannot be made; the message says why."""
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+def _read_bytes(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise Refused(f"{path.name}: {size} bytes, more than the limit {MAX_FILE_BYTES}")
+    return path.read_bytes()
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file, its header checked (real dtype, size within the file) before the data is read."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise Refused(f"{path.name}: {size} bytes, more than the limit {MAX_FILE_BYTES}")
+    with open(path, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in reader:
+                raise Refused(f"{path.name}: .npy version {version} is not supported")
+            shape, fortran, dtype = reader[version](fh)
+        except Refused:
+            raise
+        except Exception as exc:  # a malformed header: numpy raises ValueError or others
+            raise Refused(f"{path.name}: not a readable .npy file ({exc})") from None
+        if dtype.kind not in "fiu" or dtype.hasobject:
+            raise Refused(f"{path.name}: dtype {dtype}, expected a real (float or integer) array")
+        need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if need > size:
+            raise Refused(f"{path.name}: its header declares shape {shape} ({need} bytes), more than the file holds")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise Refused(f"{path.name}: not a readable .npy file ({exc})") from None
+
+
+def _real(A, name) -> np.ndarray:
+    if A.dtype.kind not in "fiu":
+        raise Refused(f"{name}: expected numbers, got an array of dtype {A.dtype} (strings, booleans or nesting "
+                      f"are not accepted)")
+    return A
+
+
+def read_json_array(path: Path) -> np.ndarray:
+    """A nested list, a number, or ``{"shape": [...], "data": nested or flat}``."""
+    try:
+        obj = json.loads(_read_bytes(path).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Refused(f"{path.name}: not valid JSON ({exc})") from None
+    shape = None
+    if isinstance(obj, dict):
+        if "data" not in obj:
+            raise Refused(f"{path.name}: a JSON object needs a 'data' entry (and optionally 'shape')")
+        shape, obj = obj.get("shape"), obj["data"]
+    try:
+        A = np.array(obj)
+    except ValueError as exc:
+        raise Refused(f"{path.name}: the nested lists are ragged ({exc})") from None
+    A = _real(A, path.name)
+    if shape is not None:
+        if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                for s in shape)):
+            raise Refused(f"{path.name}: 'shape' must be a list of integers >= 0, got {shape!r}")
+        if A.size != int(np.prod(shape, dtype=np.int64)):
+            raise Refused(f"{path.name}: 'shape' {tuple(shape)} needs {int(np.prod(shape))} values, 'data' has {A.size}")
+        A = A.reshape(shape)
+    return A
+
+
+def read_text_array(path: Path) -> np.ndarray:
+    """The suite's ``.txt`` form: ``dtype D``, ``shape d0 d1 ...``, then one value per line (hex or decimal)."""
+    try:
+        lines = _read_bytes(path).decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        raise Refused(f"{path.name}: not an ASCII text file") from None
+    if len(lines) < 2 or not lines[0].startswith("dtype ") or not (lines[1] == "shape" or lines[1].startswith("shape ")):
+        raise Refused(f"{path.name}: expected a 'dtype D' line and a 'shape d0 d1 ...' line first")
+    dtype = lines[0].split(None, 1)[1].strip()
+    if dtype not in ("float64", "float32", "int64", "int32"):
+        raise Refused(f"{path.name}: dtype {dtype!r}, expected float64, float32, int64 or int32")
+    try:
+        shape = tuple(int(s) for s in lines[1].split()[1:])
+    except ValueError:
+        raise Refused(f"{path.name}: the shape line {lines[1]!r} is not integers") from None
+    if any(s < 0 for s in shape):
+        raise Refused(f"{path.name}: negative size in shape {shape}")
+    values = [v.strip() for v in lines[2:] if v.strip()]
+    n = int(np.prod(shape, dtype=np.int64))
+    if len(values) != n:
+        raise Refused(f"{path.name}: shape {shape} needs {n} values, the file has {len(values)}")
+    out = np.empty(n, dtype=np.float64)
+    for i, v in enumerate(values):
+        try:
+            out[i] = float.fromhex(v) if "0x" in v.lower() else float(v)
+        except ValueError:
+            raise Refused(f"{path.name}: value {i + 1} ({v!r}) is not a number") from None
+    return out.reshape(shape)
+
+
+READERS = {".npy": read_npy, ".json": read_json_array, ".txt": read_text_array}
+
+
+def read_result(base: Path):
+    """``(array, file name)`` from exactly one of ``base.npy/.json/.txt``; ``(None, None)`` if none exists."""
+    found = [base.with_name(base.name + s) for s in FORMS if base.with_name(base.name + s).is_file()]
+    if not found:
+        return None, None
+    if len(found) > 1:
+        raise Refused(f"written in {len(found)} forms ({', '.join(p.name for p in found)}); keep exactly one")
+    p = found[0]
+    return READERS[p.suffix](p), p.name
+
+
+def read_header(folder: Path, stem: str) -> dict:
+    """``<stem>.json`` (an object) or ``<stem>.txt`` (``key value`` lines)."""
+    j, t = folder / f"{stem}.json", folder / f"{stem}.txt"
+    if j.is_file():
+        try:
+            obj = json.loads(_read_bytes(j).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Refused(f"{j.name}: not valid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise Refused(f"{j.name}: expected a JSON object")
+        return {str(k): str(v) for k, v in obj.items()}
+    if t.is_file():
+        out = {}
+        for line in _read_bytes(t).decode("utf-8", errors="replace").splitlines():
+            if line.strip():
+                k, _, v = line.strip().partition(" ")
+                out[k] = v.strip()
+        return out
+    raise Refused(f"no {stem}.json or {stem}.txt in {str(folder)!r}: the results must say which suite they answer "
+                  f"(copy the suite's suite.txt to {stem}.txt)")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Worst:
+    where: str
+    result: float
+    expected: float
+    abs_error: float
+    tolerance: float
+
+
+@dataclass
+class ArrayResult:
+    name: str
+    status: str                 # pass | fail | missing | refused
+    diagnosis: str
+    summary: str
+    file: str | None = None
+    n_failed: int = 0
+    n_entries: int = 0
+    factor: float | None = None
+    worst: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class CaseResult:
+    name: str
+    component: str
+    point: str
+    dtype: str
+    verdict: str
+    arrays: list = field(default_factory=list)
+
+
+def combine(statuses) -> str:
+    """fail if anything fails or is missing; else refused if anything is refused; else pass."""
+    s = list(statuses)
+    if any(v in ("fail", "missing") for v in s):
+        return "fail"
+    if any(v == "refused" for v in s):
+        return "refused"
+    return "pass"
+
+
+@dataclass
+class ConformanceReport:
+    verdict: str
+    suite: str
+    results: str
+    cause: str | None = None
+    cases: list = field(default_factory=list)
+    skipped: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    @property
+    def components(self) -> dict:
+        comp: dict = {}
+        for c in self.cases:
+            comp.setdefault(c.component, []).append(c.verdict)
+        return {k: combine(v) for k, v in comp.items()}
+
+    def as_dict(self) -> dict:
+        def ad(a):
+            d = dict(vars(a))
+            d["worst"] = [vars(w) for w in a.worst]
+            return d
+        return {"verdict": self.verdict, "suite": self.suite, "results": self.results, "cause": self.cause,
+                "components": self.components, "skipped_cases": self.skipped,
+                "cases": [{**{k: v for k, v in vars(c).items() if k != "arrays"}, "arrays": [ad(a) for a in c.arrays]}
+                          for c in self.cases]}
+
+    def __str__(self) -> str:
+        word = {"pass": "pass", "fail": "FAIL", "refused": "REFUSED", "missing": "MISSING"}
+        if self.cause:
+            return f"compare {self.results} against {self.suite}: REFUSED\n  refused: {self.cause}"
+        lines = [f"compare {self.results} against {self.suite}: {word[self.verdict]}"]
+        for comp, v in self.components.items():
+            cs = [c for c in self.cases if c.component == comp]
+            lines.append(f"  {comp:<24} {word[v]:<8} ({len(cs)} case{'s' if len(cs) > 1 else ''})")
+        for c in self.cases:
+            if c.verdict == "pass":
+                continue
+            if all(a.status == "missing" for a in c.arrays):
+                lines.append(f"case {c.name}: FAIL: no results (the folder {c.name}/ or every file in it is missing)")
+                continue
+            lines.append(f"case {c.name}: {word[c.verdict]}")
+            for a in c.arrays:
+                if a.status == "pass":
+                    continue
+                lines.append(f"  {a.name}: {word[a.status]} ({a.diagnosis}): {a.summary}"
+                             + (f" [{a.file}]" if a.file else ""))
+                if a.factor is not None:
+                    lines.append(f"    factor: result = {nice(a.factor)} x expected")
+                if a.n_entries:
+                    lines.append(f"    {a.n_failed}/{a.n_entries} entries beyond tolerance")
+                for w in a.worst:
+                    lines.append(f"    {w.where:<16} result {w.result:>12.5g}  expected {w.expected:>12.5g}  "
+                                 f"abs err {w.abs_error:.2e}  tol {w.tolerance:.2e}")
+                for n in a.notes:
+                    lines.append(f"    note: {n}")
+        counts = {k: sum(c.verdict == k for c in self.cases) for k in ("pass", "fail", "refused")}
+        lines.append(f"{len(self.cases)} cases compared: {counts['pass']} pass, {counts['fail']} fail, "
+                     f"{counts['refused']} refused" + (f"; {self.skipped} not selected" if self.skipped else ""))
+        return "\n".join(lines)
+
+    def to_json(self, path) -> None:
+        write_json_atomic(self.as_dict(), path)
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def load_suite(suite: Path) -> dict:
+    """The manifest, after checking its format and that every file matches its content hash."""
+    mpath = suite / "manifest.json"
+    if not mpath.is_file():
+        raise Refused(f"{str(suite)!r} has no manifest.json: not a conformance suite (write one with "
+                      f"'jacobian-nn vectors --out DIR')")
+    try:
+        manifest = json.loads(_read_bytes(mpath).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Refused(f"manifest.json: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else None
+        raise Refused(f"manifest.json: format {got!r}, this compare reads {FORMAT!r}")
+    files = {}
+    try:
+        for case in manifest["cases"]:
+            for a in case["arrays"].values():
+                names = list(a["files"]) + ([a["right_branch"]] if "right_branch" in a else [])
+                for f in names:
+                    files[f] = _read_bytes(suite / f)
+                if "right_branch" in a:
+                    for s in (".json", ".txt"):
+                        f = a["right_branch"][:-4] + s
+                        files[f] = _read_bytes(suite / f)
+    except (KeyError, TypeError) as exc:
+        raise Refused(f"manifest.json: malformed ({type(exc).__name__}: {exc})") from None
+    except OSError as exc:
+        raise Refused(f"the suite is incomplete: {exc}") from None
+    if content_hash(manifest, files) != manifest.get("content_hash"):
+        raise Refused("the suite's files do not match its content hash: it was changed after it was written; "
+                      "write it again with 'jacobian-nn vectors'")
+    return manifest
+
+
+def _worst(A, B, bound, fail, where, k) -> list:
+    diff = np.abs(A - B)
+    key = np.where(fail, diff - bound, -np.inf)
+    out = []
+    for flat in np.argsort(-key, axis=None, kind="stable")[:k]:
+        r, c = np.unravel_index(int(flat), A.shape)
+        if not fail[r, c]:
+            break
+        out.append(Worst(where(int(flat)), float(A[r, c]) + 0.0, float(B[r, c]) + 0.0, float(diff[r, c]),
+                         float(bound[r, c])))
+    return out
+
+
+def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) -> ArrayResult:
+    """One expected array against its result ``A`` (already read)."""
+    B = expected.astype(np.float64)
+    shape = tuple(spec["shape"])
+    if A.shape != shape:
+        notes = []
+        if A.ndim == 2 and A.T.shape == shape and np.array_equal(A.T, B):
+            notes.append("transposed back, it equals the expected array exactly: the array is transposed")
+        elif A.size == B.size and A.ndim != len(shape):
+            notes.append(f"it has the expected number of entries; write it with shape {shape}, not reshaped")
+        return ArrayResult(name, "refused", "wrong_shape", f"shape {A.shape}, expected {shape} ({spec['layout']})",
+                           notes=notes)
+    A = A.astype(np.float64)
+    if not np.all(np.isfinite(A)):
+        bad = np.flatnonzero(~np.isfinite(A.reshape(-1)))
+        return ArrayResult(name, "fail", "not_finite", EXPLAIN_MORE["not_finite"], n_failed=int(bad.size),
+                           n_entries=int(A.size), worst=[Worst(index_name(name, int(i), shape), float(A.flat[i]),
+                                                               float(B.flat[i]), math.inf, 0.0) for i in bad[:top]])
+    tol = Tolerance.for_dtype(case["dtype"])
+    transpose_view = False
+    if "jacobian_of" in spec:
+        o, i = spec["jacobian_of"]["out"], spec["jacobian_of"]["in"]
+        layout = Layout(in_shape=tuple(arrays_in_suite[i]["shape"]), out_shape=tuple(arrays_in_suite[o]["shape"]),
+                        batch=None, name=i, out_name=o)
+        A2, B2, R2 = A, B, right
+
+        def where(flat):
+            r, c = np.unravel_index(flat, shape)
+            return f"{name}[{r}, {c}] = d{index_name(o, int(r), layout.out_shape)}/d{index_name(i, int(c), layout.in_shape)}"
+    else:
+        labels = spec.get("labels")
+        lab = case["_labels"].get(labels) if labels else None
+        transpose_view = lab is not None and case["_layout"] == "columns" and len(shape) == 2
+        view = (lambda X: X.T) if transpose_view else (lambda X: X)
+        vshape = shape[::-1] if transpose_view else shape
+        layout = Layout(in_shape=vshape, out_shape=(), batch=spec.get("batch_mean"), name=name,
+                        labels=None if lab is None else tuple(int(v) for v in lab))
+        A2, B2 = view(A).reshape(1, -1), view(B).reshape(1, -1)
+        R2 = None if right is None else view(right.astype(np.float64)).reshape(1, -1)
+
+        def where(flat):
+            idx = np.unravel_index(flat, vshape)
+            idx = idx[::-1] if transpose_view else idx
+            return f"{name}[{', '.join(str(int(v)) for v in idx)}]" if idx else name
+    A2 = np.ascontiguousarray(A2, dtype=np.float64)
+    B2 = np.ascontiguousarray(B2.reshape(A2.shape), dtype=np.float64)
+    an = analyse_full(A2, B2, None, tol, layout)
+    if an.passed:
+        return ArrayResult(name, "pass", "rounding", EXPLAIN["rounding"], n_entries=int(A.size))
+    diagnosis, summary, notes = an.diagnosis, _words(EXPLAIN.get(an.diagnosis, "")), [_words(n) for n in an.notes]
+    if R2 is not None:
+        R2 = np.asarray(R2, dtype=np.float64).reshape(A2.shape)
+        at_kink = R2 != B2
+        if np.all(at_kink[an.fail]) and np.all((np.abs(A2 - R2) <= an.bound)[an.fail]):
+            diagnosis, summary = "kink_convention", EXPLAIN_MORE["kink_convention"]
+            notes = [f"{int(an.fail.sum())} of the {int(at_kink.sum())} entries at a kink take the other branch"]
+    if an.fail.sum() == 1 and diagnosis == "mismatch":
+        notes.append("exactly one entry is wrong")
+    return ArrayResult(name, "fail", diagnosis, summary, n_failed=int(an.fail.sum()), n_entries=int(A.size),
+                       factor=an.factor if diagnosis in ("constant_factor", "missing_batch_scaling") else None,
+                       worst=_worst(A2, B2, an.bound, an.fail, where, top), notes=notes)
+
+
+def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceReport:
+    """Compare the results folder with the suite folder; see the module docstring. ``only``: component or
+    case names to compare (default all; a name the suite does not have is a ``ValueError``)."""
+    suite, results = Path(suite), Path(results)
+    for what, p in (("DIR", suite), ("RESULTS", results)):
+        if not p.is_dir():
+            raise ValueError(f"{what}: {str(p)!r} is not a folder")
+    if not (isinstance(top, int) and not isinstance(top, bool) and top >= 0):
+        raise ValueError(f"top: expected an integer >= 0, got {top!r}")
+    rep = ConformanceReport("refused", str(suite), str(results))
+    try:
+        manifest = load_suite(suite)
+    except Refused as exc:
+        rep.cause = f"suite: {exc}"
+        return rep
+    names = {c["name"] for c in manifest["cases"]} | {c["component"] for c in manifest["cases"]}
+    only = None if only is None else list(only)
+    if only is not None:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            comps = sorted({c["component"] for c in manifest["cases"]})
+            raise ValueError(f"only: {unknown} not in the suite; its components are {comps} (case names also work)")
+    try:
+        head = read_header(results, "results")
+    except Refused as exc:
+        rep.cause = f"results: {exc}"
+        return rep
+    for key, label in (("library_version", "library version"), ("layout", "layout"), ("content_hash", "content hash")):
+        if key not in head:
+            rep.cause = f"results: the header has no {key!r} (copy the suite's suite.txt to results.txt)"
+            return rep
+        if head[key] != str(manifest[key]):
+            why = {"library_version": "the results answer a suite written by another library version; write the "
+                                      "suite again with this version, or compare with the version that wrote it",
+                   "layout": "the results were computed in another layout than this suite's (rows: (N, n) as in "
+                             "CS231n; columns: (n, N) as in deeplearning.ai); compare against a suite written with "
+                             f"--layout {head[key]}",
+                   "content_hash": "the results answer another suite (its arrays differ from this one's)"}[key]
+            rep.cause = f"{label}: the suite says {manifest[key]!r}, the results say {head[key]!r}: {why}"
+            return rep
+    for case in manifest["cases"]:
+        if only is not None and case["name"] not in only and case["component"] not in only:
+            rep.skipped += 1
+            continue
+        case = dict(case, _layout=manifest["layout"], _labels={})
+        for n, spec in case["arrays"].items():
+            if spec["role"] == "input" and spec["kind"] == "samples" and np.dtype(spec["dtype"]).kind == "i":
+                case["_labels"][n] = read_npy(suite / spec["files"][0])
+        cr = CaseResult(case["name"], case["component"], case["point"], case["dtype"], "pass")
+        for n, spec in case["arrays"].items():
+            if spec["role"] != "expected":
+                continue
+            try:
+                A, fname = read_result(results / case["name"] / n)
+            except Refused as exc:
+                cr.arrays.append(ArrayResult(n, "refused", "unreadable", str(exc)))
+                continue
+            except OSError as exc:
+                cr.arrays.append(ArrayResult(n, "refused", "unreadable", f"could not be read: {exc}"))
+                continue
+            if A is None:
+                cr.arrays.append(ArrayResult(n, "missing", "missing", EXPLAIN_MORE["missing"] +
+                                             f" (write {case['name']}/{n}.npy, .json or .txt)"))
+                continue
+            expected = read_npy(suite / spec["files"][0])
+            right = read_npy(suite / spec["right_branch"]) if "right_branch" in spec else None
+            res = compare_array(n, spec, A, expected, right, case, case["arrays"], top)
+            res.file = fname
+            cr.arrays.append(res)
+        cr.verdict = combine(a.status for a in cr.arrays)
+        rep.cases.append(cr)
+    if not rep.cases:
+        rep.cause = "no case selected"
+        return rep
+    rep.verdict = combine(c.verdict for c in rep.cases)
+    return rep
