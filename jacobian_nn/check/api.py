@@ -25,6 +25,7 @@ import inspect
 import numpy as np
 
 from .._validation import FLOAT_DTYPES, as_float_array
+from .image_references import IMAGE_REFERENCES, build_layer, tie_sums
 from .diagnosis import EXPLAIN, REFUSED_EXPLAIN, Layout, analyse_full, entries, to_full, witness
 from .probes import (LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity,
                      same_bits)
@@ -262,6 +263,8 @@ def _run(kind, problem: _Problem, *, claimed=None, batched, reference, reference
     base = dict(name=rname, kind=kind, input_shape=tuple(x.shape), dtype=dtype.name, tolerance=tol, seed=seed,
                 batch_size=x.shape[0] if batched else None)
     y = None
+    if reference in IMAGE_REFERENCES:     # every keyword checked before the checked code is called
+        build_layer(reference, x, reference_kwargs, batched)
     try:
         y, p = _probe_f(calls, problem)
         probes.append(p)
@@ -461,7 +464,10 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
         else:
             diagnosis, factor, dnotes = an.diagnosis, None, an.notes
         summary = _explain(diagnosis, layout)
-        if diag_an is ref_an and ref_an is not None:
+        if diag_an is ref_an and ref_an is not None and getattr(ref_an, "tie_sums", False):
+            summary = ("at exact max-pooling ties the claimed gradients of the tied maximal elements do not add "
+                       "up to the upstream gradient (against the library's maxpool2d; see the notes)")
+        elif diag_an is ref_an and ref_an is not None:
             summary += f" (against the library's {reference}; the finite differences agree with the claim, so f " \
                        f"itself may differ from {reference})"
         if diag_an is None and not passed and idw is not None and not idw.passed:
@@ -549,9 +555,20 @@ def _reference(key, reference_kwargs, x, y, batched, layout, A, an, tol, transpo
     ref_an = analyse_full(A, Rf, None, tol, layout, kink_mask=an.kink, transposed_shape=transposed_shape)
     if ref_an.passed and not fwd_ok:
         ref_an.passed, ref_an.diagnosis = False, "mismatch"
-    if an.kink.any() and np.any(an.kink & (np.abs(A - Rf) > ref_an.bound)):
-        notes.append(f"at the kink the library's {key} takes the left derivative (the x <= 0 branch); the claimed "
-                     f"value differs there, which is a convention, not a bug")
+    if key == "maxpool2d" and A.shape == Rf.shape:
+        rows, sums = tie_sums(x, reference_kwargs, batched, A, tol.atol + tol.rtol)
+        if len(rows):
+            ref_an.passed, ref_an.diagnosis, ref_an.tie_sums = False, "mismatch", True
+            ref_an.notes.append(f"at {len(rows)} exact max-pooling tie(s) the claimed gradients of the tied maximal "
+                                f"elements add up to {nice(float(sums[0]))} (output entry {int(rows[0])}), not 1: "
+                                f"each lies between its one-sided derivatives, but a tie passes the upstream "
+                                f"gradient on once (the library gives it to the first maximum; the last one, or "
+                                f"a share to each, also passes), not to every tied element nor to none")
+    if not getattr(ref_an, "tie_sums", False) and an.kink.any() and np.any(an.kink & (np.abs(A - Rf) > ref_an.bound)):
+        rule = ("routes the gradient of a tie to the window's first maximal element (C order)" if key == "maxpool2d"
+                else "takes the left derivative (the x <= 0 branch)")
+        notes.append(f"at the kink the library's {key} {rule}; the claimed value differs there, which is a "
+                     f"convention, not a bug")
     witnesses.append(witness(f"reference {key} (the library's own Jacobian)", A, Rf, ref_an,
                              detail="forward matches" if fwd_ok else "forward DIFFERS"))
     return ref_an, Rf
@@ -582,7 +599,11 @@ def _combine(sections, probes, y, base, calls) -> CheckReport:
 _COMMON_DOC = """
     Keyword arguments: ``reference`` (a name in ``REFERENCES``) with ``reference_kwargs``
     (``dense`` needs ``W``, ``b`` and optionally ``activation``; ``leaky_relu``/``elu`` take
-    ``alpha``); ``dtype`` (float64 or float32; default: x's float dtype); ``atol``, ``rtol``,
+    ``alpha``; on images ``x`` ``(N, C, H, W)``: ``conv2d`` needs ``W`` ``(F, C, FH, FW)``, ``b``
+    and takes ``stride``, ``pad`` or CS231n's ``conv_param``; ``maxpool2d``/``avgpool2d`` take
+    ``pool_size`` (or ``pool_height``, ``pool_width``) and ``stride``, or ``pool_param``;
+    ``spatial_batchnorm`` takes ``gamma``, ``beta``, ``eps``, ``mode`` and, in test mode,
+    ``running_mean``, ``running_var``, or ``bn_param``: see :mod:`.image_references`); ``dtype`` (float64 or float32; default: x's float dtype); ``atol``, ``rtol``,
     ``err_factor`` override :class:`Tolerance`; ``seed`` for the random cotangents, pairs and
     samples; ``top_k`` worst entries listed; ``name`` for the report.
 

@@ -123,7 +123,9 @@ def add_check(sub) -> None:
     p.add_argument("--reference", metavar="NAME", choices=sorted(REFERENCES),
                    help=f"also compare with the library's {', '.join(REFERENCES)}")
     p.add_argument("--reference-kwargs", type=name_arg, metavar="NAME",
-                   help="a dict in FILE with the reference's keyword arguments (dense: W, b, activation)")
+                   help="a dict in FILE with the reference's keyword arguments (dense: W, b, activation; conv2d: "
+                        "W, b, stride, pad or conv_param; maxpool2d/avgpool2d: pool_size, stride or pool_param; "
+                        "spatial_batchnorm: gamma, beta, eps, mode, running_mean, running_var or bn_param)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random input, labels and probes")
     p.add_argument("--top", type=nonneg_int, default=5, help="how many worst entries to list")
