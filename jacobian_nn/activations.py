@@ -114,6 +114,31 @@ class Activation:
         """Hyperparameters, enough to rebuild the activation with :func:`get_activation`."""
         return {}
 
+    # The contract every subclass implements (see the module docstring); declared here so
+    # that code holding an ``Activation`` type-checks.
+
+    def forward(self, z: np.ndarray, *, check: bool = True) -> np.ndarray:
+        """Reference path: ``z`` ``(m, 1)`` -> ``f(z)`` ``(m, 1)``."""
+        raise NotImplementedError
+
+    def jacobian(self, z: np.ndarray, *, check: bool = True) -> np.ndarray:
+        """Reference path: ``z`` ``(m, 1)`` -> ``J`` ``(m, m)``, ``J[i, j] = d f_i / d z_j``."""
+        raise NotImplementedError
+
+    def forward_batched(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Batched path: ``Z`` ``(N, m)`` -> ``A`` ``(N, m)``, row k = ``f(Z[k])``."""
+        raise NotImplementedError
+
+    def vjp_batched(self, Z: np.ndarray, A: np.ndarray, G: np.ndarray,
+                    out: np.ndarray | None = None) -> np.ndarray:
+        """Batched path: upstream rows ``G`` ``(N, m)`` -> ``(N, m)``, row k equal to
+        ``G[k] @ jacobian(Z[k].T)``, without forming any ``(m, m)`` matrix."""
+        raise NotImplementedError
+
+    def jacobian_batched(self, Z: np.ndarray) -> np.ndarray:
+        """Batched path: ``Z`` ``(N, m)`` -> the per-sample Jacobians stacked, ``(N, m, m)``."""
+        raise NotImplementedError
+
 
 class ElementwiseActivation(Activation):
     """An activation with ``f(z)_i = g(z_i)``: diagonal Jacobian.

@@ -470,12 +470,11 @@ class _Pool2D(_ImageLayer, _ParameterFreeLayer):
         C, OH, OW = self.output_shape
         S = self.stride
         disjoint = S >= PH and S >= PW
-        dX = None
+        # every part has G4's batch size and dtype (a float times a boolean mask keeps the float's dtype)
+        dX = np.zeros((G4.shape[0],) + tuple(self.input_shape), dtype=G4.dtype)
         for k in range(PH * PW):
             i, j = divmod(k, PW)
             part = G4 if arg is None else G4 * (arg == k)
-            if dX is None:
-                dX = np.zeros((part.shape[0],) + tuple(self.input_shape), dtype=part.dtype)
             if disjoint:
                 dX[:, :, i:i + S * OH:S, j:j + S * OW:S] = part
             else:

@@ -85,7 +85,7 @@ def stratified_split(y, train_size: float, val_size: float, seed):
                          f"{train_size + val_size}")
     rng = as_generator(seed)
     y = np.asarray(y)
-    parts = ([], [], [])
+    parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
         n_tr = int(round(len(idx) * train_size))

@@ -92,7 +92,7 @@ class FullyConnectedNet(Network):
             # drawn from the RandomState; the dropout Generators are seeded from its state, not by drawing
             dims = [int(input_dim)] + [int(h) for h in hidden_dims] + [int(num_classes)]
             legacy_W = [weight_scale * legacy.randn(a, b) for a, b in zip(dims[:-1], dims[1:])]
-            rng = np.random.default_rng(legacy.get_state()[1])
+            rng = np.random.default_rng(legacy.get_state(legacy=False)["state"]["key"])  # the MT19937 key
         else:
             rng = as_generator(seed)
 

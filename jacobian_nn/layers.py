@@ -54,6 +54,8 @@ ignores it.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 
 from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
@@ -108,6 +110,9 @@ def column_sums(delta: np.ndarray, out=None) -> np.ndarray:
     return np.matmul(ones, delta, out=lend(out, "db", (m,), dtype))
 
 
+_L = TypeVar("_L", bound="Layer")
+
+
 class Layer:
     """Base class: the capabilities of the layer protocol (module docstring) with their
     defaults (samples independent, no per-sample gradients, no batched Jacobians), ``state``
@@ -122,7 +127,17 @@ class Layer:
     for one sample); the solver never forms a smaller minibatch.
     """
 
-    params: dict
+    @property
+    def params(self) -> dict:
+        """The live trainable arrays, ``{name: array}``; each name is the layer attribute
+        holding that array. Every layer defines its own."""
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype the layer computes in (float64 or float32). Every layer defines its own."""
+        raise NotImplementedError
+
     #: smallest batch a training-mode forward accepts (batch-coupled layers raise it)
     min_train_batch: int = 1
     #: ``backward_batched(..., per_sample=True)`` is available
@@ -165,7 +180,7 @@ class Layer:
         Each key is the name of the layer attribute holding that array."""
         return {}
 
-    def astype(self, dtype) -> "Layer":
+    def astype(self: _L, dtype) -> _L:
         """A deep copy of the layer computing in ``dtype`` (float64 or float32): every array of
         ``params`` and ``state`` is converted (float32 -> float64 is exact). Layers that keep a
         dtype elsewhere (no parameters) override this. Assumes each key of ``params`` / ``state``

@@ -157,6 +157,29 @@ class Loss:
         default: a class index becomes a one-hot row; a column ``(m, 1)`` is transposed)."""
         return label_column(y, m).T
 
+    # The contract every subclass implements (see the module docstring); declared here so
+    # that code holding a ``Loss`` type-checks.
+
+    def forward(self, y_hat: np.ndarray, y) -> float:
+        """Reference path: one sample's loss, ``y_hat`` ``(m, 1)``."""
+        raise NotImplementedError
+
+    def gradient(self, y_hat: np.ndarray, y) -> np.ndarray:
+        """Reference path: the row ``dL/dy_hat`` of shape ``(1, m)``."""
+        raise NotImplementedError
+
+    def forward_batched(self, Y_hat: np.ndarray, Y) -> float:
+        """Batched path: ``(N, m)`` -> ``(1/N) sum_k L_k``."""
+        raise NotImplementedError
+
+    def per_sample_losses_batched(self, Y_hat: np.ndarray, Y) -> np.ndarray:
+        """Batched path: ``(N, m)`` -> the per-sample losses ``L_k``, ``(N,)``."""
+        raise NotImplementedError
+
+    def gradient_batched(self, Y_hat: np.ndarray, Y) -> np.ndarray:
+        """Batched path: ``(N, m)`` -> ``(N, m)``, row k = ``(1/N) dL_k/dy_hat_k``."""
+        raise NotImplementedError
+
     def sample_labels(self, Y, N: int, m: int) -> list:
         """The labels of a batch of N samples, checked once, one per sample as ``__call__``
         takes them: columns ``(m, 1)`` (the default)."""

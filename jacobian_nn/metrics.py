@@ -78,7 +78,7 @@ def classification_report(y_true, y_pred, classes) -> dict:
     classes = list(classes)
     precision, recall, f1, support = precision_recall_f1(y_true, y_pred, len(classes))
     w = support / support.sum()
-    report = {
+    report: dict[str, dict] = {
         "overall": {
             "accuracy": accuracy(y_true, y_pred),
             "precision": float(w @ precision),

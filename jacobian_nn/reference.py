@@ -80,7 +80,7 @@ def _forward_columns(net, xs, mode):
 def backward_rows(net, rows, ctxs) -> list:
     """The loss's rows ``dL_k/dy_hat_k`` ``(1, m)`` back through every layer: the gradients
     summed over the samples, one dict per layer (the parameters' shapes)."""
-    grads = [None] * len(net.layers)
+    grads: list[dict | None] = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
         layer, (kind, ctx) = net.layers[i], ctxs[i]
         _check_finite(rows, i, "gradient row into the layer")   # (the first layer's dL/dx is not used)
@@ -144,4 +144,5 @@ def input_jacobian(net, x) -> np.ndarray:
         Jl = layer.jacobian_x(x)
         J = Jl if J is None else Jl @ J
         x, _ = layer.forward(x, "test")
+    assert J is not None, "a network has at least one layer (its constructor refuses none)"
     return J

@@ -225,7 +225,7 @@ def _check_options(args) -> None:
             raise ValueError(f"--max-train: only used with --dataset cifar10, got it with {args.dataset}")
         if args.max_train < 1:
             raise ValueError(f"--max-train: expected a positive integer, got {args.max_train}")
-    outputs = {}
+    outputs: dict[str, str] = {}
     for option, suffix in (("--save", ".npz"), ("--json", None), ("--plot", None)):
         value = getattr(args, option[2:])
         if value is not None:
