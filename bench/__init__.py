@@ -17,14 +17,23 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--smoke", action="store_const", const="smoke", dest="mode",
-                       help="a few seconds: architecture A scaled down, for CI")
-    group.add_argument("--full", action="store_const", const="full", dest="mode",
-                       help="the wider sweep (several minutes)")
+    group.add_argument(
+        "--smoke",
+        action="store_const",
+        const="smoke",
+        dest="mode",
+        help="a few seconds: architecture A scaled down, for CI",
+    )
+    group.add_argument(
+        "--full", action="store_const", const="full", dest="mode", help="the wider sweep (several minutes)"
+    )
     p.set_defaults(mode="quick")
     p.add_argument("--json", metavar="FILE", help="also write every measurement as JSON to FILE")
-    p.add_argument("--plot", metavar="FILE.png", help="also plot time against size and the speedup "
-                                                       "(needs matplotlib: the 'plot' extra)")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also plot time against size and the speedup (needs matplotlib: the 'plot' extra)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -35,7 +44,7 @@ def run_args(args) -> int:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            print("error: --plot needs matplotlib: pip install \"jacobian-nn[plot]\"", file=sys.stderr)
+            print('error: --plot needs matplotlib: pip install "jacobian-nn[plot]"', file=sys.stderr)
             return 2
     log = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = suite.run(args.mode, log=log)

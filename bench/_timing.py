@@ -30,7 +30,7 @@ import numpy as np
 
 @dataclass
 class Timing:
-    median: float   # seconds per call
+    median: float  # seconds per call
     min: float
     max: float
     repeats: int
@@ -86,7 +86,7 @@ def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02, isolated
         for name in isolated:
             time.sleep(SETTLE_S)
             out.update(measure_group({name: fns[name]}, {name: repeats[name]}, min_repeat_s))
-        time.sleep(SETTLE_S)   # and torch's OpenMP workers before the next numpy group
+        time.sleep(SETTLE_S)  # and torch's OpenMP workers before the next numpy group
         return {name: out[name] for name in fns}
     names = list(fns)
     calls, times = {}, {name: [] for name in names}
@@ -96,7 +96,7 @@ def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02, isolated
         first = time.perf_counter() - t0
         calls[name] = max(1, int(min_repeat_s / max(first, 1e-7)))
     for r in range(max(repeats.values())):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             if len(times[name]) >= repeats[name]:
                 continue
@@ -105,8 +105,7 @@ def measure_group(fns: dict, repeats: dict, min_repeat_s: float = 0.02, isolated
             for _ in range(n):
                 fn()
             times[name].append((time.perf_counter() - t0) / n)
-    return {name: Timing(statistics.median(ts), min(ts), max(ts), len(ts), calls[name])
-            for name, ts in times.items()}
+    return {name: Timing(statistics.median(ts), min(ts), max(ts), len(ts), calls[name]) for name, ts in times.items()}
 
 
 def peak_memory(fn) -> int:

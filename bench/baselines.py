@@ -105,8 +105,9 @@ def make_gemm_floor(sizes, N, dtype, seed=0):
         X = rng.standard_normal((N, n)).astype(dtype)
         W = rng.standard_normal((n, m)).astype(dtype)
         D = rng.standard_normal((N, m)).astype(dtype)
-        work.append((X, W, D, np.empty((N, m), dtype), np.empty((n, m), dtype),
-                     np.empty((N, n), dtype) if i > 0 else None))
+        work.append(
+            (X, W, D, np.empty((N, m), dtype), np.empty((n, m), dtype), np.empty((N, n), dtype) if i > 0 else None)
+        )
 
     def floor():
         for X, W, D, Z, dW, dX in work:

@@ -59,16 +59,22 @@ def make_torch_step(torch, net, X, y, lr):
             W, b = torch.tensor(layer.W.copy()).requires_grad_(), torch.tensor(layer.b.copy()).requires_grad_()
             params += [W, b]
             relu = layer.activation.name == "relu"
-            ops.append(lambda a, W=W, b=b, s=layer.stride, p=layer.pad, relu=relu, shape=layer.input_shape:
-                       (F.relu if relu else (lambda t: t))(F.conv2d(a.reshape(a.shape[0], *shape), W, b, s, p)))
+            ops.append(
+                lambda a, W=W, b=b, s=layer.stride, p=layer.pad, relu=relu, shape=layer.input_shape: (
+                    F.relu if relu else (lambda t: t)
+                )(F.conv2d(a.reshape(a.shape[0], *shape), W, b, s, p))
+            )
         elif isinstance(layer, MaxPool2D):
             ops.append(lambda a, k=layer.pool_size, s=layer.stride: F.max_pool2d(a, k, s))
         else:
             W, b = torch.tensor(layer.W.copy()).requires_grad_(), torch.tensor(layer.b.copy()).requires_grad_()
             params += [W, b]
             relu = layer.activation.name == "relu"
-            ops.append(lambda a, W=W, b=b, relu=relu:
-                       (torch.relu if relu else (lambda t: t))(a.reshape(a.shape[0], -1) @ W + b))
+            ops.append(
+                lambda a, W=W, b=b, relu=relu: (torch.relu if relu else (lambda t: t))(
+                    a.reshape(a.shape[0], -1) @ W + b
+                )
+            )
     Xt, yt = torch.tensor(X), torch.tensor(y, dtype=torch.long)
 
     def forward():
@@ -89,10 +95,17 @@ def bench_cnns(rec, torch, smoke: bool) -> list:
             continue
         net, X, y = make_cnn(name, N)
         ref_net, bat_net, ws = net.copy(), net.copy(), jn.Workspace()
-        rec.group("step", {
-            "reference": (lambda: ref_net.train_batch(X, y, LR), True),
-            "batched": (lambda: bat_net.train_step_batched(X, y, LR, workspace=ws), False),
-            "torch": (make_torch_step(torch, net, X, y, LR), False) if torch is not None else None,
-        }, arch=name, dtype="float64", N=N, sizes=[int(np.prod(CNN_NETWORKS[name][0])), net.n_out])
+        rec.group(
+            "step",
+            {
+                "reference": (lambda: ref_net.train_batch(X, y, LR), True),
+                "batched": (lambda: bat_net.train_step_batched(X, y, LR, workspace=ws), False),
+                "torch": (make_torch_step(torch, net, X, y, LR), False) if torch is not None else None,
+            },
+            arch=name,
+            dtype="float64",
+            N=N,
+            sizes=[int(np.prod(CNN_NETWORKS[name][0])), net.n_out],
+        )
         memory.append(dict(arch=name, **jacobian_memory(net, X)))
     return memory

@@ -61,16 +61,48 @@ ARCHITECTURES = {
 }
 
 MODES = {
-    "smoke": dict(archs=["A"], n_scale=0.25, repeats=2, ref_repeats=1, min_repeat_s=0.0,
-                  per_sample=["A"], jac_ms=[10], jac_N=32,
-                  width=[16, 64], width_N=64, ns=[32, 128], memory=False),
-    "quick": dict(archs=["A", "B", "C", "D"], n_scale=1.0, repeats=7, ref_repeats=5, min_repeat_s=0.02,
-                  per_sample=["B", "C"], jac_ms=[10, 100], jac_N=256,
-                  width=[32, 128, 512], width_N=256, ns=[128, 512, 2048], memory=True),
-    "full": dict(archs=["A", "B", "C", "D"], n_scale=1.0, repeats=15, ref_repeats=5, min_repeat_s=0.05,
-                 per_sample=["A", "B", "C", "D"], jac_ms=[10, 30, 100, 300], jac_N=256,
-                 width=[16, 32, 64, 128, 256, 512, 1024], width_N=256,
-                 ns=[64, 128, 256, 512, 1024, 2048, 4096], memory=True),
+    "smoke": dict(
+        archs=["A"],
+        n_scale=0.25,
+        repeats=2,
+        ref_repeats=1,
+        min_repeat_s=0.0,
+        per_sample=["A"],
+        jac_ms=[10],
+        jac_N=32,
+        width=[16, 64],
+        width_N=64,
+        ns=[32, 128],
+        memory=False,
+    ),
+    "quick": dict(
+        archs=["A", "B", "C", "D"],
+        n_scale=1.0,
+        repeats=7,
+        ref_repeats=5,
+        min_repeat_s=0.02,
+        per_sample=["B", "C"],
+        jac_ms=[10, 100],
+        jac_N=256,
+        width=[32, 128, 512],
+        width_N=256,
+        ns=[128, 512, 2048],
+        memory=True,
+    ),
+    "full": dict(
+        archs=["A", "B", "C", "D"],
+        n_scale=1.0,
+        repeats=15,
+        ref_repeats=5,
+        min_repeat_s=0.05,
+        per_sample=["A", "B", "C", "D"],
+        jac_ms=[10, 30, 100, 300],
+        jac_N=256,
+        width=[16, 32, 64, 128, 256, 512, 1024],
+        width_N=256,
+        ns=[64, 128, 256, 512, 1024, 2048, 4096],
+        memory=True,
+    ),
 }
 
 LR = 1e-3
@@ -112,8 +144,9 @@ class Recorder:
         """``impls`` maps a name to ``(fn, is_reference)``; ``memory`` names those whose peak is measured."""
         impls = {k: v for k, v in impls.items() if v is not None}
         reps = {k: self.cfg["ref_repeats"] if ref else self.cfg["repeats"] for k, (_, ref) in impls.items()}
-        timings = measure_group({k: fn for k, (fn, _) in impls.items()}, reps, self.cfg["min_repeat_s"],
-                                isolated=("torch",))
+        timings = measure_group(
+            {k: fn for k, (fn, _) in impls.items()}, reps, self.cfg["min_repeat_s"], isolated=("torch",)
+        )
         out = {}
         for impl, t in timings.items():
             row = dict(keys, task=task, impl=impl, **t.to_dict())
@@ -122,8 +155,7 @@ class Recorder:
             row["peak_bytes"] = peak_memory(impls[impl][0]) if self.cfg["memory"] and impl in memory else None
             self.rows.append(row)
             out[impl] = row
-            self.log(f"  {keys.get('arch', '')} {keys.get('dtype', '')} {task:<17} {impl:<17}"
-                     f"{t.median * 1e3:10.3f} ms")
+            self.log(f"  {keys.get('arch', '')} {keys.get('dtype', '')} {task:<17} {impl:<17}{t.median * 1e3:10.3f} ms")
         return out
 
 
@@ -134,42 +166,60 @@ def _bench_arch(rec, torch, name, sizes, N, dtype):
     f64 = dt == "float64"
     use_torch = torch is not None
 
-    rec.group("forward", {
-        "reference": (lambda: net.predict(X), True) if f64 else None,
-        "batched": (lambda: net.predict_batched(X), False),
-        "torch": (tb.make_forward(torch, _params(net), X, y), False) if use_torch else None,
-    }, **keys)
+    rec.group(
+        "forward",
+        {
+            "reference": (lambda: net.predict(X), True) if f64 else None,
+            "batched": (lambda: net.predict_batched(X), False),
+            "torch": (tb.make_forward(torch, _params(net), X, y), False) if use_torch else None,
+        },
+        **keys,
+    )
 
-    rec.group("grads", {
-        "reference": (lambda: net.loss_and_gradients(X, y), True) if f64 else None,
-        "batched": (lambda: net.loss_and_gradients_batched(X, y), False),
-        "torch": (tb.make_grads(torch, _params(net), X, y), False) if use_torch else None,
-    }, **keys)
+    rec.group(
+        "grads",
+        {
+            "reference": (lambda: net.loss_and_gradients(X, y), True) if f64 else None,
+            "batched": (lambda: net.loss_and_gradients_batched(X, y), False),
+            "torch": (tb.make_grads(torch, _params(net), X, y), False) if use_torch else None,
+        },
+        **keys,
+    )
 
     # one training step (each path on its own copy; the tiny lr keeps the parameters sane). The batched
     # step with a workspace made once, here, outside the timed loop, as a training loop would use it
     ref_net, b_net, nows_net, p_ref, p_bat = net.copy(), net.copy(), net.copy(), _params(net), _params(net)
     ws = jn.Workspace()
-    rows = rec.group("step", {
-        "reference": (lambda: ref_net.train_batch(X, y, LR), True) if f64 else None,
-        "inline-reference": (lambda: baselines.inline_reference_step(p_ref, X, y, LR), True) if f64 else None,
-        "batched": (lambda: b_net.train_step_batched(X, y, LR, workspace=ws), False),
-        "batched-no-workspace": (lambda: nows_net.train_step_batched(X, y, LR), False),
-        "inline-batched": (lambda: baselines.inline_batched_step(p_bat, X, y, LR), False),
-        "gemm-floor": (baselines.make_gemm_floor(sizes, N, dtype), False),
-        "torch": (tb.make_step(torch, _params(net), X, y, LR), False) if use_torch else None,
-    }, memory=("reference", "batched", "batched-no-workspace", "inline-batched"), **keys)
+    rows = rec.group(
+        "step",
+        {
+            "reference": (lambda: ref_net.train_batch(X, y, LR), True) if f64 else None,
+            "inline-reference": (lambda: baselines.inline_reference_step(p_ref, X, y, LR), True) if f64 else None,
+            "batched": (lambda: b_net.train_step_batched(X, y, LR, workspace=ws), False),
+            "batched-no-workspace": (lambda: nows_net.train_step_batched(X, y, LR), False),
+            "inline-batched": (lambda: baselines.inline_batched_step(p_bat, X, y, LR), False),
+            "gemm-floor": (baselines.make_gemm_floor(sizes, N, dtype), False),
+            "torch": (tb.make_step(torch, _params(net), X, y, LR), False) if use_torch else None,
+        },
+        memory=("reference", "batched", "batched-no-workspace", "inline-batched"),
+        **keys,
+    )
     rows["gemm-floor"]["gflops"] = baselines.gemm_flops(sizes, N) / rows["gemm-floor"]["median"] / 1e9
     rows["batched"]["workspace_bytes"] = ws.nbytes
 
     if name in rec.cfg["per_sample"]:
         cols = columns(X)
         labels = [int(v) for v in y]
-        rec.group("per-sample grads", {
-            "reference": (lambda: [net.backward(c, t) for c, t in zip(cols, labels)], True) if f64 else None,
-            "batched": (lambda: batched.per_sample_gradients_batched(net, X, y), False),
-            "torch": (tb.make_per_sample_grads(torch, _params(net), X, y), False) if use_torch else None,
-        }, memory=("batched",), **keys)
+        rec.group(
+            "per-sample grads",
+            {
+                "reference": (lambda: [net.backward(c, t) for c, t in zip(cols, labels)], True) if f64 else None,
+                "batched": (lambda: batched.per_sample_gradients_batched(net, X, y), False),
+                "torch": (tb.make_per_sample_grads(torch, _params(net), X, y), False) if use_torch else None,
+            },
+            memory=("batched",),
+            **keys,
+        )
 
 
 def _bench_jacobians(rec, torch, m, N):
@@ -177,17 +227,25 @@ def _bench_jacobians(rec, torch, m, N):
     net, X, _ = make_problem([m, m, m], N, np.float64)
     cols = columns(X)
     use_torch = torch is not None
-    rec.group("input jacobians", {
-        "reference": (lambda: [net.input_jacobian(c) for c in cols], True),
-        "batched": (lambda: batched.input_jacobian_batched(net, X), False),
-        "torch": (tb.make_input_jacobians(torch, _params(net), X), False) if use_torch else None,
-    }, **keys)
+    rec.group(
+        "input jacobians",
+        {
+            "reference": (lambda: [net.input_jacobian(c) for c in cols], True),
+            "batched": (lambda: batched.input_jacobian_batched(net, X), False),
+            "torch": (tb.make_input_jacobians(torch, _params(net), X), False) if use_torch else None,
+        },
+        **keys,
+    )
     sm = jn.Softmax()
-    rec.group("softmax jacobians", {
-        "reference": (lambda: [sm.jacobian(c) for c in cols], True),
-        "batched": (lambda: sm.jacobian_batched(X), False),
-        "torch": (tb.make_softmax_jacobians(torch, X), False) if use_torch else None,
-    }, **keys)
+    rec.group(
+        "softmax jacobians",
+        {
+            "reference": (lambda: [sm.jacobian(c) for c in cols], True),
+            "batched": (lambda: sm.jacobian_batched(X), False),
+            "torch": (tb.make_softmax_jacobians(torch, X), False) if use_torch else None,
+        },
+        **keys,
+    )
 
 
 def _slope(sizes, times) -> float:
@@ -202,15 +260,24 @@ def _sweeps(rec, cfg):
             sizes, N = ([64, v, 10], cfg["width_N"]) if sweep == "width" else ([64, 100, 10], v)
             net, X, y = make_problem(sizes, N, np.float64)
             ref_net, ws = net.copy(), jn.Workspace()
-            rows = rec.group("step", {
-                "reference": (lambda: ref_net.train_batch(X, y, LR), True),
-                "batched": (lambda: net.train_step_batched(X, y, LR, workspace=ws), False),
-            }, arch=f"sweep-{sweep}", dtype="float64", N=N, sizes=sizes)
+            rows = rec.group(
+                "step",
+                {
+                    "reference": (lambda: ref_net.train_batch(X, y, LR), True),
+                    "batched": (lambda: net.train_step_batched(X, y, LR, workspace=ws), False),
+                },
+                arch=f"sweep-{sweep}",
+                dtype="float64",
+                N=N,
+                sizes=sizes,
+            )
             for impl, r in rows.items():
                 times.setdefault((sweep, impl), []).append(r["median"])
     points = {"width": cfg["width"], "N": cfg["ns"]}
-    return [dict(sweep=sweep, impl=impl, sizes=list(points[sweep]), times=ts, slope=_slope(points[sweep], ts))
-            for (sweep, impl), ts in times.items()]
+    return [
+        dict(sweep=sweep, impl=impl, sizes=list(points[sweep]), times=ts, slope=_slope(points[sweep], ts))
+        for (sweep, impl), ts in times.items()
+    ]
 
 
 def _find(rows, **keys):
@@ -230,9 +297,18 @@ def derive(rows):
             continue
         seen.append(key)
         k = dict(arch=r["arch"], dtype=r["dtype"], task=r["task"])
-        get = {impl: _find(rows, impl=impl, **k) for impl in
-               ("reference", "batched", "batched-no-workspace", "torch", "inline-reference", "inline-batched",
-                "gemm-floor")}
+        get = {
+            impl: _find(rows, impl=impl, **k)
+            for impl in (
+                "reference",
+                "batched",
+                "batched-no-workspace",
+                "torch",
+                "inline-reference",
+                "inline-batched",
+                "gemm-floor",
+            )
+        }
         t = {impl: (v["median"] if v else None) for impl, v in get.items()}
         ent = dict(k, N=r["N"])
 
@@ -254,8 +330,11 @@ def derive(rows):
 
 def evaluate_targets(ratios):
     def vals(field, archs=None, tasks=("step",)):
-        return [(f"{e['arch']} {e['dtype']}", e[field]) for e in ratios
-                if e["task"] in tasks and e[field] is not None and (archs is None or e["arch"] in archs)]
+        return [
+            (f"{e['arch']} {e['dtype']}", e[field])
+            for e in ratios
+            if e["task"] in tasks and e[field] is not None and (archs is None or e["arch"] in archs)
+        ]
 
     sources = {
         "step_vs_torch_AB": vals("batched_vs_torch", ["A", "B"]),
@@ -270,8 +349,9 @@ def evaluate_targets(ratios):
     for name, what, rel, thr in TARGETS:
         measured = sources[what]
         ok = [(v <= thr) if rel == "<=" else (v >= thr) for _, v in measured]
-        out.append(dict(target=name, relation=rel, threshold=thr, measured=measured,
-                        met=(all(ok) if measured else None)))
+        out.append(
+            dict(target=name, relation=rel, threshold=thr, measured=measured, met=(all(ok) if measured else None))
+        )
     return out
 
 
@@ -289,5 +369,12 @@ def run(mode="quick", log=print):
     cnn_memory = bench_cnns(rec, torch, smoke=mode == "smoke")
     sweeps = _sweeps(rec, cfg)
     ratios = derive(rec.rows)
-    return dict(mode=mode, machine=machine_info(torch), rows=rec.rows, ratios=ratios, sweeps=sweeps,
-                targets=evaluate_targets(ratios), cnn_memory=cnn_memory)
+    return dict(
+        mode=mode,
+        machine=machine_info(torch),
+        rows=rec.rows,
+        ratios=ratios,
+        sweeps=sweeps,
+        targets=evaluate_targets(ratios),
+        cnn_memory=cnn_memory,
+    )

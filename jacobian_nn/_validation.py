@@ -108,9 +108,10 @@ def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     dtype = check_float_dtype(dtype)
     try:
         arr = np.asarray(value)
-    except ValueError as exc:   # a ragged nested list: numpy's message does not say which argument
-        raise ValueError(f"{name}: expected a rectangular array (every row of one length), got a ragged "
-                         f"nested sequence ({exc})") from None
+    except ValueError as exc:  # a ragged nested list: numpy's message does not say which argument
+        raise ValueError(
+            f"{name}: expected a rectangular array (every row of one length), got a ragged nested sequence ({exc})"
+        ) from None
     kind = arr.dtype.kind
     if kind in "iub":
         arr = arr.astype(dtype)
@@ -121,9 +122,7 @@ def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
                 f"(e.g. {name}.astype(np.{dtype.name})) so that no precision is changed silently"
             )
     else:
-        raise TypeError(
-            f"{name}: expected a real floating or integer array, got dtype {arr.dtype}"
-        )
+        raise TypeError(f"{name}: expected a real floating or integer array, got dtype {arr.dtype}")
     if arr.size and not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
@@ -137,8 +136,7 @@ def as_column(value, name: str, n: int | None = None, dtype=np.float64) -> np.nd
     arr = as_float_array(value, name, dtype)
     if arr.ndim != 2 or arr.shape[1] != 1:
         raise ValueError(
-            f"{name}: expected a column vector of shape ({n if n is not None else 'n'}, 1), "
-            f"got shape {arr.shape}"
+            f"{name}: expected a column vector of shape ({n if n is not None else 'n'}, 1), got shape {arr.shape}"
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: expected a non-empty column, got shape {arr.shape}")
@@ -152,8 +150,7 @@ def as_row(value, name: str, m: int | None = None, dtype=np.float64) -> np.ndarr
     arr = as_float_array(value, name, dtype)
     if arr.ndim != 2 or arr.shape[0] != 1:
         raise ValueError(
-            f"{name}: expected a row vector of shape (1, {m if m is not None else 'm'}), "
-            f"got shape {arr.shape}"
+            f"{name}: expected a row vector of shape (1, {m if m is not None else 'm'}), got shape {arr.shape}"
         )
     if m is not None and arr.shape[1] != m:
         raise ValueError(f"{name}: expected shape (1, {m}), got shape {arr.shape}")
@@ -171,9 +168,7 @@ def as_batch(value, name: str, n: int | None = None, dtype=np.float64) -> np.nda
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: expected a non-empty batch (N >= 1), got shape {arr.shape}")
     if n is not None and arr.shape[1] != n:
-        raise ValueError(
-            f"{name}: expected {n} features per sample, shape (N, {n}), got shape {arr.shape}"
-        )
+        raise ValueError(f"{name}: expected {n} features per sample, shape (N, {n}), got shape {arr.shape}")
     return arr
 
 
@@ -193,7 +188,8 @@ def check_layer_output(A: np.ndarray, layer: int, what: str = "output row") -> N
         raise NonFiniteError(
             f"X: finite inputs overflow inside the network: layers[{layer}] {what} {int(bad[0])} is not "
             f"finite ({A[tuple(bad)].item()!r}); scale X down (or the weights) so that every layer's "
-            f"output stays within the dtype's range")
+            f"output stays within the dtype's range"
+        )
 
 
 def check_layer_context(ctx, layer: int, checked=()) -> None:
@@ -244,8 +240,10 @@ def check_writeable(params, name: str) -> None:
     for i, p in enumerate(params):
         for k, v in p.items():
             if not v.flags.writeable:
-                raise ValueError(f"{name}[{i}][{k!r}]: the parameter it updates is read-only "
-                                 f"(flags.writeable is False); nothing was written")
+                raise ValueError(
+                    f"{name}[{i}][{k!r}]: the parameter it updates is read-only "
+                    f"(flags.writeable is False); nothing was written"
+                )
 
 
 def check_like_params(arrays, params, name: str) -> None:
@@ -264,8 +262,9 @@ def check_like_params(arrays, params, name: str) -> None:
             if v.dtype != p[k].dtype:
                 raise TypeError(f"{name}[{i}][{k!r}]: expected dtype {p[k].dtype}, got {v.dtype}")
             if not all_finite(v):
-                raise NonFiniteError(f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf "
-                                     "(not finite: nothing was written)")
+                raise NonFiniteError(
+                    f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf (not finite: nothing was written)"
+                )
 
 
 def check_positive(value, name: str) -> float:

@@ -49,8 +49,7 @@ from ._validation import check_positive
 def _check_column(z: np.ndarray, name: str = "z") -> None:
     if not isinstance(z, np.ndarray) or z.ndim != 2 or z.shape[1] != 1:
         raise ValueError(
-            f"{name}: expected a column vector of shape (m, 1), got "
-            f"{getattr(z, 'shape', type(z).__name__)}"
+            f"{name}: expected a column vector of shape (m, 1), got {getattr(z, 'shape', type(z).__name__)}"
         )
     if z.dtype.kind not in "fiub":
         raise TypeError(f"{name}: expected a real floating or integer column, got dtype {z.dtype}")
@@ -61,10 +60,7 @@ def _check_column(z: np.ndarray, name: str = "z") -> None:
 
 def _check_batch(Z: np.ndarray, name: str = "Z") -> None:
     if not isinstance(Z, np.ndarray) or Z.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a 2-D batch of shape (N, m), got "
-            f"{getattr(Z, 'shape', type(Z).__name__)}"
-        )
+        raise ValueError(f"{name}: expected a 2-D batch of shape (N, m), got {getattr(Z, 'shape', type(Z).__name__)}")
 
 
 def _into(out, value: np.ndarray) -> np.ndarray:
@@ -129,8 +125,7 @@ class Activation:
         """Batched path: ``Z`` ``(N, m)`` -> ``A`` ``(N, m)``, row k = ``f(Z[k])``."""
         raise NotImplementedError
 
-    def vjp_batched(self, Z: np.ndarray, A: np.ndarray, G: np.ndarray,
-                    out: np.ndarray | None = None) -> np.ndarray:
+    def vjp_batched(self, Z: np.ndarray, A: np.ndarray, G: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Batched path: upstream rows ``G`` ``(N, m)`` -> ``(N, m)``, row k equal to
         ``G[k] @ jacobian(Z[k].T)``, without forming any ``(m, m)`` matrix."""
         raise NotImplementedError

@@ -26,8 +26,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import (check_layer_context, check_layer_output, check_mode, check_positive, lend,
-                          state_kept_on_overflow)
+from ._validation import (
+    check_layer_context,
+    check_layer_output,
+    check_mode,
+    check_positive,
+    lend,
+    state_kept_on_overflow,
+)
 from .losses import label_matrix
 
 
@@ -71,14 +77,14 @@ class Workspace:
     """
 
     def __init__(self):
-        self._arrays: dict = {}     # (owner, role, shape as a tuple of ints, np.dtype) -> array
-        self._as_given: dict = {}   # the same arrays under the key as the caller spelled it (fast path)
+        self._arrays: dict = {}  # (owner, role, shape as a tuple of ints, np.dtype) -> array
+        self._as_given: dict = {}  # the same arrays under the key as the caller spelled it (fast path)
 
     def array(self, owner, role: str, shape: tuple, dtype) -> np.ndarray:
         """The array for ``(owner, role, shape, dtype)``: uninitialised the first time, afterwards
         whatever the previous user of that key left in it (callers overwrite it entirely)."""
         given = (owner, role, shape, dtype)
-        arr = self._as_given.get(given)   # one dict look-up per call once warm
+        arr = self._as_given.get(given)  # one dict look-up per call once warm
         if arr is None:
             shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
             key = (owner, role, shape, dtype)
@@ -172,7 +178,7 @@ def _forward(net, A, mode, workspace=None):
     overwrote it), so an overflow inside the network from finite inputs is an error naming ``X``
     and the layer, never NaN downstream."""
     ctxs = []
-    with state_kept_on_overflow(net, mode):   # a refused overflow leaves running stats and Generators as found
+    with state_kept_on_overflow(net, mode):  # a refused overflow leaves running stats and Generators as found
         for i, layer in enumerate(net.layers):
             A_in = A
             A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
@@ -182,8 +188,7 @@ def _forward(net, A, mode, workspace=None):
     return A, ctxs
 
 
-def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Workspace | None = None,
-                               *, scale=None):
+def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Workspace | None = None, *, scale=None):
     """Mean loss (+ penalty) and its gradients, one dict per layer in the parameters' shapes.
 
     ``workspace``: an optional :class:`Workspace` reused across calls (no page faults on fresh
@@ -197,19 +202,19 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     instead of in a pass over every gradient array; equal to scaling the unscaled gradients
     up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
     """
-    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode, workspace)              # forward
+    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode, workspace)  # forward
     loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
     loss += net.penalty()
     own = _lender(workspace, "network")
     if scale is not None:
         G = np.multiply(G, G.dtype.type(scale), out=lend(own, "G", G.shape, G.dtype))
-    owned = scale is not None   # G is an array of this call's own (the loss's G may be the caller's)
+    owned = scale is not None  # G is an array of this call's own (the loss's G may be the caller's)
     grads = [None] * len(net.layers)
-    for i in range(len(net.layers) - 1, -1, -1):                                          # backward
+    for i in range(len(net.layers) - 1, -1, -1):  # backward
         out = _OwnGradient(G, _lender(workspace, i)) if owned else _lender(workspace, i)
         G, grads[i] = net.layers[i].backward_batched(G, ctxs[i], input_grad=i > 0, out=out)
-        owned = True   # a layer's dX is the caller's (the layer protocol): this loop's own
-    net.add_penalty_gradients(grads, scale=scale, out=own)                                 # penalty
+        owned = True  # a layer's dX is the caller's (the layer protocol): this loop's own
+    net.add_penalty_gradients(grads, scale=scale, out=own)  # penalty
     return loss, grads
 
 
@@ -363,7 +368,7 @@ def _last_two_jacobian_batched(layers, inputs):
     m1, m2, n = M1.shape[0], M2.shape[0], M1.shape[1]
     K = (M2.T[:, :, None] * M1[:, None, :]).reshape(m1, m2 * n)
     J = (D1 @ K).reshape(N, m2, n)
-    if not (D2 == 1).all():   # multiplying by exact ones (identity output) changes nothing
+    if not (D2 == 1).all():  # multiplying by exact ones (identity output) changes nothing
         J *= D2[:, :, None]
     return J
 

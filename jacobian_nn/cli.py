@@ -16,17 +16,22 @@ from .check import cli as check_cli
 
 
 #: What ``jacobian-nn --help`` says first (plain text: argparse shows it as it is).
-DESCRIPTION = ("Fully connected neural networks with explicit Jacobian matrices. Start with 'jacobian-nn verify'; "
-               "'jacobian-nn COMMAND --help' describes each command.")
+DESCRIPTION = (
+    "Fully connected neural networks with explicit Jacobian matrices. Start with 'jacobian-nn verify'; "
+    "'jacobian-nn COMMAND --help' describes each command."
+)
 
 
 def add_verify(sub) -> None:
-    p = sub.add_parser("verify", help="check every built-in derivative against an independent witness",
-                       description="Check every built-in derivative: each component and sample network against "
-                                   "finite differences (scipy.differentiate.jacobian), the batched path against the "
-                                   "per-sample reference, the checker on deliberate slips, and the proofs of the "
-                                   "source tutorials' derivations. Prints one line per group, every failure in "
-                                   "full and the total; the exit code is 1 if any check failed.")
+    p = sub.add_parser(
+        "verify",
+        help="check every built-in derivative against an independent witness",
+        description="Check every built-in derivative: each component and sample network against "
+        "finite differences (scipy.differentiate.jacobian), the batched path against the "
+        "per-sample reference, the checker on deliberate slips, and the proofs of the "
+        "source tutorials' derivations. Prints one line per group, every failure in "
+        "full and the total; the exit code is 1 if any check failed.",
+    )
     p.add_argument("--json", metavar="FILE", help="also write every check as JSON to FILE")
     p.add_argument("-v", "--verbose", action="store_true", help="list every check, not only one line per group")
 
@@ -48,9 +53,14 @@ def run_verify(args) -> int:
 
 
 def add_bench(sub) -> None:
-    bundled("bench").add_arguments(sub.add_parser("bench", help="time the reference and batched paths side by side",
-                                 description="Same as python -m bench: reference against batched, "
-                                             "with floors, GEMM limit and torch (if installed)."))
+    bundled("bench").add_arguments(
+        sub.add_parser(
+            "bench",
+            help="time the reference and batched paths side by side",
+            description="Same as python -m bench: reference against batched, "
+            "with floors, GEMM limit and torch (if installed).",
+        )
+    )
 
 
 def run_bench(args) -> int:
@@ -59,8 +69,11 @@ def run_bench(args) -> int:
 
 def add_proofs(sub) -> None:
     # Only for the command list: main() hands everything after "proofs" to python -m proofs' own parser.
-    sub.add_parser("proofs", add_help=False, help="the derivations of the source tutorials, checked "
-                                                  "(same as python -m proofs; jacobian-nn proofs --help)")
+    sub.add_parser(
+        "proofs",
+        add_help=False,
+        help="the derivations of the source tutorials, checked (same as python -m proofs; jacobian-nn proofs --help)",
+    )
 
 
 def run_proofs(argv) -> int:

@@ -71,8 +71,17 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._validation import (as_column, as_float_array, as_generator, as_row, check_float_dtype, check_mode,
-                          check_positive_int, columns, rows_of)
+from ._validation import (
+    as_column,
+    as_float_array,
+    as_generator,
+    as_row,
+    check_float_dtype,
+    check_mode,
+    check_positive_int,
+    columns,
+    rows_of,
+)
 from .activations import Activation, get_activation
 from .layers import Layer, init_weights
 from .normalization import BatchNorm, _ParameterFreeLayer
@@ -99,8 +108,10 @@ def output_size(size: int, window: int, stride: int, pad: int, what: str = "H") 
     if span < 0:
         raise ValueError(f"{what}: the window {window} does not fit in {what} + 2*pad = {size + 2 * pad}")
     if span % stride:
-        raise ValueError(f"{what}: ({what} + 2*pad - window) / stride = ({size} + 2*{pad} - {window}) / {stride} "
-                         f"is not an integer; choose a stride, pad or window for which it divides")
+        raise ValueError(
+            f"{what}: ({what} + 2*pad - window) / stride = ({size} + 2*{pad} - {window}) / {stride} "
+            f"is not an integer; choose a stride, pad or window for which it divides"
+        )
     return span // stride + 1
 
 
@@ -116,8 +127,8 @@ def windows(X4: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> 
     Xp = X4
     if pad:
         Xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=X4.dtype)
-        Xp[:, :, pad:pad + H, pad:pad + W] = X4
-    win = sliding_window_view(Xp, (FH, FW), axis=(2, 3))[:, :, ::stride, ::stride]   # (N, C, OH, OW, FH, FW)
+        Xp[:, :, pad : pad + H, pad : pad + W] = X4
+    win = sliding_window_view(Xp, (FH, FW), axis=(2, 3))[:, :, ::stride, ::stride]  # (N, C, OH, OW, FH, FW)
     return win.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * FH * FW, OH * OW)
 
 
@@ -131,8 +142,8 @@ def add_windows(cols: np.ndarray, shape4: tuple, FH: int, FW: int, stride: int =
     Xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
     for i in range(FH):
         for j in range(FW):
-            Xp[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride] += d[:, :, i, j]
-    return Xp[:, :, pad:pad + H, pad:pad + W] if pad else Xp
+            Xp[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride] += d[:, :, i, j]
+    return Xp[:, :, pad : pad + H, pad : pad + W] if pad else Xp
 
 
 def im2col(X4: np.ndarray, FH: int, FW: int, stride: int = 1, pad: int = 0) -> np.ndarray:
@@ -161,7 +172,7 @@ def window_indices(shape, FH: int, FW: int, stride: int, pad: int):
     oh, ow = np.divmod(np.arange(OH * OW), OW)
     c, rest = np.divmod(np.arange(C * FH * FW), FH * FW)
     i, j = np.divmod(rest, FW)
-    h = oh[:, None] * stride + i[None, :] - pad                      # (P, K)
+    h = oh[:, None] * stride + i[None, :] - pad  # (P, K)
     w = ow[:, None] * stride + j[None, :] - pad
     inside = (h >= 0) & (h < H) & (w >= 0) & (w < W)
     index = c[None, :] * (H * W) + h * W + w
@@ -171,8 +182,9 @@ def window_indices(shape, FH: int, FW: int, stride: int, pad: int):
 def _jacobian_activation_diagonal(act: Activation, z: np.ndarray, block: int = 256) -> np.ndarray:
     """``diag(J_f(z))`` ``(m,)`` of an elementwise activation from its reference Jacobian, taken on blocks of
     ``block`` entries (``J_f`` is diagonal, so each block's Jacobian is the diagonal block): no ``(m, m)``."""
-    return np.concatenate([np.diagonal(act.jacobian(z[s:s + block], check=False))
-                           for s in range(0, z.shape[0], block)])
+    return np.concatenate(
+        [np.diagonal(act.jacobian(z[s : s + block], check=False)) for s in range(0, z.shape[0], block)]
+    )
 
 
 def _diag(d: np.ndarray):
@@ -223,8 +235,10 @@ class _ImageLayer(Layer):
         """``X`` ``(N, C*H*W)`` -> the view ``(N, C, H, W)`` (checked: the width and the dtype)."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_in:
-            raise ValueError(f"X: expected a batch of shape (N, {self.n_in}) (images {self.input_shape} "
-                             f"flattened), got shape {X.shape}")
+            raise ValueError(
+                f"X: expected a batch of shape (N, {self.n_in}) (images {self.input_shape} "
+                f"flattened), got shape {X.shape}"
+            )
         if X.dtype != self.dtype:
             raise TypeError(f"X: expected dtype {self.dtype}, got {X.dtype}")
         return X.reshape((X.shape[0],) + tuple(self.input_shape))
@@ -250,9 +264,20 @@ class Conv2D(_ImageLayer):
 
     per_sample_gradients = True
 
-    def __init__(self, input_shape, n_filters: int, kernel_size, *, stride: int = 1, pad: int = 0,
-                 activation="identity", init: str = "he", weight_scale: float | None = None, seed=None,
-                 dtype=np.float64):
+    def __init__(
+        self,
+        input_shape,
+        n_filters: int,
+        kernel_size,
+        *,
+        stride: int = 1,
+        pad: int = 0,
+        activation="identity",
+        init: str = "he",
+        weight_scale: float | None = None,
+        seed=None,
+        dtype=np.float64,
+    ):
         shape = check_image_shape(input_shape)
         F = check_positive_int(n_filters, "n_filters")
         FH, FW = self._kernel(kernel_size)
@@ -316,8 +341,9 @@ class Conv2D(_ImageLayer):
 
     def __repr__(self) -> str:
         F, C, FH, FW = self.W.shape
-        return (f"Conv2D({self.input_shape}, {F}, ({FH}, {FW}), stride={self.stride}, pad={self.pad}, "
-                f"{self.activation!r})")
+        return (
+            f"Conv2D({self.input_shape}, {F}, ({FH}, {FW}), stride={self.stride}, pad={self.pad}, {self.activation!r})"
+        )
 
     # -- reference path: sparse Jacobians ------------------------------------------------
 
@@ -325,8 +351,8 @@ class Conv2D(_ImageLayer):
         """``dz/dx`` ``(F*P, C*H*W)`` csr (the linear part; depends on ``W`` only)."""
         F = self.W.shape[0]
         P = self._index.shape[0]
-        counts = self._inside.sum(axis=1)                                    # (P,) entries per row
-        values = self.W.reshape(F, -1)[:, np.nonzero(self._inside)[1]]      # (F, nnz_P) in (p, k) order
+        counts = self._inside.sum(axis=1)  # (P,) entries per row
+        values = self.W.reshape(F, -1)[:, np.nonzero(self._inside)[1]]  # (F, nnz_P) in (p, k) order
         cols = np.tile(self._index[self._inside], F)
         indptr = np.concatenate([[0], np.cumsum(np.tile(counts, F))])
         return sp.csr_array((values.reshape(-1), cols, indptr), shape=(F * P, self.n_in))
@@ -341,8 +367,11 @@ class Conv2D(_ImageLayer):
     def _jacobian_b_linear(self):
         """``dz/db = I_F kron 1_P`` ``(F*P, F)`` csr."""
         P = self._index.shape[0]
-        return sp.kron(sp.eye_array(self.W.shape[0], dtype=self.dtype),
-                       sp.csr_array(np.ones((P, 1), dtype=self.dtype)), format="csr")
+        return sp.kron(
+            sp.eye_array(self.W.shape[0], dtype=self.dtype),
+            sp.csr_array(np.ones((P, 1), dtype=self.dtype)),
+            format="csr",
+        )
 
     def _z(self, x):
         return self._jacobian_conv() @ x + np.repeat(self.b, self._index.shape[0])[:, None]
@@ -363,8 +392,10 @@ class Conv2D(_ImageLayer):
             grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
         x, z, Jx = ctx
         delta = grad_y @ _diag(_jacobian_activation_diagonal(self.activation, z))
-        return delta @ Jx, {"W": (delta @ self._jacobian_W_linear(x)).reshape(self.W.shape),
-                            "b": (delta @ self._jacobian_b_linear())[0]}
+        return delta @ Jx, {
+            "W": (delta @ self._jacobian_W_linear(x)).reshape(self.W.shape),
+            "b": (delta @ self._jacobian_b_linear())[0],
+        }
 
     def jacobian_x(self, x):
         """``dy/dx = diag(f'(z)) dz/dx``, a ``scipy.sparse`` csr array ``(F*OH*OW, C*H*W)``, at most
@@ -402,7 +433,7 @@ class Conv2D(_ImageLayer):
         X4 = self._images(X)
         F, C, FH, FW = self.W.shape
         cols = windows(X4, FH, FW, self.stride, self.pad)
-        Z = np.matmul(self.W.reshape(F, -1), cols)                           # (N, F, P)
+        Z = np.matmul(self.W.reshape(F, -1), cols)  # (N, F, P)
         Z += self.b[:, None]
         Z = Z.reshape(X4.shape[0], -1)
         act = self.activation
@@ -422,9 +453,10 @@ class Conv2D(_ImageLayer):
         D = self.activation.vjp_batched(Z, A, G).reshape(N, F, -1)
         dX = None
         if input_grad:
-            dX = add_windows(np.matmul(self.W.reshape(F, -1).T, D), (N,) + tuple(self.input_shape), FH, FW,
-                             self.stride, self.pad).reshape(N, -1)
-        dW = np.matmul(D, cols.transpose(0, 2, 1))                           # (N, F, K)
+            dX = add_windows(
+                np.matmul(self.W.reshape(F, -1).T, D), (N,) + tuple(self.input_shape), FH, FW, self.stride, self.pad
+            ).reshape(N, -1)
+        dW = np.matmul(D, cols.transpose(0, 2, 1))  # (N, F, K)
         if per_sample:
             return dX, {"W": dW.reshape((N,) + self.W.shape), "b": D.sum(axis=2)}
         return dX, {"W": dW.sum(axis=0).reshape(self.W.shape), "b": D.sum(axis=(0, 2))}
@@ -449,7 +481,7 @@ class _Pool2D(_ImageLayer, _ParameterFreeLayer):
         self.input_shape, self.output_shape = shape, (C, OH, OW)
         self.pool_size, self.stride = (PH, PW), stride
         # window entries of channel 0 (no padding: every entry inside), then one block per channel
-        index, _ = window_indices((1, H, W), PH, PW, stride, 0)           # (P, PH*PW)
+        index, _ = window_indices((1, H, W), PH, PW, stride, 0)  # (P, PH*PW)
         self._windows = (np.arange(C)[:, None, None] * (H * W) + index[None]).reshape(C * OH * OW, PH * PW)
 
     def __repr__(self) -> str:
@@ -459,7 +491,7 @@ class _Pool2D(_ImageLayer, _ParameterFreeLayer):
         """``X`` ``(N, C*H*W)`` -> the windows ``(N, C, OH, OW, PH, PW)`` (a view, no copy)."""
         PH, PW = self.pool_size
         win = sliding_window_view(self._images(X), (PH, PW), axis=(2, 3))
-        return win[:, :, ::self.stride, ::self.stride]
+        return win[:, :, :: self.stride, :: self.stride]
 
     def _add_to_windows(self, G4: np.ndarray, arg=None) -> np.ndarray:
         """``G4`` ``(N, C, OH, OW)`` (``arg`` None: every window entry; else only the entry ``k = arg``), for window
@@ -476,9 +508,9 @@ class _Pool2D(_ImageLayer, _ParameterFreeLayer):
             i, j = divmod(k, PW)
             part = G4 if arg is None else G4 * (arg == k)
             if disjoint:
-                dX[:, :, i:i + S * OH:S, j:j + S * OW:S] = part
+                dX[:, :, i : i + S * OH : S, j : j + S * OW : S] = part
             else:
-                dX[:, :, i:i + S * OH:S, j:j + S * OW:S] += part
+                dX[:, :, i : i + S * OH : S, j : j + S * OW : S] += part
         return dX.reshape(dX.shape[0], -1)
 
     def backward(self, grad_y, ctx, *, check=True):
@@ -509,12 +541,14 @@ class MaxPool2D(_Pool2D):
 
     def _jacobian_pool(self, x):
         """The selection matrix: row r has a 1 at ``windows[r, k*]``, ``k* = min{k : v_k = max_k v}``."""
-        v = x[self._windows, 0]                                             # (C*P, K)
+        v = x[self._windows, 0]  # (C*P, K)
         K = v.shape[1]
         first = np.where(v == v.max(axis=1, keepdims=True), np.arange(K), K).min(axis=1)
         rows = v.shape[0]
-        return sp.csr_array((np.ones(rows, dtype=self.dtype), self._windows[np.arange(rows), first],
-                             np.arange(rows + 1)), shape=(rows, self.n_in))
+        return sp.csr_array(
+            (np.ones(rows, dtype=self.dtype), self._windows[np.arange(rows), first], np.arange(rows + 1)),
+            shape=(rows, self.n_in),
+        )
 
     def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, C*H*W)`` -> ``(N, C*OH*OW)``; the context is the index ``k = i*PW + j`` of each window's
@@ -546,8 +580,7 @@ class AvgPool2D(_Pool2D):
         """The averaging matrix."""
         rows, K = self._windows.shape
         data = np.full(rows * K, 1.0 / K, dtype=self.dtype)
-        return sp.csr_array((data, self._windows.reshape(-1), np.arange(0, rows * K + 1, K)),
-                            shape=(rows, self.n_in))
+        return sp.csr_array((data, self._windows.reshape(-1), np.arange(0, rows * K + 1, K)), shape=(rows, self.n_in))
 
     def forward_batched(self, X, mode="train", *, out=None):
         """``X`` ``(N, C*H*W)`` -> window means ``(N, C*OH*OW)`` (summed over the entries, then divided); the
@@ -578,11 +611,21 @@ class SpatialBatchNorm(_ImageLayer):
     ``running_mean``, ``running_var`` ``(C,)``. Training mode couples the samples; it needs ``N*H*W >= 2``.
     """
 
-    def __init__(self, input_shape, *, eps: float = 1e-5, momentum: float = 0.9, gamma=None, beta=None,
-                 update_running: bool = True, dtype=np.float64):
+    def __init__(
+        self,
+        input_shape,
+        *,
+        eps: float = 1e-5,
+        momentum: float = 0.9,
+        gamma=None,
+        beta=None,
+        update_running: bool = True,
+        dtype=np.float64,
+    ):
         shape = check_image_shape(input_shape)
-        self.bn = BatchNorm(shape[0], eps=eps, momentum=momentum, gamma=gamma, beta=beta,
-                            update_running=update_running, dtype=dtype)
+        self.bn = BatchNorm(
+            shape[0], eps=eps, momentum=momentum, gamma=gamma, beta=beta, update_running=update_running, dtype=dtype
+        )
         self.input_shape = self.output_shape = shape
         self.min_train_batch = 1 if shape[1] * shape[2] >= 2 else 2
 
@@ -626,8 +669,10 @@ class SpatialBatchNorm(_ImageLayer):
     def forward(self, x, mode="test", *, check=True):
         """Test mode, one image ``x`` ``(C*H*W, 1)``: BatchNorm's test formula on each pixel's ``C`` values."""
         if check_mode(mode) == "train":
-            raise ValueError("mode: spatial batch norm in training mode couples the samples of a batch; "
-                             "use forward_samples(xs, 'train') (or mode='test' for one image)")
+            raise ValueError(
+                "mode: spatial batch norm in training mode couples the samples of a batch; "
+                "use forward_samples(xs, 'train') (or mode='test' for one image)"
+            )
         if check:
             x = as_column(x, "x", self.n_in, self.dtype)
         ys, ctx = self.bn.forward_samples(columns(self._to_channels(x.T)), "test")
@@ -686,9 +731,21 @@ class SpatialBatchNorm(_ImageLayer):
 # =========================================================================== a small CNN
 
 
-def build_cnn(input_shape, n_classes: int, *, filters=(16, 32), kernel_size: int = 3, pool_size: int = 2,
-              hidden=(), activation="relu", loss="softmax_cross_entropy", init: str = "he", seed=None,
-              dtype=np.float64, **kwargs):
+def build_cnn(
+    input_shape,
+    n_classes: int,
+    *,
+    filters=(16, 32),
+    kernel_size: int = 3,
+    pool_size: int = 2,
+    hidden=(),
+    activation="relu",
+    loss="softmax_cross_entropy",
+    init: str = "he",
+    seed=None,
+    dtype=np.float64,
+    **kwargs,
+):
     """A :class:`~jacobian_nn.network.Network`
     ``{conv(kernel_size, pad (kernel_size - 1) // 2, stride 1, activation) - max-pool(pool_size)} x len(filters)
     - {affine - activation} x len(hidden) - affine - loss``; ``kwargs`` go to ``Network`` (``l2``, ...).
@@ -704,8 +761,9 @@ def build_cnn(input_shape, n_classes: int, *, filters=(16, 32), kernel_size: int
     rng = as_generator(seed)
     layers: list = []
     for F in filters:
-        conv = Conv2D(shape, F, kernel_size, pad=(kernel_size - 1) // 2, activation=activation, init=init,
-                      seed=rng, dtype=dtype)
+        conv = Conv2D(
+            shape, F, kernel_size, pad=(kernel_size - 1) // 2, activation=activation, init=init, seed=rng, dtype=dtype
+        )
         pool = MaxPool2D(conv.output_shape, pool_size, dtype=dtype)
         layers += [conv, pool]
         shape = pool.output_shape

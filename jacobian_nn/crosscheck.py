@@ -90,8 +90,14 @@ class CrossCheckRow:
 
     def as_dict(self) -> dict:
         c = self.comparison
-        return {"quantity": self.quantity, "max_abs": c.max_abs, "max_rel": c.max_rel,
-                "location": self.where, "tolerance": c.tolerance, "passed": c.passed}
+        return {
+            "quantity": self.quantity,
+            "max_abs": c.max_abs,
+            "max_rel": c.max_rel,
+            "location": self.where,
+            "tolerance": c.tolerance,
+            "passed": c.passed,
+        }
 
 
 @dataclass
@@ -118,24 +124,37 @@ class CrossCheckReport:
         return [r for r in self.rows if not r.passed]
 
     def as_dict(self) -> dict:
-        return {"passed": self.passed, "dtype": self.dtype, "n_samples": self.n_samples, "ulps": self.ulps,
-                "rtol": self.ulps * float(np.finfo(self.dtype).eps),
-                "rows": [r.as_dict() for r in self.rows], "skipped": list(self.skipped)}
+        return {
+            "passed": self.passed,
+            "dtype": self.dtype,
+            "n_samples": self.n_samples,
+            "ulps": self.ulps,
+            "rtol": self.ulps * float(np.finfo(self.dtype).eps),
+            "rows": [r.as_dict() for r in self.rows],
+            "skipped": list(self.skipped),
+        }
 
     def __str__(self) -> str:
-        head = (f"{'quantity':<40} {'max abs':>10} {'max rel':>10} {'tol':>9}  {'where':<30} result")
-        lines = [f"cross-check batched vs reference: dtype {self.dtype}, N = {self.n_samples}, "
-                 f"rtol = {self.ulps:g} eps = {self.ulps * float(np.finfo(self.dtype).eps):.1e}",
-                 head, "-" * len(head)]
+        head = f"{'quantity':<40} {'max abs':>10} {'max rel':>10} {'tol':>9}  {'where':<30} result"
+        lines = [
+            f"cross-check batched vs reference: dtype {self.dtype}, N = {self.n_samples}, "
+            f"rtol = {self.ulps:g} eps = {self.ulps * float(np.finfo(self.dtype).eps):.1e}",
+            head,
+            "-" * len(head),
+        ]
         for r in self.rows:
             c = r.comparison
             where = ", ".join(f"{k}={v}" for k, v in r.where.items()) or "-"
-            lines.append(f"{r.quantity:<40} {c.max_abs:10.2e} {c.max_rel:10.2e} {c.tolerance:9.1e}  "
-                         f"{where:<30} {'pass' if c.passed else 'FAIL'}")
+            lines.append(
+                f"{r.quantity:<40} {c.max_abs:10.2e} {c.max_rel:10.2e} {c.tolerance:9.1e}  "
+                f"{where:<30} {'pass' if c.passed else 'FAIL'}"
+            )
         lines.append("-" * len(head))
         n_fail = len(self.failures())
-        lines.append(f"{len(self.rows) - n_fail} passed, {n_fail} failed"
-                     + (f", {len(self.skipped)} skipped" if self.skipped else ""))
+        lines.append(
+            f"{len(self.rows) - n_fail} passed, {n_fail} failed"
+            + (f", {len(self.skipped)} skipped" if self.skipped else "")
+        )
         lines.extend(f"  skipped: {s}" for s in self.skipped)
         return "\n".join(lines)
 
@@ -157,8 +176,9 @@ def _upcast(a):
     return arr.astype(np.float64) if arr.dtype == np.float32 else arr
 
 
-def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = True,
-                per_sample: bool = True) -> CrossCheckReport:
+def cross_check(
+    net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = True, per_sample: bool = True
+) -> CrossCheckReport:
     """Compare the batched path with the stacked per-sample reference on one batch.
 
     Parameters
@@ -178,7 +198,7 @@ def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = T
 
     # The masks are drawn from the layers' own Generators: their states are put back afterwards
     # (also on an error), so the network is left exactly as it was found, Generators included.
-    N = net.input_batch(X).shape[0]   # X checked before any mask is drawn (its message names X)
+    N = net.input_batch(X).shape[0]  # X checked before any mask is drawn (its message names X)
     saved = generator_states(net)
     try:
         with same_randomness(net, N):
@@ -186,7 +206,6 @@ def cross_check(net, X, Y, *, ulps: float = CROSSCHECK_ULPS, jacobians: bool = T
     finally:
         for rng, state in saved:
             rng.bit_generator.state = state
-
 
 
 def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
@@ -200,7 +219,7 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
     report = CrossCheckReport(dtype=dtype.name, n_samples=N, ulps=float(ulps))
 
     ref = net if dtype == np.float64 else _float64_copy(net)
-    X64 = _upcast(net.input_batch(X))   # images (N, C, H, W) flattened, as both drivers see them
+    X64 = _upcast(net.input_batch(X))  # images (N, C, H, W) flattened, as both drivers see them
     Y64 = net.loss.labels_batched(_upcast(Y), N, net.n_out)  # float64 labels for the reference
     cols, ycols = columns(X64), columns(Y64)
 
@@ -224,15 +243,20 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
     grad_scale = max((float(np.max(np.abs(v))) for g in grads_r for v in g.values() if np.size(v)), default=0.0)
     for i, (gb, gr) in enumerate(zip(grads_b, grads_r)):
         for name in gb:
-            add(f"grad layer {i} {name} {tuple(gb[name].shape)}", gb[name], gr[name],
-                _AXES_PARAM.get(gb[name].ndim, ()), floor=grad_scale)
+            add(
+                f"grad layer {i} {name} {tuple(gb[name].shape)}",
+                gb[name],
+                gr[name],
+                _AXES_PARAM.get(gb[name].ndim, ()),
+                floor=grad_scale,
+            )
 
     # -- per-sample gradients
     if per_sample:
         missing = [i for i, layer in enumerate(net.layers) if layer.per_sample_refusal("test") is not None]
         if missing:
             report.skipped.append(f"per-sample gradients: layers {missing} have no per-sample gradients")
-        else:   # test mode, as the reference's per-sample backward
+        else:  # test mode, as the reference's per-sample backward
             ps_b = batched.per_sample_gradients_batched(net, X, Y, mode="test")
             ps_r = [ref.backward(cols[k], ycols[k], "test")[1] for k in range(N)]
             for i, g in enumerate(ps_b):
@@ -243,8 +267,12 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
             grads_test = batched.loss_and_gradients_batched(net, X, Y, mode="test")[1]
             for i, g in enumerate(ps_b):
                 for name in g:
-                    add(f"mean per-sample == grad, layer {i} {name}", g[name].mean(axis=0, dtype=np.float64),
-                        grads_test[i][name], _AXES_PARAM.get(g[name].ndim - 1, ()))
+                    add(
+                        f"mean per-sample == grad, layer {i} {name}",
+                        g[name].mean(axis=0, dtype=np.float64),
+                        grads_test[i][name],
+                        _AXES_PARAM.get(g[name].ndim - 1, ()),
+                    )
 
     # -- batched Jacobians
     if jacobians:
@@ -252,9 +280,9 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
         if missing:
             report.skipped.append(f"batched Jacobians: layers {missing} have no batched Jacobians")
         else:
-            A = net.input_batch(X)   # images (N, C, H, W) flattened
+            A = net.input_batch(X)  # images (N, C, H, W) flattened
             for i, (layer, Jb) in enumerate(zip(net.layers, batched.activation_jacobians_batched(net, X))):
-                if not isinstance(layer, Dense):   # only a dense layer has an activation J_f(Z)
+                if not isinstance(layer, Dense):  # only a dense layer has an activation J_f(Z)
                     A = layer.forward_batched(A, "test")[0]
                     continue
                 Z64 = A.astype(np.float64) @ ref.layers[i].W + ref.layers[i].b
@@ -263,6 +291,10 @@ def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
                 A = layer.forward_batched(A, "test")[0]
             # image layers return scipy.sparse Jacobians; a product of only those stays sparse
             Jr = np.stack([_dense(ref.input_jacobian(c)) for c in cols])
-            add("network dy/dx (N, m_out, n_in)", batched.input_jacobian_batched(net, X), Jr,
-                ("sample", "row", "column"))
+            add(
+                "network dy/dx (N, m_out, n_in)",
+                batched.input_jacobian_batched(net, X),
+                Jr,
+                ("sample", "row", "column"),
+            )
     return report

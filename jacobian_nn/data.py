@@ -55,8 +55,10 @@ class Dataset:
         return len(self.classes)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, train={self.X_train.shape}, val={self.X_val.shape}, "
-                f"test={self.X_test.shape}, classes={len(self.classes)})")
+        return (
+            f"Dataset({self.name!r}, train={self.X_train.shape}, val={self.X_val.shape}, "
+            f"test={self.X_test.shape}, classes={len(self.classes)})"
+        )
 
 
 def standardize(X_train, *others):
@@ -81,8 +83,7 @@ def stratified_split(y, train_size: float, val_size: float, seed):
         if not 0 < v < 1:
             raise ValueError(f"{name}: expected a fraction in (0, 1), got {v!r}")
     if train_size + val_size >= 1:
-        raise ValueError(f"train_size + val_size: expected < 1 (a test split must remain), got "
-                         f"{train_size + val_size}")
+        raise ValueError(f"train_size + val_size: expected < 1 (a test split must remain), got {train_size + val_size}")
     rng = as_generator(seed)
     y = np.asarray(y)
     parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
@@ -91,11 +92,13 @@ def stratified_split(y, train_size: float, val_size: float, seed):
         n_tr = int(round(len(idx) * train_size))
         n_va = int(round(len(idx) * val_size))
         if n_tr == 0 or n_va == 0 or n_tr + n_va >= len(idx):
-            raise ValueError(f"y: class {c} has {len(idx)} samples, too few for a train/val/test split "
-                             f"with train_size={train_size}, val_size={val_size}")
+            raise ValueError(
+                f"y: class {c} has {len(idx)} samples, too few for a train/val/test split "
+                f"with train_size={train_size}, val_size={val_size}"
+            )
         parts[0].append(idx[:n_tr])
-        parts[1].append(idx[n_tr:n_tr + n_va])
-        parts[2].append(idx[n_tr + n_va:])
+        parts[1].append(idx[n_tr : n_tr + n_va])
+        parts[2].append(idx[n_tr + n_va :])
     # sorted: the split does not depend on the order in which classes were visited
     return tuple(np.sort(np.concatenate(p)) for p in parts)
 
@@ -109,16 +112,9 @@ def _split_and_standardize(name, X, y, classes, train_size, val_size, seed) -> D
 # --------------------------------------------------------------------------- seed 001: toy table
 
 #: Seed 001's data: columns x1, x2, label.
-TOY_TABLE = np.array([[2, 1, 0],
-                      [2, 2, 0],
-                      [5, 4, 1],
-                      [4, 5, 1],
-                      [2, 3, 0],
-                      [3, 2, 0],
-                      [6, 5, 1],
-                      [4, 1, 0],
-                      [6, 3, 1],
-                      [7, 4, 1]])
+TOY_TABLE = np.array(
+    [[2, 1, 0], [2, 2, 0], [5, 4, 1], [4, 5, 1], [2, 3, 0], [3, 2, 0], [6, 5, 1], [4, 1, 0], [6, 3, 1], [7, 4, 1]]
+)
 
 
 def toy() -> Dataset:
@@ -158,8 +154,10 @@ def perceptron_weights(gate: str):
     as a layer."""
     key = str(gate).upper()
     if key not in PERCEPTRON_WEIGHTS:
-        raise ValueError(f"gate: expected one of {sorted(PERCEPTRON_WEIGHTS)} (XOR needs two layers: "
-                         f"gate_output('XOR', X) composes AND(NAND(x), OR(x))), got {gate!r}")
+        raise ValueError(
+            f"gate: expected one of {sorted(PERCEPTRON_WEIGHTS)} (XOR needs two layers: "
+            f"gate_output('XOR', X) composes AND(NAND(x), OR(x))), got {gate!r}"
+        )
     w, b = PERCEPTRON_WEIGHTS[key]
     return np.array(w).reshape(2, 1), np.array([b])
 
@@ -222,14 +220,19 @@ def spiral_points(n_per_class: int = 500, n_classes: int = 3, noise: float = 0.2
     return X, y
 
 
-def spiral(n_per_class: int = 500, n_classes: int = 3, noise: float = 0.2, seed=0,
-           train_size: float = 0.7, val_size: float = 0.15) -> Dataset:
+def spiral(
+    n_per_class: int = 500,
+    n_classes: int = 3,
+    noise: float = 0.2,
+    seed=0,
+    train_size: float = 0.7,
+    val_size: float = 0.15,
+) -> Dataset:
     """Seed 003's spiral: :func:`spiral_points`, a stratified 70/15/15 split, standardised with
     training statistics. One Generator from ``seed`` draws the points, then the split."""
     rng = as_generator(seed)
     X, y = spiral_points(n_per_class, n_classes, noise, rng)
-    return _split_and_standardize("spiral", X, y, [f"c{j + 1}" for j in range(n_classes)],
-                                  train_size, val_size, rng)
+    return _split_and_standardize("spiral", X, y, [f"c{j + 1}" for j in range(n_classes)], train_size, val_size, rng)
 
 
 # --------------------------------------------------------------------------- digits (scikit-learn)
@@ -244,8 +247,9 @@ def digits(seed=0, train_size: float = 0.7, val_size: float = 0.15) -> Dataset:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:
-        raise ImportError("digits: needs scikit-learn, the optional extra 'data': "
-                          "pip install 'jacobian-nn[data]'") from exc
+        raise ImportError(
+            "digits: needs scikit-learn, the optional extra 'data': pip install 'jacobian-nn[data]'"
+        ) from exc
     bunch = load_digits()
     X = np.asarray(bunch.data, dtype=np.float64)
     y = np.asarray(bunch.target, dtype=np.int64)
@@ -275,10 +279,12 @@ CIFAR10_KEYS = {b"data", b"labels", b"batch_label", b"filenames"}
 #: The only pickle opcodes the format uses: containers, strings, small ints, memo, the globals
 #: below, ``REDUCE``/``BUILD`` for the array and its dtype. No object construction by class
 #: (``INST``, ``OBJ``, ``NEWOBJ``), no extensions, no persistent ids, no out-of-band buffers.
-_CIFAR_OPCODES = frozenset("""PROTO FRAME STOP MARK EMPTY_DICT EMPTY_LIST EMPTY_TUPLE TUPLE TUPLE1 TUPLE2 TUPLE3
+_CIFAR_OPCODES = frozenset(
+    """PROTO FRAME STOP MARK EMPTY_DICT EMPTY_LIST EMPTY_TUPLE TUPLE TUPLE1 TUPLE2 TUPLE3
     SETITEM SETITEMS APPEND APPENDS BINPUT LONG_BINPUT MEMOIZE BINGET LONG_BINGET NONE NEWTRUE NEWFALSE
     BININT BININT1 BININT2 LONG1 SHORT_BINSTRING BINSTRING SHORT_BINBYTES BINBYTES SHORT_BINUNICODE BINUNICODE
-    GLOBAL STACK_GLOBAL REDUCE BUILD""".split())
+    GLOBAL STACK_GLOBAL REDUCE BUILD""".split()
+)
 
 
 class _NdarrayName:
@@ -341,7 +347,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         if key not in _CIFAR_GLOBALS:
             raise pickle.UnpicklingError(
                 f"refused global {module}.{name}: a CIFAR-10 batch may only reference "
-                f"{sorted('.'.join(k) for k in _CIFAR_GLOBALS)}")
+                f"{sorted('.'.join(k) for k in _CIFAR_GLOBALS)}"
+            )
         return _CIFAR_GLOBALS[key]
 
 
@@ -356,8 +363,9 @@ def _scan_pickle(f, path):
             if op.name not in _CIFAR_OPCODES:
                 raise ValueError(f"{path}: refused pickle opcode {op.name}: not part of the CIFAR-10 batch format")
             if count > CIFAR10_MAX_OPCODES:
-                raise ValueError(f"{path}: more than {CIFAR10_MAX_OPCODES} pickle opcodes; a CIFAR-10 batch has "
-                                 f"about 40 000")
+                raise ValueError(
+                    f"{path}: more than {CIFAR10_MAX_OPCODES} pickle opcodes; a CIFAR-10 batch has about 40 000"
+                )
     except ValueError as exc:
         if str(exc).startswith(f"{path}:"):
             raise
@@ -369,27 +377,41 @@ def _decode_pixels(record, path):
     """The ``(N, 3072)`` uint8 pixels from a recorded ``_reconstruct`` + ``BUILD``, checked field by field."""
     where = f"{path}: b'data'"
     if not isinstance(record, _ArrayRecord):
-        raise ValueError(f"{where}: expected a numpy uint8 array as the CIFAR-10 batches store it, "
-                         f"got {type(record).__name__}")
-    if len(record.args) != 3 or record.args[0] is not _NdarrayName or record.args[1] != (0,) \
-            or record.args[2] not in (b"b", "b"):
+        raise ValueError(
+            f"{where}: expected a numpy uint8 array as the CIFAR-10 batches store it, got {type(record).__name__}"
+        )
+    if (
+        len(record.args) != 3
+        or record.args[0] is not _NdarrayName
+        or record.args[1] != (0,)
+        or record.args[2] not in (b"b", "b")
+    ):
         raise ValueError(f"{where}: unexpected array reconstruction arguments")
     state = record.state
     if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1 and not isinstance(state[0], bool)):
         raise ValueError(f"{where}: expected an array state (1, shape, dtype, fortran, bytes)")
     _, shape, dtype, fortran, raw = state
-    if not (isinstance(dtype, _DtypeRecord) and len(dtype.args) == 3 and dtype.args[0] in (b"u1", "u1")
-            and dtype.args[1:] in ((0, 1), (False, True))
-            and (dtype.state is None or (isinstance(dtype.state, tuple) and len(dtype.state) >= 2
-                                         and dtype.state[1] in (b"|", "|")))):
+    if not (
+        isinstance(dtype, _DtypeRecord)
+        and len(dtype.args) == 3
+        and dtype.args[0] in (b"u1", "u1")
+        and dtype.args[1:] in ((0, 1), (False, True))
+        and (
+            dtype.state is None
+            or (isinstance(dtype.state, tuple) and len(dtype.state) >= 2 and dtype.state[1] in (b"|", "|"))
+        )
+    ):
         raise ValueError(f"{where}: expected dtype uint8")
     if fortran is not False and fortran != 0:
         raise ValueError(f"{where}: expected a C-ordered array, got a Fortran-ordered one")
-    if not (isinstance(shape, tuple) and len(shape) == 2 and all(isinstance(s, int) and not isinstance(s, bool)
-                                                                 for s in shape)
-            and 1 <= shape[0] <= CIFAR10_MAX_ROWS and shape[1] == CIFAR10_DIM):
-        raise ValueError(f"{where}: expected shape (N, {CIFAR10_DIM}) with 1 <= N <= {CIFAR10_MAX_ROWS}, "
-                         f"got {shape!r}")
+    if not (
+        isinstance(shape, tuple)
+        and len(shape) == 2
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+        and 1 <= shape[0] <= CIFAR10_MAX_ROWS
+        and shape[1] == CIFAR10_DIM
+    ):
+        raise ValueError(f"{where}: expected shape (N, {CIFAR10_DIM}) with 1 <= N <= {CIFAR10_MAX_ROWS}, got {shape!r}")
     if not isinstance(raw, bytes) or len(raw) != shape[0] * shape[1]:
         got = len(raw) if isinstance(raw, (bytes, str)) else type(raw).__name__
         raise ValueError(f"{where}: expected {shape[0] * shape[1]} bytes of pixels for shape {shape}, got {got}")
@@ -425,8 +447,10 @@ def load_cifar10_batch(path):
             raise ValueError(f"{path}: not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, dict) or not {b"data", b"labels"} <= set(obj) <= CIFAR10_KEYS:
         keys = sorted(map(repr, obj)) if isinstance(obj, dict) else type(obj).__name__
-        raise ValueError(f"{path}: expected a dict with keys b'data' and b'labels' (and optionally "
-                         f"b'batch_label', b'filenames'), got {keys}")
+        raise ValueError(
+            f"{path}: expected a dict with keys b'data' and b'labels' (and optionally "
+            f"b'batch_label', b'filenames'), got {keys}"
+        )
     data = _decode_pixels(obj[b"data"], path)
     labels = obj[b"labels"]
     if not isinstance(labels, list) or not all(type(v) is int for v in labels):
@@ -443,8 +467,9 @@ def load_cifar10_batch(path):
     return data, np.array(labels, dtype=np.int64)
 
 
-def cifar10(data_dir, num_validation: int | None = None, max_train: int | None = None, *,
-            images: bool = False) -> Dataset:
+def cifar10(
+    data_dir, num_validation: int | None = None, max_train: int | None = None, *, images: bool = False
+) -> Dataset:
     """CIFAR-10 from the python batches in ``data_dir`` (``data_batch_1..5``, ``test_batch``).
 
     As seed 004's ``get_CIFAR10_data``: the last ``num_validation`` training images
@@ -458,10 +483,10 @@ def cifar10(data_dir, num_validation: int | None = None, max_train: int | None =
         raise TypeError(f"images: expected True or False, got {type(images).__name__} {images!r}")
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"data_dir: CIFAR-10 directory not found: {data_dir} (expected the "
-                                f"extracted 'cifar-10-batches-py' folder)")
-    missing = [f for f in CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE,)
-               if not os.path.isfile(os.path.join(data_dir, f))]
+        raise FileNotFoundError(
+            f"data_dir: CIFAR-10 directory not found: {data_dir} (expected the extracted 'cifar-10-batches-py' folder)"
+        )
+    missing = [f for f in CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE,) if not os.path.isfile(os.path.join(data_dir, f))]
     if missing:
         raise FileNotFoundError(f"data_dir: {data_dir} lacks the CIFAR-10 batch files {missing}")
     parts = [load_cifar10_batch(os.path.join(data_dir, f)) for f in CIFAR10_TRAIN_FILES]
@@ -477,8 +502,9 @@ def cifar10(data_dir, num_validation: int | None = None, max_train: int | None =
     if max_train is not None:
         check_positive_int(max_train, "max_train")
         X_tr, y_tr = X_tr[:max_train], y_tr[:max_train]
-    mean, std, X_tr, X_va, X_te = standardize(X_tr.astype(np.float64), X_va.astype(np.float64),
-                                              X_test.astype(np.float64))
+    mean, std, X_tr, X_va, X_te = standardize(
+        X_tr.astype(np.float64), X_va.astype(np.float64), X_test.astype(np.float64)
+    )
     if images:
         X_tr, X_va, X_te = (A.reshape(A.shape[0], *CIFAR10_IMAGE) for A in (X_tr, X_va, X_te))
     return Dataset("cifar10", X_tr, y_tr, X_va, y_va, X_te, y_test, CIFAR10_CLASSES, mean, std)

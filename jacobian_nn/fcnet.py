@@ -75,12 +75,26 @@ class FullyConnectedNet(Network):
     eps, momentum : batch-norm settings (defaults 1e-5, 0.9).
     """
 
-    def __init__(self, hidden_dims, input_dim: int = 3 * 32 * 32, num_classes: int = 10, dropout: float | None = None,
-                 use_batchnorm: bool = False, reg: float = 0.0, weight_scale: float = 1e-2, dtype=np.float64,
-                 seed=None, *, keep_prob: float | None = None, eps: float = 1e-5, momentum: float = 0.9):
+    def __init__(
+        self,
+        hidden_dims,
+        input_dim: int = 3 * 32 * 32,
+        num_classes: int = 10,
+        dropout: float | None = None,
+        use_batchnorm: bool = False,
+        reg: float = 0.0,
+        weight_scale: float = 1e-2,
+        dtype=np.float64,
+        seed=None,
+        *,
+        keep_prob: float | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.9,
+    ):
         hidden_dims = list(hidden_dims)
-        for name, v in [("input_dim", input_dim), ("num_classes", num_classes)] + \
-                [(f"hidden_dims[{i}]", h) for i, h in enumerate(hidden_dims)]:
+        for name, v in [("input_dim", input_dim), ("num_classes", num_classes)] + [
+            (f"hidden_dims[{i}]", h) for i, h in enumerate(hidden_dims)
+        ]:
             check_positive_int(v, name)
         p = 0.0 if dropout is None and keep_prob is None else drop_probability(dropout, keep_prob, "dropout")
         reg = check_nonnegative(reg, "reg")
@@ -140,9 +154,11 @@ class FullyConnectedNet(Network):
         return {name: grads[i][key] for name, i, key in self._names}
 
     def __repr__(self) -> str:
-        return (f"FullyConnectedNet(hidden_dims={self.hidden_dims}, input_dim={self.n_in}, "
-                f"num_classes={self.n_out}, dropout={self.dropout}, use_batchnorm={self.use_batchnorm}, "
-                f"reg={self.l2})")
+        return (
+            f"FullyConnectedNet(hidden_dims={self.hidden_dims}, input_dim={self.n_in}, "
+            f"num_classes={self.n_out}, dropout={self.dropout}, use_batchnorm={self.use_batchnorm}, "
+            f"reg={self.l2})"
+        )
 
     # -- inputs (N, d1, ..., dk) are flattened, as in seed 004's affine_forward ------------------
 

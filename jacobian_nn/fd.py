@@ -48,18 +48,22 @@ def _columns(fn, xs: np.ndarray) -> np.ndarray:
     """Apply ``fn`` (vector ``(n,)`` -> vector ``(m,)``) to every column of ``xs`` ``(n, ...)``."""
     n, batch = xs.shape[0], xs.shape[1:]
     flat = xs.reshape(n, -1)
-    out = np.stack([np.asarray(fn(flat[:, k].copy()), dtype=np.float64).reshape(-1) for k in range(flat.shape[1])],
-                   axis=1)
-    if not np.isfinite(out).all():   # a NaN would flow silently into every difference that uses it
+    out = np.stack(
+        [np.asarray(fn(flat[:, k].copy()), dtype=np.float64).reshape(-1) for k in range(flat.shape[1])], axis=1
+    )
+    if not np.isfinite(out).all():  # a NaN would flow silently into every difference that uses it
         i, k = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
-        raise ValueError(f"fn: returned a non-finite value ({float(out[i, k])!r} in output entry {i}) at the probe point "
-                         f"{np.array2string(flat[:, k], threshold=8)}; finite differences need fn finite at x "
-                         "and near it (within the initial step)")
+        raise ValueError(
+            f"fn: returned a non-finite value ({float(out[i, k])!r} in output entry {i}) at the probe point "
+            f"{np.array2string(flat[:, k], threshold=8)}; finite differences need fn finite at x "
+            "and near it (within the initial step)"
+        )
     return out.reshape((out.shape[0],) + batch)
 
 
-def fd_jacobian(fn, x, *, step_direction: int = 0, initial_step: float = INITIAL_STEP,
-                maxiter: int = MAXITER) -> FDResult:
+def fd_jacobian(
+    fn, x, *, step_direction: int = 0, initial_step: float = INITIAL_STEP, maxiter: int = MAXITER
+) -> FDResult:
     """Finite-difference Jacobian of ``fn`` at ``x`` by ``scipy.differentiate.jacobian``.
 
     ``fn`` maps a 1-D float64 vector ``(n,)`` to an array with ``m`` entries
@@ -72,11 +76,18 @@ def fd_jacobian(fn, x, *, step_direction: int = 0, initial_step: float = INITIAL
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     if not np.isfinite(x).all():
-        raise ValueError(f"x: expected finite values, got {x[~np.isfinite(x)][0]!r} at index {int(np.argmax(~np.isfinite(x)))}")
-    res = _scipy_jacobian(lambda xs: _columns(fn, xs), x, initial_step=initial_step,
-                          step_direction=step_direction, maxiter=maxiter)
-    return FDResult(df=np.asarray(res.df), error=np.asarray(res.error), success=np.asarray(res.success),
-                    status=np.asarray(res.status))
+        raise ValueError(
+            f"x: expected finite values, got {x[~np.isfinite(x)][0]!r} at index {int(np.argmax(~np.isfinite(x)))}"
+        )
+    res = _scipy_jacobian(
+        lambda xs: _columns(fn, xs), x, initial_step=initial_step, step_direction=step_direction, maxiter=maxiter
+    )
+    return FDResult(
+        df=np.asarray(res.df),
+        error=np.asarray(res.error),
+        success=np.asarray(res.success),
+        status=np.asarray(res.status),
+    )
 
 
 def fd_gradient(fn, x, *, method: str = "adaptive", step=None, **kwargs) -> FDResult:
@@ -98,17 +109,21 @@ def fd_gradient(fn, x, *, method: str = "adaptive", step=None, **kwargs) -> FDRe
     """
     if method == "adaptive":
         if step is not None:
-            raise ValueError("step: only used with method='central' (the adaptive method chooses its steps), "
-                             f"got step={step!r}")
+            raise ValueError(
+                f"step: only used with method='central' (the adaptive method chooses its steps), got step={step!r}"
+            )
         return fd_jacobian(lambda v: np.atleast_1d(fn(v)), x, **kwargs)
     if method != "central":
         raise ValueError(f"method: expected 'adaptive' or 'central', got {method!r}")
     if kwargs:
         raise ValueError(f"method='central' takes only step=; got also {sorted(kwargs)}")
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, float, np.floating)) \
-            or not np.isfinite(step) or step <= 0:
-        raise ValueError(f"step: method='central' needs a finite step h > 0 (CS231n 1e-5, the book 1e-4), "
-                         f"got {step!r}")
+    if (
+        isinstance(step, (bool, np.bool_))
+        or not isinstance(step, (int, float, np.floating))
+        or not np.isfinite(step)
+        or step <= 0
+    ):
+        raise ValueError(f"step: method='central' needs a finite step h > 0 (CS231n 1e-5, the book 1e-4), got {step!r}")
     h = float(step)
     x0 = np.array(x, dtype=np.float64).reshape(-1)
     df = np.zeros((1, x0.size))
@@ -120,8 +135,9 @@ def fd_gradient(fn, x, *, method: str = "adaptive", step=None, **kwargs) -> FDRe
         probe[i] = old - h
         f_minus = np.asarray(fn(probe.copy())).reshape(())
         df[0, i] = (f_plus - f_minus) / (2 * h)
-    return FDResult(df=df, error=np.zeros_like(df), success=np.ones(df.shape, dtype=bool),
-                    status=np.zeros(df.shape, dtype=np.int32))
+    return FDResult(
+        df=df, error=np.zeros_like(df), success=np.ones(df.shape, dtype=bool), status=np.zeros(df.shape, dtype=np.int32)
+    )
 
 
 def fd_loss_gradient(net, X, Y, mode: str = "train", *, path: str = "reference", **kwargs) -> FDResult:
@@ -139,7 +155,7 @@ def fd_loss_gradient(net, X, Y, mode: str = "train", *, path: str = "reference",
     loss_of = probe.loss_and_gradients if path == "reference" else probe.loss_and_gradients_batched
 
     def loss(theta):
-        probe.set_flat_params(theta.astype(probe.dtype))   # scipy probes in float64; a float32 net computes in float32
+        probe.set_flat_params(theta.astype(probe.dtype))  # scipy probes in float64; a float32 net computes in float32
         return loss_of(X, Y, mode)[0]
 
     return fd_gradient(loss, net.flat_params(), **kwargs)
@@ -177,8 +193,16 @@ class Comparison:
         return d
 
 
-def compare(name: str, analytic, numeric, *, err=None, atol: float = FD_ATOL, rtol: float = FD_RTOL,
-            err_factor: float = FD_ERR_FACTOR) -> Comparison:
+def compare(
+    name: str,
+    analytic,
+    numeric,
+    *,
+    err=None,
+    atol: float = FD_ATOL,
+    rtol: float = FD_RTOL,
+    err_factor: float = FD_ERR_FACTOR,
+) -> Comparison:
     """Compare two arrays of one shape entry by entry.
 
     Entry tolerance: ``atol + rtol * |numeric| + err_factor * err`` (``err`` is a
@@ -208,5 +232,11 @@ def compare(name: str, analytic, numeric, *, err=None, atol: float = FD_ATOL, rt
     idx = np.unravel_index(int(np.argmax(excess)), a.shape)
     if excess[idx] <= 0:
         idx = np.unravel_index(int(np.argmax(diff)), a.shape)
-    return Comparison(name, float(diff.max()), float(rel.max()), tuple(int(i) for i in idx), float(tol[idx]),
-                      bool(np.all(excess <= 0)))
+    return Comparison(
+        name,
+        float(diff.max()),
+        float(rel.max()),
+        tuple(int(i) for i in idx),
+        float(tol[idx]),
+        bool(np.all(excess <= 0)),
+    )

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_batch, as_column, as_row, check_float_dtype, check_mode, \
-    check_positive, check_positive_int
+from ._validation import as_batch, as_column, as_row, check_float_dtype, check_mode, check_positive, check_positive_int
 from .normalization import ScaleShiftLayer, centred
 
 
@@ -106,8 +105,10 @@ class LayerNorm(ScaleShiftLayer):
         x_hat, sigma = ctx
         J_gamma = np.diag(x_hat[:, 0])
         J_beta = np.eye(self.n_in, dtype=self.dtype)
-        return grad_y @ self._jacobian_x_from(x_hat, sigma), {"gamma": (grad_y @ J_gamma)[0],
-                                                              "beta": (grad_y @ J_beta)[0]}
+        return grad_y @ self._jacobian_x_from(x_hat, sigma), {
+            "gamma": (grad_y @ J_gamma)[0],
+            "beta": (grad_y @ J_beta)[0],
+        }
 
     # -- batched path --------------------------------------------------------------------
 
@@ -133,8 +134,7 @@ class LayerNorm(ScaleShiftLayer):
         dX = None
         if input_grad:
             H = G * self.gamma
-            dX = (m * H - H.sum(axis=1, keepdims=True)
-                  - x_hat * (H * x_hat).sum(axis=1, keepdims=True)) / (m * sigma)
+            dX = (m * H - H.sum(axis=1, keepdims=True) - x_hat * (H * x_hat).sum(axis=1, keepdims=True)) / (m * sigma)
         if per_sample:
             return dX, {"gamma": G * x_hat, "beta": G.copy()}
         return dX, {"gamma": (G * x_hat).sum(axis=0), "beta": G.sum(axis=0)}

@@ -58,8 +58,17 @@ from typing import TypeVar
 
 import numpy as np
 
-from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
-                          check_positive, check_positive_int, lend)
+from ._validation import (
+    as_batch,
+    as_column,
+    as_float_array,
+    as_generator,
+    as_row,
+    check_float_dtype,
+    check_positive,
+    check_positive_int,
+    lend,
+)
 from .activations import Activation, get_activation
 
 
@@ -68,8 +77,9 @@ from .activations import Activation, get_activation
 INITS = ("normal", "scaled_normal", "xavier", "he")
 
 
-def init_weights(n: int, m: int, init: str, rng: np.random.Generator, weight_scale: float | None = None,
-                 dtype=np.float64) -> np.ndarray:
+def init_weights(
+    n: int, m: int, init: str, rng: np.random.Generator, weight_scale: float | None = None, dtype=np.float64
+) -> np.ndarray:
     """Draw ``W`` of shape ``(n, m)`` from ``rng``.
 
     ``normal``         ``N(0, 1)``: seed 000's ``np.random.randn(nx, ny)``.
@@ -229,8 +239,17 @@ class Dense(Layer):
     ``proofs:dense.affine_batch`` (batched formulas), ``proofs:affine.dimension_matching004``.
     """
 
-    def __init__(self, n_in: int, n_out: int, activation="identity", *, init: str = "he",
-                 weight_scale: float | None = None, seed=None, dtype=np.float64):
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        activation="identity",
+        *,
+        init: str = "he",
+        weight_scale: float | None = None,
+        seed=None,
+        dtype=np.float64,
+    ):
         n_in, n_out = check_positive_int(n_in, "n_in"), check_positive_int(n_out, "n_out")
         dtype = check_float_dtype(dtype)
         rng = as_generator(seed)

@@ -37,8 +37,10 @@ PROB_SUM_ULPS = 64
 
 
 def _is_integer_label(y) -> bool:
-    return isinstance(y, (int, np.integer)) and not isinstance(y, (bool, np.bool_)) or (
-        isinstance(y, np.ndarray) and y.ndim == 0 and y.dtype.kind in "iu"
+    return (
+        isinstance(y, (int, np.integer))
+        and not isinstance(y, (bool, np.bool_))
+        or (isinstance(y, np.ndarray) and y.ndim == 0 and y.dtype.kind in "iu")
     )
 
 
@@ -78,9 +80,7 @@ def label_matrix(Y, N: int, m: int, name: str = "Y", dtype=np.float64) -> np.nda
     arr = np.asarray(Y)
     if arr.ndim == 1:
         if arr.dtype.kind not in "iu":
-            raise TypeError(
-                f"{name}: a 1-D label array must hold integer class indices, got dtype {arr.dtype}"
-            )
+            raise TypeError(f"{name}: a 1-D label array must hold integer class indices, got dtype {arr.dtype}")
         if arr.shape[0] != N:
             raise ValueError(f"{name}: expected {N} labels (one per sample), got shape {arr.shape}")
         if arr.size and (arr.min() < 0 or arr.max() >= m):
@@ -390,7 +390,7 @@ class SoftmaxCrossEntropy(Loss):
                 y = label_column(y, z.shape[0])
                 _check_probabilities(y, "y")
             else:
-                label_column(y, z.shape[0])   # the range check
+                label_column(y, z.shape[0])  # the range check
                 y = int(y)
         shifted = z - z.max()
         e = np.exp(shifted)
@@ -457,8 +457,10 @@ def _one_hot_index(col: np.ndarray, name: str) -> int:
     """The class of a one-hot label column ``(m, 1)`` (exactly one 1, zeros elsewhere), else raise."""
     ones = np.flatnonzero(col[:, 0] == 1.0)
     if ones.size != 1 or np.count_nonzero(col) != 1:
-        raise ValueError(f"{name}: the SVM loss needs one correct class: an integer index or a one-hot "
-                         f"column, got a column with values {col[:, 0].tolist()!r}")
+        raise ValueError(
+            f"{name}: the SVM loss needs one correct class: an integer index or a one-hot "
+            f"column, got a column with values {col[:, 0].tolist()!r}"
+        )
     return int(ones[0])
 
 
@@ -483,8 +485,12 @@ class MulticlassSVM(Loss):
     name = "svm"
 
     def __init__(self, delta: float = 1.0):
-        if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(delta) or delta <= 0:
+        if (
+            isinstance(delta, (bool, np.bool_))
+            or not isinstance(delta, (int, float, np.integer, np.floating))
+            or not np.isfinite(delta)
+            or delta <= 0
+        ):
             raise ValueError(f"delta: expected a finite margin > 0, got {delta!r}")
         self.delta = float(delta)
 
@@ -493,7 +499,7 @@ class MulticlassSVM(Loss):
 
     def _index(self, y, m: int) -> int:
         if _is_integer_label(y):
-            label_column(y, m)   # the range check
+            label_column(y, m)  # the range check
             return int(y)
         return _one_hot_index(label_column(y, m), "y")
 
@@ -532,8 +538,9 @@ class MulticlassSVM(Loss):
             return idx
         Ym = label_matrix(Y, N, m)
         if not (np.all((Ym == 0) | (Ym == 1)) and np.all(np.count_nonzero(Ym, axis=1) == 1)):
-            raise ValueError("Y: the SVM loss needs one correct class per sample: integer indices (N,) "
-                             "or one-hot rows (N, m)")
+            raise ValueError(
+                "Y: the SVM loss needs one correct class per sample: integer indices (N,) or one-hot rows (N, m)"
+            )
         return Ym.argmax(axis=1)
 
     def _margins_batched(self, S, Y):
@@ -586,11 +593,16 @@ def binary_label_matrix(Y, N: int, m: int, name: str = "Y", dtype=np.float64) ->
         arr = arr[:, None]
     out = as_float_array(arr, name, dtype)
     if out.shape != (N, m):
-        raise ValueError(f"{name}: expected binary labels of shape ({N}, {m})"
-                         + (f" or ({N},)" if m == 1 else "") + f", got shape {np.shape(Y)}")
+        raise ValueError(
+            f"{name}: expected binary labels of shape ({N}, {m})"
+            + (f" or ({N},)" if m == 1 else "")
+            + f", got shape {np.shape(Y)}"
+        )
     if out.size and (out.min() < 0 or out.max() > 1):
-        raise ValueError(f"{name}: expected binary labels in [0, 1] (or bools), got values in "
-                         f"[{float(out.min())!r}, {float(out.max())!r}]")
+        raise ValueError(
+            f"{name}: expected binary labels in [0, 1] (or bools), got values in "
+            f"[{float(out.min())!r}, {float(out.max())!r}]"
+        )
     return out
 
 
@@ -602,11 +614,16 @@ def binary_label_column(y, m: int, name: str = "y", dtype=np.float64) -> np.ndar
         arr = arr.reshape(1, 1)
     col = as_float_array(arr, name, dtype)
     if col.shape != (m, 1):
-        raise ValueError(f"{name}: expected binary labels of shape ({m}, 1)"
-                         + (" or a scalar" if m == 1 else "") + f", got shape {np.shape(y)}")
+        raise ValueError(
+            f"{name}: expected binary labels of shape ({m}, 1)"
+            + (" or a scalar" if m == 1 else "")
+            + f", got shape {np.shape(y)}"
+        )
     if col.min() < 0 or col.max() > 1:
-        raise ValueError(f"{name}: expected binary labels in [0, 1] (or bools), got values in "
-                         f"[{float(col.min())!r}, {float(col.max())!r}]")
+        raise ValueError(
+            f"{name}: expected binary labels in [0, 1] (or bools), got values in "
+            f"[{float(col.min())!r}, {float(col.max())!r}]"
+        )
     return col
 
 
@@ -666,8 +683,10 @@ class BinaryCrossEntropy(_BinaryLabels):
         bad = ((Y > 0) & (P == 0)) | ((Y < 1) & (P == 1))
         if bad.any():
             where = tuple(int(v) for v in np.argwhere(bad)[0])
-            raise ValueError(f"{name}: probability {float(P[where])!r} at index {where} where the label is "
-                             f"{float(Y[where])!r}; the binary cross-entropy is infinite there")
+            raise ValueError(
+                f"{name}: probability {float(P[where])!r} at index {where} where the label is "
+                f"{float(Y[where])!r}; the binary cross-entropy is infinite there"
+            )
 
     def __call__(self, p, y, *, check=True):
         """``(L, dL/dp)`` for ``p`` ``(m, 1)`` (formulas in the class docstring)."""
@@ -767,8 +786,15 @@ class SigmoidBinaryCrossEntropy(_BinaryLabels):
 
 
 LOSSES: dict[str, type[Loss]] = {
-    cls.name: cls for cls in (CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy, MulticlassSVM,
-                              BinaryCrossEntropy, SigmoidBinaryCrossEntropy)
+    cls.name: cls
+    for cls in (
+        CrossEntropy,
+        MeanSquaredError,
+        SoftmaxCrossEntropy,
+        MulticlassSVM,
+        BinaryCrossEntropy,
+        SigmoidBinaryCrossEntropy,
+    )
 }
 
 

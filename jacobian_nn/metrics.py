@@ -89,6 +89,10 @@ def classification_report(y_true, y_pred, classes) -> dict:
         "class": {},
     }
     for i, c in enumerate(classes):
-        report["class"][str(c)] = {"precision": float(precision[i]), "recall": float(recall[i]),
-                                   "f1": float(f1[i]), "num_samples": int(support[i])}
+        report["class"][str(c)] = {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "num_samples": int(support[i]),
+        }
     return report

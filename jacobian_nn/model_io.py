@@ -110,8 +110,13 @@ def _check_layer_dtype(config, dtype_name):
 
 
 def _batchnorm_to_record(layer):
-    config = {"m": layer.n_in, "eps": layer.eps, "momentum": layer.momentum,
-              "update_running": layer.update_running, "dtype": str(layer.dtype)}
+    config = {
+        "m": layer.n_in,
+        "eps": layer.eps,
+        "momentum": layer.momentum,
+        "update_running": layer.update_running,
+        "dtype": str(layer.dtype),
+    }
     return config, {"gamma": layer.gamma, "beta": layer.beta}
 
 
@@ -119,13 +124,19 @@ def _batchnorm_from_record(config, arrays):
     gamma = arrays["gamma"]
     _check_layer_dtype(config, str(gamma.dtype))
     # running_mean / running_var are state: written by the loader after this returns
-    return BatchNorm(config["m"], eps=config["eps"], momentum=config["momentum"], gamma=gamma,
-                     beta=arrays["beta"], update_running=config["update_running"], dtype=gamma.dtype)
+    return BatchNorm(
+        config["m"],
+        eps=config["eps"],
+        momentum=config["momentum"],
+        gamma=gamma,
+        beta=arrays["beta"],
+        update_running=config["update_running"],
+        dtype=gamma.dtype,
+    )
 
 
 def _layernorm_to_record(layer):
-    return {"m": layer.n_in, "eps": layer.eps, "dtype": str(layer.dtype)}, {"gamma": layer.gamma,
-                                                                           "beta": layer.beta}
+    return {"m": layer.n_in, "eps": layer.eps, "dtype": str(layer.dtype)}, {"gamma": layer.gamma, "beta": layer.beta}
 
 
 def _layernorm_from_record(config, arrays):
@@ -135,8 +146,10 @@ def _layernorm_from_record(config, arrays):
 
 
 #: Bit generators a saved dropout Generator may use (a plain table, no lookup by attribute name).
-BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
-                                                 np.random.Philox, np.random.SFC64)}
+BIT_GENERATORS = {
+    cls.__name__: cls
+    for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937, np.random.Philox, np.random.SFC64)
+}
 
 
 def _encode_state(value):
@@ -153,7 +166,7 @@ def _encode_state(value):
 def _decode_state(value):
     if isinstance(value, dict):
         if "__ndarray__" in value:
-            if value.get("dtype") not in ("uint32", "uint64"):   # an allow-list: no dtype string from a file
+            if value.get("dtype") not in ("uint32", "uint64"):  # an allow-list: no dtype string from a file
                 raise ValueError(f"rng: array dtype must be 'uint32' or 'uint64', got {value.get('dtype')!r}")
             return np.array(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
         return {k: _decode_state(v) for k, v in value.items()}
@@ -164,8 +177,7 @@ def generator_record(rng: np.random.Generator) -> dict:
     """The exact state of ``rng`` as JSON-able data (see the module docstring)."""
     state = rng.bit_generator.state
     if state["bit_generator"] not in BIT_GENERATORS:
-        raise TypeError(f"rng: cannot save a Generator on {state['bit_generator']} "
-                        f"(known: {sorted(BIT_GENERATORS)})")
+        raise TypeError(f"rng: cannot save a Generator on {state['bit_generator']} (known: {sorted(BIT_GENERATORS)})")
     return _encode_state(state)
 
 
@@ -197,30 +209,48 @@ def _activation_layer_from_record(config, arrays):
 
 
 def _conv_to_record(layer):
-    config = {"input_shape": list(layer.input_shape), "n_filters": int(layer.W.shape[0]),
-              "kernel_size": list(layer.kernel_size), "stride": layer.stride, "pad": layer.pad,
-              "activation": _activation_record(layer.activation)}
+    config = {
+        "input_shape": list(layer.input_shape),
+        "n_filters": int(layer.W.shape[0]),
+        "kernel_size": list(layer.kernel_size),
+        "stride": layer.stride,
+        "pad": layer.pad,
+        "activation": _activation_record(layer.activation),
+    }
     return config, {"W": layer.W, "b": layer.b}
 
 
 def _conv_from_record(config, arrays):
     act = config["activation"]
-    layer = Conv2D.from_params(arrays["W"], arrays["b"], config["input_shape"], stride=config["stride"],
-                               pad=config["pad"], activation=get_activation(act["name"], **act["config"]))
+    layer = Conv2D.from_params(
+        arrays["W"],
+        arrays["b"],
+        config["input_shape"],
+        stride=config["stride"],
+        pad=config["pad"],
+        activation=get_activation(act["name"], **act["config"]),
+    )
     if [int(layer.W.shape[0]), *layer.kernel_size] != [config["n_filters"], *config["kernel_size"]]:
-        raise ValueError(f"W has shape {layer.W.shape}, the architecture says {config['n_filters']} filters "
-                         f"of {config['kernel_size']}")
+        raise ValueError(
+            f"W has shape {layer.W.shape}, the architecture says {config['n_filters']} filters "
+            f"of {config['kernel_size']}"
+        )
     return layer
 
 
 def _pool_to_record(layer):
-    return {"input_shape": list(layer.input_shape), "pool_size": list(layer.pool_size), "stride": layer.stride,
-            "dtype": str(layer.dtype)}, {}
+    return {
+        "input_shape": list(layer.input_shape),
+        "pool_size": list(layer.pool_size),
+        "stride": layer.stride,
+        "dtype": str(layer.dtype),
+    }, {}
 
 
 def _pool_from_record(cls):
     def from_record(config, arrays):
         return cls(config["input_shape"], config["pool_size"], stride=config["stride"], dtype=config["dtype"])
+
     return from_record
 
 
@@ -233,8 +263,15 @@ def _spatial_batchnorm_to_record(layer):
 def _spatial_batchnorm_from_record(config, arrays):
     gamma = arrays["gamma"]
     _check_layer_dtype(config, str(gamma.dtype))
-    return SpatialBatchNorm(config["input_shape"], eps=config["eps"], momentum=config["momentum"], gamma=gamma,
-                            beta=arrays["beta"], update_running=config["update_running"], dtype=gamma.dtype)
+    return SpatialBatchNorm(
+        config["input_shape"],
+        eps=config["eps"],
+        momentum=config["momentum"],
+        gamma=gamma,
+        beta=arrays["beta"],
+        update_running=config["update_running"],
+        dtype=gamma.dtype,
+    )
 
 
 #: Layer type name -> (to_record, from_record). Keys are written into the file.
@@ -249,35 +286,58 @@ LAYER_TYPES: dict = {
     "SpatialBatchNorm": (_spatial_batchnorm_to_record, _spatial_batchnorm_from_record),
     "LayerNorm": (_layernorm_to_record, _layernorm_from_record),
 }
-_CLASS_TO_TYPE: dict = {Dense: "Dense", BatchNorm: "BatchNorm", Dropout: "Dropout",
-                        ActivationLayer: "ActivationLayer", Conv2D: "Conv2D", MaxPool2D: "MaxPool2D",
-                        AvgPool2D: "AvgPool2D", SpatialBatchNorm: "SpatialBatchNorm", LayerNorm: "LayerNorm"}
+_CLASS_TO_TYPE: dict = {
+    Dense: "Dense",
+    BatchNorm: "BatchNorm",
+    Dropout: "Dropout",
+    ActivationLayer: "ActivationLayer",
+    Conv2D: "Conv2D",
+    MaxPool2D: "MaxPool2D",
+    AvgPool2D: "AvgPool2D",
+    SpatialBatchNorm: "SpatialBatchNorm",
+    LayerNorm: "LayerNorm",
+}
 
 
 def _fcnet_record(net) -> dict:
-    return {"hidden_dims": [int(h) for h in net.hidden_dims], "dropout": net.dropout,
-            "use_batchnorm": net.use_batchnorm}
+    return {
+        "hidden_dims": [int(h) for h in net.hidden_dims],
+        "dropout": net.dropout,
+        "use_batchnorm": net.use_batchnorm,
+    }
 
 
 def _fcnet_from_layers(config, layers, loss, arch) -> FullyConnectedNet:
     """A FullyConnectedNet built from ``config``, then given the loaded ``layers`` (which must have
     exactly the structure the constructor builds: types and widths)."""
     widths = [l.n_out for l in layers if isinstance(l, Dense)][:-1]
-    if list(config["hidden_dims"]) != widths:     # before building anything of the declared widths
-        raise ValueError(f"network: FullyConnectedNet hidden_dims {config['hidden_dims']}, the file's dense "
-                         f"layers have hidden widths {widths}")
+    if list(config["hidden_dims"]) != widths:  # before building anything of the declared widths
+        raise ValueError(
+            f"network: FullyConnectedNet hidden_dims {config['hidden_dims']}, the file's dense "
+            f"layers have hidden widths {widths}"
+        )
     rates = {l.p for l in layers if isinstance(l, Dropout)}
     if rates - {config["dropout"]} or (config["dropout"] > 0) != bool(rates):
-        raise ValueError(f"network: FullyConnectedNet dropout {config['dropout']}, the file's dropout layers have "
-                         f"p = {sorted(rates)}")
-    net = FullyConnectedNet(config["hidden_dims"], input_dim=layers[0].n_in, num_classes=layers[-1].n_out,
-                            dropout=config["dropout"], use_batchnorm=config["use_batchnorm"], reg=arch["l2"],
-                            dtype=layers[0].dtype, seed=0)
+        raise ValueError(
+            f"network: FullyConnectedNet dropout {config['dropout']}, the file's dropout layers have "
+            f"p = {sorted(rates)}"
+        )
+    net = FullyConnectedNet(
+        config["hidden_dims"],
+        input_dim=layers[0].n_in,
+        num_classes=layers[-1].n_out,
+        dropout=config["dropout"],
+        use_batchnorm=config["use_batchnorm"],
+        reg=arch["l2"],
+        dtype=layers[0].dtype,
+        seed=0,
+    )
     built = [(type(l).__name__, l.n_in, l.n_out) for l in net.layers]
     loaded = [(type(l).__name__, l.n_in, l.n_out) for l in layers]
     if built != loaded:
-        raise ValueError(f"network: FullyConnectedNet{tuple(config.values())} has layers {built}, "
-                         f"the file has {loaded}")
+        raise ValueError(
+            f"network: FullyConnectedNet{tuple(config.values())} has layers {built}, the file has {loaded}"
+        )
     if type(loss) is not type(net.loss) or arch["l1"] != 0.0 or arch["regularize_bias"]:
         raise ValueError("network: a FullyConnectedNet has softmax cross-entropy, no l1 and no bias penalty")
     net.layers = layers
@@ -302,8 +362,10 @@ def _records(net: Network):
     for i, layer in enumerate(net.layers):
         type_name = _CLASS_TO_TYPE.get(type(layer))
         if type_name is None:
-            raise TypeError(f"net.layers[{i}]: no saver registered for {type(layer).__name__} "
-                            f"(known: {sorted(LAYER_TYPES)}); use register_layer_type")
+            raise TypeError(
+                f"net.layers[{i}]: no saver registered for {type(layer).__name__} "
+                f"(known: {sorted(LAYER_TYPES)}); use register_layer_type"
+            )
         config, layer_arrays = LAYER_TYPES[type_name][0](layer)
         state = dict(getattr(layer, "state", {}))
         clash = sorted(set(state) & set(layer_arrays))
@@ -312,8 +374,11 @@ def _records(net: Network):
         layers.append({"type": type_name, "config": config, "arrays": sorted(layer_arrays), "state": sorted(state)})
         for name, arr in {**layer_arrays, **state}.items():
             arrays[f"layers/{i}/{name}"] = np.asarray(arr)
-    network = {"type": "FullyConnectedNet", "config": _fcnet_record(net)} if isinstance(net, FullyConnectedNet) \
+    network = (
+        {"type": "FullyConnectedNet", "config": _fcnet_record(net)}
+        if isinstance(net, FullyConnectedNet)
         else {"type": "Network", "config": {}}
+    )
     arch = {
         "format": FORMAT,
         "version": VERSION,
@@ -341,8 +406,9 @@ def save_model(net: Network, path) -> str:
     arch, arrays = _records(net)
     for key, arr in arrays.items():
         if arr.dtype.kind != "f" or not all_finite(arr):
-            raise ValueError(f"net: array {key!r} is not finite (NaN or inf); a saved model must be finite, "
-                             f"nothing was written")
+            raise ValueError(
+                f"net: array {key!r} is not finite (NaN or inf); a saved model must be finite, nothing was written"
+            )
     payload = {ARCH_KEY: np.array(json.dumps(arch, allow_nan=False)), **arrays}
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -437,8 +503,9 @@ def load_model(path, *, max_bytes: int | None = None) -> Network:
     path = os.fsdecode(os.fspath(path))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
-    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer))
-                                  or max_bytes < 1):
+    if max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1
+    ):
         raise ValueError(f"max_bytes: expected a positive integer or None, got {max_bytes!r}")
     try:
         return _load_checked(path, max_bytes)
@@ -459,13 +526,14 @@ def _load_checked(path, max_bytes):
                 if info.filename in infos:
                     raise _Refused(info.filename, "appears twice in the archive")
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    raise _Refused(info.filename, f"compression method {info.compress_type} (expected stored "
-                                                  f"or deflate)")
+                    raise _Refused(
+                        info.filename, f"compression method {info.compress_type} (expected stored or deflate)"
+                    )
                 infos[info.filename] = info
             if _ARCH_MEMBER not in infos:
                 raise _Refused(ARCH_KEY, f"no architecture entry (members: {sorted(infos)[:5]})")
             arch = _read_architecture(zf, infos[_ARCH_MEMBER], file_size)
-            expected = _expected_arrays(arch)                  # {member: (field, shape or None)}
+            expected = _expected_arrays(arch)  # {member: (field, shape or None)}
             unknown = sorted(set(infos) - set(expected) - {_ARCH_MEMBER})
             if unknown:
                 raise _Refused("arrays", f"unexpected members {unknown[:5]} (not read)")
@@ -478,11 +546,16 @@ def _load_checked(path, max_bytes):
                 headers[member] = _array_header(zf, infos[member], field, shape, dtype, file_size)
                 total += headers[member][2]
                 if total > budget:
-                    raise _Refused(field, f"the arrays need more than {total} bytes, over the memory budget of "
-                                          f"{budget} bytes (max(64 MiB, 64 x the file's {file_size} bytes); "
-                                          f"pass max_bytes to load a larger model)")
-            arrays = {member: _read_array(zf, infos[member], expected[member][0], dtype, *headers[member])
-                      for member in expected}
+                    raise _Refused(
+                        field,
+                        f"the arrays need more than {total} bytes, over the memory budget of "
+                        f"{budget} bytes (max(64 MiB, 64 x the file's {file_size} bytes); "
+                        f"pass max_bytes to load a larger model)",
+                    )
+            arrays = {
+                member: _read_array(zf, infos[member], expected[member][0], dtype, *headers[member])
+                for member in expected
+            }
     return _build(arch, {expected[m][0]: a for m, a in arrays.items()})
 
 
@@ -494,10 +567,13 @@ def _check_zip_directory(fh, file_size):
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < 22:
         raise zipfile.BadZipFile("no zip end-of-central-directory record")
-    _, _, _, _, n_entries, cd_size, _, _ = struct.unpack("<4s4H2LH", tail[at:at + 22])
+    _, _, _, _, n_entries, cd_size, _, _ = struct.unpack("<4s4H2LH", tail[at : at + 22])
     if cd_size > MAX_CENTRAL_DIRECTORY or n_entries > MAX_MEMBERS:
-        raise _Refused("archive", f"a central directory of {cd_size} bytes and {n_entries} members "
-                                  f"(at most {MAX_CENTRAL_DIRECTORY} bytes and {MAX_MEMBERS} members)")
+        raise _Refused(
+            "archive",
+            f"a central directory of {cd_size} bytes and {n_entries} members "
+            f"(at most {MAX_CENTRAL_DIRECTORY} bytes and {MAX_MEMBERS} members)",
+        )
     fh.seek(0)
 
 
@@ -515,14 +591,19 @@ def _read_npy_header(stream, field):
 
 def _check_member_sizes(info, field, nbytes, header_len, file_size):
     if info.file_size != header_len + nbytes:
-        raise _Refused(field, f"the .npy header declares {nbytes} bytes of data, the archive member holds "
-                              f"{info.file_size - header_len}")
+        raise _Refused(
+            field,
+            f"the .npy header declares {nbytes} bytes of data, the archive member holds {info.file_size - header_len}",
+        )
     if info.compress_size > file_size:
         raise _Refused(field, f"compressed size {info.compress_size} exceeds the file's {file_size} bytes")
     limit = info.compress_size * (MAX_DEFLATE_RATIO if info.compress_type == zipfile.ZIP_DEFLATED else 1) + 64
     if info.file_size > limit:
-        raise _Refused(field, f"claims {info.file_size} bytes from {info.compress_size} compressed bytes "
-                              f"(impossible for its compression method: a zip bomb or a damaged file)")
+        raise _Refused(
+            field,
+            f"claims {info.file_size} bytes from {info.compress_size} compressed bytes "
+            f"(impossible for its compression method: a zip bomb or a damaged file)",
+        )
 
 
 def _read_architecture(zf, info, file_size):
@@ -565,6 +646,7 @@ def _json_depth(text: str) -> int:
 
 # -- the architecture's schema: every key and type, before anything is built
 
+
 def _expect(cond, field, message):
     if not cond:
         raise _Refused(field, message)
@@ -573,21 +655,31 @@ def _expect(cond, field, message):
 def _dict(value, field, required, optional=()):
     _expect(isinstance(value, dict), field, f"expected an object, got {type(value).__name__}")
     keys = set(value)
-    _expect(set(required) <= keys <= set(required) | set(optional), field,
-            f"expected keys {sorted(required)}" + (f" (optional {sorted(optional)})" if optional else "")
-            + f", got {sorted(keys)}")
+    _expect(
+        set(required) <= keys <= set(required) | set(optional),
+        field,
+        f"expected keys {sorted(required)}"
+        + (f" (optional {sorted(optional)})" if optional else "")
+        + f", got {sorted(keys)}",
+    )
     return value
 
 
 def _int(value, field, low=1, high=1 << 40):
-    _expect(isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, field,
-            f"expected an integer in [{low}, {high}], got {value!r}")
+    _expect(
+        isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+        field,
+        f"expected an integer in [{low}, {high}], got {value!r}",
+    )
     return value
 
 
 def _number(value, field, low=0.0, high=float("inf")):
-    _expect(isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-            and low <= value <= high, field, f"expected a finite number in [{low}, {high}], got {value!r}")
+    _expect(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and low <= value <= high,
+        field,
+        f"expected a finite number in [{low}, {high}], got {value!r}",
+    )
     return value
 
 
@@ -599,15 +691,21 @@ def _bool(value, field):
 def _scalars(value, field):
     _dict(value, field, (), value.keys() if isinstance(value, dict) else ())
     for k, v in value.items():
-        _expect(isinstance(v, (bool, int, float)) and (isinstance(v, bool) or np.isfinite(v)), f"{field}.{k}",
-                f"expected a finite number or a boolean, got {v!r}")
+        _expect(
+            isinstance(v, (bool, int, float)) and (isinstance(v, bool) or np.isfinite(v)),
+            f"{field}.{k}",
+            f"expected a finite number or a boolean, got {v!r}",
+        )
     return value
 
 
 def _named(value, field, table):
     _dict(value, field, ("name", "config"))
-    _expect(isinstance(value["name"], str) and value["name"] in table, f"{field}.name",
-            f"expected one of {sorted(table)}, got {value['name']!r}")
+    _expect(
+        isinstance(value["name"], str) and value["name"] in table,
+        f"{field}.name",
+        f"expected one of {sorted(table)}, got {value['name']!r}",
+    )
     _scalars(value["config"], f"{field}.config")
     return value
 
@@ -618,18 +716,27 @@ def _dtype_name(value, field, arch_dtype):
 
 def _rng_record(value, field):
     _dict(value, field, ("bit_generator", "state"), ("has_uint32", "uinteger"))
-    _expect(value["bit_generator"] in BIT_GENERATORS, f"{field}.bit_generator",
-            f"unknown bit generator {value['bit_generator']!r} (known: {sorted(BIT_GENERATORS)})")
+    _expect(
+        value["bit_generator"] in BIT_GENERATORS,
+        f"{field}.bit_generator",
+        f"unknown bit generator {value['bit_generator']!r} (known: {sorted(BIT_GENERATORS)})",
+    )
 
     def walk(v, f):
         if isinstance(v, dict):
             if "__ndarray__" in v:
                 _dict(v, f, ("__ndarray__", "dtype"))
-                _expect(v["dtype"] in ("uint32", "uint64"), f"{f}.dtype",
-                        f"expected 'uint32' or 'uint64', got {v['dtype']!r}")
+                _expect(
+                    v["dtype"] in ("uint32", "uint64"),
+                    f"{f}.dtype",
+                    f"expected 'uint32' or 'uint64', got {v['dtype']!r}",
+                )
                 items = v["__ndarray__"]
-                _expect(isinstance(items, list) and len(items) <= 1024, f"{f}.__ndarray__",
-                        "expected a list of at most 1024 integers")
+                _expect(
+                    isinstance(items, list) and len(items) <= 1024,
+                    f"{f}.__ndarray__",
+                    "expected a list of at most 1024 integers",
+                )
                 for x in items:
                     _int(x, f"{f}.__ndarray__", 0, (1 << 64) - 1)
             else:
@@ -645,14 +752,21 @@ def _layer_schema(rec, field, arch_dtype):
     """Check one layer record; return ``(n_in, n_out, {array name: shape or None})``."""
     _dict(rec, field, ("type", "config", "arrays"), ("state",))
     kind = rec["type"]
-    _expect(isinstance(kind, str) and kind in LAYER_TYPES, f"{field}.type",
-            f"unknown layer type {kind!r} (known: {sorted(LAYER_TYPES)})")
+    _expect(
+        isinstance(kind, str) and kind in LAYER_TYPES,
+        f"{field}.type",
+        f"unknown layer type {kind!r} (known: {sorted(LAYER_TYPES)})",
+    )
     names = {}
     for part in ("arrays", "state"):
         listed = rec.get(part, [])
-        _expect(isinstance(listed, list) and len(listed) <= 64 and all(isinstance(n, str) and _NAME.match(n)
-                                                                      for n in listed),
-                f"{field}.{part}", f"expected a list of array names, got {listed!r}")
+        _expect(
+            isinstance(listed, list)
+            and len(listed) <= 64
+            and all(isinstance(n, str) and _NAME.match(n) for n in listed),
+            f"{field}.{part}",
+            f"expected a list of array names, got {listed!r}",
+        )
         for n in listed:
             _expect(n not in names, f"{field}.{part}", f"array name {n!r} listed twice")
             names[n] = None
@@ -697,8 +811,11 @@ def _layer_schema(rec, field, arch_dtype):
     want_arrays = sorted(k for k in shapes if k not in ("running_mean", "running_var"))
     want_state = sorted(k for k in shapes if k in ("running_mean", "running_var"))
     _expect(sorted(rec["arrays"]) == want_arrays, f"{field}.arrays", f"expected {want_arrays}, got {rec['arrays']}")
-    _expect(sorted(rec.get("state", [])) == want_state, f"{field}.state",
-            f"expected {want_state}, got {rec.get('state', [])}")
+    _expect(
+        sorted(rec.get("state", [])) == want_state,
+        f"{field}.state",
+        f"expected {want_state}, got {rec.get('state', [])}",
+    )
     return n_in, n_out, shapes
 
 
@@ -710,8 +827,11 @@ def _image_shape(value, field):
 def _window_out(size, window, stride, pad, field):
     """Output size ``(size + 2 pad - window) / stride + 1``, refused unless it divides (as the layers do)."""
     span = size + 2 * pad - window
-    _expect(span >= 0 and span % stride == 0, field,
-            f"({size} + 2*{pad} - {window}) / {stride} is not a non-negative integer")
+    _expect(
+        span >= 0 and span % stride == 0,
+        field,
+        f"({size} + 2*{pad} - {window}) / {stride} is not a non-negative integer",
+    )
     return span // stride + 1
 
 
@@ -721,8 +841,11 @@ def _image_layer_schema(kind, c, cf, arch_dtype):
         _dict(c, cf, ("input_shape", "n_filters", "kernel_size", "stride", "pad", "activation"))
         C, H, W = _image_shape(c["input_shape"], f"{cf}.input_shape")
         F = _int(c["n_filters"], f"{cf}.n_filters", high=1 << 20)
-        _expect(isinstance(c["kernel_size"], list) and len(c["kernel_size"]) == 2, f"{cf}.kernel_size",
-                f"expected [FH, FW], got {c['kernel_size']!r}")
+        _expect(
+            isinstance(c["kernel_size"], list) and len(c["kernel_size"]) == 2,
+            f"{cf}.kernel_size",
+            f"expected [FH, FW], got {c['kernel_size']!r}",
+        )
         FH, FW = (_int(v, f"{cf}.kernel_size[{j}]", high=1 << 20) for j, v in enumerate(c["kernel_size"]))
         S, P = _int(c["stride"], f"{cf}.stride", high=1 << 20), _int(c["pad"], f"{cf}.pad", 0, 1 << 20)
         _named(c["activation"], f"{cf}.activation", ACTIVATIONS)
@@ -731,8 +854,11 @@ def _image_layer_schema(kind, c, cf, arch_dtype):
     if kind in ("MaxPool2D", "AvgPool2D"):
         _dict(c, cf, ("input_shape", "pool_size", "stride", "dtype"))
         C, H, W = _image_shape(c["input_shape"], f"{cf}.input_shape")
-        _expect(isinstance(c["pool_size"], list) and len(c["pool_size"]) == 2, f"{cf}.pool_size",
-                f"expected [PH, PW], got {c['pool_size']!r}")
+        _expect(
+            isinstance(c["pool_size"], list) and len(c["pool_size"]) == 2,
+            f"{cf}.pool_size",
+            f"expected [PH, PW], got {c['pool_size']!r}",
+        )
         PH, PW = (_int(v, f"{cf}.pool_size[{j}]", high=1 << 20) for j, v in enumerate(c["pool_size"]))
         S = _int(c["stride"], f"{cf}.stride", high=1 << 20)
         _dtype_name(c["dtype"], f"{cf}.dtype", arch_dtype)
@@ -748,25 +874,41 @@ def _image_layer_schema(kind, c, cf, arch_dtype):
 
 
 def _check_architecture(arch):
-    _dict(arch, "architecture", ("format", "version", "dtype", "loss", "l2", "l1", "regularize_bias", "layers"),
-          ("network",))
+    _dict(
+        arch,
+        "architecture",
+        ("format", "version", "dtype", "loss", "l2", "l1", "regularize_bias", "layers"),
+        ("network",),
+    )
     _expect(arch["format"] == FORMAT, "format", f"expected {FORMAT!r}, got {arch['format']!r}")
-    _expect(arch["version"] == VERSION and not isinstance(arch["version"], bool), "version",
-            f"this reader knows version {VERSION}, the file has {arch['version']!r}")
-    _expect(isinstance(arch["dtype"], str) and arch["dtype"] in ARRAY_DTYPES, "dtype",
-            f"expected one of {sorted(ARRAY_DTYPES)}, got {arch['dtype']!r}")
+    _expect(
+        arch["version"] == VERSION and not isinstance(arch["version"], bool),
+        "version",
+        f"this reader knows version {VERSION}, the file has {arch['version']!r}",
+    )
+    _expect(
+        isinstance(arch["dtype"], str) and arch["dtype"] in ARRAY_DTYPES,
+        "dtype",
+        f"expected one of {sorted(ARRAY_DTYPES)}, got {arch['dtype']!r}",
+    )
     _named(arch["loss"], "loss", LOSSES)
     _number(arch["l2"], "l2")
     _number(arch["l1"], "l1")
     _bool(arch["regularize_bias"], "regularize_bias")
     network = arch.get("network", {"type": "Network", "config": {}})
     _dict(network, "network", ("type", "config"))
-    _expect(network["type"] in ("Network", "FullyConnectedNet"), "network.type",
-            f"unknown network type {network['type']!r} (known: Network, FullyConnectedNet)")
+    _expect(
+        network["type"] in ("Network", "FullyConnectedNet"),
+        "network.type",
+        f"unknown network type {network['type']!r} (known: Network, FullyConnectedNet)",
+    )
     if network["type"] == "FullyConnectedNet":
         nc = _dict(network["config"], "network.config", ("hidden_dims", "dropout", "use_batchnorm"))
-        _expect(isinstance(nc["hidden_dims"], list) and len(nc["hidden_dims"]) <= 1000, "network.config.hidden_dims",
-                f"expected a list of positive integers, got {nc['hidden_dims']!r}")
+        _expect(
+            isinstance(nc["hidden_dims"], list) and len(nc["hidden_dims"]) <= 1000,
+            "network.config.hidden_dims",
+            f"expected a list of positive integers, got {nc['hidden_dims']!r}",
+        )
         for j, h in enumerate(nc["hidden_dims"]):
             _int(h, f"network.config.hidden_dims[{j}]")
         _number(nc["dropout"], "network.config.dropout", 0.0, 1.0)
@@ -774,8 +916,11 @@ def _check_architecture(arch):
     else:
         _dict(network["config"], "network.config", ())
     layers = arch["layers"]
-    _expect(isinstance(layers, list) and 1 <= len(layers) <= MAX_MEMBERS, "layers",
-            f"expected a non-empty list of at most {MAX_MEMBERS} layers")
+    _expect(
+        isinstance(layers, list) and 1 <= len(layers) <= MAX_MEMBERS,
+        "layers",
+        f"expected a non-empty list of at most {MAX_MEMBERS} layers",
+    )
     previous = None
     for i, rec in enumerate(layers):
         n_in, n_out, _ = _layer_schema(rec, f"layers[{i}]", arch["dtype"])
@@ -800,10 +945,14 @@ def _array_header(zf, info, field, shape, dtype, file_size):
     with zf.open(info) as stream:
         got_shape, fortran, got_dtype = _read_npy_header(stream, field)
         header_len = stream.tell()
-    _expect(got_dtype == dtype, field, f"dtype {got_dtype}, expected {dtype.name} (the architecture's dtype, "
-                                       f"little-endian)")
-    _expect(isinstance(got_shape, tuple) and len(got_shape) <= 4
-            and all(isinstance(d, int) and d >= 0 for d in got_shape), field, f"shape {got_shape!r}")
+    _expect(
+        got_dtype == dtype, field, f"dtype {got_dtype}, expected {dtype.name} (the architecture's dtype, little-endian)"
+    )
+    _expect(
+        isinstance(got_shape, tuple) and len(got_shape) <= 4 and all(isinstance(d, int) and d >= 0 for d in got_shape),
+        field,
+        f"shape {got_shape!r}",
+    )
     if shape is not None:
         _expect(got_shape == shape, field, f"shape {got_shape}, the architecture says {shape}")
     nbytes = dtype.itemsize * math.prod(got_shape)
@@ -841,14 +990,23 @@ def _build(arch, arrays):
             layer = LAYER_TYPES[rec["type"]][1](rec["config"], params)
         except (KeyError, TypeError, ValueError) as exc:
             raise _Refused(field, f"({rec['type']}) {exc}") from None
-        _expect(np.dtype(layer.dtype) == dtype, f"{field}.dtype",
-                f"the layer has {layer.dtype}, the architecture says {dtype.name}")
+        _expect(
+            np.dtype(layer.dtype) == dtype,
+            f"{field}.dtype",
+            f"the layer has {layer.dtype}, the architecture says {dtype.name}",
+        )
         live = getattr(layer, "state", {})
-        _expect(sorted(live) == sorted(state), f"{field}.state",
-                f"state arrays {sorted(state)} in the file, the layer has {sorted(live)}")
+        _expect(
+            sorted(live) == sorted(state),
+            f"{field}.state",
+            f"state arrays {sorted(state)} in the file, the layer has {sorted(live)}",
+        )
         for name, arr in state.items():
-            _expect(arr.shape == live[name].shape, f"layers/{i}/{name}",
-                    f"shape {arr.shape}, the layer's state has {live[name].shape}")
+            _expect(
+                arr.shape == live[name].shape,
+                f"layers/{i}/{name}",
+                f"shape {arr.shape}, the layer's state has {live[name].shape}",
+            )
             live[name][...] = arr
         layers.append(layer)
     loss = arch["loss"]

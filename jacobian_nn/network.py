@@ -27,13 +27,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import (as_batch, as_column, as_float_array, as_generator, check_like_params, check_nonnegative,
-                          check_positive, check_writeable, lend)
+from ._validation import (
+    as_batch,
+    as_column,
+    as_float_array,
+    as_generator,
+    check_like_params,
+    check_nonnegative,
+    check_positive,
+    check_writeable,
+    lend,
+)
 from . import batched, reference
 from .activations import Identity, Sigmoid, Softmax, get_activation
 from .layers import Dense
-from .losses import (BinaryCrossEntropy, CrossEntropy, Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, get_loss,
-                     label_matrix)
+from .losses import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    Loss,
+    SigmoidBinaryCrossEntropy,
+    SoftmaxCrossEntropy,
+    get_loss,
+    label_matrix,
+)
 
 
 class Network:
@@ -79,8 +95,19 @@ class Network:
         self.regularize_bias = bool(regularize_bias)
 
     @classmethod
-    def build(cls, sizes, activation="relu", *, output_activation=None, loss="softmax_cross_entropy",
-              init="he", weight_scale=None, seed=None, dtype=np.float64, **kwargs) -> "Network":
+    def build(
+        cls,
+        sizes,
+        activation="relu",
+        *,
+        output_activation=None,
+        loss="softmax_cross_entropy",
+        init="he",
+        weight_scale=None,
+        seed=None,
+        dtype=np.float64,
+        **kwargs,
+    ) -> "Network":
         """A network of :class:`Dense` layers with the given ``sizes`` ``[n_in, h1, ..., n_out]``.
 
         Hidden layers use ``activation``. The output activation defaults to
@@ -95,8 +122,13 @@ class Network:
         loss = get_loss(loss)
         get_activation(activation)  # refuse an unknown name even when there is no hidden layer
         if output_activation is None:
-            output_activation = (Softmax() if isinstance(loss, CrossEntropy) else
-                                 Sigmoid() if isinstance(loss, BinaryCrossEntropy) else Identity())
+            output_activation = (
+                Softmax()
+                if isinstance(loss, CrossEntropy)
+                else Sigmoid()
+                if isinstance(loss, BinaryCrossEntropy)
+                else Identity()
+            )
         rng = as_generator(seed)
         layers = []
         for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -174,7 +206,7 @@ class Network:
         i = 0
         for p in self.params:
             for v in p.values():
-                v[...] = theta[i:i + v.size].reshape(v.shape)
+                v[...] = theta[i : i + v.size].reshape(v.shape)
                 i += v.size
 
     @staticmethod

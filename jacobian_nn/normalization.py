@@ -71,8 +71,19 @@ from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
-from ._validation import (as_batch, as_column, as_float_array, as_generator, as_row, check_float_dtype,
-                          check_mode, check_positive, check_positive_int, columns, rows_of)
+from ._validation import (
+    as_batch,
+    as_column,
+    as_float_array,
+    as_generator,
+    as_row,
+    check_float_dtype,
+    check_mode,
+    check_positive,
+    check_positive_int,
+    columns,
+    rows_of,
+)
 from .activations import Activation, _embed_diagonal, get_activation
 from .layers import Layer
 
@@ -167,13 +178,25 @@ class BatchNorm(ScaleShiftLayer):
     ``(N*m, m)``; ``vec(Y)`` is row-major, index ``k*m + j`` <-> ``Y[k, j]``.
     """
 
-    def __init__(self, m: int, *, eps: float = 1e-5, momentum: float = 0.9, gamma=None, beta=None,
-                 update_running: bool = True, dtype=np.float64):
+    def __init__(
+        self,
+        m: int,
+        *,
+        eps: float = 1e-5,
+        momentum: float = 0.9,
+        gamma=None,
+        beta=None,
+        update_running: bool = True,
+        dtype=np.float64,
+    ):
         m = check_positive_int(m, "m")
         dtype = check_float_dtype(dtype)
         self.eps = check_positive(eps, "eps")
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)) \
-                or not 0.0 <= float(momentum) <= 1.0:
+        if (
+            isinstance(momentum, bool)
+            or not isinstance(momentum, (int, float, np.integer, np.floating))
+            or not 0.0 <= float(momentum) <= 1.0
+        ):
             raise ValueError(f"momentum: expected a number in [0, 1], got {momentum!r}")
         self.momentum = float(momentum)
         self._init_scale_shift(m, gamma, beta, dtype)
@@ -205,8 +228,9 @@ class BatchNorm(ScaleShiftLayer):
     def _check_params(self) -> None:
         m = self.gamma.shape[0]
         if self.gamma.ndim != 1 or self.beta.shape != (m,):
-            raise ValueError(f"beta: expected shape ({m},) to match gamma {self.gamma.shape}, "
-                             f"got shape {self.beta.shape}")
+            raise ValueError(
+                f"beta: expected shape ({m},) to match gamma {self.gamma.shape}, got shape {self.beta.shape}"
+            )
 
     def _train_stats(self, X: np.ndarray):
         """Batch ``X`` ``(N, m)`` -> ``(mu (m,), var (m,), sigma (m,), x_hat (N, m))``; refuses N = 1."""
@@ -217,7 +241,7 @@ class BatchNorm(ScaleShiftLayer):
                 "with one sample the variance is 0 and the output is beta whatever the input "
                 "(use mode='test' for single samples)"
             )
-        D, mu = centred(X, 0)    # x - mu with the mean refined once: digits kept on a near-constant feature
+        D, mu = centred(X, 0)  # x - mu with the mean refined once: digits kept on a near-constant feature
         var = (D * D).mean(axis=0)
         sigma = np.sqrt(var + self.eps)
         return mu[0], var, sigma, D / sigma
@@ -237,8 +261,10 @@ class BatchNorm(ScaleShiftLayer):
         + beta`` ``(m, 1)``; the context is ``x``. (Training mode couples the samples: see
         :meth:`forward_samples`.)"""
         if check_mode(mode) == "train":
-            raise ValueError("mode: batch normalisation in training mode couples the samples of a batch; "
-                             "use forward_samples(xs, 'train') (or mode='test' for one sample)")
+            raise ValueError(
+                "mode: batch normalisation in training mode couples the samples of a batch; "
+                "use forward_samples(xs, 'train') (or mode='test' for one sample)"
+            )
         self._check_params()
         if check:
             x = as_column(x, "x", self.n_in, self.dtype)
@@ -266,8 +292,10 @@ class BatchNorm(ScaleShiftLayer):
         if check:
             grad_y = as_row(grad_y, "grad_y", self.n_out, self.dtype)
         x = ctx
-        return grad_y @ self.jacobian_x(x), {"gamma": (grad_y @ self.jacobian_gamma(x))[0],
-                                             "beta": (grad_y @ self.jacobian_beta(x))[0]}
+        return grad_y @ self.jacobian_x(x), {
+            "gamma": (grad_y @ self.jacobian_gamma(x))[0],
+            "beta": (grad_y @ self.jacobian_beta(x))[0],
+        }
 
     # -- reference path: explicit Jacobians over the batch (train mode) ----------------------
 
@@ -430,7 +458,6 @@ class BatchNorm(ScaleShiftLayer):
             dX = G * (self.gamma / sigma)
         return dX, {"gamma": d_gamma, "beta": d_beta}
 
-
     # -- batched path: per-sample gradients and Jacobians (test mode) ------------------------
 
     per_sample_gradients = True
@@ -441,10 +468,12 @@ class BatchNorm(ScaleShiftLayer):
         so the batch loss is not a sum of terms each of which depends on one sample only, and a
         per-sample gradient is not defined as usual. Test mode is per sample."""
         if check_mode(mode) == "train":
-            return ("BatchNorm in training mode normalises with the batch's mean and variance, so the "
-                    "samples are coupled and a per-sample gradient is not defined; use mode='test' "
-                    "(running statistics) for per-sample gradients, or loss_and_gradients_batched for "
-                    "the gradient of the batch loss")
+            return (
+                "BatchNorm in training mode normalises with the batch's mean and variance, so the "
+                "samples are coupled and a per-sample gradient is not defined; use mode='test' "
+                "(running statistics) for per-sample gradients, or loss_and_gradients_batched for "
+                "the gradient of the batch loss"
+            )
         return None
 
     def jacobian_x_batched(self, X):
@@ -472,25 +501,30 @@ def _scaled_rows(P, X: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 #: What each CS231n generation means by ``p``, for the docstrings and errors of ``p``/``keep_prob``.
-P_GENERATIONS = ("CS231n's 2017 assignment (dropout=p, dropout_forward's p) drops with probability p: "
-                 "that is p= / dropout= here; its 2018+ assignments (dropout_keep_ratio, dropout_forward's p) "
-                 "keep with probability p: that is keep_prob= here")
+P_GENERATIONS = (
+    "CS231n's 2017 assignment (dropout=p, dropout_forward's p) drops with probability p: "
+    "that is p= / dropout= here; its 2018+ assignments (dropout_keep_ratio, dropout_forward's p) "
+    "keep with probability p: that is keep_prob= here"
+)
 
 
 def drop_probability(p, keep_prob, p_name: str = "p") -> float:
     """The drop probability from exactly one of ``p`` (drop) and ``keep_prob`` (keep, ``p = 1 - keep_prob``),
     each checked; both given, or neither, is an error naming what each keyword means."""
     if p is not None and keep_prob is not None:
-        raise ValueError(f"{p_name}, keep_prob: give one of them, got {p_name}={p!r} and keep_prob={keep_prob!r}; "
-                         + P_GENERATIONS)
+        raise ValueError(
+            f"{p_name}, keep_prob: give one of them, got {p_name}={p!r} and keep_prob={keep_prob!r}; " + P_GENERATIONS
+        )
     if keep_prob is None:
         if p is None:
-            raise TypeError(f"{p_name}: expected a drop probability ({p_name}=) or a keep probability (keep_prob=), "
-                            "got neither")
+            raise TypeError(
+                f"{p_name}: expected a drop probability ({p_name}=) or a keep probability (keep_prob=), got neither"
+            )
         return check_drop_probability(p, p_name)
     if isinstance(keep_prob, (bool, np.bool_)) or not isinstance(keep_prob, (int, float, np.integer, np.floating)):
-        raise TypeError(f"keep_prob: expected a keep probability in (0, 1], got {type(keep_prob).__name__} "
-                        f"{keep_prob!r}")
+        raise TypeError(
+            f"keep_prob: expected a keep probability in (0, 1], got {type(keep_prob).__name__} {keep_prob!r}"
+        )
     if not np.isfinite(keep_prob) or not 0.0 < float(keep_prob) <= 1.0:
         raise ValueError(f"keep_prob: expected a keep probability in (0, 1], got {keep_prob!r} ({P_GENERATIONS})")
     return 1.0 - float(keep_prob)
@@ -554,8 +588,7 @@ class Dropout(_ParameterFreeLayer):
     all True and nothing is drawn.
     """
 
-    def __init__(self, m: int, p: float | None = None, *, keep_prob: float | None = None, seed=None,
-                 dtype=np.float64):
+    def __init__(self, m: int, p: float | None = None, *, keep_prob: float | None = None, seed=None, dtype=np.float64):
         p = drop_probability(p, keep_prob)
         super().__init__(m, dtype)
         self.p = p
@@ -585,8 +618,9 @@ class Dropout(_ParameterFreeLayer):
                 raise TypeError(f"keep: expected a boolean (or 0/1 integer) mask, got dtype {arr.dtype}")
             arr = arr.astype(bool)
         if arr.ndim != 2 or arr.shape[1] != self.m or (N is not None and arr.shape[0] != N):
-            raise ValueError(f"keep: expected a mask of shape ({N if N is not None else 'N'}, {self.m}), "
-                             f"got shape {arr.shape}")
+            raise ValueError(
+                f"keep: expected a mask of shape ({N if N is not None else 'N'}, {self.m}), got shape {arr.shape}"
+            )
         return arr
 
     @contextmanager

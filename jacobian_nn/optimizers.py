@@ -85,12 +85,15 @@ class OptimizerState:
             raise ValueError(f"state.t: expected a non-negative integer step counter, got {t!r}")
         object.__setattr__(self, "t", int(t))
         if not isinstance(self.buffers, dict):
-            raise TypeError(f"state.buffers: expected a dict of buffer name -> list of dicts, "
-                            f"got {type(self.buffers).__name__}")
+            raise TypeError(
+                f"state.buffers: expected a dict of buffer name -> list of dicts, got {type(self.buffers).__name__}"
+            )
         for name, buf in self.buffers.items():
             if not isinstance(buf, (list, tuple)) or not all(isinstance(b, dict) for b in buf):
-                raise TypeError(f"state.buffers[{name!r}]: expected a list with one dict of arrays per layer, "
-                                f"got {type(buf).__name__}")
+                raise TypeError(
+                    f"state.buffers[{name!r}]: expected a list with one dict of arrays per layer, "
+                    f"got {type(buf).__name__}"
+                )
 
 
 def _zeros_like(params) -> list[dict]:
@@ -108,11 +111,12 @@ def _check_state(params, state, names) -> None:
     if not isinstance(state, OptimizerState):
         raise TypeError(f"state: expected an OptimizerState (from init_state), got {type(state).__name__}")
     if set(state.buffers) != set(names):
-        raise ValueError(f"state: expected buffers {sorted(names)}, got {sorted(state.buffers)}; "
-                         f"was it made by another optimiser?")
+        raise ValueError(
+            f"state: expected buffers {sorted(names)}, got {sorted(state.buffers)}; was it made by another optimiser?"
+        )
     for name in names:
         buf, where = state.buffers[name], f"state.buffers[{name!r}]"
-        check_like_params(buf, params, where)          # layers, keys, shape, dtype (never cast), finite
+        check_like_params(buf, params, where)  # layers, keys, shape, dtype (never cast), finite
         for i, b in enumerate(buf):
             for k, v in b.items():
                 if not isinstance(v, np.ndarray):
@@ -170,7 +174,7 @@ class Optimizer:
 class SGD(Optimizer):
     """Vanilla stochastic gradient descent (seed 002 ``SGD``, seed 004 ``sgd``)::
 
-        step = -eta * g
+    step = -eta * g
     """
 
     def _update(self, params, grads, buffers, eta, t):
@@ -290,7 +294,7 @@ class Adam(Optimizer):
         b1, b2 = self.beta1, self.beta2
         m = _map(lambda m, g: b1 * m + (1.0 - b1) * g, buffers["m"], grads)
         v = _map(lambda v, g: b2 * v + (1.0 - b2) * g * g, buffers["v"], grads)
-        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
         steps = _map(lambda m, v: -eta * (m / c1) / (np.sqrt(v / c2) + self.eps), m, v)
         return steps, {"m": m, "v": v}
 
@@ -303,8 +307,14 @@ def _check_unit_interval(value, name: str) -> float:
 
 
 #: Hyperparameter name -> its check (applied by ``Optimizer.__setattr__``).
-_HYPERPARAMETER_CHECKS = {"lr": check_positive, "eps": check_positive, "momentum": _check_unit_interval,
-                          "rho": _check_unit_interval, "beta1": _check_unit_interval, "beta2": _check_unit_interval}
+_HYPERPARAMETER_CHECKS = {
+    "lr": check_positive,
+    "eps": check_positive,
+    "momentum": _check_unit_interval,
+    "rho": _check_unit_interval,
+    "beta1": _check_unit_interval,
+    "beta2": _check_unit_interval,
+}
 
 
 #: Name -> class, for the command line (a plain dict: no lookup by attribute name).

@@ -12,8 +12,7 @@ def require_matplotlib():
     try:
         import matplotlib
     except ImportError as exc:
-        raise ImportError("plot: needs matplotlib, the optional extra 'plot': "
-                          "pip install 'jacobian-nn[plot]'") from exc
+        raise ImportError("plot: needs matplotlib, the optional extra 'plot': pip install 'jacobian-nn[plot]'") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -49,8 +48,9 @@ def plot_training(path, history, predict=None, dataset=None, title: str = "") ->
     axes[1].set(title="accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
     axes[1].legend()
     if two_d:
-        for ax, (name, X, y) in zip(axes[2:], (("train", dataset.X_train, dataset.y_train),
-                                               ("test", dataset.X_test, dataset.y_test))):
+        for ax, (name, X, y) in zip(
+            axes[2:], (("train", dataset.X_train, dataset.y_train), ("test", dataset.X_test, dataset.y_test))
+        ):
             xx, yy, labels = decision_grid(predict, X)
             ax.contourf(xx, yy, labels, cmap=plt.cm.Spectral, alpha=0.8)
             ax.scatter(X[:, 0], X[:, 1], c=y, s=15, cmap=plt.cm.RdYlBu, edgecolors="k", linewidths=0.3)

@@ -25,15 +25,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import (NonFiniteError, all_finite, as_column, check_layer_context, check_layer_output, check_mode,
-                          columns, state_kept_on_overflow)
+from ._validation import (
+    NonFiniteError,
+    all_finite,
+    as_column,
+    check_layer_context,
+    check_layer_output,
+    check_mode,
+    columns,
+    state_kept_on_overflow,
+)
 
 
 def _check_finite(vs, layer: int, what: str) -> None:
     if vs and not all_finite(np.concatenate(vs, axis=0)):
         k = next(k for k, v in enumerate(vs) if not np.isfinite(v).all())
-        raise NonFiniteError(f"layers[{layer}]: {what}[{k}]: expected finite values, got "
-                             f"{vs[k].ravel()[~np.isfinite(vs[k].ravel())][0]!r} (an overflow inside the network)")
+        raise NonFiniteError(
+            f"layers[{layer}]: {what}[{k}]: expected finite values, got "
+            f"{vs[k].ravel()[~np.isfinite(vs[k].ravel())][0]!r} (an overflow inside the network)"
+        )
 
 
 def _check_sample_contexts(cs, xs_in, ys, layer: int) -> None:
@@ -51,7 +61,7 @@ def forward_columns(net, xs, mode: str):
     """The driver's columns ``xs`` (N, each ``(n, 1)``, checked) through every layer:
     ``(outputs (N columns (m, 1)), one context per layer)``; a context is ``("samples", [ctx_k])``
     from the per-sample ``forward`` or ``("batch", ctx)`` from a coupling layer's ``forward_samples``."""
-    with state_kept_on_overflow(net, mode):   # a refused overflow leaves running stats and Generators as found
+    with state_kept_on_overflow(net, mode):  # a refused overflow leaves running stats and Generators as found
         return _forward_columns(net, xs, mode)
 
 
@@ -72,7 +82,7 @@ def _forward_columns(net, xs, mode):
             xs = ys
             ctxs.append(("samples", cs))
             _check_sample_contexts(cs, xs_in, xs, i)
-        if xs:   # the same check and message as the batched driver's, on the columns side by side
+        if xs:  # the same check and message as the batched driver's, on the columns side by side
             check_layer_output(np.hstack(xs).T, i, "output for sample")
     return xs, ctxs
 
@@ -83,7 +93,7 @@ def backward_rows(net, rows, ctxs) -> list:
     grads: list[dict | None] = [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
         layer, (kind, ctx) = net.layers[i], ctxs[i]
-        _check_finite(rows, i, "gradient row into the layer")   # (the first layer's dL/dx is not used)
+        _check_finite(rows, i, "gradient row into the layer")  # (the first layer's dL/dx is not used)
         if kind == "samples":
             total = {k: np.zeros_like(v) for k, v in layer.params.items()}
             backward, new_rows = layer.backward, []
@@ -92,7 +102,7 @@ def backward_rows(net, rows, ctxs) -> list:
                 new_rows.append(gx)
                 for k, v in gr.items():
                     total[k] += v
-                gr = v = None   # this sample's gradients are freed before the next sample's are made
+                gr = v = None  # this sample's gradients are freed before the next sample's are made
             rows, grads[i] = new_rows, total
         else:
             rows, grads[i] = layer.backward_samples(rows, ctx)

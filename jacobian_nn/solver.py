@@ -91,10 +91,10 @@ def _path_functions(net, path):
 class IterationInfo:
     """What a callback receives after every parameter update."""
 
-    iteration: int   # 1-based count of updates so far
-    epoch: int       # 1-based epoch in progress
-    loss: float      # minibatch loss before this update
-    lr: float        # learning rate used for this update
+    iteration: int  # 1-based count of updates so far
+    epoch: int  # 1-based epoch in progress
+    loss: float  # minibatch loss before this update
+    lr: float  # learning rate used for this update
 
 
 class TrainingDiverged(ValueError):
@@ -136,11 +136,13 @@ class History:
         status = "interrupted" if self.interrupted else "finished"
         last_loss = f"{self.loss[-1]:.4f}" if self.loss else "n/a"
         train = f"{self.train_acc[self.best_epoch]:.4f}" if self.train_acc else "n/a"
-        return (f"training {status} ({self.path} path): {self.epochs_completed} epochs, "
-                f"{self.iterations} iterations in {self.elapsed:.2f} s\n"
-                f"  last minibatch loss {last_loss}\n"
-                f"  best validation accuracy {self.best_val_acc:.4f} at epoch {self.best_epoch} "
-                f"(training accuracy there {train}); those parameters (and layer state) were restored")
+        return (
+            f"training {status} ({self.path} path): {self.epochs_completed} epochs, "
+            f"{self.iterations} iterations in {self.elapsed:.2f} s\n"
+            f"  last minibatch loss {last_loss}\n"
+            f"  best validation accuracy {self.best_val_acc:.4f} at epoch {self.best_epoch} "
+            f"(training accuracy there {train}); those parameters (and layer state) were restored"
+        )
 
 
 class _PlainProgress:
@@ -246,17 +248,32 @@ class Solver:
     callback : called with an :class:`IterationInfo` after every update.
     """
 
-    def __init__(self, net, data, optimizer: Optimizer, *, epochs: int = 10, batch_size: int = 100,
-                 lr_decay: float = 1.0, path: str = "batched", seed=0, num_train_samples: int | None = 1000,
-                 num_val_samples: int | None = None, progress: bool = False, stream=None, callback=None):
+    def __init__(
+        self,
+        net,
+        data,
+        optimizer: Optimizer,
+        *,
+        epochs: int = 10,
+        batch_size: int = 100,
+        lr_decay: float = 1.0,
+        path: str = "batched",
+        seed=0,
+        num_train_samples: int | None = 1000,
+        num_val_samples: int | None = None,
+        progress: bool = False,
+        stream=None,
+        callback=None,
+    ):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer: expected an Optimizer instance, got {type(optimizer).__name__}")
         get = (lambda k: data[k]) if isinstance(data, dict) else (lambda k: getattr(data, k))
         try:
             X_train, y_train, X_val, y_val = (get(k) for k in ("X_train", "y_train", "X_val", "y_val"))
         except (KeyError, AttributeError) as exc:
-            raise TypeError(f"data: expected a Dataset or a dict with X_train, y_train, X_val, y_val; "
-                            f"missing {exc}") from None
+            raise TypeError(
+                f"data: expected a Dataset or a dict with X_train, y_train, X_val, y_val; missing {exc}"
+            ) from None
         self.net = net
         self.X_train = as_batch(X_train, "X_train", net.n_in, net.dtype)
         self.y_train = _labels(y_train, "y_train", self.X_train.shape[0])
@@ -264,16 +281,20 @@ class Solver:
         self.y_val = _labels(y_val, "y_val", self.X_val.shape[0])
         for name, y in (("y_train", self.y_train), ("y_val", self.y_val)):
             if y.min() < 0 or y.max() >= net.n_out:
-                raise ValueError(f"{name}: expected labels in [0, {net.n_out - 1}] (the network's outputs), "
-                                 f"got values in [{y.min()}, {y.max()}]")
+                raise ValueError(
+                    f"{name}: expected labels in [0, {net.n_out - 1}] (the network's outputs), "
+                    f"got values in [{y.min()}, {y.max()}]"
+                )
         N = self.X_train.shape[0]
         self.optimizer = optimizer
         self.epochs = _check_count(epochs, "epochs")
         self.batch_size = _check_count(batch_size, "batch_size", N, "the number of training samples")
         min_batch = net.min_train_batch
         if self.batch_size < min_batch:
-            raise ValueError(f"batch_size: expected at least {min_batch} (the network has a batch-coupled layer, "
-                             f"e.g. batch norm, whose training mode needs {min_batch} samples), got {self.batch_size}")
+            raise ValueError(
+                f"batch_size: expected at least {min_batch} (the network has a batch-coupled layer, "
+                f"e.g. batch norm, whose training mode needs {min_batch} samples), got {self.batch_size}"
+            )
         self.lr_decay = check_positive(lr_decay, "lr_decay")
         self.path = path
         self._loss_and_gradients, self._predict = _path_functions(net, path)
@@ -292,15 +313,17 @@ class Solver:
         """Fraction of correct argmax predictions on ``X``, predicted in chunks (test mode)."""
         correct = 0
         for start in range(0, X.shape[0], batch_size):
-            out = self._predict(X[start:start + batch_size])
-            correct += int(np.sum(out.argmax(axis=1) == y[start:start + batch_size]))
+            out = self._predict(X[start : start + batch_size])
+            correct += int(np.sum(out.argmax(axis=1) == y[start : start + batch_size]))
         return correct / X.shape[0]
 
     def _live_arrays(self):
         """Per layer, every array inference depends on: ``params`` and ``state`` (e.g. batch
         norm's running statistics), as live arrays. No layer type is special-cased."""
-        return [{**{("param", k): v for k, v in p.items()}, **{("state", k): v for k, v in s.items()}}
-                for p, s in zip(self.net.params, self.net.state)]
+        return [
+            {**{("param", k): v for k, v in p.items()}, **{("state", k): v for k, v in s.items()}}
+            for p, s in zip(self.net.params, self.net.state)
+        ]
 
     def _snapshot(self):
         return [{k: v.copy() for k, v in d.items()} for d in self._live_arrays()]
@@ -343,10 +366,10 @@ class Solver:
         N = self.X_train.shape[0]
         tr_idx = self._subsample(rng_eval, N, self.num_train_samples)
         va_idx = self._subsample(rng_eval, self.X_val.shape[0], self.num_val_samples)
-        X_tr_eval, y_tr_eval = (self.X_train, self.y_train) if tr_idx is None else \
-            (self.X_train[tr_idx], self.y_train[tr_idx])
-        X_va_eval, y_va_eval = (self.X_val, self.y_val) if va_idx is None else \
-            (self.X_val[va_idx], self.y_val[va_idx])
+        X_tr_eval, y_tr_eval = (
+            (self.X_train, self.y_train) if tr_idx is None else (self.X_train[tr_idx], self.y_train[tr_idx])
+        )
+        X_va_eval, y_va_eval = (self.X_val, self.y_val) if va_idx is None else (self.X_val[va_idx], self.y_val[va_idx])
         per_epoch = len(self.minibatches(np.arange(N)))
         history = History(path=self.path)
         progress = make_progress(self.epochs * per_epoch, self.epochs, self.stream) if self.progress else None
@@ -383,18 +406,21 @@ class Solver:
                 check(epoch, lr)
                 history.epochs_completed = epoch
                 if progress is not None:
-                    progress.epoch_end(epoch, f"epoch {epoch}/{self.epochs}: loss {history.loss[-1]:.4f}, "
-                                   f"train acc {history.train_acc[-1]:.4f}, val acc {history.val_acc[-1]:.4f}")
+                    progress.epoch_end(
+                        epoch,
+                        f"epoch {epoch}/{self.epochs}: loss {history.loss[-1]:.4f}, "
+                        f"train acc {history.train_acc[-1]:.4f}, val acc {history.val_acc[-1]:.4f}",
+                    )
         except KeyboardInterrupt:
             history.interrupted = True
-        except NonFiniteError as exc:   # diverged: the best parameters back, then say what to change
+        except NonFiniteError as exc:  # diverged: the best parameters back, then say what to change
             diverged = exc
         finally:
             if progress is not None:
                 progress.close()
         if best is not None:
             self._restore(best)
-        if diverged is not None and best is None:   # refused before any update: not the learning rate
+        if diverged is not None and best is None:  # refused before any update: not the learning rate
             raise diverged
         if diverged is not None:
             history.elapsed = time.perf_counter() - t0
@@ -402,6 +428,8 @@ class Solver:
                 f"lr: training diverged in epoch {history.epochs_completed + 1}, iteration "
                 f"{history.iterations + 1} ({diverged}); the parameters of epoch {history.best_epoch} "
                 f"(the best validation accuracy, {history.best_val_acc:.4f}) were restored; lower the "
-                f"learning rate (now {opt.lr!r})", history) from diverged
+                f"learning rate (now {opt.lr!r})",
+                history,
+            ) from diverged
         history.elapsed = time.perf_counter() - t0
         return history

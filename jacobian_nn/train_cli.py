@@ -33,19 +33,29 @@ def add_train(sub) -> None:
     from .optimizers import OPTIMIZERS
     from .solver import PATHS
 
-    p = sub.add_parser("train", help="train a network on a built-in data set (either path)",
-                       description="Train a fully connected network on a built-in data set with the "
-                                   "batched or the reference path, then report accuracies and metrics.")
+    p = sub.add_parser(
+        "train",
+        help="train a network on a built-in data set (either path)",
+        description="Train a fully connected network on a built-in data set with the "
+        "batched or the reference path, then report accuracies and metrics.",
+    )
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="data set")
     p.add_argument("--data-dir", metavar="DIR", help="cifar10: the extracted cifar-10-batches-py directory")
     p.add_argument("--max-train", type=int, metavar="N", help="cifar10: keep only the first N training images")
     p.add_argument("--gate", type=str.upper, choices=GATES, help="gates: which gate (default XOR)")
-    p.add_argument("--model", default="mlp", choices=("mlp", "cnn"),
-                   help="mlp: fully connected (default); cnn: {3x3 conv (pad 1) - relu - 2x2 max-pool} with 16 "
-                        "then 32 filters, then the --hidden affine layers (none unless given), on the images "
-                        "(digits 1x8x8, cifar10 3x32x32)")
-    p.add_argument("--hidden", metavar="SIZES",
-                   help="hidden layer sizes, comma separated, e.g. 100,100; '' or 'none' for no hidden layer")
+    p.add_argument(
+        "--model",
+        default="mlp",
+        choices=("mlp", "cnn"),
+        help="mlp: fully connected (default); cnn: {3x3 conv (pad 1) - relu - 2x2 max-pool} with 16 "
+        "then 32 filters, then the --hidden affine layers (none unless given), on the images "
+        "(digits 1x8x8, cifar10 3x32x32)",
+    )
+    p.add_argument(
+        "--hidden",
+        metavar="SIZES",
+        help="hidden layer sizes, comma separated, e.g. 100,100; '' or 'none' for no hidden layer",
+    )
     p.add_argument("--activation", help="hidden activation (relu, tanh, sigmoid, leaky_relu, elu, ...)")
     p.add_argument("--optimizer", type=str.lower, choices=sorted(OPTIMIZERS), help="update rule")
     p.add_argument("--lr", type=float, help="initial learning rate (> 0)")
@@ -53,20 +63,35 @@ def add_train(sub) -> None:
     p.add_argument("--epochs", type=int, help="passes over the training set")
     p.add_argument("--batch-size", type=int, help="minibatch size (1 .. number of training samples)")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty l2/2 ||W||^2 (default 0)")
-    p.add_argument("--batchnorm", action="store_true",
-                   help="the CS231n-style FullyConnectedNet with batch norm after every hidden affine map "
-                        "(relu only)")
-    p.add_argument("--dropout", type=float, default=0.0, metavar="P",
-                   help="the CS231n-style FullyConnectedNet with inverted dropout, P = drop probability in [0, 1) "
-                        "(relu only; default 0: none)")
-    p.add_argument("--weight-scale", type=float, default=None, metavar="S",
-                   help="with --batchnorm/--dropout: initial weight std (default: sqrt(2 / fan_in), He)")
+    p.add_argument(
+        "--batchnorm",
+        action="store_true",
+        help="the CS231n-style FullyConnectedNet with batch norm after every hidden affine map (relu only)",
+    )
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="the CS231n-style FullyConnectedNet with inverted dropout, P = drop probability in [0, 1) "
+        "(relu only; default 0: none)",
+    )
+    p.add_argument(
+        "--weight-scale",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --batchnorm/--dropout: initial weight std (default: sqrt(2 / fan_in), He)",
+    )
     p.add_argument("--path", default="batched", choices=PATHS, help="gradient path (default batched)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, weights and minibatches (default 0)")
     p.add_argument("--save", metavar="FILE.npz", help="save the trained model")
     p.add_argument("--json", metavar="FILE", help="write history, accuracies and metrics as JSON")
-    p.add_argument("--plot", metavar="FILE.png", help="loss/accuracy curves (+ decision boundary for 2-D data); "
-                                                      "needs matplotlib (extra 'plot')")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="loss/accuracy curves (+ decision boundary for 2-D data); needs matplotlib (extra 'plot')",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or epoch lines")
 
 
@@ -77,7 +102,9 @@ def _hidden_sizes(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:
-        raise ValueError(f"--hidden: expected comma-separated positive integers such as 100,100, got {text!r}") from None
+        raise ValueError(
+            f"--hidden: expected comma-separated positive integers such as 100,100, got {text!r}"
+        ) from None
     if any(s < 1 for s in sizes):
         raise ValueError(f"--hidden: expected positive sizes, got {sizes}")
     return sizes
@@ -104,15 +131,25 @@ def _fully_connected_net(args, ds, hidden):
     from .fcnet import FullyConnectedNet
 
     if args.activation != "relu":
-        raise ValueError("--activation: --batchnorm/--dropout build the CS231n-style FullyConnectedNet, whose "
-                         f"hidden layers are relu, got {args.activation!r}")
+        raise ValueError(
+            "--activation: --batchnorm/--dropout build the CS231n-style FullyConnectedNet, whose "
+            f"hidden layers are relu, got {args.activation!r}"
+        )
     if args.batchnorm and args.batch_size < 2:
         raise ValueError(f"--batch-size: batch norm needs minibatches of at least 2 samples, got {args.batch_size}")
     scales = []
     for n_in in [ds.n_features, *hidden]:  # He scale per layer unless --weight-scale is given
         scales.append(args.weight_scale if args.weight_scale is not None else (2.0 / n_in) ** 0.5)
-    net = FullyConnectedNet(hidden, input_dim=ds.n_features, num_classes=ds.n_classes, dropout=args.dropout,
-                            use_batchnorm=args.batchnorm, reg=args.l2, weight_scale=scales[0], seed=args.seed)
+    net = FullyConnectedNet(
+        hidden,
+        input_dim=ds.n_features,
+        num_classes=ds.n_classes,
+        dropout=args.dropout,
+        use_batchnorm=args.batchnorm,
+        reg=args.l2,
+        weight_scale=scales[0],
+        seed=args.seed,
+    )
     if args.weight_scale is None:  # CS231n draws weight_scale * N(0, 1); rescale each layer to He
         from .layers import Dense
 
@@ -129,19 +166,29 @@ IMAGE_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32)}
 def _check_cnn_options(args) -> None:
     """``--model cnn`` needs an image data set and builds no FullyConnectedNet (checked before any loading)."""
     if args.dataset not in IMAGE_SHAPES:
-        raise ValueError(f"--model cnn: needs a data set of images ({', '.join(sorted(IMAGE_SHAPES))}), "
-                         f"got {args.dataset}")
+        raise ValueError(
+            f"--model cnn: needs a data set of images ({', '.join(sorted(IMAGE_SHAPES))}), got {args.dataset}"
+        )
     if args.batchnorm or args.dropout:
-        raise ValueError("--model cnn: --batchnorm/--dropout build the CS231n-style FullyConnectedNet; "
-                         "leave them out with --model cnn")
+        raise ValueError(
+            "--model cnn: --batchnorm/--dropout build the CS231n-style FullyConnectedNet; "
+            "leave them out with --model cnn"
+        )
 
 
 def _cnn(args, ds, hidden):
     """``--model cnn``: :func:`jacobian_nn.conv.build_cnn` on the data set's image shape."""
     from .conv import build_cnn
 
-    return build_cnn(IMAGE_SHAPES[args.dataset], ds.n_classes, filters=(16, 32), hidden=hidden,
-                     activation=args.activation, seed=args.seed, l2=args.l2)
+    return build_cnn(
+        IMAGE_SHAPES[args.dataset],
+        ds.n_classes,
+        filters=(16, 32),
+        hidden=hidden,
+        activation=args.activation,
+        seed=args.seed,
+        l2=args.l2,
+    )
 
 
 def describe_network(net) -> str:
@@ -167,10 +214,21 @@ def describe_network(net) -> str:
 
 #: The library's argument names -> the options that set them, so that an error raised by the
 #: library (``batch_size: expected at most 4``) names the option the user typed (``--batch-size``).
-OPTION_NAMES = {"lr": "--lr", "lr_decay": "--lr-decay", "epochs": "--epochs", "batch_size": "--batch-size",
-                "l2": "--l2", "reg": "--l2", "dropout": "--dropout", "weight_scale": "--weight-scale",
-                "seed": "--seed", "hidden_dims": "--hidden", "max_train": "--max-train", "data_dir": "--data-dir",
-                "activation": "--activation"}
+OPTION_NAMES = {
+    "lr": "--lr",
+    "lr_decay": "--lr-decay",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "l2": "--l2",
+    "reg": "--l2",
+    "dropout": "--dropout",
+    "weight_scale": "--weight-scale",
+    "seed": "--seed",
+    "hidden_dims": "--hidden",
+    "max_train": "--max-train",
+    "data_dir": "--data-dir",
+    "activation": "--activation",
+}
 
 
 def _name_the_option(message: str) -> str:
@@ -179,7 +237,7 @@ def _name_the_option(message: str) -> str:
     head, sep, rest = message.partition(":")
     key = head.split("[")[0]
     if sep and key in OPTION_NAMES:
-        return f"{OPTION_NAMES[key]}{head[len(key):]}:{rest}"
+        return f"{OPTION_NAMES[key]}{head[len(key) :]}:{rest}"
     return message
 
 
@@ -198,8 +256,12 @@ def _check_options(args) -> None:
     from .model_io import check_output_path
 
     def finite(name, value, low, low_open=True, high=None):
-        ok = value == value and abs(value) != float("inf") and (value > low if low_open else value >= low) \
+        ok = (
+            value == value
+            and abs(value) != float("inf")
+            and (value > low if low_open else value >= low)
             and (high is None or value < high)
+        )
         if not ok:
             bound = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
             raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
@@ -211,8 +273,10 @@ def _check_options(args) -> None:
     if args.weight_scale is not None:
         finite("--weight-scale", args.weight_scale, 0.0)
         if not (args.batchnorm or args.dropout):
-            raise ValueError("--weight-scale: only used with --batchnorm or --dropout (the CS231n-style "
-                             "FullyConnectedNet); the plain network uses He initialisation")
+            raise ValueError(
+                "--weight-scale: only used with --batchnorm or --dropout (the CS231n-style "
+                "FullyConnectedNet); the plain network uses He initialisation"
+            )
     for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value < 1:
             raise ValueError(f"{name}: expected a positive integer, got {value}")
@@ -243,7 +307,7 @@ def _run(args) -> int:
 
     t0 = time.perf_counter()
     model = args.model
-    if model == "cnn" and args.hidden is None:   # a CNN's affine layers: only those asked for
+    if model == "cnn" and args.hidden is None:  # a CNN's affine layers: only those asked for
         args.hidden = ""
     for key, value in DEFAULTS[args.dataset].items():
         if getattr(args, key) is None:
@@ -266,22 +330,42 @@ def _run(args) -> int:
         net = _fully_connected_net(args, ds, hidden)
     else:
         net = Network.build([ds.n_features, *hidden, ds.n_classes], args.activation, seed=args.seed, l2=args.l2)
-    solver = Solver(net, ds, optimizer, epochs=args.epochs, batch_size=args.batch_size, lr_decay=args.lr_decay,
-                    path=args.path, seed=args.seed, progress=not args.no_progress)
+    solver = Solver(
+        net,
+        ds,
+        optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr_decay=args.lr_decay,
+        path=args.path,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
     out = sys.stdout
-    print(f"{ds!r}; network {describe_network(net)}; {optimizer!r}, {args.epochs} epochs, "
-          f"batch {args.batch_size}, {args.path} path", file=out)
+    print(
+        f"{ds!r}; network {describe_network(net)}; {optimizer!r}, {args.epochs} epochs, "
+        f"batch {args.batch_size}, {args.path} path",
+        file=out,
+    )
     history = solver.train()
     print(history.summary(), file=out)
-    acc = {name: solver.accuracy(X, y) for name, X, y in (("train", ds.X_train, ds.y_train),
-                                                        ("val", ds.X_val, ds.y_val),
-                                                        ("test", ds.X_test, ds.y_test))}
+    acc = {
+        name: solver.accuracy(X, y)
+        for name, X, y in (
+            ("train", ds.X_train, ds.y_train),
+            ("val", ds.X_val, ds.y_val),
+            ("test", ds.X_test, ds.y_test),
+        )
+    }
     predict = net.predict_batched if args.path == "batched" else net.predict
     y_pred = predict(ds.X_test).argmax(axis=1)
     report = metrics.classification_report(ds.y_test, y_pred, ds.classes)
     wall = time.perf_counter() - t0
-    print(f"accuracy: train {acc['train']:.4f}, validation {acc['val']:.4f}, test {acc['test']:.4f}  "
-          f"(wall time {wall:.2f} s)", file=out)
+    print(
+        f"accuracy: train {acc['train']:.4f}, validation {acc['val']:.4f}, test {acc['test']:.4f}  "
+        f"(wall time {wall:.2f} s)",
+        file=out,
+    )
     if args.save:
         print(f"saved model to {model_io.save_model(net, args.save)}", file=out)
     if args.plot:

@@ -54,25 +54,44 @@ from .normalization import BatchNorm, Dropout
 FORMAT = "jacobian-nn-conformance/1"
 LAYOUTS = ("rows", "columns")
 ROLES = ("input", "parameter", "cotangent", "expected")
-KINDS = ("batch", "weight", "vector", "scalar", "samples", "per_sample_weight", "per_sample_vector",
-         "per_sample_jacobian", "jacobian")
+KINDS = (
+    "batch",
+    "weight",
+    "vector",
+    "scalar",
+    "samples",
+    "per_sample_weight",
+    "per_sample_vector",
+    "per_sample_jacobian",
+    "jacobian",
+)
 
 #: How each kind of array is written in each layout (the manifest repeats this for every array).
 KIND_LAYOUT = {
-    "batch": {"rows": "(N, n): row k is sample k (CS231n)",
-              "columns": "(n, N): column k is sample k (deeplearning.ai)"},
+    "batch": {
+        "rows": "(N, n): row k is sample k (CS231n)",
+        "columns": "(n, N): column k is sample k (deeplearning.ai)",
+    },
     "weight": {"rows": "(n_in, n_out): Z = X W + b", "columns": "(n_out, n_in): Z = W X + b"},
     "vector": {"rows": "(m,): one entry per feature", "columns": "(m, 1): a column"},
     "scalar": {"rows": "(): a single number", "columns": "(): a single number"},
     "samples": {"rows": "(N,): one entry per sample", "columns": "(N,): one entry per sample"},
-    "per_sample_weight": {"rows": "(N, n_in, n_out): slice k is sample k's gradient",
-                          "columns": "(N, n_out, n_in): slice k is sample k's gradient"},
-    "per_sample_vector": {"rows": "(N, m): row k is sample k's gradient",
-                          "columns": "(N, m, 1): slice k is sample k's gradient"},
-    "per_sample_jacobian": {"rows": "(N, m, n): slice k is dy_k/dx_k in numerator layout",
-                            "columns": "(N, m, n): slice k is dy_k/dx_k in numerator layout"},
-    "jacobian": {"rows": "(M, K): J[i, j] = d out.flat[i] / d in.flat[j], C order as written",
-                 "columns": "(M, K): J[i, j] = d out.flat[i] / d in.flat[j], C order as written"},
+    "per_sample_weight": {
+        "rows": "(N, n_in, n_out): slice k is sample k's gradient",
+        "columns": "(N, n_out, n_in): slice k is sample k's gradient",
+    },
+    "per_sample_vector": {
+        "rows": "(N, m): row k is sample k's gradient",
+        "columns": "(N, m, 1): slice k is sample k's gradient",
+    },
+    "per_sample_jacobian": {
+        "rows": "(N, m, n): slice k is dy_k/dx_k in numerator layout",
+        "columns": "(N, m, n): slice k is dy_k/dx_k in numerator layout",
+    },
+    "jacobian": {
+        "rows": "(M, K): J[i, j] = d out.flat[i] / d in.flat[j], C order as written",
+        "columns": "(M, K): J[i, j] = d out.flat[i] / d in.flat[j], C order as written",
+    },
 }
 
 
@@ -129,18 +148,25 @@ def tolerance(dtype) -> dict:
     dt = np.dtype(dtype)
     eps = float(np.finfo(dt).eps)
     base = TOL_SQRT_EPS_FACTOR * math.sqrt(eps)
-    return {"atol": base, "rtol": base, "noise": NOISE_EPS_FACTOR * eps, "dtype": dt.name,
-            "rule": "|result - expected| <= atol*s + rtol*|expected| + noise*max|expected| per entry; s = |expected| "
-                    "for an array, the smaller of the largest |expected| in the entry's row and column for a "
-                    "full Jacobian (jacobian_nn.check's tolerance without a finite-difference term)",
-            "derived": f"atol = rtol = {TOL_SQRT_EPS_FACTOR:g}*sqrt(eps({dt.name})) = {base:.3g}, noise = "
-                       f"{NOISE_EPS_FACTOR:g}*eps({dt.name}) = {NOISE_EPS_FACTOR * eps:.3g}: loose enough for a "
-                       f"different but sound order of operations in {dt.name}, tight enough that a sign, a "
-                       f"transpose, a factor or a missing term is far outside it"}
+    return {
+        "atol": base,
+        "rtol": base,
+        "noise": NOISE_EPS_FACTOR * eps,
+        "dtype": dt.name,
+        "rule": "|result - expected| <= atol*s + rtol*|expected| + noise*max|expected| per entry; s = |expected| "
+        "for an array, the smaller of the largest |expected| in the entry's row and column for a "
+        "full Jacobian (jacobian_nn.check's tolerance without a finite-difference term)",
+        "derived": f"atol = rtol = {TOL_SQRT_EPS_FACTOR:g}*sqrt(eps({dt.name})) = {base:.3g}, noise = "
+        f"{NOISE_EPS_FACTOR:g}*eps({dt.name}) = {NOISE_EPS_FACTOR * eps:.3g}: loose enough for a "
+        f"different but sound order of operations in {dt.name}, tight enough that a sign, a "
+        f"transpose, a factor or a missing term is far outside it",
+    }
 
 
-KINK_RULE = ("at a kink the derivative takes the z <= 0 branch: relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = "
-             "alpha, step'(0) = 0")
+KINK_RULE = (
+    "at a kink the derivative takes the z <= 0 branch: relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = "
+    "alpha, step'(0) = 0"
+)
 
 
 def _blockdiag(blocks) -> np.ndarray:
@@ -164,8 +190,11 @@ ELEMENTWISE = ("identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu
 def _act_conventions(name) -> str:
     kw = ACT_PARAMS.get(name, {})
     text = f"{name}{kw if kw else ''} applied to each row of Z (N, d); dZ = VJP with the cotangent G = dL/dY; "
-    text += ("softmax over each sample's d entries, J = diag(s) - s s^T per sample" if name == "softmax"
-             else "elementwise, J diagonal")
+    text += (
+        "softmax over each sample's d entries, J = diag(s) - s s^T per sample"
+        if name == "softmax"
+        else "elementwise, J diagonal"
+    )
     return text + "; " + KINK_RULE
 
 
@@ -184,7 +213,7 @@ def _activation_case(name, point, Z, dtype, key) -> Case:
     c.arrays["J"] = Arr("expected", "jacobian", J.astype(dtype), of=("Y", "Z"))
     if point == "kink" and name in ("relu", "leaky_relu", "elu"):
         at = Z64 == 0
-        right = np.where(at, 1.0, 0.0)                       # the z > 0 branch: slope 1 for all three
+        right = np.where(at, 1.0, 0.0)  # the z > 0 branch: slope 1 for all three
         c.arrays["dZ"].right = np.where(at, G * right, dZ).astype(dtype)
         Jr = J.copy()
         d = np.flatnonzero(at.reshape(-1))
@@ -212,11 +241,11 @@ def activation_cases() -> list:
 
 LOSS_CONVENTIONS = {
     "softmax_cross_entropy": "Z (N, C) logits, y (N,) integer labels; L = mean_k -log softmax(Z_k)[y_k]; "
-                             "dZ = dL/dZ = (softmax(Z) - onehot(y)) / N (the batch mean's 1/N included)",
+    "dZ = dL/dZ = (softmax(Z) - onehot(y)) / N (the batch mean's 1/N included)",
     "cross_entropy": "P (N, C) probabilities (rows sum to 1), y (N,) integer labels; L = mean_k -log P[k, y_k]; "
-                     "dP = dL/dP = -onehot(y) / (N P), 0 off the label",
+    "dP = dL/dP = -onehot(y) / (N P), 0 off the label",
     "mse": "Y_hat (N, m), Y (N, m); L = mean_k 1/2 sum_i (Y_hat[k, i] - Y[k, i])^2 (a halved sum over outputs, "
-           "a mean over samples); dY_hat = (Y_hat - Y) / N",
+    "a mean over samples); dY_hat = (Y_hat - Y) / N",
 }
 
 
@@ -236,8 +265,13 @@ def _loss_case(name, point, inp, target, dtype) -> Case:
         t = target
     c.arrays["loss"] = Arr("expected", "scalar", np.asarray(loss.forward_batched(x64, t), dtype=dtype))
     c.arrays["losses"] = Arr("expected", "samples", loss.per_sample_losses_batched(x64, t).astype(dtype))
-    c.arrays["d" + in_name] = Arr("expected", "batch", loss.gradient_batched(x64, t).astype(dtype), batch_mean=N,
-                                  labels=None if name == "mse" else "y")
+    c.arrays["d" + in_name] = Arr(
+        "expected",
+        "batch",
+        loss.gradient_batched(x64, t).astype(dtype),
+        batch_mean=N,
+        labels=None if name == "mse" else "y",
+    )
     return c
 
 
@@ -251,16 +285,21 @@ def loss_cases() -> list:
         E = np.exp(r.standard_normal((4, 3)))
         P = (E / E.sum(axis=1, keepdims=True)).astype(dtype)
         cases.append(_loss_case("cross_entropy", "random", P.astype(dtype), r.integers(0, 3, 4), dtype))
-        cases.append(_loss_case("mse", "random", r.standard_normal((4, 2)).astype(dtype),
-                                r.standard_normal((4, 2)).astype(dtype), dtype))
+        cases.append(
+            _loss_case(
+                "mse", "random", r.standard_normal((4, 2)).astype(dtype), r.standard_normal((4, 2)).astype(dtype), dtype
+            )
+        )
     spread = np.array([[0.0, 1000.0, -1000.0], [1000.0, 1000.0, -1000.0], [-1000.0, 0.0, 3.0], [2.0, 1.0, 0.0]])
     cases.append(_loss_case("softmax_cross_entropy", "spread1000", spread, np.array([2, 0, 1, 0]), np.float64))
     return cases
 
 
-DENSE_CONVENTIONS = ("X (N, n_in), W (n_in, n_out), b (n_out,); Y = f(X W + b); G = dL/dY given; dX = delta W^T, "
-                     "dW = X^T delta, db = sum over samples of delta, delta = G * f'(Z) (sums over the batch: a VJP "
-                     "of Y, no 1/N); J_X, J_W, J_b: full Jacobians of Y; " + KINK_RULE)
+DENSE_CONVENTIONS = (
+    "X (N, n_in), W (n_in, n_out), b (n_out,); Y = f(X W + b); G = dL/dY given; dX = delta W^T, "
+    "dW = X^T delta, db = sum over samples of delta, delta = G * f'(Z) (sums over the batch: a VJP "
+    "of Y, no 1/N); J_X, J_W, J_b: full Jacobians of Y; " + KINK_RULE
+)
 
 
 def _dense_case(act, point, X, W, b, G, dtype) -> Case:
@@ -269,31 +308,44 @@ def _dense_case(act, point, X, W, b, G, dtype) -> Case:
     Y, ctx = layer.forward_batched(X64)
     dX, g = layer.backward_batched(G64, ctx)
     N = X.shape[0]
-    c = Case(f"dense_{act}-{point}-{np.dtype(dtype).name}", "dense", point, np.dtype(dtype).name,
-             f"activation {act}; " + DENSE_CONVENTIONS)
-    c.arrays.update(X=Arr("input", "batch", X), W=Arr("parameter", "weight", W), b=Arr("parameter", "vector", b),
-                    G=Arr("cotangent", "batch", G))
+    c = Case(
+        f"dense_{act}-{point}-{np.dtype(dtype).name}",
+        "dense",
+        point,
+        np.dtype(dtype).name,
+        f"activation {act}; " + DENSE_CONVENTIONS,
+    )
+    c.arrays.update(
+        X=Arr("input", "batch", X),
+        W=Arr("parameter", "weight", W),
+        b=Arr("parameter", "vector", b),
+        G=Arr("cotangent", "batch", G),
+    )
     cols = [X64[k][:, None] for k in range(N)]
     J_X = _blockdiag([layer.jacobian_x(x) for x in cols])
     J_W = np.vstack([layer.jacobian_W(x) for x in cols])
     J_b = np.vstack([layer.jacobian_b(x) for x in cols])
-    c.arrays.update(Y=Arr("expected", "batch", Y.astype(dtype)), dX=Arr("expected", "batch", dX.astype(dtype)),
-                    dW=Arr("expected", "weight", g["W"].astype(dtype)),
-                    db=Arr("expected", "vector", g["b"].astype(dtype)),
-                    J_X=Arr("expected", "jacobian", J_X.astype(dtype), of=("Y", "X")),
-                    J_W=Arr("expected", "jacobian", J_W.astype(dtype), of=("Y", "W")),
-                    J_b=Arr("expected", "jacobian", J_b.astype(dtype), of=("Y", "b")))
+    c.arrays.update(
+        Y=Arr("expected", "batch", Y.astype(dtype)),
+        dX=Arr("expected", "batch", dX.astype(dtype)),
+        dW=Arr("expected", "weight", g["W"].astype(dtype)),
+        db=Arr("expected", "vector", g["b"].astype(dtype)),
+        J_X=Arr("expected", "jacobian", J_X.astype(dtype), of=("Y", "X")),
+        J_W=Arr("expected", "jacobian", J_W.astype(dtype), of=("Y", "W")),
+        J_b=Arr("expected", "jacobian", J_b.astype(dtype), of=("Y", "b")),
+    )
     if point == "kink":
         Z = X64 @ W + b
         at = Z == 0
-        delta = G64 * (Z >= 0)                 # the z > 0 branch at the kinks
+        delta = G64 * (Z >= 0)  # the z > 0 branch at the kinks
         c.arrays["dX"].right = (delta @ W.T).astype(dtype)
         c.arrays["dW"].right = (X64.T @ delta).astype(dtype)
         c.arrays["db"].right = delta.sum(axis=0).astype(dtype)
         slope = (Z >= 0).astype(np.float64)
         c.arrays["J_X"].right = _blockdiag([slope[k][:, None] * W.T for k in range(N)]).astype(dtype)
-        c.arrays["J_W"].right = np.vstack([slope[k][:, None] * np.kron(X64[k], np.eye(W.shape[1]))
-                                           for k in range(N)]).astype(dtype)
+        c.arrays["J_W"].right = np.vstack(
+            [slope[k][:, None] * np.kron(X64[k], np.eye(W.shape[1])) for k in range(N)]
+        ).astype(dtype)
         c.arrays["J_b"].right = np.vstack([np.diag(slope[k]) for k in range(N)]).astype(dtype)
         assert at.any()
     return c
@@ -301,8 +353,14 @@ def _dense_case(act, point, X, W, b, G, dtype) -> Case:
 
 def dense_cases() -> list:
     cases = []
-    for j, (act, n, m, dtype) in enumerate((("tanh", 4, 2, np.float64), ("identity", 3, 3, np.float64),
-                                            ("sigmoid", 4, 3, np.float64), ("tanh", 4, 2, np.float32))):
+    for j, (act, n, m, dtype) in enumerate(
+        (
+            ("tanh", 4, 2, np.float64),
+            ("identity", 3, 3, np.float64),
+            ("sigmoid", 4, 3, np.float64),
+            ("tanh", 4, 2, np.float32),
+        )
+    ):
         r = _rng(400, j)
         X, W, b, G = (r.standard_normal(s).astype(dtype) for s in ((3, n), (n, m), (m,), (3, m)))
         cases.append(_dense_case(act, "random" if n != m else "square", X, W, b, G, dtype))
@@ -315,10 +373,12 @@ def dense_cases() -> list:
     return cases
 
 
-BN_CONVENTIONS = ("X (N, m); train: mu, var = batch mean and biased variance per feature, x_hat = (X - mu) / "
-                  "sqrt(var + eps), Y = gamma * x_hat + beta; test: the same with running_mean, running_var; "
-                  "G = dL/dY given; dX, dgamma = sum_k G_k x_hat_k, dbeta = sum_k G_k (VJPs, sums over the batch); "
-                  "J_X: full Jacobian of Y w.r.t. X (train mode couples the samples)")
+BN_CONVENTIONS = (
+    "X (N, m); train: mu, var = batch mean and biased variance per feature, x_hat = (X - mu) / "
+    "sqrt(var + eps), Y = gamma * x_hat + beta; test: the same with running_mean, running_var; "
+    "G = dL/dY given; dX, dgamma = sum_k G_k x_hat_k, dbeta = sum_k G_k (VJPs, sums over the batch); "
+    "J_X: full Jacobian of Y w.r.t. X (train mode couples the samples)"
+)
 
 
 def batchnorm_cases() -> list:
@@ -328,7 +388,7 @@ def batchnorm_cases() -> list:
             r = _rng(500, mode == "train", point == "random")
             X = r.standard_normal((4, 3))
             if point == "nearly_constant":
-                X[:, 1] = 0.7 + 1e-6 * r.standard_normal(4)     # variance ~1e-12, far below eps = 1e-5
+                X[:, 1] = 0.7 + 1e-6 * r.standard_normal(4)  # variance ~1e-12, far below eps = 1e-5
             gamma, beta, G = r.standard_normal(3), r.standard_normal(3), r.standard_normal((4, 3))
             bn = BatchNorm(3, eps=1e-5, gamma=gamma, beta=beta, update_running=False)
             rm, rv = r.standard_normal(3), r.uniform(0.5, 2.0, 3)
@@ -338,16 +398,29 @@ def batchnorm_cases() -> list:
             Y, ctx = bn.forward_batched(X, mode)
             dX, g = bn.backward_batched(G, ctx)
             cols = [X[k][:, None] for k in range(4)]
-            c = Case(f"batchnorm_{mode}-{point}-float64", f"batchnorm_{mode}", point, "float64",
-                     f"mode {mode}, eps = 1e-5; " + BN_CONVENTIONS)
-            c.arrays.update(X=Arr("input", "batch", X), gamma=Arr("parameter", "vector", gamma),
-                            beta=Arr("parameter", "vector", beta), eps=Arr("parameter", "scalar", np.asarray(1e-5)))
+            c = Case(
+                f"batchnorm_{mode}-{point}-float64",
+                f"batchnorm_{mode}",
+                point,
+                "float64",
+                f"mode {mode}, eps = 1e-5; " + BN_CONVENTIONS,
+            )
+            c.arrays.update(
+                X=Arr("input", "batch", X),
+                gamma=Arr("parameter", "vector", gamma),
+                beta=Arr("parameter", "vector", beta),
+                eps=Arr("parameter", "scalar", np.asarray(1e-5)),
+            )
             if mode == "test":
                 c.arrays.update(running_mean=Arr("parameter", "vector", rm), running_var=Arr("parameter", "vector", rv))
-            c.arrays.update(G=Arr("cotangent", "batch", G), Y=Arr("expected", "batch", Y),
-                            dX=Arr("expected", "batch", dX), dgamma=Arr("expected", "vector", g["gamma"]),
-                            dbeta=Arr("expected", "vector", g["beta"]),
-                            J_X=Arr("expected", "jacobian", bn.jacobian_x_coupled(cols, mode), of=("Y", "X")))
+            c.arrays.update(
+                G=Arr("cotangent", "batch", G),
+                Y=Arr("expected", "batch", Y),
+                dX=Arr("expected", "batch", dX),
+                dgamma=Arr("expected", "vector", g["gamma"]),
+                dbeta=Arr("expected", "vector", g["beta"]),
+                J_X=Arr("expected", "jacobian", bn.jacobian_x_coupled(cols, mode), of=("Y", "X")),
+            )
             cases.append(c)
     return cases
 
@@ -362,21 +435,33 @@ def dropout_cases() -> list:
         Y, ctx = d.forward_batched(X, "train")
         dX, _ = d.backward_batched(G, ctx)
     J = _blockdiag([d.jacobian_x(X[k][:, None], "train", keep=keep[k].astype(bool)) for k in range(4)])
-    c = Case("dropout_train-mask-float64", "dropout_train", "mask", "float64",
-             "inverted dropout, p = drop probability = 0.4, keep (N, m) the given 0/1 mask; Y = X * keep / (1 - p); "
-             "dX = G * keep / (1 - p); J_X diagonal")
-    c.arrays.update(X=Arr("input", "batch", X), keep=Arr("input", "batch", keep),
-                    p=Arr("parameter", "scalar", np.asarray(p)), G=Arr("cotangent", "batch", G),
-                    Y=Arr("expected", "batch", Y), dX=Arr("expected", "batch", dX),
-                    J_X=Arr("expected", "jacobian", J, of=("Y", "X")))
+    c = Case(
+        "dropout_train-mask-float64",
+        "dropout_train",
+        "mask",
+        "float64",
+        "inverted dropout, p = drop probability = 0.4, keep (N, m) the given 0/1 mask; Y = X * keep / (1 - p); "
+        "dX = G * keep / (1 - p); J_X diagonal",
+    )
+    c.arrays.update(
+        X=Arr("input", "batch", X),
+        keep=Arr("input", "batch", keep),
+        p=Arr("parameter", "scalar", np.asarray(p)),
+        G=Arr("cotangent", "batch", G),
+        Y=Arr("expected", "batch", Y),
+        dX=Arr("expected", "batch", dX),
+        J_X=Arr("expected", "jacobian", J, of=("Y", "X")),
+    )
     return [c]
 
 
-NET_CONVENTIONS = ("layers i = 1..L: A_i = f_i(A_{{i-1}} W_i + b_i), A_0 = X (N, n); hidden activation {act}, output "
-                   "{out}; loss = mean over samples of {loss} + l2/2 * sum_i ||W_i||^2 (weights only, l2 = {l2}); "
-                   "dW_i, db_i: gradients of that loss; dW_i_per_sample, db_i_per_sample: sample k's own gradient "
-                   "(loss of sample k alone, penalty gradient l2 W_i included), whose mean over k is dW_i; losses: "
-                   "per-sample data losses (no penalty); J_input: per-sample input Jacobians dY_k/dx_k (N, n_out, n)")
+NET_CONVENTIONS = (
+    "layers i = 1..L: A_i = f_i(A_{{i-1}} W_i + b_i), A_0 = X (N, n); hidden activation {act}, output "
+    "{out}; loss = mean over samples of {loss} + l2/2 * sum_i ||W_i||^2 (weights only, l2 = {l2}); "
+    "dW_i, db_i: gradients of that loss; dW_i_per_sample, db_i_per_sample: sample k's own gradient "
+    "(loss of sample k alone, penalty gradient l2 W_i included), whose mean over k is dW_i; losses: "
+    "per-sample data losses (no penalty); J_input: per-sample input Jacobians dY_k/dx_k (N, n_out, n)"
+)
 
 
 def _network_case(name, sizes, act, loss, l2, dtype, key) -> Case:
@@ -400,11 +485,17 @@ def _network_case(name, sizes, act, loss, l2, dtype, key) -> Case:
     losses = net.per_sample_losses_batched(X64, T)
     Jin = net.input_jacobian_batched(X64)
     out_act = net.layers[-1].activation.name
-    c = Case(f"network_{name}-random-{np.dtype(dtype).name}", "network", "random", np.dtype(dtype).name,
-             NET_CONVENTIONS.format(act=act, out=out_act, loss=loss, l2=l2) + f"; sizes {sizes}")
+    c = Case(
+        f"network_{name}-random-{np.dtype(dtype).name}",
+        "network",
+        "random",
+        np.dtype(dtype).name,
+        NET_CONVENTIONS.format(act=act, out=out_act, loss=loss, l2=l2) + f"; sizes {sizes}",
+    )
     c.arrays["X"] = Arr("input", "batch", X)
-    c.arrays["Y" if loss == "mse" else "y"] = (Arr("input", "batch", Yt) if loss == "mse"
-                                               else Arr("input", "samples", Yt.astype(np.int64)))
+    c.arrays["Y" if loss == "mse" else "y"] = (
+        Arr("input", "batch", Yt) if loss == "mse" else Arr("input", "samples", Yt.astype(np.int64))
+    )
     c.arrays["l2"] = Arr("parameter", "scalar", np.asarray(l2))
     for i, p in enumerate(params, 1):
         c.arrays[f"W{i}"] = Arr("parameter", "weight", p["W"].astype(dtype))
@@ -421,13 +512,15 @@ def _network_case(name, sizes, act, loss, l2, dtype, key) -> Case:
     return c
 
 
-FCNET_CONVENTIONS = ("CS231n's FullyConnectedNet: affine (W1, b1) - batch norm (gamma1, beta1, eps = 1e-5) - relu - "
-                     "inverted dropout (p = {p}, the given keep mask keep1 (N, h)) - affine (W2, b2) - softmax "
-                     "cross-entropy; loss = mean over samples + reg/2 * (||W1||^2 + ||W2||^2), reg = {reg}; "
-                     "out_train: the logits in training mode (batch statistics, the given mask); out_test: the "
-                     "logits in test mode (running_mean1, running_var1, no dropout); dW1 ... db2: gradients of the "
-                     "training-mode loss (batch norm couples the samples, so there are no per-sample gradients); "
-                     "relu'(0) = 0")
+FCNET_CONVENTIONS = (
+    "CS231n's FullyConnectedNet: affine (W1, b1) - batch norm (gamma1, beta1, eps = 1e-5) - relu - "
+    "inverted dropout (p = {p}, the given keep mask keep1 (N, h)) - affine (W2, b2) - softmax "
+    "cross-entropy; loss = mean over samples + reg/2 * (||W1||^2 + ||W2||^2), reg = {reg}; "
+    "out_train: the logits in training mode (batch statistics, the given mask); out_test: the "
+    "logits in test mode (running_mean1, running_var1, no dropout); dW1 ... db2: gradients of the "
+    "training-mode loss (batch norm couples the samples, so there are no per-sample gradients); "
+    "relu'(0) = 0"
+)
 
 
 def fcnet_case() -> Case:
@@ -435,8 +528,9 @@ def fcnet_case() -> Case:
     from .normalization import frozen_running_stats, sample_dropout_masks, using_dropout_masks
 
     p, reg, N = 0.25, 1e-2, 6
-    net = FullyConnectedNet([5], input_dim=4, num_classes=3, dropout=p, use_batchnorm=True, reg=reg,
-                            weight_scale=0.5, seed=4)
+    net = FullyConnectedNet(
+        [5], input_dim=4, num_classes=3, dropout=p, use_batchnorm=True, reg=reg, weight_scale=0.5, seed=4
+    )
     r = _rng(800)
     X, y = r.standard_normal((N, 4)), r.integers(0, 3, N)
     bn = net.layers[1]
@@ -447,27 +541,42 @@ def fcnet_case() -> Case:
     with frozen_running_stats(net), using_dropout_masks(net, masks):
         out_train = net.forward_batched(X, "train")
         L, grads = net.loss_and_gradients_batched(X, y)
-    c = Case("network_fcnet_batchnorm_dropout-mask-float64", "network", "mask", "float64",
-             FCNET_CONVENTIONS.format(p=p, reg=reg))
-    c.arrays.update(X=Arr("input", "batch", X), y=Arr("input", "samples", y.astype(np.int64)),
-                    keep1=Arr("input", "batch", masks[0].astype(np.int64)),
-                    p=Arr("parameter", "scalar", np.asarray(p)), reg=Arr("parameter", "scalar", np.asarray(reg)))
+    c = Case(
+        "network_fcnet_batchnorm_dropout-mask-float64",
+        "network",
+        "mask",
+        "float64",
+        FCNET_CONVENTIONS.format(p=p, reg=reg),
+    )
+    c.arrays.update(
+        X=Arr("input", "batch", X),
+        y=Arr("input", "samples", y.astype(np.int64)),
+        keep1=Arr("input", "batch", masks[0].astype(np.int64)),
+        p=Arr("parameter", "scalar", np.asarray(p)),
+        reg=Arr("parameter", "scalar", np.asarray(reg)),
+    )
     kinds = {"W": "weight", "b": "vector", "gamma": "vector", "beta": "vector"}
     for name, value in net.named_params.items():
         c.arrays[name] = Arr("parameter", kinds[name.rstrip("0123456789")], value.copy())
-    c.arrays.update(running_mean1=Arr("parameter", "vector", bn.running_mean.copy()),
-                    running_var1=Arr("parameter", "vector", bn.running_var.copy()),
-                    out_train=Arr("expected", "batch", out_train), out_test=Arr("expected", "batch", out_test),
-                    loss=Arr("expected", "scalar", np.asarray(L)))
+    c.arrays.update(
+        running_mean1=Arr("parameter", "vector", bn.running_mean.copy()),
+        running_var1=Arr("parameter", "vector", bn.running_var.copy()),
+        out_train=Arr("expected", "batch", out_train),
+        out_test=Arr("expected", "batch", out_test),
+        loss=Arr("expected", "scalar", np.asarray(L)),
+    )
     for name, g in net.named_gradients(grads).items():
         c.arrays["d" + name] = Arr("expected", kinds[name.rstrip("0123456789")], g.copy(), batch_mean=N)
     return c
 
 
 def network_cases() -> list:
-    return [fcnet_case(), _network_case("tanh_softmax_ce", [4, 5, 3], "tanh", "softmax_cross_entropy", 1e-3, np.float64, 1),
-            _network_case("relu_mse", [3, 6, 4, 2], "relu", "mse", 0.0, np.float64, 2),
-            _network_case("sigmoid_softmax_ce", [4, 5, 3], "sigmoid", "softmax_cross_entropy", 1e-2, np.float32, 3)]
+    return [
+        fcnet_case(),
+        _network_case("tanh_softmax_ce", [4, 5, 3], "tanh", "softmax_cross_entropy", 1e-3, np.float64, 1),
+        _network_case("relu_mse", [3, 6, 4, 2], "relu", "mse", 0.0, np.float64, 2),
+        _network_case("sigmoid_softmax_ce", [4, 5, 3], "sigmoid", "softmax_cross_entropy", 1e-2, np.float32, 3),
+    ]
 
 
 def build_cases() -> list:
@@ -494,8 +603,9 @@ def array_text(A: np.ndarray) -> str:
 
 
 def array_json(name: str, A: np.ndarray) -> str:
-    return json.dumps({"name": name, "dtype": A.dtype.name, "shape": list(A.shape), "data": A.tolist()},
-                      separators=(",", ":"))
+    return json.dumps(
+        {"name": name, "dtype": A.dtype.name, "shape": list(A.shape), "data": A.tolist()}, separators=(",", ":")
+    )
 
 
 def _case_entry(c: Case, layout: str) -> tuple:
@@ -512,7 +622,7 @@ def _case_entry(c: Case, layout: str) -> tuple:
                 po, pi = (flat_permutation(kinds[o], shapes[o], layout), flat_permutation(kinds[i], shapes[i], layout))
                 W = np.ascontiguousarray(v[po][:, pi])
             else:
-                W = np.array(to_layout(v, a.kind, layout), order="C")   # keeps a 0-d scalar 0-d
+                W = np.array(to_layout(v, a.kind, layout), order="C")  # keeps a 0-d scalar 0-d
             written[suffix] = W
             stem = n + suffix
             buf = _npy_bytes(W)
@@ -520,9 +630,14 @@ def _case_entry(c: Case, layout: str) -> tuple:
             files[f"{c.name}/{stem}.json"] = array_json(stem, W).encode()
             files[f"{c.name}/{stem}.txt"] = array_text(W).encode()
         W = written[""]
-        entry = {"role": a.role, "kind": a.kind, "shape": list(W.shape), "dtype": W.dtype.name,
-                 "layout": KIND_LAYOUT.get(a.kind, {}).get(layout, a.kind),
-                 "files": [f"{c.name}/{n}.npy", f"{c.name}/{n}.json", f"{c.name}/{n}.txt"]}
+        entry = {
+            "role": a.role,
+            "kind": a.kind,
+            "shape": list(W.shape),
+            "dtype": W.dtype.name,
+            "layout": KIND_LAYOUT.get(a.kind, {}).get(layout, a.kind),
+            "files": [f"{c.name}/{n}.npy", f"{c.name}/{n}.json", f"{c.name}/{n}.txt"],
+        }
         if a.of:
             entry["jacobian_of"] = {"out": a.of[0], "in": a.of[1]}
         if a.batch_mean:
@@ -532,8 +647,18 @@ def _case_entry(c: Case, layout: str) -> tuple:
         if a.right is not None:
             entry["right_branch"] = f"{c.name}/{n}.right.npy"
         arrays[n] = entry
-    return ({"name": c.name, "component": c.component, "point": c.point, "dtype": c.dtype,
-             "conventions": c.conventions, "tolerance": tolerance(c.dtype), "arrays": arrays}, files)
+    return (
+        {
+            "name": c.name,
+            "component": c.component,
+            "point": c.point,
+            "dtype": c.dtype,
+            "conventions": c.conventions,
+            "tolerance": tolerance(c.dtype),
+            "arrays": arrays,
+        },
+        files,
+    )
 
 
 def _npy_bytes(A: np.ndarray) -> bytes:
@@ -556,8 +681,10 @@ def content_hash(manifest: dict, files: dict) -> str:
 
 
 def suite_text(manifest: dict) -> str:
-    return (f"format {manifest['format']}\nlibrary_version {manifest['library_version']}\n"
-            f"layout {manifest['layout']}\ncontent_hash {manifest['content_hash']}\ncases {len(manifest['cases'])}\n")
+    return (
+        f"format {manifest['format']}\nlibrary_version {manifest['library_version']}\n"
+        f"layout {manifest['layout']}\ncontent_hash {manifest['content_hash']}\ncases {len(manifest['cases'])}\n"
+    )
 
 
 @dataclass
@@ -569,8 +696,10 @@ class SuiteInfo:
     content_hash: str
 
     def __str__(self) -> str:
-        return (f"wrote {self.cases} cases, {self.files} files, {self.bytes / 1e6:.2f} MB to {self.path} "
-                f"({self.content_hash})")
+        return (
+            f"wrote {self.cases} cases, {self.files} files, {self.bytes / 1e6:.2f} MB to {self.path} "
+            f"({self.content_hash})"
+        )
 
 
 def build_suite(layout: str = "rows") -> tuple:
@@ -582,15 +711,22 @@ def build_suite(layout: str = "rows") -> tuple:
         e, f = _case_entry(c, layout)
         entries.append(e)
         files.update(f)
-    manifest = {"format": FORMAT, "library": "jacobian_nn", "library_version": __version__, "layout": layout,
-                "float_encoding": {"json": "Python repr: the shortest decimal that reads back to the same double; "
-                                           "a float32 array holds float32 values written as exact doubles",
-                                   "txt": "C99 hex floats (printf %a / strtod), integers in decimal"},
-                "results": "write each expected array as RESULTS/<case>/<name>.npy, .json (a nested list, or "
-                           "{\"shape\": [...], \"data\": [...]}) or .txt (this suite's text form), and "
-                           "RESULTS/results.json {\"library_version\", \"layout\", \"content_hash\"} or "
-                           "RESULTS/results.txt with the same 'key value' lines as suite.txt",
-                "cases": entries}
+    manifest = {
+        "format": FORMAT,
+        "library": "jacobian_nn",
+        "library_version": __version__,
+        "layout": layout,
+        "float_encoding": {
+            "json": "Python repr: the shortest decimal that reads back to the same double; "
+            "a float32 array holds float32 values written as exact doubles",
+            "txt": "C99 hex floats (printf %a / strtod), integers in decimal",
+        },
+        "results": "write each expected array as RESULTS/<case>/<name>.npy, .json (a nested list, or "
+        '{"shape": [...], "data": [...]}) or .txt (this suite\'s text form), and '
+        'RESULTS/results.json {"library_version", "layout", "content_hash"} or '
+        "RESULTS/results.txt with the same 'key value' lines as suite.txt",
+        "cases": entries,
+    }
     manifest["content_hash"] = content_hash(manifest, files)
     return manifest, files
 
@@ -624,6 +760,9 @@ def write_suite(out, layout: str = "rows") -> SuiteInfo:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    total = sum(len(b) for b in files.values()) + (out / "manifest.json").stat().st_size + \
-        (out / "suite.txt").stat().st_size
+    total = (
+        sum(len(b) for b in files.values())
+        + (out / "manifest.json").stat().st_size
+        + (out / "suite.txt").stat().st_size
+    )
     return SuiteInfo(str(out), len(manifest["cases"]), len(files) + 2, total, manifest["content_hash"])

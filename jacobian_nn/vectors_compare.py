@@ -42,8 +42,8 @@ FORMS = (".npy", ".json", ".txt")
 
 EXPLAIN_MORE = {
     "kink_convention": "wrong only at kinks, where the result takes the other branch (the z > 0 side); the suite's "
-                       "convention is the z <= 0 branch: relu'(0) = 0, leaky_relu'(0) = elu'(0) = alpha. A convention, "
-                       "not a calculus error, but it differs from the suite",
+    "convention is the z <= 0 branch: relu'(0) = 0, leaky_relu'(0) = elu'(0) = alpha. A convention, "
+    "not a calculus error, but it differs from the suite",
     "not_finite": "the result holds NaN or inf where the expected value is finite (NaN never passes)",
     "missing": "no result file for this expected array",
 }
@@ -51,9 +51,14 @@ EXPLAIN_MORE = {
 
 def _words(text: str) -> str:
     """The checker's explanations speak of analytic and numeric values; here they are result and expected."""
-    for a, b in (("the analytic derivative", "the result"), ("the numeric one", "the expected one"),
-                 ("analytic - numeric", "result - expected"), ("in the analytic Jacobian", "in the result"),
-                 ("analytic", "result"), ("numeric", "expected")):
+    for a, b in (
+        ("the analytic derivative", "the result"),
+        ("the numeric one", "the expected one"),
+        ("analytic - numeric", "result - expected"),
+        ("in the analytic Jacobian", "in the result"),
+        ("analytic", "result"),
+        ("numeric", "expected"),
+    ):
         text = text.replace(a, b)
     return text
 
@@ -101,8 +106,9 @@ def read_npy(path: Path) -> np.ndarray:
 
 def _real(A, name) -> np.ndarray:
     if A.dtype.kind not in "fiu":
-        raise Refused(f"{name}: expected numbers, got an array of dtype {A.dtype} (strings, booleans or nesting "
-                      f"are not accepted)")
+        raise Refused(
+            f"{name}: expected numbers, got an array of dtype {A.dtype} (strings, booleans or nesting are not accepted)"
+        )
     return A
 
 
@@ -123,11 +129,14 @@ def read_json_array(path: Path) -> np.ndarray:
         raise Refused(f"{path.name}: the nested lists are ragged ({exc})") from None
     A = _real(A, path.name)
     if shape is not None:
-        if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                for s in shape)):
+        if not (
+            isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+        ):
             raise Refused(f"{path.name}: 'shape' must be a list of integers >= 0, got {shape!r}")
         if A.size != int(np.prod(shape, dtype=np.int64)):
-            raise Refused(f"{path.name}: 'shape' {tuple(shape)} needs {int(np.prod(shape))} values, 'data' has {A.size}")
+            raise Refused(
+                f"{path.name}: 'shape' {tuple(shape)} needs {int(np.prod(shape))} values, 'data' has {A.size}"
+            )
         A = A.reshape(shape)
     return A
 
@@ -138,7 +147,11 @@ def read_text_array(path: Path) -> np.ndarray:
         lines = _read_bytes(path).decode("ascii").split("\n")
     except UnicodeDecodeError:
         raise Refused(f"{path.name}: not an ASCII text file") from None
-    if len(lines) < 2 or not lines[0].startswith("dtype ") or not (lines[1] == "shape" or lines[1].startswith("shape ")):
+    if (
+        len(lines) < 2
+        or not lines[0].startswith("dtype ")
+        or not (lines[1] == "shape" or lines[1].startswith("shape "))
+    ):
         raise Refused(f"{path.name}: expected a 'dtype D' line and a 'shape d0 d1 ...' line first")
     dtype = lines[0].split(None, 1)[1].strip()
     if dtype not in ("float64", "float32", "int64", "int32"):
@@ -194,8 +207,10 @@ def read_header(folder: Path, stem: str) -> dict:
                 k, _, v = line.strip().partition(" ")
                 out[k] = v.strip()
         return out
-    raise Refused(f"no {stem}.json or {stem}.txt in {str(folder)!r}: the results must say which suite they answer "
-                  f"(copy the suite's suite.txt to {stem}.txt)")
+    raise Refused(
+        f"no {stem}.json or {stem}.txt in {str(folder)!r}: the results must say which suite they answer "
+        f"(copy the suite's suite.txt to {stem}.txt)"
+    )
 
 
 # --------------------------------------------------------------------------- results
@@ -213,7 +228,7 @@ class Worst:
 @dataclass
 class ArrayResult:
     name: str
-    status: str                 # pass | fail | missing | refused
+    status: str  # pass | fail | missing | refused
     diagnosis: str
     summary: str
     file: str | None = None
@@ -269,10 +284,19 @@ class ConformanceReport:
             d = dict(vars(a))
             d["worst"] = [vars(w) for w in a.worst]
             return d
-        return {"verdict": self.verdict, "suite": self.suite, "results": self.results, "cause": self.cause,
-                "components": self.components, "skipped_cases": self.skipped,
-                "cases": [{**{k: v for k, v in vars(c).items() if k != "arrays"}, "arrays": [ad(a) for a in c.arrays]}
-                          for c in self.cases]}
+
+        return {
+            "verdict": self.verdict,
+            "suite": self.suite,
+            "results": self.results,
+            "cause": self.cause,
+            "components": self.components,
+            "skipped_cases": self.skipped,
+            "cases": [
+                {**{k: v for k, v in vars(c).items() if k != "arrays"}, "arrays": [ad(a) for a in c.arrays]}
+                for c in self.cases
+            ],
+        }
 
     def __str__(self) -> str:
         word = {"pass": "pass", "fail": "FAIL", "refused": "REFUSED", "missing": "MISSING"}
@@ -292,20 +316,25 @@ class ConformanceReport:
             for a in c.arrays:
                 if a.status == "pass":
                     continue
-                lines.append(f"  {a.name}: {word[a.status]} ({a.diagnosis}): {a.summary}"
-                             + (f" [{a.file}]" if a.file else ""))
+                lines.append(
+                    f"  {a.name}: {word[a.status]} ({a.diagnosis}): {a.summary}" + (f" [{a.file}]" if a.file else "")
+                )
                 if a.factor is not None:
                     lines.append(f"    factor: result = {nice(a.factor)} x expected")
                 if a.n_entries:
                     lines.append(f"    {a.n_failed}/{a.n_entries} entries beyond tolerance")
                 for w in a.worst:
-                    lines.append(f"    {w.where:<16} result {w.result:>12.5g}  expected {w.expected:>12.5g}  "
-                                 f"abs err {w.abs_error:.2e}  tol {w.tolerance:.2e}")
+                    lines.append(
+                        f"    {w.where:<16} result {w.result:>12.5g}  expected {w.expected:>12.5g}  "
+                        f"abs err {w.abs_error:.2e}  tol {w.tolerance:.2e}"
+                    )
                 for n in a.notes:
                     lines.append(f"    note: {n}")
         counts = {k: sum(c.verdict == k for c in self.cases) for k in ("pass", "fail", "refused")}
-        lines.append(f"{len(self.cases)} cases compared: {counts['pass']} pass, {counts['fail']} fail, "
-                     f"{counts['refused']} refused" + (f"; {self.skipped} not selected" if self.skipped else ""))
+        lines.append(
+            f"{len(self.cases)} cases compared: {counts['pass']} pass, {counts['fail']} fail, "
+            f"{counts['refused']} refused" + (f"; {self.skipped} not selected" if self.skipped else "")
+        )
         return "\n".join(lines)
 
     def to_json(self, path) -> None:
@@ -319,8 +348,10 @@ def load_suite(suite: Path) -> dict:
     """The manifest, after checking its format and that every file matches its content hash."""
     mpath = suite / "manifest.json"
     if not mpath.is_file():
-        raise Refused(f"{str(suite)!r} has no manifest.json: not a conformance suite (write one with "
-                      f"'jacobian-nn vectors --out DIR')")
+        raise Refused(
+            f"{str(suite)!r} has no manifest.json: not a conformance suite (write one with "
+            f"'jacobian-nn vectors --out DIR')"
+        )
     try:
         manifest = json.loads(_read_bytes(mpath).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -344,8 +375,10 @@ def load_suite(suite: Path) -> dict:
     except OSError as exc:
         raise Refused(f"the suite is incomplete: {exc}") from None
     if content_hash(manifest, files) != manifest.get("content_hash"):
-        raise Refused("the suite's files do not match its content hash: it was changed after it was written; "
-                      "write it again with 'jacobian-nn vectors'")
+        raise Refused(
+            "the suite's files do not match its content hash: it was changed after it was written; "
+            "write it again with 'jacobian-nn vectors'"
+        )
     return manifest
 
 
@@ -357,8 +390,9 @@ def _worst(A, B, bound, fail, where, k) -> list:
         r, c = np.unravel_index(int(flat), A.shape)
         if not fail[r, c]:
             break
-        out.append(Worst(where(int(flat)), float(A[r, c]) + 0.0, float(B[r, c]) + 0.0, float(diff[r, c]),
-                         float(bound[r, c])))
+        out.append(
+            Worst(where(int(flat)), float(A[r, c]) + 0.0, float(B[r, c]) + 0.0, float(diff[r, c]), float(bound[r, c]))
+        )
     return out
 
 
@@ -372,20 +406,35 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
             notes.append("transposed back, it equals the expected array exactly: the array is transposed")
         elif A.size == B.size and A.ndim != len(shape):
             notes.append(f"it has the expected number of entries; write it with shape {shape}, not reshaped")
-        return ArrayResult(name, "refused", "wrong_shape", f"shape {A.shape}, expected {shape} ({spec['layout']})",
-                           notes=notes)
+        return ArrayResult(
+            name, "refused", "wrong_shape", f"shape {A.shape}, expected {shape} ({spec['layout']})", notes=notes
+        )
     A = A.astype(np.float64)
     if not np.all(np.isfinite(A)):
         bad = np.flatnonzero(~np.isfinite(A.reshape(-1)))
-        return ArrayResult(name, "fail", "not_finite", EXPLAIN_MORE["not_finite"], n_failed=int(bad.size),
-                           n_entries=int(A.size), worst=[Worst(index_name(name, int(i), shape), float(A.flat[i]),
-                                                               float(B.flat[i]), math.inf, 0.0) for i in bad[:top]])
+        return ArrayResult(
+            name,
+            "fail",
+            "not_finite",
+            EXPLAIN_MORE["not_finite"],
+            n_failed=int(bad.size),
+            n_entries=int(A.size),
+            worst=[
+                Worst(index_name(name, int(i), shape), float(A.flat[i]), float(B.flat[i]), math.inf, 0.0)
+                for i in bad[:top]
+            ],
+        )
     tol = Tolerance.for_dtype(case["dtype"])
     transpose_view = False
     if "jacobian_of" in spec:
         o, i = spec["jacobian_of"]["out"], spec["jacobian_of"]["in"]
-        layout = Layout(in_shape=tuple(arrays_in_suite[i]["shape"]), out_shape=tuple(arrays_in_suite[o]["shape"]),
-                        batch=None, name=i, out_name=o)
+        layout = Layout(
+            in_shape=tuple(arrays_in_suite[i]["shape"]),
+            out_shape=tuple(arrays_in_suite[o]["shape"]),
+            batch=None,
+            name=i,
+            out_name=o,
+        )
         A2, B2, R2 = A, B, right
 
         def where(flat):
@@ -397,8 +446,13 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
         transpose_view = lab is not None and case["_layout"] == "columns" and len(shape) == 2
         view = (lambda X: X.T) if transpose_view else (lambda X: X)
         vshape = shape[::-1] if transpose_view else shape
-        layout = Layout(in_shape=vshape, out_shape=(), batch=spec.get("batch_mean"), name=name,
-                        labels=None if lab is None else tuple(int(v) for v in lab))
+        layout = Layout(
+            in_shape=vshape,
+            out_shape=(),
+            batch=spec.get("batch_mean"),
+            name=name,
+            labels=None if lab is None else tuple(int(v) for v in lab),
+        )
         A2, B2 = view(A).reshape(1, -1), view(B).reshape(1, -1)
         R2 = None if right is None else view(right.astype(np.float64)).reshape(1, -1)
 
@@ -406,6 +460,7 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
             idx = np.unravel_index(flat, vshape)
             idx = idx[::-1] if transpose_view else idx
             return f"{name}[{', '.join(str(int(v)) for v in idx)}]" if idx else name
+
     A2 = np.ascontiguousarray(A2, dtype=np.float64)
     B2 = np.ascontiguousarray(B2.reshape(A2.shape), dtype=np.float64)
     an = analyse_full(A2, B2, None, tol, layout)
@@ -420,9 +475,17 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
             notes = [f"{int(an.fail.sum())} of the {int(at_kink.sum())} entries at a kink take the other branch"]
     if an.fail.sum() == 1 and diagnosis == "mismatch":
         notes.append("exactly one entry is wrong")
-    return ArrayResult(name, "fail", diagnosis, summary, n_failed=int(an.fail.sum()), n_entries=int(A.size),
-                       factor=an.factor if diagnosis in ("constant_factor", "missing_batch_scaling") else None,
-                       worst=_worst(A2, B2, an.bound, an.fail, where, top), notes=notes)
+    return ArrayResult(
+        name,
+        "fail",
+        diagnosis,
+        summary,
+        n_failed=int(an.fail.sum()),
+        n_entries=int(A.size),
+        factor=an.factor if diagnosis in ("constant_factor", "missing_batch_scaling") else None,
+        worst=_worst(A2, B2, an.bound, an.fail, where, top),
+        notes=notes,
+    )
 
 
 def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceReport:
@@ -457,12 +520,14 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
             rep.cause = f"results: the header has no {key!r} (copy the suite's suite.txt to results.txt)"
             return rep
         if head[key] != str(manifest[key]):
-            why = {"library_version": "the results answer a suite written by another library version; write the "
-                                      "suite again with this version, or compare with the version that wrote it",
-                   "layout": "the results were computed in another layout than this suite's (rows: (N, n) as in "
-                             "CS231n; columns: (n, N) as in deeplearning.ai); compare against a suite written with "
-                             f"--layout {head[key]}",
-                   "content_hash": "the results answer another suite (its arrays differ from this one's)"}[key]
+            why = {
+                "library_version": "the results answer a suite written by another library version; write the "
+                "suite again with this version, or compare with the version that wrote it",
+                "layout": "the results were computed in another layout than this suite's (rows: (N, n) as in "
+                "CS231n; columns: (n, N) as in deeplearning.ai); compare against a suite written with "
+                f"--layout {head[key]}",
+                "content_hash": "the results answer another suite (its arrays differ from this one's)",
+            }[key]
             rep.cause = f"{label}: the suite says {manifest[key]!r}, the results say {head[key]!r}: {why}"
             return rep
     for case in manifest["cases"]:
@@ -486,8 +551,14 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
                 cr.arrays.append(ArrayResult(n, "refused", "unreadable", f"could not be read: {exc}"))
                 continue
             if A is None:
-                cr.arrays.append(ArrayResult(n, "missing", "missing", EXPLAIN_MORE["missing"] +
-                                             f" (write {case['name']}/{n}.npy, .json or .txt)"))
+                cr.arrays.append(
+                    ArrayResult(
+                        n,
+                        "missing",
+                        "missing",
+                        EXPLAIN_MORE["missing"] + f" (write {case['name']}/{n}.npy, .json or .txt)",
+                    )
+                )
                 continue
             expected = read_npy(suite / spec["files"][0])
             right = read_npy(suite / spec["right_branch"]) if "right_branch" in spec else None

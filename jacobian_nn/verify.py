@@ -39,6 +39,7 @@ class _ReferenceActivation(Protocol):
 
     def jacobian(self, z: np.ndarray, *, check: bool = True) -> np.ndarray: ...
 
+
 #: Activations whose derivative jumps at 0, checked there with left differences.
 KINKED = ("step", "relu", "leaky_relu", "elu")
 
@@ -112,17 +113,28 @@ class Report:
             what = DESCRIPTIONS.get(g, "")
             if slips:
                 what += f"; {sum(r.comparison.passed for r in slips)}/{len(slips)} slips caught"
-            out.append({"group": g, "description": what, "checks": len(rows), "passed": self.count("pass", rows),
-                        "failed": self.count("FAIL", rows), "skipped": self.count("skip", rows),
-                        "max_abs": max((c.max_abs for c in measured), default=None),
-                        "max_rel": max((c.max_rel for c in measured), default=None),
-                        "seconds": self.seconds.get(g)})
+            out.append(
+                {
+                    "group": g,
+                    "description": what,
+                    "checks": len(rows),
+                    "passed": self.count("pass", rows),
+                    "failed": self.count("FAIL", rows),
+                    "skipped": self.count("skip", rows),
+                    "max_abs": max((c.max_abs for c in measured), default=None),
+                    "max_rel": max((c.max_rel for c in measured), default=None),
+                    "seconds": self.seconds.get(g),
+                }
+            )
         return out
 
     def as_dict(self) -> dict:
-        return {"passed": self.passed,
-                "counts": {"passed": self.count("pass"), "failed": self.count("FAIL"), "skipped": self.count("skip")},
-                "groups": self.groups(), "rows": [r.as_dict() for r in self.rows]}
+        return {
+            "passed": self.passed,
+            "counts": {"passed": self.count("pass"), "failed": self.count("FAIL"), "skipped": self.count("skip")},
+            "groups": self.groups(),
+            "rows": [r.as_dict() for r in self.rows],
+        }
 
     def to_json(self, path) -> None:
         with open(path, "w", encoding="utf-8") as fh:
@@ -131,13 +143,17 @@ class Report:
     def format(self, verbose: bool = False) -> str:
         """One line per group, every failure in full, the total; ``verbose``: every row as well."""
         lines = ["jacobian-nn verify: every built-in derivative against an independent witness", ""]
-        head = f"{'group':<10} {'checks':>6} {'failed':>6} {'skipped':>7} {'worst error':>11} {'seconds':>7}  " \
-               "what is checked"
+        head = (
+            f"{'group':<10} {'checks':>6} {'failed':>6} {'skipped':>7} {'worst error':>11} {'seconds':>7}  "
+            "what is checked"
+        )
         lines += [head, "-" * len(head)]
         for g in self.groups():
             secs = "" if g["seconds"] is None else f"{g['seconds']:.1f}"
-            lines.append(f"{g['group']:<10} {g['checks']:>6} {g['failed']:>6} {g['skipped']:>7} "
-                         f"{_err(g['max_abs']):>11} {secs:>7}  {g['description']}")
+            lines.append(
+                f"{g['group']:<10} {g['checks']:>6} {g['failed']:>6} {g['skipped']:>7} "
+                f"{_err(g['max_abs']):>11} {secs:>7}  {g['description']}"
+            )
         lines.append("-" * len(head))
         lines.append("worst error: the largest absolute error of a correct computation (a slip's size is not one)")
         if verbose:
@@ -149,8 +165,10 @@ class Report:
                 c = r.comparison
                 lines.append(f"  [{r.group}] {c.name}")
                 if c.kind in MEASURED + ("slip",):
-                    lines.append(f"      max abs {c.max_abs:.3e}, max rel {c.max_rel:.3e} at {tuple(c.location)}, "
-                                 f"tolerance there {c.tolerance:.3e}")
+                    lines.append(
+                        f"      max abs {c.max_abs:.3e}, max rel {c.max_rel:.3e} at {tuple(c.location)}, "
+                        f"tolerance there {c.tolerance:.3e}"
+                    )
                 if c.note:
                     lines.append(f"      {c.note}")
         skipped: dict = {}
@@ -168,9 +186,13 @@ class Report:
             verdict = "FAILED: no check passed"
         else:
             verdict = f"every check that ran passed ({n_skip} skipped)" if n_skip else "all checks passed"
-        lines += ["", verdict + f" in {total:.1f} s"
-                  + ("" if verbose else "; --verbose lists every check, --json FILE writes them all"),
-                  f"verify: {self.count('pass')} passed, {self.count('FAIL')} failed, {self.count('skip')} skipped"]
+        lines += [
+            "",
+            verdict
+            + f" in {total:.1f} s"
+            + ("" if verbose else "; --verbose lists every check, --json FILE writes them all"),
+            f"verify: {self.count('pass')} passed, {self.count('FAIL')} failed, {self.count('skip')} skipped",
+        ]
         return "\n".join(lines)
 
     def _table(self) -> str:
@@ -222,8 +244,9 @@ def loss_rows() -> list[Comparison]:
     for label, y in (("one-hot", 2), ("soft", rng.dirichlet(np.ones(m))[:, None])):
         probe = CrossEntropy(check_sum=False)  # FD steps leave the simplex
         fd = fd_gradient(lambda v: probe.forward(v[:, None], y), p, initial_step=1e-3)
-        out.append(compare(f"cross_entropy: gradient, {label} label", CrossEntropy().gradient(p, y), fd.df,
-                           err=fd.error))
+        out.append(
+            compare(f"cross_entropy: gradient, {label} label", CrossEntropy().gradient(p, y), fd.df, err=fd.error)
+        )
     z = rng.normal(size=(m, 1))
     sce = SoftmaxCrossEntropy()
     fd = fd_gradient(lambda v: sce.forward(v[:, None], 1), z)
@@ -276,8 +299,10 @@ def sample_networks():
         ("3-5-4 tanh, softmax+CE (fused)", Network.build([3, 5, 4], "tanh", seed=1)),
         ("3-5-4 sigmoid, softmax layer + CE", Network.build([3, 5, 4], "sigmoid", loss="cross_entropy", seed=2)),
         ("3-4-4-2 elu, mse, l2=0.1", Network.build([3, 4, 4, 2], "elu", loss="mse", seed=3, l2=0.1)),
-        ("3-6-3 leaky_relu, l1+l2, bias penalised",
-         Network.build([3, 6, 3], "leaky_relu", seed=4, l2=0.05, l1=0.01, regularize_bias=True)),
+        (
+            "3-6-3 leaky_relu, l1+l2, bias penalised",
+            Network.build([3, 6, 3], "leaky_relu", seed=4, l2=0.05, l1=0.01, regularize_bias=True),
+        ),
         ("2-8-3 relu, softmax+CE", Network.build([2, 8, 3], "relu", seed=5)),
     ]
 
@@ -292,8 +317,7 @@ def network_rows() -> list[Comparison]:
         Y = rng.integers(0, net.n_out, size=4)
         loss, grads = net.loss_and_gradients(X, Y)
         fd = fd_loss_gradient(net, X, Y)
-        out.append(compare(f"net {label}: dL/dtheta", Network.flatten_gradients(grads)[None, :], fd.df,
-                           err=fd.error))
+        out.append(compare(f"net {label}: dL/dtheta", Network.flatten_gradients(grads)[None, :], fd.df, err=fd.error))
         x = X[:1].T
         fd = fd_jacobian(lambda v, net=net: net.forward(v[:, None]), x)
         out.append(compare(f"net {label}: dy/dx", net.input_jacobian(x), fd.df, err=fd.error))
@@ -321,7 +345,7 @@ GROUPS = [
 
 def run(groups=None) -> Report:
     report = Report()
-    for group, fn in (groups or GROUPS):
+    for group, fn in groups or GROUPS:
         t0 = time.perf_counter()
         for c in fn():
             report.rows.append(Row(group, c))

@@ -27,15 +27,36 @@ def crosscheck_networks(seed: int = CROSSCHECK_SEED):
     """Small float64 networks covering every activation and every loss, with both penalties."""
     rng = np.random.default_rng(seed)
     nets = [
-        ("tanh-relu-identity, softmax+CE, l2", Network(
-            [Dense(3, 6, "tanh", seed=rng), Dense(6, 5, "relu", seed=rng), Dense(5, 4, "identity", seed=rng)],
-            "softmax_cross_entropy", l2=0.01)),
-        ("sigmoid-elu-softmax, CE, l1", Network(
-            [Dense(3, 5, "sigmoid", init="xavier", seed=rng), Dense(5, 5, "elu", seed=rng),
-             Dense(5, 4, "softmax", init="xavier", seed=rng)], "cross_entropy", l1=0.01)),
-        ("step-leaky_relu-identity, mse, l1+l2+bias", Network(
-            [Dense(4, 6, "step", seed=rng), Dense(6, 5, "leaky_relu", seed=rng), Dense(5, 2, "identity", seed=rng)],
-            "mse", l2=0.05, l1=0.01, regularize_bias=True)),
+        (
+            "tanh-relu-identity, softmax+CE, l2",
+            Network(
+                [Dense(3, 6, "tanh", seed=rng), Dense(6, 5, "relu", seed=rng), Dense(5, 4, "identity", seed=rng)],
+                "softmax_cross_entropy",
+                l2=0.01,
+            ),
+        ),
+        (
+            "sigmoid-elu-softmax, CE, l1",
+            Network(
+                [
+                    Dense(3, 5, "sigmoid", init="xavier", seed=rng),
+                    Dense(5, 5, "elu", seed=rng),
+                    Dense(5, 4, "softmax", init="xavier", seed=rng),
+                ],
+                "cross_entropy",
+                l1=0.01,
+            ),
+        ),
+        (
+            "step-leaky_relu-identity, mse, l1+l2+bias",
+            Network(
+                [Dense(4, 6, "step", seed=rng), Dense(6, 5, "leaky_relu", seed=rng), Dense(5, 2, "identity", seed=rng)],
+                "mse",
+                l2=0.05,
+                l1=0.01,
+                regularize_bias=True,
+            ),
+        ),
     ]
     for _, net in nets:
         for p in net.params:
@@ -52,8 +73,7 @@ def crosscheck_rows() -> list:
         Y = rng.integers(0, net.n_out, size=7)
         for r in cross_check(net, X, Y).rows:
             c = r.comparison
-            out.append(Comparison(f"{label}: {r.quantity}", c.max_abs, c.max_rel, c.location, c.tolerance,
-                                  c.passed))
+            out.append(Comparison(f"{label}: {r.quantity}", c.max_abs, c.max_rel, c.location, c.tolerance, c.passed))
     return out
 
 
@@ -94,8 +114,14 @@ def batchnorm_rows() -> list:
 
     for mode in ("train", "test"):
         fd = fd_jacobian(lambda v: bn_out(mode, Xv=v.reshape(N, m)), X)
-        out.append(compare(f"batchnorm[{mode}]: explicit d vec(Y)/d vec(X) (Nm, Nm)",
-                           bn.jacobian_x_coupled(xs, mode), fd.df, err=fd.error))
+        out.append(
+            compare(
+                f"batchnorm[{mode}]: explicit d vec(Y)/d vec(X) (Nm, Nm)",
+                bn.jacobian_x_coupled(xs, mode),
+                fd.df,
+                err=fd.error,
+            )
+        )
         ys, ctx = bn.forward_samples(xs, mode)
         gx, gr = bn.backward_samples(urows, ctx)
         Y, ctx = bn.forward_batched(X, mode)
@@ -104,12 +130,13 @@ def batchnorm_rows() -> list:
         fd_g = fd_gradient(lambda v: np.sum(U * bn_out(mode, gamma=v)), g0)
         fd_b = fd_gradient(lambda v: np.sum(U * bn_out(mode, beta=v)), b0)
         for path, gxv, grads in (("reference", np.vstack(gx), gr), ("batched", dX, gb)):
-            out.append(compare(f"batchnorm[{mode}] {path}: dL/dX (N, m)", gxv.reshape(1, -1), fd_x.df,
-                               err=fd_x.error))
-            out.append(compare(f"batchnorm[{mode}] {path}: dL/dgamma (m,)", grads["gamma"][None], fd_g.df,
-                               err=fd_g.error))
-            out.append(compare(f"batchnorm[{mode}] {path}: dL/dbeta (m,)", grads["beta"][None], fd_b.df,
-                               err=fd_b.error))
+            out.append(compare(f"batchnorm[{mode}] {path}: dL/dX (N, m)", gxv.reshape(1, -1), fd_x.df, err=fd_x.error))
+            out.append(
+                compare(f"batchnorm[{mode}] {path}: dL/dgamma (m,)", grads["gamma"][None], fd_g.df, err=fd_g.error)
+            )
+            out.append(
+                compare(f"batchnorm[{mode}] {path}: dL/dbeta (m,)", grads["beta"][None], fd_b.df, err=fd_b.error)
+            )
 
     # -- dropout layer (p = 0.4, one fixed mask for both paths and the witness)
     drop = Dropout(m, 0.4, seed=rng.spawn(1)[0])
@@ -120,13 +147,22 @@ def batchnorm_rows() -> list:
             ys, ctx = drop.forward_samples(xs, mode)
             gx, _ = drop.backward_samples(urows, ctx)
             dX, _ = drop.backward_batched(U, drop.forward_batched(X, mode)[1])
-        out.append(compare(f"dropout[{mode}] reference: dL/dX (N, m)", np.vstack(gx).reshape(1, -1), fd.df,
-                           err=fd.error))
+        out.append(
+            compare(f"dropout[{mode}] reference: dL/dX (N, m)", np.vstack(gx).reshape(1, -1), fd.df, err=fd.error)
+        )
         out.append(compare(f"dropout[{mode}] batched: dL/dX (N, m)", dX.reshape(1, -1), fd.df, err=fd.error))
 
     # -- FullyConnectedNet with batch norm and dropout, (N, 2, 2) inputs flattened
-    net = FullyConnectedNet([5, 4], input_dim=4, num_classes=3, dropout=0.3, use_batchnorm=True, reg=0.05,
-                            weight_scale=0.5, seed=rng.spawn(1)[0])
+    net = FullyConnectedNet(
+        [5, 4],
+        input_dim=4,
+        num_classes=3,
+        dropout=0.3,
+        use_batchnorm=True,
+        reg=0.05,
+        weight_scale=0.5,
+        seed=rng.spawn(1)[0],
+    )
     for p in net.params:
         for name, v in p.items():
             if name in ("b", "beta"):
@@ -143,12 +179,18 @@ def batchnorm_rows() -> list:
             _, gr = net.loss_and_gradients(Xn, Yn, mode)
             _, gb = net.loss_and_gradients_batched(Xn, Yn, mode)
         for path, g in (("reference", gr), ("batched", gb)):
-            out.append(compare(f"fcnet bn+dropout[{mode}] {path}: dL/dtheta", net.flatten_gradients(g)[None],
-                               fd.df, err=fd.error))
+            out.append(
+                compare(
+                    f"fcnet bn+dropout[{mode}] {path}: dL/dtheta", net.flatten_gradients(g)[None], fd.df, err=fd.error
+                )
+            )
 
     # -- path agreement (cross_check fixes the masks and freezes the running statistics itself)
     for r in cross_check(net, flatten_input(Xn), Yn).rows:
         c = r.comparison
-        out.append(type(c)(f"fcnet bn+dropout cross-check: {r.quantity}", c.max_abs, c.max_rel, c.location,
-                           c.tolerance, c.passed))
+        out.append(
+            type(c)(
+                f"fcnet bn+dropout cross-check: {r.quantity}", c.max_abs, c.max_rel, c.location, c.tolerance, c.passed
+            )
+        )
     return out

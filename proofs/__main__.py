@@ -23,8 +23,10 @@ def _index_markdown(proofs) -> str:
     lines = ["| id | source | location | verdict | checks | file |", "|---|---|---|---|---|---|"]
     for p in _sorted(proofs):
         kinds = "+".join(sorted({c.kind for c in p.checks}))
-        lines.append(f"| `{p.id}` | {_source(p)} | {_cell(p.location)} | {_verdict(p)} | {kinds} | "
-                     f"`{p.module.split('.')[-1]}.py::{p.function}` |")
+        lines.append(
+            f"| `{p.id}` | {_source(p)} | {_cell(p.location)} | {_verdict(p)} | {kinds} | "
+            f"`{p.module.split('.')[-1]}.py::{p.function}` |"
+        )
     return "\n".join(lines)
 
 
@@ -51,8 +53,10 @@ def _errata_markdown(proofs) -> str:
     lines = ["| source | location | what it says | what is right | check |", "|---|---|---|---|---|"]
     for p in _sorted(proofs):
         if p.verdict != HOLDS:
-            lines.append(f"| {_source(p)} | {_cell(p.location)} | {_cell(p.statement)} | {_cell(p.corrected)} | "
-                         f"`{p.module.split('.')[-1]}.py::{p.function}` ({_verdict(p)}) |")
+            lines.append(
+                f"| {_source(p)} | {_cell(p.location)} | {_cell(p.statement)} | {_cell(p.corrected)} | "
+                f"`{p.module.split('.')[-1]}.py::{p.function}` ({_verdict(p)}) |"
+            )
     return "\n".join(lines)
 
 
@@ -62,8 +66,11 @@ README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
 def render_readme(text: str, proofs) -> str:
     """``text`` with the blocks between ``<!-- sources:start/end -->``, ``<!-- index:start/end -->`` and
     ``<!-- errata:start/end -->`` regenerated."""
-    for name, table in (("sources", _sources_markdown()), ("index", _index_markdown(proofs)),
-                        ("errata", _errata_markdown(proofs))):
+    for name, table in (
+        ("sources", _sources_markdown()),
+        ("index", _index_markdown(proofs)),
+        ("errata", _errata_markdown(proofs)),
+    ):
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         i, j = text.index(start) + len(start), text.index(end)
         text = text[:i] + "\n" + table + "\n" + text[j:]
@@ -77,8 +84,11 @@ def main(argv=None) -> int:
     g.add_argument("--symbolic-only", action="store_true")
     g.add_argument("--errata", action="store_true", help="print the errata table (Markdown) and exit")
     g.add_argument("--index", action="store_true", help="print the index of proofs (Markdown) and exit")
-    g.add_argument("--write-readme", action="store_true",
-                   help="regenerate the index and errata tables between the markers of proofs/README.md")
+    g.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="regenerate the index and errata tables between the markers of proofs/README.md",
+    )
     args = ap.parse_args(argv)
     if args.write_readme:
         path = README
@@ -110,8 +120,10 @@ def main(argv=None) -> int:
         print(f"FAIL {r.proof.id} {r.check.name}: {r.message}")
     n = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
     n_wrong = sum(rs[0].proof.verdict != HOLDS for rs in by_proof.values())
-    print(f"{len(by_proof)} proofs ({n_wrong} errata); checks: {n['pass']} passed, {n['fail']} failed, "
-          f"{n['skip']} skipped" + (" (sympy not installed)" if n["skip"] else ""))
+    print(
+        f"{len(by_proof)} proofs ({n_wrong} errata); checks: {n['pass']} passed, {n['fail']} failed, "
+        f"{n['skip']} skipped" + (" (sympy not installed)" if n["skip"] else "")
+    )
     return 1 if failed else 0
 
 

@@ -30,26 +30,41 @@ SEEDS = ("000", "001", "002", "003", "004")
 #: The five source documents (Chinese tutorials), as each document identifies itself. ``name`` is the
 #: short name every proof cites; README's Sources section is generated from this table.
 SOURCES = {
-    "000": dict(name="FCNN-Jacobian notes",
-                title="none given (the text opens with 注意:这不是什么入门教程, 'Note: this is not an introductory "
-                      "tutorial'); a fully connected network with explicit Jacobians, code in NeuralNetwork.py, "
-                      "NNFunctions.py, NNLayers.py",
-                author="not given", date="not given"),
-    "001": dict(name="numpy-layers post",
-                title="一步一步用numpy实现神经网络各种层 ('Implementing neural-network layers in numpy, step by step')",
-                author="admin (as the page gives it)", date="2024-06-17 (发布时间)"),
-    "002": dict(name="DLFS notes",
-                title="none given (the text opens with 'Python Basic'); reading notes whose sections and code follow "
-                      "the book Deep Learning from Scratch (深度学习入门), which the notes do not name",
-                author="not given", date="not given"),
-    "003": dict(name="Made-With-ML MLP",
-                title="none given in the text; its citation block gives 'Neural networks - Made With ML' "
-                      "(a Chinese rendering of that lesson)",
-                author="Goku Mohandas (citation block; the translator is not named)", date="2022 (citation block)"),
-    "004": dict(name="CS231n walkthrough",
-                title="一段关于神经网络的故事 ('A story about neural networks'), a walkthrough of the 2017 CS231n "
-                      "assignment 2 (Q1-Q3)",
-                author="not given by name (the author calls themself 盗图大仙)", date="not given"),
+    "000": dict(
+        name="FCNN-Jacobian notes",
+        title="none given (the text opens with 注意:这不是什么入门教程, 'Note: this is not an introductory "
+        "tutorial'); a fully connected network with explicit Jacobians, code in NeuralNetwork.py, "
+        "NNFunctions.py, NNLayers.py",
+        author="not given",
+        date="not given",
+    ),
+    "001": dict(
+        name="numpy-layers post",
+        title="一步一步用numpy实现神经网络各种层 ('Implementing neural-network layers in numpy, step by step')",
+        author="admin (as the page gives it)",
+        date="2024-06-17 (发布时间)",
+    ),
+    "002": dict(
+        name="DLFS notes",
+        title="none given (the text opens with 'Python Basic'); reading notes whose sections and code follow "
+        "the book Deep Learning from Scratch (深度学习入门), which the notes do not name",
+        author="not given",
+        date="not given",
+    ),
+    "003": dict(
+        name="Made-With-ML MLP",
+        title="none given in the text; its citation block gives 'Neural networks - Made With ML' "
+        "(a Chinese rendering of that lesson)",
+        author="Goku Mohandas (citation block; the translator is not named)",
+        date="2022 (citation block)",
+    ),
+    "004": dict(
+        name="CS231n walkthrough",
+        title="一段关于神经网络的故事 ('A story about neural networks'), a walkthrough of the 2017 CS231n "
+        "assignment 2 (Q1-Q3)",
+        author="not given by name (the author calls themself 盗图大仙)",
+        date="not given",
+    ),
 }
 
 
@@ -101,8 +116,17 @@ class Proof:
 PROOFS: dict[str, Proof] = {}
 
 
-def proof(*, id: str, seed: str, location: str, statement: str, verdict: str, corrected: str | None = None,
-          prose: bool = False, opposite=None):
+def proof(
+    *,
+    id: str,
+    seed: str,
+    location: str,
+    statement: str,
+    verdict: str,
+    corrected: str | None = None,
+    prose: bool = False,
+    opposite=None,
+):
     """Register the decorated function as the numeric check of a new proof ``id``.
 
     ``prose=True`` marks a slip of wording (a wrong word, a mislabelled quantity) rather than of a formula;
@@ -121,8 +145,19 @@ def proof(*, id: str, seed: str, location: str, statement: str, verdict: str, co
             raise ValueError(f"proof id {id!r} registered twice")
         if not (fn.__doc__ or "").strip():
             raise ValueError(f"{id}: the check function needs a Markdown docstring")
-        p = Proof(id, seed, location, statement, verdict, corrected, fn.__module__, fn.__name__, fn.__doc__,
-                  prose=prose, opposite=opposite)
+        p = Proof(
+            id,
+            seed,
+            location,
+            statement,
+            verdict,
+            corrected,
+            fn.__module__,
+            fn.__name__,
+            fn.__doc__,
+            prose=prose,
+            opposite=opposite,
+        )
         p.checks.append(Check(fn.__name__, "numeric", fn))
         PROOFS[id] = p
         return fn

@@ -34,14 +34,21 @@ def _note(result: Result, record: list) -> str:
 def _row(result: Result, record: list) -> Comparison:
     name = f"{result.proof.id} [{result.check.kind}]"
     if result.status == "skip":
-        return Comparison(name, 0.0, 0.0, (), 0.0, False, kind=result.check.kind, note=f"skipped: {result.message}",
-                          skipped=True)
+        return Comparison(
+            name, 0.0, 0.0, (), 0.0, False, kind=result.check.kind, note=f"skipped: {result.message}", skipped=True
+        )
     numeric = [r for r in record if r[0] == "numeric"]
     worst = max(numeric, key=lambda r: r[1], default=("numeric", 0.0, 0.0, 0.0))
-    return Comparison(name, worst[1], max((r[2] for r in numeric), default=0.0), (), worst[3],
-                      result.status == "pass", kind="numeric" if numeric else
-                      "symbolic" if result.check.kind == "symbolic" else "exact",
-                      note=_note(result, record))
+    return Comparison(
+        name,
+        worst[1],
+        max((r[2] for r in numeric), default=0.0),
+        (),
+        worst[3],
+        result.status == "pass",
+        kind="numeric" if numeric else "symbolic" if result.check.kind == "symbolic" else "exact",
+        note=_note(result, record),
+    )
 
 
 def proof_rows() -> list[Comparison]:

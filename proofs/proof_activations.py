@@ -14,7 +14,7 @@ from ._helpers import assert_close, assert_differs, assert_fd, fd, sym_zero
 from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
 
 Z = np.array([-1.3, -0.4, 0.6, 1.7])  # away from every kink
-ZK = np.array([0.0, -0.7, 0.9])       # a kink at index 0
+ZK = np.array([0.0, -0.7, 0.9])  # a kink at index 0
 
 
 def _fwd(act):
@@ -31,8 +31,13 @@ def _tanh_J(z):
     return np.diag(1 - np.tanh(z) * np.tanh(z))
 
 
-@proof(id="act.sigmoid", seed="000", location="§激活函数, Sigmoid",
-       statement=r"$J_{ii} = e^{-X_i}/(1+e^{-X_i})^2$, $J_{ij}=0$ for $i \ne j$", verdict=HOLDS)
+@proof(
+    id="act.sigmoid",
+    seed="000",
+    location="§激活函数, Sigmoid",
+    statement=r"$J_{ii} = e^{-X_i}/(1+e^{-X_i})^2$, $J_{ij}=0$ for $i \ne j$",
+    verdict=HOLDS,
+)
 def test_sigmoid_jacobian(claim=_sigmoid_J):
     r"""**FCNN-Jacobian notes, activation table, Sigmoid.**
 
@@ -60,8 +65,13 @@ def test_sigmoid_jacobian_symbolic():
     sym_zero(sp, J - sp.diag(*[fi * (1 - fi) for fi in f]), "sigmoid J - s(1-s)")
 
 
-@proof(id="act.tanh", seed="000", location="§激活函数, tanh",
-       statement=r"$J_{ii} = 1-\tanh^2(X_i)$, off-diagonal 0", verdict=HOLDS)
+@proof(
+    id="act.tanh",
+    seed="000",
+    location="§激活函数, tanh",
+    statement=r"$J_{ii} = 1-\tanh^2(X_i)$, off-diagonal 0",
+    verdict=HOLDS,
+)
 def test_tanh_jacobian(claim=_tanh_J):
     r"""**FCNN-Jacobian notes, activation table, tanh.**
 
@@ -101,10 +111,15 @@ def _relu_J_right(z):
     return np.diag((z >= 0).astype(float))
 
 
-@proof(id="act.relu", seed="000", location="§激活函数, ReLU (also DLFS notes §误差反向传播法, ReLU)",
-       statement=r"$J_{ij}=1$ if $i=j, X_i>0$; $0$ otherwise (so the entry at $X_i = 0$ is 0)", verdict=CONVENTION,
-       corrected=r"true for $X_i \ne 0$; at $X_i = 0$ ReLU has no derivative, and the table's 0 is the left "
-                 r"derivative: the statement holds with relu'(0) := 0 (the project's convention)")
+@proof(
+    id="act.relu",
+    seed="000",
+    location="§激活函数, ReLU (also DLFS notes §误差反向传播法, ReLU)",
+    statement=r"$J_{ij}=1$ if $i=j, X_i>0$; $0$ otherwise (so the entry at $X_i = 0$ is 0)",
+    verdict=CONVENTION,
+    corrected=r"true for $X_i \ne 0$; at $X_i = 0$ ReLU has no derivative, and the table's 0 is the left "
+    r"derivative: the statement holds with relu'(0) := 0 (the project's convention)",
+)
 def test_relu_jacobian(seed=_relu_J_right, corrected=_relu_J_left):
     r"""**FCNN-Jacobian notes, activation table, ReLU; DLFS notes, ReLU layer.**
 
@@ -152,11 +167,16 @@ def _leaky_J_diagonal(z, a=LEAKY_A):
     return np.diag(np.where(z > 0, 1.0, a))
 
 
-@proof(id="act.leaky_relu", seed="000", location="§激活函数, Leaky ReLU",
-       statement=r"$J_{ij}=1$ if $i=j, X_i>0$; $\alpha$ otherwise", verdict=CONVENTION,
-       corrected=r"read literally, 'otherwise' puts $\alpha$ on every off-diagonal entry, where the derivative is 0; "
-                 r"the row holds with 'otherwise' meaning '$i=j$, $X_i\le0$' (the document says $J_f$ is diagonal and "
-                 r"its code builds np.diag) and 0 off the diagonal, with the left derivative $\alpha$ at $X_i = 0$")
+@proof(
+    id="act.leaky_relu",
+    seed="000",
+    location="§激活函数, Leaky ReLU",
+    statement=r"$J_{ij}=1$ if $i=j, X_i>0$; $\alpha$ otherwise",
+    verdict=CONVENTION,
+    corrected=r"read literally, 'otherwise' puts $\alpha$ on every off-diagonal entry, where the derivative is 0; "
+    r"the row holds with 'otherwise' meaning '$i=j$, $X_i\le0$' (the document says $J_f$ is diagonal and "
+    r"its code builds np.diag) and 0 off the diagonal, with the left derivative $\alpha$ at $X_i = 0$",
+)
 def test_leaky_relu_jacobian(seed=_leaky_J_literal, corrected=_leaky_J_diagonal):
     r"""**FCNN-Jacobian notes, activation table, Leaky ReLU.**
 
@@ -202,10 +222,14 @@ def _elu_J_true(x):
     return np.diag(np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0))))
 
 
-@proof(id="act.elu", seed="000", location="§激活函数, ELU",
-       statement=r"ELU$(X)_i = e^{X_i}-1$ for $X_i\le 0$, and $J_{ii} = 0$ for $X_i \le 0$ ('0 otherwise')",
-       verdict=WRONG,
-       corrected=r"$J_{ii} = e^{X_i}$ for $X_i\le 0$ ($\alpha e^{X_i}$ with a scale $\alpha$); elu'(0) = 1 (= $\alpha$)")
+@proof(
+    id="act.elu",
+    seed="000",
+    location="§激活函数, ELU",
+    statement=r"ELU$(X)_i = e^{X_i}-1$ for $X_i\le 0$, and $J_{ii} = 0$ for $X_i \le 0$ ('0 otherwise')",
+    verdict=WRONG,
+    corrected=r"$J_{ii} = e^{X_i}$ for $X_i\le 0$ ($\alpha e^{X_i}$ with a scale $\alpha$); elu'(0) = 1 (= $\alpha$)",
+)
 def test_elu_jacobian(seed=_elu_J_table, corrected=_elu_J_true):
     r"""**FCNN-Jacobian notes, activation table, ELU.**
 
@@ -228,8 +252,11 @@ def test_elu_jacobian(seed=_elu_J_table, corrected=_elu_J_true):
     assert_fd("corrected ELU J", corrected(x), _fwd(act), x)
     assert_close("library ELU.jacobian", act.jacobian(x[:, None]), corrected(x))
     a = 0.5
-    assert_close("library ELU(alpha) at kink = alpha", ELU(a).jacobian(ZK[:, None]),
-                 np.diag(np.where(ZK > 0, 1.0, a * np.exp(ZK))))
+    assert_close(
+        "library ELU(alpha) at kink = alpha",
+        ELU(a).jacobian(ZK[:, None]),
+        np.diag(np.where(ZK > 0, 1.0, a * np.exp(ZK))),
+    )
     assert_fd("ELU(alpha) left FD at 0", ELU(a).jacobian(ZK[:, None]), _fwd(ELU(a)), ZK, step_direction=-1)
 
 
@@ -253,13 +280,17 @@ def _left_kink_values(alpha_leaky=0.01):
     return {"relu": 0.0, "leaky": alpha_leaky}
 
 
-@proof(id="act.code000_kinks", seed="000", location="NNFunctions.py, ReLU/LeakyReLU.gradient (and ELU.gradient)",
-       statement="code uses np.where(z >= 0, 1, ...): relu'(0) = 1, leaky'(0) = 1 (ELU: np.where(z >= 0, 1, _exp(z)))",
-       verdict=CONVENTION,
-       corrected="at z = 0 ReLU and Leaky ReLU have no derivative; the code's 1 is the right derivative, as valid a "
-                 "choice as the table's left one (0, alpha), but a different one, so code and table disagree at 0 "
-                 "(the project follows the table: the x <= 0 branch). ELU with its implicit alpha = 1 is "
-                 "differentiable at 0 with elu'(0) = 1: both branches agree there and nothing needs a convention")
+@proof(
+    id="act.code000_kinks",
+    seed="000",
+    location="NNFunctions.py, ReLU/LeakyReLU.gradient (and ELU.gradient)",
+    statement="code uses np.where(z >= 0, 1, ...): relu'(0) = 1, leaky'(0) = 1 (ELU: np.where(z >= 0, 1, _exp(z)))",
+    verdict=CONVENTION,
+    corrected="at z = 0 ReLU and Leaky ReLU have no derivative; the code's 1 is the right derivative, as valid a "
+    "choice as the table's left one (0, alpha), but a different one, so code and table disagree at 0 "
+    "(the project follows the table: the x <= 0 branch). ELU with its implicit alpha = 1 is "
+    "differentiable at 0 with elu'(0) = 1: both branches agree there and nothing needs a convention",
+)
 def test_code000_kinks(seed=_left_kink_values, corrected=_code000_kink_values):
     r"""**FCNN-Jacobian notes, ``NNFunctions.py``: ReLU, LeakyReLU, ELU.**
 
@@ -303,11 +334,15 @@ def _relu004_code(x):
     return (np.asarray(x) > 0).astype(float)
 
 
-@proof(id="act.relu004_prose", seed="004", location="§4.3, relu_backward: local gradient of max(0,x)",
-       statement=r"$\partial f/\partial x = 1$ for $x \geqslant 0$ ($\hat x>0$), $0$ for $x<0$ ($\hat x=0$)",
-       verdict=WRONG,
-       corrected=r"$1$ for $x>0$, $0$ for $x \le 0$ (what its code ``dx = (x > 0) * dout`` computes; relu'(0)=0): at "
-                 r"$x=0$ the two conditions the text gives for one case disagree ($x\geqslant0$ says 1, $\hat x = 0$ says 0)")
+@proof(
+    id="act.relu004_prose",
+    seed="004",
+    location="§4.3, relu_backward: local gradient of max(0,x)",
+    statement=r"$\partial f/\partial x = 1$ for $x \geqslant 0$ ($\hat x>0$), $0$ for $x<0$ ($\hat x=0$)",
+    verdict=WRONG,
+    corrected=r"$1$ for $x>0$, $0$ for $x \le 0$ (what its code ``dx = (x > 0) * dout`` computes; relu'(0)=0): at "
+    r"$x=0$ the two conditions the text gives for one case disagree ($x\geqslant0$ says 1, $\hat x = 0$ says 0)",
+)
 def test_relu004_prose(seed=_relu004_prose, corrected=_relu004_code):
     r"""**CS231n walkthrough, §4.3, ReLU's local gradient.**
 
@@ -344,8 +379,13 @@ def _step_code(x):
     return np.array(x > 0, dtype=np.int64)
 
 
-@proof(id="act.step", seed="002", location="§激活函数, step_function h(x)",
-       statement=r"$h(x)=1\ (x>0)$, $0\ (x\le0)$; code np.array(x > 0, dtype=np.int64)", verdict=HOLDS)
+@proof(
+    id="act.step",
+    seed="002",
+    location="§激活函数, step_function h(x)",
+    statement=r"$h(x)=1\ (x>0)$, $0\ (x\le0)$; code np.array(x > 0, dtype=np.int64)",
+    verdict=HOLDS,
+)
 def test_step(claim=_step_code):
     r"""**DLFS notes, perceptron/step function.**
 

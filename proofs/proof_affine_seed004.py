@@ -22,10 +22,15 @@ def _local004(x, w, b):
     return [w, x, 1.0]
 
 
-@proof(id="affine.local_gradients004", seed="004", location="§4.3 affine_backward: local gradients of z = xw + b",
-       statement=r"$\frac{\partial z}{\partial x}=w$, $\frac{\partial z}{\partial w}=x$, $\frac{\partial z}{\partial b}=1$; "
-                 r"$\frac{\partial L}{\partial x} = \frac{\partial L}{\partial z}w$, $\frac{\partial L}{\partial w} = \frac{\partial L}{\partial z}x$, "
-                 r"$\frac{\partial L}{\partial b} = \frac{\partial L}{\partial z}$", verdict=HOLDS)
+@proof(
+    id="affine.local_gradients004",
+    seed="004",
+    location="§4.3 affine_backward: local gradients of z = xw + b",
+    statement=r"$\frac{\partial z}{\partial x}=w$, $\frac{\partial z}{\partial w}=x$, $\frac{\partial z}{\partial b}=1$; "
+    r"$\frac{\partial L}{\partial x} = \frac{\partial L}{\partial z}w$, $\frac{\partial L}{\partial w} = \frac{\partial L}{\partial z}x$, "
+    r"$\frac{\partial L}{\partial b} = \frac{\partial L}{\partial z}$",
+    verdict=HOLDS,
+)
 def test_local_gradients004(claim=_local004):
     r"""**CS231n walkthrough, §4.3, the scalar local gradients.**
 
@@ -72,14 +77,18 @@ def _distinct_typechecking(square):
     return 8 if square else 1
 
 
-@proof(id="affine.dimension_matching004", seed="004",
-       location="§4.3 '矩阵维度匹配' argument for dx, dw, db; affine_backward code",
-       statement="the gradient of L w.r.t. each of (x, w, b) has that variable's shape, and dx = dout w^T, "
-                 "dw = reshaped_x^T dout, db = sum(dout, axis=0) are 'the only possible' expressions with matching "
-                 "dimensions", verdict=CONVENTION,
-       corrected="the formulas hold for all shapes; 'the only expression that type-checks' is true only when N, D, M "
-                 "are distinct (with N = D = M several products type-check and only x^T dout is right); the "
-                 "formulas follow from the index form, not from the dimensions")
+@proof(
+    id="affine.dimension_matching004",
+    seed="004",
+    location="§4.3 '矩阵维度匹配' argument for dx, dw, db; affine_backward code",
+    statement="the gradient of L w.r.t. each of (x, w, b) has that variable's shape, and dx = dout w^T, "
+    "dw = reshaped_x^T dout, db = sum(dout, axis=0) are 'the only possible' expressions with matching "
+    "dimensions",
+    verdict=CONVENTION,
+    corrected="the formulas hold for all shapes; 'the only expression that type-checks' is true only when N, D, M "
+    "are distinct (with N = D = M several products type-check and only x^T dout is right); the "
+    "formulas follow from the index form, not from the dimensions",
+)
 def test_dimension_matching004(seed=_distinct_typechecking_unique, corrected=_distinct_typechecking):
     r"""**CS231n walkthrough, §4.3, the dimension-matching argument.**
 
@@ -124,9 +133,16 @@ def test_dimension_matching004(seed=_distinct_typechecking_unique, corrected=_di
     G2 = RNG.normal(size=(2, M))
     L = lambda xv, wv, bv: float(np.sum(G2 * (xv.reshape(2, -1) @ wv + bv)))  # noqa: E731
     dx = np.reshape(G2 @ W.T, x4.shape)
-    assert_fd("dx (reshaped)", dx.reshape(1, -1), lambda v: L(v.reshape(x4.shape), W, bb), x4.reshape(-1), gradient=True)
-    assert_fd("dw", (x4.reshape(2, -1).T @ G2).reshape(1, -1), lambda v: L(x4, v.reshape(6, M), bb), W.reshape(-1),
-              gradient=True)
+    assert_fd(
+        "dx (reshaped)", dx.reshape(1, -1), lambda v: L(v.reshape(x4.shape), W, bb), x4.reshape(-1), gradient=True
+    )
+    assert_fd(
+        "dw",
+        (x4.reshape(2, -1).T @ G2).reshape(1, -1),
+        lambda v: L(x4, v.reshape(6, M), bb),
+        W.reshape(-1),
+        gradient=True,
+    )
     layer = Dense.from_params(W, bb)
     _, cache = layer.forward_batched(x4.reshape(2, -1))
     dX, g = layer.backward_batched(G2, cache)
@@ -153,9 +169,14 @@ def _seed004_two_layer(params, X, y):
     return loss, {"W1": X.T @ da, "b1": da.sum(axis=0), "W2": dW2, "b2": db2}
 
 
-@proof(id="affine.two_layer004", seed="004", location="§4.4 TwoLayerNet.loss (and §5.4 FullyConnectedNet without BN/dropout)",
-       statement="loss, dout = softmax_loss(scores, y); dout, dw2, db2 = affine_backward(dout, out_cache); "
-                 "_, dw1, db1 = affine_relu_backward(dout, h1_cache)", verdict=HOLDS)
+@proof(
+    id="affine.two_layer004",
+    seed="004",
+    location="§4.4 TwoLayerNet.loss (and §5.4 FullyConnectedNet without BN/dropout)",
+    statement="loss, dout = softmax_loss(scores, y); dout, dw2, db2 = affine_backward(dout, out_cache); "
+    "_, dw1, db1 = affine_relu_backward(dout, h1_cache)",
+    verdict=HOLDS,
+)
 def test_two_layer004(claim=_seed004_two_layer):
     r"""**CS231n walkthrough, ``TwoLayerNet.loss``: the gradients of a two-layer ReLU net.**
 
@@ -176,13 +197,17 @@ def test_two_layer004(claim=_seed004_two_layer):
     X, y = RNG.normal(size=(N, D)), np.array([0, 2, 1, 1, 0])
     loss, grads = claim(params, X, y)
     for i, name in enumerate(("W1", "b1", "W2", "b2")):
+
         def f(v, i=i):
             q = list(params)
             q[i] = v.reshape(params[i].shape)
             return claim(q, X, y)[0]
+
         assert_fd(name, grads[name].reshape(1, -1), f, params[i].reshape(-1), gradient=True)
-    net = Network([Dense.from_params(params[0], params[1], "relu"), Dense.from_params(params[2], params[3])],
-                  "softmax_cross_entropy")
+    net = Network(
+        [Dense.from_params(params[0], params[1], "relu"), Dense.from_params(params[2], params[3])],
+        "softmax_cross_entropy",
+    )
     lib_loss, lib = net.loss_and_gradients(X, y)
     assert abs(lib_loss - loss) < 1e-12
     for li, (wn, bn) in enumerate((("W1", "b1"), ("W2", "b2"))):
@@ -194,11 +219,16 @@ GRADS_LINE_004 = 'g["W2"] = dw2 , g["b2"] = db2'
 GRADS_LINES_RIGHT = 'g["W2"] = dw2; g["b2"] = db2'
 
 
-@proof(id="affine.grads_assignment004", seed="004", location="§4.4 TwoLayerNet.loss, storing the gradients",
-       statement='grads["W2"] = dw2 , grads["b2"] = db2  (and the same for W1, b1)', verdict=WRONG,
-       corrected='Python parses this as the chained assignment grads["W2"] = (dw2, grads["b2"]) = db2: it stores db2 '
-                 'under "W2" and unpacks db2 into (dw2, grads["b2"]) (ValueError unless len(db2) == 2); write two '
-                 'statements: grads["W2"] = dw2; grads["b2"] = db2')
+@proof(
+    id="affine.grads_assignment004",
+    seed="004",
+    location="§4.4 TwoLayerNet.loss, storing the gradients",
+    statement='grads["W2"] = dw2 , grads["b2"] = db2  (and the same for W1, b1)',
+    verdict=WRONG,
+    corrected='Python parses this as the chained assignment grads["W2"] = (dw2, grads["b2"]) = db2: it stores db2 '
+    'under "W2" and unpacks db2 into (dw2, grads["b2"]) (ValueError unless len(db2) == 2); write two '
+    'statements: grads["W2"] = dw2; grads["b2"] = db2',
+)
 def test_grads_assignment004(seed=GRADS_LINE_004, corrected=GRADS_LINES_RIGHT):
     r"""**CS231n walkthrough, §4.4, how ``TwoLayerNet.loss`` stores its gradients.**
 
@@ -234,19 +264,25 @@ def test_grads_assignment004(seed=GRADS_LINE_004, corrected=GRADS_LINES_RIGHT):
     assert g["W2"] is dw2 and g["b2"] is db2
 
 
-FORWARD004 = {"code": "out = reshape_x.dot(w) +b", "product": lambda x, w: w @ x,
-              "w_shape": lambda D1, D2: (D2, D2)}
-FORWARD004_RIGHT = {"code": "out = reshaped_x.dot(w) + b", "product": lambda x, w: x @ w,
-                    "w_shape": lambda D1, D2: (D1, D2)}
+FORWARD004 = {"code": "out = reshape_x.dot(w) +b", "product": lambda x, w: w @ x, "w_shape": lambda D1, D2: (D2, D2)}
+FORWARD004_RIGHT = {
+    "code": "out = reshaped_x.dot(w) + b",
+    "product": lambda x, w: x @ w,
+    "w_shape": lambda D1, D2: (D1, D2),
+}
 
 
-@proof(id="affine.forward004", seed="004", location="§3.3 affine_forward and §5.2 affine_bn_relu_forward docstring; footnote 2",
-       statement="reshaped_x = np.reshape(x, (N, -1)); out = reshape_x.dot(w) + b  # out = w x + b; "
-                 "affine_bn_relu_forward: 'w, b: Arrays of shape (D2, D2) and (D2,)'; "
-                 "0.2*56 - 0.5*231 + 0.1*24 + 2.0*2 + 1.1 = -96.8",
-       verdict=WRONG,
-       corrected="out = reshaped_x.dot(w) + b (the name is reshaped_x; the product is x w, not w x, which does not "
-                 "type-check); w has shape (D1, D2); the footnote's arithmetic holds")
+@proof(
+    id="affine.forward004",
+    seed="004",
+    location="§3.3 affine_forward and §5.2 affine_bn_relu_forward docstring; footnote 2",
+    statement="reshaped_x = np.reshape(x, (N, -1)); out = reshape_x.dot(w) + b  # out = w x + b; "
+    "affine_bn_relu_forward: 'w, b: Arrays of shape (D2, D2) and (D2,)'; "
+    "0.2*56 - 0.5*231 + 0.1*24 + 2.0*2 + 1.1 = -96.8",
+    verdict=WRONG,
+    corrected="out = reshaped_x.dot(w) + b (the name is reshaped_x; the product is x w, not w x, which does not "
+    "type-check); w has shape (D1, D2); the footnote's arithmetic holds",
+)
 def test_forward004(seed=FORWARD004, corrected=FORWARD004_RIGHT):
     r"""**CS231n walkthrough, ``affine_forward`` and a docstring shape.**
 

@@ -40,9 +40,13 @@ def seed004_batchnorm_backward(dout, x, gamma):
     return dx, dgamma, dbeta
 
 
-@proof(id="batchnorm.train_jacobian", seed="004", location="§5.2 batchnorm_backward",
-       statement=r"batchnorm_backward: dvar, dmean, dx = dx_hat/sqrt(var+eps) + dvar 2(x-mu)/N + dmean/N",
-       verdict=HOLDS)
+@proof(
+    id="batchnorm.train_jacobian",
+    seed="004",
+    location="§5.2 batchnorm_backward",
+    statement=r"batchnorm_backward: dvar, dmean, dx = dx_hat/sqrt(var+eps) + dvar 2(x-mu)/N + dmean/N",
+    verdict=HOLDS,
+)
 def test_batchnorm_train_jacobian(claim=seed004_batchnorm_backward):
     r"""**CS231n walkthrough, ``batchnorm_backward``** (the chain through $\hat x$, $\sigma^2$ and $\mu$).
 
@@ -72,7 +76,9 @@ def test_batchnorm_train_jacobian(claim=seed004_batchnorm_backward):
     assert_fd("d vec(Y)/d vec(X)", bn.jacobian_x_coupled(cols), lambda v: bn_train(v.reshape(N, m)), X)
     G = np.random.default_rng(0).normal(size=(N, m))
     dx, dgamma, dbeta = claim(G, X, GAMMA)
-    assert_close("CS231n walkthrough code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_coupled(cols))
+    assert_close(
+        "CS231n walkthrough code vs g J (reference)", dx.reshape(-1), G.reshape(-1) @ bn.jacobian_x_coupled(cols)
+    )
     dX, grads = bn.backward_batched(G, bn.forward_batched(X, "train")[1])
     assert_close("CS231n walkthrough code vs compact batched dx", dx, dX)
     assert_close("dgamma", dgamma, grads["gamma"])
@@ -90,8 +96,9 @@ def test_batchnorm_train_jacobian_symbolic():
     sigma = sp.sqrt(var + eps)
     y = sp.Matrix([gamma * (xi - mu) / sigma for xi in x])
     x_hat = [(xi - mu) / sigma for xi in x]
-    J = sp.Matrix(N, N, lambda i, k: gamma / sigma * ((1 if i == k else 0) - sp.Rational(1, N)
-                                                      - x_hat[i] * x_hat[k] / N))
+    J = sp.Matrix(
+        N, N, lambda i, k: gamma / sigma * ((1 if i == k else 0) - sp.Rational(1, N) - x_hat[i] * x_hat[k] / N)
+    )
     sym_zero(sp, y.jacobian(x) - J, "dy/dx - gamma/sigma (I - 1/N - x_hat x_hat^T / N)")
 
 
@@ -100,9 +107,13 @@ def _sample_var(x):
     return np.var(x, axis=0)
 
 
-@proof(id="batchnorm.eps_single_image", seed="004", location="§5.2 代码详解, eps",
-       statement="eps is needed because a column's variance can be 0, e.g. when only one image flows in",
-       verdict=HOLDS)
+@proof(
+    id="batchnorm.eps_single_image",
+    seed="004",
+    location="§5.2 代码详解, eps",
+    statement="eps is needed because a column's variance can be 0, e.g. when only one image flows in",
+    verdict=HOLDS,
+)
 def test_batchnorm_eps_single_image(claim=_sample_var):
     r"""**CS231n walkthrough: eps and the one-image batch.**
 
@@ -147,11 +158,15 @@ def _running_after_one_zero_init(stat, momentum):
     return (1 - momentum) * stat
 
 
-@proof(id="batchnorm.running_init", seed="004", location="§5.2, 一次指数平滑法的初值",
-       statement="the code takes the first batch's mean / std as the initial value of the running averages",
-       verdict=WRONG,
-       corrected="the code starts running_mean and running_var at zeros; after one step they are "
-                 "(1 - momentum) times the batch statistics")
+@proof(
+    id="batchnorm.running_init",
+    seed="004",
+    location="§5.2, 一次指数平滑法的初值",
+    statement="the code takes the first batch's mean / std as the initial value of the running averages",
+    verdict=WRONG,
+    corrected="the code starts running_mean and running_var at zeros; after one step they are "
+    "(1 - momentum) times the batch statistics",
+)
 def test_batchnorm_running_init(seed=_running_after_one_first_batch_init, corrected=_running_after_one_zero_init):
     r"""**CS231n walkthrough, the initial value of the exponential smoothing.**
 
@@ -172,8 +187,13 @@ def test_batchnorm_running_init(seed=_running_after_one_first_batch_init, correc
     for k, stat in (("mean", X.mean(0)), ("var", X.var(0))):
         code[k] = 0.9 * code[k] + (1 - 0.9) * stat
         assert_close(f"running_{k} after one batch", code[k], corrected(stat, 0.9))
-        assert_differs(f"running_{k}: first batch's value as initial value", code[k], seed(stat, 0.9),
-                       by=float(np.max(np.abs(0.9 * stat))), atol=1e-12)
+        assert_differs(
+            f"running_{k}: first batch's value as initial value",
+            code[k],
+            seed(stat, 0.9),
+            by=float(np.max(np.abs(0.9 * stat))),
+            atol=1e-12,
+        )
     assert_close("library running_mean", bn.running_mean, code["mean"])
     assert_close("library running_var (biased)", bn.running_var, code["var"])
 
@@ -183,9 +203,13 @@ def _dropout_local_grad(keep, p):
     return np.diag(keep / (1 - p))
 
 
-@proof(id="dropout.jacobian", seed="004", location="§5.3 dropout_backward",
-       statement="in training mode the local gradient of the dropout layer is the mask (dx = mask * dout)",
-       verdict=HOLDS)
+@proof(
+    id="dropout.jacobian",
+    seed="004",
+    location="§5.3 dropout_backward",
+    statement="in training mode the local gradient of the dropout layer is the mask (dx = mask * dout)",
+    verdict=HOLDS,
+)
 def test_dropout_jacobian(claim=_dropout_local_grad):
     r"""**CS231n walkthrough, ``dropout_backward``.**
 

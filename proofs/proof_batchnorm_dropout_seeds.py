@@ -24,10 +24,14 @@ def _bn_forward002(x, gamma, beta, eps):
     return gamma * x_hat + beta, x_hat, var
 
 
-@proof(id="batchnorm.forward002", seed="002", location="§Batch Normalization (formulas); CS231n walkthrough batchnorm_forward train branch",
-       statement=r"$\mu_B = \frac1m\sum_i x_i$, $\sigma_B^2 = \frac1m\sum_i(x_i-\mu_B)^2$, "
-                 r"$\hat x_i = \frac{x_i-\mu_B}{\sqrt{\sigma_B^2+\varepsilon}}$, $y_i = \gamma\hat x_i + \beta$",
-       verdict=HOLDS)
+@proof(
+    id="batchnorm.forward002",
+    seed="002",
+    location="§Batch Normalization (formulas); CS231n walkthrough batchnorm_forward train branch",
+    statement=r"$\mu_B = \frac1m\sum_i x_i$, $\sigma_B^2 = \frac1m\sum_i(x_i-\mu_B)^2$, "
+    r"$\hat x_i = \frac{x_i-\mu_B}{\sqrt{\sigma_B^2+\varepsilon}}$, $y_i = \gamma\hat x_i + \beta$",
+    verdict=HOLDS,
+)
 def test_forward002(claim=_bn_forward002):
     r"""**DLFS notes, the batch-norm forward formulas (CS231n walkthrough's code computes the same).**
 
@@ -53,8 +57,13 @@ def _bn_test004(x, running_mean, running_var, gamma, beta):
     return (x - running_mean) * gamma / np.sqrt(running_var + EPS) + beta
 
 
-@proof(id="batchnorm.test_mode004", seed="004", location="§5.2 batchnorm_forward, test branch",
-       statement="out = (x - running_mean) * gamma / np.sqrt(running_var + eps) + beta", verdict=HOLDS)
+@proof(
+    id="batchnorm.test_mode004",
+    seed="004",
+    location="§5.2 batchnorm_forward, test branch",
+    statement="out = (x - running_mean) * gamma / np.sqrt(running_var + eps) + beta",
+    verdict=HOLDS,
+)
 def test_test_mode004(claim=_bn_test004):
     r"""**CS231n walkthrough, batch norm at test time.**
 
@@ -88,13 +97,17 @@ def _stat_var(x):
     return ((x - x.mean(0)) ** 2).sum(0) / x.shape[0]
 
 
-@proof(id="batchnorm.running004", seed="004", location="§5.2 batchnorm_forward docstring and 代码详解 (running averages)",
-       statement="running_mean = momentum * running_mean + (1 - momentum) * sample_mean (same for var), used at test "
-                 "time as the training statistics; 'sample_mean 和 sample_var 分别是 ... 平均值和标准差向量'",
-       verdict=WRONG,
-       corrected="sample_var is the (uncorrected) variance, not the standard deviation; the running averages start at "
-                 "0 and after t batches with constant statistics s equal (1 - momentum^t) s, approaching s only "
-                 "geometrically (0.9^t: 65% of the way after 10 steps)")
+@proof(
+    id="batchnorm.running004",
+    seed="004",
+    location="§5.2 batchnorm_forward docstring and 代码详解 (running averages)",
+    statement="running_mean = momentum * running_mean + (1 - momentum) * sample_mean (same for var), used at test "
+    "time as the training statistics; 'sample_mean 和 sample_var 分别是 ... 平均值和标准差向量'",
+    verdict=WRONG,
+    corrected="sample_var is the (uncorrected) variance, not the standard deviation; the running averages start at "
+    "0 and after t batches with constant statistics s equal (1 - momentum^t) s, approaching s only "
+    "geometrically (0.9^t: 65% of the way after 10 steps)",
+)
 def test_running004(seed=_stat_std, corrected=_stat_var):
     r"""**CS231n walkthrough, the running averages.**
 
@@ -111,8 +124,8 @@ def test_running004(seed=_stat_std, corrected=_stat_var):
     bn = BatchNorm(2, momentum=0.9)
     for _ in range(10):
         bn.forward_batched(X, "train")
-    assert_close("running_mean", bn.running_mean, (1 - 0.9 ** 10) * X.mean(0))
-    assert_close("running_var", bn.running_var, (1 - 0.9 ** 10) * X.var(0))
+    assert_close("running_mean", bn.running_mean, (1 - 0.9**10) * X.mean(0))
+    assert_close("running_var", bn.running_var, (1 - 0.9**10) * X.var(0))
     assert_close("np.var is the 1/N variance", X.var(0), corrected(X))
     assert_differs("sample_var vs the prose's standard deviation", X.var(0), seed(X), atol=1e-6)
 
@@ -122,9 +135,14 @@ def _dlfs_dropout(x, mask, r, dout):
     return x * mask, x * (1.0 - r), dout * mask
 
 
-@proof(id="dropout.noninverted002", seed="002", location="§Dropout (class Dropout)",
-       statement="train: mask = np.random.rand(*x.shape) > dropout_ratio, return x * mask; test: x * (1.0 - dropout_ratio); "
-                 "backward: dout * self.mask", verdict=HOLDS)
+@proof(
+    id="dropout.noninverted002",
+    seed="002",
+    location="§Dropout (class Dropout)",
+    statement="train: mask = np.random.rand(*x.shape) > dropout_ratio, return x * mask; test: x * (1.0 - dropout_ratio); "
+    "backward: dout * self.mask",
+    verdict=HOLDS,
+)
 def test_noninverted002(claim=_dlfs_dropout):
     r"""**DLFS notes, (non-inverted) dropout.**
 
@@ -162,9 +180,14 @@ def _inverted004(x, keep_mask, p):
     return keep_mask / (1 - p) * x
 
 
-@proof(id="dropout.inverted004", seed="004", location="§5.3 dropout_forward (inverted dropout)",
-       statement="keep_prob = 1 - p; mask = (np.random.rand(*x.shape) < keep_prob) / keep_prob; out = mask * x; "
-                 "test: out = x", verdict=HOLDS)
+@proof(
+    id="dropout.inverted004",
+    seed="004",
+    location="§5.3 dropout_forward (inverted dropout)",
+    statement="keep_prob = 1 - p; mask = (np.random.rand(*x.shape) < keep_prob) / keep_prob; out = mask * x; "
+    "test: out = x",
+    verdict=HOLDS,
+)
 def test_inverted004(claim=_inverted004):
     r"""**CS231n walkthrough, inverted dropout forward.**
 

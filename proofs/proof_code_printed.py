@@ -64,11 +64,15 @@ out = softmax(np.array([1010.0, 1000.0, 990.0]))
 """
 
 
-@proof(id="code.softmax_comment002", seed="002", location="§softmax 函数, the overflow-safe softmax as printed",
-       statement="exp_a = np.exp(a - c) # 溢出对策 sum_exp_a = np.sum(exp_a); y = exp_a / sum_exp_a",
-       verdict=WRONG,
-       corrected="the statement sum_exp_a = np.sum(exp_a) is inside the comment, so sum_exp_a is undefined and the "
-                 "function raises NameError; it needs its own line (then it prints the values the text shows)")
+@proof(
+    id="code.softmax_comment002",
+    seed="002",
+    location="§softmax 函数, the overflow-safe softmax as printed",
+    statement="exp_a = np.exp(a - c) # 溢出对策 sum_exp_a = np.sum(exp_a); y = exp_a / sum_exp_a",
+    verdict=WRONG,
+    corrected="the statement sum_exp_a = np.sum(exp_a) is inside the comment, so sum_exp_a is undefined and the "
+    "function raises NameError; it needs its own line (then it prints the values the text shows)",
+)
 def test_softmax_comment002(seed=SOFTMAX002_PRINTED, corrected=SOFTMAX002_RIGHT):
     r"""**DLFS notes, the overflow-safe ``softmax`` as printed.**
 
@@ -88,8 +92,13 @@ def test_softmax_comment002(seed=SOFTMAX002_PRINTED, corrected=SOFTMAX002_RIGHT)
     env = {"np": np}
     assert _error_of(seed, env) is NameError, "the printed function should raise NameError"
     assert _error_of(corrected, env) is None
-    assert_close("the notes' values", _run(corrected, env)["out"], [9.99954600e-01, 4.53978686e-05, 2.06106005e-09],
-                 atol=0, rtol=5e-9)
+    assert_close(
+        "the notes' values",
+        _run(corrected, env)["out"],
+        [9.99954600e-01, 4.53978686e-05, 2.06106005e-09],
+        atol=0,
+        rtol=5e-9,
+    )
 
 
 # The numpy-layers post, §2 Softmax.forward (tabs as printed):
@@ -123,7 +132,8 @@ SOFTMAX_LAYER001_PRINTED = (
     "\t\treturn self.output\n"
 )
 SOFTMAX_LAYER001_RIGHT = SOFTMAX_LAYER001_PRINTED.replace("\t\t\n\tdef forward", "\t\tpass\n\tdef forward").replace(
-    "x_xep / np.sum(x_exp, axis=1, keep_dims=True)", "x_exp / np.sum(x_exp, axis=1, keepdims=True)")
+    "x_xep / np.sum(x_exp, axis=1, keep_dims=True)", "x_exp / np.sum(x_exp, axis=1, keepdims=True)"
+)
 
 # §3 Linear, as printed (4-space indentation; its docstring comment left out): the parameter is ``grad``,
 # the body reads ``prev_grad``.
@@ -155,17 +165,23 @@ LINEAR001_RIGHT = LINEAR001_PRINTED.replace("prev_grad", "grad")
 EINOPS_2D = {"rearrange": lambda a, pattern: a.T, "einsum": lambda a, b, pattern: a @ b}
 
 
-@proof(id="code.layers001", seed="001", location="§2 Softmax.forward; §'单独的Softmax层' (separate softmax layer)",
-       statement="loss = -np.sum(np.log(prob[np.arange(len(y), y])) / len(y); self.grad[np.arange(len(y), y] -= 1; "
-                 "separate layer: def __init__(self): (empty body); self.output = x_xep / np.sum(x_exp, axis=1, "
-                 "keep_dims=True); §3 Linear: def backward(self, grad): dx = einsum(prev_grad, ...)",
-       verdict=WRONG,
-       corrected="np.arange(len(y)), y] (the bracket closes after len(y)): as printed the class is a SyntaxError; the "
-                 "separate layer needs a body for __init__ (IndentationError as printed), x_exp and keepdims "
-                 "(NameError, TypeError); §3 Linear.backward reads prev_grad, which is not defined (its parameter is "
-                 "grad): NameError; corrected, §2 computes the CS231n-style softmax_loss and §3 returns dx = grad w^T")
-def test_layers001(seed=(LAYERS001_PRINTED, SOFTMAX_LAYER001_PRINTED, LINEAR001_PRINTED),
-                   corrected=(LAYERS001_RIGHT, SOFTMAX_LAYER001_RIGHT, LINEAR001_RIGHT)):
+@proof(
+    id="code.layers001",
+    seed="001",
+    location="§2 Softmax.forward; §'单独的Softmax层' (separate softmax layer)",
+    statement="loss = -np.sum(np.log(prob[np.arange(len(y), y])) / len(y); self.grad[np.arange(len(y), y] -= 1; "
+    "separate layer: def __init__(self): (empty body); self.output = x_xep / np.sum(x_exp, axis=1, "
+    "keep_dims=True); §3 Linear: def backward(self, grad): dx = einsum(prev_grad, ...)",
+    verdict=WRONG,
+    corrected="np.arange(len(y)), y] (the bracket closes after len(y)): as printed the class is a SyntaxError; the "
+    "separate layer needs a body for __init__ (IndentationError as printed), x_exp and keepdims "
+    "(NameError, TypeError); §3 Linear.backward reads prev_grad, which is not defined (its parameter is "
+    "grad): NameError; corrected, §2 computes the CS231n-style softmax_loss and §3 returns dx = grad w^T",
+)
+def test_layers001(
+    seed=(LAYERS001_PRINTED, SOFTMAX_LAYER001_PRINTED, LINEAR001_PRINTED),
+    corrected=(LAYERS001_RIGHT, SOFTMAX_LAYER001_RIGHT, LINEAR001_RIGHT),
+):
     r"""**numpy-layers post, the softmax code as printed.**
 
     > ``loss = -np.sum(np.log(prob[np.arange(len(y), y])) / len(y)``; ``self.grad[np.arange(len(y), y] -= 1``;
@@ -223,12 +239,16 @@ class FullyConnectedNet(object):
 """
 
 
-@proof(id="code.solver_example004", seed="004", location="§6.2 Solver docstring, the usage example",
-       statement="model = FullyConnectedNet(hidden_size=100, reg=10) # 我们的神经网络模型",
-       verdict=WRONG,
-       corrected="FullyConnectedNet (§5.4) takes hidden_dims, a list of hidden-layer widths, and has no hidden_size: "
-                 "the printed call raises TypeError; FullyConnectedNet(hidden_dims=[100], reg=10) builds the "
-                 "one-hidden-layer net meant (hidden_size is TwoLayerNet's parameter in the original assignment)")
+@proof(
+    id="code.solver_example004",
+    seed="004",
+    location="§6.2 Solver docstring, the usage example",
+    statement="model = FullyConnectedNet(hidden_size=100, reg=10) # 我们的神经网络模型",
+    verdict=WRONG,
+    corrected="FullyConnectedNet (§5.4) takes hidden_dims, a list of hidden-layer widths, and has no hidden_size: "
+    "the printed call raises TypeError; FullyConnectedNet(hidden_dims=[100], reg=10) builds the "
+    "one-hidden-layer net meant (hidden_size is TwoLayerNet's parameter in the original assignment)",
+)
 def test_solver_example004(seed=SOLVER_EXAMPLE004_PRINTED, corrected=SOLVER_EXAMPLE004_RIGHT):
     r"""**CS231n walkthrough, the ``Solver`` docstring's example model.**
 

@@ -36,7 +36,7 @@ def _windowed(x, W, b, stride, pad, flip):
     out = np.empty((x.shape[0], FN, OH, OW))
     for oh in range(OH):
         for ow in range(OW):
-            patch = xp[:, :, oh * stride:oh * stride + FH, ow * stride:ow * stride + FW]
+            patch = xp[:, :, oh * stride : oh * stride + FH, ow * stride : ow * stride + FW]
             out[:, :, oh, ow] = np.einsum("ncij,fcij->nf", patch, Wk) + b
     return out
 
@@ -49,13 +49,17 @@ def _flipped_convolution(x, W, b, stride, pad):
     return _windowed(x, W, b, stride, pad, flip=True)
 
 
-@proof(id="conv.cross_correlation002", seed="002", location="§卷积神经网络, class Convolution (forward)",
-       statement="col = im2col(x, FH, FW, self.stride, self.pad); col_W = self.W.reshape(FN, -1).T; "
-                 "out = np.dot(col, col_W) + self.b; out.reshape(N, out_h, out_w, -1).transpose(0, 3, 1, 2)",
-       verdict=CONVENTION,
-       corrected="with im2col laying out rows (n, oh, ow) and columns (c, i, j) (the book's, not printed in the "
-                 "notes), the code computes the cross-correlation of x with W plus b (no kernel flip): the "
-                 "'convolution' of the notes is not the flipped-kernel convolution of signal processing")
+@proof(
+    id="conv.cross_correlation002",
+    seed="002",
+    location="§卷积神经网络, class Convolution (forward)",
+    statement="col = im2col(x, FH, FW, self.stride, self.pad); col_W = self.W.reshape(FN, -1).T; "
+    "out = np.dot(col, col_W) + self.b; out.reshape(N, out_h, out_w, -1).transpose(0, 3, 1, 2)",
+    verdict=CONVENTION,
+    corrected="with im2col laying out rows (n, oh, ow) and columns (c, i, j) (the book's, not printed in the "
+    "notes), the code computes the cross-correlation of x with W plus b (no kernel flip): the "
+    "'convolution' of the notes is not the flipped-kernel convolution of signal processing",
+)
 def test_cross_correlation002(seed=_flipped_convolution, corrected=_cross_correlation):
     r"""**DLFS notes, the convolution layer's forward code.**
 
@@ -80,10 +84,12 @@ def test_cross_correlation002(seed=_flipped_convolution, corrected=_cross_correl
     x, W, b = r.normal(size=(2, 3, 7, 7)), r.normal(size=(4, 3, 3, 3)), r.normal(size=4)
     for stride, pad in ((1, 0), (2, 1), (1, 2)):
         notes = _notes_convolution_forward(x, W, b, stride, pad)
-        assert_close(f"the notes' code = the stated convention (S={stride}, P={pad})", notes,
-                     corrected(x, W, b, stride, pad))
-        assert_differs(f"the notes' code != the excluded reading (S={stride}, P={pad})", notes,
-                       seed(x, W, b, stride, pad))
+        assert_close(
+            f"the notes' code = the stated convention (S={stride}, P={pad})", notes, corrected(x, W, b, stride, pad)
+        )
+        assert_differs(
+            f"the notes' code != the excluded reading (S={stride}, P={pad})", notes, seed(x, W, b, stride, pad)
+        )
         layer = Conv2D.from_params(W, b, (3, 7, 7), stride=stride, pad=pad)
         lib = layer.forward_batched(x.reshape(2, -1))[0].reshape(notes.shape)
         assert_close("the library's Conv2D", lib, notes)
@@ -98,8 +104,13 @@ def _nnz_formula(shape, F, FH, FW, S, P):
     return F * C * rows_in * cols_in
 
 
-@proof(id="conv.sparsity002", seed="002", location="§卷积运算的处理流(批处理), the shapes of the batched convolution",
-       statement="(N, C, H, W) * (FN, C, FH, FW) -> (N, FN, OH, OW) + (FN, 1, 1) -> (N, FN, OH, OW)", verdict=HOLDS)
+@proof(
+    id="conv.sparsity002",
+    seed="002",
+    location="§卷积运算的处理流(批处理), the shapes of the batched convolution",
+    statement="(N, C, H, W) * (FN, C, FH, FW) -> (N, FN, OH, OW) + (FN, 1, 1) -> (N, FN, OH, OW)",
+    verdict=HOLDS,
+)
 def test_sparsity002(claim=_nnz_formula):
     r"""**DLFS notes, the shapes of a convolution.**
 
@@ -122,7 +133,7 @@ def test_sparsity002(claim=_nnz_formula):
         layer = Conv2D(shape, F, (FH, FW), stride=S, pad=P, seed=r)
         x = r.normal(size=(layer.n_in, 1))
         J = layer.jacobian_x(x)
-        if layer.n_in <= 64:   # the finite-difference witness on the two small layers (verify stays quick)
+        if layer.n_in <= 64:  # the finite-difference witness on the two small layers (verify stays quick)
             numeric = fd(lambda v: layer.forward(v[:, None])[0][:, 0], x)
             assert_close("dz/dx against finite differences", J.toarray(), numeric, atol=1e-8, rtol=1e-8)
             assert np.array_equal(J.toarray() != 0, np.abs(numeric) > 1e-8), "the pattern"
@@ -144,9 +155,13 @@ def _backward_through_im2col(x, W, dout, stride, pad):
     return dx, dW, d.sum(axis=0)
 
 
-@proof(id="conv.backward002", seed="002", location="§卷积神经网络, class Convolution (forward through im2col)",
-       statement="col = im2col(x, ...); col_W = self.W.reshape(FN, -1).T; out = np.dot(col, col_W) + self.b",
-       verdict=HOLDS)
+@proof(
+    id="conv.backward002",
+    seed="002",
+    location="§卷积神经网络, class Convolution (forward through im2col)",
+    statement="col = im2col(x, ...); col_W = self.W.reshape(FN, -1).T; out = np.dot(col, col_W) + self.b",
+    verdict=HOLDS,
+)
 def test_backward002(claim=_backward_through_im2col):
     r"""**DLFS notes, the backward pass implied by the im2col forward.**
 
@@ -219,13 +234,17 @@ def _notes_pooling_forward(x, pool_h, pool_w, stride):
     return out.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)
 
 
-@proof(id="conv.maxpool002", seed="002", location="§池化层, class Pooling (forward)",
-       statement="col = col.reshape(-1, self.pool_h*self.pool_w); out = np.max(col, axis=1); "
-                 "out = out.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)",
-       verdict=CONVENTION,
-       corrected="the max is differentiable except at ties; its Jacobian is a selection matrix with one 1 per "
-                 "row at the window's maximum, and at a tie this library gives the 1 to the first maximal "
-                 "element in C order (a kink: any point between the one-sided derivatives is a subgradient)")
+@proof(
+    id="conv.maxpool002",
+    seed="002",
+    location="§池化层, class Pooling (forward)",
+    statement="col = col.reshape(-1, self.pool_h*self.pool_w); out = np.max(col, axis=1); "
+    "out = out.reshape(N, out_h, out_w, C).transpose(0, 3, 1, 2)",
+    verdict=CONVENTION,
+    corrected="the max is differentiable except at ties; its Jacobian is a selection matrix with one 1 per "
+    "row at the window's maximum, and at a tie this library gives the 1 to the first maximal "
+    "element in C order (a kink: any point between the one-sided derivatives is a subgradient)",
+)
 def test_maxpool002(seed=_last_maximal, corrected=_first_maximal):
     r"""**DLFS notes, the max-pooling layer's forward code.**
 
@@ -246,18 +265,19 @@ def test_maxpool002(seed=_last_maximal, corrected=_first_maximal):
     """
     r = rng(3)
     x = r.normal(size=(1, 2, 4, 4))
-    x[0, 0, 0, 0] = x[0, 0, 1, 1] = 4.0           # a tie in channel 0, window (0, 0)
-    x[0, 1, 2, 3] = x[0, 1, 3, 2] = 4.0           # a tie in channel 1, window (1, 1)
+    x[0, 0, 0, 0] = x[0, 0, 1, 1] = 4.0  # a tie in channel 0, window (0, 0)
+    x[0, 1, 2, 3] = x[0, 1, 3, 2] = 4.0  # a tie in channel 1, window (1, 1)
     layer = MaxPool2D((2, 4, 4), 2)
     flat = x.reshape(1, -1)
-    assert_close("the notes' Pooling.forward", _notes_pooling_forward(x, 2, 2, 2).reshape(1, -1),
-                 layer.forward_batched(flat)[0])
+    assert_close(
+        "the notes' Pooling.forward", _notes_pooling_forward(x, 2, 2, 2).reshape(1, -1), layer.forward_batched(flat)[0]
+    )
     J = layer.jacobian_x(flat.T).toarray()
     _, ctx = layer.forward_batched(np.repeat(flat, layer.n_out, axis=0))
     Jb, _ = layer.backward_batched(np.eye(layer.n_out), ctx)
     assert_close("batched VJP rows = reference Jacobian", Jb, J)
     expected, excluded = np.zeros_like(J), np.zeros_like(J)
-    windows = x[0].reshape(2, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(2, 2, 2, 4)   # (c, oh, ow, i*2 + j)
+    windows = x[0].reshape(2, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(2, 2, 2, 4)  # (c, oh, ow, i*2 + j)
     for c in range(2):
         for oh in range(2):
             for ow in range(2):
@@ -267,9 +287,10 @@ def test_maxpool002(seed=_last_maximal, corrected=_first_maximal):
                     M[row, c * 16 + (2 * oh + i) * 4 + (2 * ow + j)] = 1.0
     assert_close("the stated tie convention", J, expected)
     assert_differs("the other tie-break", J, excluded, by=1.0)
-    f = lambda v: layer.forward(v[:, None])[0][:, 0]   # noqa: E731
+    f = lambda v: layer.forward(v[:, None])[0][:, 0]  # noqa: E731
     left, right = fd(f, flat[0], step_direction=-1), fd(f, flat[0], step_direction=1)
-    assert np.all((np.minimum(left, right) - 1e-7 <= J) & (J <= np.maximum(left, right) + 1e-7)), \
+    assert np.all((np.minimum(left, right) - 1e-7 <= J) & (J <= np.maximum(left, right) + 1e-7)), (
         "between the one-sided derivatives"
-    untied = [1, 2, 3, 4, 5, 6]                    # rows without a tie (rows 0 and 7 have one)
+    )
+    untied = [1, 2, 3, 4, 5, 6]  # rows without a tie (rows 0 and 7 have one)
     assert_fd("away from ties", J[untied], lambda v: f(v)[untied], flat[0])

@@ -28,10 +28,15 @@ def _shape_numerator(n_in, m_out):
     return (m_out, n_in)
 
 
-@proof(id="dense.jacobian_shape", seed="000", location="§全连接层的数学原理, 'R^n -> R^m 的雅克布矩阵是 R^{n x m}'",
-       statement=r"the Jacobian of a map $\mathbb R^n\to\mathbb R^m$ is $n\times m$", verdict=WRONG,
-       corrected=r"$m\times n$ (numerator layout, $J_{ij} = \partial g_i/\partial x_j$): the only shape with which the "
-                 r"source's own chain $\frac{\partial L}{\partial Y}J_f W^\top$ (row $1\times m$ first) type-checks")
+@proof(
+    id="dense.jacobian_shape",
+    seed="000",
+    location="§全连接层的数学原理, 'R^n -> R^m 的雅克布矩阵是 R^{n x m}'",
+    statement=r"the Jacobian of a map $\mathbb R^n\to\mathbb R^m$ is $n\times m$",
+    verdict=WRONG,
+    corrected=r"$m\times n$ (numerator layout, $J_{ij} = \partial g_i/\partial x_j$): the only shape with which the "
+    r"source's own chain $\frac{\partial L}{\partial Y}J_f W^\top$ (row $1\times m$ first) type-checks",
+)
 def test_jacobian_shape(seed=_shape_seed, corrected=_shape_numerator):
     r"""**FCNN-Jacobian notes: "函数($\mathbb{R}^n \to \mathbb{R}^m$)的雅克布矩阵是 $\mathbb{R}^{n\times m}$".**
 
@@ -67,11 +72,15 @@ def _backward000(u, J, x, w):
     return delta @ w.T, x @ delta, delta[0]
 
 
-@proof(id="dense.backward000", seed="000", location="§全连接层的数学原理, backward formulas",
-       statement=r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}J_f W^\top$, "
-                 r"$\frac{\partial L}{\partial W} = X\frac{\partial L}{\partial Y}J_f$, "
-                 r"$\frac{\partial L}{\partial b} = \frac{\partial L}{\partial Y}J_f$; $J_f$ diagonal for elementwise f",
-       verdict=HOLDS)
+@proof(
+    id="dense.backward000",
+    seed="000",
+    location="§全连接层的数学原理, backward formulas",
+    statement=r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}J_f W^\top$, "
+    r"$\frac{\partial L}{\partial W} = X\frac{\partial L}{\partial Y}J_f$, "
+    r"$\frac{\partial L}{\partial b} = \frac{\partial L}{\partial Y}J_f$; $J_f$ diagonal for elementwise f",
+    verdict=HOLDS,
+)
 def test_backward000(claim=_backward000):
     r"""**FCNN-Jacobian notes, the dense layer's backward.**
 
@@ -132,9 +141,14 @@ def _train000_dz(yhat, y):
     return yhat.reshape(1, -1) - y.reshape(1, -1)
 
 
-@proof(id="dense.train000", seed="000", location="NeuralNetwork.py trainBatch/trainOne (skipLastCalc) and NNLayers.py _backward",
-       statement="for softmax + CrossEntropy the code passes dz = yHat - Y straight to the last layer (skipCalc); "
-                 "dw, db are summed over the batch and divided by dcnt", verdict=HOLDS)
+@proof(
+    id="dense.train000",
+    seed="000",
+    location="NeuralNetwork.py trainBatch/trainOne (skipLastCalc) and NNLayers.py _backward",
+    statement="for softmax + CrossEntropy the code passes dz = yHat - Y straight to the last layer (skipCalc); "
+    "dw, db are summed over the batch and divided by dcnt",
+    verdict=HOLDS,
+)
 def test_train000(claim=_train000_dz):
     r"""**FCNN-Jacobian notes, the training code's backward.**
 
@@ -180,11 +194,14 @@ def _affine_batch(G, x, w):
     return G @ w.T, x.T @ G, np.sum(G, axis=0)
 
 
-@proof(id="dense.affine_batch", seed="002",
-       location="§Affine 层 (also numpy-layers post §3 Linear.backward, CS231n walkthrough §4.3 affine_backward)",
-       statement=r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}W^\top$, "
-                 r"$\frac{\partial L}{\partial W} = X^\top\frac{\partial L}{\partial Y}$, db = np.sum(dout, axis=0)",
-       verdict=HOLDS)
+@proof(
+    id="dense.affine_batch",
+    seed="002",
+    location="§Affine 层 (also numpy-layers post §3 Linear.backward, CS231n walkthrough §4.3 affine_backward)",
+    statement=r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y}W^\top$, "
+    r"$\frac{\partial L}{\partial W} = X^\top\frac{\partial L}{\partial Y}$, db = np.sum(dout, axis=0)",
+    verdict=HOLDS,
+)
 def test_affine_batch(claim=_affine_batch):
     r"""**DLFS notes ``Affine``; numpy-layers post ``Linear.backward``; CS231n walkthrough ``affine_backward``.**
 
@@ -239,11 +256,15 @@ def _linear001_dx(x, w, prev_grad):
     return prev_grad @ w.T
 
 
-@proof(id="dense.linear001_return", seed="001", location="§5 完整训练代码, Linear.backward",
-       statement="cur_grad = einsum(x^T, prev_grad) ... return cur_grad (the gradient passed to the previous layer)",
-       verdict=WRONG,
-       corrected="it returns dW = x^T prev_grad (in, out); the previous layer needs dx = prev_grad w^T (N, in), "
-                 "as in the same source's §3 Linear.backward")
+@proof(
+    id="dense.linear001_return",
+    seed="001",
+    location="§5 完整训练代码, Linear.backward",
+    statement="cur_grad = einsum(x^T, prev_grad) ... return cur_grad (the gradient passed to the previous layer)",
+    verdict=WRONG,
+    corrected="it returns dW = x^T prev_grad (in, out); the previous layer needs dx = prev_grad w^T (N, in), "
+    "as in the same source's §3 Linear.backward",
+)
 def test_linear001_return(seed=_seed001_full_linear_backward, corrected=_linear001_dx):
     r"""**numpy-layers post, §5 ``Linear.backward`` in the complete training code.**
 
@@ -270,10 +291,14 @@ def _forward002_values():
     return np.array([0.3, 0.7, 1.1]), np.array([0.57444252, 0.66818777, 0.75026011])
 
 
-@proof(id="dense.forward002", seed="002", location="§各层间信号传递的实现 (3-layer forward example)",
-       statement="A1 = X W1 + B1 = [0.3, 0.7, 1.1], Z1 = sigmoid(A1) = [0.57444252, 0.66818777, 0.75026011]; "
-                 "W^(1) has w_{ij} = weight from input j to unit i, laid out as the (2, 3) matrix of w_{ji}",
-       verdict=HOLDS)
+@proof(
+    id="dense.forward002",
+    seed="002",
+    location="§各层间信号传递的实现 (3-layer forward example)",
+    statement="A1 = X W1 + B1 = [0.3, 0.7, 1.1], Z1 = sigmoid(A1) = [0.57444252, 0.66818777, 0.75026011]; "
+    "W^(1) has w_{ij} = weight from input j to unit i, laid out as the (2, 3) matrix of w_{ji}",
+    verdict=HOLDS,
+)
 def test_forward002(claim=_forward002_values):
     r"""**DLFS notes, the three-layer forward example.**
 
@@ -306,12 +331,17 @@ def _route_to_backward(layer, row, ctx):
     return layer.backward(row, ctx)[1]["W"]
 
 
-@proof(id="dense.backward_order000", seed="000", location="§架构, what the model does in training",
-       statement="再反过来把后一层后向的输出发给前一层的前向 (then, in reverse, send the output of the later layer's "
-                 "backward to the earlier layer's forward)",
-       verdict=WRONG, prose=True,
-       corrected="the output of a layer's backward (dL/dX, a row) goes to the earlier layer's backward, as the "
-                 "notes' own FCNN._backward does (for layer in self.layers[::-1]: dY = layer._backward(dY))")
+@proof(
+    id="dense.backward_order000",
+    seed="000",
+    location="§架构, what the model does in training",
+    statement="再反过来把后一层后向的输出发给前一层的前向 (then, in reverse, send the output of the later layer's "
+    "backward to the earlier layer's forward)",
+    verdict=WRONG,
+    prose=True,
+    corrected="the output of a layer's backward (dL/dX, a row) goes to the earlier layer's backward, as the "
+    "notes' own FCNN._backward does (for layer in self.layers[::-1]: dY = layer._backward(dY))",
+)
 def test_backward_order000(seed=_route_to_forward, corrected=_route_to_backward):
     r"""**FCNN-Jacobian notes, the architecture paragraph: where the backward output goes.**
 
@@ -335,7 +365,7 @@ def test_backward_order000(seed=_route_to_forward, corrected=_route_to_backward)
     y1, c1 = l1.forward(X[:, None])
     y2, c2 = l2.forward(y1)
     u = np.array([[0.7, -1.2]])
-    row, _ = l2.backward(u, c2)                      # dL/dX2 = dL/dY1, shape (1, m)
+    row, _ = l2.backward(u, c2)  # dL/dX2 = dL/dY1, shape (1, m)
 
     def loss(v):
         lay = Dense.from_params(v.reshape(n, m), B, "tanh")
@@ -345,8 +375,13 @@ def test_backward_order000(seed=_route_to_forward, corrected=_route_to_backward)
         routed = corrected(l1, row, c1)
     except ValueError as e:
         raise AssertionError(f"the corrected route was refused: {e}") from None
-    assert_fd("row -> earlier layer's backward = dL/dW1", np.asarray(routed).reshape(1, -1), loss, W.reshape(-1),
-              gradient=True)
+    assert_fd(
+        "row -> earlier layer's backward = dL/dW1",
+        np.asarray(routed).reshape(1, -1),
+        loss,
+        W.reshape(-1),
+        gradient=True,
+    )
     try:
         seed(l1, row, c1)
     except ValueError:

@@ -22,10 +22,18 @@ Y = np.array([0, 2, 1, 2])
 
 def _params():
     r = np.random.default_rng(5)
-    return {"W1": r.normal(size=(D, H1)), "b1": r.normal(size=H1) * 0.1, "gamma1": 1 + 0.2 * r.normal(size=H1),
-            "beta1": 0.1 * r.normal(size=H1), "W2": r.normal(size=(H1, H2)), "b2": r.normal(size=H2) * 0.1,
-            "gamma2": 1 + 0.2 * r.normal(size=H2), "beta2": 0.1 * r.normal(size=H2), "W3": r.normal(size=(H2, C)),
-            "b3": r.normal(size=C) * 0.1}
+    return {
+        "W1": r.normal(size=(D, H1)),
+        "b1": r.normal(size=H1) * 0.1,
+        "gamma1": 1 + 0.2 * r.normal(size=H1),
+        "beta1": 0.1 * r.normal(size=H1),
+        "W2": r.normal(size=(H1, H2)),
+        "b2": r.normal(size=H2) * 0.1,
+        "gamma2": 1 + 0.2 * r.normal(size=H2),
+        "beta2": 0.1 * r.normal(size=H2),
+        "W3": r.normal(size=(H2, C)),
+        "b3": r.normal(size=C) * 0.1,
+    }
 
 
 def _seed004_fcnet_loss(p):
@@ -52,10 +60,10 @@ def _seed004_fcnet_loss(p):
     dout = dout @ p["W3"].T
     for i in (2, 1):
         xin, a, mu, var, xh, bn, mask = caches[i - 1]
-        dout = dout * mask                       # dropout_backward
-        dout = dout * (bn > 0)                   # relu_backward
+        dout = dout * mask  # dropout_backward
+        dout = dout * (bn > 0)  # relu_backward
         g[f"gamma{i}"], g[f"beta{i}"] = (dout * xh).sum(0), dout.sum(0)
-        dxh = dout * p[f"gamma{i}"]              # batchnorm_backward, CS231n walkthrough's staged form
+        dxh = dout * p[f"gamma{i}"]  # batchnorm_backward, CS231n walkthrough's staged form
         dvar = -0.5 * (var + EPS) ** -1.5 * np.sum(dxh * (a - mu), 0)
         dmean = -np.sum(dxh / np.sqrt(var + EPS), 0) + dvar * np.mean(-2 * (a - mu), 0)
         da = dxh / np.sqrt(var + EPS) + dvar * 2 / N * (a - mu) + dmean / N
@@ -64,10 +72,15 @@ def _seed004_fcnet_loss(p):
     return loss, g
 
 
-@proof(id="fcnet.loss004", seed="004", location="§5.4 FullyConnectedNet.loss (train mode, batch norm and dropout on)",
-       statement="{affine - [batch norm] - relu - [dropout]} x (L - 1) - affine - softmax; backward: "
-                 "dropout_backward, affine_bn_relu_backward per hidden layer, grads[W] = dw + reg * W, "
-                 "loss += 0.5 * reg * sum(W**2) per layer", verdict=HOLDS)
+@proof(
+    id="fcnet.loss004",
+    seed="004",
+    location="§5.4 FullyConnectedNet.loss (train mode, batch norm and dropout on)",
+    statement="{affine - [batch norm] - relu - [dropout]} x (L - 1) - affine - softmax; backward: "
+    "dropout_backward, affine_bn_relu_backward per hidden layer, grads[W] = dw + reg * W, "
+    "loss += 0.5 * reg * sum(W**2) per layer",
+    verdict=HOLDS,
+)
 def test_fcnet_loss004(claim=_seed004_fcnet_loss):
     r"""**CS231n walkthrough, ``FullyConnectedNet.loss`` with every option on.**
 
@@ -90,13 +103,16 @@ def test_fcnet_loss004(claim=_seed004_fcnet_loss):
     p = _params()
     loss, g = claim(p)
     for k in p:
+
         def f(v, k=k):
             q = dict(p)
             q[k] = v.reshape(p[k].shape)
             return claim(q)[0]
+
         assert_fd(k, g[k].reshape(1, -1), f, p[k].reshape(-1), gradient=True)
-    net = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, dropout=P, use_batchnorm=True, reg=REG, seed=0,
-                            eps=EPS)
+    net = FullyConnectedNet(
+        [H1, H2], input_dim=D, num_classes=C, dropout=P, use_batchnorm=True, reg=REG, seed=0, eps=EPS
+    )
     for k, v in net.named_params.items():
         v[...] = p[k]
     drops = [layer for layer in net.layers if isinstance(layer, Dropout)]
@@ -122,13 +138,17 @@ def _reseeded_masks(shape, seed, p, calls=2):
     return [(np.random.RandomState(seed).rand(*shape) < 1 - p) / (1 - p) for _ in range(calls)]
 
 
-@proof(id="dropout.reseed004", seed="004", location="§5.3 dropout_forward (np.random.seed) and §5.4 FullyConnectedNet(seed=...)",
-       statement="'Passing seed makes this function deterministic, which is needed for gradient checking but not in "
-                 "real networks'; FullyConnectedNet: if seed is not None: self.dropout_param['seed'] = seed",
-       verdict=CONVENTION,
-       corrected="deterministic masks are what a gradient check needs, but FullyConnectedNet passes its seed into "
-                 "training too: every dropout call then re-seeds and draws the same mask, at every step and in every "
-                 "layer of one width, so the network trains one fixed sub-network instead of dropout")
+@proof(
+    id="dropout.reseed004",
+    seed="004",
+    location="§5.3 dropout_forward (np.random.seed) and §5.4 FullyConnectedNet(seed=...)",
+    statement="'Passing seed makes this function deterministic, which is needed for gradient checking but not in "
+    "real networks'; FullyConnectedNet: if seed is not None: self.dropout_param['seed'] = seed",
+    verdict=CONVENTION,
+    corrected="deterministic masks are what a gradient check needs, but FullyConnectedNet passes its seed into "
+    "training too: every dropout call then re-seeds and draws the same mask, at every step and in every "
+    "layer of one width, so the network trains one fixed sub-network instead of dropout",
+)
 def test_reseed004(seed=_fresh_masks, corrected=_reseeded_masks):
     r"""**CS231n walkthrough, seeding the dropout mask.**
 

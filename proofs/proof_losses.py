@@ -17,8 +17,13 @@ def _ce_grad(yhat, y):
     return -y / yhat
 
 
-@proof(id="loss.cross_entropy", seed="000", location="§损失函数, CrossEntropy",
-       statement=r"$L = -\sum_i Y_i\log\hat Y_i$, $\partial L/\partial \hat Y_i = -Y_i/\hat Y_i$", verdict=HOLDS)
+@proof(
+    id="loss.cross_entropy",
+    seed="000",
+    location="§损失函数, CrossEntropy",
+    statement=r"$L = -\sum_i Y_i\log\hat Y_i$, $\partial L/\partial \hat Y_i = -Y_i/\hat Y_i$",
+    verdict=HOLDS,
+)
 def test_cross_entropy(claim=_ce_grad):
     r"""**FCNN-Jacobian notes, cross-entropy (also DLFS notes $E = -\sum_k t_k\log y_k$).**
 
@@ -56,11 +61,15 @@ def _true_log(z):
         return np.log(z)
 
 
-@proof(id="loss.log0_000", seed="000", location="NNFunctions.py, _log and CrossEntropy.__call__",
-       statement="_log(z) returns 0 where z == 0, so -sum(Y * _log(yHat)) is finite when yHat_i = 0 < Y_i",
-       verdict=WRONG,
-       corrected="-Y_i log 0 = +inf where Y_i > 0 (0 log 0 = 0 only where Y_i = 0); "
-                 "the library refuses that input with a ValueError instead of returning a finite loss")
+@proof(
+    id="loss.log0_000",
+    seed="000",
+    location="NNFunctions.py, _log and CrossEntropy.__call__",
+    statement="_log(z) returns 0 where z == 0, so -sum(Y * _log(yHat)) is finite when yHat_i = 0 < Y_i",
+    verdict=WRONG,
+    corrected="-Y_i log 0 = +inf where Y_i > 0 (0 log 0 = 0 only where Y_i = 0); "
+    "the library refuses that input with a ValueError instead of returning a finite loss",
+)
 def test_log0_000(seed=_seed000_log, corrected=_true_log):
     r"""**FCNN-Jacobian notes, ``_log`` inside ``CrossEntropy``.**
 
@@ -91,9 +100,13 @@ def _mse002(y, t):
     return 0.5 * np.sum((y - t) ** 2), y - t
 
 
-@proof(id="loss.mse002", seed="002", location="§均方误差 mean squared error",
-       statement=r"$E = \frac12\sum_k(y_k-t_k)^2$; example value 0.0975; (FCNN-Jacobian notes: 'too simple, not written')",
-       verdict=HOLDS)
+@proof(
+    id="loss.mse002",
+    seed="002",
+    location="§均方误差 mean squared error",
+    statement=r"$E = \frac12\sum_k(y_k-t_k)^2$; example value 0.0975; (FCNN-Jacobian notes: 'too simple, not written')",
+    verdict=HOLDS,
+)
 def test_mse002(claim=_mse002):
     r"""**DLFS notes, mean squared error.**
 
@@ -111,8 +124,9 @@ def test_mse002(claim=_mse002):
     value, grad = claim(y, t)
     assert abs(value - 0.0975) < 1e-12 and abs(MeanSquaredError().forward(y[:, None], t[:, None]) - value) < 1e-12
     assert_fd("MSE gradient", grad, lambda v: claim(v, t)[0], y, gradient=True)
-    assert_fd("library MSE gradient", grad, lambda v: MeanSquaredError().forward(v[:, None], t[:, None]), y,
-              gradient=True)
+    assert_fd(
+        "library MSE gradient", grad, lambda v: MeanSquaredError().forward(v[:, None], t[:, None]), y, gradient=True
+    )
     assert_close("library", MeanSquaredError().gradient(y[:, None], t[:, None])[0], grad)
 
 
@@ -136,10 +150,15 @@ def _ce_code002(y, t):
     return -np.sum(t * np.log(y + 1e-7))
 
 
-@proof(id="loss.ce_delta002", seed="002", location="§交叉熵误差 cross_entropy_error (delta = 1e-7)",
-       statement=r"$E = -\sum_k t_k\log y_k$, code -np.sum(t * np.log(y + 1e-7))", verdict=CONVENTION,
-       corrected=r"the code computes $-\sum t_k\log(y_k+\delta)$, $\delta=10^{-7}$: it differs from $E$ by "
-                 r"$\sum t_k\log(1+\delta/y_k) \le \delta\sum t_k/y_k$ and its gradient is $-t/(y+\delta)$")
+@proof(
+    id="loss.ce_delta002",
+    seed="002",
+    location="§交叉熵误差 cross_entropy_error (delta = 1e-7)",
+    statement=r"$E = -\sum_k t_k\log y_k$, code -np.sum(t * np.log(y + 1e-7))",
+    verdict=CONVENTION,
+    corrected=r"the code computes $-\sum t_k\log(y_k+\delta)$, $\delta=10^{-7}$: it differs from $E$ by "
+    r"$\sum t_k\log(1+\delta/y_k) \le \delta\sum t_k/y_k$ and its gradient is $-t/(y+\delta)$",
+)
 def test_ce_delta002(seed=_ce_exact, corrected=_ce_code002):
     r"""**DLFS notes, ``cross_entropy_error`` with ``delta = 1e-7``.**
 
@@ -191,11 +210,15 @@ def _entropy001_right(x, y, C=3):
     return _seed001_entropy(x, y, C)[1] / len(y)
 
 
-@proof(id="loss.entropy001", seed="001", location="§3 单独的CrossEntropy, class Entropy",
-       statement="forward returns np.mean(-one_hot_y * np.log(x), axis=0); self.grad = one_hot_y * -1 / x",
-       verdict=WRONG,
-       corrected="the forward is a per-class vector (mean over the batch axis), and the gradient of its sum "
-                 "(the batch-mean loss) is -onehot / (N x): the stored grad lacks the 1/N")
+@proof(
+    id="loss.entropy001",
+    seed="001",
+    location="§3 单独的CrossEntropy, class Entropy",
+    statement="forward returns np.mean(-one_hot_y * np.log(x), axis=0); self.grad = one_hot_y * -1 / x",
+    verdict=WRONG,
+    corrected="the forward is a per-class vector (mean over the batch axis), and the gradient of its sum "
+    "(the batch-mean loss) is -onehot / (N x): the stored grad lacks the 1/N",
+)
 def test_entropy001(seed=_entropy001_stored, corrected=_entropy001_right):
     r"""**numpy-layers post, the separate cross-entropy layer.**
 
@@ -226,9 +249,13 @@ def _batch_mean(values):
     return np.mean(values, axis=0)
 
 
-@proof(id="loss.batch_mean", seed="002", location="§mini-batch 学习; FCNN-Jacobian notes trainBatch `return loss / X.shape[0]`",
-       statement=r"$E = -\frac1N\sum_n\sum_k t_{nk}\log y_{nk}$ (the batch loss is the mean of per-sample losses)",
-       verdict=HOLDS)
+@proof(
+    id="loss.batch_mean",
+    seed="002",
+    location="§mini-batch 学习; FCNN-Jacobian notes trainBatch `return loss / X.shape[0]`",
+    statement=r"$E = -\frac1N\sum_n\sum_k t_{nk}\log y_{nk}$ (the batch loss is the mean of per-sample losses)",
+    verdict=HOLDS,
+)
 def test_batch_mean(claim=_batch_mean):
     r"""**DLFS notes mini-batch cross-entropy; FCNN-Jacobian notes ``trainBatch`` (loss and gradient means).**
 
@@ -251,8 +278,13 @@ def test_batch_mean(claim=_batch_mean):
     # the gradient of the mean w.r.t. sample k's logits is its row divided by N (row k of the batch matrix)
     grad_rows = np.vstack([claim([rows[k] if j == k else 0 * rows[k] for j in range(3)]) for k in range(3)])
     assert_close("mean of rows / N layout", lib.gradient_batched(Z, y), grad_rows)
-    assert_fd("FD of the batch mean", grad_rows.reshape(1, -1), lambda v: lib.forward_batched(v.reshape(3, 3), y),
-              Z.reshape(-1), gradient=True)
+    assert_fd(
+        "FD of the batch mean",
+        grad_rows.reshape(1, -1),
+        lambda v: lib.forward_batched(v.reshape(3, 3), y),
+        Z.reshape(-1),
+        gradient=True,
+    )
 
 
 @symbolic("loss.entropy001")

@@ -36,9 +36,14 @@ def _sgd002_right(w, lr, g):
     return w - lr * g
 
 
-@proof(id="opt.sgd002", seed="002", location="§Trick, SGD",
-       statement=r"$W \leftarrow W \leftarrow \eta\frac{\partial L}{\partial W}$; code: params[key] -= self.lr * grads[key]",
-       verdict=WRONG, corrected=r"$W \leftarrow W - \eta\frac{\partial L}{\partial W}$ (what the code does)")
+@proof(
+    id="opt.sgd002",
+    seed="002",
+    location="§Trick, SGD",
+    statement=r"$W \leftarrow W \leftarrow \eta\frac{\partial L}{\partial W}$; code: params[key] -= self.lr * grads[key]",
+    verdict=WRONG,
+    corrected=r"$W \leftarrow W - \eta\frac{\partial L}{\partial W}$ (what the code does)",
+)
 def test_sgd002(seed=_sgd002_literal, corrected=_sgd002_right):
     r"""**DLFS notes, SGD.**
 
@@ -70,12 +75,16 @@ def _step_bound(eta, lam_max):
     return eta <= 2 / lam_max
 
 
-@proof(id="opt.sgd004", seed="004", location="§6.1 sgd(w, dw, config)",
-       statement="w -= config['learning_rate'] * dw; return w, config; 'as long as the learning rate is low enough, "
-                 "[full-batch descent] always makes non-negative progress on the loss'",
-       verdict=CONVENTION,
-       corrected=r"the rule holds, and for an $L$-smooth loss a step with $0 < \eta \le 2/L$ never increases it "
-                 r"(larger steps can); the update is in place: the caller's w is modified and returned")
+@proof(
+    id="opt.sgd004",
+    seed="004",
+    location="§6.1 sgd(w, dw, config)",
+    statement="w -= config['learning_rate'] * dw; return w, config; 'as long as the learning rate is low enough, "
+    "[full-batch descent] always makes non-negative progress on the loss'",
+    verdict=CONVENTION,
+    corrected=r"the rule holds, and for an $L$-smooth loss a step with $0 < \eta \le 2/L$ never increases it "
+    r"(larger steps can); the update is in place: the caller's w is modified and returned",
+)
 def test_sgd004(seed=_any_small_step, corrected=_step_bound):
     r"""**CS231n walkthrough, ``sgd``.**
 
@@ -118,10 +127,14 @@ def _momentum_code(grads, lr, mu):
     return out
 
 
-@proof(id="opt.momentum", seed="004",
-       location="§6.1 sgd_momentum and the momentum-theorem derivation; DLFS notes §Momentum",
-       statement=r"$p_1 = \mu p_0 - a\nabla L$; $v \leftarrow \alpha v - \eta\frac{\partial L}{\partial W}$, "
-                 r"$W \leftarrow W + v$; 'Setting momentum = 0 reduces to sgd'", verdict=HOLDS)
+@proof(
+    id="opt.momentum",
+    seed="004",
+    location="§6.1 sgd_momentum and the momentum-theorem derivation; DLFS notes §Momentum",
+    statement=r"$p_1 = \mu p_0 - a\nabla L$; $v \leftarrow \alpha v - \eta\frac{\partial L}{\partial W}$, "
+    r"$W \leftarrow W + v$; 'Setting momentum = 0 reduces to sgd'",
+    verdict=HOLDS,
+)
 def test_momentum(claim=_momentum_code):
     r"""**CS231n walkthrough ``sgd_momentum`` and its physical derivation; DLFS notes ``Momentum``.**
 
@@ -166,12 +179,17 @@ def _velocity_scaled(m, lr, mu):
     return -lr / (1 - mu) * m
 
 
-@proof(id="opt.velocity004", seed="004", location="§6.1 sgd_momentum docstring, 'velocity'",
-       statement="velocity: a numpy array ... used to store a moving average of the gradients", verdict=WRONG,
-       prose=True,
-       corrected=r"$v_t = -\eta\sum_k\mu^{t-k}g_k = -\frac{\eta}{1-\mu}m_t$ with $m_t = (1-\mu)\sum_k\mu^{t-k}g_k$ the "
-                 r"exponential moving average started at 0: the velocity is the average scaled by $-\eta/(1-\mu)$ "
-                 r"(a step, pointing against the gradients), not an average of them")
+@proof(
+    id="opt.velocity004",
+    seed="004",
+    location="§6.1 sgd_momentum docstring, 'velocity'",
+    statement="velocity: a numpy array ... used to store a moving average of the gradients",
+    verdict=WRONG,
+    prose=True,
+    corrected=r"$v_t = -\eta\sum_k\mu^{t-k}g_k = -\frac{\eta}{1-\mu}m_t$ with $m_t = (1-\mu)\sum_k\mu^{t-k}g_k$ the "
+    r"exponential moving average started at 0: the velocity is the average scaled by $-\eta/(1-\mu)$ "
+    r"(a step, pointing against the gradients), not an average of them",
+)
 def test_velocity004(seed=_velocity_is_average, corrected=_velocity_scaled):
     r"""**CS231n walkthrough, what the velocity stores.**
 
@@ -224,12 +242,17 @@ def _adagrad_keys(params, grads, h, lr=0.01):
         params[key] -= lr * grads[key] / (np.sqrt(h[key]) + 1e-7)
 
 
-@proof(id="opt.adagrad002", seed="002", location="§Trick, AdaGrad",
-       statement=r"$h \leftarrow h + \frac{\partial L}{\partial W}\odot\frac{\partial L}{\partial W}$, "
-                 r"$W \leftarrow W - \eta\frac{1}{\sqrt h}\frac{\partial L}{\partial W}$; code loops "
-                 r"`for key in params.items():`", verdict=WRONG,
-       corrected="the rule holds (the code adds 1e-7 to sqrt(h)); the loop must run over params.keys(): "
-                 "items() yields (name, array) pairs, and indexing a dict with such a pair raises TypeError")
+@proof(
+    id="opt.adagrad002",
+    seed="002",
+    location="§Trick, AdaGrad",
+    statement=r"$h \leftarrow h + \frac{\partial L}{\partial W}\odot\frac{\partial L}{\partial W}$, "
+    r"$W \leftarrow W - \eta\frac{1}{\sqrt h}\frac{\partial L}{\partial W}$; code loops "
+    r"`for key in params.items():`",
+    verdict=WRONG,
+    corrected="the rule holds (the code adds 1e-7 to sqrt(h)); the loop must run over params.keys(): "
+    "items() yields (name, array) pairs, and indexing a dict with such a pair raises TypeError",
+)
 def test_adagrad002(seed=_seed002_adagrad_as_written, corrected=_adagrad_keys):
     r"""**DLFS notes, AdaGrad.**
 
@@ -266,7 +289,7 @@ def test_adagrad002_symbolic():
     sp = require_sympy()
     eta = sp.Symbol("eta", positive=True)
     g1, g2 = sp.symbols("g1 g2", positive=True)
-    h1 = g1 ** 2
+    h1 = g1**2
     sym_zero(sp, -eta * g1 / sp.sqrt(h1) + eta, "first step = -eta for g > 0 (eps -> 0)")
-    h2 = h1 + g2 ** 2
-    sym_zero(sp, (-eta * g2 / sp.sqrt(h2)) ** 2 - eta ** 2 * g2 ** 2 / (g1 ** 2 + g2 ** 2), "second step")
+    h2 = h1 + g2**2
+    sym_zero(sp, (-eta * g2 / sp.sqrt(h2)) ** 2 - eta**2 * g2**2 / (g1**2 + g2**2), "second step")

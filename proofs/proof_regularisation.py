@@ -12,12 +12,20 @@ from ._registry import CONVENTION, HOLDS, WRONG, proof, require_sympy, symbolic
 W = np.array([[0.5, -1.5], [2.0, -0.25]])
 
 
-PENALTIES000 = {"L0": lambda v: float(np.sum(v != 0)), "L1": lambda v: float(np.sum(np.abs(v))),
-                "L2": lambda v: float(np.sum(v ** 2))}
+PENALTIES000 = {
+    "L0": lambda v: float(np.sum(v != 0)),
+    "L1": lambda v: float(np.sum(np.abs(v))),
+    "L2": lambda v: float(np.sum(v**2)),
+}
 
 
-@proof(id="reg.penalties000", seed="000", location="§正则化, L0/L1/L2",
-       statement=r"$L_0(x)=[x\ne0]$, $L_1(x)=|x|$, $L_2(x)=x^2$", verdict=HOLDS)
+@proof(
+    id="reg.penalties000",
+    seed="000",
+    location="§正则化, L0/L1/L2",
+    statement=r"$L_0(x)=[x\ne0]$, $L_1(x)=|x|$, $L_2(x)=x^2$",
+    verdict=HOLDS,
+)
 def test_penalties000(claim=PENALTIES000):
     r"""**FCNN-Jacobian notes, the penalty functions.**
 
@@ -49,7 +57,7 @@ def test_penalties000(claim=PENALTIES000):
 def test_penalties000_symbolic():
     sp = require_sympy()
     x = sp.Symbol("x", real=True)
-    sym_zero(sp, sp.diff(x ** 2, x) - 2 * x, "L2'")
+    sym_zero(sp, sp.diff(x**2, x) - 2 * x, "L2'")
     sym_zero(sp, (sp.diff(sp.Abs(x), x) - sp.sign(x)).subs(x, sp.Symbol("p", positive=True)), "L1' (x>0)")
     sym_zero(sp, (sp.diff(sp.Abs(x), x) - sp.sign(x)).subs(x, -sp.Symbol("p", positive=True)), "L1' (x<0)")
 
@@ -69,13 +77,17 @@ def _code_penalty_grad(w, lam, N):
     return lam / (2 * N) * w
 
 
-@proof(id="reg.l2_code000", seed="000", location="§正则化 prose vs NNLayers.py _update",
-       statement=r"prose: $L' = L + \lambda\sum L_2(W)$ (gradient $2\lambda W$); code: "
-                 r"w -= (dw + w*lam*0.5) / dcnt * lr",
-       verdict=WRONG,
-       corrected=r"the code's step is the gradient of $\frac1N\sum_n L_n + \frac{\lambda}{4N}\|W\|^2$ (penalty "
-                 r"gradient $\frac{\lambda}{2N}W$, shrinking as the batch grows), a factor $4N$ below the prose's "
-                 r"$2\lambda W$; the library uses $\frac{l_2}{2}\|W\|^2$ with gradient $l_2 W$, independent of $N$")
+@proof(
+    id="reg.l2_code000",
+    seed="000",
+    location="§正则化 prose vs NNLayers.py _update",
+    statement=r"prose: $L' = L + \lambda\sum L_2(W)$ (gradient $2\lambda W$); code: "
+    r"w -= (dw + w*lam*0.5) / dcnt * lr",
+    verdict=WRONG,
+    corrected=r"the code's step is the gradient of $\frac1N\sum_n L_n + \frac{\lambda}{4N}\|W\|^2$ (penalty "
+    r"gradient $\frac{\lambda}{2N}W$, shrinking as the batch grows), a factor $4N$ below the prose's "
+    r"$2\lambda W$; the library uses $\frac{l_2}{2}\|W\|^2$ with gradient $l_2 W$, independent of $N$",
+)
 def test_l2_code000(seed=_prose_penalty_grad, corrected=_code_penalty_grad):
     r"""**FCNN-Jacobian notes, L2 in prose vs in ``_update``.**
 
@@ -96,7 +108,7 @@ def test_l2_code000(seed=_prose_penalty_grad, corrected=_code_penalty_grad):
     step = _seed000_update(W, dw_sum, N, lr, lam) - (W - lr * dw_sum / N)
     code_penalty_grad = -step / lr
     assert_close("code penalty gradient = lam/(2N) W", code_penalty_grad, corrected(W, lam, N))
-    prose = fd(lambda v: lam * np.sum(v ** 2), W.reshape(-1), gradient=True).reshape(2, 2)
+    prose = fd(lambda v: lam * np.sum(v**2), W.reshape(-1), gradient=True).reshape(2, 2)
     assert_close("prose penalty gradient 2 lam W", prose, seed(W, lam, N), atol=1e-8)
     assert_close("ratio 4N", prose / code_penalty_grad, np.full((2, 2), 4 * N), atol=1e-6)
     for n in (1, 4):
@@ -125,12 +137,16 @@ def _bias_code_grad(b, lam):
     return b * lam * 0.5
 
 
-@proof(id="reg.bias000", seed="000", location="§正则化, the penalised expression; NNLayers.py _update for b",
-       statement=r"$L' = L + \lambda\sum L_2(W) + L_2(b)$; code: b -= (db + b*lam*0.5) / dcnt * lr",
-       verdict=WRONG,
-       corrected=r"as written $\lambda$ multiplies only $\sum L_2(W)$, so $\partial/\partial b$ of the penalty is "
-                 r"$2b$ with no $\lambda$; the code applies $\frac{\lambda}{2N}b$; the intended penalty is "
-                 r"$\lambda(\sum L_2(W) + \sum L_2(b))$. Penalising b at all is optional (library: regularize_bias)")
+@proof(
+    id="reg.bias000",
+    seed="000",
+    location="§正则化, the penalised expression; NNLayers.py _update for b",
+    statement=r"$L' = L + \lambda\sum L_2(W) + L_2(b)$; code: b -= (db + b*lam*0.5) / dcnt * lr",
+    verdict=WRONG,
+    corrected=r"as written $\lambda$ multiplies only $\sum L_2(W)$, so $\partial/\partial b$ of the penalty is "
+    r"$2b$ with no $\lambda$; the code applies $\frac{\lambda}{2N}b$; the intended penalty is "
+    r"$\lambda(\sum L_2(W) + \sum L_2(b))$. Penalising b at all is optional (library: regularize_bias)",
+)
 def test_bias000(seed=_bias_literal_grad, corrected=_bias_code_grad):
     r"""**FCNN-Jacobian notes, the bias in the penalty.**
 
@@ -147,11 +163,12 @@ def test_bias000(seed=_bias_literal_grad, corrected=_bias_code_grad):
     """
     b = np.array([0.3, -0.8])
     lam = 0.0
-    literal = fd(lambda v: lam * np.sum(W ** 2) + np.sum(v ** 2), b, gradient=True)[0]
+    literal = fd(lambda v: lam * np.sum(W**2) + np.sum(v**2), b, gradient=True)[0]
     assert_close("the printed expression's bias gradient", literal, seed(b, lam), atol=1e-8)
     assert np.array_equal(corrected(b, lam), b * lam * 0.5), "the code's bias term"
-    assert_differs("literal prose vs code at lambda=0", literal, corrected(b, lam), by=float(np.max(np.abs(2 * b))),
-                   atol=1e-7)
+    assert_differs(
+        "literal prose vs code at lambda=0", literal, corrected(b, lam), by=float(np.max(np.abs(2 * b))), atol=1e-7
+    )
     for rb, expected in ((True, 0.4 * b), (False, 0 * b)):
         net = Network.build([2, 2], "identity", loss="mse", seed=0, l2=0.4, regularize_bias=rb)
         net.layers[0].b[...] = b
@@ -176,12 +193,17 @@ def _decay_geometric(t, lr, reg):
     return (1 - lr * reg) ** t
 
 
-@proof(id="reg.l2_004", seed="004", location="§5.1 正则化 code; §5.4 FullyConnectedNet.loss",
-       statement=r"loss += 0.5*reg*(sum W1^2 + sum W2^2); dW += reg*W; 'all weights decay linearly toward 0 by "
-                 r"w += -reg*W'", verdict=CONVENTION,
-       corrected=r"penalty $\frac{reg}{2}\|W\|^2$ has gradient $reg\,W$ (holds); the decay step is "
-                 r"$W \leftarrow W - \eta\,reg\,W$ (the source omits $\eta$): linear in $W$, so alone it shrinks "
-                 r"$W$ geometrically, $(1-\eta\,reg)^t W_0$, not linearly in time")
+@proof(
+    id="reg.l2_004",
+    seed="004",
+    location="§5.1 正则化 code; §5.4 FullyConnectedNet.loss",
+    statement=r"loss += 0.5*reg*(sum W1^2 + sum W2^2); dW += reg*W; 'all weights decay linearly toward 0 by "
+    r"w += -reg*W'",
+    verdict=CONVENTION,
+    corrected=r"penalty $\frac{reg}{2}\|W\|^2$ has gradient $reg\,W$ (holds); the decay step is "
+    r"$W \leftarrow W - \eta\,reg\,W$ (the source omits $\eta$): linear in $W$, so alone it shrinks "
+    r"$W$ geometrically, $(1-\eta\,reg)^t W_0$, not linearly in time",
+)
 def test_l2_004(seed=_decay_linear, corrected=_decay_geometric):
     r"""**CS231n walkthrough, L2 regularisation.**
 
@@ -201,15 +223,20 @@ def test_l2_004(seed=_decay_linear, corrected=_decay_geometric):
     params = {"W1": W, "W2": W.T * 2, "b1": np.ones(2)}
     loss, grads = _seed004_reg(params, {k: np.zeros_like(v) for k, v in params.items()}, 0.0, reg, ("W1", "W2"))
     flat = np.concatenate([W.reshape(-1), (W.T * 2).reshape(-1)])
-    assert_fd("penalty gradient", np.concatenate([grads["W1"].reshape(-1), grads["W2"].reshape(-1)]),
-              lambda v: 0.5 * reg * np.sum(v ** 2), flat, gradient=True)
+    assert_fd(
+        "penalty gradient",
+        np.concatenate([grads["W1"].reshape(-1), grads["W2"].reshape(-1)]),
+        lambda v: 0.5 * reg * np.sum(v**2),
+        flat,
+        gradient=True,
+    )
     incremental = 0.0
     for k in ("W2", "W1"):  # FullyConnectedNet: output layer first, then the hidden ones in the backward loop
         incremental += 0.5 * reg * np.sum(params[k] ** 2)
     assert abs(incremental - loss) < 1e-12
     net = Network.build([2, 2], "identity", loss="mse", seed=0, l2=reg)
     net.layers[0].W[...] = W
-    assert abs(net.penalty() - 0.5 * reg * np.sum(W ** 2)) < 1e-12
+    assert abs(net.penalty() - 0.5 * reg * np.sum(W**2)) < 1e-12
     lr, t = 0.1, 5
     w = 1.0
     for _ in range(t):
@@ -226,4 +253,4 @@ def test_l2_code000_symbolic():
     code = w - (dw + w * lam * sp.Rational(1, 2)) / Nn * lr
     plain = w - lr * dw / Nn
     sym_zero(sp, (code - plain) / (-lr) - lam / (2 * Nn) * w, "code penalty gradient = lam/(2N) w")
-    sym_zero(sp, sp.diff(lam * w ** 2, w) / (lam / (2 * Nn) * w) - 4 * Nn, "prose / code = 4N")
+    sym_zero(sp, sp.diff(lam * w**2, w) / (lam / (2 * Nn) * w) - 4 * Nn, "prose / code = 4N")

@@ -17,8 +17,13 @@ def _mul_add_backward(x, y, dout):
     return dout * y, dout * x, dout * 1, dout * 1
 
 
-@proof(id="graph.mul_add", seed="002", location="§简单层的实现, MulLayer / AddLayer",
-       statement="MulLayer.backward: dx = dout * y, dy = dout * x; AddLayer.backward: dx = dy = dout", verdict=HOLDS)
+@proof(
+    id="graph.mul_add",
+    seed="002",
+    location="§简单层的实现, MulLayer / AddLayer",
+    statement="MulLayer.backward: dx = dout * y, dy = dout * x; AddLayer.backward: dx = dy = dout",
+    verdict=HOLDS,
+)
 def test_mul_add(claim=_mul_add_backward):
     r"""**DLFS notes, multiplication and addition nodes.**
 
@@ -45,36 +50,60 @@ def test_mul_add(claim=_mul_add_backward):
 def test_mul_add_symbolic():
     sp = require_sympy()
     x, y, d = sp.symbols("x y d", real=True)
-    sym_zero(sp, sp.Matrix([sp.diff(d * x * y, x) - d * y, sp.diff(d * x * y, y) - d * x,
-                            sp.diff(d * (x + y), x) - d, sp.diff(d * (x + y), y) - d]), "mul/add")
+    sym_zero(
+        sp,
+        sp.Matrix(
+            [
+                sp.diff(d * x * y, x) - d * y,
+                sp.diff(d * x * y, y) - d * x,
+                sp.diff(d * (x + y), x) - d,
+                sp.diff(d * (x + y), y) - d,
+            ]
+        ),
+        "mul/add",
+    )
 
 
 def _sigmoid_graph_printed(x, g):
     """The notes' values: the sigmoid's derivative written as $-1/x^2$, and the backward row
     $g y^2$ (after '/' and '+1'), $g y^2 e^{-x}$ (after exp and after $\times(-1)$)."""
     y = 1 / (1 + np.exp(-x))
-    return {"dsigma_dx": -1 / x ** 2, "after_div": g * y * y, "after_plus1": g * y * y,
-            "after_exp": g * y * y * np.exp(-x), "after_neg": g * y * y * np.exp(-x)}
+    return {
+        "dsigma_dx": -1 / x**2,
+        "after_div": g * y * y,
+        "after_plus1": g * y * y,
+        "after_exp": g * y * y * np.exp(-x),
+        "after_neg": g * y * y * np.exp(-x),
+    }
 
 
 def _sigmoid_graph_right(x, g):
     r"""Node by node: '/' gives $-gy^2$, '+1' passes it, exp gives $-gy^2e^{-x}$, $\times(-1)$ gives $gy^2e^{-x}$;
     and $d\sigma/dx = y(1-y)$."""
     y = 1 / (1 + np.exp(-x))
-    return {"dsigma_dx": y * (1 - y), "after_div": -g * y * y, "after_plus1": -g * y * y,
-            "after_exp": -g * y * y * np.exp(-x), "after_neg": g * y * y * np.exp(-x)}
+    return {
+        "dsigma_dx": y * (1 - y),
+        "after_div": -g * y * y,
+        "after_plus1": -g * y * y,
+        "after_exp": -g * y * y * np.exp(-x),
+        "after_neg": g * y * y * np.exp(-x),
+    }
 
 
-@proof(id="graph.sigmoid", seed="002", location="§误差反向传播法, sigmoid computational graph",
-       statement=r"$y = \frac{1}{1+\exp(-x)}$, $\frac{\partial y}{\partial x} = -\frac{1}{x^2} = -y^2$; backward values "
-                 r"$\frac{\partial L}{\partial y}y^2$ (after '/' and '+1'), $\frac{\partial L}{\partial y}y^2e^{-x}$ "
-                 r"(after exp and after $\times(-1)$); result $\frac{\partial L}{\partial y}y(1-y)$",
-       verdict=WRONG,
-       corrected=r"$-1/u^2 = -y^2$ is the local derivative of the '/' node $y = 1/u$ ($u = 1+e^{-x}$), not of the "
-                 r"sigmoid, whose derivative is $y(1-y)$ ($-1/x^2$ with the sigmoid's own $x$ is a different function); "
-                 r"after '/' and '+1' the value is $-\frac{\partial L}{\partial y}y^2$, after exp "
-                 r"$-\frac{\partial L}{\partial y}y^2e^{-x}$; only the $\times(-1)$ node makes it "
-                 r"$+\frac{\partial L}{\partial y}y^2e^{-x} = \frac{\partial L}{\partial y}y(1-y)$ (final result holds)")
+@proof(
+    id="graph.sigmoid",
+    seed="002",
+    location="§误差反向传播法, sigmoid computational graph",
+    statement=r"$y = \frac{1}{1+\exp(-x)}$, $\frac{\partial y}{\partial x} = -\frac{1}{x^2} = -y^2$; backward values "
+    r"$\frac{\partial L}{\partial y}y^2$ (after '/' and '+1'), $\frac{\partial L}{\partial y}y^2e^{-x}$ "
+    r"(after exp and after $\times(-1)$); result $\frac{\partial L}{\partial y}y(1-y)$",
+    verdict=WRONG,
+    corrected=r"$-1/u^2 = -y^2$ is the local derivative of the '/' node $y = 1/u$ ($u = 1+e^{-x}$), not of the "
+    r"sigmoid, whose derivative is $y(1-y)$ ($-1/x^2$ with the sigmoid's own $x$ is a different function); "
+    r"after '/' and '+1' the value is $-\frac{\partial L}{\partial y}y^2$, after exp "
+    r"$-\frac{\partial L}{\partial y}y^2e^{-x}$; only the $\times(-1)$ node makes it "
+    r"$+\frac{\partial L}{\partial y}y^2e^{-x} = \frac{\partial L}{\partial y}y(1-y)$ (final result holds)",
+)
 def test_sigmoid_graph(seed=_sigmoid_graph_printed, corrected=_sigmoid_graph_right):
     r"""**DLFS notes, the sigmoid computational graph.**
 
@@ -102,8 +131,13 @@ def test_sigmoid_graph(seed=_sigmoid_graph_printed, corrected=_sigmoid_graph_rig
     printed, right = seed(x, g), corrected(x, g)
     d_sigma = fd(lambda v: 1 / (1 + np.exp(-v[0])), np.array([x]), gradient=True)[0, 0]
     assert abs(right["dsigma_dx"] - d_sigma) < 1e-8
-    assert_differs("printed dy/dx = -1/x^2 vs the sigmoid's derivative", printed["dsigma_dx"], d_sigma,
-                   by=abs(-1 / x ** 2 - d_sigma), atol=1e-7)
+    assert_differs(
+        "printed dy/dx = -1/x^2 vs the sigmoid's derivative",
+        printed["dsigma_dx"],
+        d_sigma,
+        by=abs(-1 / x**2 - d_sigma),
+        atol=1e-7,
+    )
     # the value arriving at exp(-x)'s output, i.e. dL/d(exp(-x)), by FD of L = g * 1/(1+t)
     d_t = fd(lambda v: g / (1 + v[0]), np.array([np.exp(-x)]), gradient=True)[0, 0]
     assert abs(d_t - right["after_plus1"]) < 1e-7
@@ -113,8 +147,12 @@ def test_sigmoid_graph(seed=_sigmoid_graph_printed, corrected=_sigmoid_graph_rig
     assert_differs("printed value after exp", printed["after_exp"], d_negx, by=2 * abs(right["after_exp"]), atol=1e-7)
     d_x = fd(lambda v: g / (1 + np.exp(-v[0])), np.array([x]), gradient=True)[0, 0]
     assert abs(d_x - right["after_neg"]) < 1e-8 and abs(printed["after_neg"] - d_x) < 1e-8, "the result holds"
-    assert_close("code / library", Sigmoid().vjp_batched(np.array([[x]]), np.array([[1 / (1 + np.exp(-x))]]),
-                                                      np.array([[g]])), [[d_x]], atol=1e-8)
+    assert_close(
+        "code / library",
+        Sigmoid().vjp_batched(np.array([[x]]), np.array([[1 / (1 + np.exp(-x))]]), np.array([[g]])),
+        [[d_x]],
+        atol=1e-8,
+    )
 
 
 @symbolic("graph.sigmoid")
@@ -125,8 +163,8 @@ def test_sigmoid_graph_symbolic():
     y = 1 / (1 + sp.exp(-x))
     sym_zero(sp, sp.diff(1 / u, u) + (1 / u) ** 2, "d(1/u)/du = -y^2")
     after_div = g * sp.diff(1 / u, u).subs(u, 1 + sp.exp(-x))
-    sym_zero(sp, after_div + g * y ** 2, "after '/': -g y^2")
-    sym_nonzero(sp, after_div - g * y ** 2, "source's +g y^2")
+    sym_zero(sp, after_div + g * y**2, "after '/': -g y^2")
+    sym_nonzero(sp, after_div - g * y**2, "source's +g y^2")
     after_exp = after_div * sp.exp(-x)
     after_neg = after_exp * (-1)
     sym_zero(sp, after_neg - g * sp.diff(y, x), "after x(-1) = dL/dx")
@@ -144,10 +182,15 @@ def _relu_backward_pure(mask, dout):
     return np.where(mask, 0.0, dout)
 
 
-@proof(id="graph.relu_layer002", seed="002", location="§ReLU 层, Relu.forward/backward",
-       statement="mask = (x <= 0); backward: dout[self.mask] = 0; dx = dout", verdict=CONVENTION,
-       corrected="the values are right (relu'(0) = 0 via x <= 0), but backward overwrites the caller's dout "
-                 "in place; a side-effect-free backward returns np.where(mask, 0, dout)")
+@proof(
+    id="graph.relu_layer002",
+    seed="002",
+    location="§ReLU 层, Relu.forward/backward",
+    statement="mask = (x <= 0); backward: dout[self.mask] = 0; dx = dout",
+    verdict=CONVENTION,
+    corrected="the values are right (relu'(0) = 0 via x <= 0), but backward overwrites the caller's dout "
+    "in place; a side-effect-free backward returns np.where(mask, 0, dout)",
+)
 def test_relu_layer002(seed=_relu_backward_pure, corrected=_seed002_relu_backward):
     r"""**DLFS notes, ``Relu`` layer.**
 
@@ -166,8 +209,9 @@ def test_relu_layer002(seed=_relu_backward_pure, corrected=_seed002_relu_backwar
     dout = np.array([[0.5, 0.5, 0.5]])
     keep = dout.copy()
     dx = corrected(x <= 0, dout)
-    assert_fd("values (left FD at 0)", dx, lambda v: float(keep[0] @ np.maximum(v, 0)), x[0], gradient=True,
-              step_direction=-1)
+    assert_fd(
+        "values (left FD at 0)", dx, lambda v: float(keep[0] @ np.maximum(v, 0)), x[0], gradient=True, step_direction=-1
+    )
     assert dx is dout and not np.array_equal(dout, keep), "the source's backward mutates its input"
     d2 = keep.copy()
     assert_close("a pure backward gives the same values", seed(x <= 0, d2), dx)
@@ -206,14 +250,18 @@ def _forward_difference_gradient(f, x):
     return grad
 
 
-@proof(id="graph.numerical_gradient002", seed="002", location="§导数/梯度, numerical_diff, numerical_gradient, gradient_descent",
-       statement=r"$\frac{df}{dx} = \lim_{h\to0}\frac{f(x+h)-f(x)}{h}$; code: (f(x+h) - f(x-h)) / (2h), h = 1e-4, "
-                 r"x[idx] restored after each probe; gradient_descent: x -= lr * grad",
-       verdict=CONVENTION,
-       corrected="the code uses the central difference (error O(h^2), not the forward difference's O(h)); it is "
-                 "exact to ~1e-8 for smooth f on a float array; it handles "
-                 "only 1-D x, and gradient_descent updates init_x in place; on an integer array x[idx] = tmp +/- h truncates "
-                 "(to tmp and tmp - 1), giving (f(tmp) - f(tmp - 1)) / 2h, garbage")
+@proof(
+    id="graph.numerical_gradient002",
+    seed="002",
+    location="§导数/梯度, numerical_diff, numerical_gradient, gradient_descent",
+    statement=r"$\frac{df}{dx} = \lim_{h\to0}\frac{f(x+h)-f(x)}{h}$; code: (f(x+h) - f(x-h)) / (2h), h = 1e-4, "
+    r"x[idx] restored after each probe; gradient_descent: x -= lr * grad",
+    verdict=CONVENTION,
+    corrected="the code uses the central difference (error O(h^2), not the forward difference's O(h)); it is "
+    "exact to ~1e-8 for smooth f on a float array; it handles "
+    "only 1-D x, and gradient_descent updates init_x in place; on an integer array x[idx] = tmp +/- h truncates "
+    "(to tmp and tmp - 1), giving (f(tmp) - f(tmp - 1)) / 2h, garbage",
+)
 def test_numerical_gradient002(seed=_forward_difference_gradient, corrected=_seed002_numerical_gradient):
     r"""**DLFS notes, numerical differentiation and gradient descent.**
 
@@ -231,13 +279,13 @@ def test_numerical_gradient002(seed=_forward_difference_gradient, corrected=_see
     ``fd_gradient`` (scipy); error ratio of forward vs central differences; integer input gives the truncated values; ``init_x``
     is modified by the restated ``gradient_descent``.
     """
-    f = lambda v: float(np.sum(np.sin(v) * v ** 2))  # noqa: E731
+    f = lambda v: float(np.sum(np.sin(v) * v**2))  # noqa: E731
     x = np.array([0.3, -1.1, 2.0])
     x0 = x.copy()
     g = corrected(f, x)
     assert np.array_equal(x, x0), "x restored bit for bit"
     assert_close("vs scipy FD", g, fd(f, x0, gradient=True)[0], atol=1e-7)
-    exact = np.sin(x0) * 2 * x0 + np.cos(x0) * x0 ** 2
+    exact = np.sin(x0) * 2 * x0 + np.cos(x0) * x0**2
     h = 1e-4
     fwd = seed(f, x0.copy())
     assert_close("the prose's forward difference", fwd, np.array([(f(x0 + h * e) - f(x0)) / h for e in np.eye(3)]))
@@ -250,7 +298,7 @@ def test_numerical_gradient002(seed=_forward_difference_gradient, corrected=_see
     init_x = np.array([-3.0, 4.0])
     x = init_x
     for _ in range(3):
-        x -= 0.1 * corrected(lambda v: float(np.sum(v ** 2)), x)
+        x -= 0.1 * corrected(lambda v: float(np.sum(v**2)), x)
     assert x is init_x and not np.allclose(init_x, [-3.0, 4.0]), "gradient_descent updates init_x in place"
 
 
@@ -258,12 +306,16 @@ NOR_TABLE = (1, 0, 0, 0)
 XOR_TABLE = (0, 1, 1, 0)
 
 
-@proof(id="graph.perceptron002", seed="002", location="§Perceptron, AND/NAND/OR and 'Use AND, NAND, OR gate to build NOR gate'",
-       statement="AND (w=0.5,0.5,b=-0.7), NAND (-0.5,-0.5,0.7), OR (0.5,0.5,-0.2); "
-                 "heading 'build NOR gate' over def XOR(x1, x2): AND(NAND, OR)",
-       verdict=WRONG,
-       corrected="the gates hold; the composition AND(NAND(x), OR(x)) is XOR (as the function's name says), not NOR",
-       prose=True)
+@proof(
+    id="graph.perceptron002",
+    seed="002",
+    location="§Perceptron, AND/NAND/OR and 'Use AND, NAND, OR gate to build NOR gate'",
+    statement="AND (w=0.5,0.5,b=-0.7), NAND (-0.5,-0.5,0.7), OR (0.5,0.5,-0.2); "
+    "heading 'build NOR gate' over def XOR(x1, x2): AND(NAND, OR)",
+    verdict=WRONG,
+    corrected="the gates hold; the composition AND(NAND(x), OR(x)) is XOR (as the function's name says), not NOR",
+    prose=True,
+)
 def test_perceptron002(seed=NOR_TABLE, corrected=XOR_TABLE):
     r"""**DLFS notes, perceptron gates.**
 
@@ -277,6 +329,7 @@ def test_perceptron002(seed=NOR_TABLE, corrected=XOR_TABLE):
     Verdict: **wrong** (prose: the heading names the wrong gate; the code and its name are right). Check: the
     truth tables.
     """
+
     def gate(w, b):
         return lambda a, c: int(w[0] * a + w[1] * c + b > 0)
 
@@ -301,11 +354,15 @@ def _conv_out_h(H, F, S, P):
     return (H + 2 * P - F) // S + 1
 
 
-@proof(id="graph.conv_size002", seed="002", location="§卷积神经网络 output size; Pooling.forward",
-       statement=r"$OH = \frac{H+2P-FH}{S}+1$; Pooling: out_h = int(1 + (H - pool_h) / stride) with im2col(..., pad)",
-       verdict=WRONG,
-       corrected=r"the convolution formula holds (when $S$ divides $H+2P-FH$); the pooling code leaves $P$ out of "
-                 r"out_h while its im2col pads, so for pad > 0 the reshape gets the wrong size")
+@proof(
+    id="graph.conv_size002",
+    seed="002",
+    location="§卷积神经网络 output size; Pooling.forward",
+    statement=r"$OH = \frac{H+2P-FH}{S}+1$; Pooling: out_h = int(1 + (H - pool_h) / stride) with im2col(..., pad)",
+    verdict=WRONG,
+    corrected=r"the convolution formula holds (when $S$ divides $H+2P-FH$); the pooling code leaves $P$ out of "
+    r"out_h while its im2col pads, so for pad > 0 the reshape gets the wrong size",
+)
 def test_conv_size002(seed=_pool_out_h, corrected=_conv_out_h):
     r"""**DLFS notes, convolution output size and the pooling layer.**
 
@@ -318,6 +375,7 @@ def test_conv_size002(seed=_pool_out_h, corrected=_conv_out_h):
 
     Verdict: **wrong** (pooling code for pad > 0; the formula holds). Check: count window positions directly.
     """
+
     def count(H, F, S, P):
         return len(range(0, H + 2 * P - F + 1, S))
 
@@ -331,11 +389,11 @@ def test_conv_size002(seed=_pool_out_h, corrected=_conv_out_h):
 def test_numerical_gradient002_symbolic():
     sp = require_sympy()
     x, h = sp.symbols("x h", real=True)
-    f = sp.sin(x) * x ** 2
+    f = sp.sin(x) * x**2
     central = (f.subs(x, x + h) - f.subs(x, x - h)) / (2 * h)
     forward = (f.subs(x, x + h) - f) / h
     d1, d2, d3 = (sp.diff(f, x, k) for k in (1, 2, 3))
     c = sp.series(central - d1, h, 0, 3).removeO()
     fw = sp.series(forward - d1, h, 0, 2).removeO()
-    sym_zero(sp, c - h ** 2 * d3 / 6, "central error h^2 f'''/6")
+    sym_zero(sp, c - h**2 * d3 / 6, "central error h^2 f'''/6")
     sym_zero(sp, fw - h * d2 / 2, "forward error h f''/2")

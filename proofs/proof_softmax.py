@@ -34,9 +34,14 @@ def _softmax_J_loop(z):
     return np.array([[s[i] * (1 - s[i]) if i == j else -s[i] * s[j] for j in range(m)] for i in range(m)])
 
 
-@proof(id="softmax.jacobian", seed="000", location="§激活函数, Softmax; NNFunctions.py Softmax.gradient",
-       statement=r"$J_{ii} = (e^{X_i}\Sigma - (e^{X_i})^2)/\Sigma^2$, $J_{ij} = -e^{X_i}e^{X_j}/\Sigma^2$; "
-                 r"code: $s_i(1-s_i)$, $-s_i s_j$", verdict=HOLDS)
+@proof(
+    id="softmax.jacobian",
+    seed="000",
+    location="§激活函数, Softmax; NNFunctions.py Softmax.gradient",
+    statement=r"$J_{ii} = (e^{X_i}\Sigma - (e^{X_i})^2)/\Sigma^2$, $J_{ij} = -e^{X_i}e^{X_j}/\Sigma^2$; "
+    r"code: $s_i(1-s_i)$, $-s_i s_j$",
+    verdict=HOLDS,
+)
 def test_softmax_jacobian(claim=_softmax_J_loop):
     r"""**FCNN-Jacobian notes, Softmax row of the table, and its code's double loop.**
 
@@ -51,7 +56,7 @@ def test_softmax_jacobian(claim=_softmax_J_loop):
     ($m=3$); FD; the restated double loop; ``Softmax.jacobian``.
     """
     E, S = np.exp(Z), np.exp(Z).sum()
-    prose = np.where(np.eye(4) == 1, (E * S - E ** 2)[:, None] / S ** 2, -np.outer(E, E) / S ** 2)
+    prose = np.where(np.eye(4) == 1, (E * S - E**2)[:, None] / S**2, -np.outer(E, E) / S**2)
     assert_fd("softmax J (the table's formula)", prose, lambda v: softmax(v), Z)
     assert_close("the code's double loop = the table", claim(Z), prose)
     assert_close("library Softmax.jacobian", Softmax().jacobian(Z[:, None]), claim(Z))
@@ -65,7 +70,7 @@ def test_softmax_jacobian_symbolic():
     S = sum(E)
     s = sp.Matrix([e / S for e in E])
     J = s.jacobian(xs)
-    seed = sp.Matrix(3, 3, lambda i, j: (E[i] * S - E[i] ** 2) / S ** 2 if i == j else -E[i] * E[j] / S ** 2)
+    seed = sp.Matrix(3, 3, lambda i, j: (E[i] * S - E[i] ** 2) / S**2 if i == j else -E[i] * E[j] / S**2)
     sym_zero(sp, J - seed, "softmax J - seed formula")
     sym_zero(sp, J - (sp.diag(*s) - s * s.T), "softmax J - (diag(s) - s s^T)")
 
@@ -80,9 +85,14 @@ def _ce_combined_right(s, y):
     return s - y
 
 
-@proof(id="softmax.ce_combined", seed="000", location="§损失函数, CrossEntropy + Softmax combined",
-       statement=r"$\frac{\partial L}{\partial \hat Y} J_{\mathrm{Softmax}} = (Y - \hat Y)^T$", verdict=WRONG,
-       corrected=r"$(\hat Y - Y)^T$, valid when $\sum_i Y_i = 1$ (the source's own code passes ``yHat - Y``)")
+@proof(
+    id="softmax.ce_combined",
+    seed="000",
+    location="§损失函数, CrossEntropy + Softmax combined",
+    statement=r"$\frac{\partial L}{\partial \hat Y} J_{\mathrm{Softmax}} = (Y - \hat Y)^T$",
+    verdict=WRONG,
+    corrected=r"$(\hat Y - Y)^T$, valid when $\sum_i Y_i = 1$ (the source's own code passes ``yHat - Y``)",
+)
 def test_softmax_ce_combined(seed=_ce_combined_seed, corrected=_ce_combined_right):
     r"""**FCNN-Jacobian notes, softmax + cross-entropy combined.**
 
@@ -103,8 +113,7 @@ def test_softmax_ce_combined(seed=_ce_combined_seed, corrected=_ce_combined_righ
     loss = SoftmaxCrossEntropy()
     s = softmax(Z)
     g_fd = fd(lambda v: loss.forward(v[:, None], y[:, None]), Z, gradient=True)[0]
-    assert_fd("corrected (yhat - y)", corrected(s, y), lambda v: loss.forward(v[:, None], y[:, None]), Z,
-              gradient=True)
+    assert_fd("corrected (yhat - y)", corrected(s, y), lambda v: loss.forward(v[:, None], y[:, None]), Z, gradient=True)
     assert_differs("source (y - yhat) vs FD", seed(s, y), g_fd, by=2 * np.max(np.abs(s - y)), atol=1e-7)
     assert_close("library SoftmaxCrossEntropy.gradient", loss.gradient(Z[:, None], y[:, None])[0], corrected(s, y))
     # the chain through the explicit Jacobian (what the reference path does without fusing)
@@ -134,11 +143,15 @@ def _elementwise001_line_right(p, y):
     return -y[0] * (p[1] + p[2]) + y[1] * p[0] + y[2] * p[0]
 
 
-@proof(id="softmax.ce_elementwise001", seed="001", location="§2 Softmax+CrossEntropy, derivation of dL/dx1",
-       statement=r"$\partial L/\partial x_1 = \dots = -y_1(p_2+p_3)+y_2 p_2+y_3 p_3 = y_1(p_1-1)+y_2p_1+y_3p_1$",
-       verdict=WRONG,
-       corrected=r"the intermediate line is $-y_1(p_2+p_3)+y_2 p_1+y_3 p_1$; the final "
-                 r"$y_1(p_1-1)+y_2p_1+y_3p_1 = p_1 - y_1$ (one-hot $y$) holds")
+@proof(
+    id="softmax.ce_elementwise001",
+    seed="001",
+    location="§2 Softmax+CrossEntropy, derivation of dL/dx1",
+    statement=r"$\partial L/\partial x_1 = \dots = -y_1(p_2+p_3)+y_2 p_2+y_3 p_3 = y_1(p_1-1)+y_2p_1+y_3p_1$",
+    verdict=WRONG,
+    corrected=r"the intermediate line is $-y_1(p_2+p_3)+y_2 p_1+y_3 p_1$; the final "
+    r"$y_1(p_1-1)+y_2p_1+y_3p_1 = p_1 - y_1$ (one-hot $y$) holds",
+)
 def test_softmax_ce_elementwise001(seed=_elementwise001_line, corrected=_elementwise001_line_right):
     r"""**numpy-layers post, §2, the per-element softmax + cross-entropy derivation.**
 
@@ -159,9 +172,13 @@ def test_softmax_ce_elementwise001(seed=_elementwise001_line, corrected=_element
     y = np.array([0.0, 1.0, 0.0])
     p = softmax(x)
     f = lambda v: SoftmaxCrossEntropy().forward(v[:, None], y[:, None])  # noqa: E731
-    final = np.array([y[0] * (p[0] - 1) + y[1] * p[0] + y[2] * p[0],
-                      y[0] * p[1] + y[1] * (p[1] - 1) + y[2] * p[1],
-                      y[0] * p[2] + y[1] * p[2] + y[2] * (p[2] - 1)])
+    final = np.array(
+        [
+            y[0] * (p[0] - 1) + y[1] * p[0] + y[2] * p[0],
+            y[0] * p[1] + y[1] * (p[1] - 1) + y[2] * p[1],
+            y[0] * p[2] + y[1] * p[2] + y[2] * (p[2] - 1),
+        ]
+    )
     assert_fd("numpy-layers post final dL/dx", final, f, x, gradient=True)
     g1 = fd(f, x, gradient=True)[0, 0]
     assert_differs("numpy-layers post intermediate line vs dL/dx1", seed(p, y), g1, by=abs(p[1] - p[0]), atol=1e-7)
@@ -176,8 +193,11 @@ def test_softmax_ce_elementwise001_symbolic():
     y = sp.symbols("y0:3", positive=True)
     L = -sum(yi * sp.log(pi) for yi, pi in zip(y, p))
     dL = [sp.diff(L, e) * e for e in E]  # dL/dx_j = dL/dE_j * dE_j/dx_j, with dE_j/dx_j = E_j
-    final = [y[0] * (p[0] - 1) + y[1] * p[0] + y[2] * p[0], y[0] * p[1] + y[1] * (p[1] - 1) + y[2] * p[1],
-             y[0] * p[2] + y[1] * p[2] + y[2] * (p[2] - 1)]
+    final = [
+        y[0] * (p[0] - 1) + y[1] * p[0] + y[2] * p[0],
+        y[0] * p[1] + y[1] * (p[1] - 1) + y[2] * p[1],
+        y[0] * p[2] + y[1] * p[2] + y[2] * (p[2] - 1),
+    ]
     sub = {y[2]: 1 - y[0] - y[1]}
     sym_zero(sp, sp.Matrix([(a - b).subs(sub) for a, b in zip(dL, final)]), "final lines")
     line2 = -y[0] / p[0] * (p[0] * p[1] + p[0] * p[2]) - y[1] / p[1] * (-p[0] * p[1]) - y[2] / p[2] * (-p[0] * p[2])
@@ -192,8 +212,13 @@ def _example001():
     return np.array([0.2, 0.3, -0.5])
 
 
-@proof(id="softmax.example001", seed="001", location="§2, worked example",
-       statement="probabilities (0.2, 0.3, 0.5), label (0, 0, 1): derivative (0.2, 0.3, -0.5)", verdict=HOLDS)
+@proof(
+    id="softmax.example001",
+    seed="001",
+    location="§2, worked example",
+    statement="probabilities (0.2, 0.3, 0.5), label (0, 0, 1): derivative (0.2, 0.3, -0.5)",
+    verdict=HOLDS,
+)
 def test_softmax_example001(claim=_example001):
     r"""**numpy-layers post, §2, the worked example.**
 
@@ -215,8 +240,8 @@ def _seed001_softmax_backward_as_written(out, g):
     """numpy-layers post §'单独的Softmax层' backward, as written: ``o * (I - o^T)`` then
     ``einsum('b c c, b c m -> b c m')``, whose repeated index takes the *diagonal* of J."""
     b, c = out.shape
-    o = np.repeat(out[:, :, None], c, axis=2)           # o[b, i, r] = s_i
-    J = o * (np.eye(c)[None] - o.transpose(0, 2, 1))    # J[b, i, j] = s_i (delta_ij - s_j)
+    o = np.repeat(out[:, :, None], c, axis=2)  # o[b, i, r] = s_i
+    J = o * (np.eye(c)[None] - o.transpose(0, 2, 1))  # J[b, i, j] = s_i (delta_ij - s_j)
     return np.einsum("bcc,bcm->bcm", J, g[..., None])[..., 0]
 
 
@@ -225,11 +250,15 @@ def _softmax_vjp(S, G):
     return S * (G - np.sum(G * S, axis=1, keepdims=True))
 
 
-@proof(id="softmax.backward001", seed="001", location="§'单独的Softmax层' (separate softmax layer), backward",
-       statement="self.grad = o * (I - o^T); return einsum(self.grad, grad[..., None], 'b c c, b c m -> b c m')",
-       verdict=WRONG,
-       corrected=r"$J$ is right, but the einsum with a repeated index uses only diag(J): "
-                 r"it must contract the full matrix, $g J = s \odot (g - (g\cdot s)\mathbf 1)$")
+@proof(
+    id="softmax.backward001",
+    seed="001",
+    location="§'单独的Softmax层' (separate softmax layer), backward",
+    statement="self.grad = o * (I - o^T); return einsum(self.grad, grad[..., None], 'b c c, b c m -> b c m')",
+    verdict=WRONG,
+    corrected=r"$J$ is right, but the einsum with a repeated index uses only diag(J): "
+    r"it must contract the full matrix, $g J = s \odot (g - (g\cdot s)\mathbf 1)$",
+)
 def test_softmax_backward001(seed=_seed001_softmax_backward_as_written, corrected=_softmax_vjp):
     r"""**numpy-layers post, the separate softmax layer's backward.**
 
@@ -254,8 +283,13 @@ def test_softmax_backward001(seed=_seed001_softmax_backward_as_written, correcte
     numeric = np.stack([fd(lambda v, g=g: g @ softmax(v), x, gradient=True)[0] for x, g in zip(Xb, G)])
     assert_close("corrected VJP vs FD", corrected(S, G), numeric, atol=1e-8, rtol=1e-7)
     assert_close("library Softmax.vjp_batched", Softmax().vjp_batched(Xb, S, G), corrected(S, G))
-    assert_differs("as written vs FD", written, numeric,
-                   by=float(np.max(np.abs(S * (np.sum(G * S, axis=1, keepdims=True) - S * G)))), atol=1e-7)
+    assert_differs(
+        "as written vs FD",
+        written,
+        numeric,
+        by=float(np.max(np.abs(S * (np.sum(G * S, axis=1, keepdims=True) - S * G)))),
+        atol=1e-7,
+    )
 
 
 def _softmax_loss_code(x, y):
@@ -270,9 +304,13 @@ def _softmax_loss_code(x, y):
     return loss, dx
 
 
-@proof(id="softmax.loss_code_batch", seed="004",
-       location="§4.1-4.2 softmax_loss (same code in numpy-layers post Softmax.forward and Made-With-ML MLP dscores)",
-       statement=r"loss = $-\frac1N\sum_i \log S_{i,y_i}$; dx = (probs - onehot(y)) / N", verdict=HOLDS)
+@proof(
+    id="softmax.loss_code_batch",
+    seed="004",
+    location="§4.1-4.2 softmax_loss (same code in numpy-layers post Softmax.forward and Made-With-ML MLP dscores)",
+    statement=r"loss = $-\frac1N\sum_i \log S_{i,y_i}$; dx = (probs - onehot(y)) / N",
+    verdict=HOLDS,
+)
 def test_softmax_loss_code_batch(claim=_softmax_loss_code):
     r"""**CS231n walkthrough ``softmax_loss``; numpy-layers post ``Softmax.forward`` (loss layer); Made-With-ML MLP ``dscores``.**
 
@@ -311,12 +349,16 @@ def _example004_right():
     return np.array([0.175, 0.175, 0.096])
 
 
-@proof(id="softmax.example004", seed="004", location="§4.1 worked example: probs, probs[np.arange(N), y], log",
-       statement=r"probs rows (0.175,0.175,0.175,1/2.104), (…, 1/2.104), (0.096,…,1/1.405); with y=(2,0,1) "
-                 r"probs[arange(N), y] = (0.175, 0.096, 0.175) and log = (-1.743, -2.343, -1.743)",
-       verdict=WRONG,
-       corrected="probs[arange(N), y] = (0.175, 0.175, 0.096), log = (-1.743, -1.743, -2.343); "
-                 "the loss (their mean, negated, = 1.943) is unchanged")
+@proof(
+    id="softmax.example004",
+    seed="004",
+    location="§4.1 worked example: probs, probs[np.arange(N), y], log",
+    statement=r"probs rows (0.175,0.175,0.175,1/2.104), (…, 1/2.104), (0.096,…,1/1.405); with y=(2,0,1) "
+    r"probs[arange(N), y] = (0.175, 0.096, 0.175) and log = (-1.743, -2.343, -1.743)",
+    verdict=WRONG,
+    corrected="probs[arange(N), y] = (0.175, 0.175, 0.096), log = (-1.743, -1.743, -2.343); "
+    "the loss (their mean, negated, = 1.943) is unchanged",
+)
 def test_softmax_example004(seed=_example004_printed, corrected=_example004_right):
     r"""**CS231n walkthrough, §4.1, worked example.**
 
@@ -357,12 +399,16 @@ def _appendix_right_coef(S, j, N):
     return -(1 - S[j]) / N
 
 
-@proof(id="softmax.appendix004", seed="004", location="appendix 'Softmax 分类器梯度的证明过程'",
-       statement=r"$dL_{ij} = \dots = -\frac1N(dx_{ij} - \frac{e^{x_{ij}}dx_{ij}+e^{x_{ik}}dx_{ik}}{\sum_l e^{x_{il}}}) "
-                 r"= \frac1N(1-S_{ij})dx_{ij} + \frac1N S_{ik}dx_{ik}$, hence $\partial L_{ij}/\partial x_{ij} = \frac1N(S_{ij}-1)$",
-       verdict=WRONG,
-       corrected=r"the line is $-\frac1N(1-S_{ij})dx_{ij} + \frac1N S_{ik}dx_{ik}$ (sign of the first term); "
-                 r"the conclusion $\frac1N(S_{ij}-1)$, $\frac1N S_{il}$ holds")
+@proof(
+    id="softmax.appendix004",
+    seed="004",
+    location="appendix 'Softmax 分类器梯度的证明过程'",
+    statement=r"$dL_{ij} = \dots = -\frac1N(dx_{ij} - \frac{e^{x_{ij}}dx_{ij}+e^{x_{ik}}dx_{ik}}{\sum_l e^{x_{il}}}) "
+    r"= \frac1N(1-S_{ij})dx_{ij} + \frac1N S_{ik}dx_{ik}$, hence $\partial L_{ij}/\partial x_{ij} = \frac1N(S_{ij}-1)$",
+    verdict=WRONG,
+    corrected=r"the line is $-\frac1N(1-S_{ij})dx_{ij} + \frac1N S_{ik}dx_{ik}$ (sign of the first term); "
+    r"the conclusion $\frac1N(S_{ij}-1)$, $\frac1N S_{il}$ holds",
+)
 def test_softmax_appendix004(seed=_appendix_line_coef, corrected=_appendix_right_coef):
     r"""**CS231n walkthrough, appendix: the proof of the softmax gradient.**
 
@@ -423,13 +469,18 @@ def _with_loss_gradient(x, t):
     return (np.sum(t) * _softmax_whole(x) - t) / N
 
 
-@proof(id="softmax.with_loss002", seed="002", location="§Softmax-with-Loss 层, backward (with the notes' softmax)",
-       statement="self.y = softmax(x) (c = np.max(a); exp_a / np.sum(exp_a)); batch_size = self.t.shape[0]; "
-                 "dx = (self.y - self.t) / batch_size", verdict=WRONG,
-       corrected="(y - t) / N is the gradient only with a row-wise softmax of a 2-D batch; the notes' softmax takes "
-                 "one max and one sum over the whole array, and then the gradient of the layer's forward is "
-                 "y - t/N for a 2-D one-hot batch (N, C); for a single 1-D one-hot t (C,) it is y - t, while "
-                 "t.shape[0] = C divides it by C")
+@proof(
+    id="softmax.with_loss002",
+    seed="002",
+    location="§Softmax-with-Loss 层, backward (with the notes' softmax)",
+    statement="self.y = softmax(x) (c = np.max(a); exp_a / np.sum(exp_a)); batch_size = self.t.shape[0]; "
+    "dx = (self.y - self.t) / batch_size",
+    verdict=WRONG,
+    corrected="(y - t) / N is the gradient only with a row-wise softmax of a 2-D batch; the notes' softmax takes "
+    "one max and one sum over the whole array, and then the gradient of the layer's forward is "
+    "y - t/N for a 2-D one-hot batch (N, C); for a single 1-D one-hot t (C,) it is y - t, while "
+    "t.shape[0] = C divides it by C",
+)
 def test_softmax_with_loss002(seed=_seed002_softmax_with_loss_backward, corrected=_with_loss_gradient):
     r"""**DLFS notes, ``SoftmaxWithLoss``, with the notes' own ``softmax``.**
 
@@ -458,18 +509,26 @@ def test_softmax_with_loss002(seed=_seed002_softmax_with_loss_backward, correcte
         return -np.sum(tt * np.log(y)) / (1 if tt.ndim == 1 else tt.shape[0])
 
     true = fd(lambda v: forward(v, t), x.reshape(-1), gradient=True).reshape(x.shape)
-    assert_fd("2-D batch: corrected", corrected(x, t).reshape(1, -1), lambda v: forward(v, t), x.reshape(-1),
-              gradient=True)
+    assert_fd(
+        "2-D batch: corrected", corrected(x, t).reshape(1, -1), lambda v: forward(v, t), x.reshape(-1), gradient=True
+    )
     written = seed(x, t)
-    assert_differs("2-D batch: written vs the gradient of its forward", written, true,
-                   by=float(np.max(np.abs(written - corrected(x, t)))), atol=1e-7)
+    assert_differs(
+        "2-D batch: written vs the gradient of its forward",
+        written,
+        true,
+        by=float(np.max(np.abs(written - corrected(x, t)))),
+        atol=1e-7,
+    )
     assert np.max(np.abs(written - true)) > 0.1
     # the condition: with a row-wise softmax, (y - t) / N is the gradient
     rowwise = lambda v: -np.sum(t * np.log(softmax(v.reshape(x.shape)))) / x.shape[0]  # noqa: E731
-    assert_fd("2-D, row-wise softmax: (y - t)/N", (softmax(x) - t).reshape(1, -1) / 2, rowwise, x.reshape(-1),
-              gradient=True)
+    assert_fd(
+        "2-D, row-wise softmax: (y - t)/N", (softmax(x) - t).reshape(1, -1) / 2, rowwise, x.reshape(-1), gradient=True
+    )
     x1, t1 = x[0], t[0]
     true1 = fd(lambda v: forward(v, t1), x1, gradient=True)[0]
     assert_close("1-D: corrected = y - t", corrected(x1, t1), true1, atol=1e-8, rtol=1e-7)
-    assert_differs("1-D: written = (y - t)/C", seed(x1, t1), true1, by=float(np.max(np.abs(true1))) * (1 - 1 / 3),
-                   atol=1e-7)
+    assert_differs(
+        "1-D: written = (y - t)/C", seed(x1, t1), true1, by=float(np.max(np.abs(true1))) * (1 - 1 / 3), atol=1e-7
+    )

@@ -16,11 +16,15 @@ def _shifted(a, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-@proof(id="stable.shift_identity", seed="002",
-       location="§softmax 函数 (C' derivation); CS231n walkthrough §4.1 ($\\log C = -\\max_j x_{ij}$); numpy-layers post note",
-       statement=r"$y_k = \frac{\exp(a_k)}{\sum_i\exp(a_i)} = \frac{C\exp(a_k)}{C\sum_i\exp(a_i)} = "
-                 r"\frac{\exp(a_k+C')}{\sum_i\exp(a_i+C')}$; $C' = -\max a$ avoids overflow: "
-                 r"[1010, 1000, 990] -> [9.99954600e-01, 4.53978686e-05, 2.06106005e-09]", verdict=HOLDS)
+@proof(
+    id="stable.shift_identity",
+    seed="002",
+    location="§softmax 函数 (C' derivation); CS231n walkthrough §4.1 ($\\log C = -\\max_j x_{ij}$); numpy-layers post note",
+    statement=r"$y_k = \frac{\exp(a_k)}{\sum_i\exp(a_i)} = \frac{C\exp(a_k)}{C\sum_i\exp(a_i)} = "
+    r"\frac{\exp(a_k+C')}{\sum_i\exp(a_i+C')}$; $C' = -\max a$ avoids overflow: "
+    r"[1010, 1000, 990] -> [9.99954600e-01, 4.53978686e-05, 2.06106005e-09]",
+    verdict=HOLDS,
+)
 def test_shift_identity(claim=_shifted):
     r"""**DLFS notes, the overflow countermeasure (and CS231n walkthrough's $\log C = -\max_j x_{ij}$, numpy-layers post's note).**
 
@@ -67,11 +71,15 @@ def _seed000_softmax(z):
     return e / np.sum(e)
 
 
-@proof(id="stable.clip000", seed="000", location="NNFunctions.py, _exp and Softmax.__call__",
-       statement="_exp(z) = np.exp(np.clip(z, -_maxV, _maxV)), _maxV = log(float32 max); softmax = _exp(z) / sum(_exp(z))",
-       verdict=WRONG,
-       corrected="clipping changes the value: logits above 88.72 (or below -88.72) are flattened (e.g. [100, 99] "
-                 "and [-100, -101] -> [0.5, 0.5] instead of [0.731, 0.269]); subtract the max instead (exact, no clip)")
+@proof(
+    id="stable.clip000",
+    seed="000",
+    location="NNFunctions.py, _exp and Softmax.__call__",
+    statement="_exp(z) = np.exp(np.clip(z, -_maxV, _maxV)), _maxV = log(float32 max); softmax = _exp(z) / sum(_exp(z))",
+    verdict=WRONG,
+    corrected="clipping changes the value: logits above 88.72 (or below -88.72) are flattened (e.g. [100, 99] "
+    "and [-100, -101] -> [0.5, 0.5] instead of [0.731, 0.269]); subtract the max instead (exact, no clip)",
+)
 def test_clip000(seed=_seed000_softmax, corrected=_shifted):
     r"""**FCNN-Jacobian notes, softmax through a clipped exponential.**
 
@@ -103,13 +111,16 @@ def _noshift003(logits):
         return e / np.sum(e, axis=1, keepdims=True)
 
 
-@proof(id="stable.noshift003", seed="003",
-       location="§Model / Training / MLPFromScratch.predict: exp_logits = np.exp(logits) (also numpy-layers post §'单独的Softmax层', "
-                "DLFS notes first softmax)",
-       statement="y_hat = np.exp(logits) / np.sum(np.exp(logits), axis=1, keepdims=True) (no max shift)",
-       verdict=WRONG,
-       corrected="subtract the row max first: np.exp(logits - logits.max(axis=1, keepdims=True)); "
-                 "without it any logit above 709.78 overflows to inf and the row becomes nan")
+@proof(
+    id="stable.noshift003",
+    seed="003",
+    location="§Model / Training / MLPFromScratch.predict: exp_logits = np.exp(logits) (also numpy-layers post §'单独的Softmax层', "
+    "DLFS notes first softmax)",
+    statement="y_hat = np.exp(logits) / np.sum(np.exp(logits), axis=1, keepdims=True) (no max shift)",
+    verdict=WRONG,
+    corrected="subtract the row max first: np.exp(logits - logits.max(axis=1, keepdims=True)); "
+    "without it any logit above 709.78 overflows to inf and the row becomes nan",
+)
 def test_noshift003(seed=_noshift003, corrected=lambda logits: _shifted(logits, axis=1)):
     r"""**Made-With-ML MLP's softmax (and numpy-layers post's separate softmax layer, DLFS notes' first ``softmax``).**
 

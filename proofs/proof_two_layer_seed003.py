@@ -44,10 +44,14 @@ def _loss(params):
     return _seed003_step(X, Y, *params)[0]
 
 
-@proof(id="two_layer.code003", seed="003", location="§Gradients / §Training, the numpy training loop",
-       statement="dscores = y_hat; dscores[range(N), y] -= 1; dscores /= N; dW2 = a1^T dscores; db2 = sum(dscores); "
-                 "dhidden = dscores W2^T; dhidden[a1 <= 0] = 0; dW1 = X^T dhidden; db1 = sum(dhidden)",
-       verdict=HOLDS)
+@proof(
+    id="two_layer.code003",
+    seed="003",
+    location="§Gradients / §Training, the numpy training loop",
+    statement="dscores = y_hat; dscores[range(N), y] -= 1; dscores /= N; dW2 = a1^T dscores; db2 = sum(dscores); "
+    "dhidden = dscores W2^T; dhidden[a1 <= 0] = 0; dW1 = X^T dhidden; db1 = sum(dhidden)",
+    verdict=HOLDS,
+)
 def test_code003(claim=_seed003_step):
     r"""**Made-With-ML MLP, the numpy gradients of the two-layer MLP.**
 
@@ -66,10 +70,12 @@ def test_code003(claim=_seed003_step):
     params = [W1, B1, W2, B2]
     loss, g, _, _ = claim(X, Y, *params)
     for i, name in enumerate(("W1", "b1", "W2", "b2")):
+
         def f(v, i=i):
             q = list(params)
             q[i] = v.reshape(params[i].shape)
             return claim(X, Y, *q)[0]
+
         assert_fd(name, g[name].reshape(1, -1), f, params[i].reshape(-1), gradient=True)
     net = Network([Dense.from_params(W1, B1[0], "relu"), Dense.from_params(W2, B2[0])], SoftmaxCrossEntropy())
     lib_loss, lib = net.loss_and_gradients(X, Y)
@@ -91,14 +97,18 @@ def _w2_hat_y_as_column_prob(a1, yh, y):
     return np.outer(a1, yh - np.eye(yh.size)[y])
 
 
-@proof(id="two_layer.w2_elementwise003", seed="003", location="§Gradients, the derivations of dJ/dW2j and dJ/dW2y",
-       statement=r"$\frac{\partial J}{\partial W_{2j}} = -\frac{1}{\hat y}\frac{\partial \hat y}{\partial W_{2j}} = \dots = a_1\hat y$, "
-                 r"$\frac{\partial J}{\partial W_{2y}} = \dots = \frac1{\hat y}(a_1\hat y^2 - a_1\hat y) = a_1(\hat y - 1)$",
-       verdict=CONVENTION,
-       corrected=r"per sample, $\frac{\partial J}{\partial W_{2j}} = a_1^\top(\hat y_j - [j=y])$: the results hold with "
-                 r"$\hat y$ read as $\hat y_j$ in the $W_{2j}$ line (and $\hat y_y$ in the $W_{2y}$ line) and $a_1$ as a column; "
-                 r"the derivation uses the same letter $\hat y$ for $\hat y_y$ ($-1/\hat y$), so reading it as $\hat y_y$ "
-                 r"throughout gives $a_1\hat y_y$ for $j\ne y$, which is wrong")
+@proof(
+    id="two_layer.w2_elementwise003",
+    seed="003",
+    location="§Gradients, the derivations of dJ/dW2j and dJ/dW2y",
+    statement=r"$\frac{\partial J}{\partial W_{2j}} = -\frac{1}{\hat y}\frac{\partial \hat y}{\partial W_{2j}} = \dots = a_1\hat y$, "
+    r"$\frac{\partial J}{\partial W_{2y}} = \dots = \frac1{\hat y}(a_1\hat y^2 - a_1\hat y) = a_1(\hat y - 1)$",
+    verdict=CONVENTION,
+    corrected=r"per sample, $\frac{\partial J}{\partial W_{2j}} = a_1^\top(\hat y_j - [j=y])$: the results hold with "
+    r"$\hat y$ read as $\hat y_j$ in the $W_{2j}$ line (and $\hat y_y$ in the $W_{2y}$ line) and $a_1$ as a column; "
+    r"the derivation uses the same letter $\hat y$ for $\hat y_y$ ($-1/\hat y$), so reading it as $\hat y_y$ "
+    r"throughout gives $a_1\hat y_y$ for $j\ne y$, which is wrong",
+)
 def test_w2_elementwise003(seed=_w2_hat_y_as_label_prob, corrected=_w2_hat_y_as_column_prob):
     r"""**Made-With-ML MLP, the per-column derivation for $W_2$.**
 
@@ -159,13 +169,17 @@ def _w1_right(X, G2, W2, z1):
     return X.T @ ((G2 @ W2.T) * (z1 > 0))
 
 
-@proof(id="two_layer.w1_prose003", seed="003", location="§Gradients, dJ/dW1",
-       statement=r"$\frac{\partial J}{\partial W_1} = \frac{\partial J}{\partial \hat y}\frac{\partial \hat y}{\partial X}"
-                 r"\frac{\partial X}{\partial z_1}\frac{\partial z_1}{\partial W_1} = W_2(\partial\hat y)(\partial \mathrm{ReLU})X$",
-       verdict=WRONG,
-       corrected=r"$\frac{\partial J}{\partial W_1} = X^\top\big[(\frac{\partial J}{\partial z_2}W_2^\top)\odot[z_1>0]\big]$ "
-                 r"($D\times H$); the chain runs through $a_1$, not $X$, and the source's product does not type-check "
-                 r"($W_2$ is $H\times C$, $X$ is $N\times D$); the code computes the corrected form")
+@proof(
+    id="two_layer.w1_prose003",
+    seed="003",
+    location="§Gradients, dJ/dW1",
+    statement=r"$\frac{\partial J}{\partial W_1} = \frac{\partial J}{\partial \hat y}\frac{\partial \hat y}{\partial X}"
+    r"\frac{\partial X}{\partial z_1}\frac{\partial z_1}{\partial W_1} = W_2(\partial\hat y)(\partial \mathrm{ReLU})X$",
+    verdict=WRONG,
+    corrected=r"$\frac{\partial J}{\partial W_1} = X^\top\big[(\frac{\partial J}{\partial z_2}W_2^\top)\odot[z_1>0]\big]$ "
+    r"($D\times H$); the chain runs through $a_1$, not $X$, and the source's product does not type-check "
+    r"($W_2$ is $H\times C$, $X$ is $N\times D$); the code computes the corrected form",
+)
 def test_w1_prose003(seed=_w1_prose, corrected=_w1_right):
     r"""**Made-With-ML MLP, the $W_1$ gradient in prose.**
 
@@ -191,8 +205,13 @@ def test_w1_prose003(seed=_w1_prose, corrected=_w1_right):
     G2 = (P - np.eye(C)[Y]) / N
     right = corrected(X, G2, W2, z1)
     assert right.shape == W1.shape
-    assert_fd("corrected dJ/dW1", right.reshape(1, -1), lambda v: _loss([v.reshape(D, H), B1, W2, B2]),
-              W1.reshape(-1), gradient=True)
+    assert_fd(
+        "corrected dJ/dW1",
+        right.reshape(1, -1),
+        lambda v: _loss([v.reshape(D, H), B1, W2, B2]),
+        W1.reshape(-1),
+        gradient=True,
+    )
     assert seed(X, G2, W2, z1).shape == (H, D) != W1.shape, "the prose's product has the transposed shape"
 
 
@@ -206,12 +225,16 @@ def _loss_mean(yh, y):
     return -np.mean(np.log(yh[np.arange(len(y)), y]))
 
 
-@proof(id="two_layer.loss_prose003", seed="003", location="§Loss, J(theta)",
-       statement=r"$J(\theta) = -\sum_i^K\log(\hat y_i) = -\sum_i^K\log\frac{e^{W_yX_i}}{\sum_j e^{WX_i}}$; "
-                 r"code: np.sum(-np.log(y_hat[range(N), y])) / N",
-       verdict=WRONG,
-       corrected=r"$J = -\frac1N\sum_{i=1}^N\log\hat y_{i,y_i}$ (a mean over the N samples of the correct class's "
-                 r"log-probability), which is what the code computes")
+@proof(
+    id="two_layer.loss_prose003",
+    seed="003",
+    location="§Loss, J(theta)",
+    statement=r"$J(\theta) = -\sum_i^K\log(\hat y_i) = -\sum_i^K\log\frac{e^{W_yX_i}}{\sum_j e^{WX_i}}$; "
+    r"code: np.sum(-np.log(y_hat[range(N), y])) / N",
+    verdict=WRONG,
+    corrected=r"$J = -\frac1N\sum_{i=1}^N\log\hat y_{i,y_i}$ (a mean over the N samples of the correct class's "
+    r"log-probability), which is what the code computes",
+)
 def test_loss_prose003(seed=_loss_prose, corrected=_loss_mean):
     r"""**Made-With-ML MLP, the loss.**
 
@@ -243,10 +266,15 @@ def _model003_right(X, z2):
     return np.exp(z2) / np.exp(z2).sum(axis=1, keepdims=True)
 
 
-@proof(id="two_layer.model003", seed="003", location="TL;DR and §Model equations",
-       statement=r"$z_1 = XW_1$, $a_1 = f(z_1)$, $z_2 = a_1W_2$, $\hat y = \mathrm{softmax}(x)$", verdict=WRONG,
-       corrected=r"$\hat y = \mathrm{softmax}(z_2)$ (as §Model later writes); and the code adds biases: "
-                 r"$z_1 = XW_1 + b_1$, $z_2 = a_1W_2 + b_2$")
+@proof(
+    id="two_layer.model003",
+    seed="003",
+    location="TL;DR and §Model equations",
+    statement=r"$z_1 = XW_1$, $a_1 = f(z_1)$, $z_2 = a_1W_2$, $\hat y = \mathrm{softmax}(x)$",
+    verdict=WRONG,
+    corrected=r"$\hat y = \mathrm{softmax}(z_2)$ (as §Model later writes); and the code adds biases: "
+    r"$z_1 = XW_1 + b_1$, $z_2 = a_1W_2 + b_2$",
+)
 def test_model003(seed=_model003_tldr, corrected=_model003_right):
     r"""**Made-With-ML MLP, the model equations.**
 
@@ -281,10 +309,15 @@ def _dscores_alias(y_hat, y):
     return d
 
 
-@proof(id="two_layer.alias003", seed="003", location="§Gradients/§Training: dscores = y_hat",
-       statement="dscores = y_hat; dscores[range(N), y] -= 1; dscores /= N", verdict=CONVENTION,
-       corrected="the values are right, but dscores is the same array as y_hat, so y_hat is overwritten by the "
-                 "gradient; use dscores = y_hat.copy() if y_hat is needed afterwards (CS231n walkthrough copies)")
+@proof(
+    id="two_layer.alias003",
+    seed="003",
+    location="§Gradients/§Training: dscores = y_hat",
+    statement="dscores = y_hat; dscores[range(N), y] -= 1; dscores /= N",
+    verdict=CONVENTION,
+    corrected="the values are right, but dscores is the same array as y_hat, so y_hat is overwritten by the "
+    "gradient; use dscores = y_hat.copy() if y_hat is needed afterwards (CS231n walkthrough copies)",
+)
 def test_alias003(seed=_dscores_copy, corrected=_dscores_alias):
     r"""**Made-With-ML MLP, ``dscores = y_hat``.**
 

@@ -36,13 +36,17 @@ def _neuron_right(x, w, b):
     return x @ w + b
 
 
-@proof(id="affine.neuron_row004", seed="004", location="§3.1 一个神经元的本事, the single-neuron matrix expression",
-       statement=r"$\underbrace{[\sum_iw_ix_i+b]}_{1\times 1} = \underbrace{[\cdots\ x_i\ \cdots]}_{1\times D}\cdot"
-                 r"\underbrace{[\vdots\ x_i\ \vdots]}_{D\times 1} + \underbrace{[b]}_{1\times 1}$",
-       verdict=WRONG,
-       corrected=r"the column vector holds the weights: $[\cdots\ x_i\ \cdots]_{1\times D}\cdot[\vdots\ w_i\ \vdots]_{D\times 1} + "
-                 r"[b]$; as printed the right side is $\sum_i x_i^2 + b$ (the batch version two paragraphs later has "
-                 r"$w_i$ in that place)")
+@proof(
+    id="affine.neuron_row004",
+    seed="004",
+    location="§3.1 一个神经元的本事, the single-neuron matrix expression",
+    statement=r"$\underbrace{[\sum_iw_ix_i+b]}_{1\times 1} = \underbrace{[\cdots\ x_i\ \cdots]}_{1\times D}\cdot"
+    r"\underbrace{[\vdots\ x_i\ \vdots]}_{D\times 1} + \underbrace{[b]}_{1\times 1}$",
+    verdict=WRONG,
+    corrected=r"the column vector holds the weights: $[\cdots\ x_i\ \cdots]_{1\times D}\cdot[\vdots\ w_i\ \vdots]_{D\times 1} + "
+    r"[b]$; as printed the right side is $\sum_i x_i^2 + b$ (the batch version two paragraphs later has "
+    r"$w_i$ in that place)",
+)
 def test_neuron_row004(seed=_neuron_printed, corrected=_neuron_right):
     r"""**CS231n walkthrough, §3.1, one neuron scoring one image.**
 
@@ -78,12 +82,16 @@ def _ones_right(N, M):
     return np.ones((1, N))
 
 
-@proof(id="affine.db_ones004", seed="004", location="§4.3 '矩阵维度匹配', the matrix expression for db",
-       statement=r"$\underbrace{[\cdots\ \mathrm{db}\ \cdots]}_{1\times M} = \underbrace{[\cdots\ 1\ \cdots]}_{1\times M}"
-                 r"\cdot\underbrace{[\mathrm{dout}]}_{N\times M}$ (code: db = np.sum(dout, axis=0))",
-       verdict=WRONG,
-       corrected=r"$\mathrm{db} = \mathbf 1_{1\times N}\,\mathrm{dout}_{N\times M}$: a $1\times M$ row times an $N\times M$ "
-                 r"matrix does not type-check unless $M = N$; with the $1\times N$ row it is the code's column sums")
+@proof(
+    id="affine.db_ones004",
+    seed="004",
+    location="§4.3 '矩阵维度匹配', the matrix expression for db",
+    statement=r"$\underbrace{[\cdots\ \mathrm{db}\ \cdots]}_{1\times M} = \underbrace{[\cdots\ 1\ \cdots]}_{1\times M}"
+    r"\cdot\underbrace{[\mathrm{dout}]}_{N\times M}$ (code: db = np.sum(dout, axis=0))",
+    verdict=WRONG,
+    corrected=r"$\mathrm{db} = \mathbf 1_{1\times N}\,\mathrm{dout}_{N\times M}$: a $1\times M$ row times an $N\times M$ "
+    r"matrix does not type-check unless $M = N$; with the $1\times N$ row it is the code's column sums",
+)
 def test_db_ones004(seed=_ones_printed, corrected=_ones_right):
     r"""**CS231n walkthrough, §4.3, the "dimension matching" expression for db.**
 
@@ -125,13 +133,17 @@ def _fneg(w):
     return -2.0 * w * w
 
 
-@proof(id="opt.gradient_step004", seed="004", location="§4.2 跟着梯度走!, what adding the gradient does",
-       statement="参数 (W, B) 如果加上这个 grad 数值, 在新参数 (W+grad, b+grad) 下 ... 新计算出来的 loss 损失值一定会更大一些, "
-                 "这正是梯度的定义所保证的 (with the parameters plus grad, the loss is certainly larger; the definition of "
-                 "the gradient guarantees it)",
-       verdict=WRONG,
-       corrected=r"the gradient guarantees an increase only for a small enough step: $f(w+\eta g) = f(w) + \eta\|g\|^2 + o(\eta)$; "
-                 r"a full step can decrease the loss: $f(w) = -2w^2$, $w = 1$, $g = -4$, $f(w+g) = f(-3) = -18 < -2 = f(1)$")
+@proof(
+    id="opt.gradient_step004",
+    seed="004",
+    location="§4.2 跟着梯度走!, what adding the gradient does",
+    statement="参数 (W, B) 如果加上这个 grad 数值, 在新参数 (W+grad, b+grad) 下 ... 新计算出来的 loss 损失值一定会更大一些, "
+    "这正是梯度的定义所保证的 (with the parameters plus grad, the loss is certainly larger; the definition of "
+    "the gradient guarantees it)",
+    verdict=WRONG,
+    corrected=r"the gradient guarantees an increase only for a small enough step: $f(w+\eta g) = f(w) + \eta\|g\|^2 + o(\eta)$; "
+    r"a full step can decrease the loss: $f(w) = -2w^2$, $w = 1$, $g = -4$, $f(w+g) = f(-3) = -18 < -2 = f(1)$",
+)
 def test_gradient_step004(seed=_full_gradient_step_increases, corrected=_small_gradient_step_increases):
     r"""**CS231n walkthrough, §4.2, "adding the gradient certainly increases the loss".**
 
@@ -173,14 +185,18 @@ def _stats_of_each_batch(batches, w, b):
     return [np.mean(x @ w + b, axis=0) for x in batches]
 
 
-@proof(id="batchnorm.stats_fixed004", seed="004", location="§5.2 代码详解, why running averages may stand in at test time",
-       statement="神经网络一旦训练完毕, 参数都会基本固定下来, 这个时候即使是每批样本图片再进入我们的神经网络, 那么 BN 层计算的平均值和"
-                 "标准差都是固定不变的 (once trained, the parameters are fixed, so the mean and standard deviation a BN layer "
-                 "computes are the same for every batch)",
-       verdict=WRONG,
-       corrected="with the parameters fixed, a batch's mean and variance still depend on which samples are in the batch: "
-                 "they vary from batch to batch around the population values; what is fixed is their expectation over "
-                 "batches, which the running averages (or the paper's large-sample estimate) approximate")
+@proof(
+    id="batchnorm.stats_fixed004",
+    seed="004",
+    location="§5.2 代码详解, why running averages may stand in at test time",
+    statement="神经网络一旦训练完毕, 参数都会基本固定下来, 这个时候即使是每批样本图片再进入我们的神经网络, 那么 BN 层计算的平均值和"
+    "标准差都是固定不变的 (once trained, the parameters are fixed, so the mean and standard deviation a BN layer "
+    "computes are the same for every batch)",
+    verdict=WRONG,
+    corrected="with the parameters fixed, a batch's mean and variance still depend on which samples are in the batch: "
+    "they vary from batch to batch around the population values; what is fixed is their expectation over "
+    "batches, which the running averages (or the paper's large-sample estimate) approximate",
+)
 def test_stats_fixed004(seed=_same_stats_for_every_batch, corrected=_stats_of_each_batch):
     r"""**CS231n walkthrough, §5.2, "the statistics are fixed once training is over".**
 
@@ -215,7 +231,7 @@ def test_stats_fixed004(seed=_same_stats_for_every_batch, corrected=_stats_of_ea
 
 def _skew(v):
     v = v - v.mean(0)
-    return (v ** 3).mean(0) / (v ** 2).mean(0) ** 1.5
+    return (v**3).mean(0) / (v**2).mean(0) ** 1.5
 
 
 def _gaussian_skewness(x):
@@ -228,13 +244,17 @@ def _input_skewness(x):
     return _skew(x)
 
 
-@proof(id="batchnorm.gaussian004", seed="004", location="§5.2 代码详解, what the normalisation achieves",
-       statement="对得分矩阵的每一列 x_i 特征数据进行'归一化', 即使得每一维特征均值为0, 标准差为1, 服从标准高斯分布 (normalise each "
-                 "column to mean 0, standard deviation 1, following the standard Gaussian distribution)",
-       verdict=WRONG,
-       corrected=r"the normalisation $\hat x = (x-\mu_B)/\sqrt{\sigma_B^2+\epsilon}$ is an affine map per feature: it gives "
-                 r"mean 0 and variance $\sigma_B^2/(\sigma_B^2+\epsilon)$ (just under 1) but keeps the shape of the "
-                 r"distribution (skewness, kurtosis); the result is Gaussian only if the scores were")
+@proof(
+    id="batchnorm.gaussian004",
+    seed="004",
+    location="§5.2 代码详解, what the normalisation achieves",
+    statement="对得分矩阵的每一列 x_i 特征数据进行'归一化', 即使得每一维特征均值为0, 标准差为1, 服从标准高斯分布 (normalise each "
+    "column to mean 0, standard deviation 1, following the standard Gaussian distribution)",
+    verdict=WRONG,
+    corrected=r"the normalisation $\hat x = (x-\mu_B)/\sqrt{\sigma_B^2+\epsilon}$ is an affine map per feature: it gives "
+    r"mean 0 and variance $\sigma_B^2/(\sigma_B^2+\epsilon)$ (just under 1) but keeps the shape of the "
+    r"distribution (skewness, kurtosis); the result is Gaussian only if the scores were",
+)
 def test_gaussian004(seed=_gaussian_skewness, corrected=_input_skewness):
     r"""**CS231n walkthrough, §5.2, "normalised features follow the standard Gaussian".**
 
@@ -269,14 +289,19 @@ def _smoothing_factor_code(momentum):
     return 1 - momentum
 
 
-@proof(id="batchnorm.momentum_smoothing004", seed="004", location="§5.2 代码详解, momentum and single exponential smoothing",
-       statement="参数 momentum 对应于平滑系数, 或者叫加权因子 (momentum corresponds to the smoothing coefficient, the "
-                 "weighting factor); steady statistics: momentum 0.7~0.9; rapidly changing: 0.1~0.4",
-       verdict=WRONG, prose=True,
-       corrected=r"in single exponential smoothing $s_t = \alpha x_t + (1-\alpha)s_{t-1}$ the smoothing coefficient "
-                 r"$\alpha$ weights the newest observation; in the code that weight is $1 - $ momentum, so momentum "
-                 r"$= 1-\alpha$ (the damping factor). The suggested ranges fit momentum $= 1-\alpha$ (steady series: "
-                 r"small $\alpha$, large momentum)")
+@proof(
+    id="batchnorm.momentum_smoothing004",
+    seed="004",
+    location="§5.2 代码详解, momentum and single exponential smoothing",
+    statement="参数 momentum 对应于平滑系数, 或者叫加权因子 (momentum corresponds to the smoothing coefficient, the "
+    "weighting factor); steady statistics: momentum 0.7~0.9; rapidly changing: 0.1~0.4",
+    verdict=WRONG,
+    prose=True,
+    corrected=r"in single exponential smoothing $s_t = \alpha x_t + (1-\alpha)s_{t-1}$ the smoothing coefficient "
+    r"$\alpha$ weights the newest observation; in the code that weight is $1 - $ momentum, so momentum "
+    r"$= 1-\alpha$ (the damping factor). The suggested ranges fit momentum $= 1-\alpha$ (steady series: "
+    r"small $\alpha$, large momentum)",
+)
 def test_momentum_smoothing004(seed=_smoothing_factor_claimed, corrected=_smoothing_factor_code):
     r"""**CS231n walkthrough, §5.2, momentum named the smoothing coefficient.**
 
@@ -303,13 +328,14 @@ def test_momentum_smoothing004(seed=_smoothing_factor_claimed, corrected=_smooth
     assert_close("weight of the newest value", weight, np.full(2, corrected(m)), atol=1e-9)
     assert_differs("the claimed smoothing coefficient", np.full(2, seed(m)), weight, by=abs(2 * m - 1), atol=1e-8)
     smoothing_with_alpha_momentum = seed(m) * sample + (1 - seed(m)) * running
-    assert_differs("recursion with alpha = momentum vs the code", smoothing_with_alpha_momentum, update(sample),
-                   atol=1e-6)
+    assert_differs(
+        "recursion with alpha = momentum vs the code", smoothing_with_alpha_momentum, update(sample), atol=1e-6
+    )
 
 
 # --- §5.1: the L2 picture -----------------------------------------------------------------------------------
 
-A_L2 = np.diag([1.0, 10.0])   # an anisotropic quadratic loss L(w) = (w - w0)^T A (w - w0) / 2
+A_L2 = np.diag([1.0, 10.0])  # an anisotropic quadratic loss L(w) = (w - w0)^T A (w - w0) / 2
 W0_L2 = np.array([1.0, 1.0])  # its unpenalised minimum
 LAM_L2 = 1.0
 
@@ -325,13 +351,17 @@ def _penalised_minimiser(A, w0, lam):
     return np.linalg.solve(A + lam * np.eye(2), A @ w0)
 
 
-@proof(id="reg.l2_disc004", seed="004", location="§5.1 正则化, the disc picture of L2 regularisation",
-       statement="经过惩罚且最小化的 loss 损失值所对应的最优参数 w1, w2, 就是距离未经历惩罚的最小化 loss 损失值最近, 位于圆形区域边界上"
-                 "的一点 (the penalised optimum is the point on the boundary of the disc closest to the unpenalised minimum)",
-       verdict=WRONG,
-       corrected=r"the penalised optimum $w^* = (A+\lambda I)^{-1}Aw_0$ (quadratic loss) lies on the circle $\|w\| = \|w^*\|$ "
-                 r"where a level set of the loss touches it: the loss's minimiser on the disc, not the point nearest to "
-                 r"$w_0$; the two coincide only when the loss's level sets are circles ($A \propto I$)")
+@proof(
+    id="reg.l2_disc004",
+    seed="004",
+    location="§5.1 正则化, the disc picture of L2 regularisation",
+    statement="经过惩罚且最小化的 loss 损失值所对应的最优参数 w1, w2, 就是距离未经历惩罚的最小化 loss 损失值最近, 位于圆形区域边界上"
+    "的一点 (the penalised optimum is the point on the boundary of the disc closest to the unpenalised minimum)",
+    verdict=WRONG,
+    corrected=r"the penalised optimum $w^* = (A+\lambda I)^{-1}Aw_0$ (quadratic loss) lies on the circle $\|w\| = \|w^*\|$ "
+    r"where a level set of the loss touches it: the loss's minimiser on the disc, not the point nearest to "
+    r"$w_0$; the two coincide only when the loss's level sets are circles ($A \propto I$)",
+)
 def test_l2_disc004(seed=_nearest_on_circle, corrected=_penalised_minimiser):
     r"""**CS231n walkthrough, §5.1, where the L2-penalised optimum lies.**
 
@@ -374,13 +404,17 @@ def _momentum_code(w, dw, v, lr, mu):
     return w + (mu * v - lr * dw)
 
 
-@proof(id="opt.momentum_slope004", seed="004", location="§6.1, the ball-on-a-hill picture of momentum",
-       statement="模型参数的更新不再去参考小球所在处的山体倾斜情况, 而是改用小球的速度矢量在模型参数空间的投影来修正更新参数 (the update no "
-                 "longer refers to the slope where the ball is, but to its velocity)",
-       verdict=WRONG,
-       corrected=r"every step still adds the current slope: $v_t = \mu v_{t-1} - \eta\nabla L(w_t)$, $w_{t+1} = w_t + v_t$, so "
-                 r"$\partial w_{t+1}/\partial \nabla L(w_t) = -\eta I$; what changes is that the step is no longer the "
-                 r"negative gradient alone but adds the decayed previous velocity")
+@proof(
+    id="opt.momentum_slope004",
+    seed="004",
+    location="§6.1, the ball-on-a-hill picture of momentum",
+    statement="模型参数的更新不再去参考小球所在处的山体倾斜情况, 而是改用小球的速度矢量在模型参数空间的投影来修正更新参数 (the update no "
+    "longer refers to the slope where the ball is, but to its velocity)",
+    verdict=WRONG,
+    corrected=r"every step still adds the current slope: $v_t = \mu v_{t-1} - \eta\nabla L(w_t)$, $w_{t+1} = w_t + v_t$, so "
+    r"$\partial w_{t+1}/\partial \nabla L(w_t) = -\eta I$; what changes is that the step is no longer the "
+    r"negative gradient alone but adds the decayed previous velocity",
+)
 def test_momentum_slope004(seed=_momentum_without_slope, corrected=_momentum_code):
     r"""**CS231n walkthrough, §6.1, "the update no longer looks at the slope".**
 
@@ -402,8 +436,9 @@ def test_momentum_slope004(seed=_momentum_without_slope, corrected=_momentum_cod
     assert_close("the code", corrected(w, dw, v, lr, mu), code(dw))
     assert_close("d next_w / d dw = -lr I", fd(code, dw), -lr * np.eye(3), atol=1e-9)
     assert_close("first step (v = 0) is SGD", _momentum_code(w, dw, 0 * v, lr, mu), w - lr * dw)
-    assert_differs("an update that ignores the slope", seed(w, dw, v, lr, mu), code(dw), by=lr * np.max(np.abs(dw)),
-                   atol=1e-12)
+    assert_differs(
+        "an update that ignores the slope", seed(w, dw, v, lr, mu), code(dw), by=lr * np.max(np.abs(dw)), atol=1e-12
+    )
 
 
 # --- wording slips (prose) ----------------------------------------------------------------------------------
@@ -426,13 +461,18 @@ def _gradient_matrix(x, y):
     return S / N
 
 
-@proof(id="softmax.divergence004", seed="004", location="§4.2 小结 and affine_backward docstring: '散度' for the gradient",
-       statement="还输出了一个和得分矩阵x相同shape的散度矩阵 dx, 代表的是损失函数关于输入得分矩阵x的梯度; "
-                 "'dout: Upstream derivative, of shape (N, M)  上一层的散度输出'",
-       verdict=WRONG, prose=True,
-       corrected=r"dx is the gradient $\partial L/\partial x$, an $(N, C)$ array; the divergence (散度) of a vector field is "
-                 r"a scalar, $\sum_i\partial F_i/\partial x_i$: for the field $x\mapsto\nabla L$ it is "
-                 r"$\frac1N\sum_{ij}S_{ij}(1-S_{ij})$, not dx")
+@proof(
+    id="softmax.divergence004",
+    seed="004",
+    location="§4.2 小结 and affine_backward docstring: '散度' for the gradient",
+    statement="还输出了一个和得分矩阵x相同shape的散度矩阵 dx, 代表的是损失函数关于输入得分矩阵x的梯度; "
+    "'dout: Upstream derivative, of shape (N, M)  上一层的散度输出'",
+    verdict=WRONG,
+    prose=True,
+    corrected=r"dx is the gradient $\partial L/\partial x$, an $(N, C)$ array; the divergence (散度) of a vector field is "
+    r"a scalar, $\sum_i\partial F_i/\partial x_i$: for the field $x\mapsto\nabla L$ it is "
+    r"$\frac1N\sum_{ij}S_{ij}(1-S_{ij})$, not dx",
+)
 def test_divergence004(seed=_divergence_of_gradient, corrected=_gradient_matrix):
     r"""**CS231n walkthrough, "散度矩阵 dx" (divergence matrix).**
 
@@ -449,8 +489,14 @@ def test_divergence004(seed=_divergence_of_gradient, corrected=_gradient_matrix)
     one number.
     """
     x, y = RNG.normal(size=(3, 4)), np.array([2, 0, 1])
-    L = lambda v: float(-np.mean(np.log(np.exp(v.reshape(3, 4) - v.reshape(3, 4).max(1, keepdims=True))[np.arange(3), y]  # noqa: E731
-                                       / np.exp(v.reshape(3, 4) - v.reshape(3, 4).max(1, keepdims=True)).sum(1))))
+    L = lambda v: float(
+        -np.mean(
+            np.log(
+                np.exp(v.reshape(3, 4) - v.reshape(3, 4).max(1, keepdims=True))[np.arange(3), y]  # noqa: E731
+                / np.exp(v.reshape(3, 4) - v.reshape(3, 4).max(1, keepdims=True)).sum(1)
+            )
+        )
+    )
     g = corrected(x, y)
     assert np.shape(g) == x.shape
     assert_fd("dx = dL/dx", g.reshape(1, -1), L, x.reshape(-1), gradient=True)
@@ -468,12 +514,17 @@ def _epoch_end_code(num_iterations, iterations_per_epoch):
     return list(range(iterations_per_epoch - 1, num_iterations, iterations_per_epoch))
 
 
-@proof(id="solver.epoch_end004", seed="004", location="§6.2 Solver.train, the comment on epoch_end",
-       statement="epoch_end = (t + 1) % iterations_per_epoch == 0; if epoch_end:  # 只有当t = iterations_per_epoch-1 时为True "
-                 "(True only when t = iterations_per_epoch - 1)",
-       verdict=WRONG, prose=True,
-       corrected="epoch_end is True at t = k * iterations_per_epoch - 1 for every k = 1 .. num_epochs: the end of every "
-                 "epoch (as the English comment above it says), so the learning rate decays once per epoch")
+@proof(
+    id="solver.epoch_end004",
+    seed="004",
+    location="§6.2 Solver.train, the comment on epoch_end",
+    statement="epoch_end = (t + 1) % iterations_per_epoch == 0; if epoch_end:  # 只有当t = iterations_per_epoch-1 时为True "
+    "(True only when t = iterations_per_epoch - 1)",
+    verdict=WRONG,
+    prose=True,
+    corrected="epoch_end is True at t = k * iterations_per_epoch - 1 for every k = 1 .. num_epochs: the end of every "
+    "epoch (as the English comment above it says), so the learning rate decays once per epoch",
+)
 def test_epoch_end004(seed=_epoch_end_comment, corrected=_epoch_end_code):
     r"""**CS231n walkthrough, ``Solver.train``: a comment that contradicts its line.**
 
@@ -505,13 +556,18 @@ def _input_width(X_batch):
     return int(np.prod(X_batch.shape[1:]))
 
 
-@proof(id="solver.batch_size004", seed="004", location="§6.2 Solver (batch_size comments); §3.2 (N)",
-       statement="self.batch_size = kwargs.pop('batch_size', 100)  # 默认输入层神经元数100; X_batch = self.X_train[batch_mask]  "
-                 "# 随机取得输入神经元个数的样本图片数据; §3.2: 'N表示数据样本的个数(亦输入层的圈圈数)'",
-       verdict=WRONG, prose=True,
-       corrected="batch_size (N) is the number of images in a minibatch, the rows of X_batch; the input layer has "
-                 "D = d_1 * ... * d_k neurons (3 * 32 * 32 = 3072 for CIFAR-10, input_dim), one per pixel value, "
-                 "whatever the batch size (the text itself says so in §2: 输入层的维数就是 32x32x3)")
+@proof(
+    id="solver.batch_size004",
+    seed="004",
+    location="§6.2 Solver (batch_size comments); §3.2 (N)",
+    statement="self.batch_size = kwargs.pop('batch_size', 100)  # 默认输入层神经元数100; X_batch = self.X_train[batch_mask]  "
+    "# 随机取得输入神经元个数的样本图片数据; §3.2: 'N表示数据样本的个数(亦输入层的圈圈数)'",
+    verdict=WRONG,
+    prose=True,
+    corrected="batch_size (N) is the number of images in a minibatch, the rows of X_batch; the input layer has "
+    "D = d_1 * ... * d_k neurons (3 * 32 * 32 = 3072 for CIFAR-10, input_dim), one per pixel value, "
+    "whatever the batch size (the text itself says so in §2: 输入层的维数就是 32x32x3)",
+)
 def test_batch_size004(seed=_input_width_claimed, corrected=_input_width):
     r"""**CS231n walkthrough: the batch size called the number of input neurons.**
 
@@ -532,6 +588,7 @@ def test_batch_size004(seed=_input_width_claimed, corrected=_input_width):
     X_train = RNG.normal(size=(49, 3, 4, 4))
     batch_size = 10
     X_batch = X_train[RNG.choice(49, batch_size)]
+
     def accepts(rows):  # affine_forward: reshape to (N, -1), then dot with W1 of shape (rows, H)
         return not _raises(ValueError, lambda: X_batch.reshape(X_batch.shape[0], -1) @ np.ones((rows, 7)))
 
@@ -544,12 +601,17 @@ SGD_CONFIG_PRINTED = ("{'learning_rate', 1e-2}", "{'learning_rate': le-2, 'momen
 SGD_CONFIG_RIGHT = ("{'learning_rate': 1e-2}", "{'learning_rate': 1e-2, 'momentum': 0.9}")
 
 
-@proof(id="opt.sgd_config004", seed="004", location="§6.1 代码详解 of sgd and sgd_momentum, the default config",
-       statement="config 如果没有在函数中输入的话, 会默认为一个字典:{'learning_rate', 1e-2}; sgd_momentum: "
-                 "{'learning_rate': le-2, 'momentum': 0.9, 'velocity': np.zeros_like(w)}",
-       verdict=WRONG, prose=True,
-       corrected="the code's default is the dict {'learning_rate': 1e-2} (config.setdefault); {'learning_rate', 1e-2} is "
-                 "a set, and le-2 is the name le minus 2, not the number 1e-2")
+@proof(
+    id="opt.sgd_config004",
+    seed="004",
+    location="§6.1 代码详解 of sgd and sgd_momentum, the default config",
+    statement="config 如果没有在函数中输入的话, 会默认为一个字典:{'learning_rate', 1e-2}; sgd_momentum: "
+    "{'learning_rate': le-2, 'momentum': 0.9, 'velocity': np.zeros_like(w)}",
+    verdict=WRONG,
+    prose=True,
+    corrected="the code's default is the dict {'learning_rate': 1e-2} (config.setdefault); {'learning_rate', 1e-2} is "
+    "a set, and le-2 is the name le minus 2, not the number 1e-2",
+)
 def test_sgd_config004(seed=SGD_CONFIG_PRINTED, corrected=SGD_CONFIG_RIGHT):
     r"""**CS231n walkthrough, §6.1, the default configurations as the text writes them.**
 
@@ -589,13 +651,18 @@ def _lr_solver(lr0, lr_decay, epochs):
     return out
 
 
-@proof(id="opt.lr_constant004", seed="004", location="§6.1 代码详解 of sgd, 'learning_rate ... 是一个固定的常量'",
-       statement="learning_rate 通常叫做学习率, 它是一个固定的常量, 是一个超参数 (the learning rate is a fixed constant, "
-                 "a hyperparameter)",
-       verdict=CONVENTION, prose=True,
-       corrected="a hyperparameter, not learned, yes; constant only with the Solver's default lr_decay = 1.0: the "
-                 "same document's Solver multiplies it by lr_decay at the end of every epoch (its docstring example "
-                 "uses lr_decay = 0.95)")
+@proof(
+    id="opt.lr_constant004",
+    seed="004",
+    location="§6.1 代码详解 of sgd, 'learning_rate ... 是一个固定的常量'",
+    statement="learning_rate 通常叫做学习率, 它是一个固定的常量, 是一个超参数 (the learning rate is a fixed constant, "
+    "a hyperparameter)",
+    verdict=CONVENTION,
+    prose=True,
+    corrected="a hyperparameter, not learned, yes; constant only with the Solver's default lr_decay = 1.0: the "
+    "same document's Solver multiplies it by lr_decay at the end of every epoch (its docstring example "
+    "uses lr_decay = 0.95)",
+)
 def test_lr_constant004(seed=_lr_constant, corrected=_lr_solver):
     r"""**CS231n walkthrough, §6.1 vs §6.2: is the learning rate constant?**
 
@@ -641,13 +708,18 @@ def _data_printed(shapes):
     return {"test_labels": "y_test" in shapes, "image_axes": tuple(shapes["X_train"][1:])}
 
 
-@proof(id="data.cifar004", seed="004", location="§1 (CIFAR-10's test set) and §3.3 (an input batch's shape) vs §6.2",
-       statement="包含不带有标签的 10000 张图像的测试集 (a test set of 10000 images without labels); 其每张图片输入进来的数据 x "
-                 "的 shape 是 (N,32,32,3)",
-       verdict=WRONG, prose=True,
-       corrected="CIFAR-10's test images are labelled: the same document loads and prints y_test (1000,) in §6.2 and "
-                 "accuracy on a test split needs them; the loaded image batches are (N, 3, 32, 32), channels first "
-                 "(the 3072 numbers per image are the same, so the reshape to (N, 3072) works either way)")
+@proof(
+    id="data.cifar004",
+    seed="004",
+    location="§1 (CIFAR-10's test set) and §3.3 (an input batch's shape) vs §6.2",
+    statement="包含不带有标签的 10000 张图像的测试集 (a test set of 10000 images without labels); 其每张图片输入进来的数据 x "
+    "的 shape 是 (N,32,32,3)",
+    verdict=WRONG,
+    prose=True,
+    corrected="CIFAR-10's test images are labelled: the same document loads and prints y_test (1000,) in §6.2 and "
+    "accuracy on a test split needs them; the loaded image batches are (N, 3, 32, 32), channels first "
+    "(the 3072 numbers per image are the same, so the reshape to (N, 3072) works either way)",
+)
 def test_cifar004(seed=_data_claimed, corrected=_data_printed):
     r"""**CS231n walkthrough, two statements about the data that its own printout contradicts.**
 

@@ -75,8 +75,9 @@ def test_check_fails_with_the_opposite_substituted(pid):
         fn(**kw)
     except AssertionError:
         return
-    raise AssertionError(f"{pid}: the check passed with {sorted(kw)} substituted, so it cannot tell the verdict "
-                         f"from its opposite")
+    raise AssertionError(
+        f"{pid}: the check passed with {sorted(kw)} substituted, so it cannot tell the verdict from its opposite"
+    )
 
 
 def test_substitution_near_miss():

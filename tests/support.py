@@ -15,10 +15,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from jacobian_nn import ACTIVATIONS, Network
-from jacobian_nn._validation import columns as cols, rows_of as rows   # one copy: the library's
+from jacobian_nn._validation import columns as cols, rows_of as rows  # one copy: the library's
 from jacobian_nn.layers import Dense
 
-__all__ = ["cols", "rows"]   # re-exported: (N, n) -> N columns (n, 1); (N, m) -> N rows (1, m)
+__all__ = ["cols", "rows"]  # re-exported: (N, n) -> N columns (n, 1); (N, m) -> N rows (1, m)
 
 ACTIVATION_NAMES = sorted(ACTIVATIONS)
 LOSS_NAMES = ("softmax_cross_entropy", "cross_entropy", "mse")
@@ -37,8 +37,7 @@ def same_bits(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-def build_net(sizes, hidden, loss, seed, *, dtype=np.float64, l2=0.0, l1=0.0, regularize_bias=False,
-              output=None):
+def build_net(sizes, hidden, loss, seed, *, dtype=np.float64, l2=0.0, l1=0.0, regularize_bias=False, output=None):
     """A network of Dense layers: ``hidden[i]`` on hidden layer i; the output activation fits the loss
     (identity logits for softmax_cross_entropy, softmax for cross_entropy, ``output`` or identity for mse).
     Biases are drawn too (N(0, 0.3^2)), so that no pre-activation is exactly 0 by construction."""
@@ -86,8 +85,9 @@ def stacked_reference(net, X, Y):
     outs = np.stack([net.forward(x)[:, 0] for x in xs])
     losses = np.array([net.loss.forward(o, y) for o, y in zip(cols(outs), ys)])
     per = [net.backward(x, y)[1] for x, y in zip(xs, ys)]
-    grads = [{name: np.stack([per[k][i][name] for k in range(N)]) for name in per[0][i]}
-             for i in range(len(net.layers))]
+    grads = [
+        {name: np.stack([per[k][i][name] for k in range(N)]) for name in per[0][i]} for i in range(len(net.layers))
+    ]
     jac = np.stack([net.input_jacobian(x) for x in xs])
     return outs, losses, grads, jac
 

@@ -20,8 +20,9 @@ ELEMENTWISE = [n for n in ALL if n != "softmax"]
 KINK_VALUE = {"relu": 0.0, "leaky_relu": 0.01, "elu": 1.0, "step": 0.0}
 
 
-@given(name=st.sampled_from(ALL), z=arrays(np.float64, st.tuples(st.integers(1, 6), st.just(1)),
-                                              elements=away_from_zero()))
+@given(
+    name=st.sampled_from(ALL), z=arrays(np.float64, st.tuples(st.integers(1, 6), st.just(1)), elements=away_from_zero())
+)
 def test_jacobian_matches_finite_differences(name, z):
     act = jn.get_activation(name)
     fd = fd_jacobian(lambda v: act.forward(v[:, None]), z)
@@ -48,8 +49,10 @@ def test_kink_value_follows_alpha(alpha):
     assert np.all(np.diag(jn.ELU(alpha).jacobian(z)) == alpha)
 
 
-@given(name=st.sampled_from(ELEMENTWISE),
-       z=arrays(np.float64, st.tuples(st.integers(1, 8), st.just(1)), elements=st.floats(-50, 50)))
+@given(
+    name=st.sampled_from(ELEMENTWISE),
+    z=arrays(np.float64, st.tuples(st.integers(1, 8), st.just(1)), elements=st.floats(-50, 50)),
+)
 def test_elementwise_jacobian_is_diagonal_with_exact_zeros(name, z):
     J = jn.get_activation(name).jacobian(z)
     assert J.shape == (z.shape[0], z.shape[0])
@@ -59,7 +62,7 @@ def test_elementwise_jacobian_is_diagonal_with_exact_zeros(name, z):
 @given(z=arrays(np.float64, st.tuples(st.integers(1, 8), st.just(1)), elements=st.floats(-30, 30)))
 def test_softmax_jacobian_structure(z):
     J = jn.Softmax().jacobian(z)
-    assert np.array_equal(J, J.T)                                       # symmetric, exactly
+    assert np.array_equal(J, J.T)  # symmetric, exactly
     assert np.max(np.abs(J.sum(axis=1))) <= 8 * z.shape[0] * np.finfo(float).eps
     # diagonal s_i (1 - s_i) against a 40-digit evaluation
     with mpmath.workdps(40):
@@ -116,7 +119,7 @@ def test_sigmoid_batched_tails_keep_precision(dtype):
     assert d.dtype == dtype
     assert d[3] == pytest.approx(exact, rel=4 * np.finfo(dtype).eps) and d[1] == d[3]
     assert d[2] == 0.25 and d[0] == 0.0 and d[4] == 0.0
-    assert (A * (1 - A))[0, 3] == 0.0   # the near miss: the cancelling form s (1 - s) loses it all
+    assert (A * (1 - A))[0, 3] == 0.0  # the near miss: the cancelling form s (1 - s) loses it all
     np.testing.assert_array_equal(np.diag(J), d)
 
 
@@ -135,14 +138,14 @@ def test_tanh_batched_tails_keep_precision(dtype):
     assert d.dtype == dtype
     assert d[0] == pytest.approx(exact, rel=8 * np.finfo(dtype).eps) and d[1] == d[0]
     assert d[2] == 1.0 and d[3] == 0.0
-    assert (1 - A * A)[0, 0] == 0.0   # the near miss: the cancelling form 1 - tanh^2 loses it all
+    assert (1 - A * A)[0, 0] == 0.0  # the near miss: the cancelling form 1 - tanh^2 loses it all
     np.testing.assert_array_equal(np.diag(J), d)
 
 
 def test_elu_forward_and_derivative_are_accurate_near_zero():
     z = np.array([[-1e-10], [-50.0]])
     y = jn.ELU().forward(z)
-    assert y[0, 0] == pytest.approx(-1e-10 + 5e-21, rel=1e-15)     # expm1, not exp - 1
+    assert y[0, 0] == pytest.approx(-1e-10 + 5e-21, rel=1e-15)  # expm1, not exp - 1
     d = np.diag(jn.ELU(alpha=2.0).jacobian(z))
     assert d[1] == pytest.approx(2.0 * np.exp(-50.0), rel=1e-15)
 

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import cols, ACTIVATION_NAMES, KINKED, LOSS_NAMES, WorstErrors, build_net, random_batch, \
-    rel_err, stacked_reference
+from support import (
+    cols,
+    ACTIVATION_NAMES,
+    KINKED,
+    LOSS_NAMES,
+    WorstErrors,
+    build_net,
+    random_batch,
+    rel_err,
+    stacked_reference,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,9 +44,12 @@ def _dump_worst():
 
 
 architectures = st.builds(
-    lambda depth, widths, hidden, loss: (widths[:depth + 1], hidden, loss),
-    st.integers(1, 4), st.lists(st.integers(1, 64), min_size=5, max_size=5),
-    st.lists(st.sampled_from(ACTIVATION_NAMES), min_size=3, max_size=3), st.sampled_from(LOSS_NAMES))
+    lambda depth, widths, hidden, loss: (widths[: depth + 1], hidden, loss),
+    st.integers(1, 4),
+    st.lists(st.integers(1, 64), min_size=5, max_size=5),
+    st.lists(st.sampled_from(ACTIVATION_NAMES), min_size=3, max_size=3),
+    st.sampled_from(LOSS_NAMES),
+)
 
 
 def _fix_sizes(sizes, loss):
@@ -50,8 +62,13 @@ def _fix_sizes(sizes, loss):
 # --------------------------------------------------------------------------- float64 agreement
 
 
-@given(arch=architectures, N=st.sampled_from([1, 2, 5, 17, 64]), seed=st.integers(0, 2**31 - 1),
-       penalty=st.sampled_from([(0.0, 0.0), (0.01, 0.0), (0.0, 0.01), (0.05, 0.02)]), soft=st.booleans())
+@given(
+    arch=architectures,
+    N=st.sampled_from([1, 2, 5, 17, 64]),
+    seed=st.integers(0, 2**31 - 1),
+    penalty=st.sampled_from([(0.0, 0.0), (0.01, 0.0), (0.0, 0.01), (0.05, 0.02)]),
+    soft=st.booleans(),
+)
 def test_batched_matches_stacked_reference(arch, N, seed, penalty, soft):
     sizes, hidden, loss = arch
     sizes = _fix_sizes(sizes, loss)
@@ -72,10 +89,13 @@ def test_batched_matches_stacked_reference(arch, N, seed, penalty, soft):
     for i in range(len(net.layers)):
         for name in ("W", "b"):
             assert WORST.record(f"gradient {name}", rel_err(grads_b[i][name], grads_r[i][name])) <= REL_TOL_F64
-            assert WORST.record(f"per-sample gradient {name}", rel_err(per_b[i][name], per_ref[i][name])) \
+            assert WORST.record(f"per-sample gradient {name}", rel_err(per_b[i][name], per_ref[i][name])) <= REL_TOL_F64
+            assert (
+                WORST.record(
+                    f"mean per-sample == batched {name}", rel_err(per_b[i][name].mean(axis=0), grads_b[i][name])
+                )
                 <= REL_TOL_F64
-            assert WORST.record(f"mean per-sample == batched {name}",
-                                rel_err(per_b[i][name].mean(axis=0), grads_b[i][name])) <= REL_TOL_F64
+            )
     assert WORST.record("network input Jacobian", rel_err(net.input_jacobian_batched(X), jac)) <= REL_TOL_F64
     Z = X
     for layer in net.layers:
@@ -190,8 +210,14 @@ def test_cross_check_report_passes_and_serialises():
     report = cross_check(net, X, Y)
     assert report.passed, str(report)
     names = [r.quantity for r in report.rows]
-    for needed in ("outputs (N, m)", "loss (mean + penalty)", "per-sample losses (N,)",
-                   "grad layer 0 W (3, 6)", "per-sample grad layer 2 b (7, 4)", "network dy/dx (N, m_out, n_in)"):
+    for needed in (
+        "outputs (N, m)",
+        "loss (mean + penalty)",
+        "per-sample losses (N,)",
+        "grad layer 0 W (3, 6)",
+        "per-sample grad layer 2 b (7, 4)",
+        "network dy/dx (N, m_out, n_in)",
+    ):
         assert needed in names
     assert report["per-sample grad layer 0 W (7, 3, 6)"].where.keys() == {"sample", "row", "column"}
     d = json.loads(json.dumps(report.as_dict()))
@@ -234,21 +260,32 @@ def net():
 BAD_INPUTS = [
     ("X and Y with different N", np.zeros((4, 3)), np.array([0, 1, 0]), ValueError, r"Y: expected 4 labels"),
     ("1-D X", np.zeros(3), np.array([0]), ValueError, r"X: expected a 2-D batch of shape \(N, 3\), got 1-D"),
-    ("wrong feature count", np.zeros((2, 5)), np.array([0, 1]), ValueError,
-     r"X: expected 3 features per sample, shape \(N, 3\), got shape \(2, 5\)"),
+    (
+        "wrong feature count",
+        np.zeros((2, 5)),
+        np.array([0, 1]),
+        ValueError,
+        r"X: expected 3 features per sample, shape \(N, 3\), got shape \(2, 5\)",
+    ),
     ("NaN in X", np.array([[0.0, np.nan, 1.0]]), np.array([0]), ValueError, r"X: expected finite values"),
     ("inf in X", np.array([[0.0, np.inf, 1.0]]), np.array([0]), ValueError, r"X: expected finite values"),
     ("empty batch", np.zeros((0, 3)), np.zeros(0, dtype=int), ValueError, r"X: expected a non-empty batch"),
     ("label out of range", np.zeros((2, 3)), np.array([0, 2]), ValueError, r"Y: expected class indices"),
     ("float class labels 1-D", np.zeros((2, 3)), np.array([0.0, 1.0]), TypeError, r"Y: a 1-D label array"),
-    ("one-hot labels of the wrong width", np.zeros((2, 3)), np.eye(3)[:2], ValueError,
-     r"Y: expected labels of shape \(2, 2\)"),
+    (
+        "one-hot labels of the wrong width",
+        np.zeros((2, 3)),
+        np.eye(3)[:2],
+        ValueError,
+        r"Y: expected labels of shape \(2, 2\)",
+    ),
 ]
 
 
 @pytest.mark.parametrize("label, X, Y, exc, match", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
-@pytest.mark.parametrize("entry", ["train_step_batched", "loss_and_gradients_batched",
-                                   "per_sample_gradients_batched", "cross_check"])
+@pytest.mark.parametrize(
+    "entry", ["train_step_batched", "loss_and_gradients_batched", "per_sample_gradients_batched", "cross_check"]
+)
 def test_bad_input_is_refused_and_parameters_untouched(net, label, X, Y, exc, match, entry):
     theta = net.flat_params().copy()
     with pytest.raises(exc, match=match):
@@ -261,9 +298,15 @@ def test_bad_input_is_refused_and_parameters_untouched(net, label, X, Y, exc, ma
     assert np.array_equal(net.flat_params(), theta)
 
 
-@pytest.mark.parametrize("X, match", BAD_INPUTS_X := [
-    (np.zeros(3), r"X: expected a 2-D batch"), (np.zeros((2, 5)), r"X: expected 3 features"),
-    (np.zeros((0, 3)), r"non-empty"), (np.array([[np.nan, 0.0, 0.0]]), r"finite")])
+@pytest.mark.parametrize(
+    "X, match",
+    BAD_INPUTS_X := [
+        (np.zeros(3), r"X: expected a 2-D batch"),
+        (np.zeros((2, 5)), r"X: expected 3 features"),
+        (np.zeros((0, 3)), r"non-empty"),
+        (np.array([[np.nan, 0.0, 0.0]]), r"finite"),
+    ],
+)
 def test_batched_jacobian_bad_input(net, X, match):
     with pytest.raises(ValueError, match=match):
         net.input_jacobian_batched(X)

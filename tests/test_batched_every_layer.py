@@ -14,10 +14,18 @@ from support import same_bits
 
 
 def fcnet(batchnorm=True, dropout=0.25, seed=0):
-    net = jn.FullyConnectedNet([6, 5], input_dim=4, num_classes=3, dropout=dropout, use_batchnorm=batchnorm,
-                               reg=1e-3, weight_scale=0.4, seed=seed)
+    net = jn.FullyConnectedNet(
+        [6, 5],
+        input_dim=4,
+        num_classes=3,
+        dropout=dropout,
+        use_batchnorm=batchnorm,
+        reg=1e-3,
+        weight_scale=0.4,
+        seed=seed,
+    )
     rng = np.random.default_rng(seed + 100)
-    for layer in net.layers:   # non-trivial running statistics, gamma and beta
+    for layer in net.layers:  # non-trivial running statistics, gamma and beta
         if isinstance(layer, jn.BatchNorm):
             m = layer.n_in
             layer.running_mean[...] = rng.normal(size=m)
@@ -55,7 +63,7 @@ def test_per_sample_gradients_with_fixed_dropout_masks_in_training_mode():
     with using_dropout_masks(net, masks):
         per = net.per_sample_gradients_batched(X, y)
     for k in range(5):
-        with using_dropout_masks(net, [m[k:k + 1] for m in masks]):
+        with using_dropout_masks(net, [m[k : k + 1] for m in masks]):
             ref = net.backward(X[k][:, None], y[k], "train")[1]
         for i, g in enumerate(per):
             for name, v in g.items():
@@ -79,8 +87,7 @@ def test_batch_norm_in_training_mode_is_refused_before_anything_changes():
     assert all(same_bits(a, b) for a, b in zip(before, after))
     assert [l.rng.bit_generator.state for l in drop] == rng_before
     with pytest.raises(TypeError, match="BatchNorm in training mode"):
-        bn[0].backward_batched(np.ones((6, 6)), bn[0].forward_batched(X @ np.ones((4, 6)), "train")[1],
-                               per_sample=True)
+        bn[0].backward_batched(np.ones((6, 6)), bn[0].forward_batched(X @ np.ones((4, 6)), "train")[1], per_sample=True)
 
 
 def test_input_jacobian_with_batch_norm_dropout_and_activation_layers():

@@ -16,8 +16,12 @@ PATH_ATOL = 1e-12
 
 
 def make_bn(rng, m, gamma=None, beta=None):
-    bn = BatchNorm(m, gamma=rng.uniform(0.3, 2.0, m) if gamma is None else gamma,
-                   beta=rng.normal(size=m) if beta is None else beta, update_running=False)
+    bn = BatchNorm(
+        m,
+        gamma=rng.uniform(0.3, 2.0, m) if gamma is None else gamma,
+        beta=rng.normal(size=m) if beta is None else beta,
+        update_running=False,
+    )
     bn.running_mean[:] = rng.normal(size=m)
     bn.running_var[:] = rng.uniform(0.2, 2.0, m)
     return bn
@@ -25,8 +29,13 @@ def make_bn(rng, m, gamma=None, beta=None):
 
 def out_with(bn, X, mode, gamma=None, beta=None):
     """The layer's batched output with other parameters, on a copy (no state touched)."""
-    probe = BatchNorm(bn.n_in, gamma=bn.gamma if gamma is None else gamma, beta=bn.beta if beta is None else beta,
-                      eps=bn.eps, update_running=False)
+    probe = BatchNorm(
+        bn.n_in,
+        gamma=bn.gamma if gamma is None else gamma,
+        beta=bn.beta if beta is None else beta,
+        eps=bn.eps,
+        update_running=False,
+    )
     probe.running_mean[:], probe.running_var[:] = bn.running_mean, bn.running_var
     return probe.forward_batched(X, mode)[0]
 
@@ -50,9 +59,14 @@ def test_both_paths_match_fd_of_the_batch_loss(shape, mode):
     fd_x = fd_gradient(lambda v: np.sum(U * out_with(bn, v.reshape(N, m), mode)), X)
     fd_g = fd_gradient(lambda v: np.sum(U * out_with(bn, X, mode, gamma=v)), bn.gamma)
     fd_b = fd_gradient(lambda v: np.sum(U * out_with(bn, X, mode, beta=v)), bn.beta)
-    for label, got, fd in [("ref dX", np.vstack(gx_ref), fd_x), ("bat dX", dX, fd_x),
-                           ("ref dgamma", g_ref["gamma"], fd_g), ("bat dgamma", g_bat["gamma"], fd_g),
-                           ("ref dbeta", g_ref["beta"], fd_b), ("bat dbeta", g_bat["beta"], fd_b)]:
+    for label, got, fd in [
+        ("ref dX", np.vstack(gx_ref), fd_x),
+        ("bat dX", dX, fd_x),
+        ("ref dgamma", g_ref["gamma"], fd_g),
+        ("bat dgamma", g_bat["gamma"], fd_g),
+        ("ref dbeta", g_ref["beta"], fd_b),
+        ("bat dbeta", g_bat["beta"], fd_b),
+    ]:
         c = compare(label, got.reshape(1, -1), fd.df, err=fd.error, atol=1e-7, rtol=1e-6)
         assert c.passed, c
     # the two paths agree much more tightly than either agrees with FD
@@ -91,8 +105,11 @@ def test_coupled_jacobian_structure(shape):
     np.testing.assert_allclose(J.sum(axis=2), 0.0, atol=64 * np.finfo(float).eps * N * scale)
     # d y / d(c * (x - mu)) direction: J (x - mu) = gamma/sigma * (x_hat - x_hat * (var / (var + eps))) ~ 0
     resid = np.einsum("jik,kj->ij", J, x_hat)
-    np.testing.assert_allclose(resid, (bn.gamma / np.sqrt(X.var(0) + bn.eps)) * x_hat * bn.eps
-                               / (X.var(0) + bn.eps), atol=64 * np.finfo(float).eps * N * scale * np.abs(x_hat).max())
+    np.testing.assert_allclose(
+        resid,
+        (bn.gamma / np.sqrt(X.var(0) + bn.eps)) * x_hat * bn.eps / (X.var(0) + bn.eps),
+        atol=64 * np.finfo(float).eps * N * scale * np.abs(x_hat).max(),
+    )
 
 
 def test_jacobian_formula_by_hand_small_batch():
@@ -104,8 +121,12 @@ def test_jacobian_formula_by_hand_small_batch():
     expected = 2.0 / sigma * (np.eye(2) - 0.5 - np.outer(xh, xh) / 2)
     np.testing.assert_allclose(bn.jacobian_per_feature(cols(X))[0], expected, rtol=1e-15, atol=1e-15)
     with pytest.raises(AssertionError):  # the eps-free formula is measurably different at eps = 1e-5
-        np.testing.assert_allclose(bn.jacobian_per_feature(cols(X))[0], 2.0 * (np.eye(2) - 0.5 - np.outer(
-            [-1, 1], [-1, 1]) / 2), rtol=1e-9, atol=0)
+        np.testing.assert_allclose(
+            bn.jacobian_per_feature(cols(X))[0],
+            2.0 * (np.eye(2) - 0.5 - np.outer([-1, 1], [-1, 1]) / 2),
+            rtol=1e-9,
+            atol=0,
+        )
 
 
 def test_test_mode_jacobian_is_diagonal_per_sample():
@@ -158,8 +179,11 @@ def test_frozen_running_stats_and_update_flag():
 
 def test_network_reference_and_batched_agree_and_match_fd():
     rng = np.random.default_rng(11)
-    net = Network([Dense(3, 5, "tanh", seed=1), BatchNorm(5, gamma=rng.uniform(0.5, 2, 5)), Dense(5, 3, seed=2)],
-                  "softmax_cross_entropy", l2=0.1)
+    net = Network(
+        [Dense(3, 5, "tanh", seed=1), BatchNorm(5, gamma=rng.uniform(0.5, 2, 5)), Dense(5, 3, seed=2)],
+        "softmax_cross_entropy",
+        l2=0.1,
+    )
     X, Y = rng.normal(size=(7, 3)), rng.integers(0, 3, 7)
     with frozen_running_stats(net):
         lr, gr = net.loss_and_gradients(X, Y)
@@ -209,9 +233,15 @@ def test_network_backward_on_one_sample_is_refused_with_batchnorm():
         net.backward(np.ones((2, 1)), 1)
 
 
-@pytest.mark.parametrize("kw, match", [({"gamma": np.ones(4)}, r"gamma: expected shape \(3,\).*\(4,\)"),
-                                       ({"beta": np.zeros((3, 1))}, r"beta: expected shape \(3,\)"),
-                                       ({"eps": 0.0}, "eps"), ({"momentum": 1.5}, "momentum")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"gamma": np.ones(4)}, r"gamma: expected shape \(3,\).*\(4,\)"),
+        ({"beta": np.zeros((3, 1))}, r"beta: expected shape \(3,\)"),
+        ({"eps": 0.0}, "eps"),
+        ({"momentum": 1.5}, "momentum"),
+    ],
+)
 def test_bad_parameters(kw, match):
     with pytest.raises(ValueError, match=match):
         BatchNorm(3, **kw)

@@ -45,7 +45,11 @@ def test_ratios_targets_sweeps_and_machine(smoke):
     assert len(step) == 1 and step[0]["speedup"] > 0 and 0 < step[0]["gemm_fraction"]
     assert len(smoke["targets"]) == len(suite.TARGETS)
     assert {(s["sweep"], s["impl"]) for s in smoke["sweeps"]} == {
-        ("width", "reference"), ("width", "batched"), ("N", "reference"), ("N", "batched")}
+        ("width", "reference"),
+        ("width", "batched"),
+        ("N", "reference"),
+        ("N", "batched"),
+    }
     assert all(np.isfinite(s["slope"]) for s in smoke["sweeps"])
     m = smoke["machine"]
     assert m["cores"] >= 1 and m["blas"] and m["blas_threads"] >= 1
@@ -81,8 +85,12 @@ def test_inline_floors_agree_with_the_library():
 
 def test_command_line_smoke(tmp_path):
     out = tmp_path / "b.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--quiet", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--quiet", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "## jacobian_nn bench (smoke mode)" in proc.stdout
     assert json.loads(out.read_text())["rows"]

@@ -31,6 +31,7 @@ def matrices(min_side=2, max_side=5, square=False):
         n = m if square else draw(st.integers(min_side, max_side))
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
         return rng.normal(size=(m, n)), rng.normal(size=n)
+
     return build()
 
 
@@ -41,7 +42,7 @@ def test_default_tolerances_follow_sqrt_eps():
     t64, t32 = chk.Tolerance.for_dtype(np.float64), chk.Tolerance.for_dtype(np.float32)
     assert t64.rtol == pytest.approx(chk.TOL_SQRT_EPS_FACTOR * math.sqrt(np.finfo(np.float64).eps))
     assert t32.rtol == pytest.approx(chk.TOL_SQRT_EPS_FACTOR * math.sqrt(np.finfo(np.float32).eps))
-    assert t32.atol > 1e4 * t64.atol                      # float32 is looser, and says why
+    assert t32.atol > 1e4 * t64.atol  # float32 is looser, and says why
     assert "float32 is looser" in t32.explain() and "sqrt(eps)" in t32.explain()
 
 
@@ -239,12 +240,14 @@ def test_coupled_batch_norm_against_a_per_sample_claim():
         return dout * gamma / sig, (dout * xh).sum(0), dout.sum(0)
 
     kw = {"gamma": gamma, "beta": beta}
-    good = jn.check_vjp_batched(*jn.from_cs231n(bn_forward, bn_backward, **kw), X, reference="batchnorm",
-                                reference_kwargs=kw)
+    good = jn.check_vjp_batched(
+        *jn.from_cs231n(bn_forward, bn_backward, **kw), X, reference="batchnorm", reference_kwargs=kw
+    )
     assert good.passed and [w.passed for w in good.witnesses] == [True, True, True]
     assert [s.gradient for s in good.sections] == ["dx", "dgamma", "dbeta"]
-    bad = jn.check_vjp_batched(*jn.from_cs231n(bn_forward, bn_backward_per_sample, **kw), X,
-                               reference="batchnorm", reference_kwargs=kw)
+    bad = jn.check_vjp_batched(
+        *jn.from_cs231n(bn_forward, bn_backward_per_sample, **kw), X, reference="batchnorm", reference_kwargs=kw
+    )
     assert not bad.passed and bad.gradient == "dx"
     assert any("couples the samples" in n for n in bad.notes)
     assert [s.verdict for s in bad.sections] == ["fail", "pass", "pass"]
@@ -255,7 +258,7 @@ def test_coupled_batch_norm_against_a_per_sample_claim():
 
 def test_a_vjp_that_is_not_linear_in_its_cotangent_is_refused():
     A = np.array([[1.0, 2.0], [-3.0, 0.5], [0.2, 0.1]])
-    vjp = lambda x, v: np.abs(v) @ A        # right for every unit cotangent e_i
+    vjp = lambda x, v: np.abs(v) @ A  # right for every unit cotangent e_i
     r = jn.check_vjp(linear(A), vjp, np.ones(2))
     assert r.verdict == "refused" and r.diagnosis == "not_linear" and not r.passed
     assert "vjp is not linear in its cotangent" in r.cause
@@ -276,8 +279,15 @@ def test_package_dense_backward_with_row_cotangents():
     x = np.random.default_rng(1).normal(size=(4, 1))
     f = lambda x: layer.forward(x)[0]
     vjp = lambda x, g: layer.backward(g, layer.forward(x)[1])[0]
-    r = jn.check_vjp(f, vjp, x, cotangent_shape=(1, 3), gradient_shape=(1, 4), reference="dense",
-                     reference_kwargs={"W": layer.W, "b": layer.b, "activation": "tanh"})
+    r = jn.check_vjp(
+        f,
+        vjp,
+        x,
+        cotangent_shape=(1, 3),
+        gradient_shape=(1, 4),
+        reference="dense",
+        reference_kwargs={"W": layer.W, "b": layer.b, "activation": "tanh"},
+    )
     assert r.passed and r.diagnosis == "rounding" and len(r.witnesses) == 3
 
 
@@ -285,8 +295,8 @@ def test_package_dense_backward_with_row_cotangents():
 
 
 def test_reference_flags_a_different_forward():
-    f = lambda v: np.exp(v) / np.exp(v).sum() * 1.01      # not the softmax
-    jac = lambda v: np.diag(f(v)) - 1.01 * np.outer(f(v), f(v)) / 1.01 ** 2 * 1.01
+    f = lambda v: np.exp(v) / np.exp(v).sum() * 1.01  # not the softmax
+    jac = lambda v: np.diag(f(v)) - 1.01 * np.outer(f(v), f(v)) / 1.01**2 * 1.01
     x = np.array([0.2, -0.1, 0.4])
     r = jn.check_jacobian(f, jac, x, reference="softmax", atol=1e-4, rtol=1e-4)
     ref = r.witnesses[1]
@@ -294,11 +304,14 @@ def test_reference_flags_a_different_forward():
     assert not r.passed
 
 
-@pytest.mark.parametrize("kwargs, exc, words", [
-    ({"reference": "swish"}, ValueError, "reference: expected one of"),
-    ({"reference": "dense", "reference_kwargs": {"W": np.eye(2)}}, ValueError, "missing ['b']"),
-    ({"reference": "batchnorm"}, ValueError, "couples the samples"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        ({"reference": "swish"}, ValueError, "reference: expected one of"),
+        ({"reference": "dense", "reference_kwargs": {"W": np.eye(2)}}, ValueError, "missing ['b']"),
+        ({"reference": "batchnorm"}, ValueError, "couples the samples"),
+    ],
+)
 def test_reference_errors_name_the_argument(kwargs, exc, words):
     with pytest.raises(exc, match=None) as info:
         jn.check_jacobian(lambda v: v, lambda v: np.eye(2), np.ones(2), **kwargs)
@@ -339,7 +352,7 @@ def test_nan_input_and_wrong_sized_claim_are_refused():
 def test_in_place_mutation_of_an_argument_is_refused_and_inputs_are_untouched():
     x = np.array([0.5, -0.5, 1.5])
 
-    def vjp(x, dout):                        # the book's Relu.backward: dout[mask] = 0
+    def vjp(x, dout):  # the book's Relu.backward: dout[mask] = 0
         dout[x <= 0] = 0
         return dout
 
@@ -364,13 +377,13 @@ def test_cs231n_affine_pair_with_params():
         return dout @ w.T, x.T @ dout, dout.sum(0)
 
     f, vjp = jn.from_cs231n(affine_forward, affine_backward, w, b)
-    r = jn.check_vjp_batched(f, vjp, rng.normal(size=(4, 3)), reference="dense",
-                             reference_kwargs={"W": w, "b": b})
+    r = jn.check_vjp_batched(f, vjp, rng.normal(size=(4, 3)), reference="dense", reference_kwargs={"W": w, "b": b})
     assert r.passed and [s.gradient for s in r.sections] == ["dx", "dw", "db"]
     assert [s.input_shape for s in r.sections] == [(4, 3), (3, 2), (2,)]
 
     def bad_backward(dout, cache):
-        return dout @ cache[1], None, None   # (4, 2) @ (3, 2): numpy raises
+        return dout @ cache[1], None, None  # (4, 2) @ (3, 2): numpy raises
+
     f, vjp = jn.from_cs231n(affine_forward, bad_backward, w=w, b=b)
     r = jn.check_vjp_batched(f, vjp, rng.normal(size=(4, 3)))
     assert r.verdict == "refused" and r.diagnosis == "raised"
@@ -383,7 +396,8 @@ def test_report_dict_is_json_and_str_is_readable():
     d = json.loads(json.dumps(r.as_dict()))
     assert d["passed"] is False and d["diagnosis"] == "transposed"
     assert {"row", "column", "analytic", "numeric", "abs_error", "rel_error", "tolerance", "fd_error"} <= set(
-        d["worst"][0])
+        d["worst"][0]
+    )
     assert "sqrt(eps)" in d["tolerance"]["explanation"]
     text = str(r)
     assert text.startswith("check_jacobian demo: FAIL (transposed)")
@@ -393,7 +407,7 @@ def test_report_dict_is_json_and_str_is_readable():
 def test_top_k_limits_the_listed_entries():
     A = np.random.default_rng(0).normal(size=(4, 4))
     r = jn.check_jacobian(linear(A), lambda x: A + 1.0, np.ones(4), top_k=2)
-    excess = [e.abs_error - e.tolerance for e in r.worst]     # worst first: by excess over the tolerance
+    excess = [e.abs_error - e.tolerance for e in r.worst]  # worst first: by excess over the tolerance
     assert len(r.worst) == 2 and excess[0] >= excess[1] > 0
 
 
@@ -401,7 +415,7 @@ def test_batched_per_sample_jacobians_in_the_transposed_shape():
     rng = np.random.default_rng(0)
     W, b, X = rng.normal(size=(3, 2)), rng.normal(size=2), rng.normal(size=(4, 3))
     f = lambda X: np.tanh(X @ W + b)
-    right = lambda X: (1 - f(X) ** 2)[:, :, None] * W.T[None]          # (N, m, n) = (4, 2, 3)
+    right = lambda X: (1 - f(X) ** 2)[:, :, None] * W.T[None]  # (N, m, n) = (4, 2, 3)
     assert jn.check_jacobian_batched(f, right, X).passed
     r = jn.check_jacobian_batched(f, lambda X: right(X).transpose(0, 2, 1), X)
     assert not r.passed and r.diagnosis == "transposed"
@@ -413,10 +427,17 @@ def test_the_library_does_not_import_the_command_line():
     import sys
     from pathlib import Path
 
-    probe = ("import sys, jacobian_nn, jacobian_nn.check; "
-             "print(sorted(m for m in sys.modules if m in ('jacobian_nn.cli', 'jacobian_nn.check.cli')))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    probe = (
+        "import sys, jacobian_nn, jacobian_nn.check; "
+        "print(sorted(m for m in sys.modules if m in ('jacobian_nn.cli', 'jacobian_nn.check.cli')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -428,16 +449,23 @@ def test_the_checker_imports_with_or_without_docstrings(flags):
 
     # The shared keyword documentation is appended to each check_* docstring; ``python -OO``
     # strips docstrings (None), which must not break the import.
-    probe = ("import jacobian_nn.check as c; d = c.check_vjp.__doc__; "
-             "print('none' if d is None else 'common' if 'Keyword arguments: ``reference``' in d else 'plain')")
-    out = subprocess.run([sys.executable, *flags, "-c", probe], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    probe = (
+        "import jacobian_nn.check as c; d = c.check_vjp.__doc__; "
+        "print('none' if d is None else 'common' if 'Keyword arguments: ``reference``' in d else 'plain')"
+    )
+    out = subprocess.run(
+        [sys.executable, *flags, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == ("none" if flags else "common")
 
 
 @pytest.mark.parametrize("f", [np.exp, lambda v: np.exp(v).sum()], ids=["jacobian", "gradient"])
 def test_a_small_entry_is_not_excused_by_a_large_one(f):
-    x = np.array([10.0, -10.0])              # exp'(x) = 2.2e4 and 4.5e-5
-    r = jn.check_vjp(f, lambda x, g: g * np.exp(x) * np.array([1.0, 2.0]), x)   # the small entry doubled
+    x = np.array([10.0, -10.0])  # exp'(x) = 2.2e4 and 4.5e-5
+    r = jn.check_vjp(f, lambda x, g: g * np.exp(x) * np.array([1.0, 2.0]), x)  # the small entry doubled
     assert r.verdict == "fail" and r.worst[0].where == "dx[1]", str(r)
-    assert jn.check_vjp(f, lambda x, g: g * np.exp(x), x).passed                # its correct twin
+    assert jn.check_vjp(f, lambda x, g: g * np.exp(x), x).passed  # its correct twin

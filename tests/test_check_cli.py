@@ -23,7 +23,7 @@ def documented_commands():
     out = []
     for path in sorted(GALLERY.glob("*.py")):
         doc = path.read_text(encoding="utf-8").split('"""')[1]
-        doc = re.sub(r"\\\n\s*", " ", doc)               # join continued lines
+        doc = re.sub(r"\\\n\s*", " ", doc)  # join continued lines
         for line in doc.splitlines():
             m = re.match(r"\s*jacobian-nn check (\S+) (.*?)\s+#\s*(FAIL: (\w+)|REFUSED: (\w+)|pass(: kink)?)", line)
             if m:
@@ -45,8 +45,9 @@ def test_every_gallery_file_documents_a_slip_and_its_passing_twin():
         assert len(verdicts) == 2 and "pass" in verdicts, name
 
 
-@pytest.mark.parametrize("file, argv, verdict, diagnosis", COMMANDS_DOCUMENTED,
-                         ids=[f"{c[0]}:{c[2]}" for c in COMMANDS_DOCUMENTED])
+@pytest.mark.parametrize(
+    "file, argv, verdict, diagnosis", COMMANDS_DOCUMENTED, ids=[f"{c[0]}:{c[2]}" for c in COMMANDS_DOCUMENTED]
+)
 def test_documented_command(file, argv, verdict, diagnosis, tmp_path, capsys):
     out = tmp_path / "report.json"
     code = main(argv + ["--json", str(out)])
@@ -63,43 +64,85 @@ def test_check_is_registered():
 
 
 def test_module_entry_point_exits_non_zero_on_failure():
-    argv = [sys.executable, "-m", "jacobian_nn", "check", str(GALLERY / "mse_sign.py"), "--forward", "loss",
-            "--jacobian", "gradient_flipped", "--shape", "5"]
+    argv = [
+        sys.executable,
+        "-m",
+        "jacobian_nn",
+        "check",
+        str(GALLERY / "mse_sign.py"),
+        "--forward",
+        "loss",
+        "--jacobian",
+        "gradient_flipped",
+        "--shape",
+        "5",
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "FAIL (sign_flipped)" in proc.stdout
 
 
 def test_style_cs231n_is_detected_and_can_be_forced(capsys):
-    base = ["check", str(GALLERY / "relu_cs231n.py"), "--forward", "relu_forward", "--backward",
-            "relu_backward", "--shape", "4,5"]
+    base = [
+        "check",
+        str(GALLERY / "relu_cs231n.py"),
+        "--forward",
+        "relu_forward",
+        "--backward",
+        "relu_backward",
+        "--shape",
+        "4,5",
+    ]
     assert main(base) == 0
     assert main(base + ["--style", "cs231n", "--dtype", "float32", "--seed", "3"]) == 0
     assert "float32, seed 3" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["check", "no/such/file.py", "--forward", "f", "--jacobian", "j", "--shape", "3"], "no such file"),
-    (["check", str(GALLERY / "mse_sign.py"), "--forward", "nope", "--jacobian", "gradient", "--shape", "5"],
-     "'nope' is not defined"),
-    (["check", str(GALLERY / "relu_cs231n.py"), "--forward", "relu_forward", "--backward", "relu_backward",
-      "--shape", "3,5", "--input", "X_AT_KINK"], "--input: X_AT_KINK has shape (4, 5)"),
-    (["check", str(GALLERY / "mse_sign.py"), "--forward", "loss", "--shape", "5"],
-     "without --backward or --jacobian, --forward is checked as a CS231n loss"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["check", "no/such/file.py", "--forward", "f", "--jacobian", "j", "--shape", "3"], "no such file"),
+        (
+            ["check", str(GALLERY / "mse_sign.py"), "--forward", "nope", "--jacobian", "gradient", "--shape", "5"],
+            "'nope' is not defined",
+        ),
+        (
+            [
+                "check",
+                str(GALLERY / "relu_cs231n.py"),
+                "--forward",
+                "relu_forward",
+                "--backward",
+                "relu_backward",
+                "--shape",
+                "3,5",
+                "--input",
+                "X_AT_KINK",
+            ],
+            "--input: X_AT_KINK has shape (4, 5)",
+        ),
+        (
+            ["check", str(GALLERY / "mse_sign.py"), "--forward", "loss", "--shape", "5"],
+            "without --backward or --jacobian, --forward is checked as a CS231n loss",
+        ),
+    ],
+)
 def test_errors_exit_2_with_a_message(argv, words, capsys):
     assert main(argv) == 2
     assert words in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--shape", "5,x"], "expected positive integers separated by commas"),
-    (["--shape", "3,,4"], "expected positive integers separated by commas"),
-    (["--shape", "0,4"], "expected positive integers separated by commas"),
-    (["--shape", "5", "--top", "-1"], "expected an integer >= 0"),
-    (["--shape", "5", "--timeout", "0"], "expected a number of seconds > 0"),
-    (["--shape", "5", "--seed", "-3"], "expected an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--shape", "5,x"], "expected positive integers separated by commas"),
+        (["--shape", "3,,4"], "expected positive integers separated by commas"),
+        (["--shape", "0,4"], "expected positive integers separated by commas"),
+        (["--shape", "5", "--top", "-1"], "expected an integer >= 0"),
+        (["--shape", "5", "--timeout", "0"], "expected a number of seconds > 0"),
+        (["--shape", "5", "--seed", "-3"], "expected an integer >= 0"),
+    ],
+)
 def test_strict_parsing_refuses_malformed_values(extra, words, capsys):
     with pytest.raises(SystemExit) as info:
         main(["check", str(GALLERY / "mse_sign.py"), "--forward", "loss", "--jacobian", "gradient"] + extra)
@@ -109,7 +152,7 @@ def test_strict_parsing_refuses_malformed_values(extra, words, capsys):
 
 # --------------------------------------------------------------------------- code that fights back
 
-HOSTILE = '''
+HOSTILE = """
 import os, sys
 import numpy as np
 
@@ -145,12 +188,12 @@ def x_3d(x):
 
 def x_3d_vjp(x, g):
     return g[:, :, None] * np.cos(x)
-'''
+"""
 
 
 @pytest.fixture
 def hostile(tmp_path):
-    path = tmp_path / "hostile_code"          # no .py suffix: any readable file is accepted
+    path = tmp_path / "hostile_code"  # no .py suffix: any readable file is accepted
     path.write_text(HOSTILE, encoding="utf-8")
     return path
 
@@ -213,7 +256,7 @@ def test_import_failure_could_not_run(tmp_path, capsys):
     assert "importing bad.py called sys.exit(3)" in capsys.readouterr().err
 
 
-HELPER_USER = '''
+HELPER_USER = """
 from helper_beside import scale          # a module in the same folder
 
 
@@ -223,7 +266,7 @@ def f(x):
 
 def vjp(x, g):
     return scale * g
-'''
+"""
 
 
 @pytest.mark.parametrize("entry", ["module", "script"])
@@ -233,9 +276,9 @@ def test_the_checked_files_folder_is_importable_from_either_entry_point(tmp_path
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     args = ["check", str(tmp_path / "user.py"), "--forward", "f", "--backward", "vjp", "--shape", "3,2"]
-    if entry == "module":       # python -m jacobian_nn: sys.path[0] is the working folder
+    if entry == "module":  # python -m jacobian_nn: sys.path[0] is the working folder
         argv = [sys.executable, "-m", "jacobian_nn"] + args
-    else:                       # the console script: sys.path[0] is the script's folder, not the file's
+    else:  # the console script: sys.path[0] is the script's folder, not the file's
         argv = [sys.executable, "-c", "import sys; from jacobian_nn.cli import main; sys.exit(main())"] + args
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=elsewhere, timeout=120, env=env)
@@ -244,12 +287,20 @@ def test_the_checked_files_folder_is_importable_from_either_entry_point(tmp_path
 
 
 def test_extra_forward_arguments_from_the_file_and_random_ones(capsys):
-    base = ["check", str(GALLERY / "affine_dw.py"), "--forward", "affine_forward", "--backward", "affine_backward",
-            "--shape", "4,6"]
+    base = [
+        "check",
+        str(GALLERY / "affine_dw.py"),
+        "--forward",
+        "affine_forward",
+        "--backward",
+        "affine_backward",
+        "--shape",
+        "4,6",
+    ]
     assert main(base + ["--arg", "W", "--arg", "B"]) == 0
     out = capsys.readouterr().out
     assert "section dx: pass" in out and "section dw: pass" in out and "section db: pass" in out
-    assert main(base + ["--arg", "6,3", "--arg", "3"]) == 0           # random w (6, 3) and b (3,)
+    assert main(base + ["--arg", "6,3", "--arg", "3"]) == 0  # random w (6, 3) and b (3,)
     assert "section dw: pass (rounding), w (6, 3)" in capsys.readouterr().out
 
 

@@ -12,9 +12,19 @@ CASES = {c.name: c for c in GALLERY}
 
 def test_gallery_covers_every_slip_of_the_issue():
     wrong = {c.expected for c in GALLERY if c.verdict != "pass"}
-    assert wrong == {"transposed", "sign_flipped", "constant_factor", "missing_batch_scaling", "diagonal_only",
-                     "mismatch", "off_at_label", "not_deterministic", "ignores_cotangent", "mutates_argument",
-                     "wrong_shape"}
+    assert wrong == {
+        "transposed",
+        "sign_flipped",
+        "constant_factor",
+        "missing_batch_scaling",
+        "diagonal_only",
+        "mismatch",
+        "off_at_label",
+        "not_deterministic",
+        "ignores_cotangent",
+        "mutates_argument",
+        "wrong_shape",
+    }
     assert {"rounding", "kink"} <= {c.expected for c in GALLERY if c.verdict == "pass"}
     assert {"refused", "fail", "pass"} == {c.verdict for c in GALLERY}
 
@@ -94,6 +104,7 @@ def test_verify_row_fails_when_the_diagnosis_is_wrong(monkeypatch):
     from dataclasses import replace
 
     import jacobian_nn.check.gallery as g
+
     bad = [replace(GALLERY[0], expected="sign_flipped")]
     monkeypatch.setattr(g, "GALLERY", bad)
     rows = g.gallery_rows()

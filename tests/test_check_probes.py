@@ -61,7 +61,7 @@ def test_random_vjp_is_refused():
 def test_backward_ignoring_its_cotangent_is_refused_not_a_factor_of_one():
     T = RNG.normal(size=(4, 5))
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
-    r = jn.check_vjp_batched(loss, lambda Y, g: (Y - T) / Y.shape[0], X)   # right only for g = 1
+    r = jn.check_vjp_batched(loss, lambda Y, g: (Y - T) / Y.shape[0], X)  # right only for g = 1
     assert_refused(r, "ignores_cotangent", "ignores its cotangent")
     assert r.factor is None and r.diagnosis != "constant_factor"
 
@@ -88,7 +88,7 @@ def test_nonlinear_vjp_is_refused_and_a_linear_one_is_not():
 
 def test_forward_mutating_x_is_refused():
     def f(x):
-        x += 0.0 * x + 1e-300     # changes nothing visible, but writes into x
+        x += 0.0 * x + 1e-300  # changes nothing visible, but writes into x
         x[0, 0] = 7.0
         return np.tanh(x)
 
@@ -100,7 +100,7 @@ def relu_forward(x):
 
 
 def relu_backward_in_place(dout, cache):
-    dout[cache <= 0] = 0         # the book's Relu.backward
+    dout[cache <= 0] = 0  # the book's Relu.backward
     return dout
 
 
@@ -125,7 +125,7 @@ def test_forward_mutating_a_parameter_is_refused_but_a_bn_param_dict_may_change(
         return x @ w, (x, w)
 
     def affine_forward(x, w, param):
-        param["calls"] = param.get("calls", 0) + 1     # like CS231n's running averages in bn_param
+        param["calls"] = param.get("calls", 0) + 1  # like CS231n's running averages in bn_param
         return x @ w, (x, w)
 
     def affine_backward(dout, cache):
@@ -137,7 +137,7 @@ def test_forward_mutating_a_parameter_is_refused_but_a_bn_param_dict_may_change(
     bn_param = {}
     r = jn.check_vjp_batched(*jn.from_cs231n(affine_forward, affine_backward, w, bn_param), X)
     assert r.passed and [s.gradient for s in r.sections] == ["dx", "dw"]
-    assert bn_param == {}         # every call got its own copy
+    assert bn_param == {}  # every call got its own copy
 
 
 # --------------------------------------------------------------------------- shapes and counts
@@ -147,7 +147,7 @@ def test_flattened_gradient_is_refused():
     x = RNG.normal(size=(4, 2, 3))
     W = RNG.normal(size=(6, 3))
     f = lambda x: x.reshape(4, 6) @ W
-    r = jn.check_vjp_batched(f, lambda x, g: g @ W.T, x)                     # (4, 6), not (4, 2, 3)
+    r = jn.check_vjp_batched(f, lambda x, g: g @ W.T, x)  # (4, 6), not (4, 2, 3)
     assert_refused(r, "wrong_shape", "dx of shape (4, 6), x has shape (4, 2, 3)")
     ok = jn.check_vjp_batched(f, lambda x, g: (g @ W.T).reshape(x.shape), x)  # near miss: exact shape
     assert ok.passed and ok.worst[0].where.startswith("dx[") and ok.worst[0].where.count(",") == 2
@@ -173,11 +173,11 @@ def batchnorm_backward_keepdims(dout, cache):
 
 def test_dgamma_of_shape_1_D_is_refused_and_every_gradient_of_the_right_one_is_checked():
     gamma, beta = RNG.normal(size=5), RNG.normal(size=5)
-    r = jn.check_vjp_batched(*jn.from_cs231n(batchnorm_forward, batchnorm_backward_keepdims, gamma, beta,
-                                             {"mode": "train"}), X)
+    r = jn.check_vjp_batched(
+        *jn.from_cs231n(batchnorm_forward, batchnorm_backward_keepdims, gamma, beta, {"mode": "train"}), X
+    )
     assert_refused(r, "wrong_shape", "dgamma of shape (1, 5), gamma has shape (5,)")
-    r = jn.check_vjp_batched(*jn.from_cs231n(batchnorm_forward, batchnorm_backward, gamma, beta,
-                                             {"mode": "train"}), X)
+    r = jn.check_vjp_batched(*jn.from_cs231n(batchnorm_forward, batchnorm_backward, gamma, beta, {"mode": "train"}), X)
     assert r.passed and [s.gradient for s in r.sections] == ["dx", "dgamma", "dbeta"]
     assert all(s.passed and s.witnesses for s in r.sections)
 
@@ -217,7 +217,7 @@ def test_inf_gradient_is_refused_with_its_location():
 
 
 def test_a_witness_that_is_not_finite_is_refused_not_excused():
-    x = np.array([1e-4, 0.5, 2.0])     # sqrt is not defined a finite-difference step to the left of 1e-4
+    x = np.array([1e-4, 0.5, 2.0])  # sqrt is not defined a finite-difference step to the left of 1e-4
     r = jn.check_vjp(np.sqrt, lambda x, g: g * 0.5 / np.sqrt(x), x)
     assert_refused(r, "witness_not_finite", "sqrt near the point, and it is not finite there")
 
@@ -227,7 +227,7 @@ def test_compare_never_passes_a_non_finite_error_estimate(bad):
     err = np.array([[0.0, bad], [0.0, 0.0]])
     c = jn.compare("demo", np.ones((2, 2)), np.ones((2, 2)) + 5.0, err=err)
     assert not c.passed and c.location == (0, 1)
-    assert jn.compare("demo", np.ones((2, 2)), np.ones((2, 2)), err=np.zeros((2, 2))).passed   # near miss
+    assert jn.compare("demo", np.ones((2, 2)), np.ones((2, 2)), err=np.zeros((2, 2))).passed  # near miss
 
 
 def test_compare_fails_on_a_nan_value():
@@ -259,5 +259,14 @@ def test_verdicts_are_three_and_passed_means_pass():
     r = jn.check_vjp_batched(np.tanh, tanh_vjp, X)
     assert r.verdict == "pass" and r.passed and r.as_dict()["passed"] is True
     with pytest.raises(ValueError, match="verdict: expected one of"):
-        chk.CheckReport(name="n", kind="k", verdict="maybe", diagnosis="d", summary="s", input_shape=(1,),
-                        output_shape=(1,), dtype="float64", tolerance=chk.Tolerance.for_dtype(np.float64))
+        chk.CheckReport(
+            name="n",
+            kind="k",
+            verdict="maybe",
+            diagnosis="d",
+            summary="s",
+            input_shape=(1,),
+            output_shape=(1,),
+            dtype="float64",
+            tolerance=chk.Tolerance.for_dtype(np.float64),
+        )

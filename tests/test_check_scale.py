@@ -23,13 +23,13 @@ def tanh_vjp(x, g):
 def test_one_row_negated_is_not_sign_flipped(dtype):
     def vjp(x, g):
         d = tanh_vjp(x, g)
-        d[5] *= -1                        # sample 5 only
+        d[5] *= -1  # sample 5 only
         return d
 
     r = jn.check_vjp_batched(np.tanh, vjp, batch(dtype))
     assert r.verdict == "fail" and r.diagnosis != "sign_flipped", str(r)
     assert "entries of dx" in r.sampled
-    assert jn.check_vjp_batched(np.tanh, tanh_vjp, batch(dtype)).passed      # its correct twin
+    assert jn.check_vjp_batched(np.tanh, tanh_vjp, batch(dtype)).passed  # its correct twin
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -51,7 +51,7 @@ def softmax_vjp(Z, G):
 def test_one_wrong_entry_is_not_diagonal_only_and_does_not_pass():
     def vjp(Z, G):
         d = softmax_vjp(Z, G)
-        d[3, 4] *= 3.0                    # one entry, still linear in G
+        d[3, 4] *= 3.0  # one entry, still linear in G
         return d
 
     r = jn.check_vjp_batched(softmax, vjp, batch(np.float64))
@@ -62,8 +62,8 @@ def test_label_term_at_the_wrong_entry_is_not_off_at_label():
     def shifted(x, y):
         loss, dx = softmax_loss(x, y)
         C = x.shape[1]
-        dx[np.arange(len(y)), y] += 1 / len(y)               # removed at the label ...
-        dx[np.arange(len(y)), (y + 1) % C] -= 1 / len(y)     # ... and put at the next entry
+        dx[np.arange(len(y)), y] += 1 / len(y)  # removed at the label ...
+        dx[np.arange(len(y)), (y + 1) % C] -= 1 / len(y)  # ... and put at the next entry
         return loss, dx
 
     r = jn.check_loss(shifted, batch(np.float64))
@@ -97,14 +97,14 @@ def test_kinks_are_sampled_and_judged_by_their_one_sided_derivatives():
     from jacobian_nn.check.gallery import relu_forward
 
     X = batch(np.float64, 2)
-    X[::3, ::7] = 0.0                                 # exactly at the kink
+    X[::3, ::7] = 0.0  # exactly at the kink
     check = lambda backward: jn.check_vjp_batched(*jn.from_cs231n(relu_forward, backward), X)
-    left = check(lambda dout, x: dout * (x > 0))      # relu'(0) = 0
-    right = check(lambda dout, x: dout * (x >= 0))    # relu'(0) = 1
+    left = check(lambda dout, x: dout * (x > 0))  # relu'(0) = 0
+    right = check(lambda dout, x: dout * (x >= 0))  # relu'(0) = 1
     assert left.passed and left.diagnosis == "kink" and "x <= 0 branch" in left.convention
     assert right.passed and right.diagnosis == "kink" and "x >= 0 branch" in right.convention
     assert left.kinks and all(e.note == "kink" and e.left != e.right for e in left.kinks)
-    wrong = check(lambda dout, x: dout * np.where(x == 0, 2.0, x > 0))   # 2 lies outside [0, 1]
+    wrong = check(lambda dout, x: dout * np.where(x == 0, 2.0, x > 0))  # 2 lies outside [0, 1]
     assert wrong.verdict == "fail"
 
 
@@ -113,10 +113,10 @@ def test_per_sample_jacobians_at_scale_are_checked_through_their_vjp():
     W = rng.standard_normal((D, 30)) / 10
     X = batch(np.float64, 3)
     f = lambda X: np.tanh(X @ W)
-    right = lambda X: (1 - f(X) ** 2)[:, :, None] * W.T[None]          # (N, 30, D)
+    right = lambda X: (1 - f(X) ** 2)[:, :, None] * W.T[None]  # (N, 30, D)
     r = jn.check_jacobian_batched(f, right, X)
     assert r.passed and "entries of dx" in r.sampled
-    r = jn.check_jacobian_batched(f, lambda X: right(X).transpose(0, 2, 1), X)   # (N, D, 30)
+    r = jn.check_jacobian_batched(f, lambda X: right(X).transpose(0, 2, 1), X)  # (N, D, 30)
     assert r.verdict == "fail" and r.diagnosis == "transposed"
     assert any("has shape (32, 100, 30), expected (32, 30, 100)" in n for n in r.notes)
     r = jn.check_jacobian_batched(f, lambda X: -right(X), X)

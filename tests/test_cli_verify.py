@@ -40,8 +40,19 @@ def test_json_is_complete(full_run):
     _, _, report = full_run
     groups = {r["group"] for r in report["rows"]}
     assert groups == {g for g, _ in verify.GROUPS}
-    keys = {"group", "name", "max_abs", "max_rel", "location", "tolerance", "passed", "kind", "note", "skipped",
-            "status"}
+    keys = {
+        "group",
+        "name",
+        "max_abs",
+        "max_rel",
+        "location",
+        "tolerance",
+        "passed",
+        "kind",
+        "note",
+        "skipped",
+        "status",
+    }
     assert all(keys <= set(r) for r in report["rows"])
     assert report["counts"] == {"passed": len(report["rows"]), "failed": 0, "skipped": 0}
     assert [g["group"] for g in report["groups"]] == [g for g, _ in verify.GROUPS]
@@ -66,8 +77,10 @@ def test_gallery_and_proof_rows_say_what_they_are(full_run):
 
 
 def test_verbose_lists_every_row(capsys, monkeypatch):
-    rows = [Comparison("fine", 1e-12, 1e-12, (0,), 1e-9, True),
-            Comparison("slip", 0.5, 1.0, (1, 2), 1e-7, True, kind="slip", note="caught: transposed (expected)")]
+    rows = [
+        Comparison("fine", 1e-12, 1e-12, (0,), 1e-9, True),
+        Comparison("slip", 0.5, 1.0, (1, 2), 1e-7, True, kind="slip", note="caught: transposed (expected)"),
+    ]
     monkeypatch.setattr(verify, "GROUPS", [("planted", lambda: rows)])
     assert cli.main(["verify"]) == 0
     short = capsys.readouterr().out
@@ -80,8 +93,10 @@ def test_verbose_lists_every_row(capsys, monkeypatch):
 
 def test_failures_are_printed_in_full_and_the_exit_code_is_1(monkeypatch, capsys):
     def failing():
-        return [Comparison("deliberately wrong", 1.0, 1.0, (0, 0), 1e-9, False, note="the reason"),
-                Comparison("fine", 0.0, 0.0, (0,), 1e-9, True)]
+        return [
+            Comparison("deliberately wrong", 1.0, 1.0, (0, 0), 1e-9, False, note="the reason"),
+            Comparison("fine", 0.0, 0.0, (0,), 1e-9, True),
+        ]
 
     monkeypatch.setattr(verify, "GROUPS", [("planted", failing)])
     assert cli.main(["verify"]) == 1
@@ -91,8 +106,9 @@ def test_failures_are_printed_in_full_and_the_exit_code_is_1(monkeypatch, capsys
 
 
 def test_skipped_is_counted_as_skipped_not_passed(monkeypatch, capsys):
-    skipped = Comparison("needs sympy", 0.0, 0.0, (), 0.0, False, kind="symbolic", note="skipped: no sympy",
-                         skipped=True)
+    skipped = Comparison(
+        "needs sympy", 0.0, 0.0, (), 0.0, False, kind="symbolic", note="skipped: no sympy", skipped=True
+    )
     fine = Comparison("fine", 0.0, 0.0, (0,), 1e-9, True)
     monkeypatch.setattr(verify, "GROUPS", [("planted", lambda: [fine, skipped])])
     assert cli.main(["verify"]) == 0

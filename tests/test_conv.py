@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jacobian_nn import fd_jacobian
-from jacobian_nn.conv import (AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, col2im, im2col, output_size,
-                              window_indices)
+from jacobian_nn.conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, col2im, im2col, output_size, window_indices
 from support import WorstErrors, cols, rel_err
 
 WORST = WorstErrors()
@@ -53,7 +52,7 @@ def naive_conv(x, W, b, stride, pad):
     for f in range(F):
         for i in range(OH):
             for j in range(OW):
-                out[f, i, j] = np.sum(W[f] * xp[:, i * stride:i * stride + FH, j * stride:j * stride + FW]) + b[f]
+                out[f, i, j] = np.sum(W[f] * xp[:, i * stride : i * stride + FH, j * stride : j * stride + FW]) + b[f]
     return out
 
 
@@ -96,8 +95,8 @@ def test_output_size_formula_and_refusal():
     with pytest.raises(ValueError, match="does not fit"):
         output_size(2, 5, 1, 1)
     with pytest.raises(ValueError, match="W:"):
-        Conv2D((1, 7, 6), 2, 3, stride=2)           # H divides, W does not
-    Conv2D((1, 7, 7), 2, 3, stride=2)               # the near miss: both divide
+        Conv2D((1, 7, 6), 2, 3, stride=2)  # H divides, W does not
+    Conv2D((1, 7, 7), 2, 3, stride=2)  # the near miss: both divide
 
 
 def test_im2col_rows_are_the_windows():
@@ -107,7 +106,7 @@ def test_im2col_rows_are_the_windows():
     Xp = np.pad(X4, ((0, 0), (0, 0), (1, 1), (1, 1)))
     assert col.shape == (2 * 3 * 3, 3 * 9)
     for n, oh, ow in [(0, 0, 0), (1, 2, 1), (1, 1, 2)]:
-        assert np.array_equal(col[n * 9 + oh * 3 + ow], Xp[n, :, 2 * oh:2 * oh + 3, 2 * ow:2 * ow + 3].reshape(-1))
+        assert np.array_equal(col[n * 9 + oh * 3 + ow], Xp[n, :, 2 * oh : 2 * oh + 3, 2 * ow : 2 * ow + 3].reshape(-1))
     D = rng.normal(size=col.shape)
     back = col2im(D, X4.shape, 3, 3, stride=2, pad=1)
     assert back.shape == X4.shape
@@ -166,7 +165,7 @@ def test_conv_jacobians_against_finite_differences(case):
     fd_close("conv dy/dvec(W) vs FD", layer.jacobian_W(x), fd_jacobian(y_of_W, layer.W))
     fd_close("conv dy/db vs FD", layer.jacobian_b(x), fd_jacobian(y_of_b, layer.b))
     close("conv batched dy/db vs reference", layer.jacobian_b_batched(x.T)[0], layer.jacobian_b(x).toarray())
-    assert MaxPool2D((1, 4, 4), 2).jacobian_b_batched(np.ones((1, 16))) is None     # no bias
+    assert MaxPool2D((1, 4, 4), 2).jacobian_b_batched(np.ones((1, 16))) is None  # no bias
     # the batched VJP of every unit row assembles the same Jacobian (third witness)
     E = np.eye(layer.n_out)
     _, ctx = layer.forward_batched(np.repeat(x.T, layer.n_out, axis=0))
@@ -181,13 +180,13 @@ def test_conv_jacobian_sparsity_pattern_and_count():
     layer = Conv2D((2, 5, 4), 3, 3, pad=1, seed=0)
     Jx = layer.jacobian_x(np.random.default_rng(0).normal(size=(layer.n_in, 1)))
     per_row = np.diff(Jx.indptr)
-    assert per_row.max() == 2 * 9 and per_row.min() == 2 * 4      # interior rows full, corner rows 2x2
+    assert per_row.max() == 2 * 9 and per_row.min() == 2 * 4  # interior rows full, corner rows 2x2
     _, inside = window_indices((2, 5, 4), 3, 3, 1, 1)
     assert Jx.nnz == 3 * inside.sum()
     assert set(np.unique(Jx.data)) <= set(np.unique(layer.W))
     index, _ = window_indices((2, 5, 4), 3, 3, 1, 1)
     P = 5 * 4
-    for r in (0, 7, P + 13, 2 * P + 19):                   # row f*P + p: the window of p, inside the image
+    for r in (0, 7, P + 13, 2 * P + 19):  # row f*P + p: the window of p, inside the image
         p = r % P
         assert sorted(Jx[[r], :].nonzero()[1]) == sorted(index[p][inside[p]])
 
@@ -198,7 +197,7 @@ def test_flipped_kernel_is_a_different_function():
     x = np.random.default_rng(1).normal(size=(25, 1))
     flipped = Conv2D.from_params(layer.W[:, :, ::-1, ::-1], layer.b, (1, 5, 5))
     assert not np.allclose(layer.forward(x)[0], flipped.forward(x)[0])
-    sym = Conv2D.from_params(np.ones((1, 1, 3, 3)), layer.b, (1, 5, 5))   # a symmetric kernel: flipping is a no-op
+    sym = Conv2D.from_params(np.ones((1, 1, 3, 3)), layer.b, (1, 5, 5))  # a symmetric kernel: flipping is a no-op
     sym_flipped = Conv2D.from_params(np.ones((1, 1, 3, 3))[:, :, ::-1, ::-1], layer.b, (1, 5, 5))
     assert np.array_equal(sym.forward(x)[0], sym_flipped.forward(x)[0])
 
@@ -208,11 +207,11 @@ def test_conv_relu_at_exact_zero_takes_the_left_branch():
     both paths, and the claim lies between the one-sided finite differences."""
     layer = Conv2D((1, 5, 5), 2, 3, activation="relu", seed=0)
     x = np.random.default_rng(4).normal(size=(25, 1))
-    x.reshape(5, 5)[:3, :3] = 0.0                        # output position (0, 0) sees only zeros
+    x.reshape(5, 5)[:3, :3] = 0.0  # output position (0, 0) sees only zeros
     y, ctx = layer.forward(x)
     z = ctx[1][:, 0]
     kinks = np.flatnonzero(z == 0.0)
-    assert set(kinks) >= {0, 9}                           # filter 0 and filter 1 at position (0, 0)
+    assert set(kinks) >= {0, 9}  # filter 0 and filter 1 at position (0, 0)
     Jx = layer.jacobian_x(x).toarray()
     assert not Jx[kinks].any()
     _, bctx = layer.forward_batched(np.repeat(x.T, layer.n_out, axis=0))
@@ -223,7 +222,7 @@ def test_conv_relu_at_exact_zero_takes_the_left_branch():
     right = fd_jacobian(f, x, step_direction=1).df
     lo, hi = np.minimum(left, right) - 1e-7, np.maximum(left, right) + 1e-7
     assert np.all((lo <= Jx) & (Jx <= hi))
-    assert not np.allclose(left[kinks], right[kinks])      # the near miss: a real kink, the sides differ
+    assert not np.allclose(left[kinks], right[kinks])  # the near miss: a real kink, the sides differ
 
 
 def test_cifar_shaped_conv_jacobian_fits_in_memory():
@@ -231,10 +230,10 @@ def test_cifar_shaped_conv_jacobian_fits_in_memory():
     layer = Conv2D((3, 32, 32), 16, 3, pad=1, seed=0)
     Jx = layer.jacobian_x(np.random.default_rng(0).normal(size=(layer.n_in, 1)))
     assert Jx.shape == (16 * 32 * 32, 3 * 32 * 32)
-    assert Jx.nnz == 16 * 3 * (30 * 30 * 9 + 4 * 30 * 6 + 4 * 4)    # interior, edges, corners
+    assert Jx.nnz == 16 * 3 * (30 * 30 * 9 + 4 * 30 * 6 + 4 * 4)  # interior, edges, corners
     sparse_bytes = Jx.data.nbytes + Jx.indices.nbytes + Jx.indptr.nbytes
     dense_bytes = Jx.shape[0] * Jx.shape[1] * 8
-    assert sparse_bytes < 8 * 2**20 and dense_bytes > 50 * sparse_bytes   # 6.9 MB against 403 MB
+    assert sparse_bytes < 8 * 2**20 and dense_bytes > 50 * sparse_bytes  # 6.9 MB against 403 MB
 
 
 # --------------------------------------------------------------------------- pooling
@@ -248,7 +247,7 @@ def test_pooling_paths_and_finite_differences(cls, case):
     shape, pool, stride = case
     layer = cls(shape, pool, stride=stride)
     rng = np.random.default_rng(5)
-    X = rng.normal(size=(3, layer.n_in))                  # continuous draws: no ties
+    X = rng.normal(size=(3, layer.n_in))  # continuous draws: no ties
     Y, ctx = layer.forward_batched(X)
     G = rng.normal(size=Y.shape)
     dX, grads = layer.backward_batched(G, ctx)
@@ -277,7 +276,7 @@ def last_max_selection(layer, x):
     for c in range(C):
         for i in range(OH):
             for j in range(OW):
-                win = x3[c, i * S:i * S + PH, j * S:j * S + PW].reshape(-1)
+                win = x3[c, i * S : i * S + PH, j * S : j * S + PW].reshape(-1)
                 k = len(win) - 1 - int(np.argmax(win[::-1]))
                 a, b = divmod(k, PW)
                 J[c * OH * OW + i * OW + j, c * H * W + (i * S + a) * W + (j * S + b)] = 1.0
@@ -288,28 +287,28 @@ def test_maxpool_exact_tie_first_maximal_takes_the_gradient():
     layer = MaxPool2D((1, 4, 4), 2)
     x = np.random.default_rng(6).normal(size=(16, 1))
     img = x.reshape(4, 4)
-    img[0, 0] = img[1, 1] = 5.0                           # window (0, 0): a tie between entries 0 and 3
-    img[2, 3] = img[3, 2] = 5.0                           # window (1, 1): a tie between entries 1 and 2
+    img[0, 0] = img[1, 1] = 5.0  # window (0, 0): a tie between entries 0 and 3
+    img[2, 3] = img[3, 2] = 5.0  # window (1, 1): a tie between entries 1 and 2
     J = layer.jacobian_x(x).toarray()
-    assert J[0, 0] == 1 and J[0, 5] == 0                  # first maximal in C order
+    assert J[0, 0] == 1 and J[0, 5] == 0  # first maximal in C order
     assert J[3, 11] == 1 and J[3, 14] == 0
     _, ctx = layer.forward_batched(np.repeat(x.T, 4, axis=0))
     dX, _ = layer.backward_batched(np.eye(4), ctx)
-    assert np.array_equal(dX, J)                          # the batched path, independently, the same convention
+    assert np.array_equal(dX, J)  # the batched path, independently, the same convention
     other = last_max_selection(layer, x[:, 0])
-    assert not np.array_equal(other, J)                   # near miss: the other tie-break is a different answer
-    assert np.array_equal(other[[1, 2]], J[[1, 2]])       # ... and the same one where there is no tie
+    assert not np.array_equal(other, J)  # near miss: the other tie-break is a different answer
+    assert np.array_equal(other[[1, 2]], J[[1, 2]])  # ... and the same one where there is no tie
     f = lambda v: layer.forward(v[:, None])[0][:, 0]
     left = fd_jacobian(f, x, step_direction=-1).df
     right = fd_jacobian(f, x, step_direction=1).df
     assert np.all((np.minimum(left, right) - 1e-7 <= J) & (J <= np.maximum(left, right) + 1e-7))
-    assert not np.allclose(left[0], right[0])             # the tie is a kink
+    assert not np.allclose(left[0], right[0])  # the tie is a kink
 
 
 def test_overlapping_max_windows_add_their_gradients():
     layer = MaxPool2D((1, 3, 3), 2, stride=1)
     x = np.zeros((9, 1))
-    x[4] = 1.0                                            # the centre is the maximum of all four windows
+    x[4] = 1.0  # the centre is the maximum of all four windows
     J = layer.jacobian_x(x)
     assert np.array_equal(J.toarray()[:, 4], np.ones(4))
     _, ctx = layer.forward_batched(x.T)
@@ -320,7 +319,7 @@ def test_overlapping_max_windows_add_their_gradients():
 def test_pool_size_that_does_not_divide_is_refused():
     with pytest.raises(ValueError, match="not an integer"):
         MaxPool2D((1, 5, 5), 2)
-    AvgPool2D((1, 6, 6), 2)                               # near miss: divides
+    AvgPool2D((1, 6, 6), 2)  # near miss: divides
 
 
 # --------------------------------------------------------------------------- spatial batch norm
@@ -341,8 +340,10 @@ def test_spatial_batchnorm_is_batchnorm_over_n_h_w():
     Y, _ = layer.forward_batched(X4.reshape(3, -1), "train")
     mu = X4.mean(axis=(0, 2, 3), keepdims=True)
     var = X4.var(axis=(0, 2, 3), keepdims=True)
-    expect = layer.bn.gamma[None, :, None, None] * (X4 - mu) / np.sqrt(var + layer.bn.eps) \
+    expect = (
+        layer.bn.gamma[None, :, None, None] * (X4 - mu) / np.sqrt(var + layer.bn.eps)
         + layer.bn.beta[None, :, None, None]
+    )
     close("spatial BN forward vs CS231n definition", Y, expect.reshape(3, -1))
     # near miss: normalising over H, W of each image alone (instance norm) is a different function
     mu_i = X4.mean(axis=(2, 3), keepdims=True)
@@ -373,7 +374,7 @@ def test_spatial_batchnorm_paths_and_finite_differences(mode):
     for k in ("gamma", "beta"):
         close(f"spatial BN {mode} d{k}", grads[k], rgrads[k])
 
-    def scalar_of_X(v):          # <G, Y(X)>: its gradient is the VJP dX (the batch coupled in train mode)
+    def scalar_of_X(v):  # <G, Y(X)>: its gradient is the VJP dX (the batch coupled in train mode)
         return np.atleast_1d(np.sum(G * layer.forward_batched(v.reshape(N, -1), mode)[0]))
 
     fd = fd_jacobian(scalar_of_X, X)
@@ -405,9 +406,18 @@ def test_spatial_batchnorm_single_image_train_uses_its_pixels():
 
 
 @settings(max_examples=40, deadline=None)
-@given(C=st.integers(1, 3), H=st.integers(2, 7), W=st.integers(2, 7), F=st.integers(1, 3), FH=st.integers(1, 3),
-       FW=st.integers(1, 3), S=st.integers(1, 2), pad=st.integers(0, 1), act=st.sampled_from(["relu", "tanh", "identity"]),
-       seed=st.integers(0, 2**16))
+@given(
+    C=st.integers(1, 3),
+    H=st.integers(2, 7),
+    W=st.integers(2, 7),
+    F=st.integers(1, 3),
+    FH=st.integers(1, 3),
+    FW=st.integers(1, 3),
+    S=st.integers(1, 2),
+    pad=st.integers(0, 1),
+    act=st.sampled_from(["relu", "tanh", "identity"]),
+    seed=st.integers(0, 2**16),
+)
 def test_conv_paths_agree_on_random_shapes(C, H, W, F, FH, FW, S, pad, act, seed):
     """Both paths, random shapes: where the size divides, forward, dX, dW and db agree; where it does not,
     both the layer and im2col refuse it."""

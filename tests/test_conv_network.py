@@ -48,7 +48,7 @@ def test_cross_check_passes_on_a_cnn():
     X, y = batch()
     report = jn.cross_check(net, X, y)
     assert report.passed, str(report)
-    assert not report.skipped, report.skipped                 # per-sample gradients and Jacobians included
+    assert not report.skipped, report.skipped  # per-sample gradients and Jacobians included
     for row in report.rows:
         WORST.record(f"cross_check {row.quantity.split(' (')[0]}", row.comparison.max_rel)
     assert "network dy/dx (N, m_out, n_in)" in [r.quantity for r in report.rows]
@@ -72,7 +72,7 @@ def test_reference_gradients_against_finite_differences():
     loss_r, grads_r = net.loss_and_gradients(X, y)
     loss_b, grads_b = net.loss_and_gradients_batched(X, y)
     assert abs(loss_r - loss_b) <= 1e-12 * abs(loss_r)
-    fd = fd_loss_gradient(net, X.reshape(3, -1), y, path="batched")   # loss values only, the fast path
+    fd = fd_loss_gradient(net, X.reshape(3, -1), y, path="batched")  # loss values only, the fast path
     flat = net.flatten_gradients(grads_r)
     tol = 1e-9 + 1e-7 * np.abs(fd.df[0]) + 10 * fd.error[0]
     WORST.record("network gradient reference vs FD", rel_err(flat, fd.df[0]))
@@ -121,7 +121,7 @@ def test_spatial_batchnorm_network_both_paths():
     assert report.passed, str(report)
     before = net.layers[1].bn.running_mean.copy()
     net.loss_and_gradients_batched(X, y)
-    assert not np.array_equal(before, net.layers[1].bn.running_mean)   # training mode updates the statistics
+    assert not np.array_equal(before, net.layers[1].bn.running_mean)  # training mode updates the statistics
 
 
 def test_images_nchw_accepted_and_wrong_shapes_refused():
@@ -129,7 +129,7 @@ def test_images_nchw_accepted_and_wrong_shapes_refused():
     X, _ = batch(N=2)
     assert np.array_equal(net.predict_batched(X), net.predict_batched(X.reshape(2, -1)))
     with pytest.raises(ValueError, match=r"images of shape \(N, 2, 6, 6\)"):
-        net.predict_batched(X.transpose(0, 2, 3, 1))           # NHWC is not NCHW
+        net.predict_batched(X.transpose(0, 2, 3, 1))  # NHWC is not NCHW
     with pytest.raises(ValueError, match="72 features"):
         net.predict_batched(X.reshape(2, -1)[:, :70])
 
@@ -179,7 +179,7 @@ def test_a_tampered_cnn_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"model file: layers\[1\]: takes 48 inputs but layers\[0\] gives 75"):
         jn.load_model(bad)
     # the same lie told consistently (the next layer's width too): the stored W's shape is what disagrees
-    arch["layers"][0]["config"]["kernel_size"] = [1, 1]          # 4 + 2*1 - 1 + 1 = 6: a 3 x 6 x 6 output
+    arch["layers"][0]["config"]["kernel_size"] = [1, 1]  # 4 + 2*1 - 1 + 1 = 6: a 3 x 6 x 6 output
     arch["layers"][1]["config"]["input_shape"] = [3, 6, 6]
     arch["layers"][2]["config"]["n_in"] = 27
     contents["__architecture__"] = np.array(json.dumps(arch))

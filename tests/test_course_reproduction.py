@@ -51,8 +51,9 @@ def small_problem():
     return net, rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
 
 
-@pytest.mark.parametrize("course, h", [(cs231n_eval_numerical_gradient, 1e-5), (book_numerical_gradient, 1e-4)],
-                         ids=["cs231n", "book"])
+@pytest.mark.parametrize(
+    "course, h", [(cs231n_eval_numerical_gradient, 1e-5), (book_numerical_gradient, 1e-4)], ids=["cs231n", "book"]
+)
 def test_central_differences_reproduce_the_courses_bit_for_bit(course, h):
     net, X, y = small_problem()
     W = net.layers[0].W
@@ -67,19 +68,19 @@ def test_central_differences_reproduce_the_courses_bit_for_bit(course, h):
 
     W0 = W.copy()
     ours = jn.fd_gradient(loss_at, W, method="central", step=h)
-    assert same_bits(W, W0)                                   # x is not touched
+    assert same_bits(W, W0)  # x is not touched
     theirs = course(lambda w: loss_at(w), W.copy())
     assert same_bits(ours.df.reshape(W.shape), theirs)
     assert np.all(ours.error == 0) and ours.success.all()
     analytic = net.loss_and_gradients_batched(X, y)[1][0]["W"]
-    assert np.allclose(ours.df.reshape(W.shape), analytic, rtol=1e-6, atol=1e-8)   # and it is a gradient
+    assert np.allclose(ours.df.reshape(W.shape), analytic, rtol=1e-6, atol=1e-8)  # and it is a gradient
     # the near miss: another step gives other bits
     other = jn.fd_gradient(loss_at, W, method="central", step=h * 2)
     assert not same_bits(other.df, ours.df)
 
 
 def test_central_difference_arguments():
-    f = lambda v: float(np.sum(v ** 2))   # noqa: E731
+    f = lambda v: float(np.sum(v**2))  # noqa: E731
     with pytest.raises(ValueError, match="step: method='central' needs"):
         jn.fd_gradient(f, np.ones(2), method="central")
     with pytest.raises(ValueError, match="step: only used with method='central'"):
@@ -88,7 +89,7 @@ def test_central_difference_arguments():
         jn.fd_gradient(f, np.ones(2), method="forward", step=1e-5)
     with pytest.raises(ValueError, match="takes only step"):
         jn.fd_gradient(f, np.ones(2), method="central", step=1e-5, initial_step=1e-2)
-    assert jn.fd_gradient(f, np.ones(2)).df.shape == (1, 2)                 # the adaptive default still works
+    assert jn.fd_gradient(f, np.ones(2)).df.shape == (1, 2)  # the adaptive default still works
 
 
 def cs231n_initial_loss(X, y, Ws, reg):
@@ -117,8 +118,9 @@ def test_fully_connected_net_from_a_random_state_reproduces_cs231n_initial_losse
     restated.randn(N, D), restated.randint(C, size=(N,))
     printed = {0: 2.3004790897684924, 3.14: 7.052114776533016}
     for reg in [0, 3.14]:
-        model = jn.FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, reg=reg, weight_scale=5e-2,
-                                     dtype=np.float64, seed=rs)
+        model = jn.FullyConnectedNet(
+            [H1, H2], input_dim=D, num_classes=C, reg=reg, weight_scale=5e-2, dtype=np.float64, seed=rs
+        )
         Ws = [5e-2 * restated.randn(a, b) for a, b in [(D, H1), (H1, H2), (H2, C)]]
         assert all(same_bits(model.named_params[f"W{i + 1}"], W) for i, W in enumerate(Ws))
         assert all(not model.named_params[f"b{i}"].any() for i in (1, 2, 3))
@@ -139,8 +141,9 @@ def test_random_state_with_dropout_and_batch_norm():
     """Dropout Generators come from the RandomState's state without drawing from it: the weights are the
     course's, and the RandomState is where the weights left it."""
     rs, twin = np.random.RandomState(5), np.random.RandomState(5)
-    net = jn.FullyConnectedNet([4], input_dim=3, num_classes=2, dropout=0.5, use_batchnorm=True, weight_scale=0.1,
-                               seed=rs)
+    net = jn.FullyConnectedNet(
+        [4], input_dim=3, num_classes=2, dropout=0.5, use_batchnorm=True, weight_scale=0.1, seed=rs
+    )
     W1, W2 = 0.1 * twin.randn(3, 4), 0.1 * twin.randn(4, 2)
     assert same_bits(net.named_params["W1"], W1) and same_bits(net.named_params["W2"], W2)
     assert rs.randn() == twin.randn()
@@ -154,17 +157,17 @@ def cs231n_adam(w, dw, config):
     beta1, beta2, eps, lr = 0.9, 0.999, 1e-8, config["learning_rate"]
     t = config["t"] + 1
     m = beta1 * config["m"] + (1 - beta1) * dw
-    v = beta2 * config["v"] + (1 - beta2) * dw ** 2
-    next_w = w - lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
+    v = beta2 * config["v"] + (1 - beta2) * dw**2
+    next_w = w - lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
     return next_w, {"learning_rate": lr, "m": m, "v": v, "t": t}
 
 
 def dlai_adam(W, dW, v, s, t, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8):
     """deeplearning.ai's update_parameters_with_adam for one array, restated (t: this update's number)."""
     v = beta1 * v + (1 - beta1) * dW
-    s = beta2 * s + (1 - beta2) * dW ** 2
-    v_corrected = v / (1 - beta1 ** t)
-    s_corrected = s / (1 - beta2 ** t)
+    s = beta2 * s + (1 - beta2) * dW**2
+    v_corrected = v / (1 - beta1**t)
+    s_corrected = s / (1 - beta2**t)
     return W - learning_rate * v_corrected / (np.sqrt(s_corrected) + epsilon), v, s
 
 
@@ -175,7 +178,7 @@ def test_adam_state_from_cs231n_and_deeplearning_ai():
     m = np.linspace(0.6, 0.9, num=N * D).reshape(N, D)
     v = np.linspace(0.7, 0.5, num=N * D).reshape(N, D)
     opt = jn.Adam(lr=1e-2)
-    state = jn.OptimizerState(5, {"m": [{"W": m}], "v": [{"W": v}]})      # CS231n's config t = 5
+    state = jn.OptimizerState(5, {"m": [{"W": m}], "v": [{"W": v}]})  # CS231n's config t = 5
     steps, new = opt.step([{"W": w}], [{"W": dw}], state)
     expected, cfg = cs231n_adam(w, dw, {"learning_rate": 1e-2, "m": m, "v": v, "t": 5})
     assert np.allclose(w + steps[0]["W"], expected, rtol=1e-14, atol=1e-16)
@@ -192,13 +195,15 @@ def test_momentum_and_rmsprop_state_from_cs231n():
     rng = np.random.default_rng(3)
     w, dw, vel, cache = (rng.normal(size=(3, 2)) for _ in range(4))
     cache = np.abs(cache)
-    steps, _ = jn.Momentum(lr=1e-2, momentum=0.9).step([{"W": w}], [{"W": dw}],
-                                                       jn.OptimizerState(0, {"velocity": [{"W": vel}]}))
-    v_cs = 0.9 * vel - 1e-2 * dw                                            # CS231n sgd_momentum
+    steps, _ = jn.Momentum(lr=1e-2, momentum=0.9).step(
+        [{"W": w}], [{"W": dw}], jn.OptimizerState(0, {"velocity": [{"W": vel}]})
+    )
+    v_cs = 0.9 * vel - 1e-2 * dw  # CS231n sgd_momentum
     assert np.allclose(w + steps[0]["W"], w + v_cs, rtol=1e-15, atol=0)
-    steps, _ = jn.RMSprop(lr=1e-2, rho=0.99, eps=1e-8).step([{"W": w}], [{"W": dw}],
-                                                           jn.OptimizerState(0, {"s": [{"W": cache}]}))
-    c = 0.99 * cache + 0.01 * dw ** 2                                       # CS231n rmsprop
+    steps, _ = jn.RMSprop(lr=1e-2, rho=0.99, eps=1e-8).step(
+        [{"W": w}], [{"W": dw}], jn.OptimizerState(0, {"s": [{"W": cache}]})
+    )
+    c = 0.99 * cache + 0.01 * dw**2  # CS231n rmsprop
     assert np.allclose(w + steps[0]["W"], w - 1e-2 * dw / (np.sqrt(c) + 1e-8), rtol=1e-15, atol=1e-17)
 
 
@@ -226,7 +231,7 @@ def test_both_dropout_keywords_is_an_error_that_says_which_generation_means_what
     with pytest.raises(ValueError, match=r"keep_prob: expected a keep probability in \(0, 1\]"):
         jn.Dropout(4, keep_prob=0.0)
     with pytest.raises(ValueError, match="drop probability in .0, 1.*2018"):
-        jn.Dropout(4, 1.0)                      # a 2018+ user's p = 1 ("keep everything") as a drop probability
+        jn.Dropout(4, 1.0)  # a 2018+ user's p = 1 ("keep everything") as a drop probability
     with pytest.raises(TypeError, match=r"or a keep probability \(keep_prob=\), got neither"):
         jn.Dropout(4)
-    assert jn.Dropout(4, 0.0).p == 0.0 and jn.Dropout(4, keep_prob=1.0).p == 0.0   # the near misses
+    assert jn.Dropout(4, 0.0).p == 0.0 and jn.Dropout(4, keep_prob=1.0).p == 0.0  # the near misses

@@ -19,12 +19,13 @@ def test_toy_is_seed_001_table():
     assert ds.y_train.tolist() == [0, 0, 1, 1, 0, 0, 1, 0, 1, 1]
 
 
-@pytest.mark.parametrize("gate, table", [("AND", [0, 0, 0, 1]), ("NAND", [1, 1, 1, 0]), ("OR", [0, 1, 1, 1]),
-                                         ("XOR", [0, 1, 1, 0])])
+@pytest.mark.parametrize(
+    "gate, table", [("AND", [0, 0, 0, 1]), ("NAND", [1, 1, 1, 0]), ("OR", [0, 1, 1, 1]), ("XOR", [0, 1, 1, 0])]
+)
 def test_seed_002_perceptrons_compute_the_gates(gate, table):
     ds = data.gates(gate)
     assert ds.X_train.tolist() == [[0, 0], [1, 0], [0, 1], [1, 1]]
-    assert ds.y_train.tolist() == table                       # labels come from the perceptrons
+    assert ds.y_train.tolist() == table  # labels come from the perceptrons
     assert data.gate_output(gate, ds.X_train).tolist() == table
 
 
@@ -32,8 +33,10 @@ def test_step_function_at_zero_and_unknown_gate():
     assert data.step_function([-1.0, 0.0, 1e-12]).tolist() == [0, 0, 1]
     W, b = data.perceptron_weights("AND")
     assert W.shape == (2, 1) and b.shape == (1,)
-    layer = jn.Dense.from_params(W, b, "step")   # the perceptron as a layer computes the same gate
-    np.testing.assert_array_equal(layer.forward_batched(data.GATE_INPUTS)[0][:, 0], data.gate_output("AND", data.GATE_INPUTS))
+    layer = jn.Dense.from_params(W, b, "step")  # the perceptron as a layer computes the same gate
+    np.testing.assert_array_equal(
+        layer.forward_batched(data.GATE_INPUTS)[0][:, 0], data.gate_output("AND", data.GATE_INPUTS)
+    )
     with pytest.raises(ValueError, match="gate: expected one of"):
         data.gates("NOR")
     with pytest.raises(ValueError, match="XOR needs two layers"):
@@ -48,7 +51,7 @@ def test_spiral_split_is_stratified_seeded_and_standardised_on_train_only():
         assert counts.max() - counts.min() == 0
     np.testing.assert_allclose(ds.X_train.mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(ds.X_train.std(axis=0), 1, atol=1e-12)
-    assert np.abs(ds.X_test.mean(axis=0)).max() > 1e-6        # test statistics were not used
+    assert np.abs(ds.X_test.mean(axis=0)).max() > 1e-6  # test statistics were not used
     raw, y = data.spiral_points(100, 3, 0.2, np.random.default_rng(3))
     all_std = np.vstack([ds.X_train, ds.X_val, ds.X_test]) * ds.std + ds.mean
     assert sorted(map(tuple, np.round(all_std, 9))) == sorted(map(tuple, np.round(raw, 9)))
@@ -91,8 +94,12 @@ class _Py2Pickler(pickle._Pickler):
 
 
 def _py2_batch_bytes(data_u8, labels, name=b"training batch 1 of 5"):
-    obj = {b"batch_label": name, b"labels": list(labels), b"data": data_u8,
-           b"filenames": [b"img_%d.png" % i for i in range(len(labels))]}
+    obj = {
+        b"batch_label": name,
+        b"labels": list(labels),
+        b"data": data_u8,
+        b"filenames": [b"img_%d.png" % i for i in range(len(labels))],
+    }
     buf = io.BytesIO()
     _Py2Pickler(buf, protocol=2).dump(obj)
     raw = buf.getvalue()
@@ -112,7 +119,7 @@ def _write_cifar_dir(root, n_per_file=6, seed=0):
 def test_py2_format_file_loads(tmp_path):
     X = np.arange(2 * 3072, dtype=np.int64).reshape(2, 3072).astype(np.uint8)
     raw = _py2_batch_bytes(X, [3, 9])
-    assert b"numpy.core.multiarray" in raw and b"\x8c" not in raw[:40]   # BINSTRING keys, py2 module name
+    assert b"numpy.core.multiarray" in raw and b"\x8c" not in raw[:40]  # BINSTRING keys, py2 module name
     (tmp_path / "b").write_bytes(raw)
     Xl, yl = data.load_cifar10_batch(tmp_path / "b")
     assert Xl.dtype == np.uint8 and np.array_equal(Xl, X) and yl.tolist() == [3, 9]
@@ -139,7 +146,7 @@ def test_cifar10_as_nchw_images(tmp_path):
     ds = data.cifar10(root, num_validation=4, images=True)
     assert ds.X_train.shape[1:] == (3, 32, 32) and ds.n_features == 3072 == flat.n_features
     for a, b in ((ds.X_train, flat.X_train), (ds.X_val, flat.X_val), (ds.X_test, flat.X_test)):
-        assert np.array_equal(a.reshape(a.shape[0], -1), b)      # the same numbers, image k in C order
+        assert np.array_equal(a.reshape(a.shape[0], -1), b)  # the same numbers, image k in C order
     assert np.array_equal(ds.X_train[0, 1, 2, 3], flat.X_train[0, 1 * 1024 + 2 * 32 + 3])
     with pytest.raises(TypeError, match="images"):
         data.cifar10(root, images="yes")
@@ -157,9 +164,9 @@ def test_hostile_pickles_are_refused(tmp_path):
     marker = tmp_path / "pwned"
     payloads = {
         "system": pickle.dumps({b"data": _Evil(marker), b"labels": []}, protocol=2),
-        "eval": b"cbuiltins\neval\n(S'__import__(\"os\").system(\"touch %s\")'\ntR." % str(marker).encode(),
+        "eval": b'cbuiltins\neval\n(S\'__import__("os").system("touch %s")\'\ntR.' % str(marker).encode(),
         "popen": b"csubprocess\nPopen\n((S'touch'\nS'%s'\nltR." % str(marker).encode(),
-        "eval2": b"\x80\x02cbuiltins\neval\nX\x05\x00\x00\x001 + 1\x85R.",   # opcodes of the format, bad global
+        "eval2": b"\x80\x02cbuiltins\neval\nX\x05\x00\x00\x001 + 1\x85R.",  # opcodes of the format, bad global
     }
     for name, raw in payloads.items():
         (tmp_path / name).write_bytes(raw)
@@ -204,17 +211,31 @@ def _array_pickle(shape, raw, dtype_args=(b"u1", 0, 1), fortran=False, labels=No
     """A protocol-2 batch whose b'data' is written opcode by opcode as numpy pickles an array
     (``_reconstruct(ndarray, (0,), b'b')`` then ``BUILD`` with ``(1, shape, dtype, fortran, raw)``),
     with any shape, dtype or bytes, true or not."""
+
     def s(b):
         return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<i", len(b)) + b
 
     def i(v):
         return b"J" + struct.pack("<i", v)
 
-    dt = b"cnumpy\ndtype\n(" + s(dtype_args[0]) + i(dtype_args[1]) + i(dtype_args[2]) + b"tR" \
+    dt = (
+        b"cnumpy\ndtype\n("
+        + s(dtype_args[0])
+        + i(dtype_args[1])
+        + i(dtype_args[2])
+        + b"tR"
         + b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
-    arr = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R"
-           + b"(K\x01(" + b"".join(i(d) for d in shape) + b"t" + dt + (b"\x88" if fortran else b"\x89") + s(raw)
-           + b"tb")
+    )
+    arr = (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R"
+        + b"(K\x01("
+        + b"".join(i(d) for d in shape)
+        + b"t"
+        + dt
+        + (b"\x88" if fortran else b"\x89")
+        + s(raw)
+        + b"tb"
+    )
     labels = [0] * shape[0] if labels is None else labels
     lab = b"]" + (b"(" + (label_ops or b"".join(i(v) for v in labels)) + b"e" if labels else b"")
     body = b"}(" + s(b"data") + arr + s(b"labels") + lab + (extra or b"") + b"u."
@@ -224,39 +245,52 @@ def _array_pickle(shape, raw, dtype_args=(b"u1", 0, 1), fortran=False, labels=No
 def test_the_recorded_array_format_loads_and_builds_no_array(tmp_path):
     X = np.random.default_rng(0).integers(0, 256, size=(3, 3072), dtype=np.uint8)
     (tmp_path / "b").write_bytes(_array_pickle((3, 3072), X.tobytes(), labels=[1, 2, 9]))
-    Xl, yl = data.load_cifar10_batch(tmp_path / "b")            # near miss of every refusal below
+    Xl, yl = data.load_cifar10_batch(tmp_path / "b")  # near miss of every refusal below
     assert np.array_equal(Xl, X) and yl.tolist() == [1, 2, 9] and Xl.flags.writeable
     with open(tmp_path / "b", "rb") as f:
         obj = data.RestrictedUnpickler(f).load()
-    assert not isinstance(obj[b"data"], np.ndarray)               # the unpickler itself builds no array
+    assert not isinstance(obj[b"data"], np.ndarray)  # the unpickler itself builds no array
 
 
-@pytest.mark.parametrize("name, raw, message", [
-    ("short_bytes", _array_pickle((2, 3072), b"\x00" * 3072), "expected 6144 bytes of pixels"),
-    ("long_bytes", _array_pickle((1, 3072), b"\x00" * 3073), "expected 3072 bytes of pixels"),
-    ("too_many_rows", _array_pickle((10001, 3072), b"\x00"), r"1 <= N <= 10000"),
-    ("zero_rows", _array_pickle((0, 3072), b""), r"1 <= N <= 10000"),
-    ("wrong_width", _array_pickle((1, 3073), b"\x00" * 3073), r"shape \(N, 3072\)"),
-    ("three_d", _array_pickle((1, 3, 1024), b"\x00" * 3072), r"shape \(N, 3072\)"),
-    ("float_dtype", _array_pickle((1, 384), b"\x00" * 3072, dtype_args=(b"f8", 0, 1)), "expected dtype uint8"),
-    ("unicode_dtype", _array_pickle((1, 3072), b"\x00" * 3072, dtype_args=(b"U100000000", 0, 1)),
-     "expected dtype uint8"),
-    ("fortran", _array_pickle((1, 3072), b"\x00" * 3072, fortran=True), "Fortran"),
-    ("bool_labels", _array_pickle((1, 3072), b"\x00" * 3072, label_ops=b"\x89"), "expected a list of ints"),
-    ("str_labels", _array_pickle((1, 3072), b"\x00" * 3072, label_ops=b"U\x010"), "expected a list of ints"),
-    ("label_range", _array_pickle((2, 3072), b"\x00" * 6144, labels=[0, 10]), r"labels in 0\.\.9"),
-    ("label_count", _array_pickle((2, 3072), b"\x00" * 6144, labels=[0]), "2 images but 1 labels"),
-    ("extra_key", _array_pickle((1, 3072), b"\x00" * 3072, extra=b"U\x04evilK\x01"), "expected a dict with keys"),
-    # numpy.ndarray called directly: with the old unpickler, np.empty's uninitialised memory came back as pixels
-    ("ndarray_call", b"\x80\x02}(U\x04datacnumpy\nndarray\nJ\x10'\x00\x00M\x00\x0c\x86\x85RU\x06labels]u.",
-     "not a readable CIFAR-10 pickle"),
-    # zero strides: ndarray(shape, uint8, buffer of 1 byte, 0, (0, 0)) expanded 1 byte into 30 MB
-    ("zero_strides", b"\x80\x02}(U\x04datacnumpy\nndarray\n(J\x10'\x00\x00M\x00\x0c\x86U\x02u1U\x01\x07K\x00"
-                     b"K\x00K\x00\x86tRU\x06labels]u.", "not a readable CIFAR-10 pickle"),
-    ("not_a_dict", b"\x80\x02]q\x00.", "expected a dict"),
-    ("inst_opcode", b"(ios\nsystem\nS'true'\no.", "refused pickle opcode"),
-    ("newobj", b"\x80\x02cnumpy\nndarray\n)\x81.", "refused pickle opcode NEWOBJ"),
-])
+@pytest.mark.parametrize(
+    "name, raw, message",
+    [
+        ("short_bytes", _array_pickle((2, 3072), b"\x00" * 3072), "expected 6144 bytes of pixels"),
+        ("long_bytes", _array_pickle((1, 3072), b"\x00" * 3073), "expected 3072 bytes of pixels"),
+        ("too_many_rows", _array_pickle((10001, 3072), b"\x00"), r"1 <= N <= 10000"),
+        ("zero_rows", _array_pickle((0, 3072), b""), r"1 <= N <= 10000"),
+        ("wrong_width", _array_pickle((1, 3073), b"\x00" * 3073), r"shape \(N, 3072\)"),
+        ("three_d", _array_pickle((1, 3, 1024), b"\x00" * 3072), r"shape \(N, 3072\)"),
+        ("float_dtype", _array_pickle((1, 384), b"\x00" * 3072, dtype_args=(b"f8", 0, 1)), "expected dtype uint8"),
+        (
+            "unicode_dtype",
+            _array_pickle((1, 3072), b"\x00" * 3072, dtype_args=(b"U100000000", 0, 1)),
+            "expected dtype uint8",
+        ),
+        ("fortran", _array_pickle((1, 3072), b"\x00" * 3072, fortran=True), "Fortran"),
+        ("bool_labels", _array_pickle((1, 3072), b"\x00" * 3072, label_ops=b"\x89"), "expected a list of ints"),
+        ("str_labels", _array_pickle((1, 3072), b"\x00" * 3072, label_ops=b"U\x010"), "expected a list of ints"),
+        ("label_range", _array_pickle((2, 3072), b"\x00" * 6144, labels=[0, 10]), r"labels in 0\.\.9"),
+        ("label_count", _array_pickle((2, 3072), b"\x00" * 6144, labels=[0]), "2 images but 1 labels"),
+        ("extra_key", _array_pickle((1, 3072), b"\x00" * 3072, extra=b"U\x04evilK\x01"), "expected a dict with keys"),
+        # numpy.ndarray called directly: with the old unpickler, np.empty's uninitialised memory came back as pixels
+        (
+            "ndarray_call",
+            b"\x80\x02}(U\x04datacnumpy\nndarray\nJ\x10'\x00\x00M\x00\x0c\x86\x85RU\x06labels]u.",
+            "not a readable CIFAR-10 pickle",
+        ),
+        # zero strides: ndarray(shape, uint8, buffer of 1 byte, 0, (0, 0)) expanded 1 byte into 30 MB
+        (
+            "zero_strides",
+            b"\x80\x02}(U\x04datacnumpy\nndarray\n(J\x10'\x00\x00M\x00\x0c\x86U\x02u1U\x01\x07K\x00"
+            b"K\x00K\x00\x86tRU\x06labels]u.",
+            "not a readable CIFAR-10 pickle",
+        ),
+        ("not_a_dict", b"\x80\x02]q\x00.", "expected a dict"),
+        ("inst_opcode", b"(ios\nsystem\nS'true'\no.", "refused pickle opcode"),
+        ("newobj", b"\x80\x02cnumpy\nndarray\n)\x81.", "refused pickle opcode NEWOBJ"),
+    ],
+)
 def test_hostile_and_malformed_arrays_are_refused(tmp_path, name, raw, message):
     (tmp_path / name).write_bytes(raw)
     with pytest.raises(ValueError, match=message) as exc:
@@ -266,7 +300,7 @@ def test_hostile_and_malformed_arrays_are_refused(tmp_path, name, raw, message):
 
 def test_size_and_opcode_limits(tmp_path):
     big = tmp_path / "big"
-    with open(big, "wb") as f:                                     # sparse: no 31 MB written
+    with open(big, "wb") as f:  # sparse: no 31 MB written
         f.truncate(data.CIFAR10_MAX_ROWS * data.CIFAR10_DIM + data.CIFAR10_MAX_OVERHEAD + 1)
     with pytest.raises(ValueError, match="more than a CIFAR-10 batch can hold"):
         data.load_cifar10_batch(big)

@@ -8,12 +8,22 @@ from support import cols, rows
 from jacobian_nn.fd import compare, fd_gradient, fd_loss_gradient
 from jacobian_nn.layers import Dense
 from jacobian_nn.network import Network
-from jacobian_nn.normalization import (Dropout, dropout_layers, same_randomness, sample_dropout_masks,
-                                       using_dropout_masks)
+from jacobian_nn.normalization import (
+    Dropout,
+    dropout_layers,
+    same_randomness,
+    sample_dropout_masks,
+    using_dropout_masks,
+)
 
 
-@given(st.integers(1, 6), st.integers(1, 5), st.floats(0.0, 0.9), st.sampled_from(["train", "test"]),
-       st.integers(0, 2**31 - 1))
+@given(
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.floats(0.0, 0.9),
+    st.sampled_from(["train", "test"]),
+    st.integers(0, 2**31 - 1),
+)
 def test_both_paths_match_fd_with_one_mask(N, m, p, mode, seed):
     rng = np.random.default_rng(seed)
     drop = Dropout(m, p, seed=seed)
@@ -108,8 +118,7 @@ def test_bad_mode():
 
 def test_network_paths_share_masks():
     rng = np.random.default_rng(4)
-    net = Network([Dense(3, 6, "tanh", seed=1), Dropout(6, 0.5, seed=2), Dense(6, 2, seed=3)],
-                  "softmax_cross_entropy")
+    net = Network([Dense(3, 6, "tanh", seed=1), Dropout(6, 0.5, seed=2), Dense(6, 2, seed=3)], "softmax_cross_entropy")
     X, Y = rng.normal(size=(5, 3)), rng.integers(0, 2, 5)
     masks = sample_dropout_masks(net, 5)
     assert len(masks) == 1 and masks[0].shape == (5, 6)

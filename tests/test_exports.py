@@ -37,20 +37,50 @@ def test_import_does_not_import_optional_extras():
 
 def test_the_probe_can_see_an_import_of_an_extra():
     # the same probe notices a module-level import of an extra (here made on purpose)
-    probe = PROBE.replace("import jacobian_nn\n", "import jacobian_nn\ntry:\n    import tqdm\nexcept ImportError:\n    pass\n", 1)
+    probe = PROBE.replace(
+        "import jacobian_nn\n", "import jacobian_nn\ntry:\n    import tqdm\nexcept ImportError:\n    pass\n", 1
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["attempts"][0] == "tqdm"          # seen whether or not tqdm is installed
+    assert result["attempts"][0] == "tqdm"  # seen whether or not tqdm is installed
 
 
 def test_public_api_of_training_and_layers_is_exported():
-    names = {"Solver", "History", "IterationInfo", "Optimizer", "SGD", "Momentum", "Nesterov", "AdaGrad",
-             "RMSprop", "Adam", "make_optimizer", "OPTIMIZERS", "data", "metrics", "Dataset", "save_model",
-             "load_model", "register_layer_type", "accuracy", "confusion_matrix", "precision_recall_f1",
-             "classification_report", "BatchNorm", "Dropout", "ActivationLayer", "FullyConnectedNet",
-             "same_randomness", "frozen_running_stats", "using_dropout_masks", "sample_dropout_masks"}
+    names = {
+        "Solver",
+        "History",
+        "IterationInfo",
+        "Optimizer",
+        "SGD",
+        "Momentum",
+        "Nesterov",
+        "AdaGrad",
+        "RMSprop",
+        "Adam",
+        "make_optimizer",
+        "OPTIMIZERS",
+        "data",
+        "metrics",
+        "Dataset",
+        "save_model",
+        "load_model",
+        "register_layer_type",
+        "accuracy",
+        "confusion_matrix",
+        "precision_recall_f1",
+        "classification_report",
+        "BatchNorm",
+        "Dropout",
+        "ActivationLayer",
+        "FullyConnectedNet",
+        "same_randomness",
+        "frozen_running_stats",
+        "using_dropout_masks",
+        "sample_dropout_masks",
+    }
     assert names <= set(jacobian_nn.__all__)
     assert all(hasattr(jacobian_nn, n) for n in jacobian_nn.__all__)
     assert callable(jacobian_nn.data.spiral) and jacobian_nn.data.__name__ == "jacobian_nn.data"
     from jacobian_nn.solver import Solver
+
     assert jacobian_nn.Solver is Solver

@@ -21,7 +21,7 @@ def test_backward_batch_without_input_gradient_gives_the_same_parameter_gradient
     G = np.random.default_rng(2).standard_normal((13, layer.n_out)).astype(dtype)
     dX, full = layer.backward_batched(G, ctx)
     none, only = layer.backward_batched(G, ctx, input_grad=False)
-    assert none is None and dX.shape == X.shape   # the near miss: with input_grad, dX is there
+    assert none is None and dX.shape == X.shape  # the near miss: with input_grad, dX is there
     assert set(only) == set(full)
     for k in full:
         np.testing.assert_array_equal(only[k], full[k])
@@ -34,7 +34,7 @@ def test_fused_softmax_cross_entropy_is_bitwise_the_pair(dtype):
     Z = (10 * rng.standard_normal((11, 5))).astype(dtype)
     Y = rng.integers(0, 5, size=11)
     Y_onehot = np.eye(5, dtype=dtype)[Y]
-    value, grad = loss.forward_and_gradient_batched(Z, Y_onehot)   # label matrix: the same operations
+    value, grad = loss.forward_and_gradient_batched(Z, Y_onehot)  # label matrix: the same operations
     assert value == loss.forward_batched(Z, Y_onehot)
     np.testing.assert_array_equal(grad, loss.gradient_batched(Z, Y_onehot))
     # integer indices: no one-hot matrix; the same gradient, the loss summed without the zero terms
@@ -63,7 +63,7 @@ def test_failed_batched_step_leaves_parameters_unchanged():
     net, X, y = _problem()
     before = [{k: v.copy() for k, v in p.items()} for p in net.params]
     with pytest.raises(ValueError, match="not finite"), np.errstate(over="ignore"):
-        net.train_step_batched(1e6 * X, y, 1e308)   # lr * gradient overflows to inf
+        net.train_step_batched(1e6 * X, y, 1e308)  # lr * gradient overflows to inf
     for p, p0 in zip(net.params, before):
         for k in p:
             np.testing.assert_array_equal(p[k], p0[k])
@@ -103,9 +103,9 @@ def test_per_sample_methods_check_unless_told_not_to():
     _, ctx = layer.forward(np.ones((3, 1)))
     with pytest.raises(ValueError, match=r"grad_y: expected finite"):
         layer.backward(np.array([[np.inf, 0.0]]), ctx)
-    y, _ = layer.forward(np.array([[1], [2], [3]]))   # integers converted on purpose
+    y, _ = layer.forward(np.array([[1], [2], [3]]))  # integers converted on purpose
     assert y.dtype == np.float64
-    y2, _ = layer.forward(np.array([[1.0], [2.0], [3.0]]), check=False)   # the driver's own column
+    y2, _ = layer.forward(np.array([[1.0], [2.0], [3.0]]), check=False)  # the driver's own column
     np.testing.assert_array_equal(y, y2)
 
 
@@ -132,7 +132,7 @@ def test_checked_once_labels_give_the_per_sample_call_bitwise(loss, labels):
     checked call ``loss(z, y)`` on the user's label, sample by sample, bit for bit."""
     rng = np.random.default_rng(7)
     Z = rng.standard_normal((9, 4)) * 5
-    Z[2, 1] = 800.0   # a probability that rounds to 1: loss 0 for class 1
+    Z[2, 1] = 800.0  # a probability that rounds to 1: loss 0 for class 1
     idx = np.arange(9) % 4
     Y = {"indices": idx, "one-hot": np.eye(4)[idx], "soft": rng.dirichlet(np.ones(4), 9)}[labels]
     ys = loss.sample_labels(Y, 9, 4)
@@ -159,16 +159,21 @@ def test_softmax_cross_entropy_refuses_before_computing():
     assert value == 0.0 and row.shape == (1, 1) and row[0, 0] == 0.0
 
 
-@pytest.mark.parametrize("sizes, hidden, N", [
-    ([5, 7, 6, 4], ["tanh", "softmax"], 9),     # softmax layer pulled back by the dense matmul path
-    ([5, 7, 6, 4], ["relu", "elu"], 9),         # last two layers as one GEMM, the first pulled back
-    ([4, 12, 3], ["sigmoid"], 5),               # m_{L-1} = 12 > N = 5: the row pull-back instead
-    ([4, 3], [], 6),                            # one layer
-])
+@pytest.mark.parametrize(
+    "sizes, hidden, N",
+    [
+        ([5, 7, 6, 4], ["tanh", "softmax"], 9),  # softmax layer pulled back by the dense matmul path
+        ([5, 7, 6, 4], ["relu", "elu"], 9),  # last two layers as one GEMM, the first pulled back
+        ([4, 12, 3], ["sigmoid"], 5),  # m_{L-1} = 12 > N = 5: the row pull-back instead
+        ([4, 3], [], 6),  # one layer
+    ],
+)
 def test_input_jacobian_batched_forms_equal_the_reference(sizes, hidden, N):
     rng = np.random.default_rng(3)
-    layers = [jn.Dense(n, m, (hidden + ["identity"])[i], init="xavier", seed=rng)
-              for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    layers = [
+        jn.Dense(n, m, (hidden + ["identity"])[i], init="xavier", seed=rng)
+        for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     net = jn.Network(layers, "mse")
     X = rng.standard_normal((N, sizes[0]))
     ref = np.stack([net.input_jacobian(x) for x in cols(X)])
@@ -185,7 +190,7 @@ def test_dense_input_vjp_rows_batch_is_rows_times_the_jacobian():
     np.testing.assert_allclose(layer.input_vjp_rows_batched(P, X), expected, rtol=1e-13, atol=1e-15)
     P_copy = P.copy()
     layer.input_vjp_rows_batched(P, X)
-    np.testing.assert_array_equal(P, P_copy)   # the input is not modified
+    np.testing.assert_array_equal(P, P_copy)  # the input is not modified
     with pytest.raises(ValueError, match=r"P: expected shape \(3, r, 4\)"):
         layer.input_vjp_rows_batched(P[:, :, :3], X)
 
@@ -201,17 +206,24 @@ def test_per_sample_backward_without_input_gradient():
     assert set(part) == {"W", "b"}
     for name in ("W", "b"):
         np.testing.assert_array_equal(part[name], full[name])
-        np.testing.assert_allclose(full[name].sum(axis=0), layer.backward_batched(G, ctx)[1][name],
-                                   rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(
+            full[name].sum(axis=0), layer.backward_batched(G, ctx)[1][name], rtol=1e-13, atol=1e-14
+        )
 
 
 def test_all_finite_is_exactly_the_entrywise_test():
     from jacobian_nn._validation import all_finite
+
     rng = np.random.default_rng(8)
     for dtype in (np.float64, np.float32):
         base = rng.standard_normal((64, 40)).astype(dtype)
-        cases = [base, np.clip(base, -1, 1) * (np.finfo(dtype).max / 4),   # finite; the sum of squares overflows
-                 base[:, ::2], np.zeros((0, 3), dtype), base[:3, :3]]   # strided, empty, small
+        cases = [
+            base,
+            np.clip(base, -1, 1) * (np.finfo(dtype).max / 4),  # finite; the sum of squares overflows
+            base[:, ::2],
+            np.zeros((0, 3), dtype),
+            base[:3, :3],
+        ]  # strided, empty, small
         for bad in (np.nan, np.inf, -np.inf):
             b = base.copy()
             b[17, 5] = bad
@@ -240,8 +252,7 @@ def test_reference_loop_refuses_an_overflowing_hidden_layer_by_name():
     big = jn.Dense.from_params(np.full((2, 3), 1e300), np.zeros(3), "relu")
     out = jn.Dense.from_params(np.ones((3, 2)), np.zeros(2), "identity")
     net = jn.Network([big, out], "softmax_cross_entropy")
-    with pytest.raises(ValueError, match=r"^X: .*layers\[0\] .*for sample 0 is not finite"), \
-            np.errstate(over="ignore"):
+    with pytest.raises(ValueError, match=r"^X: .*layers\[0\] .*for sample 0 is not finite"), np.errstate(over="ignore"):
         net.loss_and_gradients(np.array([[1e10, 1e10]]), np.array([0]))
     # the near miss: the same network on a small input passes
     net.loss_and_gradients(np.array([[-1.0, -1.0]]), np.array([0]))
@@ -277,12 +288,12 @@ def test_dense_backward_with_lent_arrays_equals_backward_batch(name):
     lender = jn.Workspace().lender(0)
     dX2, grads2 = layer.backward_batched(G, ctx, out=lender)
     np.testing.assert_array_equal(dX, dX2)
-    assert dX2 is lender.array("dX", X.shape, X.dtype)   # the lent array, not a new one
+    assert dX2 is lender.array("dX", X.shape, X.dtype)  # the lent array, not a new one
     for k in ("W", "b"):
         np.testing.assert_array_equal(grads[k], grads2[k])
     np.testing.assert_array_equal(G, G0)
     for c, c0 in zip(ctx, saved):
-        np.testing.assert_array_equal(c, c0)   # neither G nor the context is overwritten
+        np.testing.assert_array_equal(c, c0)  # neither G nor the context is overwritten
 
 
 def test_batched_gradients_leave_inputs_unchanged():

@@ -15,8 +15,9 @@ TRAIN_AGREE_ATOL = 1e-8
 
 
 def test_structure_names_and_seed004_initialisation():
-    net = FullyConnectedNet([6, 5], input_dim=4, num_classes=3, dropout=0.2, use_batchnorm=True,
-                            weight_scale=0.05, seed=0)
+    net = FullyConnectedNet(
+        [6, 5], input_dim=4, num_classes=3, dropout=0.2, use_batchnorm=True, weight_scale=0.05, seed=0
+    )
     kinds = [type(layer).__name__ for layer in net.layers]
     assert kinds == ["Dense", "BatchNorm", "ActivationLayer", "Dropout"] * 2 + ["Dense"]
     assert list(net.named_params) == ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"]
@@ -34,8 +35,7 @@ def test_structure_names_and_seed004_initialisation():
 
 
 def test_l2_is_half_reg_sum_w_squared_on_weights_only():
-    net = FullyConnectedNet([5, 4], input_dim=3, num_classes=2, use_batchnorm=True, reg=0.3, weight_scale=0.5,
-                            seed=2)
+    net = FullyConnectedNet([5, 4], input_dim=3, num_classes=2, use_batchnorm=True, reg=0.3, weight_scale=0.5, seed=2)
     for p in net.params:
         for v in p.values():
             v[...] = np.random.default_rng(v.size).normal(size=v.shape)  # gamma, beta, b nonzero too
@@ -73,8 +73,9 @@ def test_inputs_are_flattened_as_affine_forward():
 @given(st.booleans(), st.sampled_from([0.0, 0.25, 0.5]), st.integers(2, 6), st.integers(0, 2**31 - 1))
 def test_paths_agree_on_batchnorm_and_dropout_nets(use_bn, p, N, seed):
     rng = np.random.default_rng(seed)
-    net = FullyConnectedNet([5, 4], input_dim=3, num_classes=3, dropout=p, use_batchnorm=use_bn, reg=0.1,
-                            weight_scale=0.5, seed=seed)
+    net = FullyConnectedNet(
+        [5, 4], input_dim=3, num_classes=3, dropout=p, use_batchnorm=use_bn, reg=0.1, weight_scale=0.5, seed=seed
+    )
     for layer in net.layers:
         if isinstance(layer, BatchNorm):
             layer.running_var[:] = rng.uniform(0.5, 2.0, layer.n_in)
@@ -85,8 +86,9 @@ def test_paths_agree_on_batchnorm_and_dropout_nets(use_bn, p, N, seed):
 @pytest.mark.parametrize("mode", ["train", "test"])
 def test_reference_gradient_matches_fd_with_batchnorm_and_dropout(mode):
     rng = np.random.default_rng(5)
-    net = FullyConnectedNet([4, 4], input_dim=3, num_classes=3, dropout=0.3, use_batchnorm=True, reg=0.05,
-                            weight_scale=0.5, seed=9)
+    net = FullyConnectedNet(
+        [4, 4], input_dim=3, num_classes=3, dropout=0.3, use_batchnorm=True, reg=0.05, weight_scale=0.5, seed=9
+    )
     for p in net.params:
         for name, v in p.items():
             if name in ("b", "beta"):
@@ -115,14 +117,17 @@ def test_seed_loss_interface():
     np.testing.assert_allclose(grads["gamma1"], g_ref[1]["gamma"], rtol=1e-11, atol=1e-14)
 
 
-@pytest.mark.parametrize("kw, err, match", [
-    ({"dropout": 1.0}, ValueError, r"dropout: expected a drop probability in \[0, 1\)"),
-    ({"dropout": -0.5}, ValueError, "dropout"),
-    ({"reg": -1.0}, ValueError, "reg"),
-    ({"weight_scale": 0.0}, ValueError, "weight_scale"),
-    ({"hidden_dims": [4, 0]}, ValueError, r"hidden_dims\[1\]"),
-    ({"dtype": np.int32}, TypeError, "dtype"),
-])
+@pytest.mark.parametrize(
+    "kw, err, match",
+    [
+        ({"dropout": 1.0}, ValueError, r"dropout: expected a drop probability in \[0, 1\)"),
+        ({"dropout": -0.5}, ValueError, "dropout"),
+        ({"reg": -1.0}, ValueError, "reg"),
+        ({"weight_scale": 0.0}, ValueError, "weight_scale"),
+        ({"hidden_dims": [4, 0]}, ValueError, r"hidden_dims\[1\]"),
+        ({"dtype": np.int32}, TypeError, "dtype"),
+    ],
+)
 def test_bad_arguments(kw, err, match):
     args = dict(hidden_dims=[4], input_dim=3, num_classes=2)
     args.update(kw)
@@ -138,8 +143,7 @@ def test_single_sample_backward_refused_with_batchnorm_but_forward_fine():
 
 
 def test_float32_batched_path_runs():
-    net = FullyConnectedNet([4], input_dim=3, num_classes=2, use_batchnorm=True, dropout=0.2, dtype=np.float32,
-                            seed=1)
+    net = FullyConnectedNet([4], input_dim=3, num_classes=2, use_batchnorm=True, dropout=0.2, dtype=np.float32, seed=1)
     X = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     loss, grads = net.loss_and_gradients_batched(X, [0, 1, 0, 1, 1])
     assert all(v.dtype == np.float32 for g in grads for v in g.values())
@@ -163,8 +167,16 @@ def sgd(net, X, y, *, path, steps, lr, batch, seed):
 
 
 def deep_net(n_in, n_out, seed, dropout=0.0):
-    return FullyConnectedNet([16] * 5, input_dim=n_in, num_classes=n_out, use_batchnorm=True, dropout=dropout,
-                             weight_scale=0.3, reg=1e-4, seed=seed)
+    return FullyConnectedNet(
+        [16] * 5,
+        input_dim=n_in,
+        num_classes=n_out,
+        use_batchnorm=True,
+        dropout=dropout,
+        weight_scale=0.3,
+        reg=1e-4,
+        seed=seed,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -231,11 +243,19 @@ def test_bad_labels_are_refused_before_any_state_changes(path, bad):
     Generators as they were, on both paths (the forward would have updated both)."""
     net = FullyConnectedNet([4], input_dim=3, num_classes=3, use_batchnorm=True, dropout=0.3, seed=0)
     X = np.random.default_rng(0).standard_normal((5, 3))
-    Y = {"index out of range": np.array([0, 1, 2, 3, 0]), "not probabilities": 0.5 * np.eye(3)[[0, 1, 2, 0, 1]],
-         "wrong count": np.eye(3)[[0, 1]]}[bad]
-    calls = {"reference": [net.loss_and_gradients],
-             "batched": [net.loss_and_gradients_batched, net.per_sample_losses_batched,
-                         lambda X, Y: net.train_step_batched(X, Y, 0.1)]}[path]
+    Y = {
+        "index out of range": np.array([0, 1, 2, 3, 0]),
+        "not probabilities": 0.5 * np.eye(3)[[0, 1, 2, 0, 1]],
+        "wrong count": np.eye(3)[[0, 1]],
+    }[bad]
+    calls = {
+        "reference": [net.loss_and_gradients],
+        "batched": [
+            net.loss_and_gradients_batched,
+            net.per_sample_losses_batched,
+            lambda X, Y: net.train_step_batched(X, Y, 0.1),
+        ],
+    }[path]
     bn, drop = net.layers[1], net.layers[3]
     for call in calls:
         saved = (bn.running_mean.copy(), bn.running_var.copy(), drop.rng.bit_generator.state)

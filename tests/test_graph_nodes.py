@@ -37,7 +37,7 @@ def test_apple_and_orange_example():
     o, co = mul_orange.forward(c(150), c(3))
     s, cs = add.forward(a, o)
     price, ct = mul_tax.forward(s, c(1.1))
-    assert price[0, 0] == 715.0000000000001      # the book's printed value, bit for bit
+    assert price[0, 0] == 715.0000000000001  # the book's printed value, bit for bit
     ds, dtax = mul_tax.backward(c(1), ct)
     da, do = add.backward(ds, cs)
     d_apple, d_apple_num = mul_apple.backward(da, ca)
@@ -79,8 +79,8 @@ def test_batched_against_stacked_reference(node):
     for k in range(6):
         assert np.array_equal(JX[k], node.jacobian_x(X[k][:, None], Y[k][:, None]))
         assert np.array_equal(JY[k], node.jacobian_y(X[k][:, None], Y[k][:, None]))
-    assert same_bits(X, X0) and same_bits(Y, Y0) and same_bits(G, G0)   # inputs untouched
-    dX[...] = 7.0                                                       # dX is the caller's
+    assert same_bits(X, X0) and same_bits(Y, Y0) and same_bits(G, G0)  # inputs untouched
+    dX[...] = 7.0  # dX is the caller's
     assert same_bits(G, G0) and same_bits(X, X0) and same_bits(Y, Y0)
 
 

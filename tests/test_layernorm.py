@@ -62,8 +62,9 @@ def test_jacobian_structure():
     J = ln.jacobian_x(x)
     assert np.allclose(J @ np.ones((5, 1)), 0, atol=1e-14)
     x_hat = (x - x.mean()) / np.sqrt(x.var() + 1e-5)
-    assert np.allclose(J @ x_hat, ln.gamma[:, None] * x_hat / np.sqrt(x.var() + 1e-5) * 1e-5 / (x.var() + 1e-5),
-                       atol=1e-14)
+    assert np.allclose(
+        J @ x_hat, ln.gamma[:, None] * x_hat / np.sqrt(x.var() + 1e-5) * 1e-5 / (x.var() + 1e-5), atol=1e-14
+    )
 
 
 def test_batched_against_stacked_reference():
@@ -91,8 +92,12 @@ def test_batched_against_stacked_reference():
 
 def network(seed=0, l2=1e-3):
     rng = np.random.default_rng(seed)
-    layers = [jn.Dense(4, 6, "identity", init="xavier", seed=rng), layer(6, seed),
-              jn.ActivationLayer(6, "tanh"), jn.Dense(6, 3, "identity", init="xavier", seed=rng)]
+    layers = [
+        jn.Dense(4, 6, "identity", init="xavier", seed=rng),
+        layer(6, seed),
+        jn.ActivationLayer(6, "tanh"),
+        jn.Dense(6, 3, "identity", init="xavier", seed=rng),
+    ]
     return jn.Network(layers, "softmax_cross_entropy", l2=l2)
 
 
@@ -118,7 +123,7 @@ def test_nearly_constant_sample_against_exact_values():
     mu = sum(fx) / m
     d = [v - mu for v in fx]
     var = sum(v * v for v in d) / m
-    sigma = float(var + Fraction(1e-5)) ** 0.5          # sigma is well conditioned; its float is enough
+    sigma = float(var + Fraction(1e-5)) ** 0.5  # sigma is well conditioned; its float is enough
     exact = np.array([float(v) for v in d]) / sigma
     ln = jn.LayerNorm(m)
     got = ln.forward(x[:, None])[0][:, 0]
@@ -126,7 +131,7 @@ def test_nearly_constant_sample_against_exact_values():
     scale = np.max(np.abs(exact))
     assert np.max(np.abs(got - exact)) / scale < 1e-9
     assert np.max(np.abs(got_b - exact)) / scale < 1e-9
-    naive = (x - x.mean()) / sigma                        # the near miss: the one-pass mean is worse
+    naive = (x - x.mean()) / sigma  # the near miss: the one-pass mean is worse
     assert np.max(np.abs(naive - exact)) / scale > np.max(np.abs(got - exact)) / scale
 
 
@@ -148,7 +153,7 @@ def test_bad_input():
         jn.LayerNorm(3).forward(np.ones((4, 1)))
     with pytest.raises(ValueError, match="mode"):
         jn.LayerNorm(3).forward(np.ones((3, 1)), "eval")
-    jn.LayerNorm(3).forward(np.ones((3, 1)), "test")   # near miss: both modes accepted
+    jn.LayerNorm(3).forward(np.ones((3, 1)), "test")  # near miss: both modes accepted
 
 
 def test_save_and_load():
@@ -160,8 +165,15 @@ def test_save_and_load():
 
 
 def test_float32_layer_norm_network_cross_checks_against_the_float64_reference():
-    net = jn.Network([jn.Dense(3, 4, "identity", seed=0), jn.LayerNorm(4, gamma=np.array([1.0, 2.0, 3.0, 0.5])),
-                      jn.ActivationLayer(4, "tanh"), jn.Dense(4, 2, seed=1)], "sigmoid_binary_cross_entropy")
+    net = jn.Network(
+        [
+            jn.Dense(3, 4, "identity", seed=0),
+            jn.LayerNorm(4, gamma=np.array([1.0, 2.0, 3.0, 0.5])),
+            jn.ActivationLayer(4, "tanh"),
+            jn.Dense(4, 2, seed=1),
+        ],
+        "sigmoid_binary_cross_entropy",
+    )
     X = np.random.default_rng(0).normal(size=(6, 3))
     Y = np.random.default_rng(1).random((6, 2)) < 0.5
     net32 = net.astype(np.float32)

@@ -13,13 +13,13 @@ def test_hand_worked_example():
     C = confusion_matrix(y_true, y_pred, 3)
     assert C.tolist() == [[1, 1, 0], [1, 2, 0], [1, 0, 0]]
     p, r, f1, s = precision_recall_f1(y_true, y_pred, 3)
-    np.testing.assert_allclose(p, [1 / 3, 2 / 3, 0.0])        # class 2 never predicted -> 0
+    np.testing.assert_allclose(p, [1 / 3, 2 / 3, 0.0])  # class 2 never predicted -> 0
     np.testing.assert_allclose(r, [1 / 2, 2 / 3, 0.0])
     np.testing.assert_allclose(f1, [0.4, 2 / 3, 0.0])
     assert s.tolist() == [2, 3, 1] and accuracy(y_true, y_pred) == 0.5
     rep = classification_report(y_true, y_pred, ["a", "b", "c"])
     assert rep["class"]["b"]["num_samples"] == 3
-    assert rep["overall"]["recall"] == pytest.approx(0.5)     # weighted recall = accuracy
+    assert rep["overall"]["recall"] == pytest.approx(0.5)  # weighted recall = accuracy
 
 
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=40))

@@ -11,11 +11,14 @@ from jacobian_nn.model_io import ARCH_KEY, architecture, load_model, save_model
 
 
 def _net(dtype=np.float64):
-    layers = [Dense(3, 5, LeakyReLU(alpha=0.07), seed=1, dtype=dtype), Dense(5, 4, "elu", seed=2, dtype=dtype),
-              Dense(4, 2, "softmax", seed=3, dtype=dtype)]
+    layers = [
+        Dense(3, 5, LeakyReLU(alpha=0.07), seed=1, dtype=dtype),
+        Dense(5, 4, "elu", seed=2, dtype=dtype),
+        Dense(4, 2, "softmax", seed=3, dtype=dtype),
+    ]
     net = Network(layers, "cross_entropy", l2=1e-3, l1=2e-4, regularize_bias=True)
     rng = np.random.default_rng(0)
-    for p in net.params:                                     # non-zero biases and full-precision values
+    for p in net.params:  # non-zero biases and full-precision values
         for v in p.values():
             v[...] = rng.normal(size=v.shape).astype(dtype)
     return net
@@ -61,8 +64,16 @@ def test_damaged_and_foreign_files_fail_clearly(tmp_path):
         for name in z.namelist():
             if name != "layers/1/W.npy":
                 out.writestr(name, z.read(name))
-    for name in ("trunc.npz", "text.npz", "single.npy", "other.npz", "objects.npz", "badjson.npz",
-                 "wrongformat.npz", "missing.npz"):
+    for name in (
+        "trunc.npz",
+        "text.npz",
+        "single.npy",
+        "other.npz",
+        "objects.npz",
+        "badjson.npz",
+        "wrongformat.npz",
+        "missing.npz",
+    ):
         with pytest.raises(ValueError, match=name.replace(".", r"\.")):
             load_model(tmp_path / name)
     with pytest.raises(ValueError, match="missing array 'layers/1/W'"):
@@ -85,7 +96,7 @@ def test_save_is_atomic_a_failed_write_leaves_the_old_model(tmp_path, monkeypatc
     old = open(path, "rb").read()
     real = np.savez_compressed
 
-    def fails_half_way(file, **arrays):                      # a full disk: some bytes written, then ENOSPC
+    def fails_half_way(file, **arrays):  # a full disk: some bytes written, then ENOSPC
         real(file, **arrays)
         file.truncate(100)
         raise OSError(28, "No space left on device")
@@ -94,10 +105,10 @@ def test_save_is_atomic_a_failed_write_leaves_the_old_model(tmp_path, monkeypatc
     other = Network.build([3, 7, 2], "relu", seed=5)
     with pytest.raises(OSError, match="No space left"):
         save_model(other, path)
-    assert open(path, "rb").read() == old                      # the old model, byte for byte
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]   # no temporary file left behind
+    assert open(path, "rb").read() == old  # the old model, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]  # no temporary file left behind
     monkeypatch.setattr(np, "savez_compressed", real)
-    assert architecture(load_model(save_model(other, path))) == architecture(other)   # near miss: it does replace
+    assert architecture(load_model(save_model(other, path))) == architecture(other)  # near miss: it does replace
 
 
 def test_save_refuses_before_writing(tmp_path):
@@ -115,19 +126,20 @@ def test_save_refuses_before_writing(tmp_path):
 
 def test_saved_file_gets_the_ordinary_file_mode(tmp_path):
     import os
+
     path = save_model(_net(), tmp_path / "m.npz")
     umask = os.umask(0)
     os.umask(umask)
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
     os.chmod(path, 0o640)
-    save_model(_net(), path)                                   # replacing keeps the old file's mode
+    save_model(_net(), path)  # replacing keeps the old file's mode
     assert os.stat(path).st_mode & 0o777 == 0o640
 
 
 def test_memory_budget_near_miss(tmp_path):
-    net = Network.build([300, 300, 2], "relu", seed=0)          # ~0.7 MB of float64, stored ~0.7 MB
+    net = Network.build([300, 300, 2], "relu", seed=0)  # ~0.7 MB of float64, stored ~0.7 MB
     path = save_model(net, tmp_path / "big.npz")
-    assert load_model(path, max_bytes=800_000).n_in == 300       # fits
+    assert load_model(path, max_bytes=800_000).n_in == 300  # fits
     with pytest.raises(ValueError, match=r"big\.npz: .*layers/\d/\w: the arrays need more than .* max_bytes"):
         load_model(path, max_bytes=100_000)
 
@@ -135,6 +147,7 @@ def test_memory_budget_near_miss(tmp_path):
 def test_fortran_ordered_arrays_load_bit_exact(tmp_path):
     # near miss of the header checks: numpy writes an F-contiguous array with fortran_order True
     import io
+
     net = _net()
     path = save_model(net, tmp_path / "m.npz")
     with zipfile.ZipFile(path) as z:

@@ -19,13 +19,24 @@ from jacobian_nn.normalization import ActivationLayer, BatchNorm, Dropout
 
 
 def _trained_fcnet(dtype):
-    net = FullyConnectedNet([6, 5], input_dim=4, num_classes=3, dropout=0.25, use_batchnorm=True, reg=0.01,
-                            weight_scale=0.4, dtype=dtype, seed=7, eps=1e-3, momentum=0.8)
+    net = FullyConnectedNet(
+        [6, 5],
+        input_dim=4,
+        num_classes=3,
+        dropout=0.25,
+        use_batchnorm=True,
+        reg=0.01,
+        weight_scale=0.4,
+        dtype=dtype,
+        seed=7,
+        eps=1e-3,
+        momentum=0.8,
+    )
     rng = np.random.default_rng(3)
-    for _ in range(3):                                    # move the running statistics and the Generators
+    for _ in range(3):  # move the running statistics and the Generators
         X = rng.normal(size=(8, 4)).astype(dtype)
         net.loss_and_gradients_batched(X, rng.integers(0, 3, size=8))
-    for p in net.params:                                  # full-precision, non-default gamma/beta/b
+    for p in net.params:  # full-precision, non-default gamma/beta/b
         for v in p.values():
             v[...] = rng.normal(size=v.shape).astype(dtype)
     return net
@@ -49,10 +60,10 @@ def test_fcnet_with_batchnorm_and_dropout_round_trip_is_bit_exact(tmp_path, dtyp
         for k in p:
             assert _same_bytes(p[k], q[k]), k
     bns = [(a, b) for a, b in zip(net.layers, back.layers) if isinstance(a, BatchNorm)]
-    assert len(bns) == 2 and all(np.any(a.running_var != 0) for a, _ in bns)     # the stats are not the zeros
+    assert len(bns) == 2 and all(np.any(a.running_var != 0) for a, _ in bns)  # the stats are not the zeros
     assert all((b.eps, b.momentum, b.update_running) == (1e-3, 0.8, True) for _, b in bns)
-    X = np.random.default_rng(9).normal(size=(5, 2, 2)).astype(dtype)          # flattened like the original
-    assert np.array_equal(net.predict_batched(X), back.predict_batched(X))     # test mode: running stats
+    X = np.random.default_rng(9).normal(size=(5, 2, 2)).astype(dtype)  # flattened like the original
+    assert np.array_equal(net.predict_batched(X), back.predict_batched(X))  # test mode: running stats
     y = np.array([0, 1, 2, 0, 1])
     # train mode: the loaded Dropout Generators continue exactly where the saved ones were
     loss_a, grads_a = net.loss_and_gradients_batched(X, y)
@@ -66,8 +77,13 @@ def test_fcnet_with_batchnorm_and_dropout_round_trip_is_bit_exact(tmp_path, dtyp
 def test_plain_network_of_the_new_layers_and_non_default_generators(tmp_path):
     rng_mt = np.random.Generator(np.random.MT19937(5))
     rng_mt.random(3)
-    layers = [Dense(3, 4, "identity", seed=0), BatchNorm(4, eps=2e-4, momentum=0.7, update_running=False),
-              ActivationLayer(4, "leaky_relu"), Dropout(4, 0.5, seed=rng_mt), Dense(4, 2, "identity", seed=1)]
+    layers = [
+        Dense(3, 4, "identity", seed=0),
+        BatchNorm(4, eps=2e-4, momentum=0.7, update_running=False),
+        ActivationLayer(4, "leaky_relu"),
+        Dropout(4, 0.5, seed=rng_mt),
+        Dense(4, 2, "identity", seed=1),
+    ]
     layers[2].activation.alpha = 0.03
     layers[1].running_mean[:] = [0.1, -0.2, 0.3, 1 / 3]
     layers[1].running_var[:] = [1.5, 0.25, 2.0, np.pi]
@@ -79,7 +95,7 @@ def test_plain_network_of_the_new_layers_and_non_default_generators(tmp_path):
     assert _same_bytes(bn.running_mean, layers[1].running_mean) and _same_bytes(bn.running_var, layers[1].running_var)
     assert act.activation.name == "leaky_relu" and act.activation.alpha == 0.03
     assert drop.p == 0.5 and type(drop.rng.bit_generator) is np.random.MT19937
-    assert np.array_equal(drop.sample_mask(6), layers[3].sample_mask(6))   # same next masks
+    assert np.array_equal(drop.sample_mask(6), layers[3].sample_mask(6))  # same next masks
     assert architecture(back)["layers"][1]["state"] == ["running_mean", "running_var"]
 
 
@@ -106,18 +122,23 @@ def test_damaged_state_and_structure_fail_clearly(tmp_path):
 
     def rename_state(arch):
         arch["layers"][1]["state"] = ["running_mean"]
+
     _rewrite(good, tmp_path / "fewer.npz", edit_arch=rename_state, drop="layers/1/running_var.npy")
-    with pytest.raises(ValueError, match=r"layers\[1\]\.state: expected \['running_mean', 'running_var'\], got \['running_mean'\]"):
+    with pytest.raises(
+        ValueError, match=r"layers\[1\]\.state: expected \['running_mean', 'running_var'\], got \['running_mean'\]"
+    ):
         load_model(tmp_path / "fewer.npz")
 
     def wrong_hidden(arch):
         arch["network"]["config"]["hidden_dims"] = [6, 6]
+
     _rewrite(good, tmp_path / "hidden.npz", edit_arch=wrong_hidden)
     with pytest.raises(ValueError, match="network: FullyConnectedNet"):
         load_model(tmp_path / "hidden.npz")
 
     def bad_rng(arch):
         arch["layers"][3]["config"]["rng"]["bit_generator"] = "os.system"
+
     _rewrite(good, tmp_path / "rng.npz", edit_arch=bad_rng)
     with pytest.raises(ValueError, match="unknown bit generator 'os.system'"):
         load_model(tmp_path / "rng.npz")
@@ -125,12 +146,29 @@ def test_damaged_state_and_structure_fail_clearly(tmp_path):
 
 def test_train_cli_batchnorm_dropout_save_then_load(tmp_path):
     model, out_json = tmp_path / "m.npz", tmp_path / "r.json"
-    code = main(["train", "--dataset", "spiral", "--batchnorm", "--dropout", "0.2", "--hidden", "32,32",
-                 "--epochs", "2", "--no-progress", "--save", str(model), "--json", str(out_json)])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "spiral",
+            "--batchnorm",
+            "--dropout",
+            "0.2",
+            "--hidden",
+            "32,32",
+            "--epochs",
+            "2",
+            "--no-progress",
+            "--save",
+            str(model),
+            "--json",
+            str(out_json),
+        ]
+    )
     assert code == 0
     net = load_model(model)
     assert type(net) is FullyConnectedNet and net.use_batchnorm and net.dropout == 0.2
-    assert any(np.any(s["running_var"] != 0) for s in net.state if s)      # trained statistics were saved
+    assert any(np.any(s["running_var"] != 0) for s in net.state if s)  # trained statistics were saved
     ds = data.spiral(seed=0)
     acc = float(np.mean(net.predict_batched(ds.X_test).argmax(axis=1) == ds.y_test))
-    assert acc == json.loads(out_json.read_text())["accuracy"]["test"]     # the loaded model predicts the same
+    assert acc == json.loads(out_json.read_text())["accuracy"]["test"]  # the loaded model predicts the same

@@ -5,8 +5,17 @@ import pytest
 from hypothesis import given, strategies as st
 
 from jacobian_nn import Network
-from jacobian_nn.optimizers import (OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, OptimizerState, RMSprop,
-                                    make_optimizer)
+from jacobian_nn.optimizers import (
+    OPTIMIZERS,
+    SGD,
+    AdaGrad,
+    Adam,
+    Momentum,
+    Nesterov,
+    OptimizerState,
+    RMSprop,
+    make_optimizer,
+)
 
 TOL = 1e-13
 
@@ -28,8 +37,9 @@ def _run(opt, n_steps, seed):
     for _ in range(n_steps):
         g = _grads(rng)
         steps, state = opt.step(params, g, state)
-        out.append((np.concatenate([g[0]["W"].ravel(), g[0]["b"]]),
-                    np.concatenate([steps[0]["W"].ravel(), steps[0]["b"]])))
+        out.append(
+            (np.concatenate([g[0]["W"].ravel(), g[0]["b"]]), np.concatenate([steps[0]["W"].ravel(), steps[0]["b"]]))
+        )
     return out, state
 
 
@@ -37,13 +47,17 @@ def _run(opt, n_steps, seed):
 def test_formulas_against_scalar_loops(n_steps):
     lr = 0.03
     cases = {
-        "sgd": SGD(lr), "momentum": Momentum(lr, 0.8), "nesterov": Nesterov(lr, 0.8),
-        "adagrad": AdaGrad(lr, 1e-7), "rmsprop": RMSprop(lr, 0.9, 1e-8), "adam": Adam(lr, 0.9, 0.99, 1e-8),
+        "sgd": SGD(lr),
+        "momentum": Momentum(lr, 0.8),
+        "nesterov": Nesterov(lr, 0.8),
+        "adagrad": AdaGrad(lr, 1e-7),
+        "rmsprop": RMSprop(lr, 0.9, 1e-8),
+        "adam": Adam(lr, 0.9, 0.99, 1e-8),
     }
     for name, opt in cases.items():
         pairs, state = _run(opt, n_steps, seed=3)
         assert state.t == n_steps
-        for i in range(pairs[0][0].size):                       # one scalar at a time, textbook form
+        for i in range(pairs[0][0].size):  # one scalar at a time, textbook form
             v = h = m = s = 0.0
             for t, (g_all, step_all) in enumerate(pairs, start=1):
                 g = g_all[i]
@@ -64,7 +78,7 @@ def test_formulas_against_scalar_loops(n_steps):
                 else:
                     m = 0.9 * m + 0.1 * g
                     s = 0.99 * s + 0.01 * g * g
-                    expected = -lr * (m / (1 - 0.9 ** t)) / (np.sqrt(s / (1 - 0.99 ** t)) + 1e-8)
+                    expected = -lr * (m / (1 - 0.9**t)) / (np.sqrt(s / (1 - 0.99**t)) + 1e-8)
                 assert abs(step_all[i] - expected) <= TOL * max(1.0, abs(expected)), (name, t, i)
 
 
@@ -103,7 +117,7 @@ def test_step_mutates_nothing(name, n, m):
     grads = [{"W": rng.normal(size=(n, m)), "b": rng.normal(size=m)}]
     opt = make_optimizer(name, 0.1)
     state = opt.init_state(params)
-    steps, state = opt.step(params, grads, state)          # a non-trivial state
+    steps, state = opt.step(params, grads, state)  # a non-trivial state
     before = [[{k: v.copy() for k, v in d.items()} for d in tree] for tree in (params, grads)]
     bufs = {k: [{n_: a.copy() for n_, a in d.items()} for d in v] for k, v in state.buffers.items()}
     hyper = opt.hyperparameters()
@@ -125,7 +139,7 @@ def test_failed_update_leaves_params_and_state():
     state = opt.init_state(net.params)
     grads = [{k: np.full_like(v, -1e308) for k, v in p.items()} for p in net.params]
     with np.errstate(over="ignore"):
-        steps, new_state = opt.step(net.params, grads, state)   # steps overflow to inf
+        steps, new_state = opt.step(net.params, grads, state)  # steps overflow to inf
     with pytest.raises(ValueError, match="not finite"):
         net.apply_update(steps)
     for p, b in zip(net.params, before):
@@ -159,14 +173,17 @@ def _state_copy(state):
     return {k: [{n: a.copy() for n, a in d.items()} for d in v] for k, v in state.buffers.items()}, state.t
 
 
-@pytest.mark.parametrize("make_state, exc, message", [
-    (lambda s: OptimizerState(-1, s.buffers), ValueError, r"state\.t: expected a non-negative integer"),
-    (lambda s: OptimizerState("3", s.buffers), TypeError, r"state\.t: expected a non-negative integer.*str"),
-    (lambda s: OptimizerState(2.0, s.buffers), TypeError, r"state\.t: .*float"),
-    (lambda s: OptimizerState(True, s.buffers), TypeError, r"state\.t: .*bool"),
-    (lambda s: OptimizerState(1, [1, 2]), TypeError, r"state\.buffers: expected a dict"),
-    (lambda s: OptimizerState(1, {"m": 3, "v": s.buffers["v"]}), TypeError, r"state\.buffers\['m'\]"),
-])
+@pytest.mark.parametrize(
+    "make_state, exc, message",
+    [
+        (lambda s: OptimizerState(-1, s.buffers), ValueError, r"state\.t: expected a non-negative integer"),
+        (lambda s: OptimizerState("3", s.buffers), TypeError, r"state\.t: expected a non-negative integer.*str"),
+        (lambda s: OptimizerState(2.0, s.buffers), TypeError, r"state\.t: .*float"),
+        (lambda s: OptimizerState(True, s.buffers), TypeError, r"state\.t: .*bool"),
+        (lambda s: OptimizerState(1, [1, 2]), TypeError, r"state\.buffers: expected a dict"),
+        (lambda s: OptimizerState(1, {"m": 3, "v": s.buffers["v"]}), TypeError, r"state\.buffers\['m'\]"),
+    ],
+)
 def test_state_construction_validates(make_state, exc, message):
     params = _params(0)
     with pytest.raises(exc, match=message):
@@ -179,15 +196,34 @@ def _bad(buffers, name, key, value):
     return out
 
 
-@pytest.mark.parametrize("edit, exc, message", [
-    (lambda b: _bad(b, "m", "W", np.full((3, 2), np.nan)), ValueError, r"state\.buffers\['m'\]\[0\]\['W'\]: .*finite"),
-    (lambda b: _bad(b, "v", "b", np.array([np.inf, 0.0])), ValueError, r"state\.buffers\['v'\]\[0\]\['b'\]: .*finite"),
-    (lambda b: _bad(b, "v", "W", -np.ones((3, 2))), ValueError, r"\['v'\]\[0\]\['W'\]: a sum of squares must be >= 0"),
-    (lambda b: _bad(b, "m", "W", np.zeros((3, 2), np.float32)), TypeError, r"\['m'\]\[0\]\['W'\]: expected dtype float64"),
-    (lambda b: _bad(b, "m", "W", np.zeros((2, 3))), ValueError, r"\['m'\]\[0\]\['W'\]: expected shape \(3, 2\)"),
-    (lambda b: _bad(b, "m", "W", [[0.0] * 2] * 3), TypeError, r"\['m'\]\[0\]\['W'\]: expected an ndarray"),
-    (lambda b: {**b, "m": b["m"] * 2}, ValueError, r"state\.buffers\['m'\]: expected 1 layer entries"),
-])
+@pytest.mark.parametrize(
+    "edit, exc, message",
+    [
+        (
+            lambda b: _bad(b, "m", "W", np.full((3, 2), np.nan)),
+            ValueError,
+            r"state\.buffers\['m'\]\[0\]\['W'\]: .*finite",
+        ),
+        (
+            lambda b: _bad(b, "v", "b", np.array([np.inf, 0.0])),
+            ValueError,
+            r"state\.buffers\['v'\]\[0\]\['b'\]: .*finite",
+        ),
+        (
+            lambda b: _bad(b, "v", "W", -np.ones((3, 2))),
+            ValueError,
+            r"\['v'\]\[0\]\['W'\]: a sum of squares must be >= 0",
+        ),
+        (
+            lambda b: _bad(b, "m", "W", np.zeros((3, 2), np.float32)),
+            TypeError,
+            r"\['m'\]\[0\]\['W'\]: expected dtype float64",
+        ),
+        (lambda b: _bad(b, "m", "W", np.zeros((2, 3))), ValueError, r"\['m'\]\[0\]\['W'\]: expected shape \(3, 2\)"),
+        (lambda b: _bad(b, "m", "W", [[0.0] * 2] * 3), TypeError, r"\['m'\]\[0\]\['W'\]: expected an ndarray"),
+        (lambda b: {**b, "m": b["m"] * 2}, ValueError, r"state\.buffers\['m'\]: expected 1 layer entries"),
+    ],
+)
 def test_step_refuses_bad_buffers_and_changes_nothing(edit, exc, message):
     params = _params(0)
     opt = Adam(0.1)
@@ -216,12 +252,14 @@ def test_negative_moments_are_fine_where_the_sign_is_free():
     assert OptimizerState(np.int64(5)).t == 5 and type(OptimizerState(np.int64(5)).t) is int
 
 
-@pytest.mark.parametrize("attr, value, exc", [("lr", -1.0, ValueError), ("lr", "0.1", TypeError),
-                                              ("beta1", 1.0, ValueError), ("eps", float("nan"), ValueError)])
+@pytest.mark.parametrize(
+    "attr, value, exc",
+    [("lr", -1.0, ValueError), ("lr", "0.1", TypeError), ("beta1", 1.0, ValueError), ("eps", float("nan"), ValueError)],
+)
 def test_hyperparameters_are_checked_when_set_later(attr, value, exc):
     opt = Adam(0.1)
     with pytest.raises(exc, match=attr):
         setattr(opt, attr, value)
     assert opt.hyperparameters() == {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
-    opt.lr = 0.5                                        # near miss
+    opt.lr = 0.5  # near miss
     assert opt.lr == 0.5

@@ -93,21 +93,27 @@ def test_cross_entropy_refuses_zero_probability_under_positive_label():
         jn.CrossEntropy().forward(np.array([[0.0], [1.0]]), 0)
 
 
-@pytest.mark.parametrize("p, msg", [
-    (np.array([[1.2], [-0.2]]), r"y_hat: expected probabilities in \[0, 1\]"),
-    (np.array([[0.5], [0.6]]), "y_hat: expected probabilities summing to 1"),
-])
+@pytest.mark.parametrize(
+    "p, msg",
+    [
+        (np.array([[1.2], [-0.2]]), r"y_hat: expected probabilities in \[0, 1\]"),
+        (np.array([[0.5], [0.6]]), "y_hat: expected probabilities summing to 1"),
+    ],
+)
 def test_cross_entropy_refuses_non_probabilities(p, msg):
     with pytest.raises(ValueError, match=msg):
         jn.CrossEntropy().gradient(p, 0)
 
 
-@pytest.mark.parametrize("y, err, msg", [
-    (np.ones((4, 1)) / 4, ValueError, r"y: expected a label column of shape \(3, 1\)"),
-    (np.ones((1, 3)) / 3, ValueError, r"y: expected a label column of shape \(3, 1\)"),
-    (5, ValueError, r"y: expected a class index in \[0, 3\), got 5"),
-    (np.array([["a"], ["b"], ["c"]]), TypeError, "y: expected a real floating or integer array"),
-])
+@pytest.mark.parametrize(
+    "y, err, msg",
+    [
+        (np.ones((4, 1)) / 4, ValueError, r"y: expected a label column of shape \(3, 1\)"),
+        (np.ones((1, 3)) / 3, ValueError, r"y: expected a label column of shape \(3, 1\)"),
+        (5, ValueError, r"y: expected a class index in \[0, 3\), got 5"),
+        (np.array([["a"], ["b"], ["c"]]), TypeError, "y: expected a real floating or integer array"),
+    ],
+)
 def test_label_shape_mismatch(y, err, msg):
     with pytest.raises(err, match=msg):
         jn.MeanSquaredError().forward(np.zeros((3, 1)), y)

@@ -33,8 +33,12 @@ def test_dense_jacobians_match_fd(n, m, act, seed):
     assert compare("dy/dvecW", layer.jacobian_W(x), fd.df, err=fd.error).passed
 
 
-@given(n=st.integers(1, 6), m=st.integers(1, 6), act=st.sampled_from(sorted(jn.ACTIVATIONS)),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 6),
+    m=st.integers(1, 6),
+    act=st.sampled_from(sorted(jn.ACTIVATIONS)),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_dense_backward_is_row_times_explicit_jacobians(n, m, act, seed):
     """backward = the seed's formulas: dL/dx = g J_f W^T, dL/dW = x (g J_f), dL/db = g J_f."""
     rng = np.random.default_rng(seed)
@@ -50,14 +54,16 @@ def test_dense_backward_is_row_times_explicit_jacobians(n, m, act, seed):
 
 
 def test_dense_forward_is_WT_x_plus_b():
-    W = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])       # n = 2, m = 3
+    W = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # n = 2, m = 3
     b = np.array([0.5, -0.5, 1.0])
     y, _ = jn.Dense.from_params(W, b, "identity").forward(np.array([[1.0], [-1.0]]))
     np.testing.assert_array_equal(y, [[-2.5], [-3.5], [-2.0]])
 
 
-@pytest.mark.parametrize("init, std", [("normal", lambda n, m: 1.0), ("xavier", lambda n, m: np.sqrt(2 / (n + m))),
-                                       ("he", lambda n, m: np.sqrt(2 / n))])
+@pytest.mark.parametrize(
+    "init, std",
+    [("normal", lambda n, m: 1.0), ("xavier", lambda n, m: np.sqrt(2 / (n + m))), ("he", lambda n, m: np.sqrt(2 / n))],
+)
 def test_init_scales(init, std):
     W = jn.init_weights(400, 300, init, np.random.default_rng(0))
     assert W.std() == pytest.approx(std(400, 300), rel=0.01)
@@ -95,10 +101,17 @@ def _random_net(draw_seed, sizes, act, loss, **kw):
     return net
 
 
-@given(seed=st.integers(0, 10**6), depth=st.integers(1, 3), width=st.integers(1, 5),
-       act=st.sampled_from(["sigmoid", "tanh", "elu", "identity"]),
-       loss=st.sampled_from(["softmax_cross_entropy", "cross_entropy", "mse"]),
-       l2=st.sampled_from([0.0, 0.1]), l1=st.sampled_from([0.0, 0.05]), bias=st.booleans(), N=st.integers(1, 4))
+@given(
+    seed=st.integers(0, 10**6),
+    depth=st.integers(1, 3),
+    width=st.integers(1, 5),
+    act=st.sampled_from(["sigmoid", "tanh", "elu", "identity"]),
+    loss=st.sampled_from(["softmax_cross_entropy", "cross_entropy", "mse"]),
+    l2=st.sampled_from([0.0, 0.1]),
+    l1=st.sampled_from([0.0, 0.05]),
+    bias=st.booleans(),
+    N=st.integers(1, 4),
+)
 def test_network_parameter_gradients_match_fd(seed, depth, width, act, loss, l2, l1, bias, N):
     sizes = [3] + [width] * (depth - 1) + [3]
     net = _random_net(seed, sizes, act, loss, l2=l2, l1=l1, regularize_bias=bias)
@@ -106,7 +119,7 @@ def test_network_parameter_gradients_match_fd(seed, depth, width, act, loss, l2,
     X = rng.normal(size=(N, 3))
     Y = rng.integers(0, 3, size=N)
     loss_value, grads = net.loss_and_gradients(X, Y)
-    if l1:   # |w| has a kink at 0; the parameters are drawn continuous, so none is within a step of it
+    if l1:  # |w| has a kink at 0; the parameters are drawn continuous, so none is within a step of it
         assert np.min(np.abs(net.flat_params())) > 0
     fd = fd_loss_gradient(net, X, Y)
     c = compare("dL/dtheta", jn.Network.flatten_gradients(grads)[None, :], fd.df, err=fd.error)
@@ -128,14 +141,20 @@ def test_train_batch_is_mean_of_per_sample_gradients(seed, N):
     # and train_batch applies exactly -lr times that mean
     before = net.flat_params()
     net.train_batch(X, Y, lr=0.5)
-    np.testing.assert_allclose(net.flat_params(), before - 0.5 * jn.Network.flatten_gradients(batch),
-                               rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(
+        net.flat_params(), before - 0.5 * jn.Network.flatten_gradients(batch), rtol=1e-15, atol=1e-16
+    )
 
 
 def test_fused_and_chained_softmax_cross_entropy_networks_agree():
     fused = jn.Network.build([3, 5, 4], "tanh", loss="softmax_cross_entropy", seed=11)
-    chained = jn.Network([jn.Dense.from_params(fused.layers[0].W, fused.layers[0].b, "tanh"),
-                          jn.Dense.from_params(fused.layers[1].W, fused.layers[1].b, "softmax")], "cross_entropy")
+    chained = jn.Network(
+        [
+            jn.Dense.from_params(fused.layers[0].W, fused.layers[0].b, "tanh"),
+            jn.Dense.from_params(fused.layers[1].W, fused.layers[1].b, "softmax"),
+        ],
+        "cross_entropy",
+    )
     X = np.random.default_rng(0).normal(size=(5, 3))
     Y = np.array([0, 3, 1, 1, 2])
     lf, gf = fused.loss_and_gradients(X, Y)
@@ -166,9 +185,9 @@ def test_l2_penalty_value_and_bias_option():
     net = jn.Network.build([2, 2], "identity", loss="mse", seed=0, l2=0.2)
     W, b = net.layers[0].W, net.layers[0].b
     b[:] = [1.0, 2.0]
-    assert net.penalty() == pytest.approx(0.1 * np.sum(W ** 2), rel=1e-15)
+    assert net.penalty() == pytest.approx(0.1 * np.sum(W**2), rel=1e-15)
     net.regularize_bias = True
-    assert net.penalty() == pytest.approx(0.1 * (np.sum(W ** 2) + 5.0), rel=1e-15)
+    assert net.penalty() == pytest.approx(0.1 * (np.sum(W**2) + 5.0), rel=1e-15)
 
 
 def test_predict_accuracy_and_train_one():
@@ -193,7 +212,11 @@ BAD_X = [
     (np.ones((4, 1)), ValueError, r"x: expected shape \(3, 1\), got shape \(4, 1\)"),
     (np.array([[1.0], [np.nan], [0.0]]), ValueError, r"x: expected finite values, got nan at index \(1, 0\)"),
     (np.array([[1.0], [np.inf], [0.0]]), ValueError, r"x: expected finite values, got inf"),
-    (np.array([[1], [2], [3]], dtype=object), TypeError, "x: expected a real floating or integer array, got dtype object"),
+    (
+        np.array([[1], [2], [3]], dtype=object),
+        TypeError,
+        "x: expected a real floating or integer array, got dtype object",
+    ),
     (np.ones((3, 1), dtype=np.float32), TypeError, "x: expected dtype float64, got float32"),
     (np.ones((3, 1), dtype=complex), TypeError, "x: expected a real floating or integer array, got dtype complex128"),
 ]
@@ -211,15 +234,18 @@ def test_integer_input_is_converted_on_purpose():
     np.testing.assert_array_equal(net.forward(np.array([[1], [2], [3]])), net.forward(np.array([[1.0], [2.0], [3.0]])))
 
 
-@pytest.mark.parametrize("X, Y, err, msg", [
-    (np.ones((0, 3)), np.zeros(0, dtype=int), ValueError, r"X: expected a non-empty batch \(N >= 1\)"),
-    (np.ones((2, 4)), [0, 1], ValueError, r"X: expected 3 features per sample, shape \(N, 3\), got shape \(2, 4\)"),
-    (np.ones(3), [0], ValueError, "X: expected a 2-D batch"),
-    (np.ones((2, 3)), [0, 1, 1], ValueError, r"Y: expected 2 labels \(one per sample\), got shape \(3,\)"),
-    (np.ones((2, 3)), np.ones((2, 5)), ValueError, r"Y: expected labels of shape \(2, 2\)"),
-    (np.ones((2, 3)), [0, 2], ValueError, r"Y: expected class indices in \[0, 2\)"),
-    (np.ones((2, 3)), np.array([0.0, 1.0]), TypeError, "Y: a 1-D label array must hold integer class indices"),
-])
+@pytest.mark.parametrize(
+    "X, Y, err, msg",
+    [
+        (np.ones((0, 3)), np.zeros(0, dtype=int), ValueError, r"X: expected a non-empty batch \(N >= 1\)"),
+        (np.ones((2, 4)), [0, 1], ValueError, r"X: expected 3 features per sample, shape \(N, 3\), got shape \(2, 4\)"),
+        (np.ones(3), [0], ValueError, "X: expected a 2-D batch"),
+        (np.ones((2, 3)), [0, 1, 1], ValueError, r"Y: expected 2 labels \(one per sample\), got shape \(3,\)"),
+        (np.ones((2, 3)), np.ones((2, 5)), ValueError, r"Y: expected labels of shape \(2, 2\)"),
+        (np.ones((2, 3)), [0, 2], ValueError, r"Y: expected class indices in \[0, 2\)"),
+        (np.ones((2, 3)), np.array([0.0, 1.0]), TypeError, "Y: a 1-D label array must hold integer class indices"),
+    ],
+)
 def test_bad_batch(X, Y, err, msg):
     net = jn.Network.build([3, 4, 2], seed=0)
     with pytest.raises(err, match=msg):
@@ -253,19 +279,23 @@ def test_failed_step_on_bad_labels_leaves_parameters_unchanged():
     with pytest.raises(ValueError, match="not finite"):
         net.apply_update([{"W": np.full((3, 4), np.nan), "b": np.zeros(4)}, {"W": np.zeros((4, 2)), "b": np.zeros(2)}])
     with pytest.raises(TypeError, match=r"steps\[1\]\['b'\]: expected dtype float64, got float32"):
-        net.apply_update([{"W": np.zeros((3, 4)), "b": np.zeros(4)},
-                          {"W": np.zeros((4, 2)), "b": np.ones(2, dtype=np.float32)}])
+        net.apply_update(
+            [{"W": np.zeros((3, 4)), "b": np.zeros(4)}, {"W": np.zeros((4, 2)), "b": np.ones(2, dtype=np.float32)}]
+        )
     np.testing.assert_array_equal(net.flat_params(), before)
 
 
-@pytest.mark.parametrize("build, msg", [
-    (lambda: jn.Network([], "mse"), "layers: expected at least one layer"),
-    (lambda: jn.Network([jn.Dense(2, 3), jn.Dense(4, 1)], "mse"), "layer 0 has 3 outputs but layer 1 expects 4"),
-    (lambda: jn.Network([jn.Dense(2, 3, "softmax")], "softmax_cross_entropy"), "SoftmaxCrossEntropy takes logits"),
-    (lambda: jn.Network.build([2, 3], l2=-1.0), "l2: expected a finite number >= 0"),
-    (lambda: jn.Network.build([2, 3], "gelu"), "activation: expected one of"),
-    (lambda: jn.Dense(0, 3), "n_in: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "build, msg",
+    [
+        (lambda: jn.Network([], "mse"), "layers: expected at least one layer"),
+        (lambda: jn.Network([jn.Dense(2, 3), jn.Dense(4, 1)], "mse"), "layer 0 has 3 outputs but layer 1 expects 4"),
+        (lambda: jn.Network([jn.Dense(2, 3, "softmax")], "softmax_cross_entropy"), "SoftmaxCrossEntropy takes logits"),
+        (lambda: jn.Network.build([2, 3], l2=-1.0), "l2: expected a finite number >= 0"),
+        (lambda: jn.Network.build([2, 3], "gelu"), "activation: expected one of"),
+        (lambda: jn.Dense(0, 3), "n_in: expected a positive integer"),
+    ],
+)
 def test_bad_construction(build, msg):
     with pytest.raises(ValueError, match=msg):
         build()

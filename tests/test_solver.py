@@ -19,22 +19,31 @@ def _trajectory(path, optimizer_name):
     def record(info):
         snapshots.append([{k: v.copy() for k, v in p.items()} for p in net.params] + [info.loss])
 
-    Solver(net, ds, make_optimizer(optimizer_name, 0.05), epochs=3, batch_size=7, lr_decay=0.9, path=path,
-           seed=5, callback=record).train()
+    Solver(
+        net,
+        ds,
+        make_optimizer(optimizer_name, 0.05),
+        epochs=3,
+        batch_size=7,
+        lr_decay=0.9,
+        path=path,
+        seed=5,
+        callback=record,
+    ).train()
     return snapshots
 
 
 @pytest.mark.parametrize("optimizer_name", ["momentum", "adam"])
 def test_paths_give_the_same_parameter_trajectory(optimizer_name):
     ref, bat = _trajectory("reference", optimizer_name), _trajectory("batched", optimizer_name)
-    assert len(ref) == len(bat) == 3 * 6                      # 42 samples / 7 per batch, 3 epochs
+    assert len(ref) == len(bat) == 3 * 6  # 42 samples / 7 per batch, 3 epochs
     for r, b in zip(ref, bat):
-        assert abs(r[-1] - b[-1]) <= PATH_TOL                 # the minibatch losses
+        assert abs(r[-1] - b[-1]) <= PATH_TOL  # the minibatch losses
         for pr, pb in zip(r[:-1], b[:-1]):
             for k in pr:
                 np.testing.assert_allclose(pr[k], pb[k], rtol=0, atol=PATH_TOL)
     moved = max(np.max(np.abs(r[0]["W"] - ref[0][0]["W"])) for r in ref)
-    assert moved > 1e-2                                        # the trajectory is not trivially constant
+    assert moved > 1e-2  # the trajectory is not trivially constant
 
 
 def test_same_seed_same_run_and_other_seed_other_run():
@@ -51,8 +60,15 @@ def test_same_seed_same_run_and_other_seed_other_run():
 def test_lr_decay_per_epoch_and_history_lengths():
     ds = data.spiral(n_per_class=20, seed=0)
     lrs = []
-    h = Solver(Network.build([2, 4, 3], "relu", seed=0), ds, Momentum(0.2), epochs=3, batch_size=10,
-               lr_decay=0.5, callback=lambda info: lrs.append((info.epoch, info.lr))).train()
+    h = Solver(
+        Network.build([2, 4, 3], "relu", seed=0),
+        ds,
+        Momentum(0.2),
+        epochs=3,
+        batch_size=10,
+        lr_decay=0.5,
+        callback=lambda info: lrs.append((info.epoch, info.lr)),
+    ).train()
     per_epoch = -(-ds.X_train.shape[0] // 10)
     assert len(h.loss) == h.iterations == 3 * per_epoch
     assert len(h.train_acc) == len(h.val_acc) == 4 and h.epochs_completed == 3
@@ -87,7 +103,7 @@ def test_keyboard_interrupt_keeps_the_best_parameters_and_returns():
 
 
 def test_training_accuracy_on_a_subsample():
-    ds = data.spiral(n_per_class=100, seed=0)                 # 210 training samples
+    ds = data.spiral(n_per_class=100, seed=0)  # 210 training samples
     net = Network.build([2, 8, 3], "relu", seed=0)
     h = Solver(net, ds, SGD(0.1), epochs=1, batch_size=50, num_train_samples=7).train()
     assert all(round(a * 7) == pytest.approx(a * 7) for a in h.train_acc)  # multiples of 1/7
@@ -95,7 +111,7 @@ def test_training_accuracy_on_a_subsample():
 
 @pytest.mark.parametrize("batch_size", [0, -1, 64])
 def test_bad_batch_size(batch_size):
-    ds = data.spiral(n_per_class=30, seed=0)                  # 63 training samples
+    ds = data.spiral(n_per_class=30, seed=0)  # 63 training samples
     with pytest.raises(ValueError, match="batch_size"):
         Solver(Network.build([2, 3], seed=0), ds, SGD(), batch_size=batch_size)
 
@@ -137,7 +153,7 @@ def test_xor_needs_a_hidden_layer():
     two = Network.build([2, 8, 2], "tanh", seed=0)
     Solver(two, ds, Adam(0.05), epochs=300, batch_size=4, seed=0, path="reference").train()
     assert two.accuracy(ds.X_train, ds.y_train) == 1.0
-    assert single.accuracy(ds.X_train, ds.y_train) <= 0.75   # no line separates XOR
+    assert single.accuracy(ds.X_train, ds.y_train) <= 0.75  # no line separates XOR
 
 
 def test_digits_mlp_reaches_95_percent_test():

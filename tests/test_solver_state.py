@@ -18,8 +18,10 @@ def _bn_net(seed=3):
 
 def _arrays(net):
     """Every array inference depends on, copied: params and state of each layer."""
-    return [{**{k: v.copy() for k, v in p.items()}, **{k: v.copy() for k, v in s.items()}}
-            for p, s in zip(net.params, net.state)]
+    return [
+        {**{k: v.copy() for k, v in p.items()}, **{k: v.copy() for k, v in s.items()}}
+        for p, s in zip(net.params, net.state)
+    ]
 
 
 def test_batchnorm_state_is_the_running_statistics_and_other_layers_have_none():
@@ -28,26 +30,34 @@ def test_batchnorm_state_is_the_running_statistics_and_other_layers_have_none():
     assert ["running_mean", "running_var"] in kinds and [] in kinds
     bn = next(layer for layer in net.layers if isinstance(layer, BatchNorm))
     assert bn.state["running_mean"] is bn.running_mean and bn.state["running_var"] is bn.running_var
-    assert set(bn.state).isdisjoint(bn.params)                # state is not trainable
+    assert set(bn.state).isdisjoint(bn.params)  # state is not trainable
     assert net.min_train_batch == 2 and Network.build([2, 3, 3], seed=0).min_train_batch == 1
 
 
 def test_restore_brings_back_the_running_statistics_of_the_best_epoch():
-    ds = data.spiral(n_per_class=30, seed=1)                  # 63 train, 12 val samples
+    ds = data.spiral(n_per_class=30, seed=1)  # 63 train, 12 val samples
     net = _bn_net()
     at_epoch_end = {}
-    solver = Solver(net, ds, Adam(0.3), epochs=8, batch_size=10, seed=4,
-                    callback=lambda info: at_epoch_end.__setitem__(info.epoch, _arrays(net)))
+    solver = Solver(
+        net,
+        ds,
+        Adam(0.3),
+        epochs=8,
+        batch_size=10,
+        seed=4,
+        callback=lambda info: at_epoch_end.__setitem__(info.epoch, _arrays(net)),
+    )
     at_epoch_end[0] = _arrays(net)
     history = solver.train()
     # precondition: the best epoch is neither the start nor the end, so the state moved after it
     assert 0 < history.best_epoch < history.epochs_completed == 8
-    best = at_epoch_end[history.best_epoch]                  # what the epoch's accuracy check saw
+    best = at_epoch_end[history.best_epoch]  # what the epoch's accuracy check saw
     for layer_now, layer_best in zip(_arrays(net), best):
         for k in layer_best:
             assert layer_now[k].tobytes() == layer_best[k].tobytes(), k
-    assert any(not np.array_equal(a[k], b[k]) for a, b in zip(at_epoch_end[8], best) for k in b
-               if k.startswith("running"))                     # the last epoch's statistics differ
+    assert any(
+        not np.array_equal(a[k], b[k]) for a, b in zip(at_epoch_end[8], best) for k in b if k.startswith("running")
+    )  # the last epoch's statistics differ
     assert solver.accuracy(solver.X_val, solver.y_val) == history.best_val_acc
 
 
@@ -63,11 +73,11 @@ def test_interrupt_on_the_first_update_restores_the_initial_running_statistics()
     assert history.interrupted and history.best_epoch == 0 and history.iterations == 1
     for now, before in zip(_arrays(net), initial):
         for k in before:
-            assert now[k].tobytes() == before[k].tobytes(), k   # running stats back to 0, not the batch's
+            assert now[k].tobytes() == before[k].tobytes(), k  # running stats back to 0, not the batch's
 
 
 def test_last_minibatch_of_one_is_merged_only_for_batch_coupled_networks():
-    ds = data.spiral(n_per_class=10, seed=1)                   # 21 training samples
+    ds = data.spiral(n_per_class=10, seed=1)  # 21 training samples
     assert ds.X_train.shape[0] == 21
     order = np.arange(21)
     bn = Solver(_bn_net(), ds, SGD(0.1), batch_size=10, seed=0)
@@ -75,18 +85,26 @@ def test_last_minibatch_of_one_is_merged_only_for_batch_coupled_networks():
     assert [len(b) for b in bn.minibatches(order)] == [10, 11]
     assert [len(b) for b in plain.minibatches(order)] == [10, 10, 1]
     for s in (bn, plain):
-        assert np.array_equal(np.concatenate(s.minibatches(order)), order)   # every sample once
+        assert np.array_equal(np.concatenate(s.minibatches(order)), order)  # every sample once
     assert [len(b) for b in bn.minibatches(np.arange(20))] == [10, 10]
     assert [len(b) for b in bn.minibatches(np.arange(22))] == [10, 10, 2]
 
 
 @pytest.mark.parametrize("path", ["batched", "reference"])
 def test_batchnorm_training_with_a_remainder_of_one_runs_in_both_paths(path):
-    ds = data.spiral(n_per_class=10, seed=1)                   # 21 = 2 * 10 + 1
+    ds = data.spiral(n_per_class=10, seed=1)  # 21 = 2 * 10 + 1
     sizes = []
     net = _bn_net()
-    solver = Solver(net, ds, SGD(0.1), epochs=2, batch_size=10, seed=0, path=path,
-                    callback=lambda info: sizes.append(info.iteration))
+    solver = Solver(
+        net,
+        ds,
+        SGD(0.1),
+        epochs=2,
+        batch_size=10,
+        seed=0,
+        path=path,
+        callback=lambda info: sizes.append(info.iteration),
+    )
     history = solver.train()
     assert history.iterations == 4 and not history.interrupted and len(history.loss) == 4
 
@@ -95,4 +113,4 @@ def test_batch_size_below_min_train_batch_is_refused_clearly():
     ds = data.spiral(n_per_class=10, seed=1)
     with pytest.raises(ValueError, match=r"batch_size: expected at least 2 .*batch norm.*got 1"):
         Solver(_bn_net(), ds, SGD(0.1), batch_size=1)
-    Solver(Network.build([2, 4, 3], seed=0), ds, SGD(0.1), batch_size=1)   # fine without batch norm
+    Solver(Network.build([2, 4, 3], seed=0), ds, SGD(0.1), batch_size=1)  # fine without batch norm

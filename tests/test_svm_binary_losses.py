@@ -50,7 +50,7 @@ def test_svm_matches_cs231n_and_the_reference_rows():
     assert np.allclose(svm.per_sample_losses_batched(S, y), [r[0] for r in ref], rtol=1e-15, atol=0)
     assert np.allclose(G * 9, np.vstack([r[1] for r in ref]), rtol=1e-15, atol=0)
     one_hot = np.eye(5)[y]
-    assert svm.forward_batched(S, one_hot) == loss                              # one-hot rows accepted
+    assert svm.forward_batched(S, one_hot) == loss  # one-hot rows accepted
     assert svm(S[0][:, None], one_hot[0][:, None])[0] == ref[0][0]
 
 
@@ -83,9 +83,9 @@ def test_svm_kink_margin_exactly_zero():
     above = fd_gradient(lambda v: svm.forward(np.array([[1.0], [v[0]], [0.0]]), 1), [2.0], step_direction=1)
     assert abs(below.df[0, 0]) < 1e-9 and abs(above.df[0, 0]) < 1e-9
     # the near miss: a margin of +2^-30 is counted
-    s_plus = np.array([[1.0 + 2.0 ** -30], [2.0], [0.0]])
+    s_plus = np.array([[1.0 + 2.0**-30], [2.0], [0.0]])
     loss_p, g_p = svm(s_plus, 1)
-    assert loss_p == 2.0 ** -30 and np.array_equal(g_p, [[1.0, -1.0, 0.0]])
+    assert loss_p == 2.0**-30 and np.array_equal(g_p, [[1.0, -1.0, 0.0]])
     assert np.array_equal(svm.gradient_batched(s_plus.T, np.array([1])), [[1.0, -1.0, 0.0]])
 
 
@@ -117,7 +117,7 @@ def deeplearning_ai_propagate(w, b, X, Y):
 @pytest.mark.parametrize("loss", ["binary_cross_entropy", "sigmoid_binary_cross_entropy"])
 def test_logistic_regression_matches_deeplearning_ai(loss):
     rng = np.random.default_rng(2)
-    X, Y = rng.normal(size=(20, 3)), rng.random(20) < 0.5          # bool labels
+    X, Y = rng.normal(size=(20, 3)), rng.random(20) < 0.5  # bool labels
     net = jn.Network.build([3, 1], loss=loss, init="xavier", seed=0)
     net.layers[0].b[:] = 0.3
     cost, dw, db = deeplearning_ai_propagate(net.layers[0].W, 0.3, X.T, Y[None].astype(float))
@@ -133,7 +133,7 @@ def test_binary_losses_reference_batched_and_fd(name):
     loss = jn.get_loss(name)
     Z = rng.normal(size=(7, 3)) * 2
     Yh = 1 / (1 + np.exp(-Z)) if name == "binary_cross_entropy" else Z
-    Y = rng.random((7, 3))                                       # soft labels in [0, 1]
+    Y = rng.random((7, 3))  # soft labels in [0, 1]
     Y[0] = [0.0, 1.0, 1.0]
     value, G = loss.forward_and_gradient_batched(Yh, Y)
     ref = [loss(yh, y) for yh, y in zip(cols(Yh), cols(Y))]
@@ -153,7 +153,7 @@ def test_fused_equals_bce_of_sigmoid_at_moderate_logits():
     a, ga = jn.SigmoidBinaryCrossEntropy()(z, y)
     b, gb = jn.BinaryCrossEntropy()(p, y)
     assert a == pytest.approx(b, rel=1e-12)
-    assert np.allclose(ga, gb * (p * (1 - p)).T, rtol=1e-10, atol=1e-15)   # chain rule through the sigmoid
+    assert np.allclose(ga, gb * (p * (1 - p)).T, rtol=1e-10, atol=1e-15)  # chain rule through the sigmoid
 
 
 @pytest.mark.parametrize("z", [-1000.0, -745.0, -40.0, -1e-8, 0.0, 1e-8, 36.0, 40.0, 700.0, 1000.0])
@@ -175,20 +175,20 @@ def test_fused_is_accurate_for_any_logit(z, y):
 def test_binary_labels_and_refusals():
     bce = jn.BinaryCrossEntropy()
     p = np.array([[0.2], [0.9]])
-    assert bce(p, np.array([[True], [False]]))[0] == bce(p, np.array([[1.0], [0.0]]))[0]   # bools
+    assert bce(p, np.array([[True], [False]]))[0] == bce(p, np.array([[1.0], [0.0]]))[0]  # bools
     assert jn.BinaryCrossEntropy()(np.array([[0.25]]), True)[0] == pytest.approx(np.log(4))  # a scalar when m = 1
     with pytest.raises(ValueError, match="infinite"):
         bce(np.array([[0.0]]), 1.0)
     with pytest.raises(ValueError, match="infinite"):
         bce(np.array([[1.0]]), 0.0)
-    assert bce(np.array([[0.0]]), 0.0)[0] == 0.0         # the near miss: p = 0 where the label is 0
+    assert bce(np.array([[0.0]]), 0.0)[0] == 0.0  # the near miss: p = 0 where the label is 0
     assert bce(np.array([[1.0]]), 1.0)[0] == 0.0
     with pytest.raises(ValueError, match=r"labels in \[0, 1\]"):
         bce(p, np.array([[2.0], [0.0]]))
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
         bce(np.array([[1.5]]), 1.0)
     with pytest.raises(ValueError, match="shape"):
-        bce.forward_batched(np.full((3, 2), 0.5), np.array([1, 0, 1]))      # (N,) only when m = 1
+        bce.forward_batched(np.full((3, 2), 0.5), np.array([1, 0, 1]))  # (N,) only when m = 1
     assert bce.forward_batched(np.full((3, 1), 0.5), np.array([1, 0, 1])) == pytest.approx(np.log(2))
     with pytest.raises(ValueError, match="already applies sigmoid"):
         jn.Network.build([2, 1], output_activation="sigmoid", loss="sigmoid_binary_cross_entropy")

@@ -12,8 +12,24 @@ from jacobian_nn.model_io import load_model
 
 def test_gates_run_writes_json_and_model(tmp_path, capsys):
     out_json, out_model = tmp_path / "r.json", tmp_path / "m.npz"
-    code = main(["train", "--dataset", "gates", "--gate", "xor", "--path", "reference", "--epochs", "200",
-                 "--no-progress", "--json", str(out_json), "--save", str(out_model)])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "gates",
+            "--gate",
+            "xor",
+            "--path",
+            "reference",
+            "--epochs",
+            "200",
+            "--no-progress",
+            "--json",
+            str(out_json),
+            "--save",
+            str(out_model),
+        ]
+    )
     assert code == 0
     rec = json.loads(out_json.read_text())
     assert rec["accuracy"]["train"] == 1.0 and rec["options"]["path"] == "reference"
@@ -30,23 +46,26 @@ def test_toy_default_is_seed_001_linear_model(tmp_path):
     assert len(rec["architecture"]["layers"]) == 1 and rec["accuracy"]["train"] == 1.0
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--lr", "0"], "--lr: expected a finite number > 0"),
-    (["--lr", "-1"], "--lr: expected a finite number > 0"),
-    (["--lr", "nan"], "--lr: expected a finite number > 0"),
-    (["--lr-decay", "inf"], "--lr-decay: expected a finite number > 0"),
-    (["--l2", "-0.1"], "--l2: expected a finite number >= 0"),
-    (["--dropout", "1"], "--dropout: expected a finite number >= 0 and < 1"),
-    (["--epochs", "0"], "--epochs: expected a positive integer"),
-    (["--seed", "-3"], "--seed: expected an integer >= 0"),
-    (["--batch-size", "0"], "--batch-size: expected a positive integer"),
-    (["--batch-size", "5"], "--batch-size: expected at most 4"),
-    (["--weight-scale", "0.1"], "--weight-scale: only used with --batchnorm or --dropout"),
-    (["--dropout", "0.1", "--weight-scale", "-1"], "--weight-scale: expected a finite number > 0"),
-    (["--max-train", "10"], "--max-train: only used with --dataset cifar10"),
-    (["--hidden", "10,x"], "--hidden"),
-    (["--data-dir", "/tmp"], "--data-dir: only used with --dataset cifar10"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--lr", "0"], "--lr: expected a finite number > 0"),
+        (["--lr", "-1"], "--lr: expected a finite number > 0"),
+        (["--lr", "nan"], "--lr: expected a finite number > 0"),
+        (["--lr-decay", "inf"], "--lr-decay: expected a finite number > 0"),
+        (["--l2", "-0.1"], "--l2: expected a finite number >= 0"),
+        (["--dropout", "1"], "--dropout: expected a finite number >= 0 and < 1"),
+        (["--epochs", "0"], "--epochs: expected a positive integer"),
+        (["--seed", "-3"], "--seed: expected an integer >= 0"),
+        (["--batch-size", "0"], "--batch-size: expected a positive integer"),
+        (["--batch-size", "5"], "--batch-size: expected at most 4"),
+        (["--weight-scale", "0.1"], "--weight-scale: only used with --batchnorm or --dropout"),
+        (["--dropout", "0.1", "--weight-scale", "-1"], "--weight-scale: expected a finite number > 0"),
+        (["--max-train", "10"], "--max-train: only used with --dataset cifar10"),
+        (["--hidden", "10,x"], "--hidden"),
+        (["--data-dir", "/tmp"], "--data-dir: only used with --dataset cifar10"),
+    ],
+)
 def test_bad_options_name_the_problem(argv, message, capsys):
     assert main(["train", "--dataset", "gates", "--no-progress", *argv]) == 2
     assert message in capsys.readouterr().err
@@ -59,10 +78,13 @@ def test_cifar10_needs_an_existing_directory(tmp_path, capsys):
     assert "CIFAR-10 directory not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--dataset", "mnist"], "invalid choice: 'mnist'"),
-    (["--dataset", "toy", "--optimizer", "adamw"], "invalid choice: 'adamw'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "mnist"], "invalid choice: 'mnist'"),
+        (["--dataset", "toy", "--optimizer", "adamw"], "invalid choice: 'adamw'"),
+    ],
+)
 def test_unknown_dataset_or_optimizer(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", *argv])
@@ -70,7 +92,7 @@ def test_unknown_dataset_or_optimizer(argv, message, capsys):
 
 
 def test_plot_without_matplotlib_fails_before_training(monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)      # import matplotlib -> ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     assert main(["train", "--dataset", "toy", "--plot", str(tmp_path / "p.png"), "--no-progress"]) == 2
     captured = capsys.readouterr()
     assert "matplotlib" in captured.err and "training finished" not in captured.out
@@ -94,8 +116,8 @@ def test_every_output_path_is_checked_before_training(tmp_path, capsys, option, 
     assert main(["train", "--dataset", "gates", "--epochs", "5", "--no-progress", option, str(bad)]) == 2
     captured = capsys.readouterr()
     assert f"{option}: the folder" in captured.err and "does not exist" in captured.err
-    assert captured.out == ""                                      # nothing was loaded or trained
-    (tmp_path / name).mkdir()                                      # a directory where the file should go
+    assert captured.out == ""  # nothing was loaded or trained
+    (tmp_path / name).mkdir()  # a directory where the file should go
     assert main(["train", "--dataset", "gates", "--no-progress", option, str(tmp_path / name)]) == 2
     assert f"{option}: " in capsys.readouterr().err and not list((tmp_path / name).iterdir())
 
@@ -108,8 +130,29 @@ def test_same_file_for_two_outputs_is_refused(tmp_path, capsys):
 
 def test_options_that_apply_are_accepted(tmp_path):
     # near miss: --weight-scale with --dropout, --gate with gates, outputs in an existing folder
-    assert main(["train", "--dataset", "gates", "--gate", "or", "--dropout", "0.1", "--weight-scale", "0.5",
-                 "--activation", "relu",
-                 "--epochs", "3", "--no-progress", "--save", str(tmp_path / "m"), "--json",
-                 str(tmp_path / "r.json")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "gates",
+                "--gate",
+                "or",
+                "--dropout",
+                "0.1",
+                "--weight-scale",
+                "0.5",
+                "--activation",
+                "relu",
+                "--epochs",
+                "3",
+                "--no-progress",
+                "--save",
+                str(tmp_path / "m"),
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "m.npz").exists() and (tmp_path / "r.json").exists()

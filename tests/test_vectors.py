@@ -15,7 +15,7 @@ import pytest
 
 from jacobian_nn import __version__, get_activation
 from jacobian_nn.cli import main
-from jacobian_nn.vectors import (KIND_LAYOUT, array_text, build_suite, flat_permutation, to_layout, write_suite)
+from jacobian_nn.vectors import KIND_LAYOUT, array_text, build_suite, flat_permutation, to_layout, write_suite
 from jacobian_nn.vectors_compare import compare_results, read_json_array, read_npy, read_text_array
 
 HERE = Path(__file__).resolve().parent
@@ -78,9 +78,24 @@ def array_report(rep, case, name):
 def test_suite_covers_every_component_point_and_dtype(suite):
     m = manifest(suite)
     comps = {c["component"] for c in m["cases"]}
-    assert comps >= {"identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax",
-                     "softmax_cross_entropy", "cross_entropy", "mse", "dense", "batchnorm_train", "batchnorm_test",
-                     "dropout_train", "network"}
+    assert comps >= {
+        "identity",
+        "step",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "softmax",
+        "softmax_cross_entropy",
+        "cross_entropy",
+        "mse",
+        "dense",
+        "batchnorm_train",
+        "batchnorm_test",
+        "dropout_train",
+        "network",
+    }
     points = {c["point"] for c in m["cases"]}
     assert points >= {"random", "kink", "saturated", "spread1000", "nearly_constant", "mask"}
     assert {c["dtype"] for c in m["cases"]} == {"float64", "float32"}
@@ -158,7 +173,9 @@ def test_columns_layout_is_the_rows_layout_rearranged(suite, suite_columns):
     po, pi = flat_permutation("batch", (3, 2), "columns"), flat_permutation("weight", (4, 2), "columns")
     assert np.array_equal(c["J_W"], r["J_W"][po][:, pi])
     A = np.arange(6.0).reshape(2, 3)
-    assert np.array_equal(to_layout(A, "batch", "columns").reshape(-1), A.reshape(-1)[flat_permutation("batch", (2, 3), "columns")])
+    assert np.array_equal(
+        to_layout(A, "batch", "columns").reshape(-1), A.reshape(-1)[flat_permutation("batch", (2, 3), "columns")]
+    )
 
 
 # --------------------------------------------------------------------------- compare: passes
@@ -257,8 +274,9 @@ def test_one_wrong_entry_is_not_diagonal_only(suite, results):
     case = "softmax-random-float64"
 
     def one(A):
-        A[1, 2] = 0.0                   # one off-diagonal entry of the first sample's block zeroed
+        A[1, 2] = 0.0  # one off-diagonal entry of the first sample's block zeroed
         return A
+
     edit(suite, results, case, "J", one)
     a = array_report(compare_results(suite, results), case, "J")
     assert a.status == "fail" and a.diagnosis == "mismatch" and a.n_failed == 1
@@ -271,6 +289,7 @@ def test_one_negated_row_is_not_sign_flipped(suite, results):
     def row(A):
         A[1] *= -1
         return A
+
     edit(suite, results, case, "dZ", row)
     a = array_report(compare_results(suite, results), case, "dZ")
     assert a.status == "fail" and a.diagnosis != "sign_flipped" and a.n_failed == 4
@@ -281,8 +300,9 @@ def test_a_partly_wrong_array_does_not_pass(suite, results):
     case = "batchnorm_train-nearly_constant-float64"
 
     def part(A):
-        A[:2] *= 1.0 + 1e-5             # two samples off by a relative 1e-5, far beyond float64's tolerance
+        A[:2] *= 1.0 + 1e-5  # two samples off by a relative 1e-5, far beyond float64's tolerance
         return A
+
     edit(suite, results, case, "dX", part)
     rep = compare_results(suite, results)
     a = array_report(rep, case, "dX")
@@ -313,6 +333,7 @@ def test_nan_never_passes(bad, suite, results):
     def put(A):
         A[0, 0] = bad
         return A
+
     edit(suite, results, "mse-random-float64", "dY_hat", put)
     a = array_report(compare_results(suite, results), "mse-random-float64", "dY_hat")
     assert a.status == "fail" and a.diagnosis == "not_finite" and a.worst[0].where == "dY_hat[0, 0]"
@@ -339,7 +360,7 @@ def test_two_forms_of_one_array_are_refused(suite, results):
 def test_a_hostile_npy_header_is_refused_before_allocating(suite, results, tmp_path):
     p = results / "relu-random-float64" / "Y.npy"
     raw = p.read_bytes()
-    hostile = raw.replace(b"'shape': (3, 4), }    ", b"'shape': (99999, 4), }")   # same header length
+    hostile = raw.replace(b"'shape': (3, 4), }    ", b"'shape': (99999, 4), }")  # same header length
     assert hostile != raw and len(hostile) == len(raw)
     p.write_bytes(hostile)
     a = array_report(compare_results(suite, results), "relu-random-float64", "Y")
@@ -350,13 +371,19 @@ def test_a_hostile_npy_header_is_refused_before_allocating(suite, results, tmp_p
         read_npy(q)
 
 
-@pytest.mark.parametrize("key,value,why", [("library_version", "0.0.1", "another library version"),
-                                           ("layout", "columns", "another layout"),
-                                           ("content_hash", "sha256:00", "another suite")])
+@pytest.mark.parametrize(
+    "key,value,why",
+    [
+        ("library_version", "0.0.1", "another library version"),
+        ("layout", "columns", "another layout"),
+        ("content_hash", "sha256:00", "another suite"),
+    ],
+)
 def test_a_results_header_that_disagrees_is_refused(key, value, why, suite, results):
     lines = (results / "results.txt").read_text().splitlines()
-    (results / "results.txt").write_text("\n".join(f"{key} {value}" if l.startswith(key + " ") else l
-                                                  for l in lines) + "\n")
+    (results / "results.txt").write_text(
+        "\n".join(f"{key} {value}" if l.startswith(key + " ") else l for l in lines) + "\n"
+    )
     rep = compare_results(suite, results)
     assert rep.verdict == "refused" and why in rep.cause and not rep.cases
 
@@ -426,9 +453,16 @@ def test_worked_example_in_c_passes_and_its_planted_slip_is_named(suite, tmp_pat
             assert rep.verdict == "pass" and len(rep.cases) == 11
 
 
-@pytest.mark.parametrize("text,why", [("[[1, 2], [3]]", "ragged"), ("[true, false]", "dtype bool"),
-                                      ('["1", "2"]', "dtype <U1"), ('{"shape": [3], "data": [1, 2]}', "needs 3"),
-                                      ("[1, 2", "not valid JSON")])
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        ("[[1, 2], [3]]", "ragged"),
+        ("[true, false]", "dtype bool"),
+        ('["1", "2"]', "dtype <U1"),
+        ('{"shape": [3], "data": [1, 2]}', "needs 3"),
+        ("[1, 2", "not valid JSON"),
+    ],
+)
 def test_bad_json_results_are_refused_with_the_reason(text, why, suite, results):
     case = "relu-random-float64"
     (results / case / "Y.npy").unlink()

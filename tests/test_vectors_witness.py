@@ -50,8 +50,9 @@ def test_activation_jacobians_and_outputs_against_finite_differences(act, suite)
     assert_fd(case, load(root, case, "J"), lambda z: f(z.reshape(Z.shape)), Z)
 
 
-@pytest.mark.parametrize("case", ["dense_tanh-random-float64", "dense_identity-square-float64",
-                                  "dense_sigmoid-random-float64"])
+@pytest.mark.parametrize(
+    "case", ["dense_tanh-random-float64", "dense_identity-square-float64", "dense_sigmoid-random-float64"]
+)
 def test_dense_jacobians_against_finite_differences(case, suite):
     root, cases = suite
     f = {"tanh": np.tanh, "identity": lambda Z: Z, "sigmoid": expit}[case.split("-")[0].split("_")[1]]
@@ -76,8 +77,9 @@ def test_batchnorm_jacobian_against_finite_differences(mode, point, suite):
         else:
             mu, var = load(root, case, "running_mean"), load(root, case, "running_var")
         return gamma * (x - mu) / np.sqrt(var + 1e-5) + beta
+
     assert np.allclose(load(root, case, "Y"), f(X), rtol=1e-12, atol=1e-14)
-    if point == "random":       # a feature of variance 1e-12 is too close to constant for finite differences
+    if point == "random":  # a feature of variance 1e-12 is too close to constant for finite differences
         assert_fd(case, load(root, case, "J_X"), f, X)
 
 
@@ -89,6 +91,7 @@ def test_softmax_cross_entropy_gradient_against_finite_differences(suite):
 
         def f(z):
             return -log_softmax(z.reshape(Z.shape), axis=1)[np.arange(N), y].mean()
+
         assert abs(load(root, case, "loss") - f(Z)) <= 1e-13 * max(1.0, abs(f(Z)))
         fd = jn.fd_gradient(f, Z, initial_step=1e-3)
         assert jn.compare(case, load(root, case, "dZ").reshape(1, -1), fd.df, err=fd.error).passed
@@ -111,14 +114,18 @@ def test_fcnet_with_batchnorm_and_dropout_against_an_independent_numpy_forward(s
 
     def loss(P):
         s = forward(P)
-        return -log_softmax(s, axis=1)[np.arange(len(y)), y].mean() + reg / 2 * (np.sum(P["W1"] ** 2)
-                                                                                + np.sum(P["W2"] ** 2))
+        return -log_softmax(s, axis=1)[np.arange(len(y)), y].mean() + reg / 2 * (
+            np.sum(P["W1"] ** 2) + np.sum(P["W2"] ** 2)
+        )
+
     P0 = {n: g[n] for n in names}
     assert np.allclose(load(root, case, "out_train"), forward(P0), rtol=1e-12, atol=1e-14)
     assert np.allclose(load(root, case, "out_test"), forward(P0, train=False), rtol=1e-12, atol=1e-14)
     assert abs(load(root, case, "loss") - loss(P0)) < 1e-13
     for n in names:
+
         def of(v, n=n):
             return loss({**P0, n: v.reshape(P0[n].shape)})
+
         fd = jn.fd_gradient(of, P0[n], initial_step=1e-4)
         assert jn.compare(n, load(root, case, "d" + n).reshape(1, -1), fd.df, err=fd.error).passed, n

@@ -143,7 +143,7 @@ def test_network_parameter_identity(seed):
     G, per = V, [None] * len(net.layers)
     for i in range(len(net.layers) - 1, -1, -1):
         G, per[i] = net.layers[i].backward_batched(G, ctxs[i], per_sample=True)
-    vjp = np.concatenate([g[name].reshape(3, -1) for g in per for name in g], axis=1)   # (N, P)
+    vjp = np.concatenate([g[name].reshape(3, -1) for g in per for name in g], axis=1)  # (N, P)
     theta0 = net.flat_params()
     U = rng.standard_normal(theta0.size)
     probe = net.copy()
@@ -152,10 +152,16 @@ def test_network_parameter_identity(seed):
         probe.set_flat_params(theta0 + t[0] * U)
         return probe.predict_batched(X)
 
-    fd = fd_jacobian(outputs_along, np.zeros(1))          # (N*m, 1)
+    fd = fd_jacobian(outputs_along, np.zeros(1))  # (N*m, 1)
     Ju = fd.df.reshape(3, 2)
-    assert_identity(np.broadcast_to(U, vjp.shape), vjp, V, Ju, rtol=FD_IDENTITY_RTOL,
-                    label="network parameters vs FD directional derivative")
+    assert_identity(
+        np.broadcast_to(U, vjp.shape),
+        vjp,
+        V,
+        Ju,
+        rtol=FD_IDENTITY_RTOL,
+        label="network parameters vs FD directional derivative",
+    )
 
 
 def test_identity_check_can_fail():
@@ -168,4 +174,3 @@ def test_identity_check_can_fail():
     Ju = np.einsum("kij,kj->ki", act.jacobian_batched(Z), U)
     with pytest.raises(AssertionError):
         assert_identity(U, vjp, V, Ju)
-

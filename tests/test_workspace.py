@@ -35,13 +35,14 @@ def _assert_params_identical(net1, net2):
 
 
 cases = st.tuples(
-    st.lists(st.integers(1, 40), min_size=2, max_size=4),          # sizes
+    st.lists(st.integers(1, 40), min_size=2, max_size=4),  # sizes
     st.lists(st.sampled_from(ACTIVATION_NAMES), min_size=3, max_size=3),
     st.sampled_from(LOSS_NAMES),
     st.sampled_from([np.float64, np.float32]),
-    st.lists(st.integers(1, 70), min_size=3, max_size=3),           # N of three successive calls
+    st.lists(st.integers(1, 70), min_size=3, max_size=3),  # N of three successive calls
     st.sampled_from([(0.0, 0.0, False), (1e-2, 0.0, False), (0.0, 1e-3, True), (1e-2, 1e-3, True)]),
-    st.integers(0, 2**31 - 1))
+    st.integers(0, 2**31 - 1),
+)
 
 
 @given(cases)
@@ -56,7 +57,7 @@ def test_gradients_and_steps_bitwise_identical_with_and_without_workspace(case):
         X, Y = random_batch(plain, N, seed + t)
         try:
             l_a, g_a = loss_and_gradients_batched(plain, X, Y)
-        except ValueError as exc:   # e.g. a softmax output underflowed to 0: refused the same way
+        except ValueError as exc:  # e.g. a softmax output underflowed to 0: refused the same way
             with pytest.raises(ValueError, match=re.escape(str(exc))):
                 loss_and_gradients_batched(reused, X, Y, workspace=ws)
             return
@@ -65,7 +66,7 @@ def test_gradients_and_steps_bitwise_identical_with_and_without_workspace(case):
         _assert_grads_identical(g_a, g_b)
         assert train_step_batched(plain, X, Y, 0.05) == train_step_batched(reused, X, Y, 0.05, workspace=ws)
         _assert_params_identical(plain, reused)
-        assert len(ws) > 0   # the workspace was used (Dense layers always take it)
+        assert len(ws) > 0  # the workspace was used (Dense layers always take it)
 
 
 def test_network_methods_take_the_workspace():
@@ -88,10 +89,10 @@ def test_arrays_are_reused_for_the_same_shapes_and_new_for_a_new_batch_size():
     train_step_batched(net, X, Y, 0.1, workspace=ws)
     count, nbytes = len(ws), ws.nbytes
     train_step_batched(net, X, Y, 0.1, workspace=ws)
-    assert (len(ws), ws.nbytes) == (count, nbytes)          # nothing new allocated
+    assert (len(ws), ws.nbytes) == (count, nbytes)  # nothing new allocated
     X2, Y2 = random_batch(net, 11, 5)
     train_step_batched(net, X2, Y2, 0.1, workspace=ws)
-    assert len(ws) > count                                   # (N, m) arrays for N = 11 added
+    assert len(ws) > count  # (N, m) arrays for N = 11 added
     ws.clear()
     assert len(ws) == 0 and ws.nbytes == 0
 
@@ -116,8 +117,8 @@ def test_returned_gradients_live_in_the_workspace_until_its_next_use():
     _, g1 = net.loss_and_gradients_batched(X1, Y1, workspace=ws)
     kept = [{k: v.copy() for k, v in d.items()} for d in g1]
     _, g2 = net.loss_and_gradients_batched(X2, Y2, workspace=ws)
-    assert g1[0]["W"] is g2[0]["W"]                          # the same memory...
-    assert not np.array_equal(kept[0]["W"], g2[0]["W"])      # ...now holding the second batch's gradient
+    assert g1[0]["W"] is g2[0]["W"]  # the same memory...
+    assert not np.array_equal(kept[0]["W"], g2[0]["W"])  # ...now holding the second batch's gradient
     _assert_grads_identical(kept, net.loss_and_gradients_batched(X1, Y1)[1])
 
 
@@ -148,9 +149,13 @@ def test_batch_norm_and_dropout_networks_work_with_a_workspace(dtype):
     """Layers without workspace support (batch norm, dropout) allocate as before; the network's
     results are still bitwise those of the no-workspace path (dropout draws from identical copies)."""
     rng = np.random.default_rng(8)
-    layers = [Dense(6, 10, "identity", seed=rng, dtype=dtype), BatchNorm(10, dtype=dtype),
-              Dense(10, 8, "relu", seed=rng, dtype=dtype), Dropout(8, 0.3, seed=9, dtype=dtype),
-              Dense(8, 3, "identity", seed=rng, dtype=dtype)]
+    layers = [
+        Dense(6, 10, "identity", seed=rng, dtype=dtype),
+        BatchNorm(10, dtype=dtype),
+        Dense(10, 8, "relu", seed=rng, dtype=dtype),
+        Dropout(8, 0.3, seed=9, dtype=dtype),
+        Dense(8, 3, "identity", seed=rng, dtype=dtype),
+    ]
     plain = Network(layers, "softmax_cross_entropy", l2=1e-3)
     reused = copy.deepcopy(plain)
     ws = Workspace()

@@ -8,6 +8,7 @@ as dout^T x (the transpose of x^T dout) has the right shape and the wrong layout
     jacobian-nn check examples/gallery/affine_dw.py --forward affine_forward --backward affine_backward \
         --arg W --arg B --shape 4,6                                     # pass
 """
+
 import numpy as np
 
 _rng = np.random.default_rng(5)

@@ -4,6 +4,7 @@
         --shape 5,3                                                     # FAIL: missing_batch_scaling
     jacobian-nn check examples/gallery/batch_mean.py --forward loss --backward vjp --shape 5,3   # pass
 """
+
 import numpy as np
 
 

@@ -9,6 +9,7 @@ imports batch_mean.py from its own folder, which the check makes importable.
     jacobian-nn check examples/gallery/batch_mean_large.py --forward loss --backward vjp \
         --shape 128,512                                                 # pass
 """
+
 import numpy as np
 from batch_mean import mean_squared_error
 

@@ -5,11 +5,12 @@
     jacobian-nn check examples/gallery/dense_transposed.py --forward forward --jacobian jacobian \
         --shape 3,4 --reference dense --reference-kwargs DENSE          # pass
 """
+
 import numpy as np
 
 rng = np.random.default_rng(0)
-W = rng.normal(size=(4, 4))          # (n, m)
-b = rng.normal(size=4)               # (m,)
+W = rng.normal(size=(4, 4))  # (n, m)
+b = rng.normal(size=4)  # (m,)
 DENSE = {"W": W, "b": b, "activation": "tanh"}
 
 
@@ -20,7 +21,7 @@ def forward(X):
 
 def jacobian(X):
     """(N, m, n): J_k = diag(1 - tanh(z_k)^2) W^T."""
-    d = 1.0 - np.tanh(X @ W + b) ** 2          # (N, m)
+    d = 1.0 - np.tanh(X @ W + b) ** 2  # (N, m)
     return d[:, :, None] * W.T[None, :, :]
 
 

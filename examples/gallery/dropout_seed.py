@@ -8,6 +8,7 @@ finite difference can witness its derivative: the check refuses. With a seed, it
     jacobian-nn check examples/gallery/dropout_seed.py --forward dropout_forward --backward dropout_backward \
         --arg WITH_SEED --shape 4,5                                     # pass
 """
+
 import numpy as np
 
 NO_SEED = {"p": 0.5}
@@ -15,7 +16,7 @@ WITH_SEED = {"p": 0.5, "seed": 123}
 
 
 def dropout_forward(x, dropout_param):
-    p = dropout_param["p"]                                   # probability of keeping a unit
+    p = dropout_param["p"]  # probability of keeping a unit
     rng = np.random.default_rng(dropout_param.get("seed"))  # no seed: fresh entropy on every call
     mask = (rng.random(x.shape) < p) / p
     return x * mask, mask

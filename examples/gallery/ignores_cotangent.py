@@ -7,6 +7,7 @@ checker that compared it with unit cotangents alone would call it a factor of 1.
         --shape 6,4                                                     # REFUSED: ignores_cotangent
     jacobian-nn check examples/gallery/ignores_cotangent.py --forward loss --backward vjp --shape 6,4   # pass
 """
+
 import numpy as np
 
 T = np.random.default_rng(11).normal(size=(6, 4))

@@ -5,6 +5,7 @@
     jacobian-nn check examples/gallery/l2_factor.py --forward penalty --jacobian gradient \
         --shape 3,4 --unbatched                                         # pass
 """
+
 import numpy as np
 
 reg = 0.1

@@ -4,6 +4,7 @@
         --shape 5                                                       # FAIL: sign_flipped
     jacobian-nn check examples/gallery/mse_sign.py --forward loss --jacobian gradient --shape 5   # pass
 """
+
 import numpy as np
 
 t = np.random.default_rng(1).normal(size=5)

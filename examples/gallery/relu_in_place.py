@@ -7,6 +7,7 @@ The caller's dout is changed by the call; the check refuses such a backward. The
     jacobian-nn check examples/gallery/relu_in_place.py --forward relu_forward --backward relu_backward \
         --shape 4,5                                                     # pass
 """
+
 import numpy as np
 
 

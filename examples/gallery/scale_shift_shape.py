@@ -8,6 +8,7 @@ has (D,): the check refuses a gradient whose shape is not exactly its array's.
     jacobian-nn check examples/gallery/scale_shift_shape.py --forward scale_shift_forward \
         --backward scale_shift_backward --arg 5 --arg 5 --shape 4,5            # pass
 """
+
 import numpy as np
 
 

@@ -5,6 +5,7 @@
     jacobian-nn check examples/gallery/sigmoid_derivative.py --forward sigmoid --jacobian jacobian \
         --shape 3,4 --reference sigmoid                                 # pass
 """
+
 import numpy as np
 
 

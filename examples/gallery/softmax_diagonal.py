@@ -5,6 +5,7 @@
     jacobian-nn check examples/gallery/softmax_diagonal.py --forward softmax --backward vjp \
         --shape 3,4 --reference softmax                                 # pass
 """
+
 import numpy as np
 
 

@@ -7,6 +7,7 @@ random unless --labels names an array in this file.
         --shape 8,10                                                    # FAIL: off_at_label
     jacobian-nn check examples/gallery/softmax_loss.py --forward softmax_loss --shape 8,10 --labels Y   # pass
 """
+
 import numpy as np
 
 Y = np.array([0, 3, 9, 2, 2, 7, 1, 5])

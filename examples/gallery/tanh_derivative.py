@@ -5,6 +5,7 @@
     jacobian-nn check examples/gallery/tanh_derivative.py --forward forward --backward vjp \
         --shape 3,4 --reference tanh --dtype float32                    # pass, float32 tolerances
 """
+
 import numpy as np
 
 

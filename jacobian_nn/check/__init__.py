@@ -16,16 +16,59 @@ the inner-product identity), :mod:`.diagnosis` (the named patterns), :mod:`.repo
 deliberately wrong code and the diagnosis each slip must get.
 """
 
-from .api import (TOP_K, CS231nPair, check_jacobian, check_jacobian_batched, check_loss, check_vjp,
-                  check_vjp_batched, from_cs231n, from_cs231n_loss)
+from .api import (
+    TOP_K,
+    CS231nPair,
+    check_jacobian,
+    check_jacobian_batched,
+    check_loss,
+    check_vjp,
+    check_vjp_batched,
+    from_cs231n,
+    from_cs231n_loss,
+)
 from .diagnosis import DIAGNOSES, EXPLAIN, FACTOR_RTOL
 from .probes import CAUSES, LINEARITY_A, Refusal
 from .report import ERR_FACTOR, TOL_SQRT_EPS_FACTOR, VERDICTS, CheckReport, Entry, Probe, Tolerance, Witness
-from .witnesses import (FD_STEPS, FULL_JACOBIAN_MAX_COLUMNS, FULL_JACOBIAN_MAX_ENTRIES, REFERENCES, SAMPLE_ENTRIES,
-                        SAMPLE_SAMPLES, VJP_PAIRS)
+from .witnesses import (
+    FD_STEPS,
+    FULL_JACOBIAN_MAX_COLUMNS,
+    FULL_JACOBIAN_MAX_ENTRIES,
+    REFERENCES,
+    SAMPLE_ENTRIES,
+    SAMPLE_SAMPLES,
+    VJP_PAIRS,
+)
 
-__all__ = ["CAUSES", "CS231nPair", "CheckReport", "DIAGNOSES", "ERR_FACTOR", "EXPLAIN", "Entry", "FACTOR_RTOL",
-           "FD_STEPS", "FULL_JACOBIAN_MAX_COLUMNS", "FULL_JACOBIAN_MAX_ENTRIES", "LINEARITY_A", "Probe", "REFERENCES",
-           "Refusal", "SAMPLE_ENTRIES", "SAMPLE_SAMPLES", "TOL_SQRT_EPS_FACTOR", "TOP_K", "Tolerance", "VERDICTS",
-           "VJP_PAIRS", "Witness", "check_jacobian", "check_jacobian_batched", "check_loss", "check_vjp",
-           "check_vjp_batched", "from_cs231n", "from_cs231n_loss"]
+__all__ = [
+    "CAUSES",
+    "CS231nPair",
+    "CheckReport",
+    "DIAGNOSES",
+    "ERR_FACTOR",
+    "EXPLAIN",
+    "Entry",
+    "FACTOR_RTOL",
+    "FD_STEPS",
+    "FULL_JACOBIAN_MAX_COLUMNS",
+    "FULL_JACOBIAN_MAX_ENTRIES",
+    "LINEARITY_A",
+    "Probe",
+    "REFERENCES",
+    "Refusal",
+    "SAMPLE_ENTRIES",
+    "SAMPLE_SAMPLES",
+    "TOL_SQRT_EPS_FACTOR",
+    "TOP_K",
+    "Tolerance",
+    "VERDICTS",
+    "VJP_PAIRS",
+    "Witness",
+    "check_jacobian",
+    "check_jacobian_batched",
+    "check_loss",
+    "check_vjp",
+    "check_vjp_batched",
+    "from_cs231n",
+    "from_cs231n_loss",
+]

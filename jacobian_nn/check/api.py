@@ -27,11 +27,19 @@ import numpy as np
 from .._validation import FLOAT_DTYPES, as_float_array
 from .image_references import IMAGE_REFERENCES, build_layer, tie_sums
 from .diagnosis import EXPLAIN, REFUSED_EXPLAIN, Layout, analyse_full, entries, to_full, witness
-from .probes import (LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity,
-                     same_bits)
+from .probes import LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity, same_bits
 from .report import CheckReport, Probe, Tolerance, nice
-from .witnesses import (FD_STEPS, FULL_JACOBIAN_MAX_COLUMNS, FULL_JACOBIAN_MAX_ENTRIES, REFERENCES, SAMPLED_MAXITER,
-                        corroborate, finite_or_refuse, identity, sampled)
+from .witnesses import (
+    FD_STEPS,
+    FULL_JACOBIAN_MAX_COLUMNS,
+    FULL_JACOBIAN_MAX_ENTRIES,
+    REFERENCES,
+    SAMPLED_MAXITER,
+    corroborate,
+    finite_or_refuse,
+    identity,
+    sampled,
+)
 from ..fd import fd_jacobian
 
 #: How many of the worst entries a report lists.
@@ -58,8 +66,9 @@ class CS231nPair:
             sig = list(inspect.signature(forward).parameters)[1:]
         except (TypeError, ValueError):
             sig = []
-        self.pos_names = [sig[i] if i < len(sig) and not sig[i].startswith("*") else f"param{i + 1}"
-                          for i in range(len(self.params))]
+        self.pos_names = [
+            sig[i] if i < len(sig) and not sig[i].startswith("*") else f"param{i + 1}" for i in range(len(self.params))
+        ]
         args = list(zip(self.pos_names, self.params)) + list(self.kwargs.items())
         self.arg_names = [n for n, _ in args]
         self.diff = [k for k, (_, v) in enumerate(args) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
@@ -173,8 +182,12 @@ class _PairProblem(_Problem):
         return args
 
     def _forward(self, calls, arrays, label):
-        out = calls.call(lambda x, *a: self.pair.call_forward(x, list(a)), label, [arrays[0]] + self._args(arrays),
-                         ["x"] + self.pair.arg_names)
+        out = calls.call(
+            lambda x, *a: self.pair.call_forward(x, list(a)),
+            label,
+            [arrays[0]] + self._args(arrays),
+            ["x"] + self.pair.arg_names,
+        )
         if not (isinstance(out, tuple) and len(out) == 2):
             raise Refusal("not_real", f"{self.flabel} returned {type(out).__name__}, expected a pair (out, cache)")
         return out
@@ -254,62 +267,120 @@ def _validate(x, dtype, batched, reference, top_k, seed, atol, rtol, err_factor)
     return x, dtype, key, tol
 
 
-def _run(kind, problem: _Problem, *, claimed=None, batched, reference, reference_kwargs, dtype, tol, seed, top_k,
-         name, cotangent_shape, gradient_shape, full):
+def _run(
+    kind,
+    problem: _Problem,
+    *,
+    claimed=None,
+    batched,
+    reference,
+    reference_kwargs,
+    dtype,
+    tol,
+    seed,
+    top_k,
+    name,
+    cotangent_shape,
+    gradient_shape,
+    full,
+):
     x = problem.arrays[0]
     calls = Calls()
     probes: list = []
     rname = name or (problem.vlabel if problem.vlabel else getattr(claimed, "__name__", "jacobian"))
-    base = dict(name=rname, kind=kind, input_shape=tuple(x.shape), dtype=dtype.name, tolerance=tol, seed=seed,
-                batch_size=x.shape[0] if batched else None)
+    base = dict(
+        name=rname,
+        kind=kind,
+        input_shape=tuple(x.shape),
+        dtype=dtype.name,
+        tolerance=tol,
+        seed=seed,
+        batch_size=x.shape[0] if batched else None,
+    )
     y = None
-    if reference in IMAGE_REFERENCES:     # every keyword checked before the checked code is called
+    if reference in IMAGE_REFERENCES:  # every keyword checked before the checked code is called
         build_layer(reference, x, reference_kwargs, batched)
     try:
         y, p = _probe_f(calls, problem)
         probes.append(p)
         ct_shape = tuple(cotangent_shape) if cotangent_shape is not None else y.shape
         if int(np.prod(ct_shape, dtype=int)) != y.size:
-            raise ValueError(f"cotangent_shape: expected {y.size} entries to match f's output {y.shape}, "
-                             f"got {ct_shape}")
+            raise ValueError(
+                f"cotangent_shape: expected {y.size} entries to match f's output {y.shape}, got {ct_shape}"
+            )
         gshapes = [tuple(a.shape) for a in problem.arrays]
         if gradient_shape is not None:
             gshapes[0] = tuple(gradient_shape)
             if int(np.prod(gshapes[0], dtype=int)) != x.size:
-                raise ValueError(f"gradient_shape: expected {x.size} entries (x has shape {x.shape}), got "
-                                 f"{gshapes[0]}")
+                raise ValueError(f"gradient_shape: expected {x.size} entries (x has shape {x.shape}), got {gshapes[0]}")
         if problem.vlabel is not None:
             probes.extend(_probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed))
         raw = None
         if claimed is not None:
             out, p = _probe_jac(calls, claimed, x)
             if len(out) != 1:
-                raise Refusal("wrong_count", f"{_label(claimed, 'jacobian')} returned {len(out)} arrays, expected "
-                                             f"one Jacobian")
+                raise Refusal(
+                    "wrong_count", f"{_label(claimed, 'jacobian')} returned {len(out)} arrays, expected one Jacobian"
+                )
             raw = out[0]
             probes.append(p)
-        probes.append(Probe("no call changes its arguments", True,
-                            f"{calls.count} calls so far, each on copies compared bitwise afterwards"))
+        probes.append(
+            Probe(
+                "no call changes its arguments",
+                True,
+                f"{calls.count} calls so far, each on copies compared bitwise afterwards",
+            )
+        )
         witness_dtype = _witness_dtype(calls, problem, y, dtype, tol)
         sections = []
         for i in range(len(problem.names)):
-            sections.append(_section(problem, i, calls, y, ct_shape, gshapes[i], claimed, raw, batched,
-                                     reference if i == 0 else None, reference_kwargs, dtype, witness_dtype, tol,
-                                     seed, top_k, full, base))
+            sections.append(
+                _section(
+                    problem,
+                    i,
+                    calls,
+                    y,
+                    ct_shape,
+                    gshapes[i],
+                    claimed,
+                    raw,
+                    batched,
+                    reference if i == 0 else None,
+                    reference_kwargs,
+                    dtype,
+                    witness_dtype,
+                    tol,
+                    seed,
+                    top_k,
+                    full,
+                    base,
+                )
+            )
         # a mutation or exception during the witnesses' calls is raised as a Refusal above
     except Refusal as exc:
         probes.append(Probe(exc.key.replace("_", " "), False, exc.text))
-        return CheckReport(verdict="refused", diagnosis=exc.key, summary=REFUSED_EXPLAIN, cause=exc.text,
-                           output_shape=tuple(y.shape) if y is not None else None, probes=probes, **base)
+        return CheckReport(
+            verdict="refused",
+            diagnosis=exc.key,
+            summary=REFUSED_EXPLAIN,
+            cause=exc.text,
+            output_shape=tuple(y.shape) if y is not None else None,
+            probes=probes,
+            **base,
+        )
     return _combine(sections, probes, y, base, calls)
 
 
 def _probe_f(calls, problem):
-    out, p = probe_determinism(calls, lambda *a: problem.f(calls, list(a)), problem.flabel, problem.arrays,
-                               problem.names, "out")
+    out, p = probe_determinism(
+        calls, lambda *a: problem.f(calls, list(a)), problem.flabel, problem.arrays, problem.names, "out"
+    )
     if len(out) != 1:
-        raise Refusal("wrong_count", f"{problem.flabel} returned {len(out)} values, expected one array (a CS231n "
-                                     f"forward returning (out, cache) goes through from_cs231n)")
+        raise Refusal(
+            "wrong_count",
+            f"{problem.flabel} returned {len(out)} values, expected one array (a CS231n "
+            f"forward returning (out, cache) goes through from_cs231n)",
+        )
     return out[0], p
 
 
@@ -324,8 +395,11 @@ def _probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed) -> list:
         out = problem.vjp(calls, problem.arrays, v)
         if len(out) != len(problem.names):
             want = ", ".join(gnames)
-            raise Refusal("wrong_count", f"{label} returned {len(out)} array(s), expected {len(problem.names)} "
-                                         f"({want}: one gradient for x and one for each float array argument)")
+            raise Refusal(
+                "wrong_count",
+                f"{label} returned {len(out)} array(s), expected {len(problem.names)} "
+                f"({want}: one gradient for x and one for each float array argument)",
+            )
         res = []
         for g, gname, pname, shape in zip(out, gnames, problem.names, gshapes):
             g = calls.array(g, label, gname)
@@ -338,13 +412,16 @@ def _probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed) -> list:
     for gname, a, b in zip(gnames, g_u, again):
         if not same_bits(a, b):
             d = np.abs(a.astype(np.float64) - b.astype(np.float64))
-            raise Refusal("not_deterministic", f"{label} is not deterministic: two calls with the same input and "
-                                               f"cotangent differ in {gname} by up to {d.max():.3g} (dropout "
-                                               f"without a fixed seed?)")
-    probes = [Probe(f"{label} is deterministic", True, "two calls with the same input and cotangent are bitwise "
-                                                       "equal"),
-              Probe(f"{label} returns exact shapes", True, ", ".join(f"{g} {tuple(s)}" for g, s in
-                                                                     zip(gnames, gshapes)))]
+            raise Refusal(
+                "not_deterministic",
+                f"{label} is not deterministic: two calls with the same input and "
+                f"cotangent differ in {gname} by up to {d.max():.3g} (dropout "
+                f"without a fixed seed?)",
+            )
+    probes = [
+        Probe(f"{label} is deterministic", True, "two calls with the same input and cotangent are bitwise equal"),
+        Probe(f"{label} returns exact shapes", True, ", ".join(f"{g} {tuple(s)}" for g, s in zip(gnames, gshapes))),
+    ]
     g_w = run(w)
     g_mix = run((LINEARITY_A * u.astype(np.float64) + w).astype(dtype))
     probes.append(probe_linearity(g_u, g_w, g_mix, dtype, gnames, label))
@@ -364,8 +441,11 @@ def _witness_dtype(calls, problem, y, dtype, tol):
     if y64.dtype != np.float64 or y64.shape != y.shape or not np.all(np.isfinite(y64)):
         return dtype
     scale = float(np.abs(y64).max()) if y64.size else 0.0
-    return np.dtype(np.float64) if np.all(np.abs(y64 - y) <= tol.atol * max(scale, 1.0) + tol.rtol * np.abs(y64)) \
+    return (
+        np.dtype(np.float64)
+        if np.all(np.abs(y64 - y) <= tol.atol * max(scale, 1.0) + tol.rtol * np.abs(y64))
         else dtype
+    )
 
 
 def _claim_vjp(raw, layout: Layout):
@@ -381,19 +461,44 @@ def _claim_vjp(raw, layout: Layout):
             return (lambda v: np.einsum("km,kmn->kn", v.reshape(N, m), B).reshape(-1)), None
         if A.shape == (N,) + xs + ys and xs != ys:
             B = A.reshape(N, n, m)
-            return (lambda v: np.einsum("km,knm->kn", v.reshape(N, m), B).reshape(-1)), \
-                f"the claimed Jacobian has shape {A.shape}, expected {(N,) + ys + xs}"
+            return (
+                lambda v: np.einsum("km,knm->kn", v.reshape(N, m), B).reshape(-1)
+            ), f"the claimed Jacobian has shape {A.shape}, expected {(N,) + ys + xs}"
     full, msg = to_full(raw, layout, "jacobian")
     return (lambda v: v @ full), msg
 
 
-def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, reference, reference_kwargs,
-             dtype, wdtype, tol, seed, top_k, full, base):
+def _section(
+    problem,
+    i,
+    calls,
+    y,
+    ct_shape,
+    gshape,
+    claimed,
+    raw,
+    batched,
+    reference,
+    reference_kwargs,
+    dtype,
+    wdtype,
+    tol,
+    seed,
+    top_k,
+    full,
+    base,
+):
     pname = problem.names[i]
     arrays = problem.arrays
     p0 = arrays[i]
-    layout = Layout(tuple(p0.shape), tuple(y.shape), arrays[0].shape[0] if batched else None, name=pname,
-                    batched_input=i == 0, labels=problem.labels)
+    layout = Layout(
+        tuple(p0.shape),
+        tuple(y.shape),
+        arrays[0].shape[0] if batched else None,
+        name=pname,
+        batched_input=i == 0,
+        labels=problem.labels,
+    )
     M, K = layout.shape
     warrays = [a.astype(wdtype) for a in arrays]
     base_i = warrays[i].astype(np.float64).reshape(-1)
@@ -406,12 +511,16 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
         except Refusal as exc:
             if exc.key != "not_finite":
                 raise
-            raise Refusal("witness_not_finite", f"the finite differences need {problem.flabel} near the point, and "
-                                                f"it is not finite there, within a step of {step:g} of {pname} "
-                                                f"({exc.text.split(': ', 1)[1]})") from None
+            raise Refusal(
+                "witness_not_finite",
+                f"the finite differences need {problem.flabel} near the point, and "
+                f"it is not finite there, within a step of {step:g} of {pname} "
+                f"({exc.text.split(': ', 1)[1]})",
+            ) from None
         if out.shape != y.shape:
-            raise Refusal("wrong_shape", f"{problem.flabel} returned out of shape {out.shape} near the point, "
-                                         f"{y.shape} at it")
+            raise Refusal(
+                "wrong_shape", f"{problem.flabel} returned out of shape {out.shape} near the point, {y.shape} at it"
+            )
         return out.astype(np.float64).reshape(-1)
 
     def vjp_flat(v_flat):
@@ -428,8 +537,9 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
         A, transposed_shape = to_full(raw, layout, _label(claimed, "jacobian"))
     elif claimed is None and small and full:
         A = np.stack([vjp_flat(e) for e in np.eye(M)])
-        notes.append(f"the claimed Jacobian was assembled row by row from {M} {problem.vlabel} calls with unit "
-                     f"cotangents")
+        notes.append(
+            f"the claimed Jacobian was assembled row by row from {M} {problem.vlabel} calls with unit cotangents"
+        )
     sec = dict(base, gradient="d" + pname, input_shape=tuple(p0.shape), output_shape=tuple(y.shape))
     if A is not None:
         res = fd_jacobian(f_flat, np.zeros(K), initial_step=step, maxiter=maxiter)
@@ -443,14 +553,27 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
                 finite_or_refuse(r, "one-sided finite differences", layout)
                 out.append(r)
             lo, hi = out
-            return (lo.df.reshape(M, K), lo.error.reshape(M, K), hi.df.reshape(M, K), hi.error.reshape(M, K),
-                    lo.success.reshape(M, K), hi.success.reshape(M, K))
+            return (
+                lo.df.reshape(M, K),
+                lo.error.reshape(M, K),
+                hi.df.reshape(M, K),
+                hi.error.reshape(M, K),
+                lo.success.reshape(M, K),
+                hi.success.reshape(M, K),
+            )
 
         an = analyse_full(A, B, err, tol, layout, one_sided=one_sided, transposed_shape=transposed_shape)
-        witnesses.append(witness(f"finite differences (scipy.differentiate.jacobian, initial step {step:g}), "
-                                 f"all {A.size} entries", A, B, an))
-        ref_an, Rf = _reference(reference, reference_kwargs, arrays[0], y, batched, layout, A, an, tol,
-                                transposed_shape, notes, witnesses)
+        witnesses.append(
+            witness(
+                f"finite differences (scipy.differentiate.jacobian, initial step {step:g}), all {A.size} entries",
+                A,
+                B,
+                an,
+            )
+        )
+        ref_an, Rf = _reference(
+            reference, reference_kwargs, arrays[0], y, batched, layout, A, an, tol, transposed_shape, notes, witnesses
+        )
         idw = None
         if problem.vlabel is not None:
             idw = identity(f_flat, vjp_flat, M, K, tol, seed, step, maxiter, an.kink, layout)
@@ -465,11 +588,15 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
             diagnosis, factor, dnotes = an.diagnosis, None, an.notes
         summary = _explain(diagnosis, layout)
         if diag_an is ref_an and ref_an is not None and getattr(ref_an, "tie_sums", False):
-            summary = ("at exact max-pooling ties the claimed gradients of the tied maximal elements do not add "
-                       "up to the upstream gradient (against the library's maxpool2d; see the notes)")
+            summary = (
+                "at exact max-pooling ties the claimed gradients of the tied maximal elements do not add "
+                "up to the upstream gradient (against the library's maxpool2d; see the notes)"
+            )
         elif diag_an is ref_an and ref_an is not None:
-            summary += f" (against the library's {reference}; the finite differences agree with the claim, so f " \
-                       f"itself may differ from {reference})"
+            summary += (
+                f" (against the library's {reference}; the finite differences agree with the claim, so f "
+                f"itself may differ from {reference})"
+            )
         if diag_an is None and not passed and idw is not None and not idw.passed:
             summary = "the inner-product identity <u, vjp(v)> = <v, J u> fails: " + idw.detail
         if factor is not None:
@@ -478,9 +605,18 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
         Bsrc = Rf if src is ref_an else B
         worst = entries(A, Bsrc, err if src is an else None, src, layout, ~src.kink, top_k, by_excess=not passed)
         kinks = entries(A, B, err, an, layout, an.kink, top_k, by_excess=False) if an.kink.any() else []
-        return CheckReport(verdict="pass" if passed else "fail", diagnosis=diagnosis, summary=summary,
-                           factor=factor, convention=an.convention if an.kink.any() else None,
-                           witnesses=witnesses, worst=worst, kinks=kinks, notes=dnotes + notes, **sec)
+        return CheckReport(
+            verdict="pass" if passed else "fail",
+            diagnosis=diagnosis,
+            summary=summary,
+            factor=factor,
+            convention=an.convention if an.kink.any() else None,
+            witnesses=witnesses,
+            worst=worst,
+            kinks=kinks,
+            notes=dnotes + notes,
+            **sec,
+        )
     # large: sampled entries of one VJP, and the inner-product identity
     vflat = vjp_flat
     if claimed is not None:
@@ -493,13 +629,28 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
     if reference is not None:
         notes.append(f"the reference {reference} witness was skipped: the Jacobian has {M} x {K} entries")
     pairs = []
-    idw = identity(f_flat, vflat, M, K, _identity_tol(tol, dtype, wdtype), seed, step, maxiter, None, layout,
-                   avoid=p0 == 0, pairs=pairs)
+    idw = identity(
+        f_flat,
+        vflat,
+        M,
+        K,
+        _identity_tol(tol, dtype, wdtype),
+        seed,
+        step,
+        maxiter,
+        None,
+        layout,
+        avoid=p0 == 0,
+        pairs=pairs,
+    )
     witnesses.append(idw)
     passed = all(w.passed for w in witnesses) and not transposed_shape
     if not corroborate(s.diagnosis, s.factor, pairs, layout, s.offset):
-        s.notes.insert(0, f"the sampled entries look {s.diagnosis.replace('_', ' ')}, but the inner-product "
-                          f"identity over all entries disagrees: the slip is not only that")
+        s.notes.insert(
+            0,
+            f"the sampled entries look {s.diagnosis.replace('_', ' ')}, but the inner-product "
+            f"identity over all entries disagrees: the slip is not only that",
+        )
         s.diagnosis, s.factor = "mismatch", None
     diagnosis = s.diagnosis
     summary = _explain(diagnosis, layout)
@@ -510,9 +661,19 @@ def _section(problem, i, calls, y, ct_shape, gshape, claimed, raw, batched, refe
         summary = "the inner-product identity <u, vjp(v)> = <v, J u> fails: " + idw.detail
     if s.factor is not None:
         summary += f"; factor {nice(s.factor)}"
-    return CheckReport(verdict="pass" if passed else "fail", diagnosis=diagnosis, summary=summary, factor=s.factor,
-                       convention=s.convention, witnesses=witnesses, worst=s.worst, kinks=s.kinks,
-                       notes=s.notes + notes, sampled=s.summary_line, **sec)
+    return CheckReport(
+        verdict="pass" if passed else "fail",
+        diagnosis=diagnosis,
+        summary=summary,
+        factor=s.factor,
+        convention=s.convention,
+        witnesses=witnesses,
+        worst=s.worst,
+        kinks=s.kinks,
+        notes=s.notes + notes,
+        sampled=s.summary_line,
+        **sec,
+    )
 
 
 def _identity_tol(tol: Tolerance, dtype, wdtype) -> Tolerance:
@@ -540,14 +701,17 @@ def _reference(key, reference_kwargs, x, y, batched, layout, A, an, tol, transpo
     y_ref, R = (multi if batched else single)(xr, dict(reference_kwargs or {}))
     y_ref = np.asarray(y_ref, dtype=np.float64)
     if y_ref.size != y.size:
-        raise ValueError(f"reference={key!r}: the library's output has {y_ref.size} entries, f returned shape "
-                         f"{y.shape}")
+        raise ValueError(
+            f"reference={key!r}: the library's output has {y_ref.size} entries, f returned shape {y.shape}"
+        )
     yr = y_ref.reshape(-1)
     fwd_diff = np.abs(y.astype(np.float64).reshape(-1) - yr)
     fwd_ok = bool(np.all(fwd_diff <= tol.bound(yr)))
     if not fwd_ok:
-        notes.append(f"f differs from the library's {key} forward by up to {fwd_diff.max():.3e}: the reference "
-                     f"Jacobian describes a different function")
+        notes.append(
+            f"f differs from the library's {key} forward by up to {fwd_diff.max():.3e}: the reference "
+            f"Jacobian describes a different function"
+        )
     try:
         Rf, _ = to_full(R, layout, f"reference {key}")
     except Refusal as exc:
@@ -559,18 +723,31 @@ def _reference(key, reference_kwargs, x, y, batched, layout, A, an, tol, transpo
         rows, sums = tie_sums(x, reference_kwargs, batched, A, tol.atol + tol.rtol)
         if len(rows):
             ref_an.passed, ref_an.diagnosis, ref_an.tie_sums = False, "mismatch", True
-            ref_an.notes.append(f"at {len(rows)} exact max-pooling tie(s) the claimed gradients of the tied maximal "
-                                f"elements add up to {nice(float(sums[0]))} (output entry {int(rows[0])}), not 1: "
-                                f"each lies between its one-sided derivatives, but a tie passes the upstream "
-                                f"gradient on once (the library gives it to the first maximum; the last one, or "
-                                f"a share to each, also passes), not to every tied element nor to none")
+            ref_an.notes.append(
+                f"at {len(rows)} exact max-pooling tie(s) the claimed gradients of the tied maximal "
+                f"elements add up to {nice(float(sums[0]))} (output entry {int(rows[0])}), not 1: "
+                f"each lies between its one-sided derivatives, but a tie passes the upstream "
+                f"gradient on once (the library gives it to the first maximum; the last one, or "
+                f"a share to each, also passes), not to every tied element nor to none"
+            )
     if not getattr(ref_an, "tie_sums", False) and an.kink.any() and np.any(an.kink & (np.abs(A - Rf) > ref_an.bound)):
-        rule = ("routes the gradient of a tie to the window's first maximal element (C order)" if key == "maxpool2d"
-                else "takes the left derivative (the x <= 0 branch)")
-        notes.append(f"at the kink the library's {key} {rule}; the claimed value differs there, which is a "
-                     f"convention, not a bug")
-    witnesses.append(witness(f"reference {key} (the library's own Jacobian)", A, Rf, ref_an,
-                             detail="forward matches" if fwd_ok else "forward DIFFERS"))
+        rule = (
+            "routes the gradient of a tie to the window's first maximal element (C order)"
+            if key == "maxpool2d"
+            else "takes the left derivative (the x <= 0 branch)"
+        )
+        notes.append(
+            f"at the kink the library's {key} {rule}; the claimed value differs there, which is a convention, not a bug"
+        )
+    witnesses.append(
+        witness(
+            f"reference {key} (the library's own Jacobian)",
+            A,
+            Rf,
+            ref_an,
+            detail="forward matches" if fwd_ok else "forward DIFFERS",
+        )
+    )
     return ref_an, Rf
 
 
@@ -584,14 +761,29 @@ def _combine(sections, probes, y, base, calls) -> CheckReport:
     lead = bad[0] if bad else sections[0]
     verdict = "fail" if bad else "pass"
     names = ", ".join(s.gradient for s in sections)
-    summary = (f"every gradient ({names}) agrees with its witnesses" if not bad else
-               f"{', '.join(s.gradient for s in bad)} fail{'s' if len(bad) == 1 else ''} (checked: {names}); "
-               f"{lead.gradient}: {lead.summary}")
-    return CheckReport(verdict=verdict, diagnosis=lead.diagnosis, summary=summary, gradient=lead.gradient,
-                       output_shape=tuple(y.shape), factor=lead.factor, convention=lead.convention,
-                       witnesses=lead.witnesses, worst=lead.worst, kinks=lead.kinks, notes=lead.notes,
-                       probes=probes, sections=sections, sampled=lead.sampled,
-                       **{k: v for k, v in base.items()})
+    summary = (
+        f"every gradient ({names}) agrees with its witnesses"
+        if not bad
+        else f"{', '.join(s.gradient for s in bad)} fail{'s' if len(bad) == 1 else ''} (checked: {names}); "
+        f"{lead.gradient}: {lead.summary}"
+    )
+    return CheckReport(
+        verdict=verdict,
+        diagnosis=lead.diagnosis,
+        summary=summary,
+        gradient=lead.gradient,
+        output_shape=tuple(y.shape),
+        factor=lead.factor,
+        convention=lead.convention,
+        witnesses=lead.witnesses,
+        worst=lead.worst,
+        kinks=lead.kinks,
+        notes=lead.notes,
+        probes=probes,
+        sections=sections,
+        sampled=lead.sampled,
+        **{k: v for k, v in base.items()},
+    )
 
 
 # --------------------------------------------------------------------------- public checks
@@ -625,8 +817,21 @@ def _problem_for(f, vjp, x, dtype):
     return _Problem(x, f=f, vjp=vjp)
 
 
-def check_jacobian(f, jacobian, x, *, reference=None, reference_kwargs=None, dtype=None, atol=None, rtol=None,
-                   err_factor=None, seed=0, top_k=TOP_K, name=None) -> CheckReport:
+def check_jacobian(
+    f,
+    jacobian,
+    x,
+    *,
+    reference=None,
+    reference_kwargs=None,
+    dtype=None,
+    atol=None,
+    rtol=None,
+    err_factor=None,
+    seed=0,
+    top_k=TOP_K,
+    name=None,
+) -> CheckReport:
     """Check ``jacobian(x)`` ``(m, n)`` against ``f`` at one point ``x`` (any shape).
 
     ``J[i, j] = d f(x).flat[i] / d x.flat[j]``, as ``(m, n)`` or ``f(x).shape + x.shape``; a
@@ -635,14 +840,42 @@ def check_jacobian(f, jacobian, x, *, reference=None, reference_kwargs=None, dty
     x, dtype, key, tol = _validate(x, dtype, False, reference, top_k, seed, atol, rtol, err_factor)
     if not callable(f) or not callable(jacobian):
         raise TypeError("f and jacobian must be callable")
-    return _run("check_jacobian", _Problem(x, f=f), claimed=jacobian, batched=False, reference=key,
-                reference_kwargs=reference_kwargs, dtype=dtype, tol=tol, seed=seed, top_k=top_k, name=name,
-                cotangent_shape=None, gradient_shape=None, full=True)
+    return _run(
+        "check_jacobian",
+        _Problem(x, f=f),
+        claimed=jacobian,
+        batched=False,
+        reference=key,
+        reference_kwargs=reference_kwargs,
+        dtype=dtype,
+        tol=tol,
+        seed=seed,
+        top_k=top_k,
+        name=name,
+        cotangent_shape=None,
+        gradient_shape=None,
+        full=True,
+    )
 
 
-def check_vjp(f, vjp, x, *, cotangent_shape=None, gradient_shape=None, full=True, reference=None,
-              reference_kwargs=None, dtype=None, atol=None, rtol=None, err_factor=None, seed=0, top_k=TOP_K,
-              name=None) -> CheckReport:
+def check_vjp(
+    f,
+    vjp,
+    x,
+    *,
+    cotangent_shape=None,
+    gradient_shape=None,
+    full=True,
+    reference=None,
+    reference_kwargs=None,
+    dtype=None,
+    atol=None,
+    rtol=None,
+    err_factor=None,
+    seed=0,
+    top_k=TOP_K,
+    name=None,
+) -> CheckReport:
     """Check ``vjp(x, v) = v J`` against ``f`` at ``x``.
 
     ``v`` has ``f(x)``'s shape unless ``cotangent_shape`` is given; the result must have
@@ -652,13 +885,38 @@ def check_vjp(f, vjp, x, *, cotangent_shape=None, gradient_shape=None, full=True
     and ``full``, else sampled entries; always the inner-product identity.
     """
     x, dtype, key, tol = _validate(x, dtype, False, reference, top_k, seed, atol, rtol, err_factor)
-    return _run("check_vjp", _problem_for(f, vjp, x, dtype), batched=False, reference=key,
-                reference_kwargs=reference_kwargs, dtype=dtype, tol=tol, seed=seed, top_k=top_k, name=name,
-                cotangent_shape=cotangent_shape, gradient_shape=gradient_shape, full=full)
+    return _run(
+        "check_vjp",
+        _problem_for(f, vjp, x, dtype),
+        batched=False,
+        reference=key,
+        reference_kwargs=reference_kwargs,
+        dtype=dtype,
+        tol=tol,
+        seed=seed,
+        top_k=top_k,
+        name=name,
+        cotangent_shape=cotangent_shape,
+        gradient_shape=gradient_shape,
+        full=full,
+    )
 
 
-def check_jacobian_batched(f, jacobians, X, *, reference=None, reference_kwargs=None, dtype=None, atol=None,
-                           rtol=None, err_factor=None, seed=0, top_k=TOP_K, name=None) -> CheckReport:
+def check_jacobian_batched(
+    f,
+    jacobians,
+    X,
+    *,
+    reference=None,
+    reference_kwargs=None,
+    dtype=None,
+    atol=None,
+    rtol=None,
+    err_factor=None,
+    seed=0,
+    top_k=TOP_K,
+    name=None,
+) -> CheckReport:
     """Check per-sample Jacobians ``jacobians(X)`` ``(N, m, n)`` of ``f: X (N, d...) -> Y (N, m...)``.
 
     The full ``(N, m, N, n)`` Jacobian is also accepted (batch-coupled functions); per-sample
@@ -668,25 +926,76 @@ def check_jacobian_batched(f, jacobians, X, *, reference=None, reference_kwargs=
     X, dtype, key, tol = _validate(X, dtype, True, reference, top_k, seed, atol, rtol, err_factor)
     if not callable(f) or not callable(jacobians):
         raise TypeError("f and jacobians must be callable")
-    return _run("check_jacobian_batched", _Problem(X, f=f), claimed=jacobians, batched=True, reference=key,
-                reference_kwargs=reference_kwargs, dtype=dtype, tol=tol, seed=seed, top_k=top_k, name=name,
-                cotangent_shape=None, gradient_shape=None, full=True)
+    return _run(
+        "check_jacobian_batched",
+        _Problem(X, f=f),
+        claimed=jacobians,
+        batched=True,
+        reference=key,
+        reference_kwargs=reference_kwargs,
+        dtype=dtype,
+        tol=tol,
+        seed=seed,
+        top_k=top_k,
+        name=name,
+        cotangent_shape=None,
+        gradient_shape=None,
+        full=True,
+    )
 
 
-def check_vjp_batched(f, vjp, X, *, full=True, reference=None, reference_kwargs=None, dtype=None, atol=None,
-                      rtol=None, err_factor=None, seed=0, top_k=TOP_K, name=None) -> CheckReport:
+def check_vjp_batched(
+    f,
+    vjp,
+    X,
+    *,
+    full=True,
+    reference=None,
+    reference_kwargs=None,
+    dtype=None,
+    atol=None,
+    rtol=None,
+    err_factor=None,
+    seed=0,
+    top_k=TOP_K,
+    name=None,
+) -> CheckReport:
     """Check ``vjp(X, G)`` (``X``'s exact shape) for ``f: X (N, d1, ..., dk) -> Y`` (``(N, m...)``,
     or a scalar batch loss). ``G`` has ``Y``'s shape. A factor N (or 1/N) between the claim and
     the numbers is diagnosed as ``missing_batch_scaling``.
     """
     X, dtype, key, tol = _validate(X, dtype, True, reference, top_k, seed, atol, rtol, err_factor)
-    return _run("check_vjp_batched", _problem_for(f, vjp, X, dtype), batched=True, reference=key,
-                reference_kwargs=reference_kwargs, dtype=dtype, tol=tol, seed=seed, top_k=top_k, name=name,
-                cotangent_shape=None, gradient_shape=None, full=full)
+    return _run(
+        "check_vjp_batched",
+        _problem_for(f, vjp, X, dtype),
+        batched=True,
+        reference=key,
+        reference_kwargs=reference_kwargs,
+        dtype=dtype,
+        tol=tol,
+        seed=seed,
+        top_k=top_k,
+        name=name,
+        cotangent_shape=None,
+        gradient_shape=None,
+        full=full,
+    )
 
 
-def check_loss(loss_fn, X, y=None, *, num_classes=None, dtype=None, atol=None, rtol=None, err_factor=None, seed=0,
-               top_k=TOP_K, name=None) -> CheckReport:
+def check_loss(
+    loss_fn,
+    X,
+    y=None,
+    *,
+    num_classes=None,
+    dtype=None,
+    atol=None,
+    rtol=None,
+    err_factor=None,
+    seed=0,
+    top_k=TOP_K,
+    name=None,
+) -> CheckReport:
     """Check a CS231n loss ``loss, dx = loss_fn(X, y)``: ``dx`` against finite differences of
     ``loss`` at scores ``X`` ``(N, C)``. Labels ``y`` ``(N,)`` are drawn from
     ``default_rng(seed)`` in ``[0, C)`` (``C = num_classes`` or ``X.shape[1]``) when not given.
@@ -696,11 +1005,22 @@ def check_loss(loss_fn, X, y=None, *, num_classes=None, dtype=None, atol=None, r
     if not callable(loss_fn):
         raise TypeError("loss_fn must be callable")
     labels = _labels(y, X, num_classes, seed)
-    report = _run("check_loss", _LossProblem(X, loss_fn, labels), batched=True, reference=None,
-                  reference_kwargs=None, dtype=dtype, tol=tol, seed=seed, top_k=top_k, name=name,
-                  cotangent_shape=None, gradient_shape=None, full=True)
-    report.notes.append(f"labels {'given' if y is not None else f'drawn at random (seed {seed})'}: "
-                        f"{_short(labels)}")
+    report = _run(
+        "check_loss",
+        _LossProblem(X, loss_fn, labels),
+        batched=True,
+        reference=None,
+        reference_kwargs=None,
+        dtype=dtype,
+        tol=tol,
+        seed=seed,
+        top_k=top_k,
+        name=name,
+        cotangent_shape=None,
+        gradient_shape=None,
+        full=True,
+    )
+    report.notes.append(f"labels {'given' if y is not None else f'drawn at random (seed {seed})'}: {_short(labels)}")
     return report
 
 
@@ -710,5 +1030,5 @@ def _short(a) -> str:
 
 
 for _fn in (check_jacobian, check_vjp, check_jacobian_batched, check_vjp_batched, check_loss):
-    if _fn.__doc__ is not None:   # None under ``python -OO``, which strips docstrings
+    if _fn.__doc__ is not None:  # None under ``python -OO``, which strips docstrings
         _fn.__doc__ += _COMMON_DOC

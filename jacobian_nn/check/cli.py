@@ -23,12 +23,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:   # ForkContext is not defined on Windows
+if TYPE_CHECKING:  # ForkContext is not defined on Windows
     from multiprocessing.context import ForkContext, SpawnContext
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_REFUSED, EXIT_COULD_NOT_RUN = 0, 1, 2, 3, 4
-EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "usage error": EXIT_USAGE, "refused": EXIT_REFUSED,
-              "could not run": EXIT_COULD_NOT_RUN}
+EXIT_CODES = {
+    "pass": EXIT_PASS,
+    "fail": EXIT_FAIL,
+    "usage error": EXIT_USAGE,
+    "refused": EXIT_REFUSED,
+    "could not run": EXIT_COULD_NOT_RUN,
+}
 #: Seconds a check may run before it is killed (``--timeout``).
 DEFAULT_TIMEOUT = 300.0
 
@@ -91,46 +96,93 @@ def add_check(sub) -> None:
     from .witnesses import REFERENCES
 
     p = sub.add_parser(
-        "check", help="check a derivative in your own Python file against finite differences",
+        "check",
+        help="check a derivative in your own Python file against finite differences",
         description="Load FILE (any readable Python file) and check the derivative of --forward: a --jacobian "
-                    "function, a --backward VJP vjp(x, dout), a CS231n pair forward(x, ...) -> (out, cache) with "
-                    "backward(dout, cache) -> dx or (dx, dw, ...) (every returned gradient is checked), or a "
-                    "CS231n loss forward(x, y) -> (loss, dx). The input is random of --shape (a batch when it has "
-                    "two or more sizes) or --input. Exit codes: 0 pass, 1 fail, 2 usage error, 3 refused, "
-                    "4 could not run.")
+        "function, a --backward VJP vjp(x, dout), a CS231n pair forward(x, ...) -> (out, cache) with "
+        "backward(dout, cache) -> dx or (dx, dw, ...) (every returned gradient is checked), or a "
+        "CS231n loss forward(x, y) -> (loss, dx). The input is random of --shape (a batch when it has "
+        "two or more sizes) or --input. Exit codes: 0 pass, 1 fail, 2 usage error, 3 refused, "
+        "4 could not run.",
+    )
     p.add_argument("file", metavar="FILE", help="a readable Python file (any name; its folder is importable)")
-    p.add_argument("--forward", required=True, type=name_arg, metavar="NAME",
-                   help="the function f(x), a CS231n forward, or a CS231n loss")
+    p.add_argument(
+        "--forward",
+        required=True,
+        type=name_arg,
+        metavar="NAME",
+        help="the function f(x), a CS231n forward, or a CS231n loss",
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--backward", type=name_arg, metavar="NAME",
-                   help="a VJP vjp(x, dout), or a CS231n backward(dout, cache)")
-    g.add_argument("--jacobian", type=name_arg, metavar="NAME",
-                   help="a function returning the Jacobian (m, n) or per-sample (N, m, n)")
-    p.add_argument("--shape", required=True, type=shape_arg, metavar="N,D",
-                   help="input shape; two or more sizes are a batch (N, d1, ..., dk)")
+    g.add_argument(
+        "--backward", type=name_arg, metavar="NAME", help="a VJP vjp(x, dout), or a CS231n backward(dout, cache)"
+    )
+    g.add_argument(
+        "--jacobian",
+        type=name_arg,
+        metavar="NAME",
+        help="a function returning the Jacobian (m, n) or per-sample (N, m, n)",
+    )
+    p.add_argument(
+        "--shape",
+        required=True,
+        type=shape_arg,
+        metavar="N,D",
+        help="input shape; two or more sizes are a batch (N, d1, ..., dk)",
+    )
     p.add_argument("--unbatched", action="store_true", help="treat a multi-size --shape as one input, not a batch")
-    p.add_argument("--style", choices=("auto", "vjp", "cs231n", "loss"), default="auto",
-                   help="how --forward/--backward are called (auto: cs231n when forward returns (out, cache), "
-                        "loss when it returns (loss, dx))")
-    p.add_argument("--arg", action="append", default=[], type=arg_spec, metavar="NAME|SHAPE",
-                   help="an extra argument of a CS231n forward, in order: a name defined in FILE (an array, a dict "
-                        "such as bn_param, or a function of no arguments returning one) or a shape such as 3,4 "
-                        "(a random array); repeat for each argument")
-    p.add_argument("--labels", type=name_arg, metavar="NAME",
-                   help="integer labels (N,) in FILE for a loss (default: random labels in [0, C))")
-    p.add_argument("--input", type=name_arg, metavar="NAME",
-                   help="an array (or a function of no arguments) in FILE to use as x instead of a random one")
-    p.add_argument("--reference", metavar="NAME", choices=sorted(REFERENCES),
-                   help=f"also compare with the library's {', '.join(REFERENCES)}")
-    p.add_argument("--reference-kwargs", type=name_arg, metavar="NAME",
-                   help="a dict in FILE with the reference's keyword arguments (dense: W, b, activation; conv2d: "
-                        "W, b, stride, pad or conv_param; maxpool2d/avgpool2d: pool_size, stride or pool_param; "
-                        "spatial_batchnorm: gamma, beta, eps, mode, running_mean, running_var or bn_param)")
+    p.add_argument(
+        "--style",
+        choices=("auto", "vjp", "cs231n", "loss"),
+        default="auto",
+        help="how --forward/--backward are called (auto: cs231n when forward returns (out, cache), "
+        "loss when it returns (loss, dx))",
+    )
+    p.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        type=arg_spec,
+        metavar="NAME|SHAPE",
+        help="an extra argument of a CS231n forward, in order: a name defined in FILE (an array, a dict "
+        "such as bn_param, or a function of no arguments returning one) or a shape such as 3,4 "
+        "(a random array); repeat for each argument",
+    )
+    p.add_argument(
+        "--labels",
+        type=name_arg,
+        metavar="NAME",
+        help="integer labels (N,) in FILE for a loss (default: random labels in [0, C))",
+    )
+    p.add_argument(
+        "--input",
+        type=name_arg,
+        metavar="NAME",
+        help="an array (or a function of no arguments) in FILE to use as x instead of a random one",
+    )
+    p.add_argument(
+        "--reference",
+        metavar="NAME",
+        choices=sorted(REFERENCES),
+        help=f"also compare with the library's {', '.join(REFERENCES)}",
+    )
+    p.add_argument(
+        "--reference-kwargs",
+        type=name_arg,
+        metavar="NAME",
+        help="a dict in FILE with the reference's keyword arguments (dense: W, b, activation; conv2d: "
+        "W, b, stride, pad or conv_param; maxpool2d/avgpool2d: pool_size, stride or pool_param; "
+        "spatial_batchnorm: gamma, beta, eps, mode, running_mean, running_var or bn_param)",
+    )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random input, labels and probes")
     p.add_argument("--top", type=nonneg_int, default=5, help="how many worst entries to list")
-    p.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT,
-                   help=f"seconds before the check is stopped (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds before the check is stopped (default {DEFAULT_TIMEOUT:g})",
+    )
     p.add_argument("--json", metavar="OUT", help="also write the report as JSON to OUT")
 
 
@@ -191,8 +243,11 @@ def run_check(args) -> int:
         else:
             proc.kill()
             proc.join()
-            print(f"jacobian-nn check: could not run: the check did not finish within --timeout {args.timeout:g} s "
-                  f"(an endless loop in the checked code?)", file=sys.stderr)
+            print(
+                f"jacobian-nn check: could not run: the check did not finish within --timeout {args.timeout:g} s "
+                f"(an endless loop in the checked code?)",
+                file=sys.stderr,
+            )
             return EXIT_COULD_NOT_RUN
     finally:
         recv.close()
@@ -201,8 +256,11 @@ def run_check(args) -> int:
         proc.kill()
         proc.join()
     if message is None:
-        print(f"jacobian-nn check: could not run: the checked code ended the process (exit code "
-              f"{proc.exitcode}) before a report was made", file=sys.stderr)
+        print(
+            f"jacobian-nn check: could not run: the checked code ended the process (exit code "
+            f"{proc.exitcode}) before a report was made",
+            file=sys.stderr,
+        )
         return EXIT_COULD_NOT_RUN
     kind = message[0]
     if kind == "usage":
@@ -321,15 +379,24 @@ def _report(args):
     common = dict(dtype=dtype, seed=args.seed, top_k=args.top)
     style = args.style
     if style == "auto" and (labels is not None or (backward is None and jac is None)):
-        style = "loss"       # a loss returns its own gradient: the only style without --backward
+        style = "loss"  # a loss returns its own gradient: the only style without --backward
     if style == "auto":
         try:
             out = Calls().call(forward, args.forward, [x] + extra, ["x"] + [f"arg{i + 1}" for i in range(len(extra))])
         except Refusal as exc:
-            return CheckReport(name=args.forward, kind="check", verdict="refused", diagnosis=exc.key,
-                               summary="calling --forward once to see its style failed", cause=exc.text,
-                               input_shape=shape, output_shape=None, dtype=dtype.name,
-                               tolerance=Tolerance.for_dtype(dtype), probes=[Probe(exc.key, False, exc.text)])
+            return CheckReport(
+                name=args.forward,
+                kind="check",
+                verdict="refused",
+                diagnosis=exc.key,
+                summary="calling --forward once to see its style failed",
+                cause=exc.text,
+                input_shape=shape,
+                output_shape=None,
+                dtype=dtype.name,
+                tolerance=Tolerance.for_dtype(dtype),
+                probes=[Probe(exc.key, False, exc.text)],
+            )
         pair = isinstance(out, tuple) and len(out) == 2
         if pair and backward is not None:
             style = "cs231n"
@@ -339,15 +406,18 @@ def _report(args):
         if backward is not None or jac is not None:
             raise UsageError("a loss returns dx itself; leave out --backward and --jacobian")
         if not batched or len(shape) != 2:
-            raise UsageError("without --backward or --jacobian, --forward is checked as a CS231n loss, "
-                             "loss, dx = f(x, y), which needs --shape N,C (scores of N samples, C classes)")
+            raise UsageError(
+                "without --backward or --jacobian, --forward is checked as a CS231n loss, "
+                "loss, dx = f(x, y), which needs --shape N,C (scores of N samples, C classes)"
+            )
         try:
             return api.check_loss(forward, x, labels, name=args.forward, **common)
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
     if backward is None and jac is None:
-        raise UsageError("one of --backward or --jacobian is required (or --forward must be a CS231n loss "
-                         "returning (loss, dx))")
+        raise UsageError(
+            "one of --backward or --jacobian is required (or --forward must be a CS231n loss returning (loss, dx))"
+        )
     if args.arg and style != "cs231n":
         raise UsageError("--arg: extra arguments are for a CS231n forward returning (out, cache)")
     kw = dict(common, reference=args.reference, reference_kwargs=ref_kw)
@@ -363,5 +433,5 @@ def _report(args):
             return runner(forward, jac, x, name=args.jacobian, **kw)
         runner = api.check_vjp_batched if batched else api.check_vjp
         return runner(forward, backward, x, name=args.backward, **kw)
-    except (ValueError, TypeError) as exc:   # the API's own argument checks (reference kwargs, dtypes)
+    except (ValueError, TypeError) as exc:  # the API's own argument checks (reference kwargs, dtypes)
         raise UsageError(str(exc)) from None

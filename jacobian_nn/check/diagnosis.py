@@ -31,23 +31,32 @@ from .report import Entry, Tolerance, Witness, index_name, nice
 #: a factor at all when within this distance of 1.
 FACTOR_RTOL = 1e-3
 
-DIAGNOSES = ("rounding", "kink", "sign_flipped", "transposed", "diagonal_only", "missing_batch_scaling",
-             "constant_factor", "off_at_label", "mismatch")
+DIAGNOSES = (
+    "rounding",
+    "kink",
+    "sign_flipped",
+    "transposed",
+    "diagonal_only",
+    "missing_batch_scaling",
+    "constant_factor",
+    "off_at_label",
+    "mismatch",
+)
 
 EXPLAIN = {
     "rounding": "every entry agrees within the tolerance (rounding and finite-difference error)",
     "kink": "the only disagreements are at non-differentiable points, where the analytic value lies between "
-            "the one-sided derivatives",
+    "the one-sided derivatives",
     "transposed": "the analytic derivative is the transpose of the numeric one: rows must be outputs and "
-                  "columns inputs, J[i, j] = dy_i/dx_j (numerator layout); a gradient has its array's layout",
+    "columns inputs, J[i, j] = dy_i/dx_j (numerator layout); a gradient has its array's layout",
     "sign_flipped": "the analytic derivative is the numeric one with the opposite sign",
     "diagonal_only": "the diagonal is right but the off-diagonal terms are missing (zero in the analytic "
-                     "Jacobian, not in the numeric one)",
+    "Jacobian, not in the numeric one)",
     "missing_batch_scaling": "the analytic derivative is off by the batch size N: a 1/N of the batch mean is "
-                             "missing (factor N) or applied twice (factor 1/N)",
+    "missing (factor N) or applied twice (factor 1/N)",
     "constant_factor": "the analytic derivative is the numeric one times a constant factor",
     "off_at_label": "the gradient is off by one constant at the label entry of every sample and right "
-                    "elsewhere: the -1 of p - onehot(y) (divided by N for a batch mean) is missing or wrong",
+    "elsewhere: the -1 of p - onehot(y) (divided by N for a batch mean) is missing or wrong",
     "mismatch": "the analytic derivative disagrees with the numeric one and fits no simple pattern",
 }
 
@@ -70,7 +79,7 @@ class Layout:
     batch: int | None
     name: str = "x"
     out_name: str = "out"
-    batched_input: bool = True   # False for a parameter: its first axis is not the batch
+    batched_input: bool = True  # False for a parameter: its first axis is not the batch
     labels: tuple | None = None
 
     @property
@@ -83,8 +92,14 @@ class Layout:
 
     @property
     def per_sample(self) -> bool:
-        return (self.batch is not None and self.batched_input and len(self.out_shape) >= 1
-                and self.out_shape[0] == self.batch and len(self.in_shape) >= 1 and self.in_shape[0] == self.batch)
+        return (
+            self.batch is not None
+            and self.batched_input
+            and len(self.out_shape) >= 1
+            and self.out_shape[0] == self.batch
+            and len(self.in_shape) >= 1
+            and self.in_shape[0] == self.batch
+        )
 
     @property
     def samples(self) -> int | None:
@@ -93,8 +108,12 @@ class Layout:
 
     def coords(self, r: int, c: int) -> dict:
         M, _ = self.shape
-        d = {"row": int(r), "column": int(c), "where": index_name(self.gname, c, self.in_shape),
-             "output": index_name(self.out_name, r, self.out_shape) if M > 1 else ""}
+        d = {
+            "row": int(r),
+            "column": int(c),
+            "where": index_name(self.gname, c, self.in_shape),
+            "output": index_name(self.out_name, r, self.out_shape) if M > 1 else "",
+        }
         if self.batch is not None and self.batched_input:
             l = int(np.unravel_index(int(c), self.in_shape)[0])
             if self.per_sample:
@@ -137,8 +156,11 @@ def to_full(A, layout: Layout, what: str):
     want = [(M, K), ys + xs] + ([xs] if M == 1 else [])
     if layout.per_sample:
         want.append((layout.batch,) + ys[1:] + xs[1:])
-    raise Refusal("wrong_shape", f"{what} returned shape {A.shape}; expected one of "
-                                 f"{', '.join(str(tuple(w)) for w in dict.fromkeys(want))} for f: {xs} -> {ys}")
+    raise Refusal(
+        "wrong_shape",
+        f"{what} returned shape {A.shape}; expected one of "
+        f"{', '.join(str(tuple(w)) for w in dict.fromkeys(want))} for f: {xs} -> {ys}",
+    )
 
 
 # --------------------------------------------------------------------------- hypotheses
@@ -171,8 +193,11 @@ def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=No
     if den > 0:
         c = float(np.sum(a[sel] * n[sel]) / den)
         if abs(c - 1.0) > FACTOR_RTOL and abs(c) > 0 and close(a, c * n, bound * max(1.0, abs(c))):
-            if batch is not None and batch > 1 and (abs(c / batch - 1) <= FACTOR_RTOL
-                                                    or abs(c * batch - 1) <= FACTOR_RTOL):
+            if (
+                batch is not None
+                and batch > 1
+                and (abs(c / batch - 1) <= FACTOR_RTOL or abs(c * batch - 1) <= FACTOR_RTOL)
+            ):
                 if batch == 2:
                     notes.append("N = 2, so this may also be a plain factor of 2")
                 return "missing_batch_scaling", c, notes, None
@@ -187,8 +212,10 @@ def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=No
             d = float(np.median(e[lab]))
             if np.all(np.abs(e[lab] - d) <= bound[lab]) and abs(d) > float(np.max(bound[lab])):
                 missing = batch is not None and abs(d * batch - 1.0) <= FACTOR_RTOL
-                notes.append(f"analytic - numeric = {nice(d)} at each label entry ({int(lab.sum())} checked) and 0 "
-                             f"elsewhere" + (f": the label term -1/N = {nice(-d)} is missing" if missing else ""))
+                notes.append(
+                    f"analytic - numeric = {nice(d)} at each label entry ({int(lab.sum())} checked) and 0 "
+                    f"elsewhere" + (f": the label term -1/N = {nice(-d)} is missing" if missing else "")
+                )
                 return "off_at_label", None, notes, d
     return "mismatch", None, notes, None
 
@@ -234,8 +261,9 @@ def label_mask_for(layout: Layout, shape2d):
     return mask.reshape(1, -1)
 
 
-def analyse_full(A, B, err, tol: Tolerance, layout: Layout, *, one_sided=None, kink_mask=None,
-                 transposed_shape=None) -> Analysis:
+def analyse_full(
+    A, B, err, tol: Tolerance, layout: Layout, *, one_sided=None, kink_mask=None, transposed_shape=None
+) -> Analysis:
     """Compare the claimed ``A`` (M, K) with the witness ``B`` (error estimate ``err``) and diagnose.
 
     ``one_sided``: a callable returning ``(L, L_err, R, R_err, L_success, R_success)``, the left
@@ -246,7 +274,7 @@ def analyse_full(A, B, err, tol: Tolerance, layout: Layout, *, one_sided=None, k
     """
     absB = np.abs(B)
     top = float(absB.max()) if B.size else 0.0
-    scale = np.minimum(absB.max(axis=1, keepdims=True), absB.max(axis=0, keepdims=True))   # row and column sizes
+    scale = np.minimum(absB.max(axis=1, keepdims=True), absB.max(axis=0, keepdims=True))  # row and column sizes
     bound = tol.bound(B, err, scale, top)
     diff = np.abs(A - B)
     fail = diff > bound
@@ -261,9 +289,9 @@ def analyse_full(A, B, err, tol: Tolerance, layout: Layout, *, one_sided=None, k
         slack = np.maximum(bL, bR)
         between = (A >= np.minimum(L, R) - slack) & (A <= np.maximum(L, R) + slack)
         kink = differ & between
-        fail = fail | (differ & ~between)          # the sides differ and the claim lies outside them
-        loose = tol.err_factor * err > tol.atol * scale + tol.rtol * absB + tol.noise * top   # the estimate dominates
-        doubtful = (fail | loose) & ~differ        # one-sided differences agree: judge by them
+        fail = fail | (differ & ~between)  # the sides differ and the claim lies outside them
+        loose = tol.err_factor * err > tol.atol * scale + tol.rtol * absB + tol.noise * top  # the estimate dominates
+        doubtful = (fail | loose) & ~differ  # one-sided differences agree: judge by them
         # an entry the central difference fails is judged with a tolerance no looser than the central one's
         # (noisy one-sided estimates excuse nothing); one it passed only loosely, with the sides' own
         bL2, bR2 = np.where(fail, np.minimum(bL, bound), bL), np.where(fail, np.minimum(bR, bound), bR)
@@ -271,28 +299,64 @@ def analyse_full(A, B, err, tol: Tolerance, layout: Layout, *, one_sided=None, k
         if kink.any():
             convention = describe_convention(A, L, R, bL, bR, kink)
             if np.any(kink & jump):
-                notes.append(f"{int(np.sum(kink & jump))} kink entries are jumps of f itself (one one-sided "
-                             f"difference diverges): f is discontinuous there")
+                notes.append(
+                    f"{int(np.sum(kink & jump))} kink entries are jumps of f itself (one one-sided "
+                    f"difference diverges): f is discontinuous there"
+                )
     fail = fail & ~kink
     if transposed_shape:
         if not fail.any():
-            return Analysis(False, "transposed", np.ones_like(fail), kink, bound, notes=[
-                f"{transposed_shape} (rows = outputs, columns = inputs); transposed back it matches"],
-                convention=convention, one_sided=sides, atol=tol.atol)
+            return Analysis(
+                False,
+                "transposed",
+                np.ones_like(fail),
+                kink,
+                bound,
+                notes=[f"{transposed_shape} (rows = outputs, columns = inputs); transposed back it matches"],
+                convention=convention,
+                one_sided=sides,
+                atol=tol.atol,
+            )
         notes.append(f"{transposed_shape}; transposed back, its values are diagnosed as below")
     if not fail.any():
-        return Analysis(True, "kink" if kink.any() else "rounding", fail, kink, bound, convention=convention,
-                        notes=notes, one_sided=sides, atol=tol.atol)
+        return Analysis(
+            True,
+            "kink" if kink.any() else "rounding",
+            fail,
+            kink,
+            bound,
+            convention=convention,
+            notes=notes,
+            one_sided=sides,
+            atol=tol.atol,
+        )
     ok = ~kink
     hyp = {k: H.reshape(-1) for k, H in _full_hypotheses(B, err, tol, layout, scale).items()}
     lm = label_mask_for(layout, A.shape)
-    diagnosis, factor, more, _ = diagnose(A.reshape(-1), B.reshape(-1), bound.reshape(-1), ok.reshape(-1), hyp,
-                                       layout.batch, None if lm is None else lm.reshape(-1))
+    diagnosis, factor, more, _ = diagnose(
+        A.reshape(-1),
+        B.reshape(-1),
+        bound.reshape(-1),
+        ok.reshape(-1),
+        hyp,
+        layout.batch,
+        None if lm is None else lm.reshape(-1),
+    )
     notes += more
     if diagnosis == "mismatch":
         notes += mismatch_notes(A, B, bound, fail, layout)
-    return Analysis(False, diagnosis, fail, kink, bound, factor=factor, convention=convention, notes=notes,
-                    one_sided=sides, atol=tol.atol)
+    return Analysis(
+        False,
+        diagnosis,
+        fail,
+        kink,
+        bound,
+        factor=factor,
+        convention=convention,
+        notes=notes,
+        one_sided=sides,
+        atol=tol.atol,
+    )
 
 
 def describe_convention(A, L, R, bL, bR, kink) -> str:
@@ -301,11 +365,15 @@ def describe_convention(A, L, R, bL, bR, kink) -> str:
     mid = kink & ~left & ~right
     parts = []
     if left.any():
-        parts.append(f"{int(left.sum())} equal the left one-sided derivative (at the kink itself: the x <= 0 "
-                     f"branch, this library's convention)")
+        parts.append(
+            f"{int(left.sum())} equal the left one-sided derivative (at the kink itself: the x <= 0 "
+            f"branch, this library's convention)"
+        )
     if right.any():
-        parts.append(f"{int(right.sum())} equal the right one-sided derivative (at the kink itself: the x >= 0 "
-                     f"branch; or a point just right of the kink)")
+        parts.append(
+            f"{int(right.sum())} equal the right one-sided derivative (at the kink itself: the x >= 0 "
+            f"branch; or a point just right of the kink)"
+        )
     if mid.any():
         parts.append(f"{int(mid.sum())} take a value strictly between the one-sided derivatives (a subgradient)")
     return "; ".join(parts)
@@ -322,9 +390,11 @@ def mismatch_notes(A, B, bound, fail, layout: Layout) -> list:
         cross = out_k[:, None] != in_k[None, :]
         significant = np.abs(B) > bound
         if np.any(significant & cross) and np.all((np.abs(A) <= bound)[cross]):
-            notes.append("the function couples the samples of the batch (cross-sample entries are non-zero) "
-                         "but the claimed derivative has no cross-sample terms"
-                         + ("; every failing entry is a cross-sample term" if not np.any(fail & ~cross) else ""))
+            notes.append(
+                "the function couples the samples of the batch (cross-sample entries are non-zero) "
+                "but the claimed derivative has no cross-sample terms"
+                + ("; every failing entry is a cross-sample term" if not np.any(fail & ~cross) else "")
+            )
     if layout.batch is not None and layout.batched_input and M == 1:
         rows = np.unravel_index(np.flatnonzero(fail.reshape(-1)), layout.in_shape)[0]
         notes.append(f"failing entries sit in {len(np.unique(rows))} of {layout.batch} samples")
@@ -342,11 +412,17 @@ def entries(A, B, err, an: Analysis, layout: Layout, mask, k: int, by_excess: bo
         r, c = (int(i) for i in np.unravel_index(int(flat), A.shape))
         if not mask[r, c]:
             continue
-        e = Entry(row=0, column=0, analytic=float(A[r, c]) + 0.0, numeric=float(B[r, c]) + 0.0,
-                  abs_error=float(diff[r, c]),
-                  rel_error=float(rel[r, c]),
-                  tolerance=float(an.bound[r, c]), fd_error=float(err[r, c]) if err is not None else 0.0,
-                  passed=not bool(an.fail[r, c]))
+        e = Entry(
+            row=0,
+            column=0,
+            analytic=float(A[r, c]) + 0.0,
+            numeric=float(B[r, c]) + 0.0,
+            abs_error=float(diff[r, c]),
+            rel_error=float(rel[r, c]),
+            tolerance=float(an.bound[r, c]),
+            fd_error=float(err[r, c]) if err is not None else 0.0,
+            passed=not bool(an.fail[r, c]),
+        )
         for name, v in layout.coords(r, c).items():
             setattr(e, name, v)
         if an.kink[r, c] and an.one_sided is not None:
@@ -370,7 +446,13 @@ def witness(name, A, B, an: Analysis, detail="") -> Witness:
     diff = np.abs(A - B)
     rel = relative(A, B, an.atol)
     live = ~an.kink
-    return Witness(name=name, passed=an.passed, diagnosis=an.diagnosis,
-                   max_abs=float(diff[live].max()) if live.any() else 0.0,
-                   max_rel=float(rel[live].max()) if live.any() else 0.0,
-                   n_failed=int(an.fail.sum()), n_entries=int(A.size), detail=detail)
+    return Witness(
+        name=name,
+        passed=an.passed,
+        diagnosis=an.diagnosis,
+        max_abs=float(diff[live].max()) if live.any() else 0.0,
+        max_rel=float(rel[live].max()) if live.any() else 0.0,
+        n_failed=int(an.fail.sum()),
+        n_entries=int(A.size),
+        detail=detail,
+    )

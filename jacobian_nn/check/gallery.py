@@ -32,9 +32,9 @@ SEED = 8
 class Case:
     name: str
     run: Callable[[], CheckReport]
-    expected: str        # the diagnosis (or refusal cause) the toolkit must give
-    verdict: str         # "pass", "fail" or "refused"
-    factor: float | None = None   # the factor a factor-type slip must report
+    expected: str  # the diagnosis (or refusal cause) the toolkit must give
+    verdict: str  # "pass", "fail" or "refused"
+    factor: float | None = None  # the factor a factor-type slip must report
 
 
 # --------------------------------------------------------------------------- dense layer (reference path)
@@ -50,19 +50,20 @@ def _dense_setup(seed=SEED):
 
     def jac_right(x):
         d = 1.0 - np.tanh(W.T @ x + b[:, None])[:, 0] ** 2
-        return np.diag(d) @ W.T                           # (m, n) = J_f(z) W^T
+        return np.diag(d) @ W.T  # (m, n) = J_f(z) W^T
 
     def jac_transposed(x):
         d = 1.0 - np.tanh(W.T @ x + b[:, None])[:, 0] ** 2
-        return W @ np.diag(d)                             # slip: (J_f(z) W^T)^T
+        return W @ np.diag(d)  # slip: (J_f(z) W^T)^T
 
     return forward, jac_right, jac_transposed, x, {"W": W, "b": b, "activation": "tanh"}
 
 
 def _dense(transposed):
     forward, right, wrong, x, kw = _dense_setup()
-    return lambda: check_jacobian(forward, wrong if transposed else right, x, reference="dense",
-                                  reference_kwargs=kw, name="dense tanh dy/dx")
+    return lambda: check_jacobian(
+        forward, wrong if transposed else right, x, reference="dense", reference_kwargs=kw, name="dense tanh dy/dx"
+    )
 
 
 # --------------------------------------------------------------------------- squared error, sign
@@ -77,7 +78,7 @@ def _mse(flipped):
         return 0.5 * float(np.sum((y - t) ** 2))
 
     def grad(y):
-        return (t - y).T if flipped else (y - t).T       # slip: (t - y)
+        return (t - y).T if flipped else (y - t).T  # slip: (t - y)
 
     return lambda: check_jacobian(loss, grad, y, name="0.5 ||y - t||^2 gradient")
 
@@ -94,7 +95,7 @@ def _l2(doubled):
         return 0.5 * reg * float(np.sum(W * W))
 
     def grad(W):
-        return (2.0 if doubled else 1.0) * reg * W      # slip: d/dW of 0.5 reg |W|^2 taken as 2 reg W
+        return (2.0 if doubled else 1.0) * reg * W  # slip: d/dW of 0.5 reg |W|^2 taken as 2 reg W
 
     return lambda: check_jacobian(penalty, grad, W, name="0.5 reg ||W||^2 gradient")
 
@@ -111,7 +112,7 @@ def _batch_mse(missing):
         return 0.5 * float(np.sum((Y - T) ** 2)) / Y.shape[0]
 
     def vjp(Y, g):
-        return g * (Y - T) if missing else g * (Y - T) / Y.shape[0]   # slip: no 1/N
+        return g * (Y - T) if missing else g * (Y - T) / Y.shape[0]  # slip: no 1/N
 
     return lambda: check_vjp_batched(loss, vjp, Y, name="batch mean squared error")
 
@@ -129,7 +130,7 @@ def _softmax(diag_only):
     def vjp(Z, G):
         S = softmax(Z)
         if diag_only:
-            return G * S * (1.0 - S)                       # slip: only d s_i / d z_i
+            return G * S * (1.0 - S)  # slip: only d s_i / d z_i
         return S * (G - np.sum(G * S, axis=1, keepdims=True))
 
     return lambda: check_vjp_batched(softmax, vjp, X, reference="softmax", name="softmax vjp")
@@ -142,7 +143,7 @@ def _tanh(wrong, dtype=np.float64):
     X = np.random.default_rng(SEED + 5).normal(size=(3, 4)).astype(dtype)
 
     def vjp(X, G):
-        return G * (1.0 - np.tanh(X)) if wrong else G * (1.0 - np.tanh(X) ** 2)   # slip: 1 - tanh
+        return G * (1.0 - np.tanh(X)) if wrong else G * (1.0 - np.tanh(X) ** 2)  # slip: 1 - tanh
 
     return lambda: check_vjp_batched(np.tanh, vjp, X, reference="tanh", name=f"tanh vjp ({np.dtype(dtype).name})")
 
@@ -152,14 +153,13 @@ def _sigmoid(wrong):
 
     def sigmoid_jacobians(X):
         s = expit(X)
-        d = s * (1.0 - X) if wrong else s * (1.0 - s)    # slip: the input where the output belongs
+        d = s * (1.0 - X) if wrong else s * (1.0 - s)  # slip: the input where the output belongs
         N, m = X.shape
         J = np.zeros((N, m, m))
         J[:, np.arange(m), np.arange(m)] = d
         return J
 
-    return lambda: check_jacobian_batched(expit, sigmoid_jacobians, X, reference="sigmoid",
-                                          name="sigmoid jacobians")
+    return lambda: check_jacobian_batched(expit, sigmoid_jacobians, X, reference="sigmoid", name="sigmoid jacobians")
 
 
 # --------------------------------------------------------------------------- CS231n relu
@@ -205,10 +205,10 @@ SIZES = {"small": (4, 5), "medium": (32, 100), "large": (128, 512)}
 @dataclass(frozen=True)
 class Slip:
     name: str
-    verdict: str         # "fail" or "refused"
-    expected: str        # the diagnosis (or refusal cause) the slip must get
-    build: Callable[[int, int, np.dtype], dict[str, Callable[[], CheckReport]]]   # {"slip": thunk, "twin": thunk}
-    factor: Callable[[int, int], float] | None = None   # (N, D) -> the expected factor, for factor-type slips
+    verdict: str  # "fail" or "refused"
+    expected: str  # the diagnosis (or refusal cause) the slip must get
+    build: Callable[[int, int, np.dtype], dict[str, Callable[[], CheckReport]]]  # {"slip": thunk, "twin": thunk}
+    factor: Callable[[int, int], float] | None = None  # (N, D) -> the expected factor, for factor-type slips
 
 
 def _data(N, D, dtype, k):
@@ -231,32 +231,40 @@ def _fam_dense_backward(N, D, dtype):
     f = lambda X: np.tanh(X @ W + b)
     right = lambda X, G: (G * (1 - f(X) ** 2)) @ W.T
     wrong = lambda X, G: (G @ W) * (1 - f(X) ** 2)
-    return {"slip": lambda: check_vjp_batched(f, wrong, X, name="dense backward, transposed chain"),
-            "twin": lambda: check_vjp_batched(f, right, X, name="dense backward")}
+    return {
+        "slip": lambda: check_vjp_batched(f, wrong, X, name="dense backward, transposed chain"),
+        "twin": lambda: check_vjp_batched(f, right, X, name="dense backward"),
+    }
 
 
 def _fam_sign(N, D, dtype):
     rng, Y = _data(N, D, dtype, 2)
     T = rng.standard_normal((N, D)).astype(dtype)
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2)
-    return {"slip": lambda: check_vjp_batched(loss, lambda Y, g: g * (T - Y), Y, name="squared error, t - y"),
-            "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T), Y, name="squared error")}
+    return {
+        "slip": lambda: check_vjp_batched(loss, lambda Y, g: g * (T - Y), Y, name="squared error, t - y"),
+        "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T), Y, name="squared error"),
+    }
 
 
 def _fam_l2(N, D, dtype):
     _, W = _data(N, D, dtype, 3)
     reg = 0.1
     pen = lambda W: 0.5 * reg * np.sum(W * W)
-    return {"slip": lambda: check_vjp(pen, lambda W, g: g * 2 * reg * W, W, name="L2 gradient 2 reg W"),
-            "twin": lambda: check_vjp(pen, lambda W, g: g * reg * W, W, name="L2 gradient")}
+    return {
+        "slip": lambda: check_vjp(pen, lambda W, g: g * 2 * reg * W, W, name="L2 gradient 2 reg W"),
+        "twin": lambda: check_vjp(pen, lambda W, g: g * reg * W, W, name="L2 gradient"),
+    }
 
 
 def _fam_batch_mean(N, D, dtype):
     rng, Y = _data(N, D, dtype, 4)
     T = rng.standard_normal((N, D)).astype(dtype)
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
-    return {"slip": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T), Y, name="batch mean, no 1/N"),
-            "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T) / Y.shape[0], Y, name="batch mean")}
+    return {
+        "slip": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T), Y, name="batch mean, no 1/N"),
+        "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T) / Y.shape[0], Y, name="batch mean"),
+    }
 
 
 def _fam_softmax(N, D, dtype):
@@ -270,22 +278,29 @@ def _fam_softmax(N, D, dtype):
         S = softmax_rows(Z)
         return G * S * (1 - S)
 
-    return {"slip": lambda: check_vjp_batched(softmax_rows, wrong, Z, name="softmax vjp, diagonal only"),
-            "twin": lambda: check_vjp_batched(softmax_rows, right, Z, name="softmax vjp")}
+    return {
+        "slip": lambda: check_vjp_batched(softmax_rows, wrong, Z, name="softmax vjp, diagonal only"),
+        "twin": lambda: check_vjp_batched(softmax_rows, right, Z, name="softmax vjp"),
+    }
 
 
 def _fam_tanh(N, D, dtype):
     _, X = _data(N, D, dtype, 6)
-    return {"slip": lambda: check_vjp_batched(np.tanh, lambda X, G: G * (1 - np.tanh(X)), X, name="1 - tanh"),
-            "twin": lambda: check_vjp_batched(np.tanh, lambda X, G: G * (1 - np.tanh(X) ** 2), X, name="tanh")}
+    return {
+        "slip": lambda: check_vjp_batched(np.tanh, lambda X, G: G * (1 - np.tanh(X)), X, name="1 - tanh"),
+        "twin": lambda: check_vjp_batched(np.tanh, lambda X, G: G * (1 - np.tanh(X) ** 2), X, name="tanh"),
+    }
 
 
 def _fam_relu(N, D, dtype):
     _, X = _data(N, D, dtype, 7)
-    X.reshape(-1)[:: max(1, X.size // 7)] = 0.0        # some inputs exactly at the kink
+    X.reshape(-1)[:: max(1, X.size // 7)] = 0.0  # some inputs exactly at the kink
     f_wrong, v_wrong = from_cs231n(relu_forward, relu_backward_inverted)
     f_right, v_right = from_cs231n(relu_forward, relu_backward)
-    return {"slip": lambda: check_vjp_batched(f_wrong, v_wrong, X), "twin": lambda: check_vjp_batched(f_right, v_right, X)}
+    return {
+        "slip": lambda: check_vjp_batched(f_wrong, v_wrong, X),
+        "twin": lambda: check_vjp_batched(f_right, v_right, X),
+    }
 
 
 def dropout_forward(x, dropout_param):
@@ -301,7 +316,7 @@ def dropout_backward(dout, cache):
 
 def _fam_dropout(N, D, dtype):
     _, X = _data(N, D, dtype, 8)
-    fw, vw = from_cs231n(dropout_forward, dropout_backward, {"p": 0.5})              # no seed: a new mask per call
+    fw, vw = from_cs231n(dropout_forward, dropout_backward, {"p": 0.5})  # no seed: a new mask per call
     fr, vr = from_cs231n(dropout_forward, dropout_backward, {"p": 0.5, "seed": 1})
     return {"slip": lambda: check_vjp_batched(fw, vw, X), "twin": lambda: check_vjp_batched(fr, vr, X)}
 
@@ -310,8 +325,10 @@ def _fam_ignores(N, D, dtype):
     rng, Y = _data(N, D, dtype, 9)
     T = rng.standard_normal((N, D)).astype(dtype)
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
-    return {"slip": lambda: check_vjp_batched(loss, lambda Y, g: (Y - T) / Y.shape[0], Y, name="gradient, no g"),
-            "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T) / Y.shape[0], Y, name="vjp")}
+    return {
+        "slip": lambda: check_vjp_batched(loss, lambda Y, g: (Y - T) / Y.shape[0], Y, name="gradient, no g"),
+        "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T) / Y.shape[0], Y, name="vjp"),
+    }
 
 
 def relu_backward_in_place(dout, cache):
@@ -328,8 +345,10 @@ def relu_backward_copy(dout, cache):
 
 def _fam_mutates(N, D, dtype):
     _, X = _data(N, D, dtype, 10)
-    return {"slip": lambda: check_vjp_batched(*from_cs231n(relu_forward, relu_backward_in_place), X),
-            "twin": lambda: check_vjp_batched(*from_cs231n(relu_forward, relu_backward_copy), X)}
+    return {
+        "slip": lambda: check_vjp_batched(*from_cs231n(relu_forward, relu_backward_in_place), X),
+        "twin": lambda: check_vjp_batched(*from_cs231n(relu_forward, relu_backward_copy), X),
+    }
 
 
 def scale_forward(x, gamma, beta):
@@ -351,8 +370,10 @@ def scale_backward_keepdims(dout, cache):
 def _fam_shape(N, D, dtype):
     rng, X = _data(N, D, dtype, 11)
     gamma, beta = rng.standard_normal(D).astype(dtype), rng.standard_normal(D).astype(dtype)
-    return {"slip": lambda: check_vjp_batched(*from_cs231n(scale_forward, scale_backward_keepdims, gamma, beta), X),
-            "twin": lambda: check_vjp_batched(*from_cs231n(scale_forward, scale_backward, gamma, beta), X)}
+    return {
+        "slip": lambda: check_vjp_batched(*from_cs231n(scale_forward, scale_backward_keepdims, gamma, beta), X),
+        "twin": lambda: check_vjp_batched(*from_cs231n(scale_forward, scale_backward, gamma, beta), X),
+    }
 
 
 def affine_forward(x, w, b):
@@ -375,8 +396,10 @@ def _fam_affine_dw(N, D, dtype):
     rng, X = _data(N, D, dtype, 12)
     w = (rng.standard_normal((D, D)) / np.sqrt(D)).astype(dtype)
     b = rng.standard_normal(D).astype(dtype)
-    return {"slip": lambda: check_vjp_batched(*from_cs231n(affine_forward, affine_backward_dw_transposed, w, b), X),
-            "twin": lambda: check_vjp_batched(*from_cs231n(affine_forward, affine_backward, w, b), X)}
+    return {
+        "slip": lambda: check_vjp_batched(*from_cs231n(affine_forward, affine_backward_dw_transposed, w, b), X),
+        "twin": lambda: check_vjp_batched(*from_cs231n(affine_forward, affine_backward, w, b), X),
+    }
 
 
 def softmax_loss(x, y):
@@ -428,14 +451,25 @@ def slip_outcome(slip: Slip, size: str, dtype) -> dict:
     ok = bad.verdict == slip.verdict and bad.diagnosis == slip.expected and good.verdict == "pass"
     if slip.factor is not None:
         ok = ok and bad.factor is not None and abs(bad.factor / slip.factor(N, D) - 1) < 1e-3
-    return {"slip": slip.name, "size": size, "N": N, "D": D, "dtype": np.dtype(dtype).name, "got": bad.verdict,
-            "diagnosis": bad.diagnosis, "factor": bad.factor, "twin": f"{good.verdict} ({good.diagnosis})",
-            "ok": ok, "gradient": bad.gradient}
+    return {
+        "slip": slip.name,
+        "size": size,
+        "N": N,
+        "D": D,
+        "dtype": np.dtype(dtype).name,
+        "got": bad.verdict,
+        "diagnosis": bad.diagnosis,
+        "factor": bad.factor,
+        "twin": f"{good.verdict} ({good.diagnosis})",
+        "ok": ok,
+        "gradient": bad.gradient,
+    }
 
 
 def _slip_case(slip: Slip, which: str):
     def run():
         return slip.build(*SIZES["small"], np.dtype(np.float64))[which]()
+
     return run
 
 
@@ -461,9 +495,15 @@ GALLERY = [
     Case("ok relu at 0, x >= 0 branch", _relu(relu_backward_right, True), "kink", "pass"),
 ]
 # every slip family at the small size, N=4, D=5 (float64), with its correct twin
-_NEW = {"dropout without a fixed seed", "backward ignoring its cotangent", "backward mutating dout",
-        "dgamma of shape (1, D)", "cs231n affine, dw transposed", "softmax loss missing -1 at the label",
-        "dense backward, J transposed"}
+_NEW = {
+    "dropout without a fixed seed",
+    "backward ignoring its cotangent",
+    "backward mutating dout",
+    "dgamma of shape (1, D)",
+    "cs231n affine, dw transposed",
+    "softmax loss missing -1 at the label",
+    "dense backward, J transposed",
+}
 for _slip in SLIPS:
     if _slip.name in _NEW:
         GALLERY.append(Case(_slip.name, _slip_case(_slip, "slip"), _slip.expected, _slip.verdict))
@@ -473,12 +513,14 @@ for _slip in SLIPS:
 def _large_batch_mean(which):
     def run():
         return _fam_batch_mean(*SIZES["large"], np.dtype(np.float64))[which]()
+
     return run
 
 
 # a missing 1/N at a realistic size, N=128, D=512 (examples/gallery/batch_mean_large.py)
-GALLERY.append(Case("batch grad missing 1/N, N=128, D=512", _large_batch_mean("slip"), "missing_batch_scaling",
-                    "fail", 128.0))
+GALLERY.append(
+    Case("batch grad missing 1/N, N=128, D=512", _large_batch_mean("slip"), "missing_batch_scaling", "fail", 128.0)
+)
 GALLERY.append(Case("ok batch-mean gradient, N=128, D=512", _large_batch_mean("twin"), "rounding", "pass"))
 
 
@@ -505,9 +547,18 @@ def gallery_rows() -> list[Comparison]:
             want += f", factor {case.factor:g}"
         label = case.name if ok else f"{case.name} (want {case.verdict}, {case.expected})"
         note = f"{got} (expected)" if ok else f"{got}; expected {want}"
-        rows.append(Comparison(label, fd.max_abs if fd else 0.0, fd.max_rel if fd else 0.0,
-                               (where.where,) if where else (), where.tolerance if where else 0.0, ok,
-                               kind="numeric" if case.verdict == "pass" else "slip", note=note))
+        rows.append(
+            Comparison(
+                label,
+                fd.max_abs if fd else 0.0,
+                fd.max_rel if fd else 0.0,
+                (where.where,) if where else (),
+                where.tolerance if where else 0.0,
+                ok,
+                kind="numeric" if case.verdict == "pass" else "slip",
+                note=note,
+            )
+        )
     return rows
 
 

@@ -31,14 +31,18 @@ import scipy.sparse as sp
 
 IMAGE_REFERENCES = ("conv2d", "maxpool2d", "avgpool2d", "spatial_batchnorm")
 
-_DICTS = {"conv2d": ("conv_param", ("stride", "pad")),
-          "maxpool2d": ("pool_param", ("pool_height", "pool_width", "stride")),
-          "avgpool2d": ("pool_param", ("pool_height", "pool_width", "stride")),
-          "spatial_batchnorm": ("bn_param", ("mode", "eps", "momentum", "running_mean", "running_var"))}
-_DIRECT = {"conv2d": ("W", "w", "b", "stride", "pad"),
-           "maxpool2d": ("pool_size", "pool_height", "pool_width", "stride"),
-           "avgpool2d": ("pool_size", "pool_height", "pool_width", "stride"),
-           "spatial_batchnorm": ("gamma", "beta", "eps", "mode", "running_mean", "running_var")}
+_DICTS = {
+    "conv2d": ("conv_param", ("stride", "pad")),
+    "maxpool2d": ("pool_param", ("pool_height", "pool_width", "stride")),
+    "avgpool2d": ("pool_param", ("pool_height", "pool_width", "stride")),
+    "spatial_batchnorm": ("bn_param", ("mode", "eps", "momentum", "running_mean", "running_var")),
+}
+_DIRECT = {
+    "conv2d": ("W", "w", "b", "stride", "pad"),
+    "maxpool2d": ("pool_size", "pool_height", "pool_width", "stride"),
+    "avgpool2d": ("pool_size", "pool_height", "pool_width", "stride"),
+    "spatial_batchnorm": ("gamma", "beta", "eps", "mode", "running_mean", "running_var"),
+}
 
 
 def _err(key, text):
@@ -105,6 +109,7 @@ def _array(key, name, value, shape=None):
 def build_layer(key, x, kw, batched):
     """``(layer, images (N, C, H, W), mode)``: the library layer for the reference, every keyword checked."""
     from ..conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm
+
     X4 = _images(x, key, batched)
     shape = X4.shape[1:]
     opts = _options(key, kw)
@@ -120,15 +125,25 @@ def build_layer(key, x, kw, batched):
             if W.shape[1] != shape[0]:
                 raise _err(key, f"W: expected {shape[0]} input channels (x has shape {x.shape}), got W {W.shape}")
             b = _array(key, "b", opts["b"], (W.shape[0],))
-            layer = Conv2D.from_params(W, b, shape, stride=_int(key, "stride", opts.get("stride", 1), 1),
-                                       pad=_int(key, "pad", opts.get("pad", 0), 0))
+            layer = Conv2D.from_params(
+                W,
+                b,
+                shape,
+                stride=_int(key, "stride", opts.get("stride", 1), 1),
+                pad=_int(key, "pad", opts.get("pad", 0), 0),
+            )
         elif key in ("maxpool2d", "avgpool2d"):
             if "pool_size" in opts and ({"pool_height", "pool_width"} & set(opts)):
                 raise _err(key, "give the window once, as pool_size or as pool_height and pool_width")
             if "pool_size" in opts:
                 ps = opts["pool_size"]
-                ph, pw = (ps, ps) if isinstance(ps, (int, np.integer)) else tuple(ps) if \
-                    isinstance(ps, (tuple, list)) and len(ps) == 2 else (None, None)
+                ph, pw = (
+                    (ps, ps)
+                    if isinstance(ps, (int, np.integer))
+                    else tuple(ps)
+                    if isinstance(ps, (tuple, list)) and len(ps) == 2
+                    else (None, None)
+                )
                 if ph is None:
                     raise _err(key, f"pool_size: expected an int or (PH, PW), got {ps!r}")
                 ph, pw = _int(key, "pool_size", ph, 1), _int(key, "pool_size", pw, 1)
@@ -174,6 +189,7 @@ def build_layer(key, x, kw, batched):
 
 def image_reference(key):
     """``run(x, kw) -> (y, J)`` for :data:`REFERENCES` (the same function for one input and for a batch)."""
+
     def make(batched):
         def run(x, kw):
             layer, X4, mode = build_layer(key, x, kw, batched)
@@ -182,16 +198,18 @@ def image_reference(key):
             if key == "spatial_batchnorm":
                 ys, _ = layer.forward_samples(cols, mode)
                 Xt = layer._to_channels(X4.reshape(N, -1))
-                Jt = layer.bn.jacobian_x_coupled([r[:, None] for r in Xt], mode)   # (pixel, channel) order
+                Jt = layer.bn.jacobian_x_coupled([r[:, None] for r in Xt], mode)  # (pixel, channel) order
                 order = np.arange(X4.size).reshape(X4.shape).transpose(0, 2, 3, 1).reshape(-1)
-                inv = np.argsort(order)                                           # NCHW index -> Jt index
+                inv = np.argsort(order)  # NCHW index -> Jt index
                 J = Jt[np.ix_(inv, inv)]
             else:
                 ys = [layer.forward(c)[0] for c in cols]
                 J = sp.block_diag([layer.jacobian_x(c) for c in cols], format="csr").toarray()
             Y = np.hstack(ys).T.reshape((N,) + tuple(layer.output_shape))
             return (Y if np.ndim(x) == 4 else Y[0]), J
+
         return run
+
     return make(False), make(True)
 
 
@@ -205,10 +223,10 @@ def tie_sums(x, kw, batched, A, tol_abs):
     ``A`` is the claimed ``(N*C*OH*OW, N*C*H*W)`` Jacobian; ``tol_abs`` the tolerance of a sum."""
     layer, X4, _ = build_layer("maxpool2d", x, kw, batched)
     N = X4.shape[0]
-    win = layer._windows                                            # (C*P, PH*PW) flat indices in one image
+    win = layer._windows  # (C*P, PH*PW) flat indices in one image
     R, n_in = win.shape[0], layer.n_in
-    rows = (np.arange(N)[:, None] * R + np.arange(R)[None]).reshape(-1)            # (N*R,)
-    cols = (np.arange(N)[:, None, None] * n_in + win[None]).reshape(N * R, -1)     # (N*R, PH*PW)
+    rows = (np.arange(N)[:, None] * R + np.arange(R)[None]).reshape(-1)  # (N*R,)
+    cols = (np.arange(N)[:, None, None] * n_in + win[None]).reshape(N * R, -1)  # (N*R, PH*PW)
     v = X4.reshape(-1)[cols]
     tied = v == v.max(axis=1, keepdims=True)
     multi = tied.sum(axis=1) > 1

@@ -33,8 +33,18 @@ LINEARITY_A = 1.75
 #: Linearity tolerance: ``LINEARITY_SQRT_EPS_FACTOR * sqrt(eps(dtype)) * (|a| max|vjp(u)| + max|vjp(w)|)``.
 LINEARITY_SQRT_EPS_FACTOR = 1.0
 
-CAUSES = ("raised", "not_deterministic", "ignores_cotangent", "not_linear", "mutates_argument", "wrong_shape",
-          "wrong_count", "not_finite", "witness_not_finite", "not_real")
+CAUSES = (
+    "raised",
+    "not_deterministic",
+    "ignores_cotangent",
+    "not_linear",
+    "mutates_argument",
+    "wrong_shape",
+    "wrong_count",
+    "not_finite",
+    "witness_not_finite",
+    "not_real",
+)
 
 
 class Refusal(Exception):
@@ -49,8 +59,11 @@ def same_bits(a, b) -> bool:
     """Bitwise equality (NaN payloads and signed zeros included)."""
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
-    return bool(np.array_equal(np.ascontiguousarray(a).reshape(-1).view(np.uint8),
-                               np.ascontiguousarray(b).reshape(-1).view(np.uint8)))
+    return bool(
+        np.array_equal(
+            np.ascontiguousarray(a).reshape(-1).view(np.uint8), np.ascontiguousarray(b).reshape(-1).view(np.uint8)
+        )
+    )
 
 
 def first_nonfinite(arr: np.ndarray, name: str) -> str | None:
@@ -78,18 +91,23 @@ class Calls:
         copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else copy.deepcopy(a) for a in args]
         self.count += 1
         try:
-            with np.errstate(all="ignore"):   # a non-finite result is refused below, not warned about
+            with np.errstate(all="ignore"):  # a non-finite result is refused below, not warned about
                 out = fn(*copies)
         except Refusal:
             raise
         except (Exception, SystemExit) as exc:  # user code: anything it raises is a refusal
-            what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
-                f"raised {type(exc).__name__}: {exc}"
+            what = (
+                f"called sys.exit({exc.code!r})"
+                if isinstance(exc, SystemExit)
+                else f"raised {type(exc).__name__}: {exc}"
+            )
             raise Refusal("raised", f"{label} {what}") from None
         for name, a, c in zip(names, args, copies):
             if isinstance(a, np.ndarray) and not same_bits(a, c):
-                raise Refusal("mutates_argument", f"{label} mutates its argument {name} (it must not change "
-                                                  f"its inputs; work on a copy)")
+                raise Refusal(
+                    "mutates_argument",
+                    f"{label} mutates its argument {name} (it must not change its inputs; work on a copy)",
+                )
         return out
 
     def array(self, value, label: str, name: str) -> np.ndarray:
@@ -119,8 +137,9 @@ def check_shape(got: tuple, want: tuple, gname: str, pname: str, label: str) -> 
         hint = " (transposed?)"
     elif int(np.prod(got, dtype=int)) == int(np.prod(want, dtype=int)):
         hint = " (the same number of entries, in another shape: a gradient must have its array's exact shape)"
-    raise Refusal("wrong_shape", f"{label} returned {gname} of shape {tuple(got)}, {pname} has shape "
-                                 f"{tuple(want)}{hint}")
+    raise Refusal(
+        "wrong_shape", f"{label} returned {gname} of shape {tuple(got)}, {pname} has shape {tuple(want)}{hint}"
+    )
 
 
 def probe_determinism(calls: Calls, fn, label: str, args: list, names: list, out_name: str):
@@ -137,12 +156,16 @@ def probe_determinism(calls: Calls, fn, label: str, args: list, names: list, out
             if a.shape == b.shape and a.size:
                 d = np.abs(a.astype(np.float64) - b.astype(np.float64))
                 where = f" by up to {d.max():.3g} (at {index_name(out_name, int(np.argmax(d)), a.shape)})"
-            raise Refusal("not_deterministic", f"{label} is not deterministic: two calls at the same input "
-                                               f"differ{where} (dropout without a fixed seed?)")
+            raise Refusal(
+                "not_deterministic",
+                f"{label} is not deterministic: two calls at the same input "
+                f"differ{where} (dropout without a fixed seed?)",
+            )
         arrays.append(a)
     if len(r1) != len(r2):
-        raise Refusal("not_deterministic", f"{label} is not deterministic: two calls return different numbers "
-                                           f"of arrays")
+        raise Refusal(
+            "not_deterministic", f"{label} is not deterministic: two calls return different numbers of arrays"
+        )
     return arrays, Probe(f"{label} is deterministic", True, "two calls at the same input are bitwise equal")
 
 
@@ -158,14 +181,23 @@ def probe_linearity(g_u, g_w, g_mix, dtype, gnames, label) -> Probe:
             continue
         tol = tol_rel * scale
         if float(np.abs(gu - gw).max(initial=0.0)) <= tol:
-            raise Refusal("ignores_cotangent", f"{label} ignores its cotangent: {name} is the same for two "
-                                               f"different random cotangents (a VJP must return dout J, "
-                                               f"linear in dout)")
+            raise Refusal(
+                "ignores_cotangent",
+                f"{label} ignores its cotangent: {name} is the same for two "
+                f"different random cotangents (a VJP must return dout J, "
+                f"linear in dout)",
+            )
         dev = float(np.abs(gm - (LINEARITY_A * gu + gw)).max(initial=0.0))
         worst = max(worst, dev / scale)
         if dev > tol:
-            raise Refusal("not_linear", f"{label} is not linear in its cotangent: {name}(a u + w) differs from "
-                                        f"a {name}(u) + {name}(w) by {dev:.3g} (tolerance {tol:.3g}, a = "
-                                        f"{LINEARITY_A:g}, random u, w)")
-    return Probe(f"{label} is linear in its cotangent", True,
-                 f"vjp(a u + w) = a vjp(u) + vjp(w) to {worst:.1e} relative (a = {LINEARITY_A:g}, random u, w)")
+            raise Refusal(
+                "not_linear",
+                f"{label} is not linear in its cotangent: {name}(a u + w) differs from "
+                f"a {name}(u) + {name}(w) by {dev:.3g} (tolerance {tol:.3g}, a = "
+                f"{LINEARITY_A:g}, random u, w)",
+            )
+    return Probe(
+        f"{label} is linear in its cotangent",
+        True,
+        f"vjp(a u + w) = a vjp(u) + vjp(w) to {worst:.1e} relative (a = {LINEARITY_A:g}, random u, w)",
+    )

@@ -60,13 +60,17 @@ class Tolerance:
         """Defaults from ``dtype``; any of the three may be overridden."""
         dtype = np.dtype(dtype)
         base = TOL_SQRT_EPS_FACTOR * math.sqrt(float(np.finfo(dtype).eps))
-        vals = {"atol": base if atol is None else atol, "rtol": base if rtol is None else rtol,
-                "err_factor": ERR_FACTOR if err_factor is None else err_factor}
+        vals = {
+            "atol": base if atol is None else atol,
+            "rtol": base if rtol is None else rtol,
+            "err_factor": ERR_FACTOR if err_factor is None else err_factor,
+        }
         for k, v in vals.items():
             if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v)) and v >= 0):
                 raise ValueError(f"{k}: expected a finite number >= 0, got {v!r}")
-        return cls(atol=float(vals["atol"]), rtol=float(vals["rtol"]), err_factor=float(vals["err_factor"]),
-                   dtype=dtype.name)
+        return cls(
+            atol=float(vals["atol"]), rtol=float(vals["rtol"]), err_factor=float(vals["err_factor"]), dtype=dtype.name
+        )
 
     @property
     def noise(self) -> float:
@@ -83,12 +87,17 @@ class Tolerance:
         return self.atol * s + self.rtol * w + e + self.noise * top
 
     def explain(self) -> str:
-        why = ("float32 is looser: its analytic values carry float32 rounding") if self.dtype == "float32" else \
-              "float64: the analytic values are near machine precision and scipy's Richardson estimate is tight"
-        return (f"|analytic - numeric| <= atol*s + rtol*|numeric| + {self.err_factor:g}*fd_error + "
-                f"{NOISE_EPS_FACTOR:g}*eps*max|numeric| with atol={self.atol:.2e}, rtol={self.rtol:.2e} (default "
-                f"{TOL_SQRT_EPS_FACTOR:g}*sqrt(eps) for {self.dtype}; {why}); s = the smaller of the largest "
-                f"|numeric| in the entry's row and in its column")
+        why = (
+            ("float32 is looser: its analytic values carry float32 rounding")
+            if self.dtype == "float32"
+            else "float64: the analytic values are near machine precision and scipy's Richardson estimate is tight"
+        )
+        return (
+            f"|analytic - numeric| <= atol*s + rtol*|numeric| + {self.err_factor:g}*fd_error + "
+            f"{NOISE_EPS_FACTOR:g}*eps*max|numeric| with atol={self.atol:.2e}, rtol={self.rtol:.2e} (default "
+            f"{TOL_SQRT_EPS_FACTOR:g}*sqrt(eps) for {self.dtype}; {why}); s = the smaller of the largest "
+            f"|numeric| in the entry's row and in its column"
+        )
 
 
 @dataclass
@@ -154,7 +163,7 @@ class CheckReport:
     diagnosis: str
     summary: str
     input_shape: tuple
-    output_shape: tuple | None      # None when f was refused before it returned anything usable
+    output_shape: tuple | None  # None when f was refused before it returned anything usable
     dtype: str
     tolerance: Tolerance
     gradient: str = "dx"
@@ -217,13 +226,14 @@ def _lines(r: CheckReport, top: bool) -> list:
     ind = "  " if top else "    "
     batch = f", batch of N={r.batch_size}" if r.batch_size is not None else ""
     if top:
-        head = [f"{r.kind} {r.name}: {_WORD[r.verdict]} ({r.diagnosis})",
-                f"  function  : {tuple(r.input_shape)} -> "
-                f"{'?' if r.output_shape is None else tuple(r.output_shape)}{batch}, {r.dtype}"
-                + (f", seed {r.seed}" if r.seed is not None else "")]
+        head = [
+            f"{r.kind} {r.name}: {_WORD[r.verdict]} ({r.diagnosis})",
+            f"  function  : {tuple(r.input_shape)} -> "
+            f"{'?' if r.output_shape is None else tuple(r.output_shape)}{batch}, {r.dtype}"
+            + (f", seed {r.seed}" if r.seed is not None else ""),
+        ]
     else:
-        head = [f"  section {r.gradient}: {_WORD[r.verdict]} ({r.diagnosis}), {r.gradient[1:]} "
-                f"{tuple(r.input_shape)}"]
+        head = [f"  section {r.gradient}: {_WORD[r.verdict]} ({r.diagnosis}), {r.gradient[1:]} {tuple(r.input_shape)}"]
     lines = head
     if r.verdict == "refused":
         lines.append(f"{ind}refused   : {r.cause}")
@@ -238,7 +248,7 @@ def _lines(r: CheckReport, top: bool) -> list:
         lines.append(f"{ind}probes    :")
         for p in r.probes:
             lines.append(f"{ind}  {'ok  ' if p.ok else 'FAIL'}  {p.name}" + (f": {p.detail}" if p.detail else ""))
-    if top and r.sections:           # one section per gradient follows: no repetition here
+    if top and r.sections:  # one section per gradient follows: no repetition here
         for s in r.sections:
             lines.extend(_lines(s, top=False))
         return lines
@@ -247,9 +257,11 @@ def _lines(r: CheckReport, top: bool) -> list:
     if r.witnesses:
         lines.append(f"{ind}witnesses :")
         for w in r.witnesses:
-            lines.append(f"{ind}  {'pass' if w.passed else 'FAIL'}  {w.name}: {w.diagnosis}, "
-                         f"{w.n_failed}/{w.n_entries} beyond tolerance, max abs {w.max_abs:.2e}, "
-                         f"max rel {w.max_rel:.2e}" + (f"; {w.detail}" if w.detail else ""))
+            lines.append(
+                f"{ind}  {'pass' if w.passed else 'FAIL'}  {w.name}: {w.diagnosis}, "
+                f"{w.n_failed}/{w.n_entries} beyond tolerance, max abs {w.max_abs:.2e}, "
+                f"max rel {w.max_rel:.2e}" + (f"; {w.detail}" if w.detail else "")
+            )
     if r.worst:
         title = "worst entries" if r.verdict == "fail" else "largest differences"
         lines.append(f"{ind}{title}:")

@@ -77,8 +77,11 @@ def finite_or_refuse(res, what: str, layout: Layout, cols=None) -> None:
             at = index_name(layout.gname, c, layout.in_shape)
             if M > 1:
                 at += f" of {index_name(layout.out_name, int(r), layout.out_shape)}"
-            raise Refusal("witness_not_finite", f"{what}: the finite-difference {label} is not finite at {at} "
-                                                f"(f is not finite, or not defined, near the point?)")
+            raise Refusal(
+                "witness_not_finite",
+                f"{what}: the finite-difference {label} is not finite at {at} "
+                f"(f is not finite, or not defined, near the point?)",
+            )
 
 
 # --------------------------------------------------------------------------- references
@@ -94,25 +97,30 @@ def finite_or_refuse(res, what: str, layout: Layout, cols=None) -> None:
 def _act_single(name):
     def run(x, kw):
         from ..activations import get_activation
+
         act = get_activation(name, **kw)
         z = x.reshape(-1, 1)
         return act.forward(z), act.jacobian(z)
+
     return run
 
 
 def _act_batched(name):
     def run(X, kw):
         from ..activations import get_activation
+
         act = get_activation(name, **kw)
         return act.forward_batched(X), act.jacobian_batched(X)
+
     return run
 
 
 def _dense_params(kw):
     missing = {"W", "b"} - set(kw)
     if missing:
-        raise ValueError(f"reference='dense': expected keyword arguments W, b (and optionally activation), "
-                         f"missing {sorted(missing)}")
+        raise ValueError(
+            f"reference='dense': expected keyword arguments W, b (and optionally activation), missing {sorted(missing)}"
+        )
     W = np.asarray(kw["W"]).astype(np.float64)
     b = np.asarray(kw["b"]).astype(np.float64)
     return W, b, kw.get("activation", "identity")
@@ -120,6 +128,7 @@ def _dense_params(kw):
 
 def _dense_single(x, kw):
     from ..layers import Dense
+
     W, b, act = _dense_params(kw)
     layer = Dense.from_params(W, b, act)
     col = x.reshape(-1, 1)
@@ -128,6 +137,7 @@ def _dense_single(x, kw):
 
 def _dense_batched(X, kw):
     from ..layers import Dense
+
     W, b, act = _dense_params(kw)
     layer = Dense.from_params(W, b, act)
     Y, (_, Z, _) = layer.forward_batched(X)
@@ -135,8 +145,10 @@ def _dense_batched(X, kw):
 
 
 def _batchnorm_single(x, kw):
-    raise ValueError("reference='batchnorm': batch normalisation couples the samples of a batch; use "
-                     "check_jacobian_batched / check_vjp_batched with a batch X (N, m), N >= 2")
+    raise ValueError(
+        "reference='batchnorm': batch normalisation couples the samples of a batch; use "
+        "check_jacobian_batched / check_vjp_batched with a batch X (N, m), N >= 2"
+    )
 
 
 def _batchnorm_batched(X, kw):
@@ -144,6 +156,7 @@ def _batchnorm_batched(X, kw):
     mode='test', running_mean and running_var. The Jacobian is the library's full
     ``(N*m, N*m)`` batch Jacobian (samples are coupled)."""
     from ..normalization import BatchNorm
+
     kw = dict(kw)
     mode = kw.pop("mode", "train")
     running = {k: kw.pop(k) for k in ("running_mean", "running_var") if k in kw}
@@ -155,8 +168,10 @@ def _batchnorm_batched(X, kw):
     return Y, bn.jacobian_x_coupled([row[:, None] for row in X], mode)
 
 
-REFERENCES = {name: (_act_single(name), _act_batched(name))
-              for name in ("identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax")}
+REFERENCES = {
+    name: (_act_single(name), _act_batched(name))
+    for name in ("identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax")
+}
 REFERENCES["dense"] = (_dense_single, _dense_batched)
 REFERENCES["batchnorm"] = (_batchnorm_single, _batchnorm_batched)
 REFERENCES.update({name: image_reference(name) for name in IMAGE_REFERENCES})
@@ -165,8 +180,9 @@ REFERENCES.update({name: image_reference(name) for name in IMAGE_REFERENCES})
 # --------------------------------------------------------------------------- inner-product identity
 
 
-def identity(f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_mask, layout: Layout,
-             avoid=None, pairs=None) -> Witness:
+def identity(
+    f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_mask, layout: Layout, avoid=None, pairs=None
+) -> Witness:
     """``<u, vjp(x, v)> = <v, J u>`` for :data:`VJP_PAIRS` random pairs, ``J u`` by a finite
     difference along ``u`` (both sides probed where the central difference disagrees).
 
@@ -186,7 +202,7 @@ def identity(f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_m
         lhs = dot(u, g)
 
         def along(t, u=u, v=v):
-            return np.atleast_1d(dot(v, f_flat(t[0] * u)))   # <v, f(x + t u)>: its derivative is <v, J u>
+            return np.atleast_1d(dot(v, f_flat(t[0] * u)))  # <v, f(x + t u)>: its derivative is <v, J u>
 
         def rhs_of(direction):
             r = fd_jacobian(along, np.zeros(1), initial_step=step, maxiter=maxiter, step_direction=direction)
@@ -214,9 +230,16 @@ def identity(f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_m
     detail = "; ".join(details[:2]) if details else (f"{kinky} pair(s) cross a kink" if kinky else "")
     if avoid.any():
         detail += ("; " if detail else "") + f"u is 0 on {int(avoid.sum())} entries at (possible) kinks"
-    return Witness(name=f"inner-product identity <u, vjp(x, v)> = <v, J u> ({VJP_PAIRS} random pairs, seed {seed})",
-                   passed=n_fail == 0, diagnosis=diagnosis, max_abs=worst, max_rel=max_rel, n_failed=n_fail,
-                   n_entries=VJP_PAIRS, detail=detail)
+    return Witness(
+        name=f"inner-product identity <u, vjp(x, v)> = <v, J u> ({VJP_PAIRS} random pairs, seed {seed})",
+        passed=n_fail == 0,
+        diagnosis=diagnosis,
+        max_abs=worst,
+        max_rel=max_rel,
+        n_failed=n_fail,
+        n_entries=VJP_PAIRS,
+        detail=detail,
+    )
 
 
 # --------------------------------------------------------------------------- sampled entries
@@ -238,7 +261,7 @@ def sample_columns(layout: Layout, rng, zeros=None) -> np.ndarray:
                 picked.append(int(s) * per + int(layout.labels[s]))
         cols = np.asarray(picked)
     else:
-        square = len(xs) == 2 and xs[0] == xs[1] > 1     # half the budget: each entry brings its partner
+        square = len(xs) == 2 and xs[0] == xs[1] > 1  # half the budget: each entry brings its partner
         cols = rng.choice(K, size=min(K, SAMPLE_ENTRIES // (2 if square else 1)), replace=False)
     if zeros is not None and len(zeros):
         cols = np.concatenate([cols, rng.choice(zeros, size=min(len(zeros), SAMPLE_AT_ZERO), replace=False)])
@@ -251,12 +274,23 @@ def sample_columns(layout: Layout, rng, zeros=None) -> np.ndarray:
 class Sampled:
     """The sampled witness of one gradient: verdict, diagnosis and the entries it compared."""
 
-    def __init__(self, passed, diagnosis, factor, notes, witness, worst, kinks, convention, summary_line,
-                 offset: float | None = None):
+    def __init__(
+        self,
+        passed,
+        diagnosis,
+        factor,
+        notes,
+        witness,
+        worst,
+        kinks,
+        convention,
+        summary_line,
+        offset: float | None = None,
+    ):
         self.passed, self.diagnosis, self.factor, self.notes = passed, diagnosis, factor, notes
         self.witness, self.worst, self.kinks, self.convention = witness, worst, kinks, convention
         self.summary_line = summary_line
-        self.offset = offset   # the constant of an ``off_at_label`` diagnosis, else None
+        self.offset = offset  # the constant of an ``off_at_label`` diagnosis, else None
 
 
 def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxiter, top_k, zeros=None) -> Sampled:
@@ -269,7 +303,7 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
     """
     rng = np.random.default_rng([seed, 11])
     M, K = layout.shape
-    v = rng.standard_normal(M) if M > 1 else np.ones(1)   # a scalar f: the gradient itself
+    v = rng.standard_normal(M) if M > 1 else np.ones(1)  # a scalar f: the gradient itself
     g = vjp_flat(v)
     cols = sample_columns(layout, rng, zeros)
 
@@ -282,20 +316,22 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
 
     def along_entries(direction, which, with_sub=False):
         """``(v J)_j`` for ``j`` in ``which`` (and, with_sub, ``J[cols, cols]`` from the same evaluations)."""
+
         def h(t):
             y = f_flat(scatter(which, t))
             return np.concatenate([[dot(v, y)], y[which]]) if with_sub else np.atleast_1d(dot(v, y))
 
         r = fd_jacobian(h, np.zeros(len(which)), initial_step=step, maxiter=maxiter, step_direction=direction)
-        finite_or_refuse(r, "sampled finite differences", Layout(layout.in_shape, (), None, name=layout.name),
-                         cols=which)
+        finite_or_refuse(
+            r, "sampled finite differences", Layout(layout.in_shape, (), None, name=layout.name), cols=which
+        )
         return r.df[0], r.error[0], (r.df[1:] if with_sub else None)
 
     n, nerr, sub = along_entries(0, cols, with_sub=square)
     a = g[cols]
     top = float(np.abs(n).max()) if n.size else 0.0
 
-    def bound_of(num, err):      # a gradient entry: measured against its own size (Tolerance)
+    def bound_of(num, err):  # a gradient entry: measured against its own size (Tolerance)
         return tol.bound(num, err, top=top)
 
     bound = bound_of(n, nerr)
@@ -331,10 +367,15 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
         if k.any():
             convention = describe_convention(ad, nL, nR, bL, bR, k)
     fail &= ~kink
-    what = (f"{len(cols)} of {K} entries of {layout.gname} = vjp(v) for a random cotangent v"
-            + (f" (in {len(np.unique(np.unravel_index(cols, layout.in_shape)[0]))} of {layout.batch} samples)"
-               if layout.batch is not None and layout.batched_input else "")
-            + f" against finite differences of <v, f> (CS231n's grad_check_sparse idea), seed {seed}")
+    what = (
+        f"{len(cols)} of {K} entries of {layout.gname} = vjp(v) for a random cotangent v"
+        + (
+            f" (in {len(np.unique(np.unravel_index(cols, layout.in_shape)[0]))} of {layout.batch} samples)"
+            if layout.batch is not None and layout.batched_input
+            else ""
+        )
+        + f" against finite differences of <v, f> (CS231n's grad_check_sparse idea), seed {seed}"
+    )
     notes = []
     factor = offset = None
     if not fail.any():
@@ -362,22 +403,39 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
             notes.append(f"{int(fail.sum())} of the {len(cols)} checked entries are beyond tolerance")
             if layout.batch is not None and layout.batched_input:
                 rows = np.unravel_index(cols[fail], xs)[0]
-                notes.append(f"failing entries sit in {len(np.unique(rows))} of the "
-                             f"{len(np.unique(np.unravel_index(cols, xs)[0]))} checked samples")
+                notes.append(
+                    f"failing entries sit in {len(np.unique(rows))} of the "
+                    f"{len(np.unique(np.unravel_index(cols, xs)[0]))} checked samples"
+                )
     diff = np.abs(a - n)
     rel = relative(a, n, tol.atol)
     live = ~kink
-    wit = Witness(name=f"sampled finite differences (scipy.differentiate.jacobian, initial step {step:g}): "
-                       f"{len(cols)} of {K} entries", passed=passed, diagnosis=diagnosis,
-                  max_abs=float(diff[live].max()) if live.any() else 0.0,
-                  max_rel=float(rel[live].max()) if live.any() else 0.0, n_failed=int(fail.sum()),
-                  n_entries=len(cols))
+    wit = Witness(
+        name=f"sampled finite differences (scipy.differentiate.jacobian, initial step {step:g}): "
+        f"{len(cols)} of {K} entries",
+        passed=passed,
+        diagnosis=diagnosis,
+        max_abs=float(diff[live].max()) if live.any() else 0.0,
+        max_rel=float(rel[live].max()) if live.any() else 0.0,
+        n_failed=int(fail.sum()),
+        n_entries=len(cols),
+    )
 
     def entry(t, note=""):
         c = int(cols[t])
-        e = Entry(row=0, column=c, analytic=float(a[t]) + 0.0, numeric=float(n[t]) + 0.0, abs_error=float(diff[t]),
-                  rel_error=float(rel[t]), tolerance=float(bound[t]), fd_error=float(nerr[t]), passed=not fail[t],
-                  where=index_name(layout.gname, c, layout.in_shape), output="")
+        e = Entry(
+            row=0,
+            column=c,
+            analytic=float(a[t]) + 0.0,
+            numeric=float(n[t]) + 0.0,
+            abs_error=float(diff[t]),
+            rel_error=float(rel[t]),
+            tolerance=float(bound[t]),
+            fd_error=float(nerr[t]),
+            passed=not fail[t],
+            where=index_name(layout.gname, c, layout.in_shape),
+            output="",
+        )
         if layout.batch is not None and layout.batched_input:
             e.sample = int(np.unravel_index(c, layout.in_shape)[0])
         if note and left is not None:
