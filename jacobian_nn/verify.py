@@ -15,14 +15,21 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from .activations import ACTIVATIONS, get_activation
 from .fd import Comparison, compare, fd_gradient, fd_jacobian, fd_loss_gradient
 from .layers import Dense
-from .losses import CrossEntropy, MeanSquaredError, SoftmaxCrossEntropy
+from .losses import (
+    BinaryCrossEntropy,
+    CrossEntropy,
+    MeanSquaredError,
+    MulticlassSVM,
+    SigmoidBinaryCrossEntropy,
+    SoftmaxCrossEntropy,
+)
 from .network import Network
 from .verify_paths import batchnorm_rows, crosscheck_rows  # both paths: cross-check; batch norm, dropout vs FD
 from .check.gallery import gallery_rows  # the check toolkit on deliberately wrong code
@@ -52,6 +59,8 @@ DESCRIPTIONS = {
     "network": "sample networks: dL/dtheta and dy/dx",
     "batched": "batched path against the per-sample reference",
     "batchnorm": "batch norm, dropout, FullyConnectedNet",
+    "images": "conv, pooling, spatial batch norm (sparse Jacobians)",
+    "catalogue": "layer norm, Mul/Add nodes, SVM and binary losses",
     "check": "jacobian-nn check on slips and fixes",
     "proofs": "the source tutorials' derivations (proofs/)",
 }
@@ -324,6 +333,81 @@ def network_rows() -> list[Comparison]:
     return out
 
 
+def _dense_matrix(J) -> np.ndarray:
+    """A Jacobian as a dense array (the image layers return ``scipy.sparse`` ones)."""
+    return J.toarray() if hasattr(J, "toarray") else np.asarray(J)
+
+
+def image_rows() -> list[Comparison]:
+    """The image layers' reference Jacobians (sparse) against finite differences, one image each."""
+    from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm
+
+    rng = np.random.default_rng(SEED + 7)
+    conv = Conv2D((2, 5, 5), 3, 3, pad=1, activation="tanh", seed=SEED)
+    conv.b[:] = rng.normal(size=conv.b.shape)
+    sbn = SpatialBatchNorm((2, 3, 3), gamma=rng.uniform(0.5, 2.0, 2), beta=rng.normal(size=2))
+    sbn.bn.running_mean[:] = rng.normal(size=2)
+    sbn.bn.running_var[:] = rng.uniform(0.5, 2.0, 2)
+    layers: list[tuple[str, Any]] = [  # image layers of three classes, each with jacobian_x
+        ("conv2d 2x5x5 -> 3x5x5 (3x3, pad 1, tanh)", conv),
+        ("conv2d stride 2 (3x3, pad 1)", Conv2D((1, 5, 5), 2, 3, stride=2, pad=1, seed=SEED + 1)),
+        ("maxpool2d 2x4x4, 2x2", MaxPool2D((2, 4, 4), 2)),
+        ("avgpool2d 2x4x4, 2x2", AvgPool2D((2, 4, 4), 2)),
+        ("spatial_batchnorm 2x3x3 (test mode)", sbn),
+    ]
+    out = []
+    for name, layer in layers:
+        x = rng.normal(size=(layer.n_in, 1))  # distinct values: no max-pooling tie within a step
+        fd = fd_jacobian(lambda v, layer=layer: layer.forward(v[:, None], "test")[0], x)
+        out.append(compare(f"{name}: dy/dx (sparse)", _dense_matrix(layer.jacobian_x(x)), fd.df, err=fd.error))
+    x = rng.normal(size=(conv.n_in, 1))
+    W0 = conv.W.copy()
+
+    def with_W(v):
+        return Conv2D.from_params(v.reshape(W0.shape), conv.b, (2, 5, 5), pad=1, activation="tanh").forward(x)[0]
+
+    fd = fd_jacobian(with_W, W0)
+    out.append(compare("conv2d: dy/dvec(W) (sparse)", _dense_matrix(conv.jacobian_W(x)), fd.df, err=fd.error))
+    return out
+
+
+def catalogue_rows() -> list[Comparison]:
+    """Layer norm's Jacobian, the graph nodes' two Jacobians and the SVM and binary losses' gradients."""
+    from .graph import Add, Mul
+    from .layernorm import LayerNorm
+
+    rng = np.random.default_rng(SEED + 8)
+    out = []
+    ln = LayerNorm(5, gamma=rng.uniform(0.5, 2.0, 5), beta=rng.normal(size=5))
+    x = rng.normal(size=(5, 1))
+    fd = fd_jacobian(lambda v: ln.forward(v[:, None])[0], x)
+    out.append(compare("layernorm: dy/dx (m, m)", ln.jacobian_x(x), fd.df, err=fd.error))
+    a, b = rng.normal(size=(4, 1)), rng.normal(size=(4, 1))
+    for node in (Mul(), Add()):
+        fd = fd_jacobian(lambda v, node=node: node.forward(v[:, None], b)[0], a)
+        out.append(compare(f"{type(node).__name__.lower()}: d out/dx", node.jacobian_x(a, b), fd.df, err=fd.error))
+        fd = fd_jacobian(lambda v, node=node: node.forward(a, v[:, None])[0], b)
+        out.append(compare(f"{type(node).__name__.lower()}: d out/dy", node.jacobian_y(a, b), fd.df, err=fd.error))
+    s = np.array([[0.3], [1.9], [-0.6], [0.8]])  # margins s_j - s_y + 1 away from 0 (the hinge's kink)
+    svm = MulticlassSVM()
+    fd = fd_gradient(lambda v: svm.forward(v[:, None], 2), s)
+    out.append(compare("svm: gradient (margins off the kink)", svm.gradient(s, 2), fd.df, err=fd.error))
+    p, z = np.array([[0.3]]), np.array([[-1.7]])
+    for label in (0, 1):
+        bce, sbce = BinaryCrossEntropy(), SigmoidBinaryCrossEntropy()
+        fd = fd_gradient(lambda v, label=label: bce.forward(v[:, None], label), p, initial_step=1e-3)
+        out.append(
+            compare(f"binary_cross_entropy: gradient, label {label}", bce.gradient(p, label), fd.df, err=fd.error)
+        )
+        fd = fd_gradient(lambda v, label=label: sbce.forward(v[:, None], label), z)
+        out.append(
+            compare(
+                f"sigmoid_binary_cross_entropy: gradient, label {label}", sbce.gradient(z, label), fd.df, err=fd.error
+            )
+        )
+    return out
+
+
 def proof_rows() -> list[Comparison]:
     """Every check in ``proofs/`` (numeric; symbolic when sympy is installed, else counted as skipped)."""
     from ._bundled import bundled
@@ -338,6 +422,8 @@ GROUPS = [
     ("network", network_rows),
     ("batched", crosscheck_rows),
     ("batchnorm", batchnorm_rows),
+    ("images", image_rows),
+    ("catalogue", catalogue_rows),
     ("check", gallery_rows),
     ("proofs", proof_rows),
 ]

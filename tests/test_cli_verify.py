@@ -143,3 +143,17 @@ def test_proof_rows_without_sympy_are_skipped(monkeypatch):
 def test_python_dash_m_entry_point():
     res = subprocess.run([sys.executable, "-m", "jacobian_nn", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "verify" in res.stdout
+
+
+def test_the_images_and_catalogue_groups_fail_on_a_wrong_jacobian(monkeypatch):
+    """The new groups compare the library's own Jacobians with finite differences: a Jacobian off by 1 %
+    in one layer (a sparse one for the images) must fail that row and only that row."""
+    from jacobian_nn.conv import MaxPool2D
+    from jacobian_nn.layernorm import LayerNorm
+
+    assert all(c.passed for c in verify.image_rows() + verify.catalogue_rows())
+    pool_jacobian, ln_jacobian = MaxPool2D.jacobian_x, LayerNorm.jacobian_x
+    monkeypatch.setattr(MaxPool2D, "jacobian_x", lambda self, x: 1.01 * pool_jacobian(self, x))
+    monkeypatch.setattr(LayerNorm, "jacobian_x", lambda self, x: 1.01 * ln_jacobian(self, x))
+    failed = [c.name for c in verify.image_rows() + verify.catalogue_rows() if not c.passed]
+    assert failed == ["maxpool2d 2x4x4, 2x2: dy/dx (sparse)", "layernorm: dy/dx (m, m)"]
