@@ -117,7 +117,7 @@ def test_sigmoid_batched_tails_keep_precision(dtype):
         J = act.jacobian_batched(Z)[0]
     exact = np.exp(-big) / (1 + np.exp(-big)) ** 2
     assert d.dtype == dtype
-    assert d[3] == pytest.approx(exact, rel=4 * np.finfo(dtype).eps) and d[1] == d[3]
+    assert d[3] == pytest.approx(exact, rel=4 * float(np.finfo(dtype).eps)) and d[1] == d[3]
     assert d[2] == 0.25 and d[0] == 0.0 and d[4] == 0.0
     assert (A * (1 - A))[0, 3] == 0.0  # the near miss: the cancelling form s (1 - s) loses it all
     np.testing.assert_array_equal(np.diag(J), d)
@@ -136,7 +136,7 @@ def test_tanh_batched_tails_keep_precision(dtype):
         J = act.jacobian_batched(Z)[0]
     exact = 1.0 / np.cosh(big) ** 2
     assert d.dtype == dtype
-    assert d[0] == pytest.approx(exact, rel=8 * np.finfo(dtype).eps) and d[1] == d[0]
+    assert d[0] == pytest.approx(exact, rel=8 * float(np.finfo(dtype).eps)) and d[1] == d[0]
     assert d[2] == 1.0 and d[3] == 0.0
     assert (1 - A * A)[0, 0] == 0.0  # the near miss: the cancelling form 1 - tanh^2 loses it all
     np.testing.assert_array_equal(np.diag(J), d)
