@@ -131,6 +131,23 @@ def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     return arr
 
 
+def as_weight_and_bias(W, b, layout: tuple, bias_axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of a layer's ``W`` (``len(layout)``-D, non-empty; float64 or float32, integers converted to
+    float64) and ``b`` of shape ``(W.shape[bias_axis],)`` in ``W``'s dtype; ``layout`` names W's axes
+    for the error message, e.g. ``("n", "m")`` or ``("F", "C", "FH", "FW")``."""
+    W_arr = np.asarray(W)
+    W_arr = as_float_array(W_arr, "W", W_arr.dtype if W_arr.dtype.kind == "f" else np.float64)
+    if W_arr.ndim != len(layout) or 0 in W_arr.shape:
+        raise ValueError(
+            f"W: expected a non-empty {len(layout)}-D array of shape ({', '.join(layout)}), got shape {W_arr.shape}"
+        )
+    b_arr = as_float_array(b, "b", W_arr.dtype)
+    m = W_arr.shape[bias_axis]
+    if b_arr.shape != (m,):
+        raise ValueError(f"b: expected shape ({m},) to match W {W_arr.shape}, got {b_arr.shape}")
+    return W_arr.copy(), b_arr.copy()
+
+
 def as_column(value, name: str, n: int | None = None, dtype=np.float64) -> np.ndarray:
     """Return a column vector of shape ``(n, 1)``; refuse rows, 1-D and wrong ``n``."""
     arr = as_float_array(value, name, dtype)

@@ -73,7 +73,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ._validation import (
     as_column,
-    as_float_array,
+    as_weight_and_bias,
     as_generator,
     as_row,
     check_float_dtype,
@@ -314,16 +314,10 @@ class Conv2D(_ImageLayer):
     @classmethod
     def from_params(cls, W, b, input_shape, *, stride: int = 1, pad: int = 0, activation="identity") -> "Conv2D":
         """A layer holding copies of ``W`` ``(F, C, FH, FW)`` and ``b`` ``(F,)`` (float64 or float32)."""
-        W_arr = np.asarray(W)
-        W_arr = as_float_array(W_arr, "W", W_arr.dtype if W_arr.dtype.kind == "f" else np.float64)
-        if W_arr.ndim != 4 or 0 in W_arr.shape:
-            raise ValueError(f"W: expected a non-empty array of shape (F, C, FH, FW), got shape {W_arr.shape}")
-        b_arr = as_float_array(b, "b", W_arr.dtype)
-        if b_arr.shape != (W_arr.shape[0],):
-            raise ValueError(f"b: expected shape ({W_arr.shape[0]},) to match W {W_arr.shape}, got {b_arr.shape}")
+        W_arr, b_arr = as_weight_and_bias(W, b, ("F", "C", "FH", "FW"), bias_axis=0)
         layer = cls.__new__(cls)
         layer._configure(check_image_shape(input_shape), W_arr.shape, stride, pad, activation)
-        layer.W, layer.b = W_arr.copy(), b_arr.copy()
+        layer.W, layer.b = W_arr, b_arr
         return layer
 
     @property

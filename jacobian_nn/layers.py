@@ -61,7 +61,7 @@ import numpy as np
 from ._validation import (
     as_batch,
     as_column,
-    as_float_array,
+    as_weight_and_bias,
     as_generator,
     as_row,
     check_float_dtype,
@@ -260,17 +260,10 @@ class Dense(Layer):
     @classmethod
     def from_params(cls, W, b, activation="identity") -> "Dense":
         """A layer holding copies of given ``W`` ``(n, m)`` and ``b`` ``(m,)`` (float64 or float32)."""
-        W_arr = np.asarray(W)
-        W_arr = as_float_array(W_arr, "W", W_arr.dtype if W_arr.dtype.kind == "f" else np.float64)
-        if W_arr.ndim != 2 or 0 in W_arr.shape:
-            raise ValueError(f"W: expected a non-empty 2-D array of shape (n, m), got shape {W_arr.shape}")
-        b_arr = as_float_array(b, "b", W_arr.dtype)
-        if b_arr.shape != (W_arr.shape[1],):
-            raise ValueError(f"b: expected shape ({W_arr.shape[1]},) to match W {W_arr.shape}, got {b_arr.shape}")
+        W_arr, b_arr = as_weight_and_bias(W, b, ("n", "m"), bias_axis=1)
         layer = cls.__new__(cls)
         layer.activation = get_activation(activation)
-        layer.W = W_arr.copy()
-        layer.b = b_arr.copy()
+        layer.W, layer.b = W_arr, b_arr
         return layer
 
     # -- description -------------------------------------------------------------------

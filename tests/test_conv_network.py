@@ -186,3 +186,23 @@ def test_a_tampered_cnn_file_is_refused(tmp_path):
     np.savez(bad, **contents)
     with pytest.raises(ValueError, match=r"layers/0/W: shape \(3, 1, 3, 3\), the architecture says \(3, 1, 1, 1\)"):
         jn.load_model(bad)
+
+
+def test_dense_and_conv_share_one_check_of_given_weights():
+    """``Dense.from_params`` and ``Conv2D.from_params`` check W and b through one helper: copies, the
+    dtype policy (ints become float64, float32 stays), the layout's rank, and b against W's output axis."""
+    W = np.arange(6).reshape(2, 3)
+    d = jn.Dense.from_params(W, [1, 2, 3])
+    assert d.W.dtype == np.float64 and not np.shares_memory(d.W, W)
+    assert jn.Dense.from_params(W.astype(np.float32), np.zeros(3, np.float32)).dtype == np.float32
+    with pytest.raises(ValueError, match=r"W: expected a non-empty 2-D array of shape \(n, m\)"):
+        jn.Dense.from_params(np.zeros((2, 3, 1)), np.zeros(3))
+    with pytest.raises(ValueError, match=r"b: expected shape \(3,\)"):
+        jn.Dense.from_params(W, np.zeros(2))  # the input axis's size is not the bias's
+    Wc = np.ones((4, 1, 3, 3))
+    c = Conv2D.from_params(Wc, np.zeros(4), (1, 5, 5), pad=1)
+    assert c.W.shape == (4, 1, 3, 3) and not np.shares_memory(c.W, Wc)
+    with pytest.raises(ValueError, match=r"W: expected a non-empty 4-D array of shape \(F, C, FH, FW\)"):
+        Conv2D.from_params(np.zeros((0, 1, 3, 3)), np.zeros(0), (1, 5, 5))
+    with pytest.raises(ValueError, match=r"b: expected shape \(4,\)"):
+        Conv2D.from_params(Wc, np.zeros(1), (1, 5, 5))  # C, not F
