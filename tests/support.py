@@ -3,13 +3,17 @@
 Samples as columns and rows (:func:`cols`, :func:`rows`), exact comparison
 (:func:`same_bits`), the kinked activations and a hypothesis strategy that keeps away
 from their kinks, random networks and batches for every activation and loss, the
-stacked reference results, and a worst-error tracker for the hypothesis runs.
+stacked reference results, a worst-error tracker for the hypothesis runs, the inner-product
+identity of a VJP (:func:`assert_identity`), errors against exact values (:func:`exact_rel_err`),
+and nearly constant features against exact rational arithmetic (:func:`near_constant`,
+:func:`exact_normalised`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from fractions import Fraction
 
 import numpy as np
 from hypothesis import strategies as st
@@ -139,3 +143,53 @@ def assert_three_witnesses(net, X, Y):
     fd = fd_loss_gradient(net, X, Y)
     assert compare("dL/dtheta", net.flatten_gradients(grads)[None], fd.df, err=fd.error).passed
     return loss, grads
+
+
+#: ``<u, vjp(v)>`` against ``<v, J u>`` in float64: a multiple of eps of the dot products' scale.
+IDENTITY_RTOL = 1e-13
+#: The same when ``J u`` is a finite-difference estimate.
+FD_IDENTITY_RTOL = 1e-7
+
+
+def dots(U, V):
+    """Row-wise inner products of ``(N, ...)`` arrays -> ``(N,)``."""
+    return np.sum((U * V).reshape(U.shape[0], -1), axis=1)
+
+
+def assert_identity(lhs_u, lhs_vjp, rhs_v, rhs_ju, rtol=IDENTITY_RTOL, label=""):
+    """autograd's check_vjp, sample by sample: ``<u_k, vjp(v)_k> = <v_k, (J u)_k>`` within
+    ``rtol * (|u_k|.|vjp_k| + |v_k|.|(J u)_k|)`` (absolute values entrywise: the natural scale of a dot
+    product's rounding). ``lhs_u``, ``lhs_vjp``: ``(N, ...)`` in the input space; ``rhs_v``, ``rhs_ju``:
+    ``(N, ...)`` in the output space."""
+    lhs = dots(lhs_u, lhs_vjp)
+    rhs = dots(rhs_v, rhs_ju)
+    scale = dots(np.abs(lhs_u), np.abs(lhs_vjp)) + dots(np.abs(rhs_v), np.abs(rhs_ju))
+    bad = np.abs(lhs - rhs) > rtol * scale + 1e-300
+    assert not bad.any(), f"{label}: <u, vjp(v)> = {lhs[bad]} but <v, J u> = {rhs[bad]} (scale {scale[bad]})"
+
+
+def exact_rel_err(a, exact):
+    """Worst entrywise relative error ``max |a_i - exact_i| / |exact_i|`` over the entries whose exact
+    value (already rounded to float64) is nonzero; the entries whose exact value is 0 must be exactly 0."""
+    a, exact = np.asarray(a), np.asarray(exact)
+    nz = exact != 0
+    assert np.all(a[~nz] == 0), a[~nz]
+    return float(np.max(np.abs(a[nz] - exact[nz]) / np.abs(exact[nz]))) if nz.any() else 0.0
+
+
+def near_constant(N=8, seed=0):
+    """A nearly constant feature: ``1e3 + 1e-6 u``, ``u ~ U(-1, 1)``, shape ``(N,)``."""
+    u = np.random.default_rng(seed).uniform(-1, 1, N)
+    return 1e3 + 1e-6 * u
+
+
+def exact_normalised(x, eps):
+    """``x_hat = (x - mu) / sqrt(var + eps)`` with ``mu``, ``var`` and ``x - mu`` exact (Fractions) and
+    ``sigma`` rounded once (its relative condition number is 1/2). Returns ``(x_hat, x - mu, mu, sigma)``:
+    float64 arrays ``(N,)``, the exact ``mu`` as a Fraction and ``sigma`` as a float."""
+    fx = [Fraction(float(v)) for v in x]
+    mu = sum(fx) / len(fx)
+    d = [v - mu for v in fx]
+    var = sum(v * v for v in d) / len(fx)
+    sigma = float(var + Fraction(eps)) ** 0.5
+    return np.array([float(v) for v in d]) / sigma, np.array([float(v) for v in d]), mu, sigma

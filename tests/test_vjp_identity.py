@@ -15,43 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import cols, ACTIVATION_NAMES, LOSS_NAMES, build_net, random_batch
+from support import FD_IDENTITY_RTOL, ACTIVATION_NAMES, LOSS_NAMES, assert_identity, build_net, cols, random_batch
 
 from jacobian_nn import fd_jacobian, get_activation, get_loss
 from jacobian_nn.layers import Dense
 
-IDENTITY_RTOL = 1e-13
-FD_IDENTITY_RTOL = 1e-7
 SEEDS = (0, 1, 2)
-
-
-def dots(U, V):
-    """Row-wise inner products of ``(N, ...)`` arrays -> ``(N,)``."""
-    return np.sum((U * V).reshape(U.shape[0], -1), axis=1)
-
-
-def assert_identity(lhs_u, lhs_vjp, rhs_v, rhs_ju, rtol=IDENTITY_RTOL, label=""):
-    lhs = dots(lhs_u, lhs_vjp)
-    rhs = dots(rhs_v, rhs_ju)
-    scale = dots(np.abs(lhs_u), np.abs(lhs_vjp)) + dots(np.abs(rhs_v), np.abs(rhs_ju))
-    bad = np.abs(lhs - rhs) > rtol * scale + 1e-300
-    assert not bad.any(), f"{label}: <u, vjp(v)> = {lhs[bad]} but <v, J u> = {rhs[bad]} (scale {scale[bad]})"
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
-def test_activation_identity(name, seed):
-    rng = np.random.default_rng(seed)
-    N, m = 5, 6
-    act = get_activation(name)
-    Z = rng.standard_normal((N, m))
-    Z[0, :2] = 0.0  # kinks: both paths must take the z <= 0 branch
-    U, V = rng.standard_normal((N, m)), rng.standard_normal((N, m))
-    vjp = act.vjp_batched(Z, act.forward_batched(Z), V)
-    Ju_ref = np.stack([act.jacobian(z) @ u for z, u in zip(cols(Z), U)])
-    Ju_bat = np.einsum("kij,kj->ki", act.jacobian_batched(Z), U)
-    assert_identity(U, vjp, V, Ju_ref, label=f"{name} vjp_batched vs reference jacobian")
-    assert_identity(U, vjp, V, Ju_bat, label=f"{name} vjp_batched vs jacobian_batched")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
