@@ -27,27 +27,6 @@ def test_backward_batch_without_input_gradient_gives_the_same_parameter_gradient
         np.testing.assert_array_equal(only[k], full[k])
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fused_softmax_cross_entropy_is_bitwise_the_pair(dtype):
-    loss = jn.SoftmaxCrossEntropy()
-    rng = np.random.default_rng(3)
-    Z = (10 * rng.standard_normal((11, 5))).astype(dtype)
-    Y = rng.integers(0, 5, size=11)
-    Y_onehot = np.eye(5, dtype=dtype)[Y]
-    value, grad = loss.forward_and_gradient_batched(Z, Y_onehot)  # label matrix: the same operations
-    assert value == loss.forward_batched(Z, Y_onehot)
-    np.testing.assert_array_equal(grad, loss.gradient_batched(Z, Y_onehot))
-    # integer indices: no one-hot matrix; the same gradient, the loss summed without the zero terms
-    value_i, grad_i = loss.forward_and_gradient_batched(Z, Y)
-    np.testing.assert_array_equal(grad_i, loss.gradient_batched(Z, Y))
-    eps = np.finfo(dtype).eps
-    assert abs(value_i - loss.forward_batched(Z, Y)) <= 16 * eps * abs(value)
-    with pytest.raises(ValueError, match=r"Y: expected class indices in \[0, 5\)"):
-        loss.forward_and_gradient_batched(Z, np.full(11, 5))
-    with pytest.raises(ValueError, match=r"Y: expected 11 labels"):
-        loss.forward_and_gradient_batched(Z, Y[:3])
-
-
 def test_train_step_batched_is_params_minus_lr_times_gradients():
     net, X, y = _problem()
     before = [{k: v.copy() for k, v in p.items()} for p in net.params]
@@ -115,48 +94,6 @@ def test_reference_driver_names_a_bad_input_row():
     X[2, 1] = np.nan
     with pytest.raises(ValueError, match=r"X: expected finite values, got nan at index \(2, 1\)"):
         net.loss_and_gradients(X, np.zeros(4, dtype=int))
-
-
-def test_fused_softmax_cross_entropy_call_is_bitwise_the_pair():
-    loss = jn.SoftmaxCrossEntropy()
-    z = np.array([[3.0], [-1.0], [0.5], [20.0]])
-    value, row = loss(z, 2)
-    assert value == loss.forward(z, 2)
-    np.testing.assert_array_equal(row, loss.gradient(z, 2))
-
-
-@pytest.mark.parametrize("labels", ["indices", "one-hot", "soft"])
-@pytest.mark.parametrize("loss", [jn.SoftmaxCrossEntropy(), jn.MeanSquaredError()])
-def test_checked_once_labels_give_the_per_sample_call_bitwise(loss, labels):
-    """``sample_labels`` + ``loss(z, y, check=False)`` (what the reference driver runs) equals the
-    checked call ``loss(z, y)`` on the user's label, sample by sample, bit for bit."""
-    rng = np.random.default_rng(7)
-    Z = rng.standard_normal((9, 4)) * 5
-    Z[2, 1] = 800.0  # a probability that rounds to 1: loss 0 for class 1
-    idx = np.arange(9) % 4
-    Y = {"indices": idx, "one-hot": np.eye(4)[idx], "soft": rng.dirichlet(np.ones(4), 9)}[labels]
-    ys = loss.sample_labels(Y, 9, 4)
-    for k, y in enumerate(ys):
-        user = int(Y[k]) if labels == "indices" else Y[k][:, None]
-        value, row = loss(Z[k][:, None], y, check=False)
-        value1, row1 = loss(Z[k][:, None], user)
-        assert value == value1
-        np.testing.assert_array_equal(row, row1)
-
-
-def test_softmax_cross_entropy_refuses_before_computing():
-    loss = jn.SoftmaxCrossEntropy()
-    with pytest.raises(ValueError, match=r"^z: expected finite"):
-        loss(np.array([[1.0], [np.inf], [0.0]]), 1)
-    with pytest.raises(ValueError, match=r"^Y: expected probabilities summing to 1"):
-        loss.sample_labels(0.5 * np.eye(3)[[0, 1]], 2, 3)
-    with pytest.raises(ValueError, match=r"^Y: expected class indices in \[0, 3\)"):
-        loss.sample_labels(np.array([0, 3]), 2, 3)
-    with pytest.raises(ValueError, match=r"^y: expected a class index in \[0, 3\)"):
-        loss(np.zeros((3, 1)), 3)
-    # a single class: loss 0, gradient 0
-    value, row = loss(np.array([[3.0]]), 0)
-    assert value == 0.0 and row.shape == (1, 1) and row[0, 0] == 0.0
 
 
 @pytest.mark.parametrize(
