@@ -1,4 +1,6 @@
-"""Reference dense layer and network: explicit Jacobians, gradients against FD, training, bad input."""
+"""Reference network: parameter gradients and input Jacobians against FD, training, penalties, bad input.
+
+The dense layer's own Jacobians are in ``test_dense.py``."""
 
 import numpy as np
 import pytest
@@ -8,86 +10,6 @@ from hypothesis import strategies as st
 import jacobian_nn as jn
 from support import cols
 from jacobian_nn.fd import compare, fd_jacobian, fd_loss_gradient
-
-SMOOTH = ["identity", "sigmoid", "tanh", "elu", "softmax"]
-
-
-# --------------------------------------------------------------------------- dense layer
-
-
-@given(n=st.integers(1, 5), m=st.integers(1, 5), act=st.sampled_from(SMOOTH), seed=st.integers(0, 2**32 - 1))
-def test_dense_jacobians_match_fd(n, m, act, seed):
-    rng = np.random.default_rng(seed)
-    layer = jn.Dense(n, m, act, init="xavier", seed=rng)
-    layer.b[:] = rng.normal(size=m)
-    x = rng.normal(size=(n, 1))
-    W0, b0 = layer.W.copy(), layer.b.copy()
-    assert layer.jacobian_x(x).shape == (m, n)
-    assert layer.jacobian_b(x).shape == (m, m)
-    assert layer.jacobian_W(x).shape == (m, n * m)
-    fd = fd_jacobian(lambda v: layer.forward(v[:, None])[0], x)
-    assert compare("dy/dx", layer.jacobian_x(x), fd.df, err=fd.error).passed
-    fd = fd_jacobian(lambda v: jn.Dense.from_params(W0, v, act).forward(x)[0], b0)
-    assert compare("dy/db", layer.jacobian_b(x), fd.df, err=fd.error).passed
-    fd = fd_jacobian(lambda v: jn.Dense.from_params(v.reshape(n, m), b0, act).forward(x)[0], W0)
-    assert compare("dy/dvecW", layer.jacobian_W(x), fd.df, err=fd.error).passed
-
-
-@given(
-    n=st.integers(1, 6),
-    m=st.integers(1, 6),
-    act=st.sampled_from(sorted(jn.ACTIVATIONS)),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_dense_backward_is_row_times_explicit_jacobians(n, m, act, seed):
-    """backward = the seed's formulas: dL/dx = g J_f W^T, dL/dW = x (g J_f), dL/db = g J_f."""
-    rng = np.random.default_rng(seed)
-    layer = jn.Dense(n, m, act, seed=rng)
-    x = rng.normal(size=(n, 1))
-    g = rng.normal(size=(1, m))
-    _, ctx = layer.forward(x)
-    dx, grads = layer.backward(g, ctx)
-    assert dx.shape == (1, n) and grads["W"].shape == (n, m) and grads["b"].shape == (m,)
-    np.testing.assert_allclose(dx, g @ layer.jacobian_x(x), rtol=1e-13, atol=1e-14)
-    np.testing.assert_allclose(grads["W"].reshape(1, -1), g @ layer.jacobian_W(x), rtol=1e-13, atol=1e-14)
-    np.testing.assert_allclose(grads["b"], (g @ layer.jacobian_b(x))[0], rtol=1e-13, atol=1e-14)
-
-
-def test_dense_forward_is_WT_x_plus_b():
-    W = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # n = 2, m = 3
-    b = np.array([0.5, -0.5, 1.0])
-    y, _ = jn.Dense.from_params(W, b, "identity").forward(np.array([[1.0], [-1.0]]))
-    np.testing.assert_array_equal(y, [[-2.5], [-3.5], [-2.0]])
-
-
-@pytest.mark.parametrize(
-    "init, std",
-    [("normal", lambda n, m: 1.0), ("xavier", lambda n, m: np.sqrt(2 / (n + m))), ("he", lambda n, m: np.sqrt(2 / n))],
-)
-def test_init_scales(init, std):
-    W = jn.init_weights(400, 300, init, np.random.default_rng(0))
-    assert W.std() == pytest.approx(std(400, 300), rel=0.01)
-    assert abs(W.mean()) < 0.01 * std(400, 300)
-
-
-def test_scaled_normal_and_seeding():
-    W1 = jn.init_weights(50, 40, "scaled_normal", np.random.default_rng(3), weight_scale=1e-2)
-    W2 = jn.Dense(50, 40, init="scaled_normal", weight_scale=1e-2, seed=3).W
-    np.testing.assert_array_equal(W1, W2)
-    assert W1.std() == pytest.approx(1e-2, rel=0.05)
-    with pytest.raises(ValueError, match="weight_scale: required"):
-        jn.init_weights(2, 2, "scaled_normal", np.random.default_rng(0))
-    with pytest.raises(ValueError, match="init: expected one of"):
-        jn.init_weights(2, 2, "glorot_magic", np.random.default_rng(0))
-
-
-def test_global_random_state_is_untouched():
-    np.random.seed(123)
-    expected = np.random.random()
-    np.random.seed(123)
-    jn.Network.build([3, 4, 2], seed=None)
-    jn.Dense(3, 3, seed=7)
-    assert np.random.random() == expected
 
 
 # --------------------------------------------------------------------------- network

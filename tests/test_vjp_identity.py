@@ -1,54 +1,26 @@
-"""Inner-product identity ⟨u, vjp(v)⟩ = ⟨v, J u⟩ for every component (autograd's check_vjp).
+"""Inner-product identity ⟨u, vjp(v)⟩ = ⟨v, J u⟩ for whole networks (autograd's check_vjp).
 
-The VJP always comes from the batched path (``vjp_batched``, ``gradient_batched``,
-``backward_batched``, ``backward_batched(..., per_sample=True)``); ``J u`` comes from the
-reference Jacobians (one sample at a time), from the batched Jacobians, or, for
-the network's parameters, from the finite-difference witness. u and v are random
-(standard normal), one pair per sample; the identity is checked sample by sample.
+The VJP comes from the batched path (``backward_batched`` chained through the layers, with
+``per_sample=True`` for the parameters); ``J u`` from the reference ``input_jacobian`` (one sample at
+a time), the batched ``input_jacobian_batched``, or, for the parameters, the finite-difference
+directional derivative. u and v are random (standard normal), one pair per sample; the identity is
+checked sample by sample by ``support.assert_identity`` (tolerance there: ``IDENTITY_RTOL`` times the
+dot products' scale; ``FD_IDENTITY_RTOL`` against finite differences).
 
-Tolerance: ``|lhs - rhs| <= IDENTITY_RTOL * (|u|·|vjp(v)| + |v|·|J u|)`` (the
-natural scale of a dot product's rounding, with absolute values taken entrywise);
-``FD_IDENTITY_RTOL`` when ``J u`` is a finite-difference estimate.
+The same identity for each component is in that component's file: ``test_activations.py``
+(``test_activation_identity``), ``test_losses.py`` (``test_loss_identity``), ``test_dense.py``
+(``test_dense_identity``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import FD_IDENTITY_RTOL, ACTIVATION_NAMES, assert_identity, build_net, cols, random_batch
+from support import FD_IDENTITY_RTOL, assert_identity, build_net, cols, random_batch
 
 from jacobian_nn import fd_jacobian, get_activation
-from jacobian_nn.layers import Dense
 
 SEEDS = (0, 1, 2)
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
-def test_dense_identity(name, seed):
-    """Dense wrt x (backward_batched's dX), W and b (backward_batched(..., per_sample=True)) against the reference
-    jacobian_x / jacobian_W / jacobian_b and the batched jacobian_*_batched."""
-    rng = np.random.default_rng(seed)
-    N, n, m = 4, 5, 3
-    layer = Dense(n, m, name, init="xavier", seed=rng)
-    layer.b[:] = 0.3 * rng.standard_normal(m)
-    X = rng.standard_normal((N, n))
-    V = rng.standard_normal((N, m))
-    Ux, UW, Ub = rng.standard_normal((N, n)), rng.standard_normal((N, n, m)), rng.standard_normal((N, m))
-    _, ctx = layer.forward_batched(X)
-    dX, _ = layer.backward_batched(V, ctx)
-    _, per = layer.backward_batched(V, ctx, per_sample=True)
-    xs = cols(X)
-    for label, U, vjp, ref, bat in (
-        ("x", Ux, dX, [layer.jacobian_x(x) for x in xs], layer.jacobian_x_batched(X)),
-        ("W", UW, per["W"], [layer.jacobian_W(x) for x in xs], layer.jacobian_W_batched(X)),
-        ("b", Ub, per["b"], [layer.jacobian_b(x) for x in xs], layer.jacobian_b_batched(X)),
-    ):
-        Uf = U.reshape(N, -1)  # vec(W) row-major, as jacobian_W
-        Ju_ref = np.stack([J @ u for J, u in zip(ref, Uf)])
-        Ju_bat = np.einsum("kij,kj->ki", bat, Uf)
-        assert_identity(U, vjp, V, Ju_ref, label=f"dense[{name}] wrt {label} vs reference")
-        assert_identity(U, vjp, V, Ju_bat, label=f"dense[{name}] wrt {label} vs batched Jacobian")
 
 
 def _network_vjp_x(net, X, V):
