@@ -1,14 +1,31 @@
-"""Batch normalisation: explicit N x N Jacobians (reference), compact backward (batched), FD witness."""
+"""Batch normalisation, one place per component: everything that checks it.
+
+* reference path: the explicit coupled ``(N m) x (N m)`` Jacobians against finite differences, their
+  structure, the formula by hand on a small batch, test mode's per-sample diagonal;
+* batched path: the compact backward against finite differences of the batch loss and against the
+  reference (``test_both_paths_match_fd_of_the_batch_loss``), in a network on both paths, float32;
+* running statistics (by hand, frozen, the refined mean); precision: a nearly constant feature
+  (offset 1e3, spread 1e-6) on both paths against exact rational arithmetic;
+* kinks: none (smooth for eps > 0); bad input and refusals.
+
+Batch norm inside networks with dropout (per-sample gradients in test mode, the refusal in training
+mode, batched input Jacobians of every layer type): ``test_batched_every_layer.py``; its state after a
+refused step: ``test_hardening_core.py``; the spatial variant: ``test_conv.py``.
+"""
+
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from support import cols, rows
+from support import cols, exact_normalised, near_constant, rows
 
 from jacobian_nn.fd import compare, fd_gradient, fd_jacobian, fd_loss_gradient
 from jacobian_nn.normalization import BatchNorm, frozen_running_stats
 from jacobian_nn.network import Network
 from jacobian_nn.layers import Dense
+
+EPS = np.finfo(np.float64).eps
 
 #: Agreement between the two paths (float64, small batches): a few hundred roundings.
 PATH_RTOL = 1e-11
@@ -271,3 +288,31 @@ def test_bad_mode(mode):
 def test_wrong_width_refused():
     with pytest.raises(ValueError, match=r"X: expected 3 features"):
         BatchNorm(3).forward_batched(np.ones((4, 2)), "train")
+
+
+def test_batch_norm_mean_on_a_nearly_constant_feature():
+    x0 = near_constant()
+    other = np.random.default_rng(1).normal(size=8)
+    X = np.stack([x0, other], axis=1)
+    bn = BatchNorm(2, eps=1e-14, update_running=False)  # tiny eps: x_hat is O(1), the cancellation shows
+    exact, d_exact, mu_exact, sigma = exact_normalised(x0, 1e-14)
+    Y_bat = bn.forward_batched(X, "train")[0][:, 0]
+    Y_ref = np.hstack(bn.forward_samples(cols(X), "train")[0]).T[:, 0]
+    scale = np.max(np.abs(exact))
+    err_bat = np.max(np.abs(Y_bat - exact)) / scale
+    err_ref = np.max(np.abs(Y_ref - exact)) / scale
+    rounded_mean = (x0 - float(mu_exact)) / sigma  # what a correctly rounded mean allows
+    err_rounded = np.max(np.abs(rounded_mean - exact)) / scale
+    assert err_bat <= err_rounded + 8 * EPS and err_ref <= err_rounded + 8 * EPS
+    assert err_bat < 1e-12 and err_ref < 1e-12
+    naive = (x0 - x0.mean()) / sigma  # the near miss: the one-pass mean
+    assert np.max(np.abs(naive - exact)) / scale > 1e3 * err_bat
+
+
+def test_running_mean_gets_the_refined_mean():
+    x0 = near_constant(seed=3)
+    X = np.stack([x0, x0[::-1]], axis=1)
+    bn = BatchNorm(2, momentum=0.0)
+    bn.forward_batched(X, "train")
+    mu_exact = float(sum(Fraction(float(v)) for v in x0) / len(x0))
+    assert abs(bn.running_mean[0] - mu_exact) <= 1e3 * EPS  # within an ulp of the exact mean

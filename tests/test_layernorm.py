@@ -1,19 +1,22 @@
-"""LayerNorm: the reference m x m Jacobians against finite differences, the batched VJP against the
-stacked reference rows, per-sample gradients and batched Jacobians, a network with a layer norm on
-both paths, CS231n's forward restated, a nearly constant sample against exact arithmetic, saving."""
+"""LayerNorm, one place per component: the reference m x m Jacobians against finite differences and
+their structure, the batched VJP against the stacked reference rows, per-sample gradients and batched
+Jacobians, a network with a layer norm on both paths, CS231n's forward restated, precision (nearly
+constant samples against exact rational arithmetic on both paths, with eps 1e-5 and 1e-14; a constant
+sample relies on eps), bad input, saving. Kinks: none (smooth for eps > 0)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from fractions import Fraction
 
 import numpy as np
 import pytest
 
 import jacobian_nn as jn
 from jacobian_nn.fd import compare, fd_jacobian
-from support import assert_three_witnesses, cols, rows, same_bits
+from support import assert_three_witnesses, cols, exact_normalised, near_constant, rows, same_bits
+
+EPS = np.finfo(np.float64).eps
 
 
 def layer(m=5, seed=0):
@@ -119,12 +122,7 @@ def test_nearly_constant_sample_against_exact_values():
     at a few eps relative to the spread."""
     x = 1e3 + 1e-6 * np.array([0.3, -1.1, 0.7, 0.05, 0.41, -0.29, 0.9, -0.6])
     m = x.size
-    fx = [Fraction(v) for v in x]
-    mu = sum(fx) / m
-    d = [v - mu for v in fx]
-    var = sum(v * v for v in d) / m
-    sigma = float(var + Fraction(1e-5)) ** 0.5  # sigma is well conditioned; its float is enough
-    exact = np.array([float(v) for v in d]) / sigma
+    exact, _, _, sigma = exact_normalised(x, 1e-5)  # sigma is well conditioned; its float is enough
     ln = jn.LayerNorm(m)
     got = ln.forward(x[:, None])[0][:, 0]
     got_b = ln.forward_batched(x[None])[0][0]
@@ -179,3 +177,15 @@ def test_float32_layer_norm_network_cross_checks_against_the_float64_reference()
     net32 = net.astype(np.float32)
     assert net32.layers[1].gamma.dtype == np.float32 and isinstance(net32.layers[1], jn.LayerNorm)
     assert jn.cross_check(net32, X.astype(np.float32), Y).passed
+
+
+def test_layer_norm_on_a_nearly_constant_sample():
+    x = near_constant(seed=4)
+    ln = jn.LayerNorm(x.size, eps=1e-14)
+    exact, _, mu_exact, sigma = exact_normalised(x, 1e-14)
+    scale = np.max(np.abs(exact))
+    err_ref = np.max(np.abs(ln.forward(x[:, None])[0][:, 0] - exact)) / scale
+    err_bat = np.max(np.abs(ln.forward_batched(x[None])[0][0] - exact)) / scale
+    err_rounded = np.max(np.abs((x - float(mu_exact)) / sigma - exact)) / scale
+    assert err_ref <= err_rounded + 8 * EPS and err_bat <= err_rounded + 8 * EPS
+    assert err_ref < 1e-12 and err_bat < 1e-12
