@@ -115,6 +115,18 @@ class WorstErrors:
         self.worst[quantity] = max(self.worst.get(quantity, 0.0), float(err))
         return err
 
+    def dump_at_module_end(self, tag: str):
+        """A module-scoped autouse fixture that calls :meth:`dump` with ``tag`` once the module's tests
+        have run; assign it in the module: ``_dump_worst = WORST.dump_at_module_end("test_conv")``."""
+        import pytest
+
+        @pytest.fixture(scope="module", autouse=True)
+        def _dump_worst():
+            yield
+            self.dump(tag)
+
+        return _dump_worst
+
     def dump(self, tag: str) -> None:
         path = os.environ.get("JNN_WORST_ERRORS")
         if not path:
@@ -193,3 +205,17 @@ def exact_normalised(x, eps):
     var = sum(v * v for v in d) / len(fx)
     sigma = float(var + Fraction(eps)) ** 0.5
     return np.array([float(v) for v in d]) / sigma, np.array([float(v) for v in d]), mu, sigma
+
+
+def layers_copy(layers):
+    """A deep copy of per-layer dicts of arrays (``net.params``, ``net.state``, gradients)."""
+    return [{k: np.array(v, copy=True) for k, v in d.items()} for d in layers]
+
+
+def same_layers(a, b) -> bool:
+    """Two sequences of per-layer dicts of arrays are the same: as many layers, the same keys, and
+    every array the same to the bit (:func:`same_bits`: dtype, shape, NaN payloads, signs of 0)."""
+    a, b = list(a), list(b)
+    return len(a) == len(b) and all(
+        d1.keys() == d2.keys() and all(same_bits(d1[k], d2[k]) for k in d1) for d1, d2 in zip(a, b)
+    )

@@ -37,10 +37,7 @@ F32_ULPS_PER_LAYER = 256
 WORST = WorstErrors()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _dump_worst():
-    yield
-    WORST.dump("test_batched")
+_dump_worst = WORST.dump_at_module_end("test_batched")
 
 
 architectures = st.builds(

@@ -22,10 +22,7 @@ PATHS_RTOL = 1e-12
 FD_RTOL, FD_ATOL = 1e-7, 1e-9
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _dump_worst():
-    yield
-    WORST.dump("test_conv")
+_dump_worst = WORST.dump_at_module_end("test_conv")
 
 
 def close(name, a, b, rtol=PATHS_RTOL):

@@ -15,10 +15,7 @@ from support import WorstErrors, rel_err
 WORST = WorstErrors()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _dump_worst():
-    yield
-    WORST.dump("test_conv_network")
+_dump_worst = WORST.dump_at_module_end("test_conv_network")
 
 
 def image_net(seed=0, batchnorm=False, l2=1e-3):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import jacobian_nn as jn
-from support import cols
+from support import cols, layers_copy, same_layers
 
 
 def _problem(dtype=np.float64, seed=0):
@@ -15,7 +15,7 @@ def _problem(dtype=np.float64, seed=0):
 
 def test_train_step_batched_is_params_minus_lr_times_gradients():
     net, X, y = _problem()
-    before = [{k: v.copy() for k, v in p.items()} for p in net.params]
+    before = layers_copy(net.params)
     loss_b, grads = net.copy().loss_and_gradients_batched(X, y)
     loss = net.train_step_batched(X, y, 0.25)
     assert loss == loss_b
@@ -26,12 +26,10 @@ def test_train_step_batched_is_params_minus_lr_times_gradients():
 
 def test_failed_batched_step_leaves_parameters_unchanged():
     net, X, y = _problem()
-    before = [{k: v.copy() for k, v in p.items()} for p in net.params]
+    before = layers_copy(net.params)
     with pytest.raises(ValueError, match="not finite"), np.errstate(over="ignore"):
         net.train_step_batched(1e6 * X, y, 1e308)  # lr * gradient overflows to inf
-    for p, p0 in zip(net.params, before):
-        for k in p:
-            np.testing.assert_array_equal(p[k], p0[k])
+    assert same_layers(before, net.params)
 
 
 def test_reference_driver_is_the_public_per_sample_methods_chained():

@@ -27,14 +27,7 @@ from jacobian_nn import (
     sample_dropout_masks,
 )
 from jacobian_nn.cli import main
-
-
-def _params(net):
-    return [{k: v.copy() for k, v in p.items()} for p in net.params]
-
-
-def _same(a, b):
-    return all(np.array_equal(x[k], y[k]) and x[k].dtype == y[k].dtype for x, y in zip(a, b) for k in x)
+from support import layers_copy, same_layers
 
 
 # --------------------------------------------------------------------------- input conversion
@@ -64,21 +57,21 @@ def test_set_flat_params_converts_integers_on_purpose_and_keeps_the_dtype_of_a_f
 
 def test_set_flat_params_refuses_a_read_only_parameter_before_writing_any():
     net = Network.build([3, 5, 4], "tanh", seed=0)
-    before = _params(net)
+    before = layers_copy(net.params)
     net.layers[1].b.flags.writeable = False
     with pytest.raises(ValueError, match=r"^theta: params\[1\]\['b'\]: .*read-only"):
         net.set_flat_params(np.zeros(44))
-    assert _same(before, net.params)
+    assert same_layers(before, net.params)
 
 
 def test_apply_update_is_all_or_nothing_and_applies_everything_when_all_is_writeable():
     net = Network.build([3, 5, 4], "tanh", seed=0)
-    before = _params(net)
+    before = layers_copy(net.params)
     steps = [{k: np.full_like(v, 0.25) for k, v in p.items()} for p in net.params]
     net.layers[1].W.flags.writeable = False
     with pytest.raises(ValueError, match=r"^steps\[1\]\['W'\]: .*read-only"):
         net.apply_update(steps)
-    assert _same(before, net.params)  # layer 0 was not written either
+    assert same_layers(before, net.params)  # layer 0 was not written either
     net.layers[1].W.flags.writeable = True  # near miss: every array writeable
     net.apply_update(steps)
     assert all(np.array_equal(p[k], b[k] + 0.25) for p, b in zip(net.params, before) for k in p)
@@ -90,10 +83,10 @@ def test_apply_update_is_all_or_nothing_and_applies_everything_when_all_is_write
 @pytest.mark.parametrize("predict", ["predict", "predict_batched"])
 def test_an_overflow_inside_a_layer_names_X_and_the_layer_on_both_paths(predict):
     net = Network.build([3, 5, 4], "tanh", seed=0)
-    before = _params(net)
+    before = layers_copy(net.params)
     with np.errstate(over="ignore"), pytest.raises(ValueError, match=r"^X: .*layers\[0\] .*not finite"):
         getattr(net, predict)(np.full((2, 3), 1e308))  # Z overflows to inf, tanh would saturate to +-1
-    assert _same(before, net.params)
+    assert same_layers(before, net.params)
     out = getattr(net, predict)(np.full((2, 3), 1e150))  # near miss: large, no overflow, finite result
     assert np.isfinite(out).all() and np.all(np.abs(out) < 1e3)
 
@@ -102,7 +95,7 @@ def test_an_overflow_in_a_later_layer_is_named_there_and_a_training_step_writes_
     net = Network.build([2, 3, 2], "relu", output_activation="identity", seed=0)
     net.layers[0].W[...] = 1e200
     net.layers[1].W[...] = 1e200  # layer 0's output ~ 1e200 (finite), layer 1's ~ 1e400 (inf)
-    before = _params(net)
+    before = layers_copy(net.params)
     X, Y = np.array([[1.0, 1.0]]), np.array([0])
     for call in (
         lambda: net.train_step_batched(X, Y, 0.1),
@@ -111,7 +104,7 @@ def test_an_overflow_in_a_later_layer_is_named_there_and_a_training_step_writes_
     ):
         with np.errstate(over="ignore"), pytest.raises(ValueError, match=r"^X: .*layers\[1\] "):
             call()
-        assert _same(before, net.params)
+        assert same_layers(before, net.params)
     with np.errstate(over="ignore"):
         assert np.isfinite(net.predict_batched(-X)).all()  # near miss: relu cuts the same weights to 0
 
@@ -129,7 +122,7 @@ def test_cross_check_leaves_the_dropout_generators_as_found_and_a_training_step_
         cross_check(net, X[:, :2], Y)
     # the next training step draws the same masks as a network that was never cross-checked
     assert net.train_step_batched(X, Y, 0.1) == twin.train_step_batched(X, Y, 0.1)
-    assert _same(_params(twin), net.params)
+    assert same_layers(layers_copy(twin.params), net.params)
     # near miss: Generators advanced by one draw give another step (the comparison above can fail)
     fresh = FullyConnectedNet([5, 4], input_dim=3, num_classes=3, dropout=0.4, use_batchnorm=True, seed=1)
     ahead = FullyConnectedNet([5, 4], input_dim=3, num_classes=3, dropout=0.4, use_batchnorm=True, seed=1)
@@ -148,7 +141,7 @@ def _spiral():
 @pytest.mark.parametrize("optimizer", [SGD, Adam])
 def test_a_diverging_solver_restores_the_best_parameters_and_names_the_learning_rate(path, optimizer):
     net = Network.build([2, 8, 3], "relu", seed=0)
-    initial = _params(net)
+    initial = layers_copy(net.params)
     with (
         np.errstate(over="ignore"),
         pytest.raises(
@@ -159,7 +152,7 @@ def test_a_diverging_solver_restores_the_best_parameters_and_names_the_learning_
     ):
         Solver(net, _spiral(), optimizer(1e300), epochs=2, batch_size=10, progress=False, path=path).train()
     assert info.value.history.best_epoch == 0 and info.value.history.iterations >= 1
-    assert _same(initial, net.params)  # the best parameters seen: the initial ones here
+    assert same_layers(initial, net.params)  # the best parameters seen: the initial ones here
 
 
 def test_a_diverging_solver_restores_the_best_epoch_not_the_last_one():
@@ -168,7 +161,7 @@ def test_a_diverging_solver_restores_the_best_epoch_not_the_last_one():
 
     def blow_up(info):  # after the first epoch, make the next step's loss overflow
         if info.epoch == 2 and not kept:
-            kept["params"] = _params(net)
+            kept["params"] = layers_copy(net.params)
             net.layers[1].W[...] = 1e200
             net.layers[0].W[...] = 1e200
 
@@ -238,7 +231,7 @@ def test_an_overflow_after_batch_norm_leaves_its_running_statistics_and_the_gene
 
     def state():
         return (
-            [{k: v.copy() for k, v in s.items()} for s in net.state],
+            layers_copy(net.state),
             [layer.rng.bit_generator.state for layer in net.layers if hasattr(layer, "rng")],
         )
 
@@ -251,8 +244,8 @@ def test_an_overflow_after_batch_norm_leaves_its_running_statistics_and_the_gene
     with np.errstate(over="ignore", invalid="ignore"), pytest.raises(ValueError, match=r"^X: .*layers\[8\]"):
         run()
     after_stats, after_gens = state()
-    assert _same(stats, after_stats) and gens == after_gens
+    assert same_layers(stats, after_stats) and gens == after_gens
     net.layers[-1].W[...] = W  # near miss: the same call with sound weights moves both
     run()
     moved_stats, moved_gens = state()
-    assert not _same(stats, moved_stats) and gens != moved_gens
+    assert not same_layers(stats, moved_stats) and gens != moved_gens

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jacobian_nn as jn
-from support import cols
+from support import cols, layers_copy, same_layers
 from jacobian_nn.fd import compare, fd_jacobian, fd_loss_gradient
 
 
@@ -183,12 +183,10 @@ def test_cross_entropy_network_refuses_impossible_labels():
 @pytest.mark.parametrize("lr", [0.0, -1.0, float("nan"), "0.1"])
 def test_failed_training_step_leaves_parameters_unchanged(lr):
     net = jn.Network.build([3, 4, 2], seed=0)
-    before = [{k: v.copy() for k, v in p.items()} for p in net.params]
+    before = layers_copy(net.params)
     with pytest.raises((ValueError, TypeError), match="lr"):
         net.train_batch(np.ones((2, 3)), [0, 1], lr)
-    for p, q in zip(before, net.params):
-        for k in p:
-            np.testing.assert_array_equal(p[k], q[k])
+    assert same_layers(before, net.params)
 
 
 def test_failed_step_on_bad_labels_leaves_parameters_unchanged():

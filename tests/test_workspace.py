@@ -11,27 +11,13 @@ import re
 
 import numpy as np
 import pytest
-from support import ACTIVATION_NAMES, LOSS_NAMES, build_net, random_batch, same_bits
+from support import ACTIVATION_NAMES, LOSS_NAMES, build_net, random_batch, same_bits, same_layers
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jacobian_nn import BatchNorm, Dense, Dropout, Network, Workspace
 from jacobian_nn import batched
 from jacobian_nn.batched import loss_and_gradients_batched, train_step_batched
-
-
-def _assert_grads_identical(g1, g2):
-    assert len(g1) == len(g2)
-    for i, (d1, d2) in enumerate(zip(g1, g2)):
-        assert set(d1) == set(d2)
-        for k in d1:
-            assert same_bits(d1[k], d2[k]), f"layer {i} {k}"
-
-
-def _assert_params_identical(net1, net2):
-    for i, (p1, p2) in enumerate(zip(net1.params, net2.params)):
-        for k in p1:
-            assert same_bits(p1[k], p2[k]), f"layer {i} {k}"
 
 
 cases = st.tuples(
@@ -63,9 +49,9 @@ def test_gradients_and_steps_bitwise_identical_with_and_without_workspace(case):
             return
         l_b, g_b = loss_and_gradients_batched(reused, X, Y, workspace=ws)
         assert l_a == l_b
-        _assert_grads_identical(g_a, g_b)
+        assert same_layers(g_a, g_b)
         assert train_step_batched(plain, X, Y, 0.05) == train_step_batched(reused, X, Y, 0.05, workspace=ws)
-        _assert_params_identical(plain, reused)
+        assert same_layers(plain.params, reused.params)
         assert len(ws) > 0  # the workspace was used (Dense layers always take it)
 
 
@@ -77,9 +63,9 @@ def test_network_methods_take_the_workspace():
     l_a, g_a = net.loss_and_gradients_batched(X, Y)
     l_b, g_b = other.loss_and_gradients_batched(X, Y, workspace=ws)
     assert l_a == l_b
-    _assert_grads_identical(g_a, g_b)
+    assert same_layers(g_a, g_b)
     assert net.train_step_batched(X, Y, 0.1) == other.train_step_batched(X, Y, 0.1, workspace=ws)
-    _assert_params_identical(net, other)
+    assert same_layers(net.params, other.params)
 
 
 def test_arrays_are_reused_for_the_same_shapes_and_new_for_a_new_batch_size():
@@ -119,7 +105,7 @@ def test_returned_gradients_live_in_the_workspace_until_its_next_use():
     _, g2 = net.loss_and_gradients_batched(X2, Y2, workspace=ws)
     assert g1[0]["W"] is g2[0]["W"]  # the same memory...
     assert not np.array_equal(kept[0]["W"], g2[0]["W"])  # ...now holding the second batch's gradient
-    _assert_grads_identical(kept, net.loss_and_gradients_batched(X1, Y1)[1])
+    assert same_layers(kept, net.loss_and_gradients_batched(X1, Y1)[1])
 
 
 def test_failed_step_with_workspace_leaves_parameters_untouched():
@@ -164,9 +150,9 @@ def test_batch_norm_and_dropout_networks_work_with_a_workspace(dtype):
         l_a, g_a = plain.loss_and_gradients_batched(X, Y)
         l_b, g_b = reused.loss_and_gradients_batched(X, Y, workspace=ws)
         assert l_a == l_b
-        _assert_grads_identical(g_a, g_b)
+        assert same_layers(g_a, g_b)
         assert plain.train_step_batched(X, Y, 0.05) == reused.train_step_batched(X, Y, 0.05, workspace=ws)
-        _assert_params_identical(plain, reused)
+        assert same_layers(plain.params, reused.params)
         for s1, s2 in zip(plain.layers, reused.layers):
             for k, v in s1.state.items():
                 assert same_bits(v, s2.state[k])
