@@ -150,6 +150,33 @@ def test_activation_out_gives_the_same_values_even_in_place(name):
     np.testing.assert_array_equal(Z2, A)
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_activation_layer_is_its_activation_on_both_paths(name):
+    """``ActivationLayer(m, name)`` (an activation as a layer of its own, no parameters) gives its
+    activation's numbers bit for bit: ``forward``/``jacobian_x``/``backward`` on the reference path,
+    ``forward_batched``/``backward_batched`` (also ``per_sample=True``)/``jacobian_x_batched`` on the
+    batched path, at kinks too (z = 0 in sample 0)."""
+    act = get_activation(name)
+    layer = jn.ActivationLayer(4, name)
+    rng = np.random.default_rng(7)
+    Z, G = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    Z[0, :2] = 0.0
+    Y, ctx = layer.forward_batched(Z)
+    np.testing.assert_array_equal(Y, act.forward_batched(Z))
+    for per_sample in (False, True):
+        dX, grads = layer.backward_batched(G, ctx, per_sample=per_sample)
+        np.testing.assert_array_equal(dX, act.vjp_batched(Z, act.forward_batched(Z), G))
+        assert grads == {}
+    np.testing.assert_array_equal(layer.jacobian_x_batched(Z), act.jacobian_batched(Z))
+    for z, g in zip(cols(Z), G):
+        y, c = layer.forward(z)
+        np.testing.assert_array_equal(y, act.forward(z))
+        np.testing.assert_array_equal(layer.jacobian_x(z), act.jacobian(z))
+        dx, grads = layer.backward(g[None], c)
+        np.testing.assert_array_equal(dx, g[None] @ act.jacobian(z))
+        assert grads == {}
+
+
 # --------------------------------------------------------------------------- kinks, both paths
 
 

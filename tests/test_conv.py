@@ -1,6 +1,11 @@
 """Convolution, pooling and spatial batch norm: the reference path's sparse Jacobians, the batched path's
 im2col/col2im VJPs and finite differences (``scipy.differentiate.jacobian``), three witnesses per derivative,
-in float64, at random points and at exact kinks (ReLU zeros, max-pooling ties)."""
+in float64, at random points and at exact kinks (ReLU zeros, max-pooling ties). Tails: the layers are
+linear but for their activation, whose tails (both paths) are in ``test_activations.py``.
+
+Networks of these layers (both paths, cross_check, FD, the Solver, saving): ``test_conv_network.py``;
+the command line's CNN: ``test_conv_cli.py``; the checker's CS231n-style image references:
+``test_check_conv.py``."""
 
 from __future__ import annotations
 

@@ -205,33 +205,3 @@ def test_momentum_and_rmsprop_state_from_cs231n():
     )
     c = 0.99 * cache + 0.01 * dw**2  # CS231n rmsprop
     assert np.allclose(w + steps[0]["W"], w - 1e-2 * dw / (np.sqrt(c) + 1e-8), rtol=1e-15, atol=1e-17)
-
-
-# --------------------------------------------------------------------------- dropout: p or keep_prob
-
-
-def test_keep_prob_is_one_minus_the_drop_probability():
-    a = jn.Dropout(6, 0.25, seed=3)
-    b = jn.Dropout(6, keep_prob=0.75, seed=3)
-    assert a.p == b.p == 0.25
-    X = np.random.default_rng(0).normal(size=(4, 6))
-    assert same_bits(a.forward_batched(X, "train")[0], b.forward_batched(X, "train")[0])
-    net = jn.FullyConnectedNet([5], input_dim=3, num_classes=2, keep_prob=0.5, seed=0)
-    assert net.dropout == 0.5 and any(isinstance(layer, jn.Dropout) for layer in net.layers)
-    plain = jn.FullyConnectedNet([5], input_dim=3, num_classes=2, keep_prob=1.0, seed=0)
-    assert plain.dropout == 0.0 and not any(isinstance(layer, jn.Dropout) for layer in plain.layers)
-
-
-def test_both_dropout_keywords_is_an_error_that_says_which_generation_means_what():
-    both = r"give one of them.*2017.*drops with probability p.*2018\+.*keep with probability p"
-    with pytest.raises(ValueError, match=both):
-        jn.Dropout(4, 0.5, keep_prob=0.5)
-    with pytest.raises(ValueError, match=both):
-        jn.FullyConnectedNet([3], input_dim=2, num_classes=2, dropout=0.0, keep_prob=0.5)
-    with pytest.raises(ValueError, match=r"keep_prob: expected a keep probability in \(0, 1\]"):
-        jn.Dropout(4, keep_prob=0.0)
-    with pytest.raises(ValueError, match="drop probability in .0, 1.*2018"):
-        jn.Dropout(4, 1.0)  # a 2018+ user's p = 1 ("keep everything") as a drop probability
-    with pytest.raises(TypeError, match=r"or a keep probability \(keep_prob=\), got neither"):
-        jn.Dropout(4)
-    assert jn.Dropout(4, 0.0).p == 0.0 and jn.Dropout(4, keep_prob=1.0).p == 0.0  # the near misses

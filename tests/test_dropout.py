@@ -1,9 +1,17 @@
-"""Inverted dropout: explicit masks, Jacobian diag(keep / (1 - p)), identity in test mode."""
+"""Inverted dropout, one place per component: explicit masks, the Jacobian diag(keep / (1 - p)) on
+the reference path, the batched VJP against finite differences with the same mask, identity in test
+mode, seeded and scoped masks, the drop probability ``p`` against the ``keep_prob`` of other course
+generations, bad input. Kinks and tails: none (linear for a fixed mask).
+
+Dropout inside networks with batch norm (fixed masks in training mode, per-sample gradients, the
+Generators left as found by cross_check): ``test_batched_every_layer.py``, ``test_hardening_core.py``."""
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from support import cols, rows
+from support import cols, rows, same_bits
+
+import jacobian_nn as jn
 
 from jacobian_nn.fd import compare, fd_gradient, fd_loss_gradient
 from jacobian_nn.layers import Dense
@@ -137,3 +145,30 @@ def test_network_paths_share_masks():
         with using_dropout_masks(net, []):
             pass
     assert dropout_layers(net) == [net.layers[1]]
+
+
+def test_keep_prob_is_one_minus_the_drop_probability():
+    a = jn.Dropout(6, 0.25, seed=3)
+    b = jn.Dropout(6, keep_prob=0.75, seed=3)
+    assert a.p == b.p == 0.25
+    X = np.random.default_rng(0).normal(size=(4, 6))
+    assert same_bits(a.forward_batched(X, "train")[0], b.forward_batched(X, "train")[0])
+    net = jn.FullyConnectedNet([5], input_dim=3, num_classes=2, keep_prob=0.5, seed=0)
+    assert net.dropout == 0.5 and any(isinstance(layer, jn.Dropout) for layer in net.layers)
+    plain = jn.FullyConnectedNet([5], input_dim=3, num_classes=2, keep_prob=1.0, seed=0)
+    assert plain.dropout == 0.0 and not any(isinstance(layer, jn.Dropout) for layer in plain.layers)
+
+
+def test_both_dropout_keywords_is_an_error_that_says_which_generation_means_what():
+    both = r"give one of them.*2017.*drops with probability p.*2018\+.*keep with probability p"
+    with pytest.raises(ValueError, match=both):
+        jn.Dropout(4, 0.5, keep_prob=0.5)
+    with pytest.raises(ValueError, match=both):
+        jn.FullyConnectedNet([3], input_dim=2, num_classes=2, dropout=0.0, keep_prob=0.5)
+    with pytest.raises(ValueError, match=r"keep_prob: expected a keep probability in \(0, 1\]"):
+        jn.Dropout(4, keep_prob=0.0)
+    with pytest.raises(ValueError, match="drop probability in .0, 1.*2018"):
+        jn.Dropout(4, 1.0)  # a 2018+ user's p = 1 ("keep everything") as a drop probability
+    with pytest.raises(TypeError, match=r"or a keep probability \(keep_prob=\), got neither"):
+        jn.Dropout(4)
+    assert jn.Dropout(4, 0.0).p == 0.0 and jn.Dropout(4, keep_prob=1.0).p == 0.0  # the near misses
