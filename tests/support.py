@@ -1,7 +1,7 @@
 """Helpers shared by the test modules (one copy, imported; not a test module).
 
 Samples as columns and rows (:func:`cols`, :func:`rows`), exact comparison
-(:func:`same_bits`), the kinked activations and a hypothesis strategy that keeps away
+(:func:`same_bits`; per-layer dicts of arrays: :func:`layers_copy`, :func:`same_layers`), the kinked activations and a hypothesis strategy that keeps away
 from their kinks, random networks and batches for every activation and loss, the
 stacked reference results, a worst-error tracker for the hypothesis runs, the inner-product
 identity of a VJP (:func:`assert_identity`), errors against exact values (:func:`exact_rel_err`),

@@ -1,4 +1,9 @@
-"""The speed-ups of the hot paths change no result (bench/ measures their speed, never these tests)."""
+"""The two network drivers: what they run and that their speed-ups change no result (bench/ measures
+their speed, never these tests). The batched step is params - lr * gradients and writes nothing when
+refused; the reference driver is the public per-sample methods chained, checks once and names a bad row;
+the batched input Jacobian's forms equal the reference; ``all_finite`` is the entrywise test; inputs are
+left unchanged. The per-layer variants (``input_grad=False``, in-place activations, lent arrays) are in
+``test_dense.py``; the fused losses in ``test_losses.py``."""
 
 import numpy as np
 import pytest
