@@ -8,6 +8,7 @@ import pytest
 
 from jacobian_nn import Dense, LeakyReLU, Network
 from jacobian_nn.model_io import ARCH_KEY, architecture, load_model, save_model
+from support import same_layers
 
 
 def _net(dtype=np.float64):
@@ -34,9 +35,7 @@ def test_round_trip_is_bit_exact_and_keeps_the_architecture(tmp_path, dtype):
     assert [l.activation for l in back.layers] == [l.activation for l in net.layers]
     assert back.layers[0].activation.alpha == 0.07 and back.loss == net.loss
     assert (back.l2, back.l1, back.regularize_bias) == (1e-3, 2e-4, True)
-    for p, q in zip(net.params, back.params):
-        for k in p:
-            assert p[k].dtype == q[k].dtype and p[k].tobytes() == q[k].tobytes()
+    assert same_layers(net.params, back.params)
     X = np.random.default_rng(1).normal(size=(4, 3)).astype(dtype)
     assert np.array_equal(net.predict_batched(X), back.predict_batched(X))
 

@@ -16,6 +16,7 @@ from jacobian_nn.layers import Dense
 from jacobian_nn.model_io import ARCH_KEY, architecture, load_model, save_model
 from jacobian_nn.network import Network
 from jacobian_nn.normalization import ActivationLayer, BatchNorm, Dropout
+from support import same_bits
 
 
 def _trained_fcnet(dtype):
@@ -42,10 +43,6 @@ def _trained_fcnet(dtype):
     return net
 
 
-def _same_bytes(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fcnet_with_batchnorm_and_dropout_round_trip_is_bit_exact(tmp_path, dtype):
     net = _trained_fcnet(dtype)
@@ -58,7 +55,7 @@ def test_fcnet_with_batchnorm_and_dropout_round_trip_is_bit_exact(tmp_path, dtyp
     for p, q in zip(net.params + net.state, back.params + back.state):
         assert sorted(p) == sorted(q)
         for k in p:
-            assert _same_bytes(p[k], q[k]), k
+            assert same_bits(p[k], q[k]), k
     bns = [(a, b) for a, b in zip(net.layers, back.layers) if isinstance(a, BatchNorm)]
     assert len(bns) == 2 and all(np.any(a.running_var != 0) for a, _ in bns)  # the stats are not the zeros
     assert all((b.eps, b.momentum, b.update_running) == (1e-3, 0.8, True) for _, b in bns)
@@ -71,7 +68,7 @@ def test_fcnet_with_batchnorm_and_dropout_round_trip_is_bit_exact(tmp_path, dtyp
     assert loss_a == loss_b
     for ga, gb in zip(grads_a, grads_b):
         for k in ga:
-            assert _same_bytes(ga[k], gb[k])
+            assert same_bits(ga[k], gb[k])
 
 
 def test_plain_network_of_the_new_layers_and_non_default_generators(tmp_path):
@@ -92,7 +89,7 @@ def test_plain_network_of_the_new_layers_and_non_default_generators(tmp_path):
     assert type(back) is Network and (back.l2, back.l1, back.regularize_bias) == (0.5, 0.125, True)
     bn, act, drop = back.layers[1:4]
     assert (bn.eps, bn.momentum, bn.update_running) == (2e-4, 0.7, False)
-    assert _same_bytes(bn.running_mean, layers[1].running_mean) and _same_bytes(bn.running_var, layers[1].running_var)
+    assert same_bits(bn.running_mean, layers[1].running_mean) and same_bits(bn.running_var, layers[1].running_var)
     assert act.activation.name == "leaky_relu" and act.activation.alpha == 0.03
     assert drop.p == 0.5 and type(drop.rng.bit_generator) is np.random.MT19937
     assert np.array_equal(drop.sample_mask(6), layers[3].sample_mask(6))  # same next masks

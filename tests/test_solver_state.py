@@ -10,6 +10,7 @@ from jacobian_nn.fcnet import FullyConnectedNet
 from jacobian_nn.normalization import BatchNorm
 from jacobian_nn.optimizers import Adam, SGD
 from jacobian_nn.solver import Solver
+from support import layers_copy, same_layers
 
 
 def _bn_net(seed=3):
@@ -18,10 +19,7 @@ def _bn_net(seed=3):
 
 def _arrays(net):
     """Every array inference depends on, copied: params and state of each layer."""
-    return [
-        {**{k: v.copy() for k, v in p.items()}, **{k: v.copy() for k, v in s.items()}}
-        for p, s in zip(net.params, net.state)
-    ]
+    return layers_copy({**p, **s} for p, s in zip(net.params, net.state))
 
 
 def test_batchnorm_state_is_the_running_statistics_and_other_layers_have_none():
@@ -52,9 +50,7 @@ def test_restore_brings_back_the_running_statistics_of_the_best_epoch():
     # precondition: the best epoch is neither the start nor the end, so the state moved after it
     assert 0 < history.best_epoch < history.epochs_completed == 8
     best = at_epoch_end[history.best_epoch]  # what the epoch's accuracy check saw
-    for layer_now, layer_best in zip(_arrays(net), best):
-        for k in layer_best:
-            assert layer_now[k].tobytes() == layer_best[k].tobytes(), k
+    assert same_layers(_arrays(net), best)
     assert any(
         not np.array_equal(a[k], b[k]) for a, b in zip(at_epoch_end[8], best) for k in b if k.startswith("running")
     )  # the last epoch's statistics differ
@@ -71,9 +67,7 @@ def test_interrupt_on_the_first_update_restores_the_initial_running_statistics()
 
     history = Solver(net, ds, SGD(0.1), epochs=3, batch_size=10, seed=0, callback=stop).train()
     assert history.interrupted and history.best_epoch == 0 and history.iterations == 1
-    for now, before in zip(_arrays(net), initial):
-        for k in before:
-            assert now[k].tobytes() == before[k].tobytes(), k  # running stats back to 0, not the batch's
+    assert same_layers(_arrays(net), initial)  # running stats back to 0, not the batch's
 
 
 def test_last_minibatch_of_one_is_merged_only_for_batch_coupled_networks():
