@@ -305,7 +305,7 @@ def test_sigmoid_stable_up_to_1e4():
     assert s[0, 0] == 0.0 and s[-1, 0] == 1.0 and s[3, 0] == 0.5
     d = np.diag(J)
     # s'(z) = s(z) s(-z) keeps full relative precision in the tails: s'(40) = e^-40 / (1 + e^-40)^2
-    assert d[4] == pytest.approx(np.exp(-40.0) / (1 + np.exp(-40.0)) ** 2, rel=1e-15)
+    assert d[4] == pytest.approx(np.exp(-40.0) / (1 + np.exp(-40.0)) ** 2, rel=1e-15, abs=0)
     assert d[2] == d[4] and d[0] == 0.0 and d[3] == 0.25
 
 
@@ -314,7 +314,7 @@ def test_tanh_derivative_keeps_precision_in_tails():
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         d = np.diag(jn.Tanh().jacobian(z))
     exact = 1.0 / np.cosh(20.0) ** 2
-    assert d[0] == pytest.approx(exact, rel=1e-14) and d[1] == d[0]
+    assert d[0] == pytest.approx(exact, rel=1e-14, abs=0) and d[1] == d[0]
     assert d[2] == 0.0
 
 
@@ -332,7 +332,7 @@ def test_sigmoid_batched_tails_keep_precision(dtype):
         J = act.jacobian_batched(Z)[0]
     exact = np.exp(-big) / (1 + np.exp(-big)) ** 2
     assert d.dtype == dtype
-    assert d[3] == pytest.approx(exact, rel=4 * float(np.finfo(dtype).eps)) and d[1] == d[3]
+    assert d[3] == pytest.approx(exact, rel=4 * float(np.finfo(dtype).eps), abs=0) and d[1] == d[3]
     assert d[2] == 0.25 and d[0] == 0.0 and d[4] == 0.0
     assert (A * (1 - A))[0, 3] == 0.0  # the near miss: the cancelling form s (1 - s) loses it all
     np.testing.assert_array_equal(np.diag(J), d)
@@ -351,7 +351,7 @@ def test_tanh_batched_tails_keep_precision(dtype):
         J = act.jacobian_batched(Z)[0]
     exact = 1.0 / np.cosh(big) ** 2
     assert d.dtype == dtype
-    assert d[0] == pytest.approx(exact, rel=8 * float(np.finfo(dtype).eps)) and d[1] == d[0]
+    assert d[0] == pytest.approx(exact, rel=8 * float(np.finfo(dtype).eps), abs=0) and d[1] == d[0]
     assert d[2] == 1.0 and d[3] == 0.0
     assert (1 - A * A)[0, 0] == 0.0  # the near miss: the cancelling form 1 - tanh^2 loses it all
     np.testing.assert_array_equal(np.diag(J), d)
@@ -360,9 +360,9 @@ def test_tanh_batched_tails_keep_precision(dtype):
 def test_elu_forward_and_derivative_are_accurate_near_zero():
     z = np.array([[-1e-10], [-50.0]])
     y = jn.ELU().forward(z)
-    assert y[0, 0] == pytest.approx(-1e-10 + 5e-21, rel=1e-15)  # expm1, not exp - 1
+    assert y[0, 0] == pytest.approx(-1e-10 + 5e-21, rel=1e-15, abs=0)  # expm1, not exp - 1
     d = np.diag(jn.ELU(alpha=2.0).jacobian(z))
-    assert d[1] == pytest.approx(2.0 * np.exp(-50.0), rel=1e-15)
+    assert d[1] == pytest.approx(2.0 * np.exp(-50.0), rel=1e-15, abs=0)
 
 
 #: Logits at saturation: spread by about 1000 (one class dominates, others underflow or nearly).

@@ -75,7 +75,9 @@ def test_inline_floors_agree_with_the_library():
     loss_ref = baselines.inline_reference_step(ref, X, y, 0.1)
     loss_bat = baselines.inline_batched_step(bat, X, y, 0.1)
     loss_lib = net.train_step_batched(X, y, 0.1)
-    assert loss_ref == pytest.approx(loss_lib, rel=1e-12) and loss_bat == pytest.approx(loss_lib, rel=1e-12)
+    assert loss_ref == pytest.approx(loss_lib, rel=1e-12, abs=0) and loss_bat == pytest.approx(
+        loss_lib, rel=1e-12, abs=0
+    )
     for (W1, b1), (W2, b2), layer in zip(ref, bat, net.layers):
         np.testing.assert_allclose(W1, layer.W, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(W2, layer.W, rtol=1e-12, atol=1e-14)

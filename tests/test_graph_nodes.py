@@ -23,10 +23,10 @@ def test_apple_example():
     mul_apple, mul_tax = jn.Mul(), jn.Mul()
     apple_price, ctx1 = mul_apple.forward(c(100), c(2))
     price, ctx2 = mul_tax.forward(apple_price, c(1.1))
-    assert price[0, 0] == pytest.approx(220.0, rel=1e-15)
+    assert price[0, 0] == pytest.approx(220.0, rel=1e-15, abs=0)
     d_apple_price, d_tax = mul_tax.backward(c(1), ctx2)
     d_apple, d_apple_num = mul_apple.backward(d_apple_price, ctx1)
-    assert (d_apple[0, 0], d_apple_num[0, 0], d_tax[0, 0]) == pytest.approx((2.2, 110.0, 200.0), rel=1e-15)
+    assert (d_apple[0, 0], d_apple_num[0, 0], d_tax[0, 0]) == pytest.approx((2.2, 110.0, 200.0), rel=1e-15, abs=0)
 
 
 def test_apple_and_orange_example():
@@ -43,7 +43,7 @@ def test_apple_and_orange_example():
     d_apple, d_apple_num = mul_apple.backward(da, ca)
     d_orange, d_orange_num = mul_orange.backward(do, co)
     got = [v[0, 0] for v in (d_apple_num, d_apple, d_orange, d_orange_num, dtax)]
-    assert got == pytest.approx([110.0, 2.2, 3.3, 165.0, 650.0], rel=1e-15)
+    assert got == pytest.approx([110.0, 2.2, 3.3, 165.0, 650.0], rel=1e-15, abs=0)
 
 
 @pytest.mark.parametrize("node", [jn.Mul(), jn.Add()], ids=repr)

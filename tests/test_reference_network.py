@@ -46,7 +46,7 @@ def test_network_parameter_gradients_match_fd(seed, depth, width, act, loss, l2,
     fd = fd_loss_gradient(net, X, Y)
     c = compare("dL/dtheta", jn.Network.flatten_gradients(grads)[None, :], fd.df, err=fd.error)
     assert c.passed, c
-    assert loss_value == pytest.approx(net.loss_and_gradients_batched(X, Y)[0], rel=1e-14)
+    assert loss_value == pytest.approx(net.loss_and_gradients_batched(X, Y)[0], rel=1e-14, abs=0)
 
 
 @given(seed=st.integers(0, 10**6), N=st.integers(1, 6))
@@ -81,7 +81,7 @@ def test_fused_and_chained_softmax_cross_entropy_networks_agree():
     Y = np.array([0, 3, 1, 1, 2])
     lf, gf = fused.loss_and_gradients(X, Y)
     lc, gc = chained.loss_and_gradients(X, Y)
-    assert lf == pytest.approx(lc, rel=1e-14)
+    assert lf == pytest.approx(lc, rel=1e-14, abs=0)
     for a, b in zip(gf, gc):
         for k in a:
             np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-15)
@@ -107,7 +107,7 @@ def test_l2_penalty_value_and_bias_option():
     net = jn.Network.build([2, 2], "identity", loss="mse", seed=0, l2=0.2)
     W, b = net.layers[0].W, net.layers[0].b
     b[:] = [1.0, 2.0]
-    assert net.penalty() == pytest.approx(0.1 * np.sum(W**2), rel=1e-15)
+    assert net.penalty() == pytest.approx(0.1 * np.sum(W**2), rel=1e-15, abs=0)
     net.regularize_bias = True
     assert net.penalty() == pytest.approx(0.1 * (np.sum(W**2) + 5.0), rel=1e-15)
 
