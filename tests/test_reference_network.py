@@ -109,7 +109,7 @@ def test_l2_penalty_value_and_bias_option():
     b[:] = [1.0, 2.0]
     assert net.penalty() == pytest.approx(0.1 * np.sum(W**2), rel=1e-15, abs=0)
     net.regularize_bias = True
-    assert net.penalty() == pytest.approx(0.1 * (np.sum(W**2) + 5.0), rel=1e-15)
+    assert net.penalty() == pytest.approx(0.1 * (np.sum(W**2) + 5.0), rel=1e-15, abs=0)
 
 
 def test_predict_accuracy_and_train_one():
