@@ -189,11 +189,18 @@ class Arr:
 
 
 @dataclass
-class Case:
+class CaseId:
+    """What names a case: ``<name>`` is ``<component or variant>-<point>-<dtype>``; a compared case
+    (:class:`jacobian_nn.vectors_compare.CaseResult`) keeps the same four."""
+
     name: str
     component: str
     point: str
     dtype: str
+
+
+@dataclass
+class Case(CaseId):
     conventions: str
     arrays: dict = field(default_factory=dict)
 
@@ -436,6 +443,31 @@ BN_CONVENTIONS = (
 )
 
 
+def batchnorm_arrays(mode, X, bn, G, Y, dX, grads, J, batch: str, vector: str) -> dict:
+    """The arrays of a batch-norm case, in this order: ``X``, ``gamma``, ``beta``, ``eps``, in test mode
+    ``running_mean`` and ``running_var`` (from ``bn``, a :class:`BatchNorm`), ``G``, ``Y``, ``dX``, ``dgamma``,
+    ``dbeta`` and ``J_X`` (of ``Y`` w.r.t. ``X``). ``batch`` and ``vector`` are the kinds of the batch-shaped
+    arrays and of the per-feature ones (``image_batch`` and ``channel_vector`` for spatial batch norm)."""
+    arrays = {
+        "X": Arr("input", batch, X),
+        "gamma": Arr("parameter", vector, bn.gamma.copy()),
+        "beta": Arr("parameter", vector, bn.beta.copy()),
+        "eps": Arr("parameter", "scalar", np.asarray(bn.eps)),
+    }
+    if mode == "test":
+        arrays["running_mean"] = Arr("parameter", vector, bn.running_mean.copy())
+        arrays["running_var"] = Arr("parameter", vector, bn.running_var.copy())
+    arrays.update(
+        G=Arr("cotangent", batch, G),
+        Y=Arr("expected", batch, Y),
+        dX=Arr("expected", batch, dX),
+        dgamma=Arr("expected", vector, grads["gamma"]),
+        dbeta=Arr("expected", vector, grads["beta"]),
+        J_X=Arr("expected", "jacobian", J, of=("Y", "X")),
+    )
+    return arrays
+
+
 def batchnorm_cases() -> list:
     cases = []
     for mode in ("train", "test"):
@@ -461,20 +493,7 @@ def batchnorm_cases() -> list:
                 f"mode {mode}, eps = 1e-5; " + BN_CONVENTIONS,
             )
             c.arrays.update(
-                X=Arr("input", "batch", X),
-                gamma=Arr("parameter", "vector", gamma),
-                beta=Arr("parameter", "vector", beta),
-                eps=Arr("parameter", "scalar", np.asarray(1e-5)),
-            )
-            if mode == "test":
-                c.arrays.update(running_mean=Arr("parameter", "vector", rm), running_var=Arr("parameter", "vector", rv))
-            c.arrays.update(
-                G=Arr("cotangent", "batch", G),
-                Y=Arr("expected", "batch", Y),
-                dX=Arr("expected", "batch", dX),
-                dgamma=Arr("expected", "vector", g["gamma"]),
-                dbeta=Arr("expected", "vector", g["beta"]),
-                J_X=Arr("expected", "jacobian", bn.jacobian_x_coupled(cols, mode), of=("Y", "X")),
+                batchnorm_arrays(mode, X, bn, G, Y, dX, g, bn.jacobian_x_coupled(cols, mode), "batch", "vector")
             )
             cases.append(c)
     return cases
@@ -638,15 +657,8 @@ def build_cases() -> list:
     """Every case of the suite, in the ``rows`` layout (deterministic)."""
     from .vectors_catalogue import catalogue_cases
 
-    return (
-        activation_cases()
-        + loss_cases()
-        + dense_cases()
-        + batchnorm_cases()
-        + dropout_cases()
-        + network_cases()
-        + catalogue_cases()
-    )
+    builders = (activation_cases, loss_cases, dense_cases, batchnorm_cases, dropout_cases, network_cases)
+    return [c for build in builders for c in build()] + catalogue_cases()
 
 
 # --------------------------------------------------------------------------- writing

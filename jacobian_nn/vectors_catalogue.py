@@ -20,7 +20,7 @@ from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, build_cnn
 from .graph import Add, Mul
 from .layernorm import LayerNorm
 from .losses import BinaryCrossEntropy, MulticlassSVM, SigmoidBinaryCrossEntropy
-from .vectors import KINK_RULE, Arr, Case, _blockdiag, _rng
+from .vectors import KINK_RULE, Arr, Case, _blockdiag, _rng, batchnorm_arrays
 
 F64 = np.float64
 
@@ -233,23 +233,11 @@ def spatial_batchnorm_cases() -> list:
             "float64",
             SBN_CONVENTIONS.format(mode=mode),
         )
+        shape = X.shape
         c.arrays.update(
-            X=Arr("input", "image_batch", X),
-            gamma=Arr("parameter", "channel_vector", gamma),
-            beta=Arr("parameter", "channel_vector", beta),
-            eps=Arr("parameter", "scalar", np.asarray(1e-5)),
-        )
-        if mode == "test":
-            c.arrays.update(
-                running_mean=Arr("parameter", "channel_vector", rm), running_var=Arr("parameter", "channel_vector", rv)
+            batchnorm_arrays(
+                mode, X, layer.bn, G, Y.reshape(shape), dX.reshape(shape), g, J, "image_batch", "channel_vector"
             )
-        c.arrays.update(
-            G=Arr("cotangent", "image_batch", G),
-            Y=Arr("expected", "image_batch", Y.reshape(X.shape)),
-            dX=Arr("expected", "image_batch", dX.reshape(X.shape)),
-            dgamma=Arr("expected", "channel_vector", g["gamma"]),
-            dbeta=Arr("expected", "channel_vector", g["beta"]),
-            J_X=Arr("expected", "jacobian", J, of=("Y", "X")),
         )
         cases.append(c)
     return cases
@@ -494,12 +482,5 @@ def loss_cases() -> list:
 
 def catalogue_cases() -> list:
     """The image layers, the CNN, layer norm, the graph nodes and the SVM and binary losses (``rows`` layout)."""
-    return (
-        conv_cases()
-        + pool_cases()
-        + spatial_batchnorm_cases()
-        + layernorm_cases()
-        + node_cases()
-        + loss_cases()
-        + [cnn_case()]
-    )
+    builders = (conv_cases, pool_cases, spatial_batchnorm_cases, layernorm_cases, node_cases, loss_cases)
+    return [c for build in builders for c in build()] + [cnn_case()]

@@ -44,7 +44,7 @@ import numpy as np
 from .check.diagnosis import EXPLAIN, Layout, analyse_full
 from .check.report import Tolerance, index_name, nice, write_json_atomic
 from . import __version__
-from .vectors import FORMAT, content_hash
+from .vectors import FORMAT, CaseId, content_hash
 
 #: Largest result or suite file read (bytes): the suite's largest array is a few kB.
 MAX_FILE_BYTES = 64 * 2**20
@@ -251,11 +251,7 @@ class ArrayResult:
 
 
 @dataclass
-class CaseResult:
-    name: str
-    component: str
-    point: str
-    dtype: str
+class CaseResult(CaseId):
     verdict: str
     arrays: list = field(default_factory=list)
 
