@@ -44,7 +44,7 @@ import numpy as np
 from .check.diagnosis import EXPLAIN, Layout, analyse_full
 from .check.report import Tolerance, index_name, nice, write_json_atomic
 from . import __version__
-from .vectors import FORMAT, CaseId, content_hash
+from .vectors import FORMAT, LAYOUTS, CaseId, content_hash
 
 #: Largest result or suite file read (bytes): the suite's largest array is a few kB.
 MAX_FILE_BYTES = 64 * 2**20
@@ -371,6 +371,11 @@ def load_suite(suite: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         got = manifest.get("format") if isinstance(manifest, dict) else None
         raise Refused(f"manifest.json: format {got!r}, this compare reads {FORMAT!r}")
+    for key in ("library_version", "layout", "content_hash"):
+        if not isinstance(manifest.get(key), str):
+            raise Refused(f"manifest.json: malformed: {key!r} should be a string, got {manifest.get(key)!r}")
+    if manifest["layout"] not in LAYOUTS:
+        raise Refused(f"manifest.json: layout {manifest['layout']!r}, this compare reads {LAYOUTS}")
     files = {}
     try:
         for case in manifest["cases"]:
@@ -508,6 +513,13 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
             notes = [f"{int(an.fail.sum())} of the {int(at_kink.sum())} entries at a kink take the other branch"]
     if an.fail.sum() == 1 and diagnosis == "mismatch":
         notes.append("exactly one entry is wrong")
+    if diagnosis == "mismatch" and "jacobian_of" not in spec and A.ndim >= 3:
+        axes = _reordered_axes(A, B, case["dtype"])  # axes of equal length swapped: H and W of an image
+        if axes:
+            notes.append(
+                f"with its axes reordered, A.transpose{axes}, it equals the expected array: two axes of equal "
+                f"length are swapped ({spec['layout']})"
+            )
     return ArrayResult(
         name,
         "fail",
@@ -536,9 +548,9 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
     except Refused as exc:
         rep.cause = f"suite: {exc}"
         return rep
-    if str(manifest.get("library_version")) != __version__:
+    if manifest["library_version"] != __version__:
         rep.notes.append(
-            f"the suite was written by jacobian_nn {manifest.get('library_version')}, this is {__version__}: the "
+            f"the suite was written by jacobian_nn {manifest['library_version']}, this is {__version__}: the "
             f"comparison reads the suite's own files and conventions, so it stands for that version; write the "
             f"suite again with 'jacobian-nn vectors' to check against this version"
         )

@@ -682,3 +682,49 @@ def test_a_suite_of_another_library_version_is_compared_with_a_note(tmp_path, mo
     # near miss: this version's suite has no note
     new = write_suite(tmp_path / "new").path
     assert compare_results(new, copy_expected(new, tmp_path / "r2", only=["mul"]), only=["mul"]).notes == []
+
+
+def test_height_and_width_swapped_are_named_and_channels_swapped_are_not(suite, tmp_path):
+    """A same-shape result that is the expected array with two equal-length axes swapped (H and W of
+    2x2 images) is a mismatch with a note naming the axis order; two channels swapped get no such note."""
+    case = "spatial_batchnorm_train-random-float64"
+    res = copy_expected(suite, tmp_path / "r", only=["spatial_batchnorm_train"])
+    edit(suite, res, case, "dX", lambda A: A.transpose(0, 1, 3, 2))
+    a = array_report(compare_results(suite, res, only=[case]), case, "dX")
+    assert a.status == "fail" and a.diagnosis == "mismatch"
+    assert any("A.transpose(0, 1, 3, 2)" in n for n in a.notes), a.notes
+    edit(suite, res, case, "dX", lambda A: A[:, ::-1])
+    b = array_report(compare_results(suite, res, only=[case]), case, "dX")
+    assert b.status == "fail" and b.diagnosis == "mismatch" and not any("transpose" in n for n in b.notes)
+
+
+@pytest.mark.parametrize(
+    "key,value,why",
+    [
+        ("layout", None, "'layout' should be a string"),
+        ("layout", "nchw", "layout 'nchw'"),
+        ("library_version", 3, "string"),
+    ],
+)
+def test_a_manifest_without_a_sound_header_is_refused(key, value, why, suite, tmp_path):
+    """Even with its content hash recomputed, a manifest whose version or layout is missing or unknown is refused."""
+    from jacobian_nn.vectors import content_hash
+
+    bad = tmp_path / "bad"
+    shutil.copytree(suite, bad)
+    m = manifest(bad)
+    if value is None:
+        del m[key]
+    else:
+        m[key] = value
+    files = {
+        f: (bad / f).read_bytes()
+        for c in m["cases"]
+        for a in c["arrays"].values()
+        for f in a["files"]
+        + ([a["right_branch"][:-4] + s for s in (".npy", ".json", ".txt")] if "right_branch" in a else [])
+    }
+    m["content_hash"] = content_hash(m, files)
+    (bad / "manifest.json").write_text(json.dumps(m))
+    rep = compare_results(bad, copy_expected(suite, tmp_path / "r", only=["mul"]))
+    assert rep.verdict == "refused" and why in rep.cause and rep.cause.startswith("suite: manifest.json")
