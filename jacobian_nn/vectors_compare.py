@@ -19,7 +19,9 @@ Every expected array gets a status:
 
 Image arrays (NCHW in the ``rows`` layout, NHWC in ``columns``) are compared entry by entry like any
 other: the checker's ``transposed`` hypothesis is a square matrix's transpose and never fires for a
-4-D image array (a result with two channels swapped is a ``mismatch`` located at its entries).
+4-D image array (a result with two channels swapped is a ``mismatch`` located at its entries). A
+mismatch that is the expected array with two equal-length axes swapped (H and W) gets a note naming
+the axis order.
 
 A case fails if any array fails or is missing; otherwise it is refused if any array is refused, and it
 passes only when every array passes. Components and the whole comparison combine their cases the same
