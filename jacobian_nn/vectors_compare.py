@@ -416,9 +416,11 @@ def _worst(A, B, bound, fail, where, k) -> list:
 
 
 def _reordered_axes(A, B, dtype) -> tuple | None:
-    """The first axis order ``p`` (itertools order) with ``A.transpose(p)`` of ``B``'s shape and within the
-    tolerance of ``dtype`` of ``B`` entry by entry (``|a - b| <= atol + rtol |b|``); None if there is none.
-    The identity is left out: it is only asked about an ``A`` whose shape differs from ``B``'s."""
+    """The first axis order ``p`` other than the identity (itertools order) with ``A.transpose(p)`` of
+    ``B``'s shape and within the tolerance of ``dtype`` of ``B`` entry by entry (``|a - b| <= atol +
+    rtol |b|``, the dtype's ``atol = rtol = 10 sqrt(eps)``); None if there is none. Asked about a result
+    of the wrong shape, and about a mismatch of 3 or more axes (two equal-length axes swapped); only a
+    note follows from it, never a verdict."""
     if A.ndim != B.ndim or A.ndim < 2 or sorted(A.shape) != sorted(B.shape):
         return None
     tol = Tolerance.for_dtype(dtype)
@@ -438,7 +440,7 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
         notes = []
         axes = _reordered_axes(A, B, case["dtype"])
         if A.ndim == 2 and axes:
-            notes.append("transposed back, it equals the expected array exactly: the array is transposed")
+            notes.append("transposed back, it equals the expected array (within tolerance): the array is transposed")
         elif axes:
             notes.append(
                 f"with its axes reordered, A.transpose{axes}, it equals the expected array: it is written in "

@@ -35,9 +35,15 @@ FORWARDS = {
 }
 
 
-def assert_fd(name, claimed, fn, x):
+def assert_fd(name, claimed, fn, x, **tol):
     fd = jn.fd_jacobian(fn, x)
-    assert jn.compare(name, claimed, fd.df, err=fd.error).passed, name
+    assert jn.compare(name, claimed, fd.df, err=fd.error, **tol).passed, name
+
+
+#: A float32 case holds the float64 values rounded once (relative error <= 2^-24): its witness tolerance.
+TOL = {"float64": {}, "float32": {"rtol": 2.0**-23, "atol": 1e-7}}
+#: The relative tolerance of an output against a plain numpy forward.
+FWD = {"float64": 1e-13, "float32": 2.0**-23}
 
 
 @pytest.mark.parametrize("act", sorted(FORWARDS))
@@ -146,7 +152,14 @@ def pool_windows(X, k, S):
     return np.lib.stride_tricks.sliding_window_view(X, (k, k), axis=(2, 3))[:, :, ::S, ::S]
 
 
-@pytest.mark.parametrize("case", ["conv2d_identity_s2_p1-random-float64", "conv2d_relu_s1_p0_k2x3-kink-float64"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "conv2d_identity_s2_p1-random-float64",
+        "conv2d_identity_s2_p1-random-float32",
+        "conv2d_relu_s1_p0_k2x3-kink-float64",
+    ],
+)
 def test_conv2d_against_finite_differences(case, suite):
     """Y against a plain numpy forward; the Jacobians of the linear part Z against finite differences,
     times relu'(Z) = 1[Z > 0] at the kink case (finite differences cannot judge a kink themselves)."""
@@ -154,16 +167,26 @@ def test_conv2d_against_finite_differences(case, suite):
     X, W, b = (load(root, case, n) for n in ("X", "W", "b"))
     S, P = int(np.load(root / case / "stride.npy")), int(np.load(root / case / "pad.npy"))
     Z = conv_forward(X, W, b, S, P)
-    relu = "relu" in case
-    assert np.allclose(load(root, case, "Y"), np.maximum(Z, 0) if relu else Z, rtol=1e-13, atol=1e-14)
+    relu, dt = "relu" in case, cases[case]["dtype"]
+    assert np.allclose(load(root, case, "Y"), np.maximum(Z, 0) if relu else Z, rtol=FWD[dt], atol=1e-14)
     slope = (Z.reshape(-1, 1) > 0) if relu else 1.0
     assert_fd(
-        "J_X", load(root, case, "J_X"), lambda x: slope * conv_forward(x.reshape(X.shape), W, b, S, P).reshape(-1, 1), X
+        "J_X",
+        load(root, case, "J_X"),
+        lambda x: slope * conv_forward(x.reshape(X.shape), W, b, S, P).reshape(-1, 1),
+        X,
+        **TOL[dt],
     )
     assert_fd(
-        "J_W", load(root, case, "J_W"), lambda w: slope * conv_forward(X, w.reshape(W.shape), b, S, P).reshape(-1, 1), W
+        "J_W",
+        load(root, case, "J_W"),
+        lambda w: slope * conv_forward(X, w.reshape(W.shape), b, S, P).reshape(-1, 1),
+        W,
+        **TOL[dt],
     )
-    assert_fd("J_b", load(root, case, "J_b"), lambda v: slope * conv_forward(X, W, v, S, P).reshape(-1, 1), b)
+    assert_fd(
+        "J_b", load(root, case, "J_b"), lambda v: slope * conv_forward(X, W, v, S, P).reshape(-1, 1), b, **TOL[dt]
+    )
     if relu:
         assert (Z == 0).sum() >= 2 and (Z > 0).any() and (Z < 0).any()
 
@@ -230,10 +253,12 @@ def test_spatial_batchnorm_against_finite_differences(mode, suite):
     assert np.allclose(load(root, case, "dbeta"), G.sum(axis=(0, 2, 3)), rtol=1e-13, atol=1e-14)
 
 
-@pytest.mark.parametrize("point", ["random", "nearly_constant"])
-def test_layernorm_against_finite_differences(point, suite):
+@pytest.mark.parametrize(
+    "case", ["layernorm-random-float64", "layernorm-nearly_constant-float64", "layernorm-random-float32"]
+)
+def test_layernorm_against_finite_differences(case, suite):
     root, cases = suite
-    case = f"layernorm-{point}-float64"
+    point, dt = cases[case]["point"], cases[case]["dtype"]
     X, gamma, beta = (load(root, case, n) for n in ("X", "gamma", "beta"))
 
     # layer norm is shift invariant per sample (its value and its Jacobian): the witness works at X0, each row
@@ -244,22 +269,21 @@ def test_layernorm_against_finite_differences(point, suite):
         d = x.reshape(X.shape) - x.reshape(X.shape).mean(axis=1, keepdims=True)
         return g * d / np.sqrt((d * d).mean(axis=1, keepdims=True) + 1e-5) + bt
 
-    assert np.allclose(load(root, case, "Y"), f(X0), rtol=1e-11, atol=1e-12)
+    assert np.allclose(load(root, case, "Y"), f(X0), rtol=max(FWD[dt], 1e-11), atol=1e-12)
     fd = jn.fd_jacobian(f, X0, initial_step=1e-6 if point == "nearly_constant" else 1e-2)
-    assert jn.compare("J_X", load(root, case, "J_X"), fd.df, err=fd.error).passed
-    assert_fd("J_gamma", load(root, case, "J_gamma"), lambda g: f(X0, g=g), gamma)
-    assert_fd("J_beta", load(root, case, "J_beta"), lambda v: f(X0, bt=v), beta)
+    assert jn.compare("J_X", load(root, case, "J_X"), fd.df, err=fd.error, **TOL[dt]).passed
+    assert_fd("J_gamma", load(root, case, "J_gamma"), lambda g: f(X0, g=g), gamma, **TOL[dt])
+    assert_fd("J_beta", load(root, case, "J_beta"), lambda v: f(X0, bt=v), beta, **TOL[dt])
 
 
-@pytest.mark.parametrize("node", ["mul", "add"])
-def test_graph_nodes_against_finite_differences(node, suite):
+@pytest.mark.parametrize("case", ["mul-random-float64", "mul-random-float32", "add-random-float64"])
+def test_graph_nodes_against_finite_differences(case, suite):
     root, cases = suite
-    case = f"{node}-random-float64"
-    X, Y = load(root, case, "X"), load(root, case, "Y")
-    op = np.multiply if node == "mul" else np.add
-    assert np.array_equal(load(root, case, "OUT"), op(X, Y))
-    assert_fd("J_X", load(root, case, "J_X"), lambda x: op(x.reshape(X.shape), Y), X)
-    assert_fd("J_Y", load(root, case, "J_Y"), lambda v: op(X, v.reshape(Y.shape)), Y)
+    X, Y, dt = load(root, case, "X"), load(root, case, "Y"), cases[case]["dtype"]
+    op = np.multiply if case.startswith("mul") else np.add
+    assert np.array_equal(load(root, case, "OUT"), op(X, Y).astype(dt))  # one rounding of the exact float64 value
+    assert_fd("J_X", load(root, case, "J_X"), lambda x: op(x.reshape(X.shape), Y), X, **TOL[dt])
+    assert_fd("J_Y", load(root, case, "J_Y"), lambda v: op(X, v.reshape(Y.shape)), Y, **TOL[dt])
 
 
 def svm_loss(S, y):
@@ -279,19 +303,20 @@ def sbce_loss(Z, Y):
     return (np.maximum(Z, 0) - Y * Z + np.log1p(np.exp(-np.abs(Z)))).sum(axis=1)
 
 
+@pytest.mark.parametrize("dt", ["float64", "float32"])
 @pytest.mark.parametrize(
     "loss,fn,inp",
     [("svm", svm_loss, "S"), ("binary_cross_entropy", bce_loss, "P"), ("sigmoid_binary_cross_entropy", sbce_loss, "Z")],
 )
-def test_svm_and_binary_losses_against_finite_differences(loss, fn, inp, suite):
+def test_svm_and_binary_losses_against_finite_differences(loss, fn, inp, dt, suite):
     root, cases = suite
-    case = f"{loss}-random-float64"
+    case = f"{loss}-random-{dt}"
     A = load(root, case, inp)
     t = np.load(root / case / "y.npy") if loss == "svm" else load(root, case, "Y")
-    assert np.allclose(load(root, case, "losses"), fn(A, t), rtol=1e-13, atol=1e-15)
-    assert abs(float(load(root, case, "loss")) - fn(A, t).mean()) <= 1e-13 * max(1.0, abs(fn(A, t).mean()))
+    assert np.allclose(load(root, case, "losses"), fn(A, t), rtol=FWD[dt], atol=1e-15)
+    assert abs(float(load(root, case, "loss")) - fn(A, t).mean()) <= FWD[dt] * max(1.0, abs(fn(A, t).mean()))
     fd = jn.fd_gradient(lambda v: fn(v.reshape(A.shape), t).mean(), A, initial_step=1e-4)
-    assert jn.compare(case, load(root, case, "d" + inp).reshape(1, -1), fd.df, err=fd.error).passed
+    assert jn.compare(case, load(root, case, "d" + inp).reshape(1, -1), fd.df, err=fd.error, **TOL[dt]).passed
 
 
 def test_svm_kink_against_the_reference_path(suite):
