@@ -798,6 +798,9 @@ def build_suite(layout: str = "rows") -> tuple:
         "library": "jacobian_nn",
         "library_version": __version__,
         "layout": layout,
+        "conventions": "each case's 'conventions' text states its formulas with the rows layout's shapes (CS231n: "
+        "a batch (N, n), W (n_in, n_out), images NCHW (N, C, H, W), filters (F, C, FH, FW)); each array's "
+        "'layout' says how it is written in this suite",
         "float_encoding": {
             "json": "Python repr: the shortest decimal that reads back to the same double; "
             "a float32 array holds float32 values written as exact doubles",
