@@ -23,7 +23,18 @@ Layouts (``--layout``): ``rows`` writes a batch as ``(N, n)``, row k = sample k 
 sample k (the deeplearning.ai course), with ``W`` ``(n_out, n_in)``, ``b`` ``(n_out, 1)`` and
 ``Z = W X + b``. A full Jacobian is always ``J[i, j] = d out.flat[i] / d in.flat[j]`` with ``flat``
 the C order of the two arrays *as written in that layout*. Per-sample arrays keep the sample axis
-first in both layouts.
+first in both layouts; a per-sample Jacobian ``(N, m, n)`` indexes one sample's entries in the C order
+of that sample as written.
+
+Images: ``rows`` writes them NCHW, ``(N, C, H, W)`` (kind ``image_batch``), filters ``(F, C, FH, FW)``
+(``conv_weight``) and per-channel vectors ``(C,)`` (``channel_vector``), as in CS231n and this library.
+``columns`` writes them the way the deeplearning.ai course's CNN does: images NHWC ``(N, H, W, C)``
+(its ``(m, n_H, n_W, n_C)``: the sample axis stays first, unlike a dense batch), filters
+``(FH, FW, C, F)`` (its ``(f, f, n_C_prev, n_C)``) and per-channel vectors ``(1, 1, 1, C)`` (its conv
+``b``). A Jacobian of an image array follows the rule above: in ``columns`` its rows and columns run over
+``(n, h, w, c)``, not ``(n, c, h, w)``. A dense layer after images reads them flattened in the C order
+of ``(C, H, W)`` (this library's rule); the suite's CNN flattens a ``(C, 1, 1)`` map, the same in both
+orders.
 
 The content hash is SHA-256 over the manifest (without its hash) and every array file; ``compare``
 refuses a suite whose files no longer match it. Writing is deterministic (fixed seeds): the same
@@ -64,6 +75,11 @@ KINDS = (
     "per_sample_vector",
     "per_sample_jacobian",
     "jacobian",
+    "image_batch",
+    "conv_weight",
+    "channel_vector",
+    "per_sample_conv_weight",
+    "per_sample_channel_vector",
 )
 
 #: How each kind of array is written in each layout (the manifest repeats this for every array).
@@ -92,21 +108,59 @@ KIND_LAYOUT = {
         "rows": "(M, K): J[i, j] = d out.flat[i] / d in.flat[j], C order as written",
         "columns": "(M, K): J[i, j] = d out.flat[i] / d in.flat[j], C order as written",
     },
+    "image_batch": {
+        "rows": "(N, C, H, W): NCHW, image k is [k] (CS231n)",
+        "columns": "(N, H, W, C): NHWC, image k is [k] (the deeplearning.ai course's (m, n_H, n_W, n_C))",
+    },
+    "conv_weight": {
+        "rows": "(F, C, FH, FW): filter f is W[f] (CS231n)",
+        "columns": "(FH, FW, C, F): filter f is W[..., f] (the deeplearning.ai course's (f, f, n_C_prev, n_C))",
+    },
+    "channel_vector": {
+        "rows": "(C,): one entry per channel",
+        "columns": "(1, 1, 1, C): one entry per channel (the deeplearning.ai course's conv b)",
+    },
+    "per_sample_conv_weight": {
+        "rows": "(N, F, C, FH, FW): slice k is sample k's gradient",
+        "columns": "(N, FH, FW, C, F): slice k is sample k's gradient",
+    },
+    "per_sample_channel_vector": {
+        "rows": "(N, C): row k is sample k's gradient",
+        "columns": "(N, 1, 1, 1, C): slice k is sample k's gradient",
+    },
+}
+
+#: ``columns``: the axes of a ``rows`` array in the order written (``A.transpose(axes)``).
+_AXES = {
+    "batch": (1, 0),
+    "weight": (1, 0),
+    "per_sample_weight": (0, 2, 1),
+    "image_batch": (0, 2, 3, 1),
+    "conv_weight": (2, 3, 1, 0),
+    "per_sample_conv_weight": (0, 3, 4, 2, 1),
+}
+#: ``columns``: the shape a ``rows`` array of these kinds is reshaped to (``-1`` its entries).
+_RESHAPE = {
+    "vector": lambda s: (s[0], 1),
+    "per_sample_vector": lambda s: (s[0], s[1], 1),
+    "channel_vector": lambda s: (1, 1, 1, s[0]),
+    "per_sample_channel_vector": lambda s: (s[0], 1, 1, 1, s[1]),
 }
 
 
 def to_layout(A: np.ndarray, kind: str, layout: str) -> np.ndarray:
-    """An array of ``kind`` in the ``rows`` layout, written in ``layout``."""
+    """An array of ``kind`` in the ``rows`` layout, written in ``layout`` (a view where it can be).
+
+    ``columns`` reorders axes (``_AXES``: a batch or a weight transposed, images NCHW -> NHWC, a
+    filter bank ``(F, C, FH, FW)`` -> ``(FH, FW, C, F)``) or reshapes a vector (``_RESHAPE``); a
+    scalar, per-sample values and a per-sample Jacobian are written as they are (the Jacobians are
+    re-indexed by :func:`flat_permutation`, not here)."""
     if layout == "rows" or kind in ("scalar", "samples", "per_sample_jacobian"):
         return A
-    if kind in ("batch", "weight"):
-        return A.T
-    if kind == "vector":
-        return A.reshape(-1, 1)
-    if kind == "per_sample_weight":
-        return A.transpose(0, 2, 1)
-    if kind == "per_sample_vector":
-        return A[:, :, None]
+    if kind in _AXES:
+        return A.transpose(_AXES[kind])
+    if kind in _RESHAPE:
+        return A.reshape(_RESHAPE[kind](A.shape))
     raise ValueError(f"kind: no layout rule for {kind!r}")
 
 
@@ -121,7 +175,8 @@ def flat_permutation(kind: str, shape: tuple, layout: str) -> np.ndarray:
 
 @dataclass
 class Arr:
-    """One array of a case, in the ``rows`` layout. ``of = (out, in)`` for a Jacobian;
+    """One array of a case, in the ``rows`` layout. ``of = (out, in)`` for a Jacobian (and for a
+    per-sample Jacobian whose samples are images, so that each slice is re-indexed in the order written);
     ``right`` (kink cases): the values the other branch at the kinks gives, for the diagnosis."""
 
     role: str
@@ -134,11 +189,18 @@ class Arr:
 
 
 @dataclass
-class Case:
+class CaseId:
+    """What names a case: ``<name>`` is ``<component or variant>-<point>-<dtype>``; a compared case
+    (:class:`jacobian_nn.vectors_compare.CaseResult`) keeps the same four."""
+
     name: str
     component: str
     point: str
     dtype: str
+
+
+@dataclass
+class Case(CaseId):
     conventions: str
     arrays: dict = field(default_factory=dict)
 
@@ -381,6 +443,31 @@ BN_CONVENTIONS = (
 )
 
 
+def batchnorm_arrays(mode, X, bn, G, Y, dX, grads, J, batch: str, vector: str) -> dict:
+    """The arrays of a batch-norm case, in this order: ``X``, ``gamma``, ``beta``, ``eps``, in test mode
+    ``running_mean`` and ``running_var`` (from ``bn``, a :class:`BatchNorm`), ``G``, ``Y``, ``dX``, ``dgamma``,
+    ``dbeta`` and ``J_X`` (of ``Y`` w.r.t. ``X``). ``batch`` and ``vector`` are the kinds of the batch-shaped
+    arrays and of the per-feature ones (``image_batch`` and ``channel_vector`` for spatial batch norm)."""
+    arrays = {
+        "X": Arr("input", batch, X),
+        "gamma": Arr("parameter", vector, bn.gamma.copy()),
+        "beta": Arr("parameter", vector, bn.beta.copy()),
+        "eps": Arr("parameter", "scalar", np.asarray(bn.eps)),
+    }
+    if mode == "test":
+        arrays["running_mean"] = Arr("parameter", vector, bn.running_mean.copy())
+        arrays["running_var"] = Arr("parameter", vector, bn.running_var.copy())
+    arrays.update(
+        G=Arr("cotangent", batch, G),
+        Y=Arr("expected", batch, Y),
+        dX=Arr("expected", batch, dX),
+        dgamma=Arr("expected", vector, grads["gamma"]),
+        dbeta=Arr("expected", vector, grads["beta"]),
+        J_X=Arr("expected", "jacobian", J, of=("Y", "X")),
+    )
+    return arrays
+
+
 def batchnorm_cases() -> list:
     cases = []
     for mode in ("train", "test"):
@@ -406,20 +493,7 @@ def batchnorm_cases() -> list:
                 f"mode {mode}, eps = 1e-5; " + BN_CONVENTIONS,
             )
             c.arrays.update(
-                X=Arr("input", "batch", X),
-                gamma=Arr("parameter", "vector", gamma),
-                beta=Arr("parameter", "vector", beta),
-                eps=Arr("parameter", "scalar", np.asarray(1e-5)),
-            )
-            if mode == "test":
-                c.arrays.update(running_mean=Arr("parameter", "vector", rm), running_var=Arr("parameter", "vector", rv))
-            c.arrays.update(
-                G=Arr("cotangent", "batch", G),
-                Y=Arr("expected", "batch", Y),
-                dX=Arr("expected", "batch", dX),
-                dgamma=Arr("expected", "vector", g["gamma"]),
-                dbeta=Arr("expected", "vector", g["beta"]),
-                J_X=Arr("expected", "jacobian", bn.jacobian_x_coupled(cols, mode), of=("Y", "X")),
+                batchnorm_arrays(mode, X, bn, G, Y, dX, g, bn.jacobian_x_coupled(cols, mode), "batch", "vector")
             )
             cases.append(c)
     return cases
@@ -508,7 +582,7 @@ def _network_case(name, sizes, act, loss, l2, dtype, key) -> Case:
         c.arrays[f"db{i}"] = Arr("expected", "vector", g["b"].astype(dtype), batch_mean=N)
         c.arrays[f"dW{i}_per_sample"] = Arr("expected", "per_sample_weight", ps["W"].astype(dtype))
         c.arrays[f"db{i}_per_sample"] = Arr("expected", "per_sample_vector", ps["b"].astype(dtype))
-    c.arrays["J_input"] = Arr("expected", "per_sample_jacobian", Jin.astype(dtype))
+    c.arrays["J_input"] = Arr("expected", "per_sample_jacobian", Jin.astype(dtype), of=("out", "X"))
     return c
 
 
@@ -581,7 +655,10 @@ def network_cases() -> list:
 
 def build_cases() -> list:
     """Every case of the suite, in the ``rows`` layout (deterministic)."""
-    return activation_cases() + loss_cases() + dense_cases() + batchnorm_cases() + dropout_cases() + network_cases()
+    from .vectors_catalogue import catalogue_cases
+
+    builders = (activation_cases, loss_cases, dense_cases, batchnorm_cases, dropout_cases, network_cases)
+    return [c for build in builders for c in build()] + catalogue_cases()
 
 
 # --------------------------------------------------------------------------- writing
@@ -621,6 +698,10 @@ def _case_entry(c: Case, layout: str) -> tuple:
                 o, i = a.of
                 po, pi = (flat_permutation(kinds[o], shapes[o], layout), flat_permutation(kinds[i], shapes[i], layout))
                 W = np.ascontiguousarray(v[po][:, pi])
+            elif a.kind == "per_sample_jacobian" and a.of:  # one sample's entries in the order written
+                o, i = a.of
+                po, pi = (flat_permutation(kinds[n], (1,) + shapes[n][1:], layout) for n in (o, i))
+                W = np.ascontiguousarray(v[:, po][:, :, pi])
             else:
                 W = np.array(to_layout(v, a.kind, layout), order="C")  # keeps a 0-d scalar 0-d
             written[suffix] = W
@@ -639,7 +720,8 @@ def _case_entry(c: Case, layout: str) -> tuple:
             "files": [f"{c.name}/{n}.npy", f"{c.name}/{n}.json", f"{c.name}/{n}.txt"],
         }
         if a.of:
-            entry["jacobian_of"] = {"out": a.of[0], "in": a.of[1]}
+            key = "jacobian_of" if a.kind == "jacobian" else "per_sample_jacobian_of"
+            entry[key] = {"out": a.of[0], "in": a.of[1]}
         if a.batch_mean:
             entry["batch_mean"] = a.batch_mean
         if a.labels:
@@ -716,6 +798,9 @@ def build_suite(layout: str = "rows") -> tuple:
         "library": "jacobian_nn",
         "library_version": __version__,
         "layout": layout,
+        "conventions": "each case's 'conventions' text states its formulas with the rows layout's shapes (CS231n: "
+        "a batch (N, n), W (n_in, n_out), images NCHW (N, C, H, W), filters (F, C, FH, FW)); each array's "
+        "'layout' says how it is written in this suite",
         "float_encoding": {
             "json": "Python repr: the shortest decimal that reads back to the same double; "
             "a float32 array holds float32 values written as exact doubles",

@@ -18,19 +18,23 @@ def add_vectors(sub) -> None:
     p = sub.add_parser(
         "vectors",
         help="write conformance vectors: inputs and expected derivatives for any language",
-        description="Write a conformance suite to --out: for every activation, loss, dense layer, "
-        "batch norm, dropout and a few whole networks, the inputs, parameters, cotangents, "
-        "expected outputs, VJPs and full Jacobians, at random points, kinks, saturation and "
-        "in float32, as .npy, JSON and C99-hex text, with manifest.json and suite.txt. "
-        "Check another program's results with 'jacobian-nn compare'.",
+        description="Write a conformance suite to --out: for every activation, loss (softmax "
+        "cross-entropy, cross-entropy, MSE, SVM, binary cross-entropy on probabilities and on "
+        "logits), dense layer, batch norm, layer norm, dropout, Mul and Add, convolution, max and "
+        "average pooling, spatial batch norm and a few whole networks (a CNN among them), the "
+        "inputs, parameters, cotangents, expected outputs, VJPs and full Jacobians, at random "
+        "points, kinks (relu at 0, SVM margins of 0, max-pooling ties), saturation and in float32, "
+        "as .npy, JSON and C99-hex text, with manifest.json and suite.txt. Check another program's "
+        "results with 'jacobian-nn compare'.",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder")
     p.add_argument(
         "--layout",
         choices=LAYOUTS,
         default="rows",
-        help="rows: a batch is (N, n), W (n_in, n_out), as in CS231n (default); columns: a batch is "
-        "(n, N), W (n_out, n_in), b (n_out, 1), as in the deeplearning.ai course",
+        help="rows: a batch is (N, n), W (n_in, n_out), images NCHW, filters (F, C, FH, FW), as in "
+        "CS231n (default); columns: a batch is (n, N), W (n_out, n_in), b (n_out, 1), images NHWC, "
+        "filters (FH, FW, C, F), as in the deeplearning.ai course",
     )
 
 

@@ -13,18 +13,29 @@ Every expected array gets a status:
              ``kink_convention``: wrong only at kinks, where it takes the other branch, and
              ``not_finite``: NaN or inf, which never passes) and its worst entries, named ``dW[4, 0]``;
 ``missing``  no result file (a fail: nothing is passed silently);
-``refused``  the result cannot be compared: the wrong shape (both shapes are given), not a real array,
+``refused``  the result cannot be compared: the wrong shape (both shapes are given, and a note when
+             the array with its axes reordered matches: transposed, or NHWC for NCHW), not a real array,
              unreadable, or written in two forms.
+
+Image arrays (NCHW in the ``rows`` layout, NHWC in ``columns``) are compared entry by entry like any
+other: the checker's ``transposed`` hypothesis is a square matrix's transpose and never fires for a
+4-D image array (a result with two channels swapped is a ``mismatch`` located at its entries). A
+mismatch that is the expected array with two equal-length axes swapped (H and W) gets a note naming
+the axis order.
 
 A case fails if any array fails or is missing; otherwise it is refused if any array is refused, and it
 passes only when every array passes. Components and the whole comparison combine their cases the same
 way. The whole comparison is refused before any array is read when the suite's files no longer match
 its content hash, or the results header disagrees with the suite on the library version, the layout
-or the content hash. Exit codes are ``check``'s: 0 pass, 1 fail, 2 usage error, 3 refused.
+or the content hash. A suite written by another library version than the one installed is *not*
+refused: the comparison works from the suite's files and the conventions its manifest states, so its
+verdicts hold for the version that wrote it; the report says so in a note (``notes``). Exit codes are
+``check``'s: 0 pass, 1 fail, 2 usage error, 3 refused.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -34,16 +45,18 @@ import numpy as np
 
 from .check.diagnosis import EXPLAIN, Layout, analyse_full
 from .check.report import Tolerance, index_name, nice, write_json_atomic
-from .vectors import FORMAT, content_hash
+from . import __version__
+from .vectors import FORMAT, LAYOUTS, CaseId, content_hash
 
 #: Largest result or suite file read (bytes): the suite's largest array is a few kB.
 MAX_FILE_BYTES = 64 * 2**20
 FORMS = (".npy", ".json", ".txt")
 
 EXPLAIN_MORE = {
-    "kink_convention": "wrong only at kinks, where the result takes the other branch (the z > 0 side); the suite's "
-    "convention is the z <= 0 branch: relu'(0) = 0, leaky_relu'(0) = elu'(0) = alpha. A convention, "
-    "not a calculus error, but it differs from the suite",
+    "kink_convention": "wrong only at kinks, where the result takes the other branch: relu'(0) = 1 instead of the "
+    "suite's z <= 0 branch (relu'(0) = 0, leaky_relu'(0) = elu'(0) = alpha), an SVM margin of exactly 0 counted "
+    "instead of left out, or a max-pooling tie's gradient given to every maximal element instead of the first in "
+    "C order. A convention, not a calculus error, but it differs from the suite",
     "not_finite": "the result holds NaN or inf where the expected value is finite (NaN never passes)",
     "missing": "no result file for this expected array",
 }
@@ -240,11 +253,7 @@ class ArrayResult:
 
 
 @dataclass
-class CaseResult:
-    name: str
-    component: str
-    point: str
-    dtype: str
+class CaseResult(CaseId):
     verdict: str
     arrays: list = field(default_factory=list)
 
@@ -267,6 +276,7 @@ class ConformanceReport:
     cause: str | None = None
     cases: list = field(default_factory=list)
     skipped: int = 0
+    notes: list = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -290,6 +300,7 @@ class ConformanceReport:
             "suite": self.suite,
             "results": self.results,
             "cause": self.cause,
+            "notes": list(self.notes),
             "components": self.components,
             "skipped_cases": self.skipped,
             "cases": [
@@ -300,9 +311,12 @@ class ConformanceReport:
 
     def __str__(self) -> str:
         word = {"pass": "pass", "fail": "FAIL", "refused": "REFUSED", "missing": "MISSING"}
+        notes = [f"  note: {n}" for n in self.notes]
         if self.cause:
-            return f"compare {self.results} against {self.suite}: REFUSED\n  refused: {self.cause}"
-        lines = [f"compare {self.results} against {self.suite}: {word[self.verdict]}"]
+            return "\n".join(
+                [f"compare {self.results} against {self.suite}: REFUSED", f"  refused: {self.cause}", *notes]
+            )
+        lines = [f"compare {self.results} against {self.suite}: {word[self.verdict]}", *notes]
         for comp, v in self.components.items():
             cs = [c for c in self.cases if c.component == comp]
             lines.append(f"  {comp:<24} {word[v]:<8} ({len(cs)} case{'s' if len(cs) > 1 else ''})")
@@ -359,6 +373,11 @@ def load_suite(suite: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         got = manifest.get("format") if isinstance(manifest, dict) else None
         raise Refused(f"manifest.json: format {got!r}, this compare reads {FORMAT!r}")
+    for key in ("library_version", "layout", "content_hash"):
+        if not isinstance(manifest.get(key), str):
+            raise Refused(f"manifest.json: malformed: {key!r} should be a string, got {manifest.get(key)!r}")
+    if manifest["layout"] not in LAYOUTS:
+        raise Refused(f"manifest.json: layout {manifest['layout']!r}, this compare reads {LAYOUTS}")
     files = {}
     try:
         for case in manifest["cases"]:
@@ -396,14 +415,37 @@ def _worst(A, B, bound, fail, where, k) -> list:
     return out
 
 
+def _reordered_axes(A, B, dtype) -> tuple | None:
+    """The first axis order ``p`` other than the identity (itertools order) with ``A.transpose(p)`` of
+    ``B``'s shape and within the tolerance of ``dtype`` of ``B`` entry by entry (``|a - b| <= atol +
+    rtol |b|``, the dtype's ``atol = rtol = 10 sqrt(eps)``); None if there is none. Asked about a result
+    of the wrong shape, and about a mismatch of 3 or more axes (two equal-length axes swapped); only a
+    note follows from it, never a verdict."""
+    if A.ndim != B.ndim or A.ndim < 2 or sorted(A.shape) != sorted(B.shape):
+        return None
+    tol = Tolerance.for_dtype(dtype)
+    A = A.astype(np.float64)
+    for p in itertools.permutations(range(A.ndim)):
+        T = A.transpose(p)
+        if p != tuple(range(A.ndim)) and T.shape == B.shape and np.allclose(T, B, rtol=tol.rtol, atol=tol.atol):
+            return p
+    return None
+
+
 def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) -> ArrayResult:
     """One expected array against its result ``A`` (already read)."""
     B = expected.astype(np.float64)
     shape = tuple(spec["shape"])
     if A.shape != shape:
         notes = []
-        if A.ndim == 2 and A.T.shape == shape and np.array_equal(A.T, B):
-            notes.append("transposed back, it equals the expected array exactly: the array is transposed")
+        axes = _reordered_axes(A, B, case["dtype"])
+        if A.ndim == 2 and axes:
+            notes.append("transposed back, it equals the expected array (within tolerance): the array is transposed")
+        elif axes:
+            notes.append(
+                f"with its axes reordered, A.transpose{axes}, it equals the expected array: it is written in "
+                f"another axis order (for images: NHWC for NCHW or the reverse; --layout picks the suite's order)"
+            )
         elif A.size == B.size and A.ndim != len(shape):
             notes.append(f"it has the expected number of entries; write it with shape {shape}, not reshaped")
         return ArrayResult(
@@ -475,6 +517,13 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
             notes = [f"{int(an.fail.sum())} of the {int(at_kink.sum())} entries at a kink take the other branch"]
     if an.fail.sum() == 1 and diagnosis == "mismatch":
         notes.append("exactly one entry is wrong")
+    if diagnosis == "mismatch" and "jacobian_of" not in spec and A.ndim >= 3:
+        axes = _reordered_axes(A, B, case["dtype"])  # axes of equal length swapped: H and W of an image
+        if axes:
+            notes.append(
+                f"with its axes reordered, A.transpose{axes}, it equals the expected array: two axes of equal "
+                f"length are swapped ({spec['layout']})"
+            )
     return ArrayResult(
         name,
         "fail",
@@ -503,6 +552,12 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
     except Refused as exc:
         rep.cause = f"suite: {exc}"
         return rep
+    if manifest["library_version"] != __version__:
+        rep.notes.append(
+            f"the suite was written by jacobian_nn {manifest['library_version']}, this is {__version__}: the "
+            f"comparison reads the suite's own files and conventions, so it stands for that version; write the "
+            f"suite again with 'jacobian-nn vectors' to check against this version"
+        )
     names = {c["name"] for c in manifest["cases"]} | {c["component"] for c in manifest["cases"]}
     only = None if only is None else list(only)
     if only is not None:

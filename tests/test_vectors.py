@@ -5,6 +5,7 @@ library's outputs fed back through the file format), copied from the expected ar
 and edited with one deliberate slip each (each diagnosis and its near miss).
 """
 
+import io
 import json
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jacobian_nn import __version__, get_activation
+from jacobian_nn import __version__, get_activation, get_loss
 from jacobian_nn.cli import main
 from jacobian_nn.vectors import KIND_LAYOUT, array_text, build_suite, flat_permutation, to_layout, write_suite
 from jacobian_nn.vectors_compare import compare_results, read_json_array, read_npy, read_text_array
@@ -95,9 +96,20 @@ def test_suite_covers_every_component_point_and_dtype(suite):
         "batchnorm_test",
         "dropout_train",
         "network",
+        "conv2d",
+        "maxpool2d",
+        "avgpool2d",
+        "spatial_batchnorm_train",
+        "spatial_batchnorm_test",
+        "layernorm",
+        "mul",
+        "add",
+        "svm",
+        "binary_cross_entropy",
+        "sigmoid_binary_cross_entropy",
     }
     points = {c["point"] for c in m["cases"]}
-    assert points >= {"random", "kink", "saturated", "spread1000", "nearly_constant", "mask"}
+    assert points >= {"random", "kink", "saturated", "spread1000", "nearly_constant", "mask", "ties", "ties_overlap"}
     assert {c["dtype"] for c in m["cases"]} == {"float64", "float32"}
     assert m["library_version"] == __version__ and m["layout"] == "rows"
     assert m["content_hash"].startswith("sha256:")
@@ -159,7 +171,7 @@ def test_vjps_are_the_cotangent_times_the_full_jacobian_in_each_layout(layout, s
                 rtol = 1e-12 if case["dtype"] == "float64" else 1e-5
                 assert np.allclose(G.astype(np.float64) @ J, d, rtol=rtol, atol=rtol), (case["name"], n, suffix)
                 checked += 1
-    assert checked >= 30
+    assert checked >= 84  # every Jacobian with its VJP, the image layers, layer norm and the graph nodes included
 
 
 def test_columns_layout_is_the_rows_layout_rearranged(suite, suite_columns):
@@ -237,6 +249,14 @@ CASES = {
     "missing 1/N": ("softmax_cross_entropy-random-float64", "dZ", lambda A: 4 * A, "missing_batch_scaling"),
     "factor": ("dense_tanh-random-float64", "dX", lambda A: 2 * A, "constant_factor"),
     "kink": ("relu-kink-float64", "dZ", None, "kink_convention"),
+    "kink conv": ("conv2d_relu_s1_p0_k2x3-kink-float64", "dW", None, "kink_convention"),
+    "kink svm": ("svm-kink-float64", "dS", None, "kink_convention"),
+    "kink max-pool ties": ("maxpool2d_2_s2-ties-float64", "dX", None, "kink_convention"),
+    "kink max-pool J": ("maxpool2d_2_s1-ties_overlap-float64", "J_X", None, "kink_convention"),
+    "sign image": ("conv2d_identity_s2_p1-random-float64", "dX", lambda A: -A, "sign_flipped"),
+    "factor image": ("spatial_batchnorm_train-random-float64", "dgamma", lambda A: 0.5 * A, "constant_factor"),
+    "missing 1/N svm": ("svm-random-float64", "dS", lambda A: 4 * A, "missing_batch_scaling"),
+    "missing 1/N cnn": ("network_cnn-random-float64", "dW1", lambda A: 4 * A, "missing_batch_scaling"),
 }
 
 
@@ -410,9 +430,9 @@ def test_cli_exit_codes(suite, results, tmp_path, capsys):
     edit(suite, results, "relu-random-float64", "dZ", lambda A: -A)
     assert main(["compare", suite, str(results), "--json", str(out)]) == 1
     assert json.loads(out.read_text())["components"]["relu"] == "fail"
-    assert main(["compare", suite, str(results), "--only", "conv2d"]) == 2
+    assert main(["compare", suite, str(results), "--only", "conv3d"]) == 2
     assert main(["compare", suite, str(results), "--json", str(tmp_path / "no" / "r.json")]) == 2
-    assert "conv2d" in capsys.readouterr().err
+    assert "conv3d" in capsys.readouterr().err
     (results / "results.txt").unlink()
     assert main(["compare", suite, str(results)]) == 3
     assert main(["vectors", "--out", suite]) == 2
@@ -497,3 +517,214 @@ def test_worked_example_in_javascript_reads_json_and_passes(suite, tmp_path):
     assert sorted(p.suffix for p in (res / "relu-kink-float64").iterdir()) == [".json"] * 3
     rep = compare_results(suite, res, only=["relu", "softmax_cross_entropy", "dense"])
     assert rep.verdict == "pass" and len(rep.cases) == 11, str(rep)
+
+
+# --------------------------------------------------------------------------- images: NCHW and NHWC
+
+
+CONV = "conv2d_identity_s2_p1-random-float64"
+
+
+def test_image_arrays_are_nchw_in_rows_and_nhwc_in_columns(suite, suite_columns):
+    """The conv case as written in each layout: images (N, C, H, W) and (N, H, W, C), filters (F, C, FH, FW)
+    and (FH, FW, C, F), b (F,) and (1, 1, 1, F); its Jacobians re-indexed by flat_permutation."""
+    r = {n: np.load(Path(suite) / CONV / f"{n}.npy") for n in ("X", "W", "b", "Y", "dW", "J_X", "J_W", "J_b")}
+    c = {n: np.load(Path(suite_columns) / CONV / f"{n}.npy") for n in r}
+    assert r["X"].shape == (2, 2, 5, 5) and c["X"].shape == (2, 5, 5, 2)
+    assert np.array_equal(c["X"], r["X"].transpose(0, 2, 3, 1)) and np.array_equal(c["Y"], r["Y"].transpose(0, 2, 3, 1))
+    assert c["W"].shape == (3, 3, 2, 3) and np.array_equal(c["W"], r["W"].transpose(2, 3, 1, 0))
+    assert np.array_equal(c["dW"], r["dW"].transpose(2, 3, 1, 0))
+    assert c["b"].shape == (1, 1, 1, 3) and np.array_equal(c["b"].reshape(-1), r["b"])
+    po = flat_permutation("image_batch", r["Y"].shape, "columns")
+    pi = {
+        n: flat_permutation(k, r[n].shape, "columns")
+        for n, k in (("X", "image_batch"), ("W", "conv_weight"), ("b", "channel_vector"))
+    }
+    for n in ("X", "W", "b"):
+        assert np.array_equal(c["J_" + n], r["J_" + n][po][:, pi[n]]), n
+    assert not np.array_equal(po, np.arange(po.size))  # the NHWC order really differs
+    cols = manifest(suite_columns)
+    spec = next(x for x in cols["cases"] if x["name"] == CONV)["arrays"]
+    assert spec["X"]["layout"].startswith("(N, H, W, C)") and spec["W"]["layout"].startswith("(FH, FW, C, F)")
+    rows = next(x for x in manifest(suite)["cases"] if x["name"] == CONV)["arrays"]
+    assert rows["X"]["layout"].startswith("(N, C, H, W)") and rows["W"]["layout"].startswith("(F, C, FH, FW)")
+
+
+@pytest.mark.parametrize(
+    "kind,shape,axes",
+    [
+        ("image_batch", (2, 3, 4, 5), (0, 2, 3, 1)),
+        ("conv_weight", (3, 2, 4, 5), (2, 3, 1, 0)),
+        ("per_sample_conv_weight", (2, 3, 2, 4, 5), (0, 3, 4, 2, 1)),
+        ("channel_vector", (3,), None),
+        ("per_sample_channel_vector", (2, 3), None),
+    ],
+)
+def test_flat_permutation_of_the_image_kinds(kind, shape, axes):
+    """to_layout(A).flat[i] == A.flat[perm[i]]; the NHWC and filter orders are the course's axes."""
+    A = np.arange(float(np.prod(shape))).reshape(shape) * 1.5 - 7
+    written = to_layout(A, kind, "columns")
+    assert np.array_equal(
+        np.ascontiguousarray(written).reshape(-1), A.reshape(-1)[flat_permutation(kind, shape, "columns")]
+    )
+    if axes is None:
+        assert written.shape == ((1, 1, 1, shape[0]) if len(shape) == 1 else (shape[0], 1, 1, 1, shape[1]))
+    else:
+        assert np.array_equal(written, A.transpose(axes))
+    assert np.array_equal(to_layout(A, kind, "rows"), A)
+    assert kind in KIND_LAYOUT and set(KIND_LAYOUT[kind]) == {"rows", "columns"}
+
+
+def test_a_per_sample_jacobian_of_images_is_reindexed_per_sample():
+    """J_input (N, m, C*H*W): in columns each slice runs over one image's (h, w, c), the out vector's order kept."""
+    from jacobian_nn.vectors import Arr, Case, _case_entry
+
+    r = np.random.default_rng(3)
+    X, J = r.standard_normal((2, 2, 3, 2)), r.standard_normal((2, 4, 12))
+    c = Case("t", "network", "random", "float64", "")
+    c.arrays.update(
+        X=Arr("input", "image_batch", X),
+        out=Arr("expected", "batch", r.standard_normal((2, 4))),
+        J_input=Arr("expected", "per_sample_jacobian", J, of=("out", "X")),
+    )
+    entry, files = _case_entry(c, "columns")
+    written = np.load(io.BytesIO(files["t/J_input.npy"]))
+    pi = flat_permutation("image_batch", (1, 2, 3, 2), "columns")
+    assert np.array_equal(written, J[:, :, pi]) and not np.array_equal(pi, np.arange(12))
+    assert entry["arrays"]["J_input"]["per_sample_jacobian_of"] == {"out": "out", "in": "X"}
+    assert np.array_equal(np.load(io.BytesIO(_case_entry(c, "rows")[1]["t/J_input.npy"])), J)
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+def test_two_channels_swapped_are_a_mismatch_not_transposed(layout, suite, suite_columns, tmp_path):
+    """The near miss of 'transposed' on image arrays: a result with channels 0 and 1 swapped fails as a
+    mismatch located at its entries, never as a transpose; swapping two equal channels would pass."""
+    root = suite if layout == "rows" else suite_columns
+    res = copy_expected(root, tmp_path / "r", only=["conv2d"])
+    axis = 1 if layout == "rows" else 3
+    edit(root, res, CONV, "dX", lambda A: np.take(A, [1, 0], axis=axis))
+    rep = compare_results(root, res, only=["conv2d"])
+    a = array_report(rep, CONV, "dX")
+    assert a.status == "fail" and a.diagnosis == "mismatch", str(rep)
+    assert a.worst[0].where.startswith("dX[") and a.worst[0].where.count(",") == 3
+    assert rep.components["conv2d"] == "fail"
+
+
+def test_an_nhwc_result_for_an_nchw_suite_is_refused_and_named(suite, tmp_path):
+    res = copy_expected(suite, tmp_path / "r", only=["conv2d"])
+    edit(suite, res, CONV, "dX", lambda A: A.transpose(0, 2, 3, 1))
+    a = array_report(compare_results(suite, res, only=["conv2d"]), CONV, "dX")
+    assert a.status == "refused" and a.diagnosis == "wrong_shape" and "(2, 5, 5, 2)" in a.summary
+    assert "A.transpose(0, 3, 1, 2)" in a.notes[0] and "NHWC" in a.notes[0]
+    # near miss: the same axis order with a wrong value is refused without the note
+    edit(
+        suite,
+        res,
+        CONV,
+        "dX",
+        lambda A: (A + np.where(np.arange(A.size).reshape(A.shape) == 7, 1.0, 0.0)).transpose(0, 2, 3, 1),
+    )
+    b = array_report(compare_results(suite, res, only=["conv2d"]), CONV, "dX")
+    assert b.status == "refused" and b.notes == []
+
+
+def test_max_pooling_with_the_last_maximal_element_is_not_a_kink_convention(suite, results):
+    """The suite records one other branch (every maximal element); a result giving the gradient to the
+    LAST maximal element differs from both and is a mismatch."""
+    case = "maxpool2d_2_s2-ties-float64"
+    X, G = np.load(Path(suite) / case / "X.npy"), np.load(Path(suite) / case / "G.npy")
+    win = np.lib.stride_tricks.sliding_window_view(X, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
+    dX = np.zeros_like(X)
+    for n, c, i, j in np.ndindex(G.shape):
+        v = win[n, c, i, j].reshape(-1)
+        t = len(v) - 1 - int(np.argmax(v[::-1]))
+        dX[n, c, 2 * i + t // 2, 2 * j + t % 2] += G[n, c, i, j]
+    save(results / case / "dX", dX)
+    a = array_report(compare_results(suite, results), case, "dX")
+    assert a.status == "fail" and a.diagnosis != "kink_convention"
+
+
+def test_binary_losses_read_bool_labels_as_zero_and_one(suite):
+    """The suite writes binary labels as float64 0/1; bools give the library bit-identical values."""
+    for name, inp in (("binary_cross_entropy", "P"), ("sigmoid_binary_cross_entropy", "Z")):
+        case = Path(suite) / f"{name}-saturated-float64"
+        A, Y = np.load(case / f"{inp}.npy"), np.load(case / "Y.npy")
+        assert set(np.unique(Y)) <= {0.0, 1.0}
+        loss = get_loss(name)
+        Lf, Gf = loss.forward_and_gradient_batched(A, Y)
+        Lb, Gb = loss.forward_and_gradient_batched(A, Y.astype(bool))
+        assert Lf == Lb and np.array_equal(Gf, Gb) and np.array_equal(Gf, np.load(case / f"d{inp}.npy"))
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def test_a_suite_of_another_library_version_is_compared_with_a_note(tmp_path, monkeypatch, capsys):
+    """compare works from the suite's files, so a suite written by another version is compared, not refused,
+    and the report says which version wrote it; the suite of this version gets no such note."""
+    import jacobian_nn.vectors as vectors
+
+    monkeypatch.setattr(vectors, "__version__", "0.0.9")
+    old = write_suite(tmp_path / "old").path
+    monkeypatch.undo()
+    assert manifest(old)["library_version"] == "0.0.9" != __version__
+    res = copy_expected(old, tmp_path / "r", only=["mul"])
+    rep = compare_results(old, res, only=["mul"])
+    assert rep.verdict == "pass" and len(rep.notes) == 1
+    assert "0.0.9" in rep.notes[0] and __version__ in rep.notes[0] and "note: the suite was written" in str(rep)
+    assert rep.as_dict()["notes"] == rep.notes
+    assert main(["compare", old, str(res), "--only", "mul"]) == 0
+    assert "written by jacobian_nn 0.0.9" in capsys.readouterr().out
+    # the results still have to answer that suite: a header naming this version is refused
+    (res / "results.txt").write_text((res / "results.txt").read_text().replace("0.0.9", __version__))
+    refused = compare_results(old, res, only=["mul"])
+    assert refused.verdict == "refused" and "another library version" in refused.cause and refused.notes
+    # near miss: this version's suite has no note
+    new = write_suite(tmp_path / "new").path
+    assert compare_results(new, copy_expected(new, tmp_path / "r2", only=["mul"]), only=["mul"]).notes == []
+
+
+def test_height_and_width_swapped_are_named_and_channels_swapped_are_not(suite, tmp_path):
+    """A same-shape result that is the expected array with two equal-length axes swapped (H and W of
+    2x2 images) is a mismatch with a note naming the axis order; two channels swapped get no such note."""
+    case = "spatial_batchnorm_train-random-float64"
+    res = copy_expected(suite, tmp_path / "r", only=["spatial_batchnorm_train"])
+    edit(suite, res, case, "dX", lambda A: A.transpose(0, 1, 3, 2))
+    a = array_report(compare_results(suite, res, only=[case]), case, "dX")
+    assert a.status == "fail" and a.diagnosis == "mismatch"
+    assert any("A.transpose(0, 1, 3, 2)" in n for n in a.notes), a.notes
+    edit(suite, res, case, "dX", lambda A: A[:, ::-1])
+    b = array_report(compare_results(suite, res, only=[case]), case, "dX")
+    assert b.status == "fail" and b.diagnosis == "mismatch" and not any("transpose" in n for n in b.notes)
+
+
+@pytest.mark.parametrize(
+    "key,value,why",
+    [
+        ("layout", None, "'layout' should be a string"),
+        ("layout", "nchw", "layout 'nchw'"),
+        ("library_version", 3, "string"),
+    ],
+)
+def test_a_manifest_without_a_sound_header_is_refused(key, value, why, suite, tmp_path):
+    """Even with its content hash recomputed, a manifest whose version or layout is missing or unknown is refused."""
+    from jacobian_nn.vectors import content_hash
+
+    bad = tmp_path / "bad"
+    shutil.copytree(suite, bad)
+    m = manifest(bad)
+    if value is None:
+        del m[key]
+    else:
+        m[key] = value
+    files = {
+        f: (bad / f).read_bytes()
+        for c in m["cases"]
+        for a in c["arrays"].values()
+        for f in a["files"]
+        + ([a["right_branch"][:-4] + s for s in (".npy", ".json", ".txt")] if "right_branch" in a else [])
+    }
+    m["content_hash"] = content_hash(m, files)
+    (bad / "manifest.json").write_text(json.dumps(m))
+    rep = compare_results(bad, copy_expected(suite, tmp_path / "r", only=["mul"]))
+    assert rep.verdict == "refused" and why in rep.cause and rep.cause.startswith("suite: manifest.json")
