@@ -4,8 +4,8 @@
 
     check_jacobian(f, jacobian, x)            f: x -> y; jacobian(x) -> J (m, n) numerator layout
     check_vjp(f, vjp, x)                      vjp(x, v) -> v J, of x's exact shape
-    check_jacobian_batched(f, jacobians, X)   X (N, d1, ..., dk); per-sample Jacobians (N, m, n)
-    check_vjp_batched(f, vjp, X)              vjp(X, G) of X's shape, G of Y's shape (or a scalar
+    check_batch_jacobian(f, jacobians, X)     X (N, d1, ..., dk); per-sample Jacobians (N, m, n)
+    check_batch_vjp(f, vjp, X)                vjp(X, G) of X's shape, G of Y's shape (or a scalar
                                               cotangent when f returns the batch loss)
     check_loss(loss_fn, X, y=None)            CS231n loss: loss, dx = loss_fn(X, y); labels drawn
                                               at random when not given
@@ -92,7 +92,7 @@ def from_cs231n(forward, backward, *params, **kwargs):
     ``forward(x, *params, **kwargs) -> (out, cache)``, ``backward(dout, cache) -> dx`` or
     ``(dx, dw, ...)``. ``f(x) = out`` and ``vjp(x, dout) = dx`` (the forward is re-run for the
     cache, so no state is shared between calls). Passed to :func:`check_vjp` or
-    :func:`check_vjp_batched`, the pair is checked for every gradient ``backward`` returns:
+    :func:`check_batch_vjp`, the pair is checked for every gradient ``backward`` returns:
     ``dx`` and one per float array parameter, in order, each in its own report section.
     """
     pair = CS231nPair(forward, backward, params, kwargs)
@@ -902,7 +902,7 @@ def check_vjp(
     )
 
 
-def check_jacobian_batched(
+def check_batch_jacobian(
     f,
     jacobians,
     X,
@@ -927,7 +927,7 @@ def check_jacobian_batched(
     if not callable(f) or not callable(jacobians):
         raise TypeError("f and jacobians must be callable")
     return _run(
-        "check_jacobian_batched",
+        "check_batch_jacobian",
         _Problem(X, f=f),
         claimed=jacobians,
         batched=True,
@@ -944,7 +944,7 @@ def check_jacobian_batched(
     )
 
 
-def check_vjp_batched(
+def check_batch_vjp(
     f,
     vjp,
     X,
@@ -966,7 +966,7 @@ def check_vjp_batched(
     """
     X, dtype, key, tol = _validate(X, dtype, True, reference, top_k, seed, atol, rtol, err_factor)
     return _run(
-        "check_vjp_batched",
+        "check_batch_vjp",
         _problem_for(f, vjp, X, dtype),
         batched=True,
         reference=key,
@@ -1029,6 +1029,6 @@ def _short(a) -> str:
     return np.array2string(a if a.size <= 12 else a[:12], separator=", ") + (" ..." if a.size > 12 else "")
 
 
-for _fn in (check_jacobian, check_vjp, check_jacobian_batched, check_vjp_batched, check_loss):
+for _fn in (check_jacobian, check_vjp, check_batch_jacobian, check_batch_vjp, check_loss):
     if _fn.__doc__ is not None:  # None under ``python -OO``, which strips docstrings
         _fn.__doc__ += _COMMON_DOC
