@@ -21,6 +21,7 @@ section with its own witnesses.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -817,6 +818,51 @@ def _problem_for(f, vjp, x, dtype):
     return _Problem(x, f=f, vjp=vjp)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The keyword arguments every public check takes (see ``_COMMON_DOC``), unvalidated."""
+
+    reference: object
+    reference_kwargs: object
+    dtype: object
+    atol: object
+    rtol: object
+    err_factor: object
+    seed: object
+    top_k: object
+    name: object
+
+
+def _check(
+    kind, x, opts: _Options, make_problem, *, batch, callables=None, claimed=None, full=True, **shapes
+) -> CheckReport:
+    """The steps every public check shares, in this order: validate ``x`` and ``opts`` (a batch
+    ``(N, d1, ..., dk)`` when ``batch``), refuse any of ``callables`` (name -> object) that is
+    not callable, build the problem ``make_problem(x, dtype)`` from the validated ``x``, and run
+    the check (``shapes``: ``cotangent_shape``, ``gradient_shape``, for :func:`check_vjp`)."""
+    x, dtype, key, tol = _validate(
+        x, opts.dtype, batch, opts.reference, opts.top_k, opts.seed, opts.atol, opts.rtol, opts.err_factor
+    )
+    if callables is not None and not all(callable(c) for c in callables.values()):
+        raise TypeError(f"{' and '.join(callables)} must be callable")
+    return _run(
+        kind,
+        make_problem(x, dtype),
+        claimed=claimed,
+        batched=batch,
+        reference=key,
+        reference_kwargs=opts.reference_kwargs,
+        dtype=dtype,
+        tol=tol,
+        seed=opts.seed,
+        top_k=opts.top_k,
+        name=opts.name,
+        cotangent_shape=shapes.get("cotangent_shape"),
+        gradient_shape=shapes.get("gradient_shape"),
+        full=full,
+    )
+
+
 def check_jacobian(
     f,
     jacobian,
@@ -837,24 +883,10 @@ def check_jacobian(
     ``J[i, j] = d f(x).flat[i] / d x.flat[j]``, as ``(m, n)`` or ``f(x).shape + x.shape``; a
     scalar ``f`` may return its gradient in ``x``'s shape. Other shapes are refused.
     """
-    x, dtype, key, tol = _validate(x, dtype, False, reference, top_k, seed, atol, rtol, err_factor)
-    if not callable(f) or not callable(jacobian):
-        raise TypeError("f and jacobian must be callable")
-    return _run(
-        "check_jacobian",
-        _Problem(x, f=f),
-        claimed=jacobian,
-        batched=False,
-        reference=key,
-        reference_kwargs=reference_kwargs,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
-        cotangent_shape=None,
-        gradient_shape=None,
-        full=True,
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
+    callables = {"f": f, "jacobian": jacobian}
+    return _check(
+        "check_jacobian", x, opts, lambda x, _: _Problem(x, f=f), batch=False, callables=callables, claimed=jacobian
     )
 
 
@@ -884,21 +916,16 @@ def check_vjp(
     the full Jacobian ``J[i, :] = vjp(x, e_i)`` against finite differences when it is small
     and ``full``, else sampled entries; always the inner-product identity.
     """
-    x, dtype, key, tol = _validate(x, dtype, False, reference, top_k, seed, atol, rtol, err_factor)
-    return _run(
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
+    return _check(
         "check_vjp",
-        _problem_for(f, vjp, x, dtype),
-        batched=False,
-        reference=key,
-        reference_kwargs=reference_kwargs,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
+        x,
+        opts,
+        lambda x, dtype: _problem_for(f, vjp, x, dtype),
+        batch=False,
+        full=full,
         cotangent_shape=cotangent_shape,
         gradient_shape=gradient_shape,
-        full=full,
     )
 
 
@@ -923,24 +950,16 @@ def check_batch_jacobian(
     Jacobians are compared as a block diagonal, so a function that couples samples shows up as
     failing cross-sample entries.
     """
-    X, dtype, key, tol = _validate(X, dtype, True, reference, top_k, seed, atol, rtol, err_factor)
-    if not callable(f) or not callable(jacobians):
-        raise TypeError("f and jacobians must be callable")
-    return _run(
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
+    callables = {"f": f, "jacobians": jacobians}
+    return _check(
         "check_batch_jacobian",
-        _Problem(X, f=f),
+        X,
+        opts,
+        lambda X, _: _Problem(X, f=f),
+        batch=True,
+        callables=callables,
         claimed=jacobians,
-        batched=True,
-        reference=key,
-        reference_kwargs=reference_kwargs,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
-        cotangent_shape=None,
-        gradient_shape=None,
-        full=True,
     )
 
 
@@ -964,22 +983,8 @@ def check_batch_vjp(
     or a scalar batch loss). ``G`` has ``Y``'s shape. A factor N (or 1/N) between the claim and
     the numbers is diagnosed as ``missing_batch_scaling``.
     """
-    X, dtype, key, tol = _validate(X, dtype, True, reference, top_k, seed, atol, rtol, err_factor)
-    return _run(
-        "check_batch_vjp",
-        _problem_for(f, vjp, X, dtype),
-        batched=True,
-        reference=key,
-        reference_kwargs=reference_kwargs,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
-        cotangent_shape=None,
-        gradient_shape=None,
-        full=full,
-    )
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
+    return _check("check_batch_vjp", X, opts, lambda X, dtype: _problem_for(f, vjp, X, dtype), batch=True, full=full)
 
 
 def check_loss(
@@ -1001,25 +1006,15 @@ def check_loss(
     ``default_rng(seed)`` in ``[0, C)`` (``C = num_classes`` or ``X.shape[1]``) when not given.
     A gradient off by one constant at each label entry is diagnosed as ``off_at_label``.
     """
-    X, dtype, _, tol = _validate(X, dtype, True, None, top_k, seed, atol, rtol, err_factor)
-    if not callable(loss_fn):
-        raise TypeError("loss_fn must be callable")
-    labels = _labels(y, X, num_classes, seed)
-    report = _run(
-        "check_loss",
-        _LossProblem(X, loss_fn, labels),
-        batched=True,
-        reference=None,
-        reference_kwargs=None,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
-        cotangent_shape=None,
-        gradient_shape=None,
-        full=True,
-    )
+    problems = []
+
+    def make_problem(X, _):
+        problems.append(_LossProblem(X, loss_fn, _labels(y, X, num_classes, seed)))
+        return problems[0]
+
+    opts = _Options(None, None, dtype, atol, rtol, err_factor, seed, top_k, name)
+    report = _check("check_loss", X, opts, make_problem, batch=True, callables={"loss_fn": loss_fn})
+    labels = problems[0].y
     report.notes.append(f"labels {'given' if y is not None else f'drawn at random (seed {seed})'}: {_short(labels)}")
     return report
 
