@@ -30,18 +30,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, as_batch, as_column, as_float_array, columns, lend
+from ._validation import (
+    as_batch,
+    as_column,
+    as_float_array,
+    columns,
+    eps_of,
+    float_dtype_of,
+    is_integer,
+    is_real,
+    lend,
+)
 
 #: Probabilities must sum to 1 within ``PROB_SUM_ULPS * m * eps(dtype)``.
 PROB_SUM_ULPS = 64
 
 
 def _is_integer_label(y) -> bool:
-    return (
-        isinstance(y, (int, np.integer))
-        and not isinstance(y, (bool, np.bool_))
-        or (isinstance(y, np.ndarray) and y.ndim == 0 and y.dtype.kind in "iu")
-    )
+    return is_integer(y) or (isinstance(y, np.ndarray) and y.ndim == 0 and y.dtype.kind in "iu")
 
 
 def label_column(y, m: int, name: str = "y", dtype=np.float64) -> np.ndarray:
@@ -100,7 +106,7 @@ def label_matrix(Y, N: int, m: int, name: str = "Y", dtype=np.float64) -> np.nda
 def output_batch(Y_hat, name: str = "Y_hat") -> np.ndarray:
     """A batched network output ``(N, m)``; float32 stays float32, integers become float64."""
     arr = np.asarray(Y_hat)
-    return as_batch(arr, name, dtype=arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64)
+    return as_batch(arr, name, dtype=float_dtype_of(arr))
 
 
 def _check_probabilities(P: np.ndarray, name: str, check_sum: bool = True) -> None:
@@ -113,7 +119,7 @@ def _check_probabilities(P: np.ndarray, name: str, check_sum: bool = True) -> No
     axis = 0 if P.ndim == 2 and P.shape[1] == 1 else -1
     sums = P.sum(axis=axis)
     m = P.shape[axis]
-    tol = PROB_SUM_ULPS * m * np.finfo(P.dtype).eps
+    tol = PROB_SUM_ULPS * m * eps_of(P.dtype)
     worst = np.max(np.abs(sums - 1.0))
     if worst > tol:
         raise ValueError(
@@ -485,12 +491,7 @@ class MulticlassSVM(Loss):
     name = "svm"
 
     def __init__(self, delta: float = 1.0):
-        if (
-            isinstance(delta, (bool, np.bool_))
-            or not isinstance(delta, (int, float, np.integer, np.floating))
-            or not np.isfinite(delta)
-            or delta <= 0
-        ):
+        if not is_real(delta) or not np.isfinite(delta) or delta <= 0:
             raise ValueError(f"delta: expected a finite margin > 0, got {delta!r}")
         self.delta = float(delta)
 

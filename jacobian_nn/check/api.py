@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import FLOAT_DTYPES, as_float_array
+from .._validation import as_float_array, check_positive_int, eps_of, float_dtype_of
 from .image_references import IMAGE_REFERENCES, build_layer, tie_sums
 from .diagnosis import EXPLAIN, REFUSED_EXPLAIN, Layout, analyse_full, entries, to_full, witness
 from .probes import LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity, same_bits
@@ -242,10 +242,7 @@ def _labels(y, x, num_classes, seed):
 
 
 def _dtype_of(x, dtype):
-    if dtype is not None:
-        return np.dtype(dtype)
-    arr = np.asarray(x)
-    return arr.dtype if arr.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+    return np.dtype(dtype) if dtype is not None else float_dtype_of(x)
 
 
 def _validate(x, dtype, batched, reference, top_k, seed, atol, rtol, err_factor):
@@ -260,10 +257,8 @@ def _validate(x, dtype, batched, reference, top_k, seed, atol, rtol, err_factor)
         key = str(reference).lower().replace("-", "_")
         if key not in REFERENCES:
             raise ValueError(f"reference: expected one of {sorted(REFERENCES)}, got {reference!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
-        raise ValueError(f"top_k: expected an integer >= 0, got {top_k!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    check_positive_int(top_k, "top_k", minimum=0)
+    check_positive_int(seed, "seed", minimum=0)
     tol = Tolerance.for_dtype(dtype, atol=atol, rtol=rtol, err_factor=err_factor)
     return x, dtype, key, tol
 
@@ -682,7 +677,7 @@ def _identity_tol(tol: Tolerance, dtype, wdtype) -> Tolerance:
     float32 noise, so ``<u, vjp(v)>`` is held to ``IDENTITY_EPS_FACTOR * eps(float32)`` (1.2e-4) of
     its size instead of ``10 sqrt(eps)`` (3.5e-3): one wrong sample in 128 moves it by about 1e-3."""
     if np.dtype(dtype) == np.float32 and np.dtype(wdtype) == np.float64:
-        r = min(tol.rtol, IDENTITY_EPS_FACTOR * float(np.finfo(np.float32).eps))
+        r = min(tol.rtol, IDENTITY_EPS_FACTOR * eps_of(np.float32))
         return Tolerance(atol=min(tol.atol, r), rtol=r, err_factor=tol.err_factor, dtype=tol.dtype)
     return tol
 

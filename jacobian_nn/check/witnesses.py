@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import relative_error
 from ..fd import INITIAL_STEP, MAXITER, fd_jacobian
 from .diagnosis import Layout, describe_convention, diagnose, relative
 from .image_references import IMAGE_REFERENCES, image_reference
@@ -215,7 +216,7 @@ def identity(
         if pairs is not None:
             pairs.append((u, v, lhs, rhs, bound))
         d = abs(lhs - rhs)
-        max_rel = max(max_rel, d / scale if scale > 0 else 0.0)
+        max_rel = max(max_rel, float(relative_error(lhs, rhs, scale=scale)))
         worst = max(worst, d)
         if d > bound:
             lo, lerr, _ = rhs_of(-1)
