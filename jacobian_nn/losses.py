@@ -232,15 +232,7 @@ class CrossEntropy(Loss):
     def _validated(self, y_hat, y):
         y_hat = as_column(y_hat, "y_hat")
         y = label_column(y, y_hat.shape[0])
-        _check_probabilities(y_hat, "y_hat", self.check_sum)
-        _check_probabilities(y, "y")
-        bad = (y > 0) & (y_hat == 0)
-        if bad.any():
-            i = int(np.argwhere(bad)[0, 0])
-            raise ValueError(
-                f"y_hat: probability 0 at index {i} where the label y is {float(y[i, 0])!r} > 0; "
-                "the cross-entropy is infinite there"
-            )
+        self._check(y_hat, y, "y_hat", "y", lambda i, _: f"index {i}")
         return y_hat, y
 
     def forward(self, y_hat, y):
@@ -258,16 +250,22 @@ class CrossEntropy(Loss):
     def _validated_batch(self, P, Y):
         P = output_batch(P)
         Y = label_matrix(Y, P.shape[0], P.shape[1], dtype=P.dtype)
-        _check_probabilities(P, "Y_hat", self.check_sum)
-        _check_probabilities(Y, "Y")
+        self._check(P, Y, "Y_hat", "Y", lambda k, i: f"sample {k}, class {i}")
+        return P, Y
+
+    def _check(self, P, Y, p_name: str, y_name: str, where) -> None:
+        """The checks of both layouts (a column ``(m, 1)``, a batch ``(N, m)``): ``P`` and ``Y`` are
+        probabilities (``P`` summing to 1 unless ``check_sum`` is off), and no probability is 0
+        under a positive label; ``where(row, column)`` names the first such entry."""
+        _check_probabilities(P, p_name, self.check_sum)
+        _check_probabilities(Y, y_name)
         bad = (Y > 0) & (P == 0)
         if bad.any():
-            k, i = (int(v) for v in np.argwhere(bad)[0])
+            r, c = (int(v) for v in np.argwhere(bad)[0])
             raise ValueError(
-                f"Y_hat: probability 0 at sample {k}, class {i} where the label is > 0; "
+                f"{p_name}: probability 0 at {where(r, c)} where the label {y_name} is {float(Y[r, c])!r} > 0; "
                 "the cross-entropy is infinite there"
             )
-        return P, Y
 
     def forward_batched(self, P, Y):
         P, Y = self._validated_batch(P, Y)

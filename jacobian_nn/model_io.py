@@ -120,19 +120,25 @@ def _batchnorm_to_record(layer):
     return config, {"gamma": layer.gamma, "beta": layer.beta}
 
 
-def _batchnorm_from_record(config, arrays):
-    gamma = arrays["gamma"]
-    _check_layer_dtype(config, str(gamma.dtype))
-    # running_mean / running_var are state: written by the loader after this returns
-    return BatchNorm(
-        config["m"],
-        eps=config["eps"],
-        momentum=config["momentum"],
-        gamma=gamma,
-        beta=arrays["beta"],
-        update_running=config["update_running"],
-        dtype=gamma.dtype,
-    )
+def _batchnorm_from_record(cls, size: str):
+    """``from_record`` of a batch norm class whose first argument is ``config[size]``:
+    ``BatchNorm`` (``"m"``, the width) or ``SpatialBatchNorm`` (``"input_shape"``)."""
+
+    def from_record(config, arrays):
+        gamma = arrays["gamma"]
+        _check_layer_dtype(config, str(gamma.dtype))
+        # running_mean / running_var are state: written by the loader after this returns
+        return cls(
+            config[size],
+            eps=config["eps"],
+            momentum=config["momentum"],
+            gamma=gamma,
+            beta=arrays["beta"],
+            update_running=config["update_running"],
+            dtype=gamma.dtype,
+        )
+
+    return from_record
 
 
 def _layernorm_to_record(layer):
@@ -260,30 +266,16 @@ def _spatial_batchnorm_to_record(layer):
     return {"input_shape": list(layer.input_shape), **config}, arrays
 
 
-def _spatial_batchnorm_from_record(config, arrays):
-    gamma = arrays["gamma"]
-    _check_layer_dtype(config, str(gamma.dtype))
-    return SpatialBatchNorm(
-        config["input_shape"],
-        eps=config["eps"],
-        momentum=config["momentum"],
-        gamma=gamma,
-        beta=arrays["beta"],
-        update_running=config["update_running"],
-        dtype=gamma.dtype,
-    )
-
-
 #: Layer type name -> (to_record, from_record). Keys are written into the file.
 LAYER_TYPES: dict = {
     "Dense": (_dense_to_record, _dense_from_record),
-    "BatchNorm": (_batchnorm_to_record, _batchnorm_from_record),
+    "BatchNorm": (_batchnorm_to_record, _batchnorm_from_record(BatchNorm, "m")),
     "Dropout": (_dropout_to_record, _dropout_from_record),
     "ActivationLayer": (_activation_layer_to_record, _activation_layer_from_record),
     "Conv2D": (_conv_to_record, _conv_from_record),
     "MaxPool2D": (_pool_to_record, _pool_from_record(MaxPool2D)),
     "AvgPool2D": (_pool_to_record, _pool_from_record(AvgPool2D)),
-    "SpatialBatchNorm": (_spatial_batchnorm_to_record, _spatial_batchnorm_from_record),
+    "SpatialBatchNorm": (_spatial_batchnorm_to_record, _batchnorm_from_record(SpatialBatchNorm, "input_shape")),
     "LayerNorm": (_layernorm_to_record, _layernorm_from_record),
 }
 _CLASS_TO_TYPE: dict = {

@@ -284,3 +284,32 @@ def test_no_module_writes_a_rule_of_its_own():
         if rules:
             found[rel] = sorted(rules)
     assert found == {}, f"call jacobian_nn._validation's helper instead: {found}"
+
+
+# --------------------------------------------------------------------------- cross-entropy's checks, both layouts
+
+
+@pytest.mark.parametrize("check_sum", [True, False])
+def test_cross_entropy_refuses_a_zero_probability_under_a_label_in_both_layouts(check_sum):
+    """One check for the column and the batch: the entry is named in each layout's terms."""
+    from jacobian_nn.losses import CrossEntropy
+
+    ce = CrossEntropy(check_sum=check_sum)
+    with pytest.raises(ValueError, match=r"^y_hat: probability 0 at index 1 where the label y is 1\.0 > 0; "):
+        ce.forward(np.array([[1.0], [0.0]]), 1)
+    P = np.array([[0.5, 0.5], [1.0, 0.0]])
+    with pytest.raises(ValueError, match=r"^Y_hat: probability 0 at sample 1, class 1 where the label Y is 1\.0 > 0; "):
+        ce.forward_batched(P, np.array([0, 1]))
+    # the near miss: the same zero under a label of 0 is a term 0 log 0 = 0
+    assert ce.forward(np.array([[1.0], [0.0]]), 0) == 0.0
+    assert ce.forward_batched(P, np.array([0, 0])) == pytest.approx(float(np.log(2) / 2), rel=1e-15)
+
+
+def test_cross_entropy_sum_check_follows_check_sum_in_both_layouts():
+    from jacobian_nn.losses import CrossEntropy
+
+    col, batch = np.array([[0.5], [0.25]]), np.array([[0.5, 0.25]])
+    for check in (lambda ce: ce.forward(col, 0), lambda ce: ce.forward_batched(batch, np.array([0]))):
+        with pytest.raises(ValueError, match="summing to 1"):
+            check(CrossEntropy())
+        assert check(CrossEntropy(check_sum=False)) == pytest.approx(float(np.log(2)), rel=1e-15)
