@@ -29,13 +29,16 @@ module takes its input checks (and the two array idioms shared by both paths,
 
 The tolerances built on these differ on purpose, one per kind of comparison:
 
-* finite differences as a witness (:func:`jacobian_nn.fd.compare`, and
-  :class:`jacobian_nn.check.Tolerance` for other people's code): the witness carries a
-  truncation error of about ``sqrt(eps)`` and its own error estimate, so the bound is
-  ``k sqrt(eps)`` plus a multiple of the estimate;
+* finite differences as a witness: the witness carries a truncation error of order
+  ``sqrt(eps)`` and scipy's own error estimate ``err``, so the bound is a multiple of
+  ``sqrt(eps)`` plus ``FD_ERR_FACTOR * err``. :func:`jacobian_nn.fd.compare` (the library's
+  own float64 derivatives) uses fixed ``FD_ATOL + FD_RTOL |numeric|`` (``FD_RTOL = 1e-7``,
+  about ``7 sqrt(eps)``); :class:`jacobian_nn.check.Tolerance` (other people's code, float64
+  or float32) derives ``10 sqrt(eps(dtype))`` and measures each entry against its row's and
+  column's size;
 * two exact formulas of one quantity (:func:`jacobian_nn.cross_check`): they differ only by
-  rounding, so the bound is ``ulps * eps`` times the quantity's scale (it calls ``compare``);
-* rounding of a sum of ``m`` terms (probabilities summing to 1): ``ulps * m * eps``.
+  rounding, so the bound is ``ulps * eps(dtype)`` times the quantity's scale (through ``compare``);
+* rounding of a sum of ``m`` terms (probabilities summing to 1): ``ulps * m * eps(dtype)``.
 """
 
 from __future__ import annotations

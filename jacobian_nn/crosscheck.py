@@ -22,7 +22,7 @@ network input Jacobian          ``input_jacobian_batched``        ``input_jacobi
 
 Tolerance (derived from the dtype of the batched computation)::
 
-    eps   = np.finfo(net.dtype).eps          # 2.2e-16 (float64), 1.2e-7 (float32)
+    eps   = eps_of(net.dtype)                # 2.2e-16 (float64), 1.2e-7 (float32)
     rtol  = ulps * eps                       # ulps = CROSSCHECK_ULPS = 1024 by default
     atol  = ulps * eps * scale               # scale = max |reference| over the quantity (1 if all 0)
     pass  <=>  |batched - reference| <= atol + rtol * |reference|   for every entry
