@@ -232,7 +232,7 @@ class CrossEntropy(Loss):
     def _validated(self, y_hat, y):
         y_hat = as_column(y_hat, "y_hat")
         y = label_column(y, y_hat.shape[0])
-        self._check(y_hat, y, "y_hat", "y", lambda i, _: f"index {i}")
+        self._check_probabilities_and_labels(y_hat, y, "y_hat", "y", batch=False)
         return y_hat, y
 
     def forward(self, y_hat, y):
@@ -250,20 +250,21 @@ class CrossEntropy(Loss):
     def _validated_batch(self, P, Y):
         P = output_batch(P)
         Y = label_matrix(Y, P.shape[0], P.shape[1], dtype=P.dtype)
-        self._check(P, Y, "Y_hat", "Y", lambda k, i: f"sample {k}, class {i}")
+        self._check_probabilities_and_labels(P, Y, "Y_hat", "Y", batch=True)
         return P, Y
 
-    def _check(self, P, Y, p_name: str, y_name: str, where) -> None:
+    def _check_probabilities_and_labels(self, P, Y, p_name: str, y_name: str, *, batch: bool) -> None:
         """The checks of both layouts (a column ``(m, 1)``, a batch ``(N, m)``): ``P`` and ``Y`` are
         probabilities (``P`` summing to 1 unless ``check_sum`` is off), and no probability is 0
-        under a positive label; ``where(row, column)`` names the first such entry."""
+        under a positive label; the first such entry is named as an index, or a sample and class."""
         _check_probabilities(P, p_name, self.check_sum)
         _check_probabilities(Y, y_name)
         bad = (Y > 0) & (P == 0)
         if bad.any():
             r, c = (int(v) for v in np.argwhere(bad)[0])
+            at = f"sample {r}, class {c}" if batch else f"index {r}"
             raise ValueError(
-                f"{p_name}: probability 0 at {where(r, c)} where the label {y_name} is {float(Y[r, c])!r} > 0; "
+                f"{p_name}: probability 0 at {at} where the label {y_name} is {float(Y[r, c])!r} > 0; "
                 "the cross-entropy is infinite there"
             )
 

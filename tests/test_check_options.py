@@ -1,5 +1,5 @@
 """The public checks share one path for their common keyword arguments (``check/api.py``'s
-``_check``): each of them must reach the report, for every check, and a bad one must be
+``_public_check``): each of them must reach the report, for every check, and a bad one must be
 refused, naming it, before the checked code is called."""
 
 from __future__ import annotations

@@ -448,16 +448,32 @@ def test_the_suffix_rule():
     assert "train_batch" in nouns and "forward_batched" in graph.by_name  # the rule's two sides exist
 
 
-def _hands_over_to_driver(f: Func) -> bool:
-    """``f`` calls the batched driver's function of its own name (``batched.<f.name>(...)``)."""
+def _hands_over(node: ast.AST, receiver: str | None = None) -> bool:
+    """The function ``node`` calls ``<receiver>.<its own name>(...)`` (any receiver when None):
+    it hands over to the batched entry point of its name, itself a root of the walk."""
     return any(
         isinstance(n, ast.Call)
         and isinstance(n.func, ast.Attribute)
-        and n.func.attr == f.name
-        and isinstance(n.func.value, ast.Name)
-        and n.func.value.id == "batched"
-        for n in ast.walk(f.node)
+        and n.func.attr == node.name
+        and (receiver is None or (isinstance(n.func.value, ast.Name) and n.func.value.id == receiver))
+        for n in ast.walk(node)
     )
+
+
+def _nested_functions(tree: ast.Module):
+    """Functions defined inside another function (closures): not in the graph's tables."""
+    outer = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    outer += [
+        m
+        for c in tree.body
+        if isinstance(c, ast.ClassDef)
+        for m in c.body
+        if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    for f in outer:
+        for n in ast.walk(f):
+            if n is not f and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield n
 
 
 def _names_defined(tree: ast.AST):
@@ -478,8 +494,10 @@ def misplaced_batched_names(graph: Graph):
     On the path means one of: a module-level function of the batched driver
     (:data:`BATCHED_MODULES`); a method of a class of a component module
     (:data:`COMPONENT_MODULES`), i.e. that component's batched formula; a method of a driver
-    front (:data:`DRIVER_FRONTS`) that hands over to the driver function of the same name.
-    Nothing in the checker (:data:`CHECKER`) defines a ``*_batched`` name at all."""
+    front (:data:`DRIVER_FRONTS`) that hands over to the driver function of the same name; a
+    closure that hands over to the batched entry point of its name (the Solver's, which adds
+    the run's workspace). Nothing in the checker (:data:`CHECKER`) defines a ``*_batched``
+    name at all."""
     out = []
     for mod, tree in graph.trees.items():
         if mod.startswith(CHECKER):
@@ -488,15 +506,25 @@ def misplaced_batched_names(graph: Graph):
                 for line, name in _names_defined(tree)
                 if is_batched_name(name)
             ]
+            continue
+        out += [
+            f"{mod}:{n.lineno} {n.name}: a *_batched closure that does not call the entry point .{n.name}"
+            for n in _nested_functions(tree)
+            if is_batched_name(n.name) and not _hands_over(n)
+        ]
     for f in (g for fs in graph.by_name.values() for g in fs):
         if not is_batched_name(f.name) or f.module.startswith(CHECKER):
             continue
         where = f"{f.module}:{f.node.lineno} {f.label}"
         if f.cls is None and f.module not in BATCHED_MODULES:
             out.append(f"{where}: a module-level *_batched function outside the batched driver")
-        elif f.cls is not None and (f.module, f.cls) in DRIVER_FRONTS and not _hands_over_to_driver(f):
+        elif f.cls is not None and (f.module, f.cls) in DRIVER_FRONTS and not _hands_over(f.node, "batched"):
             out.append(f"{where}: a driver front's *_batched method that does not call batched.{f.name}")
-        elif f.cls is not None and f.module not in COMPONENT_MODULES and (f.module, f.cls) not in DRIVER_FRONTS:
+        elif (
+            f.cls is not None
+            and f.module not in COMPONENT_MODULES + BATCHED_MODULES
+            and (f.module, f.cls) not in DRIVER_FRONTS
+        ):
             out.append(f"{where}: a *_batched method outside the components and the driver's front")
     return sorted(out)
 
@@ -539,17 +567,25 @@ MISPLACED = {
         "class Solver:\n    def step_batched(self, X):\n        return X\n",
         "Solver.step_batched",
     ),
+    "closure not handing over": (
+        "solver.py",
+        "def paths(net):\n    def loss_batched(X):\n        return net.loss(X)\n\n    return loss_batched\n",
+        "loss_batched",
+    ),
 }
 
 #: The near misses: the same places, each on the path (or not ending in the suffix).
 WELL_PLACED = {
-    "batched.py": "def predict_batched(net, X):\n    return X\n\ndef _helper_batched(X):\n    return X\n",
+    "batched.py": "def predict_batched(net, X):\n    return X\n\ndef _helper_batched(X):\n    return X\n\n"
+    "class Buffers:\n    def lend_batched(self, shape):\n        return None\n",
     "network.py": "from . import batched\n\nclass Network:\n    def predict_batched(self, X):\n"
     "        return batched.predict_batched(self, X)[0]\n\n    def predict_batch(self, X):\n        return X\n",
     "activations.py": "class Tanh:\n    def vjp_batched(self, Z, A, G):\n        return G\n\n"
     "    def _terms_batched(self, Z):\n        return Z\n",
     "check/api.py": "def check_batch_vjp(f, vjp, X, batched=True):\n    return f\n\n"
     "def run(act, X):\n    return act.forward_batched(X)\n",
+    "solver.py": "def paths(net, ws):\n    def loss_batched(X):\n        return net.loss_batched(X, workspace=ws)\n\n"
+    "    return loss_batched\n",
 }
 
 

@@ -828,7 +828,7 @@ class _Options:
     name: object
 
 
-def _check(
+def _public_check(
     kind, x, opts: _Options, make_problem, *, batch, callables=None, claimed=None, full=True, **shapes
 ) -> CheckReport:
     """The steps every public check shares, in this order: validate ``x`` and ``opts`` (a batch
@@ -880,7 +880,7 @@ def check_jacobian(
     """
     opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
     callables = {"f": f, "jacobian": jacobian}
-    return _check(
+    return _public_check(
         "check_jacobian", x, opts, lambda x, _: _Problem(x, f=f), batch=False, callables=callables, claimed=jacobian
     )
 
@@ -912,7 +912,7 @@ def check_vjp(
     and ``full``, else sampled entries; always the inner-product identity.
     """
     opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
-    return _check(
+    return _public_check(
         "check_vjp",
         x,
         opts,
@@ -947,7 +947,7 @@ def check_batch_jacobian(
     """
     opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
     callables = {"f": f, "jacobians": jacobians}
-    return _check(
+    return _public_check(
         "check_batch_jacobian",
         X,
         opts,
@@ -979,7 +979,9 @@ def check_batch_vjp(
     the numbers is diagnosed as ``missing_batch_scaling``.
     """
     opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
-    return _check("check_batch_vjp", X, opts, lambda X, dtype: _problem_for(f, vjp, X, dtype), batch=True, full=full)
+    return _public_check(
+        "check_batch_vjp", X, opts, lambda X, dtype: _problem_for(f, vjp, X, dtype), batch=True, full=full
+    )
 
 
 def check_loss(
@@ -1008,7 +1010,7 @@ def check_loss(
         return problems[0]
 
     opts = _Options(None, None, dtype, atol, rtol, err_factor, seed, top_k, name)
-    report = _check("check_loss", X, opts, make_problem, batch=True, callables={"loss_fn": loss_fn})
+    report = _public_check("check_loss", X, opts, make_problem, batch=True, callables={"loss_fn": loss_fn})
     labels = problems[0].y
     report.notes.append(f"labels {'given' if y is not None else f'drawn at random (seed {seed})'}: {_short(labels)}")
     return report
