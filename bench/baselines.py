@@ -11,7 +11,7 @@ generality, so the ratio library/baseline is the price of the library's design.
   rows chained left to right, gradients summed then divided by N.
 * :func:`inline_batched_step`: the vectorised step, VJPs on the whole batch;
   it skips the input gradient of the first layer, which a step discards.
-* :func:`gemm_floor`: only the matrix products a batched step needs, into
+* :func:`make_gemm_floor`: a callable doing only the matrix products a batched step needs, into
   preallocated outputs: per layer ``X W``, ``X^T delta`` and (all but the first
   layer) ``delta W^T``. Its time is the machine's GEMM limit for the step.
 """

@@ -18,7 +18,27 @@ Every error names the argument, what was expected and what was received.
 
 This module is the bottom of the package: it imports nothing from it, and every other
 module takes its input checks (and the two array idioms shared by both paths,
-:func:`columns` / :func:`rows_of` and :func:`lend`) from here.
+:func:`columns` / :func:`rows_of` and :func:`lend`) from here. Each rule is written once:
+
+* a float dtype: :func:`check_float_dtype` (a requested dtype), :func:`float_dtype_of` (the
+  dtype an input keeps);
+* a number: :func:`is_integer` / :func:`is_real` (the type tests, a bool is neither),
+  :func:`check_positive_int`, :func:`check_positive`, :func:`check_nonnegative`;
+* the arithmetic every comparison shares: :func:`eps_of` (machine epsilon of a dtype) and
+  :func:`relative_error` (``|a - b| / max(|a|, |b|)`` above a floor).
+
+The tolerances built on these differ on purpose, one per kind of comparison:
+
+* finite differences as a witness: the witness carries a truncation error of order
+  ``sqrt(eps)`` and scipy's own error estimate ``err``, so the bound is a multiple of
+  ``sqrt(eps)`` plus ``FD_ERR_FACTOR * err``. :func:`jacobian_nn.fd.compare` (the library's
+  own float64 derivatives) uses fixed ``FD_ATOL + FD_RTOL |numeric|`` (``FD_RTOL = 1e-7``,
+  about ``7 sqrt(eps)``); :class:`jacobian_nn.check.Tolerance` (other people's code, float64
+  or float32) derives ``10 sqrt(eps(dtype))`` and measures each entry against its row's and
+  column's size;
+* two exact formulas of one quantity (:func:`jacobian_nn.cross_check`): they differ only by
+  rounding, so the bound is ``ulps * eps(dtype)`` times the quantity's scale (through ``compare``);
+* rounding of a sum of ``m`` terms (probabilities summing to 1): ``ulps * m * eps(dtype)``.
 """
 
 from __future__ import annotations
@@ -48,9 +68,28 @@ def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
     return dtype
 
 
+def float_dtype_of(value) -> np.dtype:
+    """The dtype an input computes in: its own when it is float64 or float32, else float64
+    (integers and bools are converted on purpose; any other dtype, float16 included, is then
+    refused by :func:`as_float_array` with a message naming the argument)."""
+    dtype = np.asarray(value).dtype
+    return dtype if dtype in FLOAT_DTYPES else np.dtype(np.float64)
+
+
+def is_integer(value) -> bool:
+    """``value`` is a Python or numpy integer, and not a bool (``True`` is no count or seed)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value) -> bool:
+    """``value`` is a Python or numpy integer or float, and not a bool (NaN and inf included:
+    finiteness is each caller's rule)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """``value`` as an int if it is an integer >= ``minimum`` (default 1; not a bool), else ``ValueError``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_integer(value) or value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name}: expected {what}, got {value!r}")
     return int(value)
@@ -60,7 +99,7 @@ def as_generator(seed) -> np.random.Generator:
     """An explicit ``numpy.random.Generator`` from a Generator, an int seed, or None (fresh entropy)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+    if seed is None or is_integer(seed):
         return np.random.default_rng(seed)
     raise TypeError(f"seed: expected an int, None or a numpy.random.Generator, got {type(seed).__name__}")
 
@@ -136,7 +175,7 @@ def as_weight_and_bias(W, b, layout: tuple, bias_axis: int) -> tuple[np.ndarray,
     float64) and ``b`` of shape ``(W.shape[bias_axis],)`` in ``W``'s dtype; ``layout`` names W's axes
     for the error message, e.g. ``("n", "m")`` or ``("F", "C", "FH", "FW")``."""
     W_arr = np.asarray(W)
-    W_arr = as_float_array(W_arr, "W", W_arr.dtype if W_arr.dtype.kind == "f" else np.float64)
+    W_arr = as_float_array(W_arr, "W", float_dtype_of(W_arr))
     if W_arr.ndim != len(layout) or 0 in W_arr.shape:
         raise ValueError(
             f"W: expected a non-empty {len(layout)}-D array of shape ({', '.join(layout)}), got shape {W_arr.shape}"
@@ -286,7 +325,7 @@ def check_like_params(arrays, params, name: str) -> None:
 
 def check_positive(value, name: str) -> float:
     """Return ``value`` as a float if it is a finite number > 0, else raise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real(value):
         raise TypeError(f"{name}: expected a positive number, got {type(value).__name__} {value!r}")
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
@@ -295,8 +334,33 @@ def check_positive(value, name: str) -> float:
 
 def check_nonnegative(value, name: str) -> float:
     """Return ``value`` as a float if it is a finite number >= 0, else raise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real(value):
         raise TypeError(f"{name}: expected a number >= 0, got {type(value).__name__} {value!r}")
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
     return float(value)
+
+
+# --------------------------------------------------------------------------- comparison arithmetic
+
+
+def eps_of(dtype) -> float:
+    """Machine epsilon of a float dtype as a Python float: 2.22e-16 (float64), 1.19e-7 (float32)."""
+    return float(np.finfo(np.dtype(dtype)).eps)
+
+
+def relative_error(a, b, *, floor: float = 0.0, scale=None) -> np.ndarray:
+    """Entrywise relative error ``|a - b| / s`` where ``s > floor``, else 0.
+
+    ``s = max(|a|, |b|)`` entrywise, or the given ``scale`` (a number, or an array broadcast
+    against ``a - b``) when the size to measure against is another quantity's (the terms of a
+    sum that cancels). An entry whose size is at most ``floor`` gets 0: a relative error of an
+    exact zero against rounding noise means nothing, and such an entry is judged by its
+    absolute error. ``a`` and ``b`` (one shape, or scalars) are used in their own dtype;
+    the result has the shape of ``a - b``.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    diff = np.abs(a - b)
+    s = np.maximum(np.abs(a), np.abs(b)) if scale is None else np.broadcast_to(np.asarray(scale), diff.shape)
+    live = s > floor
+    return np.where(live, diff / np.where(live, s, 1.0), 0.0)

@@ -22,7 +22,7 @@ network input Jacobian          ``input_jacobian_batched``        ``input_jacobi
 
 Tolerance (derived from the dtype of the batched computation)::
 
-    eps   = np.finfo(net.dtype).eps          # 2.2e-16 (float64), 1.2e-7 (float32)
+    eps   = eps_of(net.dtype)                # 2.2e-16 (float64), 1.2e-7 (float32)
     rtol  = ulps * eps                       # ulps = CROSSCHECK_ULPS = 1024 by default
     atol  = ulps * eps * scale               # scale = max |reference| over the quantity (1 if all 0)
     pass  <=>  |batched - reference| <= atol + rtol * |reference|   for every entry
@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import batched
-from ._validation import columns, generator_states
+from ._validation import columns, eps_of, generator_states
 from .fd import Comparison, compare
 from .layers import Dense
 
@@ -129,7 +129,7 @@ class CrossCheckReport:
             "dtype": self.dtype,
             "n_samples": self.n_samples,
             "ulps": self.ulps,
-            "rtol": self.ulps * float(np.finfo(self.dtype).eps),
+            "rtol": self.ulps * eps_of(self.dtype),
             "rows": [r.as_dict() for r in self.rows],
             "skipped": list(self.skipped),
         }
@@ -138,7 +138,7 @@ class CrossCheckReport:
         head = f"{'quantity':<40} {'max abs':>10} {'max rel':>10} {'tol':>9}  {'where':<30} result"
         lines = [
             f"cross-check batched vs reference: dtype {self.dtype}, N = {self.n_samples}, "
-            f"rtol = {self.ulps:g} eps = {self.ulps * float(np.finfo(self.dtype).eps):.1e}",
+            f"rtol = {self.ulps:g} eps = {self.ulps * eps_of(self.dtype):.1e}",
             head,
             "-" * len(head),
         ]
@@ -210,8 +210,7 @@ def cross_check(
 
 def _cross_check(net, X, Y, *, ulps, jacobians, per_sample) -> CrossCheckReport:
     dtype = np.dtype(net.dtype)
-    eps = float(np.finfo(dtype).eps)
-    rtol = float(ulps) * eps
+    rtol = float(ulps) * eps_of(dtype)
     # Batched side first: it validates X and Y (dtype, shape, finiteness) with its own messages.
     out_b = batched.predict_batched(net, X)
     loss_b, grads_b = batched.loss_and_gradients_batched(net, X, Y)

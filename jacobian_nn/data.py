@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_generator, check_positive_int
+from ._validation import as_generator, check_positive_int, is_integer
 
 
 @dataclass(frozen=True)
@@ -407,7 +407,7 @@ def _decode_pixels(record, path):
     if not (
         isinstance(shape, tuple)
         and len(shape) == 2
-        and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+        and all(is_integer(s) for s in shape)
         and 1 <= shape[0] <= CIFAR10_MAX_ROWS
         and shape[1] == CIFAR10_DIM
     ):
@@ -453,7 +453,7 @@ def load_cifar10_batch(path):
         )
     data = _decode_pixels(obj[b"data"], path)
     labels = obj[b"labels"]
-    if not isinstance(labels, list) or not all(type(v) is int for v in labels):
+    if not isinstance(labels, list) or not all(is_integer(v) for v in labels):
         raise ValueError(f"{path}: b'labels': expected a list of ints, got {type(labels).__name__}")
     if len(labels) != data.shape[0]:
         raise ValueError(f"{path}: b'labels': {data.shape[0]} images but {len(labels)} labels")

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.differentiate import jacobian as _scipy_jacobian
 
+from ._validation import is_real, relative_error
+
 #: Default first step and number of halvings for the finite-difference scheme.
 #: 1e-2 keeps the probes close to the point (so that kinks further than about
 #: 1e-2 away are not crossed); 2**-10 of that is the smallest step tried.
@@ -117,12 +119,7 @@ def fd_gradient(fn, x, *, method: str = "adaptive", step=None, **kwargs) -> FDRe
         raise ValueError(f"method: expected 'adaptive' or 'central', got {method!r}")
     if kwargs:
         raise ValueError(f"method='central' takes only step=; got also {sorted(kwargs)}")
-    if (
-        isinstance(step, (bool, np.bool_))
-        or not isinstance(step, (int, float, np.floating))
-        or not np.isfinite(step)
-        or step <= 0
-    ):
+    if not is_real(step) or not np.isfinite(step) or step <= 0:
         raise ValueError(f"step: method='central' needs a finite step h > 0 (CS231n 1e-5, the book 1e-4), got {step!r}")
     h = float(step)
     x0 = np.array(x, dtype=np.float64).reshape(-1)
@@ -226,8 +223,7 @@ def compare(
         return Comparison(name, float("inf"), float("inf"), tuple(int(i) for i in idx), float("nan"), False)
     diff = np.abs(a - b)
     tol = atol + rtol * np.abs(b) + err_factor * e
-    scale = np.maximum(np.abs(a), np.abs(b))
-    rel = np.where(scale > atol, diff / np.where(scale > atol, scale, 1.0), 0.0)
+    rel = relative_error(a, b, floor=atol)
     excess = diff - tol
     idx = np.unravel_index(int(np.argmax(excess)), a.shape)
     if excess[idx] <= 0:

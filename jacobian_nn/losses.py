@@ -30,18 +30,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, as_batch, as_column, as_float_array, columns, lend
+from ._validation import (
+    as_batch,
+    as_column,
+    as_float_array,
+    columns,
+    eps_of,
+    float_dtype_of,
+    is_integer,
+    is_real,
+    lend,
+)
 
 #: Probabilities must sum to 1 within ``PROB_SUM_ULPS * m * eps(dtype)``.
 PROB_SUM_ULPS = 64
 
 
 def _is_integer_label(y) -> bool:
-    return (
-        isinstance(y, (int, np.integer))
-        and not isinstance(y, (bool, np.bool_))
-        or (isinstance(y, np.ndarray) and y.ndim == 0 and y.dtype.kind in "iu")
-    )
+    return is_integer(y) or (isinstance(y, np.ndarray) and y.ndim == 0 and y.dtype.kind in "iu")
 
 
 def label_column(y, m: int, name: str = "y", dtype=np.float64) -> np.ndarray:
@@ -100,7 +106,7 @@ def label_matrix(Y, N: int, m: int, name: str = "Y", dtype=np.float64) -> np.nda
 def output_batch(Y_hat, name: str = "Y_hat") -> np.ndarray:
     """A batched network output ``(N, m)``; float32 stays float32, integers become float64."""
     arr = np.asarray(Y_hat)
-    return as_batch(arr, name, dtype=arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64)
+    return as_batch(arr, name, dtype=float_dtype_of(arr))
 
 
 def _check_probabilities(P: np.ndarray, name: str, check_sum: bool = True) -> None:
@@ -113,7 +119,7 @@ def _check_probabilities(P: np.ndarray, name: str, check_sum: bool = True) -> No
     axis = 0 if P.ndim == 2 and P.shape[1] == 1 else -1
     sums = P.sum(axis=axis)
     m = P.shape[axis]
-    tol = PROB_SUM_ULPS * m * np.finfo(P.dtype).eps
+    tol = PROB_SUM_ULPS * m * eps_of(P.dtype)
     worst = np.max(np.abs(sums - 1.0))
     if worst > tol:
         raise ValueError(
@@ -226,15 +232,7 @@ class CrossEntropy(Loss):
     def _validated(self, y_hat, y):
         y_hat = as_column(y_hat, "y_hat")
         y = label_column(y, y_hat.shape[0])
-        _check_probabilities(y_hat, "y_hat", self.check_sum)
-        _check_probabilities(y, "y")
-        bad = (y > 0) & (y_hat == 0)
-        if bad.any():
-            i = int(np.argwhere(bad)[0, 0])
-            raise ValueError(
-                f"y_hat: probability 0 at index {i} where the label y is {float(y[i, 0])!r} > 0; "
-                "the cross-entropy is infinite there"
-            )
+        self._check_probabilities_and_labels(y_hat, y, "y_hat", "y", batch=False)
         return y_hat, y
 
     def forward(self, y_hat, y):
@@ -252,16 +250,23 @@ class CrossEntropy(Loss):
     def _validated_batch(self, P, Y):
         P = output_batch(P)
         Y = label_matrix(Y, P.shape[0], P.shape[1], dtype=P.dtype)
-        _check_probabilities(P, "Y_hat", self.check_sum)
-        _check_probabilities(Y, "Y")
+        self._check_probabilities_and_labels(P, Y, "Y_hat", "Y", batch=True)
+        return P, Y
+
+    def _check_probabilities_and_labels(self, P, Y, p_name: str, y_name: str, *, batch: bool) -> None:
+        """The checks of both layouts (a column ``(m, 1)``, a batch ``(N, m)``): ``P`` and ``Y`` are
+        probabilities (``P`` summing to 1 unless ``check_sum`` is off), and no probability is 0
+        under a positive label; the first such entry is named as an index, or a sample and class."""
+        _check_probabilities(P, p_name, self.check_sum)
+        _check_probabilities(Y, y_name)
         bad = (Y > 0) & (P == 0)
         if bad.any():
-            k, i = (int(v) for v in np.argwhere(bad)[0])
+            r, c = (int(v) for v in np.argwhere(bad)[0])
+            at = f"sample {r}, class {c}" if batch else f"index {r}"
             raise ValueError(
-                f"Y_hat: probability 0 at sample {k}, class {i} where the label is > 0; "
+                f"{p_name}: probability 0 at {at} where the label {y_name} is {float(Y[r, c])!r} > 0; "
                 "the cross-entropy is infinite there"
             )
-        return P, Y
 
     def forward_batched(self, P, Y):
         P, Y = self._validated_batch(P, Y)
@@ -485,12 +490,7 @@ class MulticlassSVM(Loss):
     name = "svm"
 
     def __init__(self, delta: float = 1.0):
-        if (
-            isinstance(delta, (bool, np.bool_))
-            or not isinstance(delta, (int, float, np.integer, np.floating))
-            or not np.isfinite(delta)
-            or delta <= 0
-        ):
+        if not is_real(delta) or not np.isfinite(delta) or delta <= 0:
             raise ValueError(f"delta: expected a finite margin > 0, got {delta!r}")
         self.delta = float(delta)
 

@@ -72,7 +72,7 @@ import zlib
 
 import numpy as np
 
-from ._validation import all_finite
+from ._validation import all_finite, is_integer, is_real
 from .activations import ACTIVATIONS, get_activation
 from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm
 from .fcnet import FullyConnectedNet
@@ -120,19 +120,25 @@ def _batchnorm_to_record(layer):
     return config, {"gamma": layer.gamma, "beta": layer.beta}
 
 
-def _batchnorm_from_record(config, arrays):
-    gamma = arrays["gamma"]
-    _check_layer_dtype(config, str(gamma.dtype))
-    # running_mean / running_var are state: written by the loader after this returns
-    return BatchNorm(
-        config["m"],
-        eps=config["eps"],
-        momentum=config["momentum"],
-        gamma=gamma,
-        beta=arrays["beta"],
-        update_running=config["update_running"],
-        dtype=gamma.dtype,
-    )
+def _batchnorm_from_record(cls, size: str):
+    """``from_record`` of a batch norm class whose first argument is ``config[size]``:
+    ``BatchNorm`` (``"m"``, the width) or ``SpatialBatchNorm`` (``"input_shape"``)."""
+
+    def from_record(config, arrays):
+        gamma = arrays["gamma"]
+        _check_layer_dtype(config, str(gamma.dtype))
+        # running_mean / running_var are state: written by the loader after this returns
+        return cls(
+            config[size],
+            eps=config["eps"],
+            momentum=config["momentum"],
+            gamma=gamma,
+            beta=arrays["beta"],
+            update_running=config["update_running"],
+            dtype=gamma.dtype,
+        )
+
+    return from_record
 
 
 def _layernorm_to_record(layer):
@@ -260,30 +266,16 @@ def _spatial_batchnorm_to_record(layer):
     return {"input_shape": list(layer.input_shape), **config}, arrays
 
 
-def _spatial_batchnorm_from_record(config, arrays):
-    gamma = arrays["gamma"]
-    _check_layer_dtype(config, str(gamma.dtype))
-    return SpatialBatchNorm(
-        config["input_shape"],
-        eps=config["eps"],
-        momentum=config["momentum"],
-        gamma=gamma,
-        beta=arrays["beta"],
-        update_running=config["update_running"],
-        dtype=gamma.dtype,
-    )
-
-
 #: Layer type name -> (to_record, from_record). Keys are written into the file.
 LAYER_TYPES: dict = {
     "Dense": (_dense_to_record, _dense_from_record),
-    "BatchNorm": (_batchnorm_to_record, _batchnorm_from_record),
+    "BatchNorm": (_batchnorm_to_record, _batchnorm_from_record(BatchNorm, "m")),
     "Dropout": (_dropout_to_record, _dropout_from_record),
     "ActivationLayer": (_activation_layer_to_record, _activation_layer_from_record),
     "Conv2D": (_conv_to_record, _conv_from_record),
     "MaxPool2D": (_pool_to_record, _pool_from_record(MaxPool2D)),
     "AvgPool2D": (_pool_to_record, _pool_from_record(AvgPool2D)),
-    "SpatialBatchNorm": (_spatial_batchnorm_to_record, _spatial_batchnorm_from_record),
+    "SpatialBatchNorm": (_spatial_batchnorm_to_record, _batchnorm_from_record(SpatialBatchNorm, "input_shape")),
     "LayerNorm": (_layernorm_to_record, _layernorm_from_record),
 }
 _CLASS_TO_TYPE: dict = {
@@ -503,9 +495,7 @@ def load_model(path, *, max_bytes: int | None = None) -> Network:
     path = os.fsdecode(os.fspath(path))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
-    if max_bytes is not None and (
-        isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1
-    ):
+    if max_bytes is not None and (not is_integer(max_bytes) or max_bytes < 1):
         raise ValueError(f"max_bytes: expected a positive integer or None, got {max_bytes!r}")
     try:
         return _load_checked(path, max_bytes)
@@ -667,7 +657,7 @@ def _dict(value, field, required, optional=()):
 
 def _int(value, field, low=1, high=1 << 40):
     _expect(
-        isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+        is_integer(value) and low <= value <= high,
         field,
         f"expected an integer in [{low}, {high}], got {value!r}",
     )
@@ -676,7 +666,7 @@ def _int(value, field, low=1, high=1 << 40):
 
 def _number(value, field, low=0.0, high=float("inf")):
     _expect(
-        isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and low <= value <= high,
+        is_real(value) and np.isfinite(value) and low <= value <= high,
         field,
         f"expected a finite number in [{low}, {high}], got {value!r}",
     )
@@ -692,7 +682,7 @@ def _scalars(value, field):
     _dict(value, field, (), value.keys() if isinstance(value, dict) else ())
     for k, v in value.items():
         _expect(
-            isinstance(v, (bool, int, float)) and (isinstance(v, bool) or np.isfinite(v)),
+            isinstance(v, bool) or (is_real(v) and np.isfinite(v)),
             f"{field}.{k}",
             f"expected a finite number or a boolean, got {v!r}",
         )
@@ -949,7 +939,7 @@ def _array_header(zf, info, field, shape, dtype, file_size):
         got_dtype == dtype, field, f"dtype {got_dtype}, expected {dtype.name} (the architecture's dtype, little-endian)"
     )
     _expect(
-        isinstance(got_shape, tuple) and len(got_shape) <= 4 and all(isinstance(d, int) and d >= 0 for d in got_shape),
+        isinstance(got_shape, tuple) and len(got_shape) <= 4 and all(is_integer(d) and d >= 0 for d in got_shape),
         field,
         f"shape {got_shape!r}",
     )

@@ -82,6 +82,7 @@ from ._validation import (
     check_positive,
     check_positive_int,
     columns,
+    is_real,
     rows_of,
 )
 from .activations import Activation, _embed_diagonal, get_activation
@@ -192,11 +193,7 @@ class BatchNorm(ScaleShiftLayer):
         m = check_positive_int(m, "m")
         dtype = check_float_dtype(dtype)
         self.eps = check_positive(eps, "eps")
-        if (
-            isinstance(momentum, bool)
-            or not isinstance(momentum, (int, float, np.integer, np.floating))
-            or not 0.0 <= float(momentum) <= 1.0
-        ):
+        if not is_real(momentum) or not 0.0 <= float(momentum) <= 1.0:
             raise ValueError(f"momentum: expected a number in [0, 1], got {momentum!r}")
         self.momentum = float(momentum)
         self._init_scale_shift(m, gamma, beta, dtype)
@@ -521,7 +518,7 @@ def drop_probability(p, keep_prob, p_name: str = "p") -> float:
                 f"{p_name}: expected a drop probability ({p_name}=) or a keep probability (keep_prob=), got neither"
             )
         return check_drop_probability(p, p_name)
-    if isinstance(keep_prob, (bool, np.bool_)) or not isinstance(keep_prob, (int, float, np.integer, np.floating)):
+    if not is_real(keep_prob):
         raise TypeError(
             f"keep_prob: expected a keep probability in (0, 1], got {type(keep_prob).__name__} {keep_prob!r}"
         )
@@ -532,7 +529,7 @@ def drop_probability(p, keep_prob, p_name: str = "p") -> float:
 
 def check_drop_probability(p, name: str = "p") -> float:
     """``p`` as a float in ``[0, 1)`` (the probability of **dropping** a unit), else raise."""
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+    if not is_real(p):
         raise TypeError(f"{name}: expected a drop probability in [0, 1), got {type(p).__name__} {p!r}")
     if not np.isfinite(p) or not 0.0 <= float(p) < 1.0:
         raise ValueError(f"{name}: expected a drop probability in [0, 1), got {p!r} ({P_GENERATIONS})")

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_like_params, check_nonnegative, check_positive
+from ._validation import check_like_params, check_nonnegative, check_positive, is_integer
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class OptimizerState:
     def __post_init__(self):
         # The structure is checked here; shapes, dtypes and values against the parameters in ``step``.
         t = self.t
-        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+        if not is_integer(t):
             raise TypeError(f"state.t: expected a non-negative integer step counter, got {type(t).__name__} {t!r}")
         if t < 0:
             raise ValueError(f"state.t: expected a non-negative integer step counter, got {t!r}")

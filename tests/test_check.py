@@ -170,7 +170,7 @@ def test_a_bug_away_from_the_kink_is_not_excused_by_a_kink_elsewhere():
 def test_step_function_jump_is_a_kink_with_the_library_convention():
     step = jn.Step()
     X = np.array([[0.0, -0.3, 0.7]])
-    r = jn.check_jacobian_batched(step.forward_batched, step.jacobian_batched, X, reference="step")
+    r = jn.check_batch_jacobian(step.forward_batched, step.jacobian_batched, X, reference="step")
     assert r.passed and r.diagnosis == "kink"
     assert any("discontinuous" in n for n in r.notes)
 
@@ -179,7 +179,7 @@ def test_step_function_jump_is_a_kink_with_the_library_convention():
 def test_library_activations_at_zero_pass_against_themselves(name):
     act = jn.get_activation(name)
     X = np.array([[0.0, 1.3, -0.2], [0.5, 0.0, -2.0]])
-    r = jn.check_jacobian_batched(act.forward_batched, act.jacobian_batched, X, reference=name)
+    r = jn.check_batch_jacobian(act.forward_batched, act.jacobian_batched, X, reference=name)
     assert r.passed and r.diagnosis == "kink" and "left" in r.convention
 
 
@@ -195,7 +195,7 @@ def test_batched_report_names_the_sample():
         J[2, 1, 1] *= 3.0
         return J
 
-    r = jn.check_jacobian_batched(sig.forward_batched, jacobians, X)
+    r = jn.check_batch_jacobian(sig.forward_batched, jacobians, X)
     assert not r.passed and r.diagnosis == "mismatch"
     w = r.worst[0]
     assert (w.sample, w.where, w.output) == (2, "dx[2, 1]", "out[2, 1]")
@@ -209,7 +209,7 @@ def test_batch_scaling_off_by_N(N, scale):
     Y = np.random.default_rng(N + 1).normal(size=(N, 2))
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
     c = 1.0 if scale == "missing" else 1.0 / Y.shape[0] ** 2
-    r = jn.check_vjp_batched(loss, lambda Y, g: c * g * (Y - T), Y)
+    r = jn.check_batch_vjp(loss, lambda Y, g: c * g * (Y - T), Y)
     assert not r.passed and r.diagnosis == "missing_batch_scaling"
     assert r.factor == pytest.approx(N if scale == "missing" else 1.0 / N, rel=1e-6)
 
@@ -240,12 +240,12 @@ def test_coupled_batch_norm_against_a_per_sample_claim():
         return dout * gamma / sig, (dout * xh).sum(0), dout.sum(0)
 
     kw = {"gamma": gamma, "beta": beta}
-    good = jn.check_vjp_batched(
+    good = jn.check_batch_vjp(
         *jn.from_cs231n(bn_forward, bn_backward, **kw), X, reference="batchnorm", reference_kwargs=kw
     )
     assert good.passed and [w.passed for w in good.witnesses] == [True, True, True]
     assert [s.gradient for s in good.sections] == ["dx", "dgamma", "dbeta"]
-    bad = jn.check_vjp_batched(
+    bad = jn.check_batch_vjp(
         *jn.from_cs231n(bn_forward, bn_backward_per_sample, **kw), X, reference="batchnorm", reference_kwargs=kw
     )
     assert not bad.passed and bad.gradient == "dx"
@@ -329,7 +329,7 @@ def test_float32_passes_with_looser_tolerance():
         seen.append((X.dtype, G.dtype))
         return G * (1 - np.tanh(X) ** 2)
 
-    r = jn.check_vjp_batched(np.tanh, vjp, X, reference="tanh")
+    r = jn.check_batch_vjp(np.tanh, vjp, X, reference="tanh")
     # the claim runs in float32; the finite-difference witness evaluates f on float64 copies
     assert r.passed and r.dtype == "float32" and set(seen) == {(np.dtype(np.float32), np.dtype(np.float32))}
     assert r.tolerance.rtol > 1e-3
@@ -377,7 +377,7 @@ def test_cs231n_affine_pair_with_params():
         return dout @ w.T, x.T @ dout, dout.sum(0)
 
     f, vjp = jn.from_cs231n(affine_forward, affine_backward, w, b)
-    r = jn.check_vjp_batched(f, vjp, rng.normal(size=(4, 3)), reference="dense", reference_kwargs={"W": w, "b": b})
+    r = jn.check_batch_vjp(f, vjp, rng.normal(size=(4, 3)), reference="dense", reference_kwargs={"W": w, "b": b})
     assert r.passed and [s.gradient for s in r.sections] == ["dx", "dw", "db"]
     assert [s.input_shape for s in r.sections] == [(4, 3), (3, 2), (2,)]
 
@@ -385,7 +385,7 @@ def test_cs231n_affine_pair_with_params():
         return dout @ cache[1], None, None  # (4, 2) @ (3, 2): numpy raises
 
     f, vjp = jn.from_cs231n(affine_forward, bad_backward, w=w, b=b)
-    r = jn.check_vjp_batched(f, vjp, rng.normal(size=(4, 3)))
+    r = jn.check_batch_vjp(f, vjp, rng.normal(size=(4, 3)))
     assert r.verdict == "refused" and r.diagnosis == "raised"
     assert r.cause.startswith("bad_backward raised ValueError: matmul")
 
@@ -416,8 +416,8 @@ def test_batched_per_sample_jacobians_in_the_transposed_shape():
     W, b, X = rng.normal(size=(3, 2)), rng.normal(size=2), rng.normal(size=(4, 3))
     f = lambda X: np.tanh(X @ W + b)
     right = lambda X: (1 - f(X) ** 2)[:, :, None] * W.T[None]  # (N, m, n) = (4, 2, 3)
-    assert jn.check_jacobian_batched(f, right, X).passed
-    r = jn.check_jacobian_batched(f, lambda X: right(X).transpose(0, 2, 1), X)
+    assert jn.check_batch_jacobian(f, right, X).passed
+    r = jn.check_batch_jacobian(f, lambda X: right(X).transpose(0, 2, 1), X)
     assert not r.passed and r.diagnosis == "transposed"
     assert any("has shape (4, 3, 2), expected (4, 2, 3)" in n for n in r.notes)
 

@@ -168,7 +168,7 @@ def conv_case():
 def test_naive_conv_backward_passes_against_the_reference(conv_case, conv_param):
     x, w, b = conv_case
     kw = {"w": w, "b": b, "conv_param": conv_param}
-    r = jn.check_vjp_batched(
+    r = jn.check_batch_vjp(
         *jn.from_cs231n(conv_forward_naive, conv_backward_naive, **kw), x, reference="conv2d", reference_kwargs=kw
     )
     assert r.passed, r.summary
@@ -177,7 +177,7 @@ def test_naive_conv_backward_passes_against_the_reference(conv_case, conv_param)
     assert any(w_.name.startswith("reference conv2d") and w_.passed for w_ in dx.witnesses)
     # the same reference with the library's own names
     direct = {"W": w, "b": b, "stride": conv_param["stride"], "pad": conv_param["pad"]}
-    r2 = jn.check_vjp_batched(
+    r2 = jn.check_batch_vjp(
         *jn.from_cs231n(conv_forward_naive, conv_backward_naive, **kw), x, reference="conv2d", reference_kwargs=direct
     )
     assert r2.passed
@@ -186,7 +186,7 @@ def test_naive_conv_backward_passes_against_the_reference(conv_case, conv_param)
 def test_conv_dw_with_the_kernel_flipped_fails(conv_case):
     x, w, b = conv_case
     kw = {"w": w, "b": b, "conv_param": {"stride": 1, "pad": 1}}
-    r = jn.check_vjp_batched(
+    r = jn.check_batch_vjp(
         *jn.from_cs231n(conv_forward_naive, conv_backward_flipped_dw, **kw), x, reference="conv2d", reference_kwargs=kw
     )
     assert r.verdict == "fail" and r.gradient == "dw"
@@ -208,7 +208,7 @@ def test_conv_forward_with_a_flipped_kernel_differs_from_the_reference(conv_case
         return dx, dw[:, :, ::-1, ::-1], db
 
     kw = {"w": w, "b": b, "conv_param": cp}
-    r = jn.check_vjp_batched(
+    r = jn.check_batch_vjp(
         *jn.from_cs231n(flipped_forward, flipped_backward, **kw), x, reference="conv2d", reference_kwargs=kw
     )
     assert r.verdict == "fail" and r.gradient == "dx"
@@ -239,7 +239,7 @@ def test_conv_reference_refuses_bad_hyperparameters_before_calling_the_code(conv
         return conv_forward_naive(x, w, b, conv_param)
 
     with pytest.raises(ValueError, match="reference='conv2d'") as info:
-        jn.check_vjp_batched(
+        jn.check_batch_vjp(
             *jn.from_cs231n(forward, conv_backward_naive, w=w, b=b, conv_param={"stride": 1, "pad": 0}),
             x,
             reference="conv2d",
@@ -253,7 +253,7 @@ def test_conv_reference_with_hyperparameters_of_another_size_is_an_error(conv_ca
     x, w, b = conv_case
     kw = {"w": w, "b": b, "conv_param": {"stride": 1, "pad": 0}}
     with pytest.raises(ValueError, match="the library's output has 100 entries"):
-        jn.check_vjp_batched(
+        jn.check_batch_vjp(
             *jn.from_cs231n(conv_forward_naive, conv_backward_naive, **kw),
             x,
             reference="conv2d",
@@ -266,7 +266,7 @@ def test_conv_reference_with_other_weights_fails(conv_case):
     reference says the forward differs."""
     x, w, b = conv_case
     kw = {"w": w, "b": b, "conv_param": {"stride": 1, "pad": 0}}
-    r = jn.check_vjp_batched(
+    r = jn.check_batch_vjp(
         *jn.from_cs231n(conv_forward_naive, conv_backward_naive, **kw),
         x,
         reference="conv2d",
@@ -290,7 +290,7 @@ def test_conv_reference_on_a_single_image(conv_case):
     r = jn.check_vjp(f, vjp, x[0], reference="conv2d", reference_kwargs={"W": w, "b": b, "pad": 1})
     assert r.passed and any(w_.name.startswith("reference conv2d") for w_ in r.witnesses)
     with pytest.raises(ValueError, match=r"expected images of shape \(N, C, H, W\)"):
-        jn.check_vjp_batched(
+        jn.check_batch_vjp(
             lambda X: X, lambda X, G: G, x.reshape(2, -1), reference="conv2d", reference_kwargs={"W": w, "b": b}
         )
 
@@ -309,7 +309,7 @@ def _tied_images():
 
 def _max_pool_check(backward, x, **kw):
     kw = kw or {"pool_param": POOL}
-    return jn.check_vjp_batched(
+    return jn.check_batch_vjp(
         *jn.from_cs231n(max_pool_forward_naive, backward, pool_param=POOL),
         x,
         reference="maxpool2d",
@@ -390,7 +390,7 @@ def test_wrong_routing_at_ties_still_fails():
 )
 def test_pool_reference_refuses_bad_hyperparameters(kwargs, words):
     with pytest.raises(ValueError, match="reference='maxpool2d'") as info:
-        jn.check_vjp_batched(
+        jn.check_batch_vjp(
             *jn.from_cs231n(max_pool_forward_naive, max_pool_backward_naive, pool_param=POOL),
             np.zeros((1, 1, 4, 4)),
             reference="maxpool2d",
@@ -411,11 +411,11 @@ def test_pool_reference_with_another_stride_is_an_error():
 def test_avg_pool_passes_and_a_missing_division_fails():
     x = np.random.default_rng(2).normal(size=(2, 2, 4, 4))
     kw = {"pool_param": POOL}
-    good = jn.check_vjp_batched(
+    good = jn.check_batch_vjp(
         *jn.from_cs231n(avg_pool_forward, avg_pool_backward, **kw), x, reference="avgpool2d", reference_kwargs=kw
     )
     assert good.passed and good.diagnosis == "rounding"
-    bad = jn.check_vjp_batched(
+    bad = jn.check_batch_vjp(
         *jn.from_cs231n(avg_pool_forward, lambda d, c: avg_pool_backward(d, c, 4.0), **kw),
         x,
         reference="avgpool2d",
@@ -433,7 +433,7 @@ def test_spatial_batchnorm_reference(mode):
     if mode == "test":
         bn_param.update(running_mean=rng.normal(size=3), running_var=rng.uniform(0.5, 2.0, size=3))
     kw = {"gamma": gamma, "beta": beta, "bn_param": bn_param}
-    good = jn.check_vjp_batched(
+    good = jn.check_batch_vjp(
         *jn.from_cs231n(spatial_bn_forward, spatial_bn_backward, **kw),
         x,
         reference="spatial_batchnorm",
@@ -441,7 +441,7 @@ def test_spatial_batchnorm_reference(mode):
     )
     assert good.passed, good.summary
     assert any(w.name.startswith("reference spatial_batchnorm") and w.passed for w in good.sections[0].witnesses)
-    per_pixel = jn.check_vjp_batched(
+    per_pixel = jn.check_batch_vjp(
         *jn.from_cs231n(spatial_bn_forward, spatial_bn_backward_per_pixel, **kw),
         x,
         reference="spatial_batchnorm",
@@ -464,7 +464,7 @@ def test_spatial_batchnorm_reference(mode):
 def test_spatial_batchnorm_reference_errors(kwargs, words):
     x = np.random.default_rng(4).normal(size=(2, 3, 2, 2))
     with pytest.raises(ValueError, match="reference='spatial_batchnorm'") as info:
-        jn.check_vjp_batched(lambda X: X, lambda X, G: G, x, reference="spatial_batchnorm", reference_kwargs=kwargs)
+        jn.check_batch_vjp(lambda X: X, lambda X, G: G, x, reference="spatial_batchnorm", reference_kwargs=kwargs)
     assert words in str(info.value)
 
 

@@ -40,18 +40,18 @@ def dropout_backward(dout, cache):
 
 def test_random_forward_is_refused_even_with_an_absurd_backward():
     f, vjp = jn.from_cs231n(dropout_forward, lambda dout, cache: 5 * dout, {"p": 0.5})
-    assert_refused(jn.check_vjp_batched(f, vjp, X), "not_deterministic", "dropout without a fixed seed?")
+    assert_refused(jn.check_batch_vjp(f, vjp, X), "not_deterministic", "dropout without a fixed seed?")
 
 
 def test_near_miss_dropout_with_a_fixed_seed_passes():
     f, vjp = jn.from_cs231n(dropout_forward, dropout_backward, {"p": 0.5, "seed": 3})
-    r = jn.check_vjp_batched(f, vjp, X)
+    r = jn.check_batch_vjp(f, vjp, X)
     assert r.passed and r.probes[0].ok and "deterministic" in r.probes[0].name
 
 
 def test_random_vjp_is_refused():
     rng = np.random.default_rng(1)
-    r = jn.check_vjp_batched(np.tanh, lambda x, g: tanh_vjp(x, g) * (1 + 1e-3 * rng.random()), X)
+    r = jn.check_batch_vjp(np.tanh, lambda x, g: tanh_vjp(x, g) * (1 + 1e-3 * rng.random()), X)
     assert_refused(r, "not_deterministic", "two calls with the same input and cotangent differ in dx")
 
 
@@ -61,7 +61,7 @@ def test_random_vjp_is_refused():
 def test_backward_ignoring_its_cotangent_is_refused_not_a_factor_of_one():
     T = RNG.normal(size=(4, 5))
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
-    r = jn.check_vjp_batched(loss, lambda Y, g: (Y - T) / Y.shape[0], X)  # right only for g = 1
+    r = jn.check_batch_vjp(loss, lambda Y, g: (Y - T) / Y.shape[0], X)  # right only for g = 1
     assert_refused(r, "ignores_cotangent", "ignores its cotangent")
     assert r.factor is None and r.diagnosis != "constant_factor"
 
@@ -69,18 +69,18 @@ def test_backward_ignoring_its_cotangent_is_refused_not_a_factor_of_one():
 def test_near_miss_loss_vjp_using_its_cotangent_passes():
     T = RNG.normal(size=(4, 5))
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
-    assert jn.check_vjp_batched(loss, lambda Y, g: g * (Y - T) / Y.shape[0], X).passed
+    assert jn.check_batch_vjp(loss, lambda Y, g: g * (Y - T) / Y.shape[0], X).passed
 
 
 def test_elementwise_vjp_ignoring_its_cotangent_is_refused():
-    r = jn.check_vjp_batched(np.tanh, lambda x, g: 1.0 - np.tanh(x) ** 2, X)
+    r = jn.check_batch_vjp(np.tanh, lambda x, g: 1.0 - np.tanh(x) ** 2, X)
     assert_refused(r, "ignores_cotangent", "vjp ignores its cotangent: dx is the same")
 
 
 def test_nonlinear_vjp_is_refused_and_a_linear_one_is_not():
-    r = jn.check_vjp_batched(np.tanh, lambda x, g: np.abs(g) * (1.0 - np.tanh(x) ** 2), X)
+    r = jn.check_batch_vjp(np.tanh, lambda x, g: np.abs(g) * (1.0 - np.tanh(x) ** 2), X)
     assert_refused(r, "not_linear", "not linear in its cotangent")
-    assert jn.check_vjp_batched(np.tanh, tanh_vjp, X).passed
+    assert jn.check_batch_vjp(np.tanh, tanh_vjp, X).passed
 
 
 # --------------------------------------------------------------------------- mutation
@@ -92,7 +92,7 @@ def test_forward_mutating_x_is_refused():
         x[0, 0] = 7.0
         return np.tanh(x)
 
-    assert_refused(jn.check_vjp_batched(f, tanh_vjp, X), "mutates_argument", "f mutates its argument x")
+    assert_refused(jn.check_batch_vjp(f, tanh_vjp, X), "mutates_argument", "f mutates its argument x")
 
 
 def relu_forward(x):
@@ -111,9 +111,9 @@ def relu_backward_copy(dout, cache):
 
 
 def test_backward_mutating_dout_is_refused_and_its_copying_twin_passes():
-    r = jn.check_vjp_batched(*jn.from_cs231n(relu_forward, relu_backward_in_place), X)
+    r = jn.check_batch_vjp(*jn.from_cs231n(relu_forward, relu_backward_in_place), X)
     assert_refused(r, "mutates_argument", "relu_backward_in_place mutates its argument dout")
-    assert jn.check_vjp_batched(*jn.from_cs231n(relu_forward, relu_backward_copy), X).passed
+    assert jn.check_batch_vjp(*jn.from_cs231n(relu_forward, relu_backward_copy), X).passed
 
 
 def test_forward_mutating_a_parameter_is_refused_but_a_bn_param_dict_may_change():
@@ -132,10 +132,10 @@ def test_forward_mutating_a_parameter_is_refused_but_a_bn_param_dict_may_change(
         x, w = cache
         return dout @ w.T, x.T @ dout
 
-    r = jn.check_vjp_batched(*jn.from_cs231n(affine_forward_bad, affine_backward, w), X)
+    r = jn.check_batch_vjp(*jn.from_cs231n(affine_forward_bad, affine_backward, w), X)
     assert_refused(r, "mutates_argument", "affine_forward_bad mutates its argument w")
     bn_param = {}
-    r = jn.check_vjp_batched(*jn.from_cs231n(affine_forward, affine_backward, w, bn_param), X)
+    r = jn.check_batch_vjp(*jn.from_cs231n(affine_forward, affine_backward, w, bn_param), X)
     assert r.passed and [s.gradient for s in r.sections] == ["dx", "dw"]
     assert bn_param == {}  # every call got its own copy
 
@@ -147,9 +147,9 @@ def test_flattened_gradient_is_refused():
     x = RNG.normal(size=(4, 2, 3))
     W = RNG.normal(size=(6, 3))
     f = lambda x: x.reshape(4, 6) @ W
-    r = jn.check_vjp_batched(f, lambda x, g: g @ W.T, x)  # (4, 6), not (4, 2, 3)
+    r = jn.check_batch_vjp(f, lambda x, g: g @ W.T, x)  # (4, 6), not (4, 2, 3)
     assert_refused(r, "wrong_shape", "dx of shape (4, 6), x has shape (4, 2, 3)")
-    ok = jn.check_vjp_batched(f, lambda x, g: (g @ W.T).reshape(x.shape), x)  # near miss: exact shape
+    ok = jn.check_batch_vjp(f, lambda x, g: (g @ W.T).reshape(x.shape), x)  # near miss: exact shape
     assert ok.passed and ok.worst[0].where.startswith("dx[") and ok.worst[0].where.count(",") == 2
 
 
@@ -173,11 +173,11 @@ def batchnorm_backward_keepdims(dout, cache):
 
 def test_dgamma_of_shape_1_D_is_refused_and_every_gradient_of_the_right_one_is_checked():
     gamma, beta = RNG.normal(size=5), RNG.normal(size=5)
-    r = jn.check_vjp_batched(
+    r = jn.check_batch_vjp(
         *jn.from_cs231n(batchnorm_forward, batchnorm_backward_keepdims, gamma, beta, {"mode": "train"}), X
     )
     assert_refused(r, "wrong_shape", "dgamma of shape (1, 5), gamma has shape (5,)")
-    r = jn.check_vjp_batched(*jn.from_cs231n(batchnorm_forward, batchnorm_backward, gamma, beta, {"mode": "train"}), X)
+    r = jn.check_batch_vjp(*jn.from_cs231n(batchnorm_forward, batchnorm_backward, gamma, beta, {"mode": "train"}), X)
     assert r.passed and [s.gradient for s in r.sections] == ["dx", "dgamma", "dbeta"]
     assert all(s.passed and s.witnesses for s in r.sections)
 
@@ -185,7 +185,7 @@ def test_dgamma_of_shape_1_D_is_refused_and_every_gradient_of_the_right_one_is_c
 def test_backward_returning_too_few_gradients_is_refused():
     w, b = RNG.normal(size=(5, 3)), RNG.normal(size=3)
     f, vjp = jn.from_cs231n(lambda x, w, b: (x @ w + b, (x, w)), lambda d, c: d @ c[1].T, w, b)
-    assert_refused(jn.check_vjp_batched(f, vjp, X), "wrong_count", "returned 1 array(s), expected 3 (dx, dw, db")
+    assert_refused(jn.check_batch_vjp(f, vjp, X), "wrong_count", "returned 1 array(s), expected 3 (dx, dw, db")
 
 
 def test_jacobian_of_an_unexpected_shape_is_refused():
@@ -204,7 +204,7 @@ def test_nan_output_is_refused_with_its_location():
         y[1, 2] = np.nan
         return y
 
-    assert_refused(jn.check_vjp_batched(f, tanh_vjp, X), "not_finite", "out[1, 2] = nan")
+    assert_refused(jn.check_batch_vjp(f, tanh_vjp, X), "not_finite", "out[1, 2] = nan")
 
 
 def test_inf_gradient_is_refused_with_its_location():
@@ -213,7 +213,7 @@ def test_inf_gradient_is_refused_with_its_location():
         d[3, 1] = np.inf
         return d
 
-    assert_refused(jn.check_vjp_batched(np.tanh, vjp, X), "not_finite", "dx[3, 1] = inf")
+    assert_refused(jn.check_batch_vjp(np.tanh, vjp, X), "not_finite", "dx[3, 1] = inf")
 
 
 def test_a_witness_that_is_not_finite_is_refused_not_excused():
@@ -241,7 +241,7 @@ def test_an_exception_in_user_code_is_a_refused_report_naming_function_and_excep
     def forward(x):
         return 1 / 0
 
-    r = jn.check_vjp_batched(forward, tanh_vjp, X)
+    r = jn.check_batch_vjp(forward, tanh_vjp, X)
     assert_refused(r, "raised", "forward raised ZeroDivisionError: division by zero")
 
 
@@ -251,12 +251,12 @@ def test_sys_exit_in_user_code_is_caught():
     def vjp(x, g):
         sys.exit(0)
 
-    assert_refused(jn.check_vjp_batched(np.tanh, vjp, X), "raised", "vjp called sys.exit(0)")
+    assert_refused(jn.check_batch_vjp(np.tanh, vjp, X), "raised", "vjp called sys.exit(0)")
 
 
 def test_verdicts_are_three_and_passed_means_pass():
     assert chk.VERDICTS == ("pass", "fail", "refused")
-    r = jn.check_vjp_batched(np.tanh, tanh_vjp, X)
+    r = jn.check_batch_vjp(np.tanh, tanh_vjp, X)
     assert r.verdict == "pass" and r.passed and r.as_dict()["passed"] is True
     with pytest.raises(ValueError, match="verdict: expected one of"):
         chk.CheckReport(

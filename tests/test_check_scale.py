@@ -26,10 +26,10 @@ def test_one_row_negated_is_not_sign_flipped(dtype):
         d[5] *= -1  # sample 5 only
         return d
 
-    r = jn.check_vjp_batched(np.tanh, vjp, batch(dtype))
+    r = jn.check_batch_vjp(np.tanh, vjp, batch(dtype))
     assert r.verdict == "fail" and r.diagnosis != "sign_flipped", str(r)
     assert "entries of dx" in r.sampled
-    assert jn.check_vjp_batched(np.tanh, tanh_vjp, batch(dtype)).passed  # its correct twin
+    assert jn.check_batch_vjp(np.tanh, tanh_vjp, batch(dtype)).passed  # its correct twin
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -39,7 +39,7 @@ def test_one_sample_doubled_is_not_a_constant_factor(dtype):
         d[7] *= 2
         return d
 
-    r = jn.check_vjp_batched(np.tanh, vjp, batch(dtype))
+    r = jn.check_batch_vjp(np.tanh, vjp, batch(dtype))
     assert r.verdict == "fail" and r.diagnosis not in ("constant_factor", "missing_batch_scaling"), str(r)
 
 
@@ -54,7 +54,7 @@ def test_one_wrong_entry_is_not_diagonal_only_and_does_not_pass():
         d[3, 4] *= 3.0  # one entry, still linear in G
         return d
 
-    r = jn.check_vjp_batched(softmax, vjp, batch(np.float64))
+    r = jn.check_batch_vjp(softmax, vjp, batch(np.float64))
     assert r.verdict == "fail" and r.diagnosis != "diagonal_only", str(r)
 
 
@@ -74,7 +74,7 @@ def test_label_term_at_the_wrong_entry_is_not_off_at_label():
 def test_a_correct_gradient_is_never_a_factor_of_one():
     T = batch(np.float64, 1)
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
-    r = jn.check_vjp_batched(loss, lambda Y, g: g * (Y - T) / Y.shape[0], batch(np.float64))
+    r = jn.check_batch_vjp(loss, lambda Y, g: g * (Y - T) / Y.shape[0], batch(np.float64))
     assert r.passed and r.diagnosis == "rounding" and r.factor is None
 
 
@@ -87,7 +87,7 @@ def test_one_wrong_column_of_dw_fails_in_its_section():
         dw[:, 2] *= 1.5
         return dx, dw, db
 
-    r = jn.check_vjp_batched(*jn.from_cs231n(affine_forward, backward, w, b), batch(np.float64))
+    r = jn.check_batch_vjp(*jn.from_cs231n(affine_forward, backward, w, b), batch(np.float64))
     assert r.verdict == "fail" and r.gradient == "dw", str(r)
     assert [s.verdict for s in r.sections] == ["pass", "fail", "pass"]
     assert r.diagnosis not in ("constant_factor", "sign_flipped", "transposed")
@@ -98,7 +98,7 @@ def test_kinks_are_sampled_and_judged_by_their_one_sided_derivatives():
 
     X = batch(np.float64, 2)
     X[::3, ::7] = 0.0  # exactly at the kink
-    check = lambda backward: jn.check_vjp_batched(*jn.from_cs231n(relu_forward, backward), X)
+    check = lambda backward: jn.check_batch_vjp(*jn.from_cs231n(relu_forward, backward), X)
     left = check(lambda dout, x: dout * (x > 0))  # relu'(0) = 0
     right = check(lambda dout, x: dout * (x >= 0))  # relu'(0) = 1
     assert left.passed and left.diagnosis == "kink" and "x <= 0 branch" in left.convention
@@ -114,10 +114,10 @@ def test_per_sample_jacobians_at_scale_are_checked_through_their_vjp():
     X = batch(np.float64, 3)
     f = lambda X: np.tanh(X @ W)
     right = lambda X: (1 - f(X) ** 2)[:, :, None] * W.T[None]  # (N, 30, D)
-    r = jn.check_jacobian_batched(f, right, X)
+    r = jn.check_batch_jacobian(f, right, X)
     assert r.passed and "entries of dx" in r.sampled
-    r = jn.check_jacobian_batched(f, lambda X: right(X).transpose(0, 2, 1), X)  # (N, D, 30)
+    r = jn.check_batch_jacobian(f, lambda X: right(X).transpose(0, 2, 1), X)  # (N, D, 30)
     assert r.verdict == "fail" and r.diagnosis == "transposed"
     assert any("has shape (32, 100, 30), expected (32, 30, 100)" in n for n in r.notes)
-    r = jn.check_jacobian_batched(f, lambda X: -right(X), X)
+    r = jn.check_batch_jacobian(f, lambda X: -right(X), X)
     assert r.verdict == "fail" and r.diagnosis == "sign_flipped"

@@ -5,8 +5,10 @@ check that the graph covers what actually runs.
 
 *Roots* (the batched entry points): every function of the batched driver modules
 (:data:`BATCHED_MODULES`) and every function or method, in any module, whose name ends
-with ``_batched`` (the suffix rule; minus the witness modules in :data:`WITNESS_MODULES`).
-:func:`test_the_suffix_rule` checks that no other name claims the path.
+with ``_batched`` (the suffix rule), with no exemption.
+:func:`test_the_suffix_rule` checks that no other name claims the path, and
+:func:`test_every_batched_name_is_on_the_batched_path` that every ``_batched`` name sits where
+the batched path lives (the driver, a component's batched formulas, the Network's hand-over).
 
 *Edges*: a function reaches every package function it may call. Methods are resolved
 **by name across all the package's classes**, because the receiver's type is not known
@@ -89,13 +91,24 @@ def is_forbidden(name: str) -> bool:
 #: Modules every function of which is batched-path code.
 BATCHED_MODULES = ("batched.py",)
 
-#: Modules whose ``*_batched`` functions are *witnesses* for someone else's code, not the
-#: batched path: module prefix -> reason. Their job is to read the reference derivatives.
-WITNESS_MODULES = {
-    "check/api.py": "check_*_batched compare a user's batched function with finite differences and the "
-    "library's reference Jacobians; they compute no derivative for the batched path",
-    "check/witnesses.py": "the checker's reference witnesses read the library's Jacobians on purpose",
-}
+#: Modules of components: every ``*_batched`` method of their classes is a batched-path formula.
+COMPONENT_MODULES = (
+    "activations.py",
+    "losses.py",
+    "layers.py",
+    "normalization.py",
+    "layernorm.py",
+    "conv.py",
+    "graph.py",
+)
+
+#: The batched driver's front: methods of these classes named ``*_batched`` hand over to the
+#: driver function of the same name (``Network.predict_batched`` -> ``batched.predict_batched``).
+DRIVER_FRONTS = {("network.py", "Network")}
+
+#: The checker: it takes batches of *someone else's* code, and says so with ``batch`` inside a
+#: name (``check_batch_vjp``), never with the path's suffix.
+CHECKER = "check/"
 
 #: Names ending in ``_batch`` (not ``_batched``): each names a batch of data, not the path.
 BATCH_NOUNS = {
@@ -107,6 +120,9 @@ BATCH_NOUNS = {
     "_validated_batch": "CrossEntropy's checks of a batch of probabilities and labels",
     "load_cifar10_batch": "reads one of CIFAR-10's files, which CIFAR-10 calls batches (data_batch_1, ...)",
     "min_train_batch": "the smallest training batch a layer accepts",
+    "_act_batch": "the checker's reference for an activation on a batch (check/witnesses.py)",
+    "_dense_batch": "the checker's reference for a dense layer on a batch (check/witnesses.py)",
+    "_batchnorm_batch": "the checker's reference for batch norm on a batch (check/witnesses.py)",
 }
 
 #: Dunder methods that syntax invokes without naming them: node type -> methods.
@@ -119,10 +135,6 @@ IMPLICIT = {
 
 #: Calls whose constant string argument names a method: function name -> index of the string.
 NAME_BY_STRING = {"getattr": 1, "hasattr": 1, "setattr": 1, "methodcaller": 0}
-
-
-def is_witness(mod: str) -> bool:
-    return any(mod == w or (w.endswith("/") and mod.startswith(w)) for w in WITNESS_MODULES)
 
 
 @dataclass(frozen=True)
@@ -315,14 +327,8 @@ class Graph:
         return out
 
     def roots(self):
-        found = [
-            f
-            for (mod, _), f in self.funcs.items()
-            if not is_witness(mod) and (mod in BATCHED_MODULES or is_batched_name(f.name))
-        ]
+        found = [f for (mod, _), f in self.funcs.items() if mod in BATCHED_MODULES or is_batched_name(f.name)]
         for (mod, _cls), methods in self.classes.items():
-            if is_witness(mod):
-                continue
             for name, m in methods.items():
                 if mod in BATCHED_MODULES or is_batched_name(name):
                     found.append(m)
@@ -429,7 +435,7 @@ def test_the_suffix_rule():
     """``_batched`` marks the batched path and nothing else: the reference driver defines no such
     name, and every name ending in ``_batch`` is a documented noun (a batch of data)."""
     graph = Graph(parse_package())
-    funcs = [f for fs in graph.by_name.values() for f in fs if not is_witness(f.module)]
+    funcs = [f for fs in graph.by_name.values() for f in fs]
     assert not [f.label for f in funcs if f.module == "reference.py" and is_batched_name(f.name)]
     nouns = {f.name for f in funcs if f.name.endswith("_batch")}
     attrs = {
@@ -440,6 +446,169 @@ def test_the_suffix_rule():
     }
     assert nouns | (attrs & set(BATCH_NOUNS)) <= set(BATCH_NOUNS), sorted(nouns - set(BATCH_NOUNS))
     assert "train_batch" in nouns and "forward_batched" in graph.by_name  # the rule's two sides exist
+
+
+def _hands_over(node: ast.AST, receiver: str | None = None) -> bool:
+    """The function ``node`` calls ``<receiver>.<its own name>(...)`` (any receiver when None):
+    it hands over to the batched entry point of its name, itself a root of the walk."""
+    return any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == node.name
+        and (receiver is None or (isinstance(n.func.value, ast.Name) and n.func.value.id == receiver))
+        for n in ast.walk(node)
+    )
+
+
+def _nested_functions(tree: ast.Module):
+    """Functions defined inside another function (closures): not in the graph's tables."""
+    outer = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    outer += [
+        m
+        for c in tree.body
+        if isinstance(c, ast.ClassDef)
+        for m in c.body
+        if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    for f in outer:
+        for n in ast.walk(f):
+            if n is not f and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield n
+
+
+def _names_defined(tree: ast.AST):
+    """``(line, name)`` for every name a module defines: functions and classes at any depth,
+    parameters, and assigned names."""
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield n.lineno, n.name
+        elif isinstance(n, ast.arg):
+            yield n.lineno, n.arg
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            yield n.lineno, n.id
+
+
+def misplaced_batched_names(graph: Graph):
+    """Every ``*_batched`` definition that is not on the batched path, as ``"file:line name: why"``.
+
+    On the path means one of: a module-level function of the batched driver
+    (:data:`BATCHED_MODULES`); a method of a class of a component module
+    (:data:`COMPONENT_MODULES`), i.e. that component's batched formula; a method of a driver
+    front (:data:`DRIVER_FRONTS`) that hands over to the driver function of the same name; a
+    closure that hands over to the batched entry point of its name (the Solver's, which adds
+    the run's workspace). Nothing in the checker (:data:`CHECKER`) defines a ``*_batched``
+    name at all."""
+    out = []
+    for mod, tree in graph.trees.items():
+        if mod.startswith(CHECKER):
+            out += [
+                f"{mod}:{line} {name}: the checker takes batches, it is not the batched path"
+                for line, name in _names_defined(tree)
+                if is_batched_name(name)
+            ]
+            continue
+        out += [
+            f"{mod}:{n.lineno} {n.name}: a *_batched closure that does not call the entry point .{n.name}"
+            for n in _nested_functions(tree)
+            if is_batched_name(n.name) and not _hands_over(n)
+        ]
+    for f in (g for fs in graph.by_name.values() for g in fs):
+        if not is_batched_name(f.name) or f.module.startswith(CHECKER):
+            continue
+        where = f"{f.module}:{f.node.lineno} {f.label}"
+        if f.cls is None and f.module not in BATCHED_MODULES:
+            out.append(f"{where}: a module-level *_batched function outside the batched driver")
+        elif f.cls is not None and (f.module, f.cls) in DRIVER_FRONTS and not _hands_over(f.node, "batched"):
+            out.append(f"{where}: a driver front's *_batched method that does not call batched.{f.name}")
+        elif (
+            f.cls is not None
+            and f.module not in COMPONENT_MODULES + BATCHED_MODULES
+            and (f.module, f.cls) not in DRIVER_FRONTS
+        ):
+            out.append(f"{where}: a *_batched method outside the components and the driver's front")
+    return sorted(out)
+
+
+def test_every_batched_name_is_on_the_batched_path():
+    """The suffix rule's other half: every ``*_batched`` name of the package is the batched
+    driver, a component's batched formula or the Network's hand-over to the driver, and the
+    checker defines none (``check_batch_vjp`` takes a batch; it is not the batched path). The
+    walk above makes each of them a root, so none reaches a reference derivative."""
+    graph = Graph(parse_package())
+    assert misplaced_batched_names(graph) == []
+    fronts = [f for (mod, cls), ms in graph.classes.items() if (mod, cls) in DRIVER_FRONTS for f in ms.values()]
+    assert len([f for f in fronts if is_batched_name(f.name)]) >= 8  # the front is really checked
+
+
+#: Synthetic packages for the rule above: file -> source, and the one misplacement each must report.
+MISPLACED = {
+    "checker function": ("check/api.py", "def check_vjp_batched(f, vjp, X):\n    return f\n", "check_vjp_batched"),
+    "checker private helper": ("check/witnesses.py", "def _act_batched(name):\n    return name\n", "_act_batched"),
+    "checker variable": ("check/cli.py", "def run(shape):\n    is_batched = len(shape) > 1\n", "is_batched"),
+    "checker parameter": ("check/api.py", "def run(x, as_batched=False):\n    return x\n", "as_batched"),
+    "module function outside the driver": (
+        "network.py",
+        "def predict_batched(net, X):\n    return X\n",
+        "predict_batched",
+    ),
+    "front method not handing over": (
+        "network.py",
+        "from . import batched\n\nclass Network:\n    def predict_batched(self, X):\n        return X\n",
+        "Network.predict_batched",
+    ),
+    "front method handing over to another name": (
+        "network.py",
+        "from . import batched\n\nclass Network:\n    def predict_batched(self, X):\n"
+        "        return batched.forward_batched(self, X)\n",
+        "Network.predict_batched",
+    ),
+    "method outside the components": (
+        "solver.py",
+        "class Solver:\n    def step_batched(self, X):\n        return X\n",
+        "Solver.step_batched",
+    ),
+    "closure not handing over": (
+        "solver.py",
+        "def paths(net):\n    def loss_batched(X):\n        return net.loss(X)\n\n    return loss_batched\n",
+        "loss_batched",
+    ),
+}
+
+#: The near misses: the same places, each on the path (or not ending in the suffix).
+WELL_PLACED = {
+    "batched.py": "def predict_batched(net, X):\n    return X\n\ndef _helper_batched(X):\n    return X\n\n"
+    "class Buffers:\n    def lend_batched(self, shape):\n        return None\n",
+    "network.py": "from . import batched\n\nclass Network:\n    def predict_batched(self, X):\n"
+    "        return batched.predict_batched(self, X)[0]\n\n    def predict_batch(self, X):\n        return X\n",
+    "activations.py": "class Tanh:\n    def vjp_batched(self, Z, A, G):\n        return G\n\n"
+    "    def _terms_batched(self, Z):\n        return Z\n",
+    "check/api.py": "def check_batch_vjp(f, vjp, X, batched=True):\n    return f\n\n"
+    "def run(act, X):\n    return act.forward_batched(X)\n",
+    "solver.py": "def paths(net, ws):\n    def loss_batched(X):\n        return net.loss_batched(X, workspace=ws)\n\n"
+    "    return loss_batched\n",
+}
+
+
+def _synthetic(root: Path, files: dict) -> Graph:
+    for name, src in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(src, encoding="utf-8")
+    return Graph(parse_package(root))
+
+
+def test_well_placed_batched_names_pass(tmp_path):
+    assert misplaced_batched_names(_synthetic(tmp_path, WELL_PLACED)) == []
+
+
+@pytest.mark.parametrize("kind", sorted(MISPLACED))
+def test_misplaced_batched_names_are_caught(tmp_path, kind):
+    """Each kind of misplacement, added to the well-placed package, is reported, and alone."""
+    module, src, label = MISPLACED[kind]
+    files = dict(WELL_PLACED)
+    # the misplaced network.py replaces the well-placed one (one Network class); others are appended
+    files[module] = src if module == "network.py" else files.get(module, "") + "\n\n" + src
+    found = misplaced_batched_names(_synthetic(tmp_path, files))
+    assert len(found) == 1 and found[0].startswith(f"{module}:") and f" {label}:" in found[0], found
 
 
 def _batched_workload():

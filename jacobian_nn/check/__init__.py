@@ -3,7 +3,7 @@
 Public API (:mod:`.api`)::
 
     check_jacobian(f, jacobian, x)            check_vjp(f, vjp, x)
-    check_jacobian_batched(f, jacobians, X)   check_vjp_batched(f, vjp, X)
+    check_batch_jacobian(f, jacobians, X)     check_batch_vjp(f, vjp, X)
     check_loss(loss_fn, X, y=None)            CS231n ``loss, dx = loss_fn(X, y)``
     from_cs231n(forward, backward, *params, **kwargs) -> (f, vjp)
     from_cs231n_loss(loss_fn, y) -> (f, vjp)
@@ -19,11 +19,11 @@ deliberately wrong code and the diagnosis each slip must get.
 from .api import (
     TOP_K,
     CS231nPair,
+    check_batch_jacobian,
+    check_batch_vjp,
     check_jacobian,
-    check_jacobian_batched,
     check_loss,
     check_vjp,
-    check_vjp_batched,
     from_cs231n,
     from_cs231n_loss,
 )
@@ -64,11 +64,11 @@ __all__ = [
     "VERDICTS",
     "VJP_PAIRS",
     "Witness",
+    "check_batch_jacobian",
+    "check_batch_vjp",
     "check_jacobian",
-    "check_jacobian_batched",
     "check_loss",
     "check_vjp",
-    "check_vjp_batched",
     "from_cs231n",
     "from_cs231n_loss",
 ]

@@ -4,8 +4,8 @@
 
     check_jacobian(f, jacobian, x)            f: x -> y; jacobian(x) -> J (m, n) numerator layout
     check_vjp(f, vjp, x)                      vjp(x, v) -> v J, of x's exact shape
-    check_jacobian_batched(f, jacobians, X)   X (N, d1, ..., dk); per-sample Jacobians (N, m, n)
-    check_vjp_batched(f, vjp, X)              vjp(X, G) of X's shape, G of Y's shape (or a scalar
+    check_batch_jacobian(f, jacobians, X)     X (N, d1, ..., dk); per-sample Jacobians (N, m, n)
+    check_batch_vjp(f, vjp, X)                vjp(X, G) of X's shape, G of Y's shape (or a scalar
                                               cotangent when f returns the batch loss)
     check_loss(loss_fn, X, y=None)            CS231n loss: loss, dx = loss_fn(X, y); labels drawn
                                               at random when not given
@@ -21,10 +21,11 @@ section with its own witnesses.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import FLOAT_DTYPES, as_float_array
+from .._validation import as_float_array, check_positive_int, eps_of, float_dtype_of
 from .image_references import IMAGE_REFERENCES, build_layer, tie_sums
 from .diagnosis import EXPLAIN, REFUSED_EXPLAIN, Layout, analyse_full, entries, to_full, witness
 from .probes import LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity, same_bits
@@ -92,7 +93,7 @@ def from_cs231n(forward, backward, *params, **kwargs):
     ``forward(x, *params, **kwargs) -> (out, cache)``, ``backward(dout, cache) -> dx`` or
     ``(dx, dw, ...)``. ``f(x) = out`` and ``vjp(x, dout) = dx`` (the forward is re-run for the
     cache, so no state is shared between calls). Passed to :func:`check_vjp` or
-    :func:`check_vjp_batched`, the pair is checked for every gradient ``backward`` returns:
+    :func:`check_batch_vjp`, the pair is checked for every gradient ``backward`` returns:
     ``dx`` and one per float array parameter, in order, each in its own report section.
     """
     pair = CS231nPair(forward, backward, params, kwargs)
@@ -241,10 +242,7 @@ def _labels(y, x, num_classes, seed):
 
 
 def _dtype_of(x, dtype):
-    if dtype is not None:
-        return np.dtype(dtype)
-    arr = np.asarray(x)
-    return arr.dtype if arr.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+    return np.dtype(dtype) if dtype is not None else float_dtype_of(x)
 
 
 def _validate(x, dtype, batched, reference, top_k, seed, atol, rtol, err_factor):
@@ -259,10 +257,8 @@ def _validate(x, dtype, batched, reference, top_k, seed, atol, rtol, err_factor)
         key = str(reference).lower().replace("-", "_")
         if key not in REFERENCES:
             raise ValueError(f"reference: expected one of {sorted(REFERENCES)}, got {reference!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
-        raise ValueError(f"top_k: expected an integer >= 0, got {top_k!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    check_positive_int(top_k, "top_k", minimum=0)
+    check_positive_int(seed, "seed", minimum=0)
     tol = Tolerance.for_dtype(dtype, atol=atol, rtol=rtol, err_factor=err_factor)
     return x, dtype, key, tol
 
@@ -681,7 +677,7 @@ def _identity_tol(tol: Tolerance, dtype, wdtype) -> Tolerance:
     float32 noise, so ``<u, vjp(v)>`` is held to ``IDENTITY_EPS_FACTOR * eps(float32)`` (1.2e-4) of
     its size instead of ``10 sqrt(eps)`` (3.5e-3): one wrong sample in 128 moves it by about 1e-3."""
     if np.dtype(dtype) == np.float32 and np.dtype(wdtype) == np.float64:
-        r = min(tol.rtol, IDENTITY_EPS_FACTOR * float(np.finfo(np.float32).eps))
+        r = min(tol.rtol, IDENTITY_EPS_FACTOR * eps_of(np.float32))
         return Tolerance(atol=min(tol.atol, r), rtol=r, err_factor=tol.err_factor, dtype=tol.dtype)
     return tol
 
@@ -817,6 +813,51 @@ def _problem_for(f, vjp, x, dtype):
     return _Problem(x, f=f, vjp=vjp)
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The keyword arguments every public check takes (see ``_COMMON_DOC``), unvalidated."""
+
+    reference: object
+    reference_kwargs: object
+    dtype: object
+    atol: object
+    rtol: object
+    err_factor: object
+    seed: object
+    top_k: object
+    name: object
+
+
+def _public_check(
+    kind, x, opts: _Options, make_problem, *, batch, callables=None, claimed=None, full=True, **shapes
+) -> CheckReport:
+    """The steps every public check shares, in this order: validate ``x`` and ``opts`` (a batch
+    ``(N, d1, ..., dk)`` when ``batch``), refuse any of ``callables`` (name -> object) that is
+    not callable, build the problem ``make_problem(x, dtype)`` from the validated ``x``, and run
+    the check (``shapes``: ``cotangent_shape``, ``gradient_shape``, for :func:`check_vjp`)."""
+    x, dtype, key, tol = _validate(
+        x, opts.dtype, batch, opts.reference, opts.top_k, opts.seed, opts.atol, opts.rtol, opts.err_factor
+    )
+    if callables is not None and not all(callable(c) for c in callables.values()):
+        raise TypeError(f"{' and '.join(callables)} must be callable")
+    return _run(
+        kind,
+        make_problem(x, dtype),
+        claimed=claimed,
+        batched=batch,
+        reference=key,
+        reference_kwargs=opts.reference_kwargs,
+        dtype=dtype,
+        tol=tol,
+        seed=opts.seed,
+        top_k=opts.top_k,
+        name=opts.name,
+        cotangent_shape=shapes.get("cotangent_shape"),
+        gradient_shape=shapes.get("gradient_shape"),
+        full=full,
+    )
+
+
 def check_jacobian(
     f,
     jacobian,
@@ -837,24 +878,10 @@ def check_jacobian(
     ``J[i, j] = d f(x).flat[i] / d x.flat[j]``, as ``(m, n)`` or ``f(x).shape + x.shape``; a
     scalar ``f`` may return its gradient in ``x``'s shape. Other shapes are refused.
     """
-    x, dtype, key, tol = _validate(x, dtype, False, reference, top_k, seed, atol, rtol, err_factor)
-    if not callable(f) or not callable(jacobian):
-        raise TypeError("f and jacobian must be callable")
-    return _run(
-        "check_jacobian",
-        _Problem(x, f=f),
-        claimed=jacobian,
-        batched=False,
-        reference=key,
-        reference_kwargs=reference_kwargs,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
-        cotangent_shape=None,
-        gradient_shape=None,
-        full=True,
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
+    callables = {"f": f, "jacobian": jacobian}
+    return _public_check(
+        "check_jacobian", x, opts, lambda x, _: _Problem(x, f=f), batch=False, callables=callables, claimed=jacobian
     )
 
 
@@ -884,25 +911,20 @@ def check_vjp(
     the full Jacobian ``J[i, :] = vjp(x, e_i)`` against finite differences when it is small
     and ``full``, else sampled entries; always the inner-product identity.
     """
-    x, dtype, key, tol = _validate(x, dtype, False, reference, top_k, seed, atol, rtol, err_factor)
-    return _run(
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
+    return _public_check(
         "check_vjp",
-        _problem_for(f, vjp, x, dtype),
-        batched=False,
-        reference=key,
-        reference_kwargs=reference_kwargs,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
+        x,
+        opts,
+        lambda x, dtype: _problem_for(f, vjp, x, dtype),
+        batch=False,
+        full=full,
         cotangent_shape=cotangent_shape,
         gradient_shape=gradient_shape,
-        full=full,
     )
 
 
-def check_jacobian_batched(
+def check_batch_jacobian(
     f,
     jacobians,
     X,
@@ -923,28 +945,20 @@ def check_jacobian_batched(
     Jacobians are compared as a block diagonal, so a function that couples samples shows up as
     failing cross-sample entries.
     """
-    X, dtype, key, tol = _validate(X, dtype, True, reference, top_k, seed, atol, rtol, err_factor)
-    if not callable(f) or not callable(jacobians):
-        raise TypeError("f and jacobians must be callable")
-    return _run(
-        "check_jacobian_batched",
-        _Problem(X, f=f),
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
+    callables = {"f": f, "jacobians": jacobians}
+    return _public_check(
+        "check_batch_jacobian",
+        X,
+        opts,
+        lambda X, _: _Problem(X, f=f),
+        batch=True,
+        callables=callables,
         claimed=jacobians,
-        batched=True,
-        reference=key,
-        reference_kwargs=reference_kwargs,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
-        cotangent_shape=None,
-        gradient_shape=None,
-        full=True,
     )
 
 
-def check_vjp_batched(
+def check_batch_vjp(
     f,
     vjp,
     X,
@@ -964,21 +978,9 @@ def check_vjp_batched(
     or a scalar batch loss). ``G`` has ``Y``'s shape. A factor N (or 1/N) between the claim and
     the numbers is diagnosed as ``missing_batch_scaling``.
     """
-    X, dtype, key, tol = _validate(X, dtype, True, reference, top_k, seed, atol, rtol, err_factor)
-    return _run(
-        "check_vjp_batched",
-        _problem_for(f, vjp, X, dtype),
-        batched=True,
-        reference=key,
-        reference_kwargs=reference_kwargs,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
-        cotangent_shape=None,
-        gradient_shape=None,
-        full=full,
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
+    return _public_check(
+        "check_batch_vjp", X, opts, lambda X, dtype: _problem_for(f, vjp, X, dtype), batch=True, full=full
     )
 
 
@@ -1001,25 +1003,15 @@ def check_loss(
     ``default_rng(seed)`` in ``[0, C)`` (``C = num_classes`` or ``X.shape[1]``) when not given.
     A gradient off by one constant at each label entry is diagnosed as ``off_at_label``.
     """
-    X, dtype, _, tol = _validate(X, dtype, True, None, top_k, seed, atol, rtol, err_factor)
-    if not callable(loss_fn):
-        raise TypeError("loss_fn must be callable")
-    labels = _labels(y, X, num_classes, seed)
-    report = _run(
-        "check_loss",
-        _LossProblem(X, loss_fn, labels),
-        batched=True,
-        reference=None,
-        reference_kwargs=None,
-        dtype=dtype,
-        tol=tol,
-        seed=seed,
-        top_k=top_k,
-        name=name,
-        cotangent_shape=None,
-        gradient_shape=None,
-        full=True,
-    )
+    problems = []
+
+    def make_problem(X, _):
+        problems.append(_LossProblem(X, loss_fn, _labels(y, X, num_classes, seed)))
+        return problems[0]
+
+    opts = _Options(None, None, dtype, atol, rtol, err_factor, seed, top_k, name)
+    report = _public_check("check_loss", X, opts, make_problem, batch=True, callables={"loss_fn": loss_fn})
+    labels = problems[0].y
     report.notes.append(f"labels {'given' if y is not None else f'drawn at random (seed {seed})'}: {_short(labels)}")
     return report
 
@@ -1029,6 +1021,6 @@ def _short(a) -> str:
     return np.array2string(a if a.size <= 12 else a[:12], separator=", ") + (" ..." if a.size > 12 else "")
 
 
-for _fn in (check_jacobian, check_vjp, check_jacobian_batched, check_vjp_batched, check_loss):
+for _fn in (check_jacobian, check_vjp, check_batch_jacobian, check_batch_vjp, check_loss):
     if _fn.__doc__ is not None:  # None under ``python -OO``, which strips docstrings
         _fn.__doc__ += _COMMON_DOC

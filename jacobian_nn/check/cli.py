@@ -426,12 +426,12 @@ def _report(args):
             if backward is None:
                 raise UsageError("--style cs231n needs --backward")
             f, vjp = api.from_cs231n(forward, backward, *extra)
-            runner = api.check_vjp_batched if batched else api.check_vjp
+            runner = api.check_batch_vjp if batched else api.check_vjp
             return runner(f, vjp, x, name=args.backward, **kw)
         if jac is not None:
-            runner = api.check_jacobian_batched if batched else api.check_jacobian
+            runner = api.check_batch_jacobian if batched else api.check_jacobian
             return runner(forward, jac, x, name=args.jacobian, **kw)
-        runner = api.check_vjp_batched if batched else api.check_vjp
+        runner = api.check_batch_vjp if batched else api.check_vjp
         return runner(forward, backward, x, name=args.backward, **kw)
     except (ValueError, TypeError) as exc:  # the API's own argument checks (reference kwargs, dtypes)
         raise UsageError(str(exc)) from None

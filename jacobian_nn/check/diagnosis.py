@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validation import relative_error
 from .probes import Refusal
 from .report import Entry, Tolerance, Witness, index_name, nice
 
@@ -435,11 +436,8 @@ def entries(A, B, err, an: Analysis, layout: Layout, mask, k: int, by_excess: bo
 def relative(a, b, atol) -> np.ndarray:
     """``|a - b| / max(|a|, |b|)`` where that maximum exceeds ``atol`` times the largest ``|b|``,
     else 0: an exact zero against rounding noise has no meaningful relative error."""
-    diff = np.abs(a - b)
-    size = np.maximum(np.abs(a), np.abs(b))
     top = float(np.abs(b).max()) if np.size(b) else 0.0
-    live = size > atol * (top if top > 0 else 1.0)
-    return np.where(live, diff / np.where(live, size, 1.0), 0.0)
+    return relative_error(a, b, floor=atol * (top if top > 0 else 1.0))
 
 
 def witness(name, A, B, an: Analysis, detail="") -> Witness:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .api import check_jacobian, check_jacobian_batched, check_loss, check_vjp, check_vjp_batched, from_cs231n
+from .api import check_batch_jacobian, check_batch_vjp, check_jacobian, check_loss, check_vjp, from_cs231n
 from .report import CheckReport
 from ..fd import Comparison
 
@@ -114,7 +114,7 @@ def _batch_mse(missing):
     def vjp(Y, g):
         return g * (Y - T) if missing else g * (Y - T) / Y.shape[0]  # slip: no 1/N
 
-    return lambda: check_vjp_batched(loss, vjp, Y, name="batch mean squared error")
+    return lambda: check_batch_vjp(loss, vjp, Y, name="batch mean squared error")
 
 
 # --------------------------------------------------------------------------- softmax VJP, diagonal only
@@ -133,7 +133,7 @@ def _softmax(diag_only):
             return G * S * (1.0 - S)  # slip: only d s_i / d z_i
         return S * (G - np.sum(G * S, axis=1, keepdims=True))
 
-    return lambda: check_vjp_batched(softmax, vjp, X, reference="softmax", name="softmax vjp")
+    return lambda: check_batch_vjp(softmax, vjp, X, reference="softmax", name="softmax vjp")
 
 
 # --------------------------------------------------------------------------- tanh, sigmoid derivatives
@@ -145,7 +145,7 @@ def _tanh(wrong, dtype=np.float64):
     def vjp(X, G):
         return G * (1.0 - np.tanh(X)) if wrong else G * (1.0 - np.tanh(X) ** 2)  # slip: 1 - tanh
 
-    return lambda: check_vjp_batched(np.tanh, vjp, X, reference="tanh", name=f"tanh vjp ({np.dtype(dtype).name})")
+    return lambda: check_batch_vjp(np.tanh, vjp, X, reference="tanh", name=f"tanh vjp ({np.dtype(dtype).name})")
 
 
 def _sigmoid(wrong):
@@ -159,7 +159,7 @@ def _sigmoid(wrong):
         J[:, np.arange(m), np.arange(m)] = d
         return J
 
-    return lambda: check_jacobian_batched(expit, sigmoid_jacobians, X, reference="sigmoid", name="sigmoid jacobians")
+    return lambda: check_batch_jacobian(expit, sigmoid_jacobians, X, reference="sigmoid", name="sigmoid jacobians")
 
 
 # --------------------------------------------------------------------------- CS231n relu
@@ -190,7 +190,7 @@ def _relu(backward, at_kink):
     if at_kink:
         X[0, 0] = X[1, 3] = X[3, 2] = 0.0
     f, vjp = from_cs231n(relu_forward, backward)
-    return lambda: check_vjp_batched(f, vjp, X, reference="relu", name=f"cs231n {backward.__name__}")
+    return lambda: check_batch_vjp(f, vjp, X, reference="relu", name=f"cs231n {backward.__name__}")
 
 
 # --------------------------------------------------------------------------- slips at any size
@@ -232,8 +232,8 @@ def _fam_dense_backward(N, D, dtype):
     right = lambda X, G: (G * (1 - f(X) ** 2)) @ W.T
     wrong = lambda X, G: (G @ W) * (1 - f(X) ** 2)
     return {
-        "slip": lambda: check_vjp_batched(f, wrong, X, name="dense backward, transposed chain"),
-        "twin": lambda: check_vjp_batched(f, right, X, name="dense backward"),
+        "slip": lambda: check_batch_vjp(f, wrong, X, name="dense backward, transposed chain"),
+        "twin": lambda: check_batch_vjp(f, right, X, name="dense backward"),
     }
 
 
@@ -242,8 +242,8 @@ def _fam_sign(N, D, dtype):
     T = rng.standard_normal((N, D)).astype(dtype)
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2)
     return {
-        "slip": lambda: check_vjp_batched(loss, lambda Y, g: g * (T - Y), Y, name="squared error, t - y"),
-        "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T), Y, name="squared error"),
+        "slip": lambda: check_batch_vjp(loss, lambda Y, g: g * (T - Y), Y, name="squared error, t - y"),
+        "twin": lambda: check_batch_vjp(loss, lambda Y, g: g * (Y - T), Y, name="squared error"),
     }
 
 
@@ -262,8 +262,8 @@ def _fam_batch_mean(N, D, dtype):
     T = rng.standard_normal((N, D)).astype(dtype)
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
     return {
-        "slip": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T), Y, name="batch mean, no 1/N"),
-        "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T) / Y.shape[0], Y, name="batch mean"),
+        "slip": lambda: check_batch_vjp(loss, lambda Y, g: g * (Y - T), Y, name="batch mean, no 1/N"),
+        "twin": lambda: check_batch_vjp(loss, lambda Y, g: g * (Y - T) / Y.shape[0], Y, name="batch mean"),
     }
 
 
@@ -279,16 +279,16 @@ def _fam_softmax(N, D, dtype):
         return G * S * (1 - S)
 
     return {
-        "slip": lambda: check_vjp_batched(softmax_rows, wrong, Z, name="softmax vjp, diagonal only"),
-        "twin": lambda: check_vjp_batched(softmax_rows, right, Z, name="softmax vjp"),
+        "slip": lambda: check_batch_vjp(softmax_rows, wrong, Z, name="softmax vjp, diagonal only"),
+        "twin": lambda: check_batch_vjp(softmax_rows, right, Z, name="softmax vjp"),
     }
 
 
 def _fam_tanh(N, D, dtype):
     _, X = _data(N, D, dtype, 6)
     return {
-        "slip": lambda: check_vjp_batched(np.tanh, lambda X, G: G * (1 - np.tanh(X)), X, name="1 - tanh"),
-        "twin": lambda: check_vjp_batched(np.tanh, lambda X, G: G * (1 - np.tanh(X) ** 2), X, name="tanh"),
+        "slip": lambda: check_batch_vjp(np.tanh, lambda X, G: G * (1 - np.tanh(X)), X, name="1 - tanh"),
+        "twin": lambda: check_batch_vjp(np.tanh, lambda X, G: G * (1 - np.tanh(X) ** 2), X, name="tanh"),
     }
 
 
@@ -298,8 +298,8 @@ def _fam_relu(N, D, dtype):
     f_wrong, v_wrong = from_cs231n(relu_forward, relu_backward_inverted)
     f_right, v_right = from_cs231n(relu_forward, relu_backward)
     return {
-        "slip": lambda: check_vjp_batched(f_wrong, v_wrong, X),
-        "twin": lambda: check_vjp_batched(f_right, v_right, X),
+        "slip": lambda: check_batch_vjp(f_wrong, v_wrong, X),
+        "twin": lambda: check_batch_vjp(f_right, v_right, X),
     }
 
 
@@ -318,7 +318,7 @@ def _fam_dropout(N, D, dtype):
     _, X = _data(N, D, dtype, 8)
     fw, vw = from_cs231n(dropout_forward, dropout_backward, {"p": 0.5})  # no seed: a new mask per call
     fr, vr = from_cs231n(dropout_forward, dropout_backward, {"p": 0.5, "seed": 1})
-    return {"slip": lambda: check_vjp_batched(fw, vw, X), "twin": lambda: check_vjp_batched(fr, vr, X)}
+    return {"slip": lambda: check_batch_vjp(fw, vw, X), "twin": lambda: check_batch_vjp(fr, vr, X)}
 
 
 def _fam_ignores(N, D, dtype):
@@ -326,8 +326,8 @@ def _fam_ignores(N, D, dtype):
     T = rng.standard_normal((N, D)).astype(dtype)
     loss = lambda Y: 0.5 * np.sum((Y - T) ** 2) / Y.shape[0]
     return {
-        "slip": lambda: check_vjp_batched(loss, lambda Y, g: (Y - T) / Y.shape[0], Y, name="gradient, no g"),
-        "twin": lambda: check_vjp_batched(loss, lambda Y, g: g * (Y - T) / Y.shape[0], Y, name="vjp"),
+        "slip": lambda: check_batch_vjp(loss, lambda Y, g: (Y - T) / Y.shape[0], Y, name="gradient, no g"),
+        "twin": lambda: check_batch_vjp(loss, lambda Y, g: g * (Y - T) / Y.shape[0], Y, name="vjp"),
     }
 
 
@@ -346,8 +346,8 @@ def relu_backward_copy(dout, cache):
 def _fam_mutates(N, D, dtype):
     _, X = _data(N, D, dtype, 10)
     return {
-        "slip": lambda: check_vjp_batched(*from_cs231n(relu_forward, relu_backward_in_place), X),
-        "twin": lambda: check_vjp_batched(*from_cs231n(relu_forward, relu_backward_copy), X),
+        "slip": lambda: check_batch_vjp(*from_cs231n(relu_forward, relu_backward_in_place), X),
+        "twin": lambda: check_batch_vjp(*from_cs231n(relu_forward, relu_backward_copy), X),
     }
 
 
@@ -371,8 +371,8 @@ def _fam_shape(N, D, dtype):
     rng, X = _data(N, D, dtype, 11)
     gamma, beta = rng.standard_normal(D).astype(dtype), rng.standard_normal(D).astype(dtype)
     return {
-        "slip": lambda: check_vjp_batched(*from_cs231n(scale_forward, scale_backward_keepdims, gamma, beta), X),
-        "twin": lambda: check_vjp_batched(*from_cs231n(scale_forward, scale_backward, gamma, beta), X),
+        "slip": lambda: check_batch_vjp(*from_cs231n(scale_forward, scale_backward_keepdims, gamma, beta), X),
+        "twin": lambda: check_batch_vjp(*from_cs231n(scale_forward, scale_backward, gamma, beta), X),
     }
 
 
@@ -397,8 +397,8 @@ def _fam_affine_dw(N, D, dtype):
     w = (rng.standard_normal((D, D)) / np.sqrt(D)).astype(dtype)
     b = rng.standard_normal(D).astype(dtype)
     return {
-        "slip": lambda: check_vjp_batched(*from_cs231n(affine_forward, affine_backward_dw_transposed, w, b), X),
-        "twin": lambda: check_vjp_batched(*from_cs231n(affine_forward, affine_backward, w, b), X),
+        "slip": lambda: check_batch_vjp(*from_cs231n(affine_forward, affine_backward_dw_transposed, w, b), X),
+        "twin": lambda: check_batch_vjp(*from_cs231n(affine_forward, affine_backward, w, b), X),
     }
 
 

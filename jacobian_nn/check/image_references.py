@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .._validation import is_integer, is_real
+
 IMAGE_REFERENCES = ("conv2d", "maxpool2d", "avgpool2d", "spatial_batchnorm")
 
 _DICTS = {
@@ -89,7 +91,7 @@ def _options(key, kw) -> dict:
 
 
 def _int(key, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise _err(key, f"{name}: expected an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -166,7 +168,7 @@ def build_layer(key, x, kw, batched):
                 raise _err(key, f"mode: expected 'train' or 'test', got {mode!r}")
             gamma, beta = _array(key, "gamma", opts["gamma"], (C,)), _array(key, "beta", opts["beta"], (C,))
             eps = opts.get("eps", 1e-5)
-            if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) or not eps > 0:
+            if not is_real(eps) or not eps > 0:
                 raise _err(key, f"eps: expected a number > 0, got {eps!r}")
             running = {}
             if mode == "test":

@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from .._validation import eps_of, relative_error
 from .report import Probe, index_name
 
 #: The scalar ``a`` of the linearity probe ``vjp(a u + w) = a vjp(u) + vjp(w)``.
@@ -171,8 +172,7 @@ def probe_determinism(calls: Calls, fn, label: str, args: list, names: list, out
 
 def probe_linearity(g_u, g_w, g_mix, dtype, gnames, label) -> Probe:
     """Judge ``g_mix = vjp(a u + w)`` against ``a g_u + g_w`` (lists of arrays, one per gradient)."""
-    eps = float(np.finfo(np.dtype(dtype)).eps)
-    tol_rel = LINEARITY_SQRT_EPS_FACTOR * math.sqrt(eps)
+    tol_rel = LINEARITY_SQRT_EPS_FACTOR * math.sqrt(eps_of(dtype))
     worst = 0.0
     for name, gu, gw, gm in zip(gnames, g_u, g_w, g_mix):
         gu, gw, gm = (np.asarray(t, dtype=np.float64) for t in (gu, gw, gm))
@@ -188,7 +188,7 @@ def probe_linearity(g_u, g_w, g_mix, dtype, gnames, label) -> Probe:
                 f"linear in dout)",
             )
         dev = float(np.abs(gm - (LINEARITY_A * gu + gw)).max(initial=0.0))
-        worst = max(worst, dev / scale)
+        worst = max(worst, float(relative_error(gm, LINEARITY_A * gu + gw, scale=scale).max(initial=0.0)))
         if dev > tol:
             raise Refusal(
                 "not_linear",

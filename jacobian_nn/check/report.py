@@ -25,6 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .._validation import eps_of, is_real
 from ..fd import FD_ERR_FACTOR
 
 #: ``atol = rtol = TOL_SQRT_EPS_FACTOR * sqrt(eps)``: 1.49e-7 (float64), 3.45e-3 (float32).
@@ -59,14 +60,14 @@ class Tolerance:
     def for_dtype(cls, dtype, *, atol=None, rtol=None, err_factor=None) -> "Tolerance":
         """Defaults from ``dtype``; any of the three may be overridden."""
         dtype = np.dtype(dtype)
-        base = TOL_SQRT_EPS_FACTOR * math.sqrt(float(np.finfo(dtype).eps))
+        base = TOL_SQRT_EPS_FACTOR * math.sqrt(eps_of(dtype))
         vals = {
             "atol": base if atol is None else atol,
             "rtol": base if rtol is None else rtol,
             "err_factor": ERR_FACTOR if err_factor is None else err_factor,
         }
         for k, v in vals.items():
-            if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v)) and v >= 0):
+            if not (is_real(v) and math.isfinite(float(v)) and v >= 0):
                 raise ValueError(f"{k}: expected a finite number >= 0, got {v!r}")
         return cls(
             atol=float(vals["atol"]), rtol=float(vals["rtol"]), err_factor=float(vals["err_factor"]), dtype=dtype.name
@@ -74,7 +75,7 @@ class Tolerance:
 
     @property
     def noise(self) -> float:
-        return NOISE_EPS_FACTOR * float(np.finfo(np.dtype(self.dtype)).eps)
+        return NOISE_EPS_FACTOR * eps_of(self.dtype)
 
     def bound(self, witness, err=None, scale=None, top=None) -> np.ndarray:
         """``atol * scale + rtol * |witness| + err_factor * err + noise * top`` (``err`` must be finite);

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import relative_error
 from ..fd import INITIAL_STEP, MAXITER, fd_jacobian
 from .diagnosis import Layout, describe_convention, diagnose, relative
 from .image_references import IMAGE_REFERENCES, image_reference
@@ -105,7 +106,7 @@ def _act_single(name):
     return run
 
 
-def _act_batched(name):
+def _act_batch(name):
     def run(X, kw):
         from ..activations import get_activation
 
@@ -135,7 +136,7 @@ def _dense_single(x, kw):
     return layer.forward(col)[0], layer.jacobian_x(col)
 
 
-def _dense_batched(X, kw):
+def _dense_batch(X, kw):
     from ..layers import Dense
 
     W, b, act = _dense_params(kw)
@@ -147,11 +148,11 @@ def _dense_batched(X, kw):
 def _batchnorm_single(x, kw):
     raise ValueError(
         "reference='batchnorm': batch normalisation couples the samples of a batch; use "
-        "check_jacobian_batched / check_vjp_batched with a batch X (N, m), N >= 2"
+        "check_batch_jacobian / check_batch_vjp with a batch X (N, m), N >= 2"
     )
 
 
-def _batchnorm_batched(X, kw):
+def _batchnorm_batch(X, kw):
     """Batch norm (train mode by default): keyword arguments gamma, beta, eps, mode and, for
     mode='test', running_mean and running_var. The Jacobian is the library's full
     ``(N*m, N*m)`` batch Jacobian (samples are coupled)."""
@@ -169,11 +170,11 @@ def _batchnorm_batched(X, kw):
 
 
 REFERENCES = {
-    name: (_act_single(name), _act_batched(name))
+    name: (_act_single(name), _act_batch(name))
     for name in ("identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax")
 }
-REFERENCES["dense"] = (_dense_single, _dense_batched)
-REFERENCES["batchnorm"] = (_batchnorm_single, _batchnorm_batched)
+REFERENCES["dense"] = (_dense_single, _dense_batch)
+REFERENCES["batchnorm"] = (_batchnorm_single, _batchnorm_batch)
 REFERENCES.update({name: image_reference(name) for name in IMAGE_REFERENCES})
 
 
@@ -215,7 +216,7 @@ def identity(
         if pairs is not None:
             pairs.append((u, v, lhs, rhs, bound))
         d = abs(lhs - rhs)
-        max_rel = max(max_rel, d / scale if scale > 0 else 0.0)
+        max_rel = max(max_rel, float(relative_error(lhs, rhs, scale=scale)))
         worst = max(worst, d)
         if d > bound:
             lo, lerr, _ = rhs_of(-1)
