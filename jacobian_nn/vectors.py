@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._validation import eps_of
 from .activations import get_activation
 from .check.report import NOISE_EPS_FACTOR, TOL_SQRT_EPS_FACTOR
 from .layers import Dense
@@ -208,7 +209,7 @@ class Case(CaseId):
 def tolerance(dtype) -> dict:
     """The tolerance of every case of ``dtype``, with how it is derived."""
     dt = np.dtype(dtype)
-    eps = float(np.finfo(dt).eps)
+    eps = eps_of(dt)
     base = TOL_SQRT_EPS_FACTOR * math.sqrt(eps)
     return {
         "atol": base,

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .check.diagnosis import EXPLAIN, Layout, analyse_full
+from ._validation import is_integer
 from .check.report import Tolerance, index_name, nice, write_json_atomic
 from . import __version__
 from .vectors import FORMAT, LAYOUTS, CaseId, content_hash
@@ -142,9 +143,7 @@ def read_json_array(path: Path) -> np.ndarray:
         raise Refused(f"{path.name}: the nested lists are ragged ({exc})") from None
     A = _real(A, path.name)
     if shape is not None:
-        if not (
-            isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
-        ):
+        if not (isinstance(shape, list) and all(is_integer(s) and s >= 0 for s in shape)):
             raise Refused(f"{path.name}: 'shape' must be a list of integers >= 0, got {shape!r}")
         if A.size != int(np.prod(shape, dtype=np.int64)):
             raise Refused(
@@ -544,7 +543,7 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
     for what, p in (("DIR", suite), ("RESULTS", results)):
         if not p.is_dir():
             raise ValueError(f"{what}: {str(p)!r} is not a folder")
-    if not (isinstance(top, int) and not isinstance(top, bool) and top >= 0):
+    if not (is_integer(top) and top >= 0):
         raise ValueError(f"top: expected an integer >= 0, got {top!r}")
     rep = ConformanceReport("refused", str(suite), str(results))
     try:
