@@ -23,7 +23,8 @@ builds the call graph of every ``*_batched`` method and fails if it reaches ``gr
 Proofs (``proofs/proof_losses.py``, ``proof_softmax.py``): ``proofs:loss.cross_entropy``,
 ``proofs:loss.mse002``, ``proofs:loss.batch_mean`` (batch mean), ``proofs:loss.log0_000`` (why a
 zero probability is refused), ``proofs:softmax.ce_combined`` (fused gradient ``s - y``),
-``proofs:softmax.loss_code_batch`` (batched fused gradient).
+``proofs:softmax.loss_code_batch`` (batched fused gradient); the library's own statements, which no
+seed makes: ``proofs:loss.svm``, ``proofs:loss.bce``, ``proofs:loss.sigmoid_bce``.
 """
 
 from __future__ import annotations
@@ -475,7 +476,7 @@ class MulticlassSVM(Loss):
     Gradient: a row ``(1, m)``. **Kink**: a margin of exactly 0 contributes nothing to the
     gradient (``1[0 > 0] = 0``, CS231n's ``margins > 0``; the hinge ``max(0, t)`` takes its
     ``t <= 0`` branch at 0, as relu'(0) = 0 does): the one-sided derivative along ``s_j``
-    from below, and along ``s_y`` from above.
+    from below, and along ``s_y`` from above. Proof: ``proofs:loss.svm``.
 
     Labels: an integer class index, or a one-hot column ``(m, 1)``; batched, integer indices
     ``(N,)`` or one-hot rows ``(N, m)``. The batch loss is the mean of the per-sample losses
@@ -669,7 +670,8 @@ class BinaryCrossEntropy(_BinaryLabels):
     A term whose label weight is 0 is left out (``0 log 0 = 0``). ``p`` must lie in [0, 1];
     ``p_i = 0`` with ``y_i > 0`` or ``p_i = 1`` with ``y_i < 1`` makes the loss infinite and is
     refused, never clipped. Near 0 and 1, ``log p`` of a rounded probability loses digits that
-    the logits still had: :class:`SigmoidBinaryCrossEntropy` takes the logits instead.
+    the logits still had: :class:`SigmoidBinaryCrossEntropy` takes the logits instead. Proof:
+    ``proofs:loss.bce``.
     Labels: ``(m, 1)`` in [0, 1], bools, or a scalar when ``m == 1``; batched ``(N, m)`` or ``(N,)``.
     """
 
@@ -748,7 +750,8 @@ class SigmoidBinaryCrossEntropy(_BinaryLabels):
     ``e = exp(-|z|)``, so nothing overflows, nothing takes the log of a rounded 0 (at ``z = -1000``
     with label 1 the loss is 1000, not inf), and the gradient for a 0/1 label is one of them to full
     relative precision (at ``z = 36``, label 1: ``-sigmoid(-36)``, not ``1 - 1 = 0`` after rounding). A network using it ends in an
-    identity activation. Labels as for :class:`BinaryCrossEntropy`.
+    identity activation. Labels as for :class:`BinaryCrossEntropy`. Proof: ``proofs:loss.sigmoid_bce``
+    (the stable loss equals BCE of the sigmoid, and the gradient, for z > 0 and z < 0).
     """
 
     name = "sigmoid_binary_cross_entropy"
