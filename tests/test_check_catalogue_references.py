@@ -523,3 +523,13 @@ def test_cli_loss_reference(tmp_path, capsys, forward, extra, code):
     assert got == EXIT_CODES[code], out
     if code == "usage error":
         assert "margin" in out.err + out.out
+
+
+def test_bce_near_the_boundary_is_refused_not_passed():
+    """The finite differences step 0.01 from the point: a probability 0.01 from 0 makes the witness (and the
+    loss) infinite, so the check is refused; at 0.011 it runs and passes."""
+    y = np.array([1, 0, 1])
+    refused = jn.check_loss(bce_loss, np.array([[0.01], [0.5], [0.7]]), y, reference="binary_cross_entropy")
+    assert refused.verdict == "refused" and refused.diagnosis == "witness_not_finite"
+    ok = jn.check_loss(bce_loss, np.array([[0.011], [0.5], [0.7]]), y, reference="binary_cross_entropy")
+    assert ok.passed, ok.summary

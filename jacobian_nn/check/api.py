@@ -1059,8 +1059,9 @@ def check_loss(
     further witness; ``reference_kwargs`` ``{'delta': ...}`` for ``svm``. With a binary loss the
     labels are one yes/no label per score, of ``X``'s shape ``(N, C)`` (or ``(N,)`` when
     ``C == 1``), bools, 0/1 or floats in [0, 1], passed to ``loss_fn`` as given; drawn as 0.0/1.0 of
-    ``X``'s shape when not given. ``binary_cross_entropy`` needs probabilities ``X`` at least about
-    0.05 inside (0, 1): the finite differences step that far.
+    ``X``'s shape when not given. ``binary_cross_entropy`` needs probabilities ``X`` more than
+    0.01 (the finite differences' first step) inside (0, 1); closer, the witness is refused
+    (``witness_not_finite``), never passed.
     """
     X, dtype, key, tol = _validate(X, dtype, True, reference, top_k, seed, atol, rtol, err_factor)
     if not callable(loss_fn):
