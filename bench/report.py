@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from .suite import JACOBIAN_TASKS
+
 
 def _ms(row):
     return "" if row is None else f"{row['median'] * 1e3:.3g}"
@@ -49,7 +51,7 @@ def markdown(result) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in ratios:
-        if e["task"] in ("input jacobians", "softmax jacobians"):
+        if e["task"] in JACOBIAN_TASKS:
             continue
         k = dict(arch=e["arch"], dtype=e["dtype"], task=e["task"])
         ref, bat, tor = (_find(rows, impl=i, **k) for i in ("reference", "batched", "torch"))
@@ -89,7 +91,7 @@ def markdown(result) -> str:
             f"| {' | '.join(mem)} | {ws_mib} |"
         )
 
-    jac = [e for e in ratios if e["task"] in ("input jacobians", "softmax jacobians")]
+    jac = [e for e in ratios if e["task"] in JACOBIAN_TASKS]
     if jac:
         out += [
             "",

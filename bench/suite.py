@@ -29,7 +29,8 @@ path, the baselines and torch), tasks:
 Jacobians ``(N, m, m)`` at m = 10 and 100: the input Jacobian of an m-m-m
 network (reference ``input_jacobian`` per sample / ``input_jacobian_batched`` /
 ``vmap(jacrev)``) and the softmax Jacobian (``Softmax.jacobian`` per sample /
-``jacobian_batched`` / ``vmap(jacrev(softmax))``).
+``jacobian_batched`` / ``vmap(jacrev(softmax))``), and layer normalisation's (``LayerNorm.jacobian_x`` per sample /
+``jacobian_x_batched`` / ``vmap(jacrev(layer_norm))``).
 
 CNNs (:mod:`bench.cnn`): a CNN on 1x8x8 digits and a CIFAR-shaped convolution (3x32x32, 16 filters 3x3,
 pad 1, 2x2 max-pool), training step of both paths and torch eager, and the memory of the sparse
@@ -59,6 +60,9 @@ ARCHITECTURES = {
     "C": ([3072, 100, 10], 256),
     "D": ([784, 512, 512, 10], 128),
 }
+
+#: The tasks of :func:`_bench_jacobians`, reported in their own table.
+JACOBIAN_TASKS = ("input jacobians", "softmax jacobians", "layernorm jacobians")
 
 MODES = {
     "smoke": dict(
@@ -243,6 +247,18 @@ def _bench_jacobians(rec, torch, m, N):
             "reference": (lambda: [sm.jacobian(c) for c in cols], True),
             "batched": (lambda: sm.jacobian_batched(X), False),
             "torch": (tb.make_softmax_jacobians(torch, X), False) if use_torch else None,
+        },
+        **keys,
+    )
+    rng = np.random.default_rng(m)
+    gamma, beta = 1.0 + 0.1 * rng.standard_normal(m), 0.1 * rng.standard_normal(m)
+    ln = jn.LayerNorm(m, gamma=gamma, beta=beta)
+    rec.group(
+        "layernorm jacobians",
+        {
+            "reference": (lambda: [ln.jacobian_x(c) for c in cols], True),
+            "batched": (lambda: ln.jacobian_x_batched(X), False),
+            "torch": (tb.make_layernorm_jacobians(torch, X, gamma, beta, ln.eps), False) if use_torch else None,
         },
         **keys,
     )

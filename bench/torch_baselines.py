@@ -115,3 +115,14 @@ def make_softmax_jacobians(torch, Z):
     Zt = torch.tensor(Z)
     jac = vmap(jacrev(lambda z: torch.softmax(z, dim=0)))
     return lambda: jac(Zt)
+
+
+def make_layernorm_jacobians(torch, X, gamma, beta, eps):
+    """``vmap(jacrev(layer_norm))`` over the rows of ``X`` ``(N, m)``: per-sample ``(m, m)`` Jacobians of
+    ``torch.nn.functional.layer_norm`` with the same ``gamma``, ``beta`` and ``eps`` as the library's."""
+    from torch.func import jacrev, vmap
+
+    Xt, g, b = torch.tensor(X), torch.tensor(gamma), torch.tensor(beta)
+    m = X.shape[1]
+    jac = vmap(jacrev(lambda x: torch.nn.functional.layer_norm(x, (m,), g, b, eps)))
+    return lambda: jac(Xt)

@@ -34,7 +34,6 @@ from ._validation import (
     lend,
     state_kept_on_overflow,
 )
-from .losses import label_matrix
 
 
 # --------------------------------------------------------------------------- workspace
@@ -243,10 +242,9 @@ def predict_batched(net, X) -> np.ndarray:
 
 
 def accuracy_batched(net, X, Y) -> float:
-    """Fraction of rows whose output argmax equals the label's."""
-    out = predict_batched(net, X)
-    labels = label_matrix(Y, out.shape[0], net.n_out, dtype=net.dtype).argmax(axis=1)
-    return float(np.mean(out.argmax(axis=1) == labels))
+    """Fraction of correct decisions, as the network's loss decides (``Loss.decision_accuracy``: the argmax class,
+    or one yes/no per output for the binary losses), on the batched path's outputs."""
+    return net.loss.decision_accuracy(predict_batched(net, X), Y)
 
 
 # --------------------------------------------------------------------------- per-sample results

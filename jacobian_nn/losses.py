@@ -23,7 +23,8 @@ builds the call graph of every ``*_batched`` method and fails if it reaches ``gr
 Proofs (``proofs/proof_losses.py``, ``proof_softmax.py``): ``proofs:loss.cross_entropy``,
 ``proofs:loss.mse002``, ``proofs:loss.batch_mean`` (batch mean), ``proofs:loss.log0_000`` (why a
 zero probability is refused), ``proofs:softmax.ce_combined`` (fused gradient ``s - y``),
-``proofs:softmax.loss_code_batch`` (batched fused gradient).
+``proofs:softmax.loss_code_batch`` (batched fused gradient); the library's own statements, which no
+seed makes: ``proofs:loss.svm``, ``proofs:loss.bce``, ``proofs:loss.sigmoid_bce``.
 """
 
 from __future__ import annotations
@@ -148,6 +149,8 @@ class Loss:
 
     #: labels must be probability rows (the cross-entropies), not any real rows (mean squared error)
     labels_are_probabilities: bool = False
+    #: one yes/no label per output (the binary losses), not one class per sample
+    binary_labels: bool = False
 
     def check_labels(self, Y, N: int, m: int, dtype=np.float64) -> None:
         """Refuse labels that this loss would refuse, before anything runs: the batched driver
@@ -200,6 +203,32 @@ class Loss:
         """``(forward_batched(Y_hat, Y), gradient_batched(Y_hat, Y))`` in one call (``out``, the
         batched driver's lender, unused here)."""
         return self.forward_batched(Y_hat, Y), self.gradient_batched(Y_hat, Y)
+
+    # -- decisions: what a network trained with this loss predicts, for accuracy ---------------
+
+    def predict_labels(self, Y_hat) -> np.ndarray:
+        """The decisions of a network whose outputs ``Y_hat`` ``(N, m)`` this loss scores: here (one
+        class per sample) the class of the largest output, ``argmax`` per row, ``(N,)``; a tie goes
+        to the first maximal output (numpy's ``argmax``)."""
+        return output_batch(Y_hat).argmax(axis=1)
+
+    def target_labels(self, Y, N: int, m: int) -> np.ndarray:
+        """The labels ``Y`` as :meth:`predict_labels` states decisions: here the class ``(N,)``, from
+        integer indices, or the argmax of one-hot (or probability) rows ``(N, m)``."""
+        idx = label_indices(Y, N, m)
+        return idx if idx is not None else label_matrix(Y, N, m).argmax(axis=1)
+
+    def count_correct(self, Y_hat, Y) -> tuple[int, int]:
+        """``(correct, decisions)``: how many of :meth:`predict_labels` equal :meth:`target_labels`, and
+        how many decisions there are (N here; N * m for the binary losses, one per output)."""
+        D = self.predict_labels(Y_hat)
+        T = self.target_labels(Y, *output_batch(Y_hat).shape)
+        return int(np.count_nonzero(D == T)), int(D.size)
+
+    def decision_accuracy(self, Y_hat, Y) -> float:
+        """The fraction of correct decisions, ``correct / decisions`` of :meth:`count_correct`."""
+        correct, total = self.count_correct(Y_hat, Y)
+        return correct / total
 
 
 # --------------------------------------------------------------------------- cross-entropy
@@ -480,7 +509,7 @@ class MulticlassSVM(Loss):
     Gradient: a row ``(1, m)``. **Kink**: a margin of exactly 0 contributes nothing to the
     gradient (``1[0 > 0] = 0``, CS231n's ``margins > 0``; the hinge ``max(0, t)`` takes its
     ``t <= 0`` branch at 0, as relu'(0) = 0 does): the one-sided derivative along ``s_j``
-    from below, and along ``s_y`` from above.
+    from below, and along ``s_y`` from above. Proof: ``proofs:loss.svm``.
 
     Labels: an integer class index, or a one-hot column ``(m, 1)``; batched, integer indices
     ``(N,)`` or one-hot rows ``(N, m)``. The batch loss is the mean of the per-sample losses
@@ -630,6 +659,8 @@ def binary_label_column(y, m: int, name: str = "y", dtype=np.float64) -> np.ndar
 class _BinaryLabels(Loss):
     """Labels of the binary losses: each output is its own yes/no question (``y_i`` in [0, 1])."""
 
+    binary_labels = True
+
     def check_labels(self, Y, N: int, m: int, dtype=np.float64) -> None:
         binary_label_matrix(Y, N, m, dtype=dtype)
 
@@ -641,6 +672,11 @@ class _BinaryLabels(Loss):
 
     def labels_batched(self, Y, N: int, m: int, dtype=np.float64) -> np.ndarray:
         return binary_label_matrix(Y, N, m, dtype=dtype)
+
+    def target_labels(self, Y, N: int, m: int) -> np.ndarray:
+        """Each output's yes/no label as a bool ``(N, m)``: a label counts as yes iff ``y >= 0.5`` (a 0/1 or
+        bool label is itself; a soft label is rounded with the same tie rule as the decisions)."""
+        return binary_label_matrix(Y, N, m) >= 0.5
 
     def forward(self, y_hat, y):
         """``L`` (a float); :meth:`__call__`'s value."""
@@ -669,11 +705,18 @@ class BinaryCrossEntropy(_BinaryLabels):
     A term whose label weight is 0 is left out (``0 log 0 = 0``). ``p`` must lie in [0, 1];
     ``p_i = 0`` with ``y_i > 0`` or ``p_i = 1`` with ``y_i < 1`` makes the loss infinite and is
     refused, never clipped. Near 0 and 1, ``log p`` of a rounded probability loses digits that
-    the logits still had: :class:`SigmoidBinaryCrossEntropy` takes the logits instead.
+    the logits still had: :class:`SigmoidBinaryCrossEntropy` takes the logits instead. Proof:
+    ``proofs:loss.bce``.
     Labels: ``(m, 1)`` in [0, 1], bools, or a scalar when ``m == 1``; batched ``(N, m)`` or ``(N,)``.
     """
 
     name = "binary_cross_entropy"
+
+    def predict_labels(self, P) -> np.ndarray:
+        """The decisions ``(N, m)`` bool: yes iff ``p >= 0.5`` (a probability of exactly 0.5 is a yes, the
+        same tie rule as :class:`SigmoidBinaryCrossEntropy`'s ``z >= 0``, since ``sigmoid(0) = 0.5``).
+        Accuracy counts every output's decision: ``correct / (N * m)``."""
+        return output_batch(P, "Y_hat") >= 0.5
 
     @staticmethod
     def _check_probs(P, Y, name):
@@ -748,10 +791,18 @@ class SigmoidBinaryCrossEntropy(_BinaryLabels):
     ``e = exp(-|z|)``, so nothing overflows, nothing takes the log of a rounded 0 (at ``z = -1000``
     with label 1 the loss is 1000, not inf), and the gradient for a 0/1 label is one of them to full
     relative precision (at ``z = 36``, label 1: ``-sigmoid(-36)``, not ``1 - 1 = 0`` after rounding). A network using it ends in an
-    identity activation. Labels as for :class:`BinaryCrossEntropy`.
+    identity activation. Labels as for :class:`BinaryCrossEntropy`. Proof: ``proofs:loss.sigmoid_bce``
+    (the stable loss equals BCE of the sigmoid, and the gradient, for z > 0 and z < 0).
     """
 
     name = "sigmoid_binary_cross_entropy"
+
+    def predict_labels(self, Z) -> np.ndarray:
+        """The decisions ``(N, m)`` bool from logits: yes iff ``z >= 0``, which is ``sigmoid(z) >= 0.5`` in
+        exact arithmetic (the tie ``z = 0``, ``sigmoid = 0.5``, is a yes, as in
+        :class:`BinaryCrossEntropy`; deciding on the logit avoids a rounded ``sigmoid(-1e-17) = 0.5``).
+        Accuracy counts every output's decision: ``correct / (N * m)``."""
+        return output_batch(Z, "Z") >= 0
 
     def __call__(self, z, y, *, check=True):
         """``(L, dL/dz)`` for logits ``z`` ``(m, 1)`` (formulas in the class docstring)."""

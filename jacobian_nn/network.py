@@ -48,7 +48,6 @@ from .losses import (
     SigmoidBinaryCrossEntropy,
     SoftmaxCrossEntropy,
     get_loss,
-    label_matrix,
 )
 
 
@@ -337,10 +336,11 @@ class Network:
         return reference.predict(self, X, "test")
 
     def accuracy(self, X, Y) -> float:
-        """Fraction of samples whose output argmax equals the label's (reference path)."""
-        out = self.predict(X)
-        labels = label_matrix(Y, out.shape[0], self.n_out).argmax(axis=1)
-        return float(np.mean(out.argmax(axis=1) == labels))
+        """Fraction of correct decisions on ``X`` (reference path, test mode), as the loss decides
+        (:meth:`jacobian_nn.losses.Loss.decision_accuracy`): the argmax class per sample for the multiclass
+        losses; for ``BinaryCrossEntropy`` yes iff ``p >= 0.5`` and for ``SigmoidBinaryCrossEntropy``
+        yes iff ``z >= 0``, one decision per output."""
+        return self.loss.decision_accuracy(self.predict(X), Y)
 
     # -- batched path (implemented in jacobian_nn.batched) --------------------------------
 
@@ -365,7 +365,7 @@ class Network:
         return batched.predict_batched(self, X)
 
     def accuracy_batched(self, X, Y) -> float:
-        """Accuracy through the batched path."""
+        """:meth:`accuracy` through the batched path."""
         return batched.accuracy_batched(self, X, Y)
 
     def input_jacobian_batched(self, X) -> np.ndarray:

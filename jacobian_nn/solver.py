@@ -62,6 +62,7 @@ import numpy as np
 from ._validation import NonFiniteError, as_batch, as_generator, check_positive, check_positive_int
 from .optimizers import Optimizer
 from .batched import Workspace
+from .losses import binary_label_matrix
 
 PATHS = ("batched", "reference")
 
@@ -221,10 +222,20 @@ def _check_count(value, name, upper=None, upper_name=None, allow_none=False):
     return int(value)
 
 
-def _labels(y, name, N):
+def _labels(y, name, N, net):
+    """Class labels ``(N,)`` in ``[0, n_out)``; for a loss with yes/no labels (``loss.binary_labels``),
+    labels in [0, 1] of shape ``(N, n_out)`` (or ``(N,)`` for one output), bools included."""
     y = np.asarray(y)
+    if net.loss.binary_labels:
+        binary_label_matrix(y, N, net.n_out, name=name)
+        return y
     if y.shape != (N,) or y.dtype.kind not in "iu":
         raise ValueError(f"{name}: expected integer labels of shape ({N},), got {y.dtype} {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= net.n_out):
+        raise ValueError(
+            f"{name}: expected labels in [0, {net.n_out - 1}] (the network's outputs), "
+            f"got values in [{y.min()}, {y.max()}]"
+        )
     return y
 
 
@@ -235,7 +246,8 @@ class Solver:
     ----------
     net : Network, trained in place.
     data : a :class:`~jacobian_nn.data.Dataset`, or a dict with ``X_train`` ``(N, n)``,
-        ``y_train`` ``(N,)`` int, ``X_val``, ``y_val``.
+        ``y_train`` ``(N,)`` int, ``X_val``, ``y_val`` (for a binary loss, yes/no labels
+        ``(N, m)`` or ``(N,)`` in [0, 1], bools included).
     optimizer : an :class:`~jacobian_nn.optimizers.Optimizer` (its ``lr`` is the initial rate).
     epochs : number of passes over the training set (>= 1).
     batch_size : minibatch size, ``net.min_train_batch`` (1, or 2 with batch norm) <= batch_size <= N.
@@ -276,15 +288,9 @@ class Solver:
             ) from None
         self.net = net
         self.X_train = as_batch(X_train, "X_train", net.n_in, net.dtype)
-        self.y_train = _labels(y_train, "y_train", self.X_train.shape[0])
+        self.y_train = _labels(y_train, "y_train", self.X_train.shape[0], net)
         self.X_val = as_batch(X_val, "X_val", net.n_in, net.dtype)
-        self.y_val = _labels(y_val, "y_val", self.X_val.shape[0])
-        for name, y in (("y_train", self.y_train), ("y_val", self.y_val)):
-            if y.min() < 0 or y.max() >= net.n_out:
-                raise ValueError(
-                    f"{name}: expected labels in [0, {net.n_out - 1}] (the network's outputs), "
-                    f"got values in [{y.min()}, {y.max()}]"
-                )
+        self.y_val = _labels(y_val, "y_val", self.X_val.shape[0], net)
         N = self.X_train.shape[0]
         self.optimizer = optimizer
         self.epochs = _check_count(epochs, "epochs")
@@ -310,12 +316,15 @@ class Solver:
     # -- helpers -----------------------------------------------------------------------------
 
     def accuracy(self, X, y, batch_size: int = 1000) -> float:
-        """Fraction of correct argmax predictions on ``X``, predicted in chunks (test mode)."""
-        correct = 0
+        """Fraction of correct decisions on ``X``, predicted in chunks (test mode), as the network's loss
+        decides (``Loss.count_correct``: the argmax class per sample; for the binary losses one yes/no per
+        output, ``p >= 0.5`` or ``z >= 0``)."""
+        correct = total = 0
         for start in range(0, X.shape[0], batch_size):
             out = self._predict(X[start : start + batch_size])
-            correct += int(np.sum(out.argmax(axis=1) == y[start : start + batch_size]))
-        return correct / X.shape[0]
+            c, n = self.net.loss.count_correct(out, y[start : start + batch_size])
+            correct, total = correct + c, total + n
+        return correct / total
 
     def _live_arrays(self):
         """Per layer, every array inference depends on: ``params`` and ``state`` (e.g. batch

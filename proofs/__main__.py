@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from ._registry import HOLDS, SOURCES, load_all, run, source_name
+from ._registry import HOLDS, LIBRARY, SOURCES, load_all, run, source_name
 
 
 def _cell(text) -> str:
@@ -31,6 +31,8 @@ def _index_markdown(proofs) -> str:
 
 
 def _source(p) -> str:
+    if p.seed == LIBRARY:
+        return f"{source_name(p.seed)} (no seed)"
     return f"{source_name(p.seed)} ({p.seed})"
 
 

@@ -26,6 +26,12 @@ CONVENTION = "holds under a stated convention"
 WRONG = "wrong"
 VERDICTS = (HOLDS, CONVENTION, WRONG)
 SEEDS = ("000", "001", "002", "003", "004")
+#: The origin of a proof that no seed states: the library's own derivation (a formula in a ``jacobian_nn``
+#: docstring, quoted as the statement), checked like a seed's. It is not a sixth seed: it is not in
+#: :data:`SOURCES`, and README's index names it as the library's own statement.
+LIBRARY = "library"
+#: What ``proof(seed=...)`` accepts: a seed, or :data:`LIBRARY`.
+ORIGINS = SEEDS + (LIBRARY,)
 
 #: The five source documents (Chinese tutorials), as each document identifies itself. ``name`` is the
 #: short name every proof cites; README's Sources section is generated from this table.
@@ -69,7 +75,10 @@ SOURCES = {
 
 
 def source_name(seed: str) -> str:
-    """The short name a proof cites source ``seed`` by (e.g. ``"004"`` -> ``"CS231n walkthrough"``)."""
+    """The short name a proof cites source ``seed`` by (e.g. ``"004"`` -> ``"CS231n walkthrough"``;
+    :data:`LIBRARY` -> ``"jacobian_nn's own statement"``)."""
+    if seed == LIBRARY:
+        return "jacobian_nn's own statement"
     return SOURCES[seed]["name"]
 
 
@@ -129,14 +138,19 @@ def proof(
 ):
     """Register the decorated function as the numeric check of a new proof ``id``.
 
+    ``seed``: the source document (one of :data:`SEEDS`), or :data:`LIBRARY` for a statement that no seed
+    makes and the library states itself (its docstring formula is then the quoted statement).
+
     ``prose=True`` marks a slip of wording (a wrong word, a mislabelled quantity) rather than of a formula;
     its check holds the evidence. ``opposite`` overrides the keyword arguments with which
     :func:`substitution` runs the check on the verdict's opposite (see there).
     """
     if verdict not in VERDICTS:
         raise ValueError(f"verdict: expected one of {VERDICTS}, got {verdict!r}")
-    if seed not in SEEDS:
-        raise ValueError(f"seed: expected one of {SEEDS}, got {seed!r}")
+    if seed not in ORIGINS:
+        raise ValueError(f"seed: expected one of {ORIGINS}, got {seed!r}")
+    if seed == LIBRARY and verdict != HOLDS:
+        raise ValueError(f"{id}: a statement of the library itself is checked to hold; an erratum needs a seed")
     if (verdict == HOLDS) != (corrected is None):
         raise ValueError(f"{id}: a corrected statement is required exactly when the verdict is not 'holds'")
 

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from proofs.__main__ import README, render_readme
-from proofs._registry import CONVENTION, HOLDS, SEEDS, WRONG, load_all, substitution
+from proofs._registry import CONVENTION, HOLDS, LIBRARY, SEEDS, WRONG, load_all, substitution
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VERDICT_MARK = {HOLDS: "**holds**", CONVENTION: "**holds under a stated convention**", WRONG: "**wrong**"}
@@ -32,7 +32,23 @@ def test_every_proof_is_complete():
 
 def test_all_five_seeds_are_covered():
     seeds = {p.seed for p in load_all().values()}
-    assert seeds == set(SEEDS)
+    assert seeds - {LIBRARY} == set(SEEDS)
+
+
+def test_library_statements_are_marked_as_such():
+    """A proof of the library's own statement is registered with seed=LIBRARY, holds, quotes a library
+    docstring, and says in its Markdown that no seed states it; the registry refuses an erratum of it."""
+    from proofs._registry import proof
+
+    own = [p for p in load_all().values() if p.seed == LIBRARY]
+    assert {"layernorm.backward", "loss.svm", "loss.bce", "loss.sigmoid_bce"} <= {p.id for p in own}
+    for p in own:
+        assert p.verdict == HOLDS
+        assert "No seed states" in p.doc, f"{p.id}: the Markdown must say that no seed states it"
+    with pytest.raises(ValueError, match="an erratum needs a seed"):
+        proof(id="x.z", seed=LIBRARY, location="l", statement="s", verdict=WRONG, corrected="c")
+    with pytest.raises(ValueError, match="seed: expected one of"):
+        proof(id="x.z", seed="005", location="l", statement="s", verdict=HOLDS)
 
 
 def test_readme_tables_are_current():

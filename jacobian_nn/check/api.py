@@ -26,6 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import as_float_array, check_positive_int, eps_of, float_dtype_of
+from .catalogue_references import (
+    BINARY_LOSS_REFERENCES,
+    KINK_RULES,
+    LOSS_REFERENCES,
+    binary_labels_of,
+    layernorm_layer,
+    loss_options,
+)
 from .image_references import IMAGE_REFERENCES, build_layer, tie_sums
 from .diagnosis import EXPLAIN, REFUSED_EXPLAIN, Layout, analyse_full, entries, to_full, witness
 from .probes import LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity, same_bits
@@ -202,11 +210,15 @@ class _PairProblem(_Problem):
 
 
 class _LossProblem(_Problem):
-    def __init__(self, x, loss_fn, y):
+    """A CS231n loss; ``binary``: ``y`` holds one yes/no label per score, not a class per sample."""
+
+    def __init__(self, x, loss_fn, y, binary=False):
         super().__init__(x)
         self.loss_fn, self.y = loss_fn, y
         self.flabel = self.vlabel = getattr(loss_fn, "__name__", "loss")
-        self.labels = tuple(int(t) for t in np.asarray(y).reshape(-1))
+        arr = np.asarray(y)
+        classes = not binary and x.ndim == 2 and arr.dtype.kind in "iu" and arr.shape == (x.shape[0],)
+        self.labels = tuple(int(t) for t in arr) if classes else None  # a class per sample, else no label entries
 
     def _call(self, calls, arrays):
         out = calls.call(self.loss_fn, self.flabel, [arrays[0], self.y], ["x", "y"])
@@ -236,6 +248,40 @@ def _labels(y, x, num_classes, seed):
     if y.size and (y.min() < 0 or y.max() >= C):
         raise ValueError(f"y: expected labels in [0, {C}), got values in [{y.min()}, {y.max()}]")
     return y.copy()
+
+
+def _binary_labels(y, x, key, seed):
+    """Binary labels given (validated as the library reads them, passed on unchanged: bools stay bools)
+    or drawn from ``default_rng(seed)`` as 0.0/1.0 of ``x``'s shape ``(N, C)``."""
+    if x.ndim != 2:
+        raise ValueError(f"x: a CS231n loss takes scores of shape (N, C), got shape {x.shape}")
+    if y is None:
+        return np.random.default_rng([seed, 3]).integers(0, 2, size=x.shape).astype(np.float64)
+    binary_labels_of(key, y, x.shape)
+    return np.array(y, copy=True)
+
+
+def _reference_kwargs(reference, reference_kwargs, problem, x, batched):
+    """Check the keyword arguments of a layer-norm or loss reference (the image layers check theirs with
+    :func:`.image_references.build_layer`) before the checked code is called; a loss reference gets the
+    problem's labels as ``y``. Returns the keyword arguments the reference is called with."""
+    is_loss = isinstance(problem, _LossProblem)
+    if reference in LOSS_REFERENCES:
+        if not is_loss:
+            raise ValueError(
+                f"reference={reference!r} is a loss: check it with check_loss(loss_fn, X, y, "
+                f"reference={reference!r}), or check_batch_vjp on from_cs231n_loss(loss_fn, y)"
+            )
+        kw = dict(loss_options(reference, reference_kwargs), y=problem.y)
+        REFERENCES[reference][1 if batched else 0](x, kw)  # the labels and x as the library reads them
+        return kw
+    if reference is not None and is_loss:
+        raise ValueError(
+            f"reference={reference!r}: a loss is checked against a loss reference, one of {list(LOSS_REFERENCES)}"
+        )
+    if reference == "layernorm":
+        layernorm_layer(x, reference_kwargs, batched)
+    return reference_kwargs
 
 
 # --------------------------------------------------------------------------- the check
@@ -296,6 +342,7 @@ def _run(
     y = None
     if reference in IMAGE_REFERENCES:  # every keyword checked before the checked code is called
         build_layer(reference, x, reference_kwargs, batched)
+    reference_kwargs = _reference_kwargs(reference, reference_kwargs, problem, x, batched)
     try:
         y, p = _probe_f(calls, problem)
         probes.append(p)
@@ -727,17 +774,18 @@ def _reference(key, reference_kwargs, x, y, batched, layout, A, an, tol, transpo
                 f"a share to each, also passes), not to every tied element nor to none"
             )
     if not getattr(ref_an, "tie_sums", False) and an.kink.any() and np.any(an.kink & (np.abs(A - Rf) > ref_an.bound)):
-        rule = (
+        rule = KINK_RULES.get(
+            key,
             "routes the gradient of a tie to the window's first maximal element (C order)"
             if key == "maxpool2d"
-            else "takes the left derivative (the x <= 0 branch)"
+            else "takes the left derivative (the x <= 0 branch)",
         )
         notes.append(
             f"at the kink the library's {key} {rule}; the claimed value differs there, which is a convention, not a bug"
         )
     witnesses.append(
         witness(
-            f"reference {key} (the library's own Jacobian)",
+            f"reference {key} (the library's own {'gradient' if key in LOSS_REFERENCES else 'Jacobian'})",
             A,
             Rf,
             ref_an,
@@ -791,7 +839,9 @@ _COMMON_DOC = """
     and takes ``stride``, ``pad`` or CS231n's ``conv_param``; ``maxpool2d``/``avgpool2d`` take
     ``pool_size`` (or ``pool_height``, ``pool_width``) and ``stride``, or ``pool_param``;
     ``spatial_batchnorm`` takes ``gamma``, ``beta``, ``eps``, ``mode`` and, in test mode,
-    ``running_mean``, ``running_var``, or ``bn_param``: see :mod:`.image_references`); ``dtype`` (float64 or float32; default: x's float dtype); ``atol``, ``rtol``,
+    ``running_mean``, ``running_var``, or ``bn_param``: see :mod:`.image_references`; ``layernorm``
+    needs ``gamma``, ``beta`` ``(m,)`` and takes ``eps`` or CS231n's ``ln_param``; the losses, for a
+    loss only: see :mod:`.catalogue_references`); ``dtype`` (float64 or float32; default: x's float dtype); ``atol``, ``rtol``,
     ``err_factor`` override :class:`Tolerance`; ``seed`` for the random cotangents, pairs and
     samples; ``top_k`` worst entries listed; ``name`` for the report.
 
@@ -799,7 +849,7 @@ _COMMON_DOC = """
 """
 
 
-def _problem_for(f, vjp, x, dtype):
+def _problem_for(f, vjp, x, dtype, key=None):
     pair = getattr(vjp, "cs231n_pair", None)
     if pair is not None:
         if getattr(f, "cs231n_pair", None) is not pair:
@@ -807,7 +857,7 @@ def _problem_for(f, vjp, x, dtype):
         return _PairProblem(x, pair, dtype)
     loss = getattr(vjp, "cs231n_loss", None)
     if loss is not None and getattr(f, "cs231n_loss", None) is loss:
-        return _LossProblem(x, *loss)
+        return _LossProblem(x, *loss, binary=key in BINARY_LOSS_REFERENCES)
     if not callable(f) or not callable(vjp):
         raise TypeError("f and vjp must be callable")
     return _Problem(x, f=f, vjp=vjp)
@@ -833,7 +883,7 @@ def _public_check(
 ) -> CheckReport:
     """The steps every public check shares, in this order: validate ``x`` and ``opts`` (a batch
     ``(N, d1, ..., dk)`` when ``batch``), refuse any of ``callables`` (name -> object) that is
-    not callable, build the problem ``make_problem(x, dtype)`` from the validated ``x``, and run
+    not callable, build the problem ``make_problem(x, dtype, key)`` (``key``: the reference) from the validated ``x``, and run
     the check (``shapes``: ``cotangent_shape``, ``gradient_shape``, for :func:`check_vjp`)."""
     x, dtype, key, tol = _validate(
         x, opts.dtype, batch, opts.reference, opts.top_k, opts.seed, opts.atol, opts.rtol, opts.err_factor
@@ -842,7 +892,7 @@ def _public_check(
         raise TypeError(f"{' and '.join(callables)} must be callable")
     return _run(
         kind,
-        make_problem(x, dtype),
+        make_problem(x, dtype, key),
         claimed=claimed,
         batched=batch,
         reference=key,
@@ -881,7 +931,13 @@ def check_jacobian(
     opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
     callables = {"f": f, "jacobian": jacobian}
     return _public_check(
-        "check_jacobian", x, opts, lambda x, _: _Problem(x, f=f), batch=False, callables=callables, claimed=jacobian
+        "check_jacobian",
+        x,
+        opts,
+        lambda x, _dtype, _key: _Problem(x, f=f),
+        batch=False,
+        callables=callables,
+        claimed=jacobian,
     )
 
 
@@ -916,7 +972,7 @@ def check_vjp(
         "check_vjp",
         x,
         opts,
-        lambda x, dtype: _problem_for(f, vjp, x, dtype),
+        lambda x, dtype, key: _problem_for(f, vjp, x, dtype, key),
         batch=False,
         full=full,
         cotangent_shape=cotangent_shape,
@@ -951,7 +1007,7 @@ def check_batch_jacobian(
         "check_batch_jacobian",
         X,
         opts,
-        lambda X, _: _Problem(X, f=f),
+        lambda X, _dtype, _key: _Problem(X, f=f),
         batch=True,
         callables=callables,
         claimed=jacobians,
@@ -980,7 +1036,12 @@ def check_batch_vjp(
     """
     opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
     return _public_check(
-        "check_batch_vjp", X, opts, lambda X, dtype: _problem_for(f, vjp, X, dtype), batch=True, full=full
+        "check_batch_vjp",
+        X,
+        opts,
+        lambda X, dtype, key: _problem_for(f, vjp, X, dtype, key),
+        batch=True,
+        full=full,
     )
 
 
@@ -990,6 +1051,8 @@ def check_loss(
     y=None,
     *,
     num_classes=None,
+    reference=None,
+    reference_kwargs=None,
     dtype=None,
     atol=None,
     rtol=None,
@@ -1002,14 +1065,37 @@ def check_loss(
     ``loss`` at scores ``X`` ``(N, C)``. Labels ``y`` ``(N,)`` are drawn from
     ``default_rng(seed)`` in ``[0, C)`` (``C = num_classes`` or ``X.shape[1]``) when not given.
     A gradient off by one constant at each label entry is diagnosed as ``off_at_label``.
+
+    ``reference``: one of the library's losses (``softmax_cross_entropy``, ``svm``,
+    ``binary_cross_entropy``, ``sigmoid_binary_cross_entropy``; see :mod:`.catalogue_references`),
+    whose value and gradient, the mean over the batch of its one-sample reference path, are a
+    further witness; ``reference_kwargs`` ``{'delta': ...}`` for ``svm``. With a binary loss the
+    labels are one yes/no label per score, of ``X``'s shape ``(N, C)`` (or ``(N,)`` when
+    ``C == 1``), bools, 0/1 or floats in [0, 1], passed to ``loss_fn`` as given; drawn as 0.0/1.0 of
+    ``X``'s shape when not given. ``binary_cross_entropy`` needs probabilities ``X`` more than
+    0.01 (the finite differences' first step) inside (0, 1); closer, the witness is refused
+    (``witness_not_finite``), never passed.
     """
     problems = []
 
-    def make_problem(X, _):
-        problems.append(_LossProblem(X, loss_fn, _labels(y, X, num_classes, seed)))
+    def make_problem(X, _, key):
+        if key is not None and key not in LOSS_REFERENCES:
+            raise ValueError(
+                f"reference: check_loss takes a loss reference, one of {list(LOSS_REFERENCES)}, got {reference!r}"
+            )
+        binary = key in BINARY_LOSS_REFERENCES
+        if binary:
+            if num_classes is not None:
+                raise ValueError(
+                    f"num_classes: binary labels (reference={key!r}) have X's shape; leave num_classes out"
+                )
+            labels = _binary_labels(y, X, key, seed)
+        else:
+            labels = _labels(y, X, num_classes, seed)
+        problems.append(_LossProblem(X, loss_fn, labels, binary=binary))
         return problems[0]
 
-    opts = _Options(None, None, dtype, atol, rtol, err_factor, seed, top_k, name)
+    opts = _Options(reference, reference_kwargs, dtype, atol, rtol, err_factor, seed, top_k, name)
     report = _public_check("check_loss", X, opts, make_problem, batch=True, callables={"loss_fn": loss_fn})
     labels = problems[0].y
     report.notes.append(f"labels {'given' if y is not None else f'drawn at random (seed {seed})'}: {_short(labels)}")

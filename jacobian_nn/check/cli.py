@@ -152,7 +152,8 @@ def add_check(sub) -> None:
         "--labels",
         type=name_arg,
         metavar="NAME",
-        help="integer labels (N,) in FILE for a loss (default: random labels in [0, C))",
+        help="labels in FILE for a loss: integer classes (N,), or with a binary --reference labels of "
+        "--shape in [0, 1] (default: random labels in [0, C), or random 0/1)",
     )
     p.add_argument(
         "--input",
@@ -172,7 +173,8 @@ def add_check(sub) -> None:
         metavar="NAME",
         help="a dict in FILE with the reference's keyword arguments (dense: W, b, activation; conv2d: "
         "W, b, stride, pad or conv_param; maxpool2d/avgpool2d: pool_size, stride or pool_param; "
-        "spatial_batchnorm: gamma, beta, eps, mode, running_mean, running_var or bn_param)",
+        "spatial_batchnorm: gamma, beta, eps, mode, running_mean, running_var or bn_param; layernorm: gamma, "
+        "beta, eps or ln_param; svm: delta)",
     )
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random input, labels and probes")
@@ -411,7 +413,9 @@ def _report(args):
                 "loss, dx = f(x, y), which needs --shape N,C (scores of N samples, C classes)"
             )
         try:
-            return api.check_loss(forward, x, labels, name=args.forward, **common)
+            return api.check_loss(
+                forward, x, labels, name=args.forward, reference=args.reference, reference_kwargs=ref_kw, **common
+            )
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
     if backward is None and jac is None:

@@ -524,6 +524,43 @@ GALLERY.append(
 GALLERY.append(Case("ok batch-mean gradient, N=128, D=512", _large_batch_mean("twin"), "rounding", "pass"))
 
 
+# --------------------------------------------------------------------------- loss references (svm)
+
+
+def svm_loss(x, y, delta=1.0):
+    """CS231n svm_loss: mean hinge loss of scores x (N, C), labels y (N,); a margin of exactly 0 gets no gradient."""
+    N = x.shape[0]
+    rows = np.arange(N)
+    margins = x - x[rows, y][:, None] + delta
+    margins[rows, y] = 0
+    pos = (margins > 0).astype(x.dtype)
+    pos[rows, y] = -pos.sum(axis=1)
+    return np.maximum(0, margins).sum() / N, pos / N
+
+
+def svm_loss_summed(x, y):
+    """The slip (against the library): right for its own loss, summed over the batch instead of averaged."""
+    loss, dx = svm_loss(x, y)
+    return loss * x.shape[0], dx * x.shape[0]
+
+
+def _svm(which):
+    def run():
+        rng = np.random.default_rng(SEED)
+        X, y = rng.normal(size=(5, 4)), rng.integers(0, 4, size=5)
+        if which == "kink":  # sample 0: a margin of exactly 0
+            X[0, (y[0] + 1) % 4] = X[0, y[0]] - 1.0
+        fn = svm_loss_summed if which == "summed" else svm_loss
+        return check_loss(fn, X, y, reference="svm")
+
+    return run
+
+
+GALLERY.append(Case("svm loss summed, against the library's svm", _svm("summed"), "missing_batch_scaling", "fail", 5.0))
+GALLERY.append(Case("ok svm loss", _svm("ok"), "rounding", "pass"))
+GALLERY.append(Case("ok svm loss at a zero margin", _svm("kink"), "kink", "pass"))
+
+
 def gallery_rows() -> list[Comparison]:
     """``verify`` group ``check``: one row per case, passing when the verdict and diagnosis are the expected ones.
 

@@ -33,6 +33,7 @@ import numpy as np
 from .._validation import relative_error
 from ..fd import INITIAL_STEP, MAXITER, fd_jacobian
 from .diagnosis import Layout, describe_convention, diagnose, relative
+from .catalogue_references import catalogue_references
 from .image_references import IMAGE_REFERENCES, image_reference
 from .probes import Refusal, first_nonfinite
 from .report import Entry, Tolerance, Witness, index_name
@@ -91,7 +92,8 @@ def finite_or_refuse(res, what: str, layout: Layout, cols=None) -> None:
 # The batched entries of the elementwise activations, softmax and dense use the batched path's
 # explicit Jacobians (``jacobian_batched``); batch norm, whose Jacobian couples the samples, uses
 # the library's full batch Jacobian ``jacobian_x_coupled``; the image layers (:mod:`.image_references`)
-# use the reference path's sparse Jacobians, made dense on the block diagonal. A check is a witness, not a path:
+# use the reference path's sparse Jacobians, made dense on the block diagonal; layer norm and the
+# losses (:mod:`.catalogue_references`) use the reference path's one-sample Jacobians and gradients. A check is a witness, not a path:
 # it reads derivatives, it does not compute any for training.
 
 
@@ -176,6 +178,7 @@ REFERENCES = {
 REFERENCES["dense"] = (_dense_single, _dense_batch)
 REFERENCES["batchnorm"] = (_batchnorm_single, _batchnorm_batch)
 REFERENCES.update({name: image_reference(name) for name in IMAGE_REFERENCES})
+REFERENCES.update(catalogue_references())
 
 
 # --------------------------------------------------------------------------- inner-product identity
