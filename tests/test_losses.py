@@ -7,7 +7,8 @@ the fused sigmoid-BCE from logits.
   identity for every registered loss, ``forward_and_gradient_batched`` bitwise the pair it fuses;
 * kinks: the SVM's margin of exactly 0, on both paths;
 * tails: extreme logits against 50-digit mpmath values on both paths (softmax cross-entropy, the
-  fused sigmoid-BCE);
+  fused sigmoid-BCE); softmax cross-entropy's relative precision where the label dominates, ties,
+  one class, soft labels and float32;
 * the courses' own formulas restated (CS231n's svm_loss, deeplearning.ai's propagate);
 * labels and refusals; each catalogue loss in a small network on both paths against finite
   differences.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import assert_identity, assert_three_witnesses, cols
 
@@ -277,6 +278,25 @@ def test_softmax_cross_entropy_tails_on_both_paths(z, label):
     (:func:`assert_softmax_cross_entropy_exact`). The logits' differences are exact in float64 (the
     shift ``z - max z`` is then exact; otherwise its rounding, ``eps |z_i - max z|`` relative, is the
     input's own and no formula removes it)."""
+    assert_softmax_cross_entropy_exact(z, label)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    z=st.lists(st.integers(-240, 40).map(lambda q: q / 4), min_size=1, max_size=6),
+    data=st.data(),
+)
+def test_softmax_cross_entropy_keeps_relative_precision_for_any_logits(z, data):
+    """Random logits on a grid of quarters (differences exact) from -60 to 10, a class index or a soft
+    label ``w / sum w`` (integer weights, some 0), on every path and label form: the bounds of
+    :func:`assert_softmax_cross_entropy_exact` (4 eps; seen: at most about 1 eps for the loss and
+    1.5 eps for a gradient entry)."""
+    if data.draw(st.booleans(), label="soft"):
+        w = np.array(data.draw(st.lists(st.integers(0, 8), min_size=len(z), max_size=len(z)), label="w"), float)
+        w[data.draw(st.integers(0, len(z) - 1), label="positive")] += 1
+        label = list(w / w.sum())
+    else:
+        label = data.draw(st.integers(0, len(z) - 1), label="y")
     assert_softmax_cross_entropy_exact(z, label)
 
 
