@@ -142,11 +142,12 @@ def test_fused_softmax_cross_entropy_is_bitwise_the_pair(dtype):
     value, grad = loss.forward_and_gradient_batched(Z, Y_onehot)  # label matrix: the same operations
     assert value == loss.forward_batched(Z, Y_onehot)
     np.testing.assert_array_equal(grad, loss.gradient_batched(Z, Y_onehot))
-    # integer indices: no one-hot matrix; the same gradient, the loss summed without the zero terms
+    # integer indices: no one-hot matrix, the zero terms left out; the same loss and gradient bit for bit
     value_i, grad_i = loss.forward_and_gradient_batched(Z, Y)
     np.testing.assert_array_equal(grad_i, loss.gradient_batched(Z, Y))
-    eps = np.finfo(dtype).eps
-    assert abs(value_i - loss.forward_batched(Z, Y)) <= 16 * eps * abs(value)
+    assert value_i == loss.forward_batched(Z, Y) == value
+    np.testing.assert_array_equal(grad_i, grad)
+    np.testing.assert_array_equal(loss.per_sample_losses_batched(Z, Y), loss.per_sample_losses_batched(Z, Y_onehot))
     with pytest.raises(ValueError, match=r"Y: expected class indices in \[0, 5\)"):
         loss.forward_and_gradient_batched(Z, np.full(11, 5))
     with pytest.raises(ValueError, match=r"Y: expected 11 labels"):
@@ -571,7 +572,7 @@ def test_registered_by_name():
 def test_integer_label_equals_one_hot():
     p = np.array([[0.2], [0.5], [0.3]])
     onehot = np.array([[0.0], [1.0], [0.0]])
-    for loss in (jn.CrossEntropy(), jn.MeanSquaredError()):
+    for loss in (jn.CrossEntropy(), jn.MeanSquaredError(), jn.SoftmaxCrossEntropy()):  # (p as logits for the last)
         assert loss.forward(p, 1) == loss.forward(p, onehot)
         np.testing.assert_array_equal(loss.gradient(p, 1), loss.gradient(p, onehot))
 
