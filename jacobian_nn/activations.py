@@ -409,6 +409,17 @@ class ELU(ElementwiseActivation):
 # --------------------------------------------------------------------------- softmax
 
 
+def _minus_max(z: np.ndarray, top) -> np.ndarray:
+    """``z - top`` for softmax's shift (``top`` the max, a scalar or ``(N, 1)``). An infinite max comes
+    only from a non-finite ``z`` that was not checked (``check=False``: the drivers' own values, which
+    they refuse afterwards with their own error, or ``forward_batched``): ``inf - inf`` is then NaN
+    without numpy's invalid-value warning, so that the refusal is the only message."""
+    if np.isinf(top).any():
+        with np.errstate(invalid="ignore"):
+            return z - top
+    return z - top
+
+
 class Softmax(Activation):
     """``s(z)_i = exp(z_i - max z) / sum_j exp(z_j - max z)``.
 
@@ -435,7 +446,7 @@ class Softmax(Activation):
     def forward(self, z, *, check=True):
         if check:
             _check_column(z)
-        e = np.exp(z - z.max())
+        e = np.exp(_minus_max(z, z.max()))
         return e / e.sum()
 
     def jacobian(self, z, *, check=True):
@@ -448,7 +459,7 @@ class Softmax(Activation):
         return J
 
     def forward_batched(self, Z, out=None):
-        E = np.exp(Z - Z.max(axis=1, keepdims=True), out=out)
+        E = np.exp(_minus_max(Z, Z.max(axis=1, keepdims=True)), out=out)
         E /= E.sum(axis=1, keepdims=True)
         return E
 

@@ -361,39 +361,81 @@ class MeanSquaredError(Loss):
 
 
 def _softmax_rows(Z, Y, out=None):
-    """Checked logits ``Z`` ``(N, m)`` and labels, and the pieces of the row-wise softmax:
-    ``(shifted = Z - rowmax Z, E = exp(shifted), s = rowsum E (N, 1), idx, Y)``, where ``idx``
-    holds integer class indices ``(N,)`` (then ``Y`` is not used) or is None (``Y`` is the checked
-    ``(N, m)`` label matrix). Nothing overflows: every exponent is <= 0. ``out`` lends
-    ``shifted`` and ``E``."""
+    """Checked logits ``Z`` ``(N, m)`` and labels, and the pieces of the row-wise softmax that
+    keep the loss and the label's gradient entry to full relative precision::
+
+        shifted  (N, m)   Z - max_j Z[k, j]                   (<= 0, exactly 0 at every maximum)
+        at_h     (N,)     shifted[k, h_k]
+        top      (N,)     k*: h_k where shifted[k, h_k] = 0 (the label's logit is maximal),
+                          else the first maximal entry of row k
+        E        (N, m)   exp(shifted), with E[k, top_k] = 0 (the one exact 1 left out)
+        T        (N,)     sum_j E[k, j] = sum_{j != k*} exp(Z[k, j] - max_j Z[k, j])
+
+    so that ``sum_j exp(shifted[k, j]) = 1 + T_k`` and ``log sum_j exp(shifted[k, j]) =
+    log1p(T_k)``. ``h_k`` is the integer class index, or for a label matrix the class whose label
+    is exactly 1 (-1 for a row without one; ``at_h`` is then meaningless). Returns
+    ``(shifted, at_h, E, T, top, idx, Y, h)``: ``idx`` holds the integer class indices ``(N,)``
+    (then ``Y`` is not used) or is None (``Y`` is the checked ``(N, m)`` label matrix). Nothing
+    overflows: every exponent is <= 0. ``out`` lends ``shifted`` and ``E``."""
     Z = output_batch(Z, "Z")
-    idx = label_indices(Y, *Z.shape)
+    N, m = Z.shape
+    rows = np.arange(N)
+    idx = label_indices(Y, N, m)
     if idx is None:
-        Y = label_matrix(Y, *Z.shape, dtype=Z.dtype)
+        Y = label_matrix(Y, N, m, dtype=Z.dtype)
         _check_probabilities(Y, "Y")
-    shifted = np.subtract(Z, Z.max(axis=1, keepdims=True), out=lend(out, "shifted", Z.shape, Z.dtype))
+        h = Y.argmax(axis=1)  # a label of exactly 1 is its row's largest entry (and its only 1)
+        h = np.where(Y[rows, h] == 1, h, -1)
+    else:
+        h = idx
+    top = Z.argmax(axis=1)
+    shifted = np.subtract(Z, Z[rows, top][:, None], out=lend(out, "shifted", Z.shape, Z.dtype))
+    at_h = shifted[rows, h]
+    top = np.where(at_h == 0 if idx is not None else (h >= 0) & (at_h == 0), h, top)
     E = np.exp(shifted, out=lend(out, "E", Z.shape, Z.dtype))
-    return shifted, E, E.sum(axis=1, keepdims=True), idx, Y
+    E[rows, top] = 0
+    return shifted, at_h, E, E.sum(axis=1), top, idx, Y, h
 
 
-def _cross_entropy_rows(shifted, s, idx, Y) -> np.ndarray:
-    """``L_k = -sum_i Y[k, i] (shifted[k, i] - log s_k)`` ``(N,)`` (the log-softmax is
-    ``shifted - log s``); with class indices, the one term ``-(shifted[k, y_k] - log s_k)``."""
+def _cross_entropy_rows(shifted, at_h, T, idx, Y) -> np.ndarray:
+    """``L_k = sum_i Y[k, i] (log1p(T_k) - shifted[k, i])`` ``(N,)``: each term is the label weight
+    times ``lse_k - Z[k, i] = (max_j Z[k, j] - Z[k, i]) + log1p(T_k)``, a sum of two terms >= 0;
+    with class indices, the one term ``log1p(T_k) - shifted[k, y_k]`` (``at_h``)."""
+    lse = np.log1p(T)
     if idx is not None:
-        return -(shifted[np.arange(idx.shape[0]), idx] - np.log(s[:, 0]))
-    return -np.sum(Y * (shifted - np.log(s)), axis=1)
+        return lse - at_h
+    return np.sum(Y * (lse[:, None] - shifted), axis=1)
 
 
 class SoftmaxCrossEntropy(Loss):
     """Fused softmax + cross-entropy on **logits** ``z`` ``(m, 1)``.
 
-    ``L = -sum_i y_i log softmax(z)_i``, computed through the log-softmax
-    ``log softmax(z) = (z - max z) - log sum_j exp(z_j - max z)``, which neither
-    overflows nor takes the log of an underflowed 0.
+    ``L = -sum_i y_i log softmax(z)_i = sum_i y_i (lse(z) - z_i)`` with
+    ``lse(z) = log sum_j exp(z_j)``. With ``M = max_j z_j`` and ``k*`` an argmax of ``z`` (the
+    label's class when its logit is maximal, else the first maximal entry),
+    ``sum_j exp(z_j - M) = 1 + T`` with ``T = sum_{j != k*} exp(z_j - M)``, so::
 
-    Gradient (row, ``(1, m)``): ``dL/dz = (softmax(z) - y)^T``, valid for any
-    label column that sums to 1. (Seed 000 prints this as ``(y - y_hat)^T``; the
-    sign there is an erratum, its own code uses ``y_hat - y``.)
+        lse(z) - z_i = (M - z_i) + log1p(T)          both terms >= 0: no cancellation
+        L            = sum_i y_i ((M - z_i) + log1p(T))
+
+    Every exponent is <= 0 (nothing overflows), ``log1p(T)`` keeps ``T``'s relative precision
+    however small ``T`` is, ``M - z_i`` is rounded once, and the sum has only terms >= 0
+    (``y_i >= 0``), so ``L`` keeps its relative precision for every label, one-hot or soft (within
+    a few eps, when the differences ``z_j - M`` are exact; their rounding otherwise is the input's
+    own, ``eps |z_j - M|`` relative in ``exp``): at ``z = [0, -20]``, class 0,
+    ``L = log1p(e^-20)`` to the last bit, not ``log(1 + e^-20)`` rounded before the log.
+    A single class (m = 1) has ``T = 0`` and ``L = 0`` exactly.
+
+    Gradient (row, ``(1, m)``): ``dL/dz = (softmax(z) - y)^T``, valid for any label column that
+    sums to 1, with ``softmax(z)_j = exp(z_j - M) / (1 + T)``. Where the label is exactly 1 (a
+    one-hot label, an integer class index), the entry ``s_i - 1`` is evaluated as
+    ``-sum_{j != i} s_j``: ``-T / (1 + T)`` when ``i = k*`` (it keeps its relative precision as
+    ``s_i`` nears 1), else ``s_i - 1`` as it is (``s_i <= 1/2`` then, no cancellation). For a
+    soft label (entries strictly between 0 and 1) ``s_i - y_i`` stays: ``y_i`` is data, not a
+    function of the other entries, so no identity removes the difference; its absolute error is
+    that of ``s_i``, a few eps times ``s_i``, large relative to the entry only where ``s_i`` and
+    ``y_i`` nearly agree (label smoothing at a confident prediction). (Seed 000 prints this gradient as
+    ``(y - y_hat)^T``; the sign there is an erratum, its own code uses ``y_hat - y``.)
 
     A network using this loss ends in an Identity activation: its output is the
     logits.
@@ -411,13 +453,17 @@ class SoftmaxCrossEntropy(Loss):
         return self(z, y)[1]
 
     def __call__(self, z, y, *, check=True):
-        """``(L, dL/dz)`` for logits ``z`` ``(m, 1)``: ``shifted = z - max z``, ``e = exp(shifted)``,
-        ``s = sum e``; ``L = -sum_i y_i (shifted_i - log s)``, ``dL/dz = (e / s - y)^T`` ``(1, m)``.
+        """``(L, dL/dz)`` for logits ``z`` ``(m, 1)`` (class docstring): ``k*`` an argmax of ``z``
+        (``y``'s class ``h`` when ``z_h`` is maximal), ``shifted = z - z_{k*}`` ``(m, 1)``,
+        ``e = exp(shifted)``, ``T = sum_{j != k*} e_j``, ``s = e / (1 + T)``::
 
-        ``y`` is a label column ``(m, 1)`` summing to 1 or a class index k (one-hot: the sum
-        is its one term ``-(shifted_k - log s)`` and ``e / s - y`` differs from ``e / s`` at
-        k only). ``check=False``: ``z`` and ``y`` come from the reference driver, already
-        checked (``z`` a finite float64 column, ``y`` from :meth:`sample_labels`)."""
+            L     = sum_i y_i (log1p(T) - shifted_i)
+            dL/dz = (s - y)^T  (1, m),  the entry at h (label exactly 1, h = k*) = -T / (1 + T)
+
+        ``y`` is a label column ``(m, 1)`` summing to 1 or a class index h (one-hot: the sum is
+        its one term ``log1p(T) - shifted_h`` and ``s - y`` differs from ``s`` at h only).
+        ``check=False``: ``z`` and ``y`` come from the reference driver, already checked (``z`` a
+        finite float64 column, ``y`` from :meth:`sample_labels`)."""
         if check:
             z = as_column(z, "z")
             if not _is_integer_label(y):
@@ -426,14 +472,32 @@ class SoftmaxCrossEntropy(Loss):
             else:
                 label_column(y, z.shape[0])  # the range check
                 y = int(y)
-        shifted = z - z.max()
-        e = np.exp(shifted)
-        s = e.sum()
         if isinstance(y, int):
-            row = e / s
-            row[y, 0] -= 1.0
-            return float(-(shifted[y, 0] - np.log(s))), row.T
-        return float(-(y * (shifted - np.log(s))).sum()), (e / s - y).T
+            h = y
+        else:
+            ones = np.flatnonzero(y[:, 0] == 1)
+            h = int(ones[0]) if ones.size else -1
+        k = int(np.argmax(z[:, 0]))
+        if h >= 0 and z[h, 0] == z[k, 0]:
+            k = h
+        shifted = z - z[k, 0]
+        e = np.exp(shifted)
+        e[k, 0] = 0.0
+        T = e.sum()
+        lse = np.log1p(T)
+        e /= 1.0 + T
+        e[k, 0] = 1.0 / (1.0 + T)
+        if isinstance(y, int):
+            value = lse - shifted[y, 0]
+            row = e  # s; the label's 1 is subtracted below
+        else:
+            value = (y * (lse - shifted)).sum()
+            row = e - y  # s_h - 1 at h already: replaced below when h = k*
+        if h == k:  # s_h - 1 = -sum_{j != h} s_j = -T / (1 + T); (0 - T) is +0, not -0, for T = 0 (m = 1)
+            row[h, 0] = (0.0 - T) / (1.0 + T)
+        elif isinstance(y, int):
+            row[h, 0] -= 1.0  # s_h <= 1/2 here: no cancellation
+        return float(value), row.T
 
     def sample_labels(self, Y, N: int, m: int) -> list:
         """Integer class indices stay integers (the one-hot form of :meth:`__call__`); other labels
@@ -450,36 +514,49 @@ class SoftmaxCrossEntropy(Loss):
         return self.forward_and_gradient_batched(Z, Y)[0]
 
     def gradient_batched(self, Z, Y):
-        """``(S - Y) / N`` ``(N, m)``; :meth:`forward_and_gradient_batched`'s gradient."""
+        """``(S - Y) / N`` ``(N, m)`` (the label's entry as ``-T / (1 + T)`` where it is exactly 1 and
+        maximal); :meth:`forward_and_gradient_batched`'s gradient."""
         return self.forward_and_gradient_batched(Z, Y)[1]
 
     def per_sample_losses_batched(self, Z, Y):
-        """Per-sample losses ``(N,)``: ``L_k = -sum_i Y[k, i] log_softmax(Z[k])_i``."""
-        shifted, _, s, idx, Y = _softmax_rows(Z, Y)
-        return _cross_entropy_rows(shifted, s, idx, Y)
+        """Per-sample losses ``(N,)``: ``L_k = sum_i Y[k, i] ((M_k - Z[k, i]) + log1p(T_k))``, with
+        ``M_k = max_j Z[k, j]`` and ``T_k = sum_{j != k*} exp(Z[k, j] - M_k)`` (class docstring);
+        :meth:`forward_and_gradient_batched`'s ``L`` before the mean."""
+        shifted, at_h, _, T, _, idx, Y, _ = _softmax_rows(Z, Y)
+        return _cross_entropy_rows(shifted, at_h, T, idx, Y)
 
     def forward_and_gradient_batched(self, Z, Y, *, out=None):
-        """The batch loss and its gradient from logits ``Z`` ``(N, m)``: with
-        ``shifted = Z - rowmax Z``, ``E = exp(shifted)``, ``s_k = sum_j E[k, j]``::
+        """The batch loss and its gradient from logits ``Z`` ``(N, m)`` (class docstring). With, per
+        row k, ``top_k`` = k* (the label's class ``h_k`` when its logit is maximal, else the first
+        maximal entry), ``shifted = Z - max_j Z[k, j]`` ``(N, m)``, ``E = exp(shifted)`` with
+        ``E[k, top_k] = 0``, ``T_k = sum_j E[k, j]`` ``(N,)``::
 
-            L = -(1/N) sum_k sum_i Y[k, i] (shifted[k, i] - log s_k)
-            G = (E / s - Y) / N        (N, m)
+            L = (1/N) sum_k sum_i Y[k, i] (log1p(T_k) - shifted[k, i])
+            S = E / (1 + T),  S[k, top_k] = 1 / (1 + T_k)          (N, m), the softmax
+            G = (S - Y) / N,  G[k, h_k] = -T_k / (1 + T_k) / N where h_k = top_k
 
         i.e. the mean of :meth:`per_sample_losses_batched` (one formula, ``_cross_entropy_rows``).
+        ``h_k`` is the class index, or the class whose label is exactly 1 in a label matrix.
         Integer class indices ``Y`` ``(N,)`` skip the one-hot matrix (one-hot rows are
-        probabilities by construction): ``L_k = -(shifted[k, y_k] - log s_k)``, and 1 is
-        subtracted from ``E / s`` at ``(k, y_k)`` before the division by N: the same values
-        without the zero products. ``out`` (the batched
-        driver's lender) lends ``shifted`` and ``G``.
+        probabilities by construction): ``L_k = log1p(T_k) - shifted[k, y_k]``, and 1 is
+        subtracted from ``S`` at ``(k, y_k)`` before the division by N: the same values without
+        the zero products. ``out`` (the batched driver's lender) lends ``shifted`` and ``G``.
         """
-        shifted, E, s, idx, Y = _softmax_rows(Z, Y, out)
+        shifted, at_h, E, T, top, idx, Y, h = _softmax_rows(Z, Y, out)
         N = E.shape[0]
-        loss = float(_cross_entropy_rows(shifted, s, idx, Y).sum() / N)
-        E /= s
+        rows = np.arange(N)
+        loss = float(_cross_entropy_rows(shifted, at_h, T, idx, Y).sum() / N)
+        total = 1 + T  # sum_j exp(shifted[k, j]) (N,)
+        E /= total[:, None]
+        E[rows, top] = 1 / total
+        # s_h - 1 = -sum_{j != h} s_j = -T / (1 + T) where h = k* ((0 - T) is +0, not -0, for T = 0:
+        # m = 1); s_h - 1 as it is elsewhere (s_h <= 1/2 there)
         if idx is not None:
-            E[np.arange(N), idx] -= 1
+            E[rows, idx] = np.where(idx == top, (0 - T) / total, E[rows, idx] - 1)
         else:
             E -= Y
+            at_top = np.flatnonzero(h == top)
+            E[at_top, top[at_top]] = (0 - T[at_top]) / total[at_top]
         E /= N
         return loss, E
 

@@ -7,7 +7,8 @@ the fused sigmoid-BCE from logits.
   identity for every registered loss, ``forward_and_gradient_batched`` bitwise the pair it fuses;
 * kinks: the SVM's margin of exactly 0, on both paths;
 * tails: extreme logits against 50-digit mpmath values on both paths (softmax cross-entropy, the
-  fused sigmoid-BCE);
+  fused sigmoid-BCE); softmax cross-entropy's relative precision where the label dominates, ties,
+  one class, soft labels and float32;
 * the courses' own formulas restated (CS231n's svm_loss, deeplearning.ai's propagate);
 * labels and refusals; each catalogue loss in a small network on both paths against finite
   differences.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import assert_identity, assert_three_witnesses, cols
 
@@ -141,11 +142,12 @@ def test_fused_softmax_cross_entropy_is_bitwise_the_pair(dtype):
     value, grad = loss.forward_and_gradient_batched(Z, Y_onehot)  # label matrix: the same operations
     assert value == loss.forward_batched(Z, Y_onehot)
     np.testing.assert_array_equal(grad, loss.gradient_batched(Z, Y_onehot))
-    # integer indices: no one-hot matrix; the same gradient, the loss summed without the zero terms
+    # integer indices: no one-hot matrix, the zero terms left out; the same loss and gradient bit for bit
     value_i, grad_i = loss.forward_and_gradient_batched(Z, Y)
     np.testing.assert_array_equal(grad_i, loss.gradient_batched(Z, Y))
-    eps = np.finfo(dtype).eps
-    assert abs(value_i - loss.forward_batched(Z, Y)) <= 16 * eps * abs(value)
+    assert value_i == loss.forward_batched(Z, Y) == value
+    np.testing.assert_array_equal(grad_i, grad)
+    np.testing.assert_array_equal(loss.per_sample_losses_batched(Z, Y), loss.per_sample_losses_batched(Z, Y_onehot))
     with pytest.raises(ValueError, match=r"Y: expected class indices in \[0, 5\)"):
         loss.forward_and_gradient_batched(Z, np.full(11, 5))
     with pytest.raises(ValueError, match=r"Y: expected 11 labels"):
@@ -188,75 +190,199 @@ def test_softmax_cross_entropy_extreme_logits_are_finite():
     assert np.all(np.isfinite(jn.SoftmaxCrossEntropy().gradient(z, 1)))
 
 
+def exact_softmax_cross_entropy(z, y):
+    """50-digit softmax cross-entropy rounded to float64: ``(L, dL/dz (m,), softmax (m,))`` with
+    ``L = sum_i y_i (lse(z) - z_i)`` and ``dL/dz_i = exp(z_i - lse(z)) - y_i``, for logits ``z`` (a list)
+    and a class index or a probability vector ``y`` (its float64 entries taken exactly)."""
+    w = [1 if i == y else 0 for i in range(len(z))] if isinstance(y, int) else list(y)
+    with mpmath.workdps(50):
+        zm, wm = [mpmath.mpf(v) for v in z], [mpmath.mpf(v) for v in w]
+        top = max(zm)
+        lse = top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in zm))
+        loss = mpmath.fsum(a * (lse - v) for a, v in zip(wm, zm))
+        s = [mpmath.exp(v - lse) for v in zm]
+        return float(loss), np.array([float(p - a) for p, a in zip(s, wm)]), np.array([float(p) for p in s])
+
+
+def softmax_cross_entropy_everywhere(z, y, dtype=np.float64) -> dict:
+    """``{form: (L, dL/dz (m,) or None)}`` at logits ``z`` for the label ``y`` on every path and label
+    form: the reference call (float64 only) with the class index or the one-hot column (or the soft
+    column), the batched fused value and gradient with indices or one-hot rows (or soft rows), and the
+    batched per-sample losses (no gradient). Under ``np.errstate(all="raise")``, underflow aside."""
+    loss = jn.SoftmaxCrossEntropy()
+    zs = np.array(z, dtype=dtype)
+    if isinstance(y, int):
+        col = np.eye(zs.size, dtype=dtype)[:, [y]]
+        forms, batch = {"index": y, "one-hot column": col}, {"indices": np.array([y]), "one-hot rows": col.T}
+    else:
+        col = np.array(y, dtype=dtype)[:, None]
+        forms, batch = {"soft column": col}, {"soft rows": col.T}
+    out = {}
+    with np.errstate(all="raise", under="ignore"):
+        if dtype == np.float64:
+            for what, label in forms.items():
+                value, row = loss(zs[:, None], label)
+                out[f"reference, {what}"] = (value, row[0])
+        for what, label in batch.items():
+            value, G = loss.forward_and_gradient_batched(zs[None], label)
+            out[f"batched, {what}"] = (value, G[0])
+            out[f"per-sample losses, {what}"] = (float(loss.per_sample_losses_batched(zs[None], label)[0]), None)
+    return out
+
+
+def assert_softmax_cross_entropy_exact(z, y, dtype=np.float64):
+    """Every form of :func:`softmax_cross_entropy_everywhere` against the 50-digit values: the loss within
+    ``4 eps |L|`` and each gradient entry within ``4 eps |exact entry|``, the label's ``s_y - 1``
+    included (plus the smallest normal number, for values below the normal range); where a soft
+    label lies strictly between 0 and 1 the entry ``s_i - y_i`` is held to ``4 eps max(s_i, y_i)`` (the
+    error of ``s_i``, which no formula removes: the class docstring)."""
+    exact_loss, exact_grad, s = exact_softmax_cross_entropy(z, y)
+    eps, tiny = np.finfo(dtype).eps, np.finfo(dtype).tiny
+    w = np.eye(len(z))[y] if isinstance(y, int) else np.array(y)
+    scale = np.where((w == 0) | (w == 1), np.abs(exact_grad), np.maximum(s, w))
+    for what, (value, grad) in softmax_cross_entropy_everywhere(z, y, dtype).items():
+        assert abs(value - exact_loss) <= 4 * eps * abs(exact_loss) + tiny, (what, value, exact_loss)
+        if grad is not None:
+            assert np.all(np.abs(grad - exact_grad) <= 4 * eps * scale + tiny), (what, grad, exact_grad)
+
+
 @pytest.mark.parametrize(
     "z, label",
     [
-        ([1000.0, -1000.0, 0.0], 1),
-        ([1000.0, -1000.0, 0.0], 0),
+        # the label's logit dominates: the loss and s_y - 1 are tiny (these lost their relative precision)
+        ([0.0, -20.0], 0),
         ([0.0, -40.0, -745.0], 0),
+        ([5.0, -15.0, -16.0, -30.0], 0),
+        ([0.0, -740.0], 0),  # T = e^-740 below the normal range
+        ([1000.0, -1000.0, 0.0], 0),
         ([0.0, -40.0, -745.0], 1),
-        ([700.0, 700.0 - 2.0**-40, -700.0], 1),
+        ([700.0, 700.0 - 2.0**-40, -700.0], 1),  # a near tie
+        # near misses: the label is not the max (the loss is large: exact before and after)
+        ([0.0, -20.0], 1),
+        ([1000.0, -1000.0, 0.0], 1),
         ([-1e4, 1e4, 0.0], 2),
+        # ties for the max: the label one of them (k* = the label), or not
+        ([3.0, 3.0, -1.0], 0),
+        ([3.0, 3.0, -1.0], 1),
+        ([3.0, 3.0, -1.0], 2),
+        ([2.0, 2.0, 2.0, 2.0], 3),
+        # logits spread by 1000: the loss is 0 (e^-1000 rounds to 0), 1000 or 2000 exactly
+        ([500.0, -500.0], 0),
+        ([500.0, -500.0], 1),
+        ([0.0, -1000.0, -500.0], 2),
     ],
 )
 def test_softmax_cross_entropy_tails_on_both_paths(z, label):
-    """``L = logsumexp(z) - z_y`` and ``dL/dz = softmax(z) - e_y`` at extreme logits against 50-digit
-    values, on the reference path (``loss(z, y)``) and the batched path (``forward_and_gradient_batched``
-    with index and one-hot labels, ``per_sample_losses_batched``): the loss within ``4 eps max(1, L)``
-    (absolute where the loss is below 1: see the expected failure below), each gradient entry within
-    4 eps relative (entries below the normal range may flush to 0) except the label's ``s_y - 1``,
-    within ``4 eps max(1, |s_y - 1|)`` for the same reason. No overflow warning."""
-    zs = np.array(z)
-    with mpmath.workdps(50):
-        zm = [mpmath.mpf(v) for v in z]
-        top = max(zm)
-        lse = top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in zm))
-        exact_loss = float(lse - zm[label])
-        exact_grad = np.array([float(mpmath.exp(v - lse) - (1 if i == label else 0)) for i, v in enumerate(zm)])
-    loss = jn.SoftmaxCrossEntropy()
-    onehot = np.eye(3)[[label]]
-    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
-        value_r, row = loss(zs[:, None], label)
-        value_i, G_i = loss.forward_and_gradient_batched(zs[None], np.array([label]))
-        value_h, G_h = loss.forward_and_gradient_batched(zs[None], onehot)
-        per = loss.per_sample_losses_batched(zs[None], np.array([label]))
-    tiny = np.finfo(np.float64).tiny
-    values = (("reference", value_r), ("batched", value_i), ("batched one-hot", value_h), ("per-sample", per[0]))
-    for what, value in values:
-        assert abs(value - exact_loss) <= 4 * EPS * max(1.0, abs(exact_loss)), (what, value, exact_loss)
-    for what, grad in (("reference", row[0]), ("batched", G_i[0]), ("batched one-hot", G_h[0])):
-        err = np.abs(grad - exact_grad)
-        tol = 4 * EPS * np.abs(exact_grad) + tiny
-        tol[label] = 4 * EPS * max(1.0, abs(exact_grad[label]))  # s_y - 1: absolute, as the loss
-        assert np.all(err <= tol), (what, grad, exact_grad)
+    """``L = (max z - z_y) + log1p(sum_{j != k*} exp(z_j - max z))`` and ``dL/dz = softmax(z) - e_y`` (the
+    label's entry ``-sum_{j != y} s_j``) against 50-digit values on both paths, with the class index and
+    the one-hot label: the loss and every gradient entry within 4 eps relative, however small
+    (:func:`assert_softmax_cross_entropy_exact`). The logits' differences are exact in float64 (the
+    shift ``z - max z`` is then exact; otherwise its rounding, ``eps |z_i - max z|`` relative, is the
+    input's own and no formula removes it)."""
+    assert_softmax_cross_entropy_exact(z, label)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="softmax cross-entropy computes log(sum exp(z - max)) - (z_y - max) and s_y - 1: where the "
-    "label's logit dominates, the sum rounds to 1 and the loss and the label's gradient entry lose their "
-    "relative precision on both paths (log1p of the other terms, and minus their share, would keep it); "
-    "recorded, not fixed, by the test reorganisation",
+@settings(max_examples=60, deadline=None)
+@given(
+    z=st.lists(st.integers(-240, 40).map(lambda q: q / 4), min_size=1, max_size=6),
+    data=st.data(),
 )
-@pytest.mark.parametrize("quantity", ["loss", "gradient at the label"])
-@pytest.mark.parametrize("path", ["reference", "batched"])
-def test_softmax_cross_entropy_keeps_relative_precision_when_the_label_dominates(path, quantity):
-    """z = [0, -20], y = 0: L = log(1 + e^-20) = 2.0611536203e-9 and dL/dz_0 = -e^-20 / (1 + e^-20)
-    = -2.0611536182e-9; the library gives 2.0611536900e-9 and -2.0611536922e-9 (relative errors 3.4e-8 and 3.6e-8)
-    on both paths, and a loss of 0 (-0.0 on the reference path) and a gradient entry of 0 for the exact
-    4.2e-18 at z = [0, -40, -745]. Strict: the day both keep their precision this test fails and the
-    marker goes."""
-    loss = jn.SoftmaxCrossEntropy()
-    z = np.array([0.0, -20.0])
-    e = np.exp(-20.0)
-    if path == "reference":
-        value, row = loss(z[:, None], 0)
-        grad0 = row[0, 0]
+def test_softmax_cross_entropy_keeps_relative_precision_for_any_logits(z, data):
+    """Random logits on a grid of quarters (differences exact) from -60 to 10, a class index or a soft
+    label ``w / sum w`` (integer weights, some 0), on every path and label form: the bounds of
+    :func:`assert_softmax_cross_entropy_exact` (4 eps; seen: at most about 1 eps for the loss and
+    1.5 eps for a gradient entry)."""
+    if data.draw(st.booleans(), label="soft"):
+        w = np.array(data.draw(st.lists(st.integers(0, 8), min_size=len(z), max_size=len(z)), label="w"), float)
+        w[data.draw(st.integers(0, len(z) - 1), label="positive")] += 1
+        label = list(w / w.sum())
     else:
-        value, G = loss.forward_and_gradient_batched(z[None], np.array([0]))
-        grad0 = G[0, 0]
-    got, exact = (value, float(np.log1p(e))) if quantity == "loss" else (grad0, -e / (1 + e))
-    assert abs(got - exact) <= 4 * EPS * abs(exact)
+        label = data.draw(st.integers(0, len(z) - 1), label="y")
+    assert_softmax_cross_entropy_exact(z, label)
+
+
+@pytest.mark.parametrize("z", [[0.0, 0.0, -0.5], [3.0, 3.0, -1.0], [-0.5, 0.0, 0.0, 0.0]])
+def test_softmax_cross_entropy_ties_leave_out_the_label(z):
+    """Tied maxima: ``k*`` is the label's class when its logit is maximal (not the first maximal entry),
+    so the label's gradient entry is ``-T / (1 + T)`` wherever it sits among the ties, and moving the
+    label from one tied maximum to another permutes the loss and gradient bit for bit, on every path
+    and label form. Near miss: with ``k*`` the first maximal entry, ``z = [0, 0, -0.5]`` gives
+    ``1 / (1 + T) - 1 = -0.6163482688094493`` at label 1 and ``-T / (1 + T) = -0.6163482688094494`` at
+    label 0."""
+    ties = [i for i, v in enumerate(z) if v == max(z)]
+    first = softmax_cross_entropy_everywhere(z, ties[0])
+    for j in ties[1:]:
+        perm = list(range(len(z)))
+        perm[ties[0]], perm[j] = j, ties[0]
+        for what, (value, grad) in softmax_cross_entropy_everywhere(z, j).items():
+            value0, grad0 = first[what]
+            assert value == value0, (what, j)
+            if grad is not None:
+                np.testing.assert_array_equal(grad, grad0[perm], err_msg=f"{what}, label {j}")
+
+
+@pytest.mark.parametrize(
+    "z, y",
+    [
+        ([0.0, -20.0], [1 - 2.0**-40, 2.0**-40]),  # a small loss from a soft label
+        ([0.0, -20.0, 5.0], [0.25, 0.25, 0.5]),
+        ([3.0, 3.0, -1.0], [0.5, 0.5, 0.0]),  # ties
+        ([0.0, -20.0], [1 - 2.0**-20, 2.0**-20]),  # near miss: no entry is exactly 1, s - y stays
+        ([0.0, -20.0, -30.0], [1.0, 2.0**-60, 0.0]),  # an entry exactly 1: -sum of the others there
+        ([0.0, -1000.0], [0.5, 0.5]),  # spread by 1000
+    ],
+)
+def test_softmax_cross_entropy_soft_labels_on_both_paths(z, y):
+    """Soft labels: ``L = sum_i y_i ((max z - z_i) + log1p(T))`` is a sum of terms >= 0 and keeps its
+    relative precision on both paths; the gradient ``s - y`` holds ``4 eps max(s_i, y_i)`` where
+    ``0 < y_i < 1`` and the accurate form where ``y_i`` is exactly 1. Near miss: the label
+    ``[1 - 2^-20, 2^-20]`` is not one-hot, and the accurate form ``-T / (1 + T)`` there would be off by
+    ``2^-20``."""
+    assert_softmax_cross_entropy_exact(z, y)
+
+
+@pytest.mark.parametrize(
+    "z, y",
+    [
+        ([0.0, -10.0], 0),  # log(1 + e^-10) in float32: 1 + e^-10 rounds, relative error ~1e-3
+        ([0.0, -10.0], 1),
+        ([3.0, 3.0, -1.0], 0),
+        ([0.0, -10.0, 2.0], [0.25, 0.25, 0.5]),
+    ],
+)
+def test_softmax_cross_entropy_float32_batched_keeps_relative_precision(z, y):
+    """The batched path in float32: the same bounds with float32's eps."""
+    assert_softmax_cross_entropy_exact(z, y, np.float32)
+
+
+def test_softmax_cross_entropy_keeps_relative_precision_when_the_label_dominates():
+    """z = [0, -20], y = 0: L = log(1 + e^-20) = 2.0611536203e-9 and dL/dz_0 = -e^-20 / (1 + e^-20)
+    = -2.0611536182e-9, where ``log(sum exp(z - max)) - (z_y - max)`` and ``s_y - 1`` gave
+    2.0611536900e-9 and -2.0611536922e-9 (relative errors 3.4e-8 and 3.6e-8) on both paths; and at
+    z = [0, -40, -745] the exact 4.2e-18, where they gave 0 (-0.0 on the reference path). Now within
+    4 eps on both paths, and of the right sign."""
+    e = np.exp(-20.0)
+    for what, (value, grad) in softmax_cross_entropy_everywhere([0.0, -20.0], 0).items():
+        assert abs(value - float(np.log1p(e))) <= 4 * EPS * float(np.log1p(e)), what
+        if grad is not None:
+            assert abs(grad[0] + e / (1 + e)) <= 4 * EPS * (e / (1 + e)), what
+    for what, (value, grad) in softmax_cross_entropy_everywhere([0.0, -40.0, -745.0], 0).items():
+        assert value == pytest.approx(4.248354255291589e-18, rel=4 * EPS, abs=0), what
+        if grad is not None:
+            assert grad[0] == pytest.approx(-4.248354255291589e-18, rel=4 * EPS, abs=0), what
+
+
+@pytest.mark.parametrize("z", [3.0, -1e300, 1e300])
+def test_softmax_cross_entropy_of_a_single_class_is_exactly_zero(z):
+    """m = 1: the softmax is 1, so ``L = 0`` and ``dL/dz = 0``, exactly and as +0 (not -0) on every
+    path and label form, float32 too; ``T`` is an empty sum."""
+    for dtype in (np.float64, np.float32):
+        if dtype == np.float32 and abs(z) > 1e38:
+            continue
+        for what, (value, grad) in softmax_cross_entropy_everywhere([z], 0, dtype).items():
+            assert value == 0 and not np.signbit(value), (what, value)
+            if grad is not None:
+                assert grad.shape == (1,) and grad[0] == 0 and not np.signbit(grad[0]), (what, grad)
 
 
 @pytest.mark.parametrize("z", [-1000.0, -745.0, -40.0, -1e-8, 0.0, 1e-8, 36.0, 40.0, 700.0, 1000.0])
@@ -446,7 +572,7 @@ def test_registered_by_name():
 def test_integer_label_equals_one_hot():
     p = np.array([[0.2], [0.5], [0.3]])
     onehot = np.array([[0.0], [1.0], [0.0]])
-    for loss in (jn.CrossEntropy(), jn.MeanSquaredError()):
+    for loss in (jn.CrossEntropy(), jn.MeanSquaredError(), jn.SoftmaxCrossEntropy()):  # (p as logits for the last)
         assert loss.forward(p, 1) == loss.forward(p, onehot)
         np.testing.assert_array_equal(loss.gradient(p, 1), loss.gradient(p, onehot))
 
