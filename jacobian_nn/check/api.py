@@ -27,7 +27,20 @@ import numpy as np
 from .._validation import FLOAT_DTYPES, as_float_array
 from .image_references import IMAGE_REFERENCES, build_layer, tie_sums
 from .diagnosis import EXPLAIN, REFUSED_EXPLAIN, Layout, analyse_full, entries, to_full, witness
-from .probes import LINEARITY_A, Calls, Refusal, as_tuple, check_shape, probe_determinism, probe_linearity, same_bits
+from .probes import (
+    LINEARITY_A,
+    SPLIT_DENSITY,
+    Calls,
+    Refusal,
+    as_tuple,
+    check_shape,
+    probe_additivity,
+    probe_determinism,
+    probe_layout,
+    probe_linearity,
+    probe_unchanged,
+    same_bits,
+)
 from .report import CheckReport, Probe, Tolerance, nice
 from .witnesses import (
     FD_STEPS,
@@ -197,7 +210,7 @@ class _PairProblem(_Problem):
 
     def vjp(self, calls, arrays, v):
         cache = self._forward(calls, arrays, self.flabel)[1]
-        return as_tuple(calls.call(self.pair.backward, self.vlabel, [v, cache], ["dout", "cache"]))
+        return as_tuple(calls.call(self.pair.backward, self.vlabel, [v, cache], ["dout", "cache"], deep=("cache",)))
 
 
 class _LossProblem(_Problem):
@@ -226,7 +239,12 @@ def _labels(y, x, num_classes, seed):
     if x.ndim != 2:
         raise ValueError(f"x: a CS231n loss takes scores of shape (N, C), got shape {x.shape}")
     N, C = x.shape
-    C = C if num_classes is None else int(num_classes)
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not 1 <= num_classes <= C:
+            raise ValueError(
+                f"num_classes: expected an integer in [1, {C}] (x has {C} columns of scores), got {num_classes!r}"
+            )
+        C = int(num_classes)
     if y is None:
         return np.random.default_rng([seed, 3]).integers(0, C, size=N)
     y = np.asarray(y)
@@ -301,8 +319,8 @@ def _run(
     if reference in IMAGE_REFERENCES:  # every keyword checked before the checked code is called
         build_layer(reference, x, reference_kwargs, batched)
     try:
-        y, p = _probe_f(calls, problem)
-        probes.append(p)
+        y, p = _probe_f(calls, problem, dtype)
+        probes.extend(p)
         ct_shape = tuple(cotangent_shape) if cotangent_shape is not None else y.shape
         if int(np.prod(ct_shape, dtype=int)) != y.size:
             raise ValueError(
@@ -313,8 +331,10 @@ def _run(
             gshapes[0] = tuple(gradient_shape)
             if int(np.prod(gshapes[0], dtype=int)) != x.size:
                 raise ValueError(f"gradient_shape: expected {x.size} entries (x has shape {x.shape}), got {gshapes[0]}")
+        first_vjp = None
         if problem.vlabel is not None:
-            probes.extend(_probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed))
+            vprobes, first_vjp = _probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed)
+            probes.extend(vprobes)
         raw = None
         if claimed is not None:
             out, p = _probe_jac(calls, claimed, x)
@@ -324,6 +344,8 @@ def _run(
                 )
             raw = out[0]
             probes.append(p)
+            label = _label(claimed, "jacobian")
+            probes.append(probe_layout(calls, claimed, label, [x], ["x"], out, dtype, ["J"]))
         probes.append(
             Probe(
                 "no call changes its arguments",
@@ -332,6 +354,9 @@ def _run(
             )
         )
         witness_dtype = _witness_dtype(calls, problem, y, dtype, tol)
+        if tol == Tolerance.for_dtype(dtype, err_factor=tol.err_factor):  # the defaults: no atol=, rtol= given
+            tol = _identity_tol(tol, dtype, witness_dtype)
+            base["tolerance"] = tol
         sections = []
         for i in range(len(problem.names)):
             sections.append(
@@ -356,7 +381,26 @@ def _run(
                     base,
                 )
             )
-        # a mutation or exception during the witnesses' calls is raised as a Refusal above
+        # a mutation or exception during the witnesses' calls is raised as a Refusal above; a result
+        # that changed since the first calls (a counter, a global) is one below
+        probes.append(
+            probe_unchanged(
+                calls, lambda *a: problem.f(calls, list(a)), problem.flabel, problem.arrays, problem.names, [y], ["out"]
+            )
+        )
+        if first_vjp is not None:
+            u, g_u = first_vjp
+            probes.append(
+                probe_unchanged(
+                    calls,
+                    lambda v: problem.vjp(calls, problem.arrays, v),
+                    problem.vlabel,
+                    [u],
+                    ["dout"],
+                    g_u,
+                    ["d" + n for n in problem.names],
+                )
+            )
     except Refusal as exc:
         probes.append(Probe(exc.key.replace("_", " "), False, exc.text))
         return CheckReport(
@@ -371,20 +415,25 @@ def _run(
     return _combine(sections, probes, y, base, calls)
 
 
-def _probe_f(calls, problem):
-    out, p = probe_determinism(
-        calls, lambda *a: problem.f(calls, list(a)), problem.flabel, problem.arrays, problem.names, "out"
-    )
+def _probe_f(calls, problem, dtype):
+    fn = lambda *a: problem.f(calls, list(a))  # noqa: E731
+    out, p = probe_determinism(calls, fn, problem.flabel, problem.arrays, problem.names, "out")
     if len(out) != 1:
         raise Refusal(
             "wrong_count",
             f"{problem.flabel} returned {len(out)} values, expected one array (a CS231n "
             f"forward returning (out, cache) goes through from_cs231n)",
         )
-    return out[0], p
+    if out[0].dtype.kind != "f":
+        raise Refusal(
+            "not_real",
+            f"{problem.flabel} returned out of dtype {out[0].dtype}, expected floating point: a function with "
+            f"integer or boolean values is piecewise constant, and finite differences of it measure its jumps",
+        )
+    return out[0], [p, probe_layout(calls, fn, problem.flabel, problem.arrays, problem.names, out, dtype, ["out"])]
 
 
-def _probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed) -> list:
+def _probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed) -> tuple:
     rng = np.random.default_rng([seed, 5])
     u = rng.standard_normal(ct_shape).astype(dtype)
     w = rng.standard_normal(ct_shape).astype(dtype)
@@ -421,11 +470,21 @@ def _probe_vjp(calls, problem, ct_shape, gshapes, dtype, seed) -> list:
     probes = [
         Probe(f"{label} is deterministic", True, "two calls with the same input and cotangent are bitwise equal"),
         Probe(f"{label} returns exact shapes", True, ", ".join(f"{g} {tuple(s)}" for g, s in zip(gnames, gshapes))),
+        probe_layout(
+            calls, lambda *a: problem.vjp(calls, list(a), u), label, problem.arrays, problem.names, g_u, dtype, gnames
+        ),
     ]
     g_w = run(w)
     g_mix = run((LINEARITY_A * u.astype(np.float64) + w).astype(dtype))
     probes.append(probe_linearity(g_u, g_w, g_mix, dtype, gnames, label))
-    return probes
+    if u.size > 1:  # a scalar output has no sparse part
+        m = rng.random(u.size) < SPLIT_DENSITY
+        m[rng.integers(u.size)] = True  # never all zeros ...
+        m[0] &= not m.all()  # ... nor all ones
+        m = m.reshape(ct_shape)
+        parts = (run(np.where(m, u, 0).astype(dtype)), run(np.where(m, 0, u).astype(dtype)))
+        probes.append(probe_additivity(g_u, parts, dtype, gnames, label))
+    return probes, (u, g_u)
 
 
 def _probe_jac(calls, claimed, x):

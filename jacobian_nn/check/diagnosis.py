@@ -189,9 +189,10 @@ def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=No
             if close(a, H, bound) and not close(n, H, bound):
                 return name, None, notes, None
     sel = ok & (np.abs(n) > bound)
-    den = float(np.sum(n[sel] ** 2))
+    size = float(np.abs(n[sel]).max(initial=0.0))  # the fit on n / size: no overflow at 1e200, no underflow at 1e-200
+    den = float(np.sum((n[sel] / size) ** 2)) if size > 0 else 0.0
     if den > 0:
-        c = float(np.sum(a[sel] * n[sel]) / den)
+        c = float(np.sum((a[sel] / size) * (n[sel] / size)) / den)
         if abs(c - 1.0) > FACTOR_RTOL and abs(c) > 0 and close(a, c * n, bound * max(1.0, abs(c))):
             if (
                 batch is not None
