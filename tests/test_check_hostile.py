@@ -288,6 +288,48 @@ def test_large_backward_wrong_away_from_the_sample_fails(where):
     assert_verdict(check_batch(np.tanh, vjp, XL), "fail")
 
 
+# --------------------------------------------------------------------------- a jump at the point
+
+
+def jump_at(x0, where=None):
+    """``tanh(x) + 1000`` where an entry is above ``x0`` (all entries, or the flat index ``where``): at
+    ``x = x0`` the right one-sided difference diverges, and its error estimate made any claim a kink."""
+
+    def f(x):
+        up = x > x0 if where is None else (x.reshape(-1)[where] > x0.reshape(-1)[where])
+        return np.tanh(x) + 1000.0 * up
+
+    return f
+
+
+@pytest.mark.parametrize("x", [X, XL], ids=["small", "large"])
+@pytest.mark.parametrize("factor", [5.0, -3.0, 0.0])
+def test_claim_at_a_jump_must_be_the_converged_side(factor, x):
+    r = check_batch(jump_at(x.copy()), lambda x, g: factor * tanh_vjp(x, g), x)
+    assert_verdict(r, "fail")
+
+
+@pytest.mark.parametrize("x", [X, XL], ids=["small", "large"])
+def test_wrong_claim_at_one_jumping_entry_fails(x):
+    """At 128 x 512 the entry is not sampled: the inner-product identity, whose direction crosses the
+    jump, must not be excused by its diverging central difference."""
+    vjp = lambda x, g: tanh_vjp(x, g) * np.where(np.arange(x.size).reshape(x.shape) == 7, 7.0, 1.0)  # noqa: E731
+    assert_verdict(check_batch(jump_at(x.copy(), where=7), vjp, x), "fail")
+
+
+@pytest.mark.parametrize("x", [X, XL], ids=["small", "large"])
+def test_near_miss_left_derivative_at_a_jump_is_a_kink(x):
+    """The left derivative is the library's convention at a jump (the step function's 0 at 0)."""
+    r = check_batch(jump_at(x.copy()), tanh_vjp, x)
+    assert_verdict(r, "pass", "kink")
+    assert_verdict(check_batch(jump_at(x.copy(), where=7), tanh_vjp, x), "pass")
+    if x is X:
+        assert any("discontinuous" in n for n in r.notes)
+    step = jn.Step()
+    Z = np.array([[0.0, -0.3, 0.7]])
+    assert_verdict(jn.check_jacobian_batched(step.forward_batched, step.jacobian_batched, Z), "pass", "kink")
+
+
 # --------------------------------------------------------------------------- what comes back
 
 
@@ -369,6 +411,47 @@ def test_extreme_scales(scale):
         r = check_batch(f, lambda x, g: 3 * scale * x * g, X)
     assert_verdict(r, "fail", "constant_factor")
     assert r.factor == pytest.approx(1.5)
+
+
+# --------------------------------------------------------------------------- results in a shared buffer
+
+
+def shared_buffer(values):
+    """A function that writes ``values(*args)`` into one buffer and returns that buffer from every call."""
+    buf = {}
+
+    def fn(*args):
+        v = values(*args)
+        out = buf.setdefault("out", np.empty_like(v))
+        out[...] = v
+        return out
+
+    return fn
+
+
+def dropout_tanh(x):
+    return 2.0 * np.tanh(x) * (np.random.default_rng().random(x.shape) < 0.5)
+
+
+@pytest.mark.parametrize("x", [X, XL], ids=["small", "large"])
+def test_random_forward_writing_into_one_buffer_is_refused(x):
+    """Both calls return the same array object, so it equalled itself; a 5 g backward then passed."""
+    r = check_batch(shared_buffer(dropout_tanh), lambda x, g: 5.0 * g, x)
+    assert_verdict(r, "refused", "not_deterministic")
+
+
+def test_random_backward_and_jacobian_writing_into_one_buffer_are_refused():
+    vjp = shared_buffer(lambda x, g: tanh_vjp(x, g) * (np.random.default_rng().random(x.shape) < 0.5))
+    assert_verdict(check_batch(np.tanh, vjp, X), "refused", "not_deterministic")
+    jac = shared_buffer(lambda x: np.diag(1 - np.tanh(x.ravel()) ** 2) * np.random.default_rng().random())
+    assert_verdict(jn.check_jacobian(np.tanh, jac, X), "refused", "not_deterministic")
+
+
+def test_near_miss_right_values_in_one_buffer_and_a_shared_constant_jacobian_pass():
+    """Judged by the values each call returned; a linear map's Jacobian may be the same array every time."""
+    assert_verdict(check_batch(np.tanh, shared_buffer(tanh_vjp), XL), "pass")
+    A = RNG.normal(size=(3, 20))
+    assert_verdict(jn.check_jacobian(lambda x: A @ x.reshape(-1), lambda x: A, X), "pass")
 
 
 # --------------------------------------------------------------------------- memory layout and mutation
@@ -620,6 +703,31 @@ def test_loss_with_a_global_the_gradient_changes_is_refused():
         return value, grad
 
     assert_verdict(jn.check_loss(loss, SCORES), "refused", "not_deterministic")
+
+
+def l2_loss(x, t):
+    """A CS231n-style loss with float regression targets: no class labels."""
+    return 0.5 * np.sum((x - t) ** 2) / x.shape[0], (x - t) / x.shape[0]
+
+
+def test_cs231n_loss_with_float_targets_or_none_is_checked_without_labels():
+    T = RNG.normal(size=SCORES.shape)
+    assert_verdict(check_batch(*jn.from_cs231n_loss(l2_loss, T), SCORES), "pass")
+    wrong = lambda x, t: (l2_loss(x, t)[0], 2.0 * l2_loss(x, t)[1])  # noqa: E731
+    assert_verdict(check_batch(*jn.from_cs231n_loss(wrong, T), SCORES), "fail", "constant_factor")
+    norm = lambda x, y: (0.5 * np.sum(x**2), x)  # noqa: E731  a loss that takes no targets
+    assert_verdict(check_batch(*jn.from_cs231n_loss(norm, None), SCORES), "pass")  # was a TypeError
+
+
+def test_cs231n_loss_with_integer_labels_keeps_the_label_diagnosis():
+    def missing_minus_one(x, y):
+        loss, d = softmax_loss(x, y)
+        d[np.arange(x.shape[0]), y] += 1.0 / x.shape[0]
+        return loss, d
+
+    y = [0, 1, 2, 3]  # a list of labels, as CS231n's data loaders give
+    r = check_batch(*jn.from_cs231n_loss(missing_minus_one, y), SCORES)
+    assert_verdict(r, "fail", "off_at_label")
 
 
 # --------------------------------------------------------------------------- the command line

@@ -218,7 +218,22 @@ class _LossProblem(_Problem):
         super().__init__(x)
         self.loss_fn, self.y = loss_fn, y
         self.flabel = self.vlabel = getattr(loss_fn, "__name__", "loss")
-        self.labels = tuple(int(t) for t in np.asarray(y).reshape(-1))
+        # class labels (N,) in [0, C) name the label entries for the diagnosis ``off_at_label``; other
+        # targets (None, regression values) are passed to loss_fn as they are, with no label diagnosis
+        t = None
+        if isinstance(y, (np.ndarray, list, tuple)):
+            try:
+                t = np.asarray(y)
+            except (ValueError, TypeError):  # a ragged list: not labels
+                t = None
+        is_labels = (
+            t is not None
+            and t.dtype.kind in "iu"
+            and x.ndim == 2
+            and t.shape == (x.shape[0],)
+            and (t.size == 0 or (t.min() >= 0 and t.max() < x.shape[1]))
+        )
+        self.labels = tuple(int(v) for v in t) if is_labels and t is not None else None
 
     def _call(self, calls, arrays):
         out = calls.call(self.loss_fn, self.flabel, [arrays[0], self.y], ["x", "y"])
