@@ -272,6 +272,42 @@ def test_one_entry_wrong_by_1e_6_fails():
     assert_verdict(check_batch(np.tanh, lambda x, g: tanh_vjp(x, g) * np.where(bad, 1 + 1e-6, 1.0), X), "fail")
 
 
+def sampled_rows(x, seed=0):
+    """The samples the sampled witness checks (its generator, ``default_rng([seed, 11])``, draws the
+    cotangent first)."""
+    from jacobian_nn.check.witnesses import SAMPLE_SAMPLES
+
+    rng = np.random.default_rng([seed, 11])
+    rng.standard_normal(x.size)
+    return np.sort(rng.choice(x.shape[0], size=SAMPLE_SAMPLES, replace=False))
+
+
+@pytest.mark.parametrize(
+    "dtype, rel, verdict",
+    [
+        (np.float64, 1e-6, "fail"),  # passed: random-u identity pairs average the error away by sqrt(K)
+        (np.float32, 1e-3, "fail"),  # passed, up to 3e-2
+        (np.float64, 1e-8, "pass"),  # near misses: within the per-entry tolerances
+        (np.float32, 1e-5, "pass"),
+    ],
+)
+def test_backward_right_only_on_the_sampled_rows(dtype, rel, verdict):
+    x = XL.astype(dtype)
+    rows = sampled_rows(x)
+
+    def vjp(x, g):
+        d = tanh_vjp(x, g)
+        others = np.ones(x.shape[0], dtype=bool)
+        others[rows] = False
+        d[others] *= 1.0 + rel
+        return d.astype(x.dtype)
+
+    r = check_batch(np.tanh, vjp, x)
+    assert_verdict(r, verdict)
+    if verdict == "fail":  # the sampled entries agree; the identity along vjp(v) is what fails
+        assert r.witnesses[0].passed and not r.witnesses[-1].passed, str(r)
+
+
 @pytest.mark.parametrize(
     "where",
     [(slice(-1, None), slice(None)), (slice(None), slice(300, 301)), (77, 300)],

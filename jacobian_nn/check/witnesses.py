@@ -184,7 +184,12 @@ def identity(
     f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_mask, layout: Layout, avoid=None, pairs=None
 ) -> Witness:
     """``<u, vjp(x, v)> = <v, J u>`` for :data:`VJP_PAIRS` random pairs, ``J u`` by a finite
-    difference along ``u`` (both sides probed where the central difference disagrees).
+    difference along ``u`` (both sides probed where the central difference disagrees), and one
+    more pair along the claim itself: ``u = g / rms(g)`` for ``g = vjp(x, v)``. A random ``u``
+    averages the errors of ``K`` entries with random signs, so a claim scaled by ``1 + d`` on a
+    subset of its entries moves ``<u, g>`` by about ``d / sqrt(K)`` of ``sum |u g|``, the size the
+    tolerance is measured against; along ``g`` every term ``u_j g_j`` is positive, and the same slip
+    moves it by ``d`` times the subset's share of ``|g|^2``.
 
     ``u`` is zero on the columns of ``kink_mask`` (entries known to sit at a kink) and on
     ``avoid`` (entries of the array that are exactly 0, where a kink usually sits): a direction
@@ -194,11 +199,21 @@ def identity(
     if kink_mask is not None:
         avoid |= kink_mask.any(axis=0)
     worst, n_fail, kinky, details, max_rel = 0.0, 0, 0, [], 0.0
-    for _ in range(VJP_PAIRS):
+    n_pairs = 0
+    for k in range(VJP_PAIRS + 1):
+        aligned = k == VJP_PAIRS
         u = rng.standard_normal(K)
-        u[avoid] = 0.0  # directions through a known kink have no directional derivative to compare with
         v = rng.standard_normal(M)
         g = vjp_flat(v)
+        if aligned:
+            u = np.where(avoid, 0.0, g)
+            top = float(np.abs(u).max(initial=0.0))
+            if top == 0.0:  # nothing to align with (a zero claim fails on the random pairs)
+                break
+            u = u / top  # then to unit rms, without overflow or underflow at any scale of g
+            u = u / float(np.sqrt(np.mean(u * u)))
+        u[avoid] = 0.0  # directions through a known kink have no directional derivative to compare with
+        n_pairs += 1
         lhs = dot(u, g)
 
         def along(t, u=u, v=v):
@@ -249,13 +264,14 @@ def identity(
     if avoid.any():
         detail += ("; " if detail else "") + f"u is 0 on {int(avoid.sum())} entries at (possible) kinks"
     return Witness(
-        name=f"inner-product identity <u, vjp(x, v)> = <v, J u> ({VJP_PAIRS} random pairs, seed {seed})",
+        name=f"inner-product identity <u, vjp(x, v)> = <v, J u> ({VJP_PAIRS} random pairs and one along "
+        f"vjp(x, v), seed {seed})",
         passed=n_fail == 0,
         diagnosis=diagnosis,
         max_abs=worst,
         max_rel=max_rel,
         n_failed=n_fail,
-        n_entries=VJP_PAIRS,
+        n_entries=n_pairs,
         detail=detail,
     )
 
