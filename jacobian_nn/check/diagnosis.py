@@ -190,9 +190,10 @@ def diagnose(a, n, bound, ok, hypotheses: dict, batch: int | None, label_mask=No
             if close(a, H, bound) and not close(n, H, bound):
                 return name, None, notes, None
     sel = ok & (np.abs(n) > bound)
-    den = float(np.sum(n[sel] ** 2))
+    size = float(np.abs(n[sel]).max(initial=0.0))  # the fit on n / size: no overflow at 1e200, no underflow at 1e-200
+    den = float(np.sum((n[sel] / size) ** 2)) if size > 0 else 0.0
     if den > 0:
-        c = float(np.sum(a[sel] * n[sel]) / den)
+        c = float(np.sum((a[sel] / size) * (n[sel] / size)) / den)
         if abs(c - 1.0) > FACTOR_RTOL and abs(c) > 0 and close(a, c * n, bound * max(1.0, abs(c))):
             if (
                 batch is not None
@@ -285,10 +286,21 @@ def analyse_full(
         L, Le, R, Re, sL, sR = sides = one_sided()
         bL, bR = tol.bound(L, Le, scale, top), tol.bound(R, Re, scale, top)
         # a side that did not converge and whose error exceeds the other side's size: f jumps there
-        jump = (~sL & (Le > np.maximum(1.0, np.abs(R)))) ^ (~sR & (Re > np.maximum(1.0, np.abs(L))))
+        left_diverges = ~sL & (Le > np.maximum(1.0, np.abs(R)))
+        right_diverges = ~sR & (Re > np.maximum(1.0, np.abs(L)))
+        jump = left_diverges ^ right_diverges
         differ = (np.abs(L - R) > bL + bR) | jump
         slack = np.maximum(bL, bR)
         between = (A >= np.minimum(L, R) - slack) & (A <= np.maximum(L, R) + slack)
+        # at a jump one side diverges, and its error estimate (and the central difference's size in the
+        # entry's row and column) would make any claim lie "between": the claim must be the converged
+        # side's derivative (the step function's 0 at 0, the library's convention), judged by that side's
+        # own size
+        if jump.any():
+            aL, aR = np.abs(L), np.abs(R)
+            jL = tol.bound(L, Le, aL, float(aL[~left_diverges].max(initial=0.0)))
+            jR = tol.bound(R, Re, aR, float(aR[~right_diverges].max(initial=0.0)))
+            between = np.where(jump, np.where(left_diverges, np.abs(A - R) <= jR, np.abs(A - L) <= jL), between)
         kink = differ & between
         fail = fail | (differ & ~between)  # the sides differ and the claim lies outside them
         loose = tol.err_factor * err > tol.atol * scale + tol.rtol * absB + tol.noise * top  # the estimate dominates

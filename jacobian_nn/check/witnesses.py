@@ -188,7 +188,12 @@ def identity(
     f_flat, vjp_flat, M, K, tol: Tolerance, seed, step, maxiter, kink_mask, layout: Layout, avoid=None, pairs=None
 ) -> Witness:
     """``<u, vjp(x, v)> = <v, J u>`` for :data:`VJP_PAIRS` random pairs, ``J u`` by a finite
-    difference along ``u`` (both sides probed where the central difference disagrees).
+    difference along ``u`` (both sides probed where the central difference disagrees), and one
+    more pair along the claim itself: ``u = g / max|g|`` for ``g = vjp(x, v)``. A random ``u``
+    averages the errors of ``K`` entries with random signs, so a claim scaled by ``1 + d`` on a
+    subset of its entries moves ``<u, g>`` by about ``d / sqrt(K)`` of ``sum |u g|``, the size the
+    tolerance is measured against; along ``g`` every term ``u_j g_j`` is positive, and the same slip
+    moves it by ``d`` times the subset's share of ``|g|^2``.
 
     ``u`` is zero on the columns of ``kink_mask`` (entries known to sit at a kink) and on
     ``avoid`` (entries of the array that are exactly 0, where a kink usually sits): a direction
@@ -198,11 +203,21 @@ def identity(
     if kink_mask is not None:
         avoid |= kink_mask.any(axis=0)
     worst, n_fail, kinky, details, max_rel = 0.0, 0, 0, [], 0.0
-    for _ in range(VJP_PAIRS):
+    n_pairs = 0
+    for k in range(VJP_PAIRS + 1):
+        aligned = k == VJP_PAIRS
         u = rng.standard_normal(K)
-        u[avoid] = 0.0  # directions through a known kink have no directional derivative to compare with
         v = rng.standard_normal(M)
         g = vjp_flat(v)
+        if aligned:
+            u = np.where(avoid, 0.0, g)
+            top = float(np.abs(u).max(initial=0.0))
+            if top == 0.0:  # nothing to align with (a zero claim fails on the random pairs)
+                break
+            u = u / top  # largest entry 1: no overflow or underflow at any scale of g, and the finite
+            # differences step no further along any entry than along a random u's typical one
+        u[avoid] = 0.0  # directions through a known kink have no directional derivative to compare with
+        n_pairs += 1
         lhs = dot(u, g)
 
         def along(t, u=u, v=v):
@@ -211,19 +226,37 @@ def identity(
         def rhs_of(direction):
             r = fd_jacobian(along, np.zeros(1), initial_step=step, maxiter=maxiter, step_direction=direction)
             finite_or_refuse(r, "inner-product identity", Layout((1,), (), None, name="(x along u)"))
-            return float(r.df[0, 0]), float(r.error[0, 0]), abs(float(r.df[0, 0]))
+            return float(r.df[0, 0]), float(r.error[0, 0]), abs(float(r.df[0, 0])), bool(r.success[0, 0])
 
-        rhs, rerr, rscale = rhs_of(0)
-        scale = max(float(np.abs(u * g).sum()), rscale)
+        rhs, rerr, rscale, rok = rhs_of(0)
+        claim_size = float(np.abs(u * g).sum())
+        scale = max(claim_size, rscale)
         bound = tol.atol * scale + tol.rtol * scale + tol.err_factor * rerr
         if pairs is not None:
             pairs.append((u, v, lhs, rhs, bound))
         d = abs(lhs - rhs)
         max_rel = max(max_rel, float(relative_error(lhs, rhs, scale=scale)))
         worst = max(worst, d)
+        if not rok and rerr > max(1.0, claim_size):
+            # the central difference diverges: f may jump along u (a discontinuity at x), and its error
+            # estimate would excuse any claim; when exactly one side diverges, the claim must be the other's
+            lo, lerr, _, lok = rhs_of(-1)
+            hi, herr, _, hok = rhs_of(1)
+            left_div, right_div = not lok and lerr > max(1.0, abs(hi)), not hok and herr > max(1.0, abs(lo))
+            if left_div != right_div:
+                side, serr = (hi, herr) if left_div else (lo, lerr)
+                sscale = max(claim_size, abs(side))
+                if abs(lhs - side) <= (tol.atol + tol.rtol) * sscale + tol.err_factor * serr:
+                    kinky += 1
+                else:
+                    n_fail += 1
+                    details.append(
+                        f"<u, vjp(v)> = {lhs:.6g} vs <v, J u> = {side:.6g} (f jumps along u; the converged side)"
+                    )
+                continue
         if d > bound:
-            lo, lerr, _ = rhs_of(-1)
-            hi, herr, _ = rhs_of(1)
+            lo, lerr, _, _ = rhs_of(-1)
+            hi, herr, _, _ = rhs_of(1)
             slack = tol.atol * scale + tol.rtol * scale + tol.err_factor * max(lerr, herr)
             if abs(lo - hi) > 2 * slack and min(lo, hi) - slack <= lhs <= max(lo, hi) + slack:
                 kinky += 1
@@ -235,13 +268,14 @@ def identity(
     if avoid.any():
         detail += ("; " if detail else "") + f"u is 0 on {int(avoid.sum())} entries at (possible) kinks"
     return Witness(
-        name=f"inner-product identity <u, vjp(x, v)> = <v, J u> ({VJP_PAIRS} random pairs, seed {seed})",
+        name=f"inner-product identity <u, vjp(x, v)> = <v, J u> ({VJP_PAIRS} random pairs and one along "
+        f"vjp(x, v), seed {seed})",
         passed=n_fail == 0,
         diagnosis=diagnosis,
         max_abs=worst,
         max_rel=max_rel,
         n_failed=n_fail,
-        n_entries=VJP_PAIRS,
+        n_entries=n_pairs,
         detail=detail,
     )
 
@@ -329,8 +363,11 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
         finite_or_refuse(
             r, "sampled finite differences", Layout(layout.in_shape, (), None, name=layout.name), cols=which
         )
+        if direction:
+            succeeded[direction] = r.success[0]
         return r.df[0], r.error[0], (r.df[1:] if with_sub else None)
 
+    succeeded: dict = {}  # scipy's success flags of the last one-sided run per direction
     n, nerr, sub = along_entries(0, cols, with_sub=square)
     a = g[cols]
     top = float(np.abs(n).max()) if n.size else 0.0
@@ -348,18 +385,31 @@ def sampled(f_flat, vjp_flat, layout: Layout, tol: Tolerance, seed, step, maxite
         # probe a few doubtful entries first: when none of them sits at a kink, the failures are not
         # kinks (this can only leave an entry failing, never excuse one)
         first = rng.choice(doubt, size=KINK_PROBE_FIRST, replace=False)
-        lo, _, _ = along_entries(-1, cols[first])
-        hi, _, _ = along_entries(1, cols[first])
-        if not np.any(np.abs(lo - hi) > bound[first]):
+        lo, elo, _ = along_entries(-1, cols[first])
+        hi, ehi, _ = along_entries(1, cols[first])
+        diverges = (~succeeded[-1] & (elo > np.maximum(1.0, np.abs(hi)))) | (
+            ~succeeded[1] & (ehi > np.maximum(1.0, np.abs(lo)))
+        )
+        if not np.any((np.abs(lo - hi) > bound[first]) | diverges):
             doubt = np.zeros(0, dtype=int)
     if doubt.size:
         nL, eL, _ = along_entries(-1, cols[doubt])
         nR, eR, _ = along_entries(1, cols[doubt])
         bL, bR = bound_of(nL, eL), bound_of(nR, eR)
         ad = a[doubt]
-        differ = np.abs(nL - nR) > bL + bR
+        # a side that did not converge and whose error exceeds the other side's size: f jumps there, and
+        # the claim must be the converged side's derivative, judged by that side's own size (as in
+        # :func:`.diagnosis.analyse_full`), not "between" a side whose error estimate excuses anything
+        left_div = ~succeeded[-1] & (eL > np.maximum(1.0, np.abs(nR)))
+        right_div = ~succeeded[1] & (eR > np.maximum(1.0, np.abs(nL)))
+        jump = left_div ^ right_div
+        differ = (np.abs(nL - nR) > bL + bR) | jump
         slack = np.maximum(bL, bR)
         between = (ad >= np.minimum(nL, nR) - slack) & (ad <= np.maximum(nL, nR) + slack)
+        if jump.any():
+            jL = tol.bound(nL, eL, top=float(np.abs(nL[~left_div]).max(initial=0.0)))
+            jR = tol.bound(nR, eR, top=float(np.abs(nR[~right_div]).max(initial=0.0)))
+            between = np.where(jump, np.where(left_div, np.abs(ad - nR) <= jR, np.abs(ad - nL) <= jL), between)
         k = differ & between
         kink[doubt] = k
         # an entry the central difference fails is judged with a tolerance no looser than the central one's
