@@ -542,3 +542,24 @@ def test_no_gradient_at_a_tie_fails():
 
     r = _max_pool_check(none_at_ties, _tied_images())
     assert r.verdict == "fail" and "add up to 0" in " ".join(r.notes), r.summary
+
+
+def test_a_sparse_jacobian_is_checked_by_its_values():
+    """The library's convolution Jacobians are ``scipy.sparse`` csr arrays: passed as the claim, they are
+    compared by their dense values (they were refused as 'not deterministic', their objects compared by
+    bits). Near misses: one wrong entry fails, the transpose is diagnosed as transposed."""
+    layer = jn.Conv2D((2, 5, 5), 3, 3, stride=1, pad=1, seed=0)
+    x = np.random.default_rng(0).normal(size=(50, 1))
+
+    def f(v):
+        return layer.forward(v)[0]
+
+    def one_wrong(v):
+        J = layer.jacobian_x(v).tolil()
+        J[3, 7] += 0.5
+        return J.tocsr()
+
+    assert jn.check_jacobian(f, layer.jacobian_x, x).verdict == "pass"
+    r = jn.check_jacobian(f, one_wrong, x)
+    assert r.verdict == "fail" and (r.worst[0].row, r.worst[0].column) == (3, 7) and r.worst[1].passed, str(r)
+    assert jn.check_jacobian(f, lambda v: layer.jacobian_x(v).T, x).diagnosis == "transposed"

@@ -39,6 +39,7 @@ import copy
 import math
 
 import numpy as np
+from scipy import sparse
 
 from .._validation import eps_of, relative_error
 from .report import Probe, index_name
@@ -174,11 +175,15 @@ class Calls:
 
 
 def snapshot(obj):
-    """``obj`` with every ndarray in it, through tuples and lists, copied (subclass and mask kept):
+    """``obj`` with every ndarray in it, through tuples and lists, copied (subclass and mask kept; a
+    ``scipy.sparse`` array or matrix, such as the library's convolution and pooling Jacobians, becomes its
+    dense ``toarray()``):
     code that returns the same buffer from every call, overwritten each time, must not make two
     calls look bitwise equal because they are one array."""
     if isinstance(obj, np.ndarray):
         return obj.copy()
+    if sparse.issparse(obj):  # a scipy.sparse Jacobian (the library's convolution ones): its dense values
+        return obj.toarray()
     if isinstance(obj, (tuple, list)):
         return type(obj)(snapshot(item) for item in obj) if type(obj) in (tuple, list) else obj
     return obj
