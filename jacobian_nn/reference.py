@@ -61,6 +61,8 @@ def _stacked(vs: list) -> np.ndarray:
     side, as the batched path holds them. One ``np.concatenate`` along the first axis, no
     per-array work in Python, and the result is contiguous, so that
     :func:`~jacobian_nn._validation.all_finite` checks it in one BLAS pass."""
+    if len(vs) == 1:  # one sample (Network.backward, train_one): a view, no copy
+        return np.asarray(vs[0]).reshape(1, -1)
     if vs[0].ndim == 0:
         return np.array(vs).reshape(len(vs), 1)
     return np.concatenate(vs, axis=0).reshape(len(vs), -1)

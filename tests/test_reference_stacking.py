@@ -40,6 +40,9 @@ def test_stacked_puts_sample_k_in_row_k_for_any_shape():
     assert stacked.shape == (4, 6) and (stacked == np.arange(4.0)[:, None]).all()
     scalars = [np.float64(k) for k in range(4)]  # layer norm's per-sample sigma
     np.testing.assert_array_equal(_stacked(scalars), np.arange(4.0)[:, None])
+    one = np.arange(3.0)[:, None]  # one sample: a view of it, the same row
+    assert _stacked([one]).shape == (1, 3) and np.shares_memory(_stacked([one]), one)
+    assert _stacked([np.float64(2.0)]).shape == (1, 1) and _stacked([blocks[1]]).shape == (1, 6)
 
 
 def test_layer_norm_sigma_that_overflows_is_refused_on_both_paths_naming_the_sample():
