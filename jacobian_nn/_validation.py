@@ -265,7 +265,14 @@ def state_kept_on_refusal(net, mode: str) -> KeptState:
     and Generator states once per call, on entry."""
     if mode != "train":
         return _NOTHING_KEPT
-    return KeptState([(v, v.copy()) for s in net.state for v in s.values()], generator_states(net))
+    saved, gens = [], []
+    for layer in net.layers:  # one pass (a training step takes this guard once): state arrays, Generators
+        for v in layer.state.values():
+            saved.append((v, v.copy()))
+        rng = getattr(layer, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            gens.append((rng, copy.deepcopy(rng.bit_generator.state)))
+    return KeptState(saved, gens) if saved or gens else _NOTHING_KEPT
 
 
 def check_writeable(params, name: str) -> None:
