@@ -23,7 +23,9 @@ norm's running statistics and the dropout Generators (:func:`state_kept_on_refus
 Cost. The per-sample methods are the public ones (no private copy of a formula), so each
 sample costs each layer one ``forward`` call: measured on network B's 64-100 ReLU layer,
 2.5 us per sample against 2.1 us for the loop over ``W^T x + b`` inside the layer that this
-driver replaced (the call, and the views ``W^T`` and ``b[:, None]`` made per call).
+driver replaced (the call, and the views ``W^T`` and ``b[:, None]`` made per call). Each
+stack for a check costs about 0.2 ms at N = 1797 (the per-array work of ``np.concatenate``),
+so checking the saved ``z`` of network B's two layers adds 0.6 ms to a 10 ms ``predict``.
 
 Batch convention (seed 000's ``trainBatch``): the loss of a batch is the mean of the
 per-sample losses and the gradients the mean of the per-sample gradients, the penalty
