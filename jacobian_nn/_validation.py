@@ -44,7 +44,7 @@ The tolerances built on these differ on purpose, one per kind of comparison:
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+import math
 
 import numpy as np
 
@@ -121,19 +121,18 @@ def lend(out, role: str, shape, dtype):
 
 
 def all_finite(arr: np.ndarray) -> bool:
-    """``np.isfinite(arr).all()`` for a real array, faster on large contiguous float arrays.
+    """``np.isfinite(arr).all()`` for a real array, faster on contiguous float arrays.
 
     The dot product ``v . v`` of the flattened array is not finite whenever an entry is
     not (``inf * inf = inf``, NaN propagates), and it is one BLAS pass with no temporary.
     When it is not finite although every entry is (the sum of squares overflowed), the
     entrywise test decides, so the answer is always exactly ``np.isfinite(arr).all()``.
+    ``np.vdot`` is used because it raises no floating-point warning when the sum of squares
+    overflows (``np.dot`` and ``@`` do; measured: 0.6 us against 1.2 us for
+    ``isfinite().all()`` at 900 entries, 26 us against 33 us at 180 000).
     """
-    if arr.dtype.kind == "f" and arr.size >= 1024 and arr.flags.c_contiguous:
-        v = arr.reshape(-1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            square_sum = v @ v
-        if np.isfinite(square_sum):
-            return True
+    if arr.dtype.kind == "f" and arr.flags.c_contiguous and math.isfinite(np.vdot(arr, arr)):
+        return True
     return bool(np.isfinite(arr).all())
 
 
@@ -257,8 +256,12 @@ def check_layer_context(ctx, layer: int, checked=()) -> None:
     if not isinstance(ctx, tuple):
         return
     for c in ctx:
-        if isinstance(c, np.ndarray) and c.dtype.kind == "f" and not any(c is a for a in checked):
-            check_layer_output(c, layer, "intermediate result (e.g. pre-activation) for sample")
+        if isinstance(c, np.ndarray) and c.dtype.kind == "f":
+            for a in checked:
+                if c is a:
+                    break
+            else:
+                check_layer_output(c, layer, "intermediate result (e.g. pre-activation) for sample")
 
 
 def generator_states(net) -> list:
@@ -268,26 +271,47 @@ def generator_states(net) -> list:
     return [(g, copy.deepcopy(g.bit_generator.state)) for g in gens]
 
 
-@contextmanager
-def state_kept_on_overflow(net, mode: str):
-    """Inside the block (a driver's training-mode forward), a :class:`NonFiniteError` puts back the
-    layers' ``state`` arrays (batch norm's running statistics, which an earlier layer may already
-    have updated) and their Generators' states before it propagates: a refused call changes
-    nothing. Test mode changes no state and costs nothing; training mode copies the (small) state
-    arrays and Generator states once per call."""
+class KeptState:
+    """What :func:`state_kept_on_refusal` returns: a context manager holding copies of the state."""
+
+    __slots__ = ("saved", "gens")
+
+    def __init__(self, saved: list, gens: list):
+        self.saved, self.gens = saved, gens
+
+    def __enter__(self) -> "KeptState":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # None: the exception propagates
+        if exc_type is not None:
+            for v, c in self.saved:
+                v[...] = c
+            for g, st in self.gens:
+                g.bit_generator.state = st
+
+
+_NOTHING_KEPT = KeptState([], [])
+
+
+def state_kept_on_refusal(net, mode: str) -> KeptState:
+    """A context manager for a public call that may update state in ``mode`` and refuse later: if
+    the block raises (an overflow found after the forward, a non-finite loss row or step, a
+    read-only parameter, an interrupt), the layers' ``state`` arrays (batch norm's running
+    statistics, which the forward has already updated) and the dropout layers' Generator states are
+    put back before the exception propagates, so that a call that raises changes nothing. The
+    parameters need no copy: :meth:`Network.apply_update` checks every step before it writes any.
+    Test mode changes no state and costs nothing; training mode copies the (small) state arrays
+    and Generator states once per call, on entry."""
     if mode != "train":
-        yield
-        return
-    saved = [(v, v.copy()) for s in net.state for v in s.values()]
-    gens = generator_states(net)
-    try:
-        yield
-    except NonFiniteError:
-        for v, c in saved:
-            v[...] = c
-        for g, st in gens:
-            g.bit_generator.state = st
-        raise
+        return _NOTHING_KEPT
+    saved, gens = [], []
+    for layer in net.layers:  # one pass (a training step takes this guard once): state arrays, Generators
+        for v in layer.state.values():
+            saved.append((v, v.copy()))
+        rng = getattr(layer, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            gens.append((rng, copy.deepcopy(rng.bit_generator.state)))
+    return KeptState(saved, gens) if saved or gens else _NOTHING_KEPT
 
 
 def check_writeable(params, name: str) -> None:

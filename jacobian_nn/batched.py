@@ -32,7 +32,7 @@ from ._validation import (
     check_mode,
     check_positive,
     lend,
-    state_kept_on_overflow,
+    state_kept_on_refusal,
 )
 
 
@@ -158,7 +158,9 @@ def forward_batched(net, X, mode: str = "test", workspace: Workspace | None = No
     With a :class:`Workspace`, ``Y_hat`` and the contexts live in its arrays (valid until
     its next use)."""
     check_mode(mode)
-    return _forward(net, net.input_batch(X), mode, workspace)
+    A = net.input_batch(X)
+    with state_kept_on_refusal(net, mode):  # a refused overflow leaves running stats and Generators as found
+        return _forward(net, A, mode, workspace)
 
 
 def _checked(net, X, Y, mode):
@@ -175,9 +177,10 @@ def _forward(net, A, mode, workspace=None):
     checked once (:func:`check_layer_output`, one BLAS dot per layer), and so are the other float
     arrays of its context (:func:`check_layer_context`: a dense layer's ``Z`` unless the output
     overwrote it), so an overflow inside the network from finite inputs is an error naming ``X``
-    and the layer, never NaN downstream."""
+    and the layer, never NaN downstream (and numpy's overflow warnings are silenced meanwhile).
+    The caller holds the state guard (:func:`state_kept_on_refusal`)."""
     ctxs = []
-    with state_kept_on_overflow(net, mode):  # a refused overflow leaves running stats and Generators as found
+    with np.errstate(over="ignore", invalid="ignore"):
         for i, layer in enumerate(net.layers):
             A_in = A
             A, ctx = layer.forward_batched(A, mode, out=_lender(workspace, i))
@@ -201,7 +204,14 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     instead of in a pass over every gradient array; equal to scaling the unscaled gradients
     up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
     """
-    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode, workspace)  # forward
+    A = _checked(net, X, Y, mode)
+    with state_kept_on_refusal(net, mode):  # a refusal after the forward leaves running stats and Generators
+        return _loss_and_gradients_batched(net, A, Y, mode, workspace, scale)
+
+
+def _loss_and_gradients_batched(net, A, Y, mode, workspace, scale):
+    """:func:`loss_and_gradients_batched` of the checked batch ``A``, without the state guard."""
+    Y_hat, ctxs = _forward(net, A, mode, workspace)  # forward
     loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
     loss += net.penalty()
     own = _lender(workspace, "network")
@@ -228,11 +238,15 @@ def train_step_batched(net, X, Y, lr: float, workspace: Workspace | None = None)
     :func:`loss_and_gradients_batched`): no pass over the gradient arrays to scale them.
     ``apply_update`` validates every step before writing any parameter: a step that
     overflows (huge ``lr``) is refused there, with its name, so numpy's overflow warnings
-    inside the scaled backward pass are silenced."""
+    inside the scaled backward pass are silenced. A refused step changes nothing: not the
+    parameters, nor batch norm's running statistics, nor the dropout Generators
+    (:func:`state_kept_on_refusal`)."""
     lr = check_positive(lr, "lr")
-    with np.errstate(over="ignore", invalid="ignore"):
-        loss, steps = loss_and_gradients_batched(net, X, Y, "train", workspace, scale=-lr)
-    net.apply_update(steps)
+    A = _checked(net, X, Y, "train")
+    with state_kept_on_refusal(net, "train"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, steps = _loss_and_gradients_batched(net, A, Y, "train", workspace, -lr)
+        net.apply_update(steps)
     return loss
 
 
@@ -255,7 +269,9 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
 
     Their mean plus ``net.penalty()`` is the batch loss of :func:`loss_and_gradients_batched`.
     """
-    Y_hat, _ = _forward(net, _checked(net, X, Y, mode), mode)
+    A = _checked(net, X, Y, mode)
+    with state_kept_on_refusal(net, mode):
+        Y_hat, _ = _forward(net, A, mode)
     Ym = net.loss.labels_batched(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
     return net.loss.per_sample_losses_batched(Y_hat, Ym)
 
@@ -290,7 +306,9 @@ def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mod
         why = layer.per_sample_refusal(mode)
         if why is not None:
             raise TypeError(f"net.layers[{i}]: {why}")
-    Y_hat, ctxs = _forward(net, _checked(net, X, Y, mode), mode)
+    A = _checked(net, X, Y, mode)
+    with state_kept_on_refusal(net, mode):
+        Y_hat, ctxs = _forward(net, A, mode)
     N = Y_hat.shape[0]
     Ym = net.loss.labels_batched(Y, N, net.n_out, dtype=net.dtype)
     G = net.loss.gradient_batched(Y_hat, Ym) * Y_hat.dtype.type(N)
@@ -323,12 +341,13 @@ def input_jacobian_batched(net, X) -> np.ndarray:
     _check_batched_jacobians(net)
     A = net.input_batch(X)
     inputs = []
-    for i, layer in enumerate(net.layers):
-        inputs.append(A)
-        if i < len(net.layers) - 1:
-            A, ctx = layer.forward_batched(A, "test")
-            check_layer_output(A, i)
-            check_layer_context(ctx, i, (inputs[-1], A))
+    with np.errstate(over="ignore", invalid="ignore"):  # every output is checked: an overflow is refused by name
+        for i, layer in enumerate(net.layers):
+            inputs.append(A)
+            if i < len(net.layers) - 1:
+                A, ctx = layer.forward_batched(A, "test")
+                check_layer_output(A, i)
+                check_layer_context(ctx, i, (inputs[-1], A))
     J = _last_two_jacobian_batched(net.layers, inputs) if len(net.layers) > 1 else None
     if J is None:
         J, start = net.layers[-1].jacobian_x_batched(inputs[-1]), len(net.layers) - 1
@@ -378,10 +397,12 @@ def activation_jacobians_batched(net, X, mode: str = "test") -> list:
     check_mode(mode)
     A = net.input_batch(X)
     out = []
-    for layer in net.layers:
-        out.append(layer.jacobian_b_batched(A) if layer.batched_jacobians else None)
-        A_in = A
-        A, ctx = layer.forward_batched(A, mode)
-        check_layer_output(A, len(out) - 1)
-        check_layer_context(ctx, len(out) - 1, (A_in, A))
+    with state_kept_on_refusal(net, mode):  # a refused overflow leaves running stats and Generators as found
+        for i, layer in enumerate(net.layers):
+            out.append(layer.jacobian_b_batched(A) if layer.batched_jacobians else None)
+            A_in = A
+            with np.errstate(over="ignore", invalid="ignore"):  # checked next: an overflow is refused by name
+                A, ctx = layer.forward_batched(A, mode)
+            check_layer_output(A, i)
+            check_layer_context(ctx, i, (A_in, A))
     return out

@@ -37,6 +37,7 @@ from ._validation import (
     check_positive,
     check_writeable,
     lend,
+    state_kept_on_refusal,
 )
 from . import batched, reference
 from .activations import Identity, Sigmoid, Softmax, get_activation
@@ -314,17 +315,29 @@ class Network:
     def train_batch(self, X, Y, lr: float) -> float:
         """One SGD step on the batch with the reference gradients (seed 000's ``trainBatch``):
         ``theta -= lr * mean_k dL_k/dtheta`` (+ penalty gradient). Returns the batch loss
-        before the step."""
+        before the step.
+
+        A refused step (an overflow inside the network, or a step that is not finite: ``apply_update``
+        checks every step before it writes any parameter, so numpy's overflow warnings on the way are
+        silenced) changes nothing: not the parameters, nor batch norm's running statistics, nor the
+        dropout Generators (:func:`~jacobian_nn._validation.state_kept_on_refusal`)."""
         lr = check_positive(lr, "lr")
-        loss, grads = self.loss_and_gradients(X, Y, "train")
-        self.apply_update([{k: -lr * v for k, v in g.items()} for g in grads])
+        with state_kept_on_refusal(self, "train"):
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, grads = self.loss_and_gradients(X, Y, "train")
+                steps = [{k: -lr * v for k, v in g.items()} for g in grads]
+            self.apply_update(steps)
         return loss
 
     def train_one(self, x, y, lr: float) -> float:
-        """One SGD step on the single sample ``x`` ``(n, 1)`` (seed 000's ``trainOne``)."""
+        """One SGD step on the single sample ``x`` ``(n, 1)`` (seed 000's ``trainOne``); a refused
+        step changes nothing, as in :meth:`train_batch`."""
         lr = check_positive(lr, "lr")
-        loss, grads = self.backward(x, y)
-        self.apply_update([{k: -lr * v for k, v in g.items()} for g in grads])
+        with state_kept_on_refusal(self, "train"):
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, grads = self.backward(x, y)
+                steps = [{k: -lr * v for k, v in g.items()} for g in grads]
+            self.apply_update(steps)
         return loss
 
     def predict_one(self, x) -> np.ndarray:

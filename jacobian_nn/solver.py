@@ -41,7 +41,9 @@ rebinds ``model.params`` to the copies.
 
 Divergence: a minibatch loss that is not finite, or an overflow the network or the
 optimiser refuses (:class:`~jacobian_nn._validation.NonFiniteError`: a layer's output,
-a gradient or a step that is not finite), stops training. The best parameters seen so far
+a gradient or a step that is not finite), stops training. The refused iteration changes
+nothing (batch norm's running statistics and the dropout Generators are put back, no
+parameter is written); the best parameters seen so far
 are restored, as at the end of a normal run, and :class:`TrainingDiverged` (a
 ``ValueError`` whose message starts with ``lr:`` and says to lower the learning rate,
 carrying the ``history``) is raised.
@@ -59,7 +61,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import NonFiniteError, as_batch, as_generator, check_positive, check_positive_int
+from ._validation import (
+    NonFiniteError,
+    as_batch,
+    as_generator,
+    check_positive,
+    check_positive_int,
+    state_kept_on_refusal,
+)
 from .optimizers import Optimizer
 from .batched import Workspace
 from .losses import binary_label_matrix
@@ -400,11 +409,14 @@ class Solver:
             for epoch in range(1, self.epochs + 1):
                 lr = opt.lr * self.lr_decay ** (epoch - 1)
                 for idx in self.minibatches(rng_batches.permutation(N)):
-                    loss, grads = self._loss_and_gradients(self.X_train[idx], self.y_train[idx], "train")
-                    if not np.isfinite(loss):
-                        raise NonFiniteError(f"the minibatch loss is {float(loss)!r}")
-                    steps, new_state = opt.step(net.params, grads, state, lr=lr)
-                    net.apply_update(steps)
+                    # a refused iteration changes nothing (running statistics and dropout Generators put
+                    # back); every result is checked before it is used, so numpy's warnings are silenced
+                    with state_kept_on_refusal(net, "train"), np.errstate(over="ignore", invalid="ignore"):
+                        loss, grads = self._loss_and_gradients(self.X_train[idx], self.y_train[idx], "train")
+                        if not np.isfinite(loss):
+                            raise NonFiniteError(f"the minibatch loss is {float(loss)!r}")
+                        steps, new_state = opt.step(net.params, grads, state, lr=lr)
+                        net.apply_update(steps)
                     state = new_state
                     history.loss.append(float(loss))
                     history.iterations += 1
