@@ -247,6 +247,31 @@ def check_layer_output(A: np.ndarray, layer: int, what: str = "output row") -> N
         )
 
 
+def non_finite_loss(loss: float, sample_losses) -> NonFiniteError:
+    """The error for a batch loss that is not finite: a :class:`NonFiniteError` naming the labels ``Y``,
+    the loss and the first sample whose loss is not finite. Both drivers raise it at the same point,
+    right after the loss (penalty added) and before any gradient is pulled back, when
+    ``math.isfinite(loss)`` fails, so that a loss that overflowed from finite outputs and labels (mean
+    squared error against labels near 1e308: ``(y_hat - y)^2`` is inf) is refused the same way on both
+    paths, quietly, before the backward pass or a step. ``loss`` is the batch loss,
+    ``(1/N) sum_k L_k + penalty``; ``sample_losses`` the per-sample losses ``L_k`` ``(N,)`` (the batched
+    driver computes them only then; the reference driver has them). When every ``L_k`` is finite, their
+    mean or the penalty overflowed, and the error says so."""
+    L = np.asarray(sample_losses)
+    bad = np.flatnonzero(~np.isfinite(L))
+    if bad.size:
+        k = int(bad[0])
+        return NonFiniteError(
+            f"Y: the loss of sample {k} is not finite ({L[k].item()!r}) although the network's outputs and the "
+            f"labels are: an overflow in the loss (the outputs and the labels are too far apart for the dtype's "
+            f"range); scale the labels (or the outputs) down"
+        )
+    return NonFiniteError(
+        f"Y: the batch loss is not finite ({float(loss)!r}) although every sample's loss is: their mean plus "
+        f"the penalty overflowed; scale the labels (or the outputs, or the penalty) down"
+    )
+
+
 def check_layer_context(ctx, layer: int, checked=()) -> None:
     """The other half of :func:`check_layer_output`: the float arrays a layer's forward saved in
     its context (a tuple; a dense layer's pre-activation ``Z``), except those in ``checked``

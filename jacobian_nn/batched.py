@@ -24,6 +24,8 @@ if it reaches one.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._validation import (
@@ -32,6 +34,7 @@ from ._validation import (
     check_mode,
     check_positive,
     lend,
+    non_finite_loss,
     state_kept_on_refusal,
 )
 
@@ -203,6 +206,12 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     ``scale (g + l2 W + l1 sign W) = g(scale G) + (scale l2) W + (scale l1) sign W``,
     instead of in a pass over every gradient array; equal to scaling the unscaled gradients
     up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
+
+    A loss that is not finite (finite outputs and labels too far apart: mean squared error against
+    labels near 1e308) is refused right after the loss, before the backward pass, with the error the
+    reference path raises at the same point (:func:`~jacobian_nn._validation.non_finite_loss`: ``Y``,
+    the loss and the first sample whose loss is not finite); numpy's overflow warnings in the loss are
+    silenced there, and only there.
     """
     A = _checked(net, X, Y, mode)
     with state_kept_on_refusal(net, mode):  # a refusal after the forward leaves running stats and Generators
@@ -212,8 +221,11 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
 def _loss_and_gradients_batched(net, A, Y, mode, workspace, scale):
     """:func:`loss_and_gradients_batched` of the checked batch ``A``, without the state guard."""
     Y_hat, ctxs = _forward(net, A, mode, workspace)  # forward
-    loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
-    loss += net.penalty()
+    with np.errstate(over="ignore", invalid="ignore"):  # the loss is checked next: an overflow is refused by name
+        loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
+        loss += net.penalty()
+        if not math.isfinite(loss):  # before the backward, as the reference checks it
+            raise non_finite_loss(loss, _sample_losses(net, Y_hat, Y))
     own = _lender(workspace, "network")
     if scale is not None:
         G = np.multiply(G, G.dtype.type(scale), out=lend(own, "G", G.shape, G.dtype))
@@ -227,6 +239,13 @@ def _loss_and_gradients_batched(net, A, Y, mode, workspace, scale):
     return loss, grads
 
 
+def _sample_losses(net, Y_hat, Y) -> np.ndarray:
+    """The per-sample data losses ``(N,)`` of the outputs ``Y_hat`` ``(N, m)`` and the checked labels ``Y``."""
+    return net.loss.per_sample_losses_batched(
+        Y_hat, net.loss.labels_batched(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
+    )
+
+
 def train_step_batched(net, X, Y, lr: float, workspace: Workspace | None = None) -> float:
     """One SGD step ``theta -= lr * grad`` with the batched gradients; returns the loss before it.
 
@@ -236,6 +255,8 @@ def train_step_batched(net, X, Y, lr: float, workspace: Workspace | None = None)
 
     The steps ``-lr * grad`` come straight out of the backward pass (``scale=-lr`` in
     :func:`loss_and_gradients_batched`): no pass over the gradient arrays to scale them.
+    A loss that is not finite is refused before the backward pass (as in
+    :func:`loss_and_gradients_batched`), so no step is taken with an infinite loss.
     ``apply_update`` validates every step before writing any parameter: a step that
     overflows (huge ``lr``) is refused there, with its name, so numpy's overflow warnings
     inside the scaled backward pass are silenced. A refused step changes nothing: not the
@@ -272,8 +293,7 @@ def per_sample_losses_batched(net, X, Y, mode: str = "train") -> np.ndarray:
     A = _checked(net, X, Y, mode)
     with state_kept_on_refusal(net, mode):
         Y_hat, _ = _forward(net, A, mode)
-    Ym = net.loss.labels_batched(Y, Y_hat.shape[0], net.n_out, dtype=net.dtype)
-    return net.loss.per_sample_losses_batched(Y_hat, Ym)
+    return _sample_losses(net, Y_hat, Y)
 
 
 def per_sample_gradients_batched(net, X, Y, *, include_penalty: bool = True, mode: str = "train"):

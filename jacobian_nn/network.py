@@ -317,7 +317,8 @@ class Network:
         ``theta -= lr * mean_k dL_k/dtheta`` (+ penalty gradient). Returns the batch loss
         before the step.
 
-        A refused step (an overflow inside the network, or a step that is not finite: ``apply_update``
+        A refused step (an overflow inside the network, a loss that is not finite, refused before the
+        backward as on the batched path, or a step that is not finite: ``apply_update``
         checks every step before it writes any parameter, so numpy's overflow warnings on the way are
         silenced) changes nothing: not the parameters, nor batch norm's running statistics, nor the
         dropout Generators (:func:`~jacobian_nn._validation.state_kept_on_refusal`)."""

@@ -15,7 +15,9 @@ After every layer the driver checks that the new columns, and the float arrays t
 saved (a dense layer's ``z``), are finite (an overflow from finite inputs is an error naming
 ``X`` and the layer, as on the batched path), and before every layer's backward the rows it
 gets, in one pass each, and names the first one that is not: an overflow inside the network
-is refused where it happens. For the forward checks the columns are stacked side by side,
+is refused where it happens (quietly: numpy's warnings are silenced in each layer's forward and
+backward, whose results are checked next), and so is a batch loss that is not finite, right after the
+loss, as the batched driver refuses it. For the forward checks the columns are stacked side by side,
 ``(N, m)`` with row k the sample k (one ``np.concatenate``, then one BLAS pass), and the last
 layer's stack is the result of :func:`predict`. A refusal in training mode puts back batch
 norm's running statistics and the dropout Generators (:func:`state_kept_on_refusal`).
@@ -34,6 +36,8 @@ gradient added once (:meth:`Network.add_penalty_gradients`).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._validation import (
@@ -44,6 +48,7 @@ from ._validation import (
     check_layer_output,
     check_mode,
     columns,
+    non_finite_loss,
     state_kept_on_refusal,
 )
 
@@ -123,25 +128,44 @@ def _forward_columns(net, xs, mode):
     return xs, ctxs, Y
 
 
+def _layer_backward(layer, kind, ctx, rows):
+    """One layer's backward over the rows: ``(rows into the previous layer, its gradients summed over the
+    samples)``."""
+    if kind != "samples":
+        return layer.backward_samples(rows, ctx)
+    total = {k: np.zeros_like(v) for k, v in layer.params.items()}
+    backward, new_rows = layer.backward, []
+    for g, c in zip(rows, ctx, strict=True):
+        gx, gr = backward(g, c, check=False)
+        new_rows.append(gx)
+        for k, v in gr.items():
+            total[k] += v
+        gr = v = None  # this sample's gradients are freed before the next sample's are made
+    return new_rows, total
+
+
 def backward_rows(net, rows, ctxs) -> list:
     """The loss's rows ``dL_k/dy_hat_k`` ``(1, m)`` back through every layer: the gradients
-    summed over the samples, one dict per layer (the parameters' shapes)."""
+    summed over the samples, one dict per layer (the parameters' shapes).
+
+    The rows into every layer are checked (the loss's before the first backward, each layer's
+    right after it: the first layer's ``dL/dx`` is not used), and a row that is not finite is
+    refused by name. A layer's backward computes its rows and its parameter gradients in one
+    call, so numpy's overflow warnings are silenced during it and the refusal is quiet; the
+    gradients are returned unchecked, so when they are not finite (and the rows are) that layer's
+    backward runs again under the caller's error state, and numpy warns as it would have (the
+    same operations: bitwise the same results)."""
     grads: list[dict | None] = [None] * len(net.layers)
+    _check_finite(rows, len(net.layers) - 1, "gradient row into the layer")
     for i in range(len(net.layers) - 1, -1, -1):
         layer, (kind, ctx) = net.layers[i], ctxs[i]
-        _check_finite(rows, i, "gradient row into the layer")  # (the first layer's dL/dx is not used)
-        if kind == "samples":
-            total = {k: np.zeros_like(v) for k, v in layer.params.items()}
-            backward, new_rows = layer.backward, []
-            for g, c in zip(rows, ctx, strict=True):
-                gx, gr = backward(g, c, check=False)
-                new_rows.append(gx)
-                for k, v in gr.items():
-                    total[k] += v
-                gr = v = None  # this sample's gradients are freed before the next sample's are made
-            rows, grads[i] = new_rows, total
-        else:
-            rows, grads[i] = layer.backward_samples(rows, ctx)
+        with np.errstate(over="ignore", invalid="ignore"):  # the rows are checked next: a refusal is quiet
+            new_rows, grad = _layer_backward(layer, kind, ctx, rows)
+        if i > 0:
+            _check_finite(new_rows, i - 1, "gradient row into the layer")
+        if not all(all_finite(v) for v in grad.values()):
+            new_rows, grad = _layer_backward(layer, kind, ctx, rows)  # returned unchecked: numpy warns
+        rows, grads[i] = new_rows, grad
     return grads
 
 
@@ -152,7 +176,11 @@ def _check_float64(net) -> None:
 
 def loss_and_gradients(net, X, Y, mode: str = "train"):
     """Mean loss (+ penalty) and mean gradients (+ penalty gradient) of the batch ``X``
-    ``(N, n)`` with labels ``Y``: ``(loss, grads)``, ``grads`` one dict per layer."""
+    ``(N, n)`` with labels ``Y``: ``(loss, grads)``, ``grads`` one dict per layer.
+
+    The loss ``(1/N) sum_k L_k + penalty`` is checked before the backward pass, as on the batched
+    path: when it is not finite, :func:`~jacobian_nn._validation.non_finite_loss` (``Y``, the loss and
+    the first sample whose loss is not), with numpy's overflow warnings in the loss silenced."""
     _check_float64(net)
     check_mode(mode)
     xs = columns(net.input_batch(X))
@@ -160,17 +188,22 @@ def loss_and_gradients(net, X, Y, mode: str = "train"):
     ys = net.loss.sample_labels(Y, N, net.n_out)
     with state_kept_on_refusal(net, mode):  # a refusal after the forward leaves running stats and Generators
         outs, ctxs, _ = _forward_columns(net, xs, mode)
-        total, rows = 0.0, []
-        for y_hat, y in zip(outs, ys):
-            value, row = net.loss(y_hat, y, check=False)
-            total += value
-            rows.append(row)
+        total, values, rows = 0.0, [], []
+        with np.errstate(over="ignore", invalid="ignore"):  # the loss is checked next: an overflow is refused by name
+            for y_hat, y in zip(outs, ys):
+                value, row = net.loss(y_hat, y, check=False)
+                total += value
+                values.append(value)
+                rows.append(row)
+            loss = total / N + net.penalty()
+        if not math.isfinite(loss):  # before the backward, as the batched driver checks it
+            raise non_finite_loss(loss, values)
         grads = backward_rows(net, rows, ctxs)
     for g in grads:
         for k in g:
             g[k] /= N
     net.add_penalty_gradients(grads)
-    return total / N + net.penalty(), grads
+    return loss, grads
 
 
 def predict(net, X, mode: str = "test") -> np.ndarray:

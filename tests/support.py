@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from jacobian_nn import ACTIVATIONS, Network
 from jacobian_nn._validation import columns as cols, rows_of as rows  # one copy: the library's
 from jacobian_nn.layers import Dense
+from jacobian_nn.normalization import ActivationLayer, BatchNorm, Dropout
 
 __all__ = ["cols", "rows"]  # re-exported: (N, n) -> N columns (n, 1); (N, m) -> N rows (1, m)
 
@@ -219,3 +220,36 @@ def same_layers(a, b) -> bool:
     return len(a) == len(b) and all(
         d1.keys() == d2.keys() and all(same_bits(d1[k], d2[k]) for k in d1) for d1, d2 in zip(a, b)
     )
+
+
+def stateful_net(batchnorm=True, loss="mse", seed=0, l2=0.0):
+    """Dense, [BatchNorm,] ReLU, Dropout, Dense: running statistics and a Generator to move."""
+    layers = [Dense(3, 6, seed=seed)]
+    if batchnorm:
+        layers.append(BatchNorm(6))
+    layers += [ActivationLayer(6, "relu"), Dropout(6, 0.3, seed=seed + 1), Dense(6, 3, seed=seed + 2)]
+    return Network(layers, loss, l2=l2)
+
+
+def state_snapshot(net):
+    """Copies of every parameter, every state array, and every Generator's state."""
+    return (
+        [{k: v.copy() for k, v in p.items()} for p in net.params],
+        [{k: v.copy() for k, v in s.items()} for s in net.state],
+        [layer.rng.bit_generator.state for layer in net.layers if isinstance(layer, Dropout)],
+    )
+
+
+def same_snapshot(a, b) -> bool:
+    """Two :func:`state_snapshot` results are the same: every parameter and state array to the bit, and the
+    Generator states."""
+    arrays = lambda s: [v for d in s[0] + s[1] for v in d.values()]  # noqa: E731
+    return all(same_bits(x, y) for x, y in zip(arrays(a), arrays(b), strict=True)) and a[2] == b[2]
+
+
+def moved_everything(a, b) -> bool:
+    """Parameters, running statistics (if any) and Generator states all differ: the near miss moved them."""
+    pairs = lambda i: [(x, y) for p, q in zip(a[i], b[i]) for x, y in zip(p.values(), q.values())]  # noqa: E731
+    params_moved = not all(same_bits(x, y) for x, y in pairs(0))
+    state_moved = not pairs(1) or not all(same_bits(x, y) for x, y in pairs(1))
+    return params_moved and state_moved and a[2] != b[2]

@@ -17,40 +17,7 @@ import numpy as np
 import pytest
 
 from jacobian_nn import SGD, Network, Solver, TrainingDiverged, Workspace
-from jacobian_nn.layers import Dense
-from jacobian_nn.normalization import ActivationLayer, BatchNorm, Dropout
-from support import same_bits
-
-
-def _net(batchnorm=True, loss="mse", seed=0, l2=0.0):
-    """Dense, [BatchNorm,] ReLU, Dropout, Dense: running statistics and a Generator to move."""
-    layers = [Dense(3, 6, seed=seed)]
-    if batchnorm:
-        layers.append(BatchNorm(6))
-    layers += [ActivationLayer(6, "relu"), Dropout(6, 0.3, seed=seed + 1), Dense(6, 3, seed=seed + 2)]
-    return Network(layers, loss, l2=l2)
-
-
-def _snapshot(net):
-    """Copies of every parameter, every state array, and every Generator's state."""
-    return (
-        [{k: v.copy() for k, v in p.items()} for p in net.params],
-        [{k: v.copy() for k, v in s.items()} for s in net.state],
-        [layer.rng.bit_generator.state for layer in net.layers if isinstance(layer, Dropout)],
-    )
-
-
-def _same_snapshot(a, b) -> bool:
-    arrays = lambda s: [v for d in s[0] + s[1] for v in d.values()]  # noqa: E731
-    return all(same_bits(x, y) for x, y in zip(arrays(a), arrays(b), strict=True)) and a[2] == b[2]
-
-
-def _moved_everything(a, b) -> bool:
-    """Parameters, running statistics (if any) and Generator states all differ: the near miss moved them."""
-    pairs = lambda i: [(x, y) for p, q in zip(a[i], b[i]) for x, y in zip(p.values(), q.values())]  # noqa: E731
-    params_moved = not all(same_bits(x, y) for x, y in pairs(0))
-    state_moved = not pairs(1) or not all(same_bits(x, y) for x, y in pairs(1))
-    return params_moved and state_moved and a[2] != b[2]
+from support import moved_everything, same_bits, same_snapshot, state_snapshot, stateful_net
 
 
 X = np.random.default_rng(0).normal(size=(6, 3))
@@ -68,41 +35,41 @@ STEPS = {
 
 @pytest.mark.parametrize("step", sorted(STEPS))
 def test_a_step_that_overflows_changes_nothing_and_warns_nothing(step):
-    net = _net()
-    before = _snapshot(net)
+    net = stateful_net()
+    before = state_snapshot(net)
     # gradients ~1e5, times lr 1e308: the step overflows after the forward; apply_update refuses it
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"^steps\[\d\]\['\w+'\]: .*(inf|nan)"):
             STEPS[step](net, X, BIG, 1e308)
-    assert _same_snapshot(before, _snapshot(net))
+    assert same_snapshot(before, state_snapshot(net))
     STEPS[step](net, X, BIG, 1e-9)  # near miss: a sound learning rate moves all three
-    assert _moved_everything(before, _snapshot(net))
+    assert moved_everything(before, state_snapshot(net))
 
 
 @pytest.mark.parametrize("step", sorted(STEPS))
 def test_a_step_refused_for_a_read_only_parameter_changes_nothing(step):
-    net = _net()
+    net = stateful_net()
     net.layers[-1].W.flags.writeable = False
-    before = _snapshot(net)
+    before = state_snapshot(net)
     with pytest.raises(ValueError, match=r"^steps\[\d\]\['W'\]: the parameter it updates is read-only"):
         STEPS[step](net, X, Y, 0.1)
-    assert _same_snapshot(before, _snapshot(net))
+    assert same_snapshot(before, state_snapshot(net))
     net.layers[-1].W.flags.writeable = True  # near miss
     STEPS[step](net, X, Y, 0.1)
-    assert _moved_everything(before, _snapshot(net))
+    assert moved_everything(before, state_snapshot(net))
 
 
 def test_train_one_refused_changes_nothing():
-    net = _net(batchnorm=False)  # one sample: batch norm's training mode refuses N = 1 up front
-    before = _snapshot(net)
+    net = stateful_net(batchnorm=False)  # one sample: batch norm's training mode refuses N = 1 up front
+    before = state_snapshot(net)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"^steps\["):
             net.train_one(X1, BIG1, 1e308)
-    assert _same_snapshot(before, _snapshot(net))
+    assert same_snapshot(before, state_snapshot(net))
     net.train_one(X1, BIG1, 1e-9)
-    assert _moved_everything(before, _snapshot(net))
+    assert moved_everything(before, state_snapshot(net))
 
 
 ROW_REFUSED = r"^layers\[3\]: gradient row into the layer\[\d\]: .*inf"
@@ -112,25 +79,26 @@ def test_a_reference_gradient_row_that_overflows_changes_nothing():
     # batch norm's gamma 1e-300 keeps the last layer's input ~1e-300, so its weights of +-1e308 give finite
     # logits (~1e8) and a finite loss; pulled back through those weights, the loss row (p - y) becomes
     # 1e308 (p_0 - p_1 + 1 + p_2) = 2e308: inf. The forward ran (running statistics updated, masks drawn)
-    net = _net(loss="softmax_cross_entropy")
+    net = stateful_net(loss="softmax_cross_entropy")
     net.layers[1].gamma[:] = 1e-300
     net.layers[-1].W[...] = np.array([1.0, -1.0, 1.0]) * 1e308
     labels = np.ones(6, dtype=int)
-    before = _snapshot(net)
-    # the layer's backward computes that row and its weight gradient in one call, and loss_and_gradients
-    # returns gradients unchecked: numpy's warning stands there (asserted); a training step checks its
-    # steps, so it refuses quietly
-    with pytest.warns(RuntimeWarning, match="overflow"), pytest.raises(ValueError, match=ROW_REFUSED):
-        net.loss_and_gradients(X, labels)
-    assert _same_snapshot(before, _snapshot(net))
+    before = state_snapshot(net)
+    # the layer's backward computes that row and its weight gradient in one call; the row is checked right
+    # after it and refused, so the call is quiet (warnings are errors here), as a training step is
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=ROW_REFUSED):
+            net.loss_and_gradients(X, labels)
+    assert same_snapshot(before, state_snapshot(net))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=ROW_REFUSED):
             net.train_batch(X, labels, 0.1)
-    assert _same_snapshot(before, _snapshot(net))
+    assert same_snapshot(before, state_snapshot(net))
     net.layers[-1].W[...] = np.array([1.0, -1.0, 1.0]) * 1e300  # near miss: rows ~2e300, finite
     net.loss_and_gradients(X, labels)
-    after = _snapshot(net)
+    after = state_snapshot(net)
     assert not all(same_bits(a, b) for s, t in zip(before[1], after[1]) for a, b in zip(s.values(), t.values()))
     assert before[2] != after[2]
 
@@ -138,20 +106,20 @@ def test_a_reference_gradient_row_that_overflows_changes_nothing():
 @pytest.mark.parametrize("path", ["batched", "reference"])
 def test_a_solver_iteration_refused_changes_nothing(path):
     # an L2 penalty of 1e300 makes gradients ~1e300 (the loss stays finite): every step of lr 1e10 overflows
-    net = _net(loss="softmax_cross_entropy", l2=1e300)
+    net = stateful_net(loss="softmax_cross_entropy", l2=1e300)
     rng = np.random.default_rng(1)
     split = {"X_train": rng.normal(size=(20, 3)), "y_train": rng.integers(0, 3, 20)}
     split.update(X_val=split["X_train"], y_val=split["y_train"])
-    before = _snapshot(net)
+    before = state_snapshot(net)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(TrainingDiverged, match=r"^lr: training diverged in epoch 1, iteration 1 "):
             Solver(net, split, SGD(1e10), epochs=1, batch_size=10, progress=False, path=path).train()
     # the best parameters (epoch 0's, with their running statistics) are restored, and the refused
     # iteration's dropout draws are put back: the network is as it was before train()
-    assert _same_snapshot(before, _snapshot(net))
+    assert same_snapshot(before, state_snapshot(net))
     Solver(net, split, SGD(1e-305), epochs=1, batch_size=10, progress=False, path=path).train()  # near miss
-    assert _snapshot(net)[2] != before[2]
+    assert state_snapshot(net)[2] != before[2]
 
 
 # --------------------------------------------------------------------------- quiet refusals, and only those
@@ -163,7 +131,7 @@ def test_a_solver_iteration_refused_changes_nothing(path):
 )
 def test_an_overflow_inside_the_network_is_refused_without_a_warning(call):
     net = Network.build([3, 5, 4], "tanh", seed=0)
-    before = _snapshot(net)
+    before = state_snapshot(net)
     X_big = np.full((2, 3), 1e308)
     calls = {
         "predict": lambda: net.predict(X_big),
@@ -179,12 +147,13 @@ def test_an_overflow_inside_the_network_is_refused_without_a_warning(call):
         with pytest.raises(ValueError, match=r"^X: finite inputs overflow inside the network: layers\[0\]"):
             calls[call]()
     assert np.geterr() == errors  # numpy's error state is the caller's again
-    assert _same_snapshot(before, _snapshot(net))
+    assert same_snapshot(before, state_snapshot(net))
 
 
 def test_an_overflow_the_library_does_not_refuse_still_warns():
-    # near miss of the above: a loss that overflows in a call that returns it (nothing refused)
+    # near miss of the above: per-sample losses that overflow in a call that returns them unchecked (nothing
+    # refused; loss_and_gradients refuses such a loss, tests/test_path_refusals_agree.py)
     net = Network.build([3, 5, 3], "relu", loss="mse", seed=0)
     with pytest.warns(RuntimeWarning, match="overflow"):
-        loss, _ = net.loss_and_gradients_batched(X, np.full((6, 3), -1.5e308))
-    assert loss == np.inf
+        losses = net.per_sample_losses_batched(X, np.full((6, 3), -1.5e308))
+    assert np.all(losses == np.inf)
