@@ -36,6 +36,13 @@ Images: ``rows`` writes them NCHW, ``(N, C, H, W)`` (kind ``image_batch``), filt
 of ``(C, H, W)`` (this library's rule); the suite's CNN flattens a ``(C, 1, 1)`` map, the same in both
 orders.
 
+Tolerance (:func:`tolerance`, each case's ``tolerance`` in the manifest): every entry of an expected array
+``E`` is held to ``|result - expected| <= NOISE_EPS_FACTOR * condition * eps(dtype) * max|E|`` (14; ``max|E|``
+over the whole array, or the array's ``tolerance_scale`` for an exactly-zero sum), ``atol = rtol = 0``. The
+factor is 4 times the worst error of sound implementations measured against the suite (:data:`MEASURED`,
+3.27 and 3.31 in float64 and float32). ``condition`` (:func:`centring_condition`) is 1 except for a
+training-mode normalisation.
+
 The content hash is SHA-256 over the manifest (without its hash) and every array file; ``compare``
 refuses a suite whose files no longer match it. Writing is deterministic (fixed seeds): the same
 library version writes the same bytes.

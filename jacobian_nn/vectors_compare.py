@@ -7,7 +7,9 @@
 
 Every expected array gets a status:
 
-``pass``     every entry within the case's tolerance;
+``pass``     every entry within the case's tolerance: this library version's rule
+             (:class:`SuiteTolerance`, ``14 * condition * eps * max|expected|``) with the condition and
+             ``tolerance_scale`` the suite's manifest states;
 ``fail``     a value is wrong, with the checker's diagnosis (sign_flipped, transposed, diagonal_only,
              missing_batch_scaling, constant_factor, off_at_label, mismatch; here also
              ``kink_convention``: wrong only at kinks, where it takes the other branch, and
