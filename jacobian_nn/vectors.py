@@ -37,7 +37,7 @@ of ``(C, H, W)`` (this library's rule); the suite's CNN flattens a ``(C, 1, 1)``
 orders.
 
 Tolerance (:func:`tolerance`, each case's ``tolerance`` in the manifest): every entry of an expected array
-``E`` is held to ``|result - expected| <= NOISE_EPS_FACTOR * condition * eps(dtype) * max|E|`` (14; ``max|E|``
+``E`` is held to ``|result - expected| <= SUITE_EPS_FACTOR * condition * eps(dtype) * max|E|`` (14; ``max|E|``
 over the whole array, or the array's ``tolerance_scale`` for an exactly-zero sum), ``atol = rtol = 0``. The
 factor is 4 times the worst error of sound implementations measured against the suite (:data:`MEASURED`,
 3.27 and 3.31 in float64 and float32). ``condition`` (:func:`centring_condition`) is 1 except for a
@@ -224,9 +224,9 @@ class Case(CaseId):
 MEASURED = {"float64": 3.27, "float32": 3.31}
 #: The margin of the rule over the worst measurement.
 MARGIN = 4.0
-#: ``noise = NOISE_EPS_FACTOR * condition * eps(dtype)``: the smallest integer at least ``MARGIN`` times the
+#: ``noise = SUITE_EPS_FACTOR * condition * eps(dtype)``: the smallest integer at least ``MARGIN`` times the
 #: worst of :data:`MEASURED` (14: 3.1e-15 of the largest ``|expected|`` in float64, 1.7e-6 in float32).
-NOISE_EPS_FACTOR = math.ceil(MARGIN * max(MEASURED.values()))
+SUITE_EPS_FACTOR = math.ceil(MARGIN * max(MEASURED.values()))
 
 
 def centring_condition(X: np.ndarray, axis, eps: float) -> float:
@@ -246,7 +246,7 @@ def tolerance(dtype, condition: float = 1.0) -> dict:
     case without a training-mode normalisation), with how it is derived.
 
     Every entry of an expected array ``E`` is held to ``|result - expected| <= noise * max|E|``, with
-    ``noise = NOISE_EPS_FACTOR * condition * eps(dtype)``; ``atol = rtol = 0``: a term relative to the entry
+    ``noise = SUITE_EPS_FACTOR * condition * eps(dtype)``; ``atol = rtol = 0``: a term relative to the entry
     itself would only loosen it (``|expected| <= max|E|``), and sound implementations land up to
     ``MEASURED`` units of ``eps * max|E|`` away from entries of any size (``1 - tanh(50)^2`` is 0, not
     4e-43)."""
@@ -254,7 +254,7 @@ def tolerance(dtype, condition: float = 1.0) -> dict:
     if not (is_real(condition) and math.isfinite(condition) and condition >= 1.0):
         raise ValueError(f"condition: expected a finite number >= 1, got {condition!r}")
     eps = eps_of(dt)
-    noise = NOISE_EPS_FACTOR * condition * eps
+    noise = SUITE_EPS_FACTOR * condition * eps
     return {
         "atol": 0.0,
         "rtol": 0.0,
@@ -264,13 +264,13 @@ def tolerance(dtype, condition: float = 1.0) -> dict:
         "rule": "|result - expected| <= noise * max|expected| for every entry, max over the whole expected array "
         "or the array's tolerance_scale where it states one (an exactly-zero sum: the size of its terms); "
         "atol = rtol = 0; noise = "
-        f"{NOISE_EPS_FACTOR}*condition*eps({dt.name}), condition = 1 + max over the normalised groups of "
+        f"{SUITE_EPS_FACTOR}*condition*eps({dt.name}), condition = 1 + max over the normalised groups of "
         "|mean| / sqrt(var + eps) for a training-mode normalisation (batch norm, spatial batch norm, layer "
         "norm), else 1",
         "derived": f"measured: sound implementations written independently of the library (plain numpy and "
         f"sequential loops computing in {dt.name} throughout, VJPs as vec(G) @ J in both layouts, the library's "
         f"reference path) land at most {MEASURED[dt.name]:g}*condition*eps({dt.name})*max|expected| from the "
-        f"expected arrays; noise = {NOISE_EPS_FACTOR} = ceil({MARGIN:g} x {max(MEASURED.values()):g}), the "
+        f"expected arrays; noise = {SUITE_EPS_FACTOR} = ceil({MARGIN:g} x {max(MEASURED.values()):g}), the "
         f"worst of both dtypes with a margin of {MARGIN:g}: {noise:.3g} of the largest |expected| here",
     }
 
