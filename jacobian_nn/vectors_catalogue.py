@@ -20,7 +20,7 @@ from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, build_cnn
 from .graph import Add, Mul
 from .layernorm import LayerNorm
 from .losses import BinaryCrossEntropy, MulticlassSVM, SigmoidBinaryCrossEntropy
-from .vectors import KINK_RULE, Arr, Case, _blockdiag, _rng, batchnorm_arrays
+from .vectors import KINK_RULE, Arr, Case, _blockdiag, _rng, batchnorm_arrays, centring_condition
 
 F64 = np.float64
 
@@ -239,6 +239,8 @@ def spatial_batchnorm_cases() -> list:
                 mode, X, layer.bn, G, Y.reshape(shape), dX.reshape(shape), g, J, "image_batch", "channel_vector"
             )
         )
+        if mode == "train":
+            c.condition = centring_condition(X, (0, 2, 3), layer.bn.eps)
         cases.append(c)
     return cases
 
@@ -318,6 +320,7 @@ def _layernorm_case(point, X, gamma, beta, G, dtype) -> Case:
     dX, g = ln.backward_batched(G.astype(F64), ctx)
     cols = _sample_columns(X64)
     c = Case(f"layernorm-{point}-{_name(dtype)}", "layernorm", point, _name(dtype), LN_CONVENTIONS)
+    c.condition = centring_condition(X, 1, ln.eps)
     c.arrays.update(
         X=Arr("input", "batch", X),
         gamma=Arr("parameter", "vector", gamma),

@@ -7,7 +7,9 @@
 
 Every expected array gets a status:
 
-``pass``     every entry within the case's tolerance;
+``pass``     every entry within the case's tolerance: this library version's rule
+             (:class:`SuiteTolerance`, ``14 * condition * eps * max|expected|``) with the condition and
+             ``tolerance_scale`` the suite's manifest states;
 ``fail``     a value is wrong, with the checker's diagnosis (sign_flipped, transposed, diagonal_only,
              missing_batch_scaling, constant_factor, off_at_label, mismatch; here also
              ``kink_convention``: wrong only at kinks, where it takes the other branch, and
@@ -35,6 +37,7 @@ verdicts hold for the version that wrote it; the report says so in a note (``not
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -44,10 +47,10 @@ from pathlib import Path
 import numpy as np
 
 from .check.diagnosis import EXPLAIN, Layout, analyse_full
-from ._validation import is_integer
+from ._validation import eps_of, is_integer, is_real
 from .check.report import Tolerance, index_name, nice, write_json_atomic
 from . import __version__
-from .vectors import FORMAT, LAYOUTS, CaseId, content_hash
+from .vectors import FORMAT, LAYOUTS, SUITE_EPS_FACTOR, CaseId, content_hash
 
 #: Largest result or suite file read (bytes): the suite's largest array is a few kB.
 MAX_FILE_BYTES = 64 * 2**20
@@ -75,6 +78,50 @@ def _words(text: str) -> str:
     ):
         text = text.replace(a, b)
     return text
+
+
+@dataclass(frozen=True)
+class SuiteTolerance(Tolerance):
+    """The suite's rule (:func:`jacobian_nn.vectors.tolerance`) in the checker's form: ``atol = rtol = 0`` and
+    ``noise = SUITE_EPS_FACTOR * condition * eps(dtype)``, so the checker's per-entry bound becomes
+    ``noise * max|expected|`` over the whole expected array."""
+
+    condition: float = 1.0
+    floor: float = 0.0  # the array's tolerance_scale: the size of the terms of an exactly-zero sum
+
+    @classmethod
+    def for_case(cls, case: dict) -> "SuiteTolerance":
+        """The rule of this library version for ``case`` (a manifest entry): its dtype, and the condition its
+        manifest states (1 when it states none); a suite of another version is held to this version's rule."""
+        dtype = case["dtype"]
+        if dtype not in ("float64", "float32"):
+            raise Refused(f"case {case.get('name')!r}: dtype {dtype!r}, expected float64 or float32")
+        cond = case.get("tolerance", {}).get("condition", 1.0)
+        if not (is_real(cond) and math.isfinite(cond) and cond >= 1):
+            raise Refused(f"case {case.get('name')!r}: tolerance condition {cond!r}, expected a finite number >= 1")
+        return cls(atol=0.0, rtol=0.0, err_factor=0.0, dtype=np.dtype(dtype).name, condition=float(cond))
+
+    def for_array(self, name: str, spec: dict) -> "SuiteTolerance":
+        """This rule for one expected array: ``max|expected|`` raised to its ``tolerance_scale`` if it states one."""
+        floor = spec.get("tolerance_scale", 0.0)
+        if not (is_real(floor) and math.isfinite(floor) and floor >= 0):
+            raise Refused(f"{name}: tolerance_scale {floor!r}, expected a finite number >= 0")
+        return dataclasses.replace(self, floor=float(floor))
+
+    @property
+    def noise(self) -> float:
+        return SUITE_EPS_FACTOR * self.condition * eps_of(self.dtype)
+
+    def bound(self, witness, err=None, scale=None, top=None) -> np.ndarray:
+        """The checker's bound with ``top`` (``max|witness|`` by default) raised to :attr:`floor`."""
+        if top is None:
+            w = np.abs(np.asarray(witness, dtype=np.float64))
+            top = float(w.max()) if w.size else 0.0
+        return super().bound(witness, err, scale, max(top, self.floor))
+
+    def within(self, A: np.ndarray, B: np.ndarray) -> bool:
+        """Every entry of ``A`` within the rule of ``B``."""
+        return bool(np.all(np.abs(A - B) <= self.bound(B)))
 
 
 class Refused(Exception):
@@ -414,19 +461,17 @@ def _worst(A, B, bound, fail, where, k) -> list:
     return out
 
 
-def _reordered_axes(A, B, dtype) -> tuple | None:
+def _reordered_axes(A, B, tol: SuiteTolerance) -> tuple | None:
     """The first axis order ``p`` other than the identity (itertools order) with ``A.transpose(p)`` of
-    ``B``'s shape and within the tolerance of ``dtype`` of ``B`` entry by entry (``|a - b| <= atol +
-    rtol |b|``, the dtype's ``atol = rtol = 10 sqrt(eps)``); None if there is none. Asked about a result
-    of the wrong shape, and about a mismatch of 3 or more axes (two equal-length axes swapped); only a
-    note follows from it, never a verdict."""
+    ``B``'s shape and within the case's tolerance ``tol`` of ``B`` (the suite's rule); None if there is
+    none. Asked about a result of the wrong shape, and about a mismatch of 3 or more axes (two
+    equal-length axes swapped); only a note follows from it, never a verdict."""
     if A.ndim != B.ndim or A.ndim < 2 or sorted(A.shape) != sorted(B.shape):
         return None
-    tol = Tolerance.for_dtype(dtype)
     A = A.astype(np.float64)
     for p in itertools.permutations(range(A.ndim)):
         T = A.transpose(p)
-        if p != tuple(range(A.ndim)) and T.shape == B.shape and np.allclose(T, B, rtol=tol.rtol, atol=tol.atol):
+        if p != tuple(range(A.ndim)) and T.shape == B.shape and tol.within(T, B):
             return p
     return None
 
@@ -435,9 +480,10 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
     """One expected array against its result ``A`` (already read)."""
     B = expected.astype(np.float64)
     shape = tuple(spec["shape"])
+    tol = SuiteTolerance.for_case(case).for_array(name, spec)
     if A.shape != shape:
         notes = []
-        axes = _reordered_axes(A, B, case["dtype"])
+        axes = _reordered_axes(A, B, tol)
         if A.ndim == 2 and axes:
             notes.append("transposed back, it equals the expected array (within tolerance): the array is transposed")
         elif axes:
@@ -465,7 +511,6 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
                 for i in bad[:top]
             ],
         )
-    tol = Tolerance.for_dtype(case["dtype"])
     transpose_view = False
     if "jacobian_of" in spec:
         o, i = spec["jacobian_of"]["out"], spec["jacobian_of"]["in"]
@@ -517,7 +562,7 @@ def compare_array(name, spec, A, expected, right, case, arrays_in_suite, top) ->
     if an.fail.sum() == 1 and diagnosis == "mismatch":
         notes.append("exactly one entry is wrong")
     if diagnosis == "mismatch" and "jacobian_of" not in spec and A.ndim >= 3:
-        axes = _reordered_axes(A, B, case["dtype"])  # axes of equal length swapped: H and W of an image
+        axes = _reordered_axes(A, B, tol)  # axes of equal length swapped: H and W of an image
         if axes:
             notes.append(
                 f"with its axes reordered, A.transpose{axes}, it equals the expected array: two axes of equal "
@@ -616,7 +661,10 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
                 continue
             expected = read_npy(suite / spec["files"][0])
             right = read_npy(suite / spec["right_branch"]) if "right_branch" in spec else None
-            res = compare_array(n, spec, A, expected, right, case, case["arrays"], top)
+            try:
+                res = compare_array(n, spec, A, expected, right, case, case["arrays"], top)
+            except Refused as exc:
+                res = ArrayResult(n, "refused", "no_tolerance", str(exc))
             res.file = fname
             cr.arrays.append(res)
         cr.verdict = combine(a.status for a in cr.arrays)
