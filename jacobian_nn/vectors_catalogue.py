@@ -2,8 +2,8 @@
 ``AvgPool2D``, ``SpatialBatchNorm``, a small CNN, ``LayerNorm``, the graph nodes ``Mul`` and ``Add``,
 and the losses ``MulticlassSVM``, ``BinaryCrossEntropy`` and ``SigmoidBinaryCrossEntropy``.
 
-Every case is built in the ``rows`` layout with the same :class:`~jacobian_nn.vectors.Case` and
-:class:`~jacobian_nn.vectors.Arr` as the other cases (:func:`jacobian_nn.vectors.build_cases` adds them).
+Every case is built in the ``rows`` layout with the same :class:`~jacobian_nn.vectors_format.Case` and
+:class:`~jacobian_nn.vectors_format.Arr` as the other cases (:func:`jacobian_nn.vectors.build_cases` adds them).
 Images are NCHW ``(N, C, H, W)`` (kind ``image_batch``), filter banks ``(F, C, FH, FW)`` (kind
 ``conv_weight``), per-channel vectors ``(C,)`` (kind ``channel_vector``); ``--layout columns`` writes them
 NHWC, ``(FH, FW, C, F)`` and ``(1, 1, 1, C)``. Expected VJPs and outputs come from the library's batched
@@ -20,7 +20,7 @@ from .conv import AvgPool2D, Conv2D, MaxPool2D, SpatialBatchNorm, build_cnn
 from .graph import Add, Mul
 from .layernorm import LayerNorm
 from .losses import BinaryCrossEntropy, MulticlassSVM, SigmoidBinaryCrossEntropy
-from .vectors import KINK_RULE, Arr, Case, _blockdiag, _rng, batchnorm_arrays, centring_condition
+from .vectors_format import KINK_RULE, Arr, Case, _blockdiag, _rng, batchnorm_arrays, centring_condition
 
 F64 = np.float64
 

@@ -13,7 +13,7 @@ from .check.cli import EXIT_CODES, EXIT_COULD_NOT_RUN, EXIT_PASS, EXIT_USAGE, no
 
 
 def add_vectors(sub) -> None:
-    from .vectors import LAYOUTS
+    from .vectors_format import LAYOUTS
 
     p = sub.add_parser(
         "vectors",

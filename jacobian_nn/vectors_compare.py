@@ -50,7 +50,8 @@ from .check.diagnosis import EXPLAIN, Layout, analyse_full
 from ._validation import eps_of, is_integer, is_real
 from .check.report import Tolerance, index_name, nice, write_json_atomic
 from . import __version__
-from .vectors import FORMAT, LAYOUTS, SUITE_EPS_FACTOR, CaseId, content_hash
+from .vectors import content_hash
+from .vectors_format import FORMAT, LAYOUTS, SUITE_EPS_FACTOR, CaseId
 
 #: Largest result or suite file read (bytes): the suite's largest array is a few kB.
 MAX_FILE_BYTES = 64 * 2**20
@@ -82,7 +83,7 @@ def _words(text: str) -> str:
 
 @dataclass(frozen=True)
 class SuiteTolerance(Tolerance):
-    """The suite's rule (:func:`jacobian_nn.vectors.tolerance`) in the checker's form: ``atol = rtol = 0`` and
+    """The suite's rule (:func:`jacobian_nn.vectors_format.tolerance`) in the checker's form: ``atol = rtol = 0`` and
     ``noise = SUITE_EPS_FACTOR * condition * eps(dtype)``, so the checker's per-entry bound becomes
     ``noise * max|expected|`` over the whole expected array."""
 

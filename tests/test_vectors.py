@@ -16,7 +16,8 @@ import pytest
 
 from jacobian_nn import __version__, get_activation, get_loss
 from jacobian_nn.cli import main
-from jacobian_nn.vectors import KIND_LAYOUT, array_text, build_suite, flat_permutation, to_layout, write_suite
+from jacobian_nn.vectors import array_text, build_suite, write_suite
+from jacobian_nn.vectors_format import KIND_LAYOUT, flat_permutation, to_layout
 from jacobian_nn.vectors_compare import compare_results, read_json_array, read_npy, read_text_array
 
 HERE = Path(__file__).resolve().parent
@@ -577,7 +578,8 @@ def test_flat_permutation_of_the_image_kinds(kind, shape, axes):
 
 def test_a_per_sample_jacobian_of_images_is_reindexed_per_sample():
     """J_input (N, m, C*H*W): in columns each slice runs over one image's (h, w, c), the out vector's order kept."""
-    from jacobian_nn.vectors import Arr, Case, _case_entry
+    from jacobian_nn.vectors import _case_entry
+    from jacobian_nn.vectors_format import Arr, Case
 
     r = np.random.default_rng(3)
     X, J = r.standard_normal((2, 2, 3, 2)), r.standard_normal((2, 4, 12))

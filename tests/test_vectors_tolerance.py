@@ -16,7 +16,7 @@ for a float32 case):
 :func:`measure` records each variant's worst error in units of ``eps`` of the case dtype, against the
 rule's per-entry scale (``|expected|``, or for a full Jacobian the smaller of the largest ``|expected|``
 in the entry's row and column) and against ``max|expected|`` of the array (the noise term's scale).
-``jacobian_nn.vectors.MEASURED`` states those worst figures; the test here fails if the measurement
+``jacobian_nn.vectors_format.MEASURED`` states those worst figures; the test here fails if the measurement
 exceeds them, so the manifest's ``derived`` text cannot go stale.
 """
 
@@ -31,7 +31,8 @@ from jacobian_nn import get_activation
 from jacobian_nn.check import Tolerance
 from jacobian_nn.conv import build_cnn
 from jacobian_nn.network import Network
-from jacobian_nn.vectors import MEASURED, tolerance, write_suite
+from jacobian_nn.vectors import write_suite
+from jacobian_nn.vectors_format import MEASURED, tolerance
 from jacobian_nn.vectors_compare import compare_results
 
 ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
@@ -546,7 +547,7 @@ def write_results(root, folder: Path, values: dict) -> Path:
 def test_the_stated_worst_is_the_measured_worst_and_the_rule_has_its_margin(records, suites):
     """MEASURED is what the variants measure (within a factor 2 below, never above: another BLAS may round
     differently), SUITE_EPS_FACTOR is MARGIN times it rounded up, and the manifest says so."""
-    from jacobian_nn.vectors import MARGIN, SUITE_EPS_FACTOR
+    from jacobian_nn.vectors_format import MARGIN, SUITE_EPS_FACTOR
 
     for dt in ("float64", "float32"):
         worst = max(r["units"] for r in records if r["dtype"] == dt)
@@ -628,7 +629,7 @@ def test_a_one_entry_slip_fails_and_half_the_rule_passes(dtype, suites, tmp_path
     allowance fail, naming that entry; half the allowance passes (the near miss of the rule itself)."""
     root = suites["rows"]
     eps = float(np.finfo(dtype).eps)
-    from jacobian_nn.vectors import SUITE_EPS_FACTOR
+    from jacobian_nn.vectors_format import SUITE_EPS_FACTOR
 
     for case, name in NEAR_MISS[dtype]:
         cond = next(c for c in manifest(root)["cases"] if c["name"] == case)["tolerance"]["condition"]
@@ -701,7 +702,7 @@ def test_a_condition_below_one_is_refused():
 
 @pytest.mark.parametrize("cond", [0.5, True, "2", float("inf")])
 def test_a_manifest_condition_that_is_not_a_number_at_least_one_is_refused(cond):
-    from jacobian_nn.vectors import SUITE_EPS_FACTOR
+    from jacobian_nn.vectors_format import SUITE_EPS_FACTOR
     from jacobian_nn.vectors_compare import Refused, SuiteTolerance
 
     with pytest.raises(Refused, match="tolerance condition"):

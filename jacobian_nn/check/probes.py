@@ -232,6 +232,15 @@ def check_shape(got: tuple, want: tuple, gname: str, pname: str, label: str) -> 
     )
 
 
+def _where_differs(a: np.ndarray, b: np.ndarray, name: str) -> str:
+    """`` by up to D (at name[i, j])``: the largest difference of two results of one shape, and where it is
+    (empty when the shapes differ or the arrays are empty)."""
+    if a.shape != b.shape or not a.size:
+        return ""
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return f" by up to {d.max():.3g} (at {index_name(name, int(np.argmax(d)), a.shape)})"
+
+
 def probe_determinism(calls: Calls, fn, label: str, args: list, names: list, out_name: str):
     """Call twice; the two results must be bitwise equal. Returns the first result and the probe."""
     r1 = as_tuple(calls.call(fn, label, args, names))
@@ -242,10 +251,7 @@ def probe_determinism(calls: Calls, fn, label: str, args: list, names: list, out
         a = calls.array(a, label, name)
         b = np.asarray(b)
         if not same_bits(a, b):
-            where = ""
-            if a.shape == b.shape and a.size:
-                d = np.abs(a.astype(np.float64) - b.astype(np.float64))
-                where = f" by up to {d.max():.3g} (at {index_name(out_name, int(np.argmax(d)), a.shape)})"
+            where = _where_differs(a, b, out_name)
             raise Refusal(
                 "not_deterministic",
                 f"{label} is not deterministic: two calls at the same input "
@@ -326,10 +332,7 @@ def probe_unchanged(calls: Calls, fn, label: str, args: list, names: list, expec
     for name, a, b in zip(out_names, expected, again):
         b = np.asarray(b)
         if not same_bits(a, b):
-            where = ""
-            if a.shape == b.shape and a.size:
-                d = np.abs(a.astype(np.float64) - b.astype(np.float64))
-                where = f" by up to {d.max():.3g} (at {index_name(name, int(np.argmax(d)), a.shape)})"
+            where = _where_differs(a, b, name)
             raise Refusal(
                 "not_deterministic",
                 f"{label} is not deterministic: at the same input it returns other values after the "
