@@ -19,6 +19,14 @@ Every expected array gets a status:
              the array with its axes reordered matches: transposed, or NHWC for NCHW), not a real array,
              unreadable, or written in two forms.
 
+Files are read as written by anyone (:func:`_read_bytes`): only a regular file inside its folder once
+links are resolved, at most :data:`MAX_FILE_BYTES`, without blocking (a FIFO or device is refused, never
+read); ``.npy`` is never unpickled. A result that is one of the suite's own files (a symbolic or hard
+link) and a RESULTS folder that is the suite or inside it are refused: they would pass without computing
+anything. JSON is numbers only (booleans, strings, null, integers beyond 64 bits refused), without
+duplicate keys, and no shape may have more than :data:`MAX_NDIM` axes. Folders and files of cases the
+suite lacks are ignored.
+
 Image arrays (NCHW in the ``rows`` layout, NHWC in ``columns``) are compared entry by entry like any
 other: the checker's ``transposed`` hypothesis is a square matrix's transpose and never fires for a
 4-D image array (a result with two channels swapped is a ``mismatch`` located at its entries). A
