@@ -19,6 +19,14 @@ Every expected array gets a status:
              the array with its axes reordered matches: transposed, or NHWC for NCHW), not a real array,
              unreadable, or written in two forms.
 
+Files are read as written by anyone (:func:`_read_bytes`): only a regular file inside its folder once
+links are resolved, at most :data:`MAX_FILE_BYTES`, without blocking (a FIFO or device is refused, never
+read); ``.npy`` is never unpickled. A result that is one of the suite's own files (a symbolic or hard
+link) and a RESULTS folder that is the suite or inside it are refused: they would pass without computing
+anything. JSON is numbers only (booleans, strings, null, integers beyond 64 bits refused), without
+duplicate keys, and no shape may have more than :data:`MAX_NDIM` axes. Folders and files of cases the
+suite lacks are ignored.
+
 Image arrays (NCHW in the ``rows`` layout, NHWC in ``columns``) are compared entry by entry like any
 other: the checker's ``transposed`` hypothesis is a square matrix's transpose and never fires for a
 4-D image array (a result with two channels swapped is a ``mismatch`` located at its entries). A
@@ -38,9 +46,12 @@ verdicts hold for the version that wrote it; the report says so in a note (``not
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,36 +143,72 @@ class Refused(Exception):
 # --------------------------------------------------------------------------- reading files
 
 
-def _read_bytes(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise Refused(f"{path.name}: {size} bytes, more than the limit {MAX_FILE_BYTES}")
-    return path.read_bytes()
+#: Most axes a result may declare (numpy's historical limit; the suite's arrays have at most 4).
+MAX_NDIM = 32
 
 
-def read_npy(path: Path) -> np.ndarray:
-    """A ``.npy`` file, its header checked (real dtype, size within the file) before the data is read."""
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise Refused(f"{path.name}: {size} bytes, more than the limit {MAX_FILE_BYTES}")
-    with open(path, "rb") as fh:
-        try:
-            version = np.lib.format.read_magic(fh)
-            reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            if version not in reader:
-                raise Refused(f"{path.name}: .npy version {version} is not supported")
-            shape, fortran, dtype = reader[version](fh)
-        except Refused:
-            raise
-        except Exception as exc:  # a malformed header: numpy raises ValueError or others
-            raise Refused(f"{path.name}: not a readable .npy file ({exc})") from None
-        if dtype.kind not in "fiu" or dtype.hasobject:
-            raise Refused(f"{path.name}: dtype {dtype}, expected a real (float or integer) array")
-        need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if need > size:
-            raise Refused(f"{path.name}: its header declares shape {shape} ({need} bytes), more than the file holds")
+def _read_bytes(path: Path, root: Path | None = None) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most :data:`MAX_FILE_BYTES` inside the
+    folder ``root`` (default: its own folder) once every symbolic link is resolved. It is opened without
+    blocking and checked with ``fstat`` on the open descriptor, so a FIFO, a device (``/dev/zero``) or a
+    folder named like a file is refused instead of hanging or filling memory, and at most
+    ``MAX_FILE_BYTES + 1`` bytes are ever read (a file whose size ``stat`` misreports included)."""
+    root = path.parent if root is None else root
+    real, top = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    if not real.is_relative_to(top):
+        raise Refused(
+            f"{path.name}: it resolves to {str(real)!r}, outside {str(root)!r}; links out of the folder are not read"
+        )
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        return np.load(path, allow_pickle=False)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(f"{path.name}: not a regular file (a folder, FIFO or device)")
+        if st.st_size > MAX_FILE_BYTES:
+            raise Refused(f"{path.name}: {st.st_size} bytes, more than the limit {MAX_FILE_BYTES}")
+        chunks, n = [], 0
+        while n <= MAX_FILE_BYTES:
+            chunk = os.read(fd, min(2**20, MAX_FILE_BYTES + 1 - n))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            n += len(chunk)
+        if n > MAX_FILE_BYTES:
+            raise Refused(f"{path.name}: more than the limit {MAX_FILE_BYTES} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _check_shape(name: str, shape) -> int:
+    """The number of entries of ``shape`` (Python integers: no int64 overflow), at most :data:`MAX_NDIM` axes."""
+    if len(shape) > MAX_NDIM:
+        raise Refused(f"{name}: {len(shape)} axes, more than {MAX_NDIM}")
+    return math.prod(int(s) for s in shape)
+
+
+def read_npy(path: Path, root: Path | None = None) -> np.ndarray:
+    """A ``.npy`` file (read as by :func:`_read_bytes`), its header checked (real dtype, size within the
+    file) before the data is read; never unpickled."""
+    data = _read_bytes(path, root)
+    fh = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(fh)
+        reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in reader:
+            raise Refused(f"{path.name}: .npy version {version} is not supported")
+        shape, fortran, dtype = reader[version](fh)
+    except Refused:
+        raise
+    except Exception as exc:  # a malformed header: numpy raises ValueError or others
+        raise Refused(f"{path.name}: not a readable .npy file ({exc})") from None
+    if dtype.kind not in "fiu" or dtype.hasobject:
+        raise Refused(f"{path.name}: dtype {dtype}, expected a real (float or integer) array")
+    need = _check_shape(path.name, shape) * dtype.itemsize
+    if need > len(data) - fh.tell():
+        raise Refused(f"{path.name}: its header declares shape {shape} ({need} bytes), more than the file holds")
+    try:
+        return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:
         raise Refused(f"{path.name}: not a readable .npy file ({exc})") from None
 
@@ -174,37 +221,73 @@ def _real(A, name) -> np.ndarray:
     return A
 
 
-def read_json_array(path: Path) -> np.ndarray:
-    """A nested list, a number, or ``{"shape": [...], "data": nested or flat}``."""
+def _no_duplicates(pairs) -> dict:
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise Refused(f"duplicate key {dup[0]!r} in a JSON object: which one counts is ambiguous")
+    return dict(pairs)
+
+
+def _load_json(path: Path, root: Path | None = None):
+    """JSON text of ``path`` (read as by :func:`_read_bytes`): objects with a duplicate key and nesting
+    deeper than the interpreter's recursion limit are refused."""
     try:
-        obj = json.loads(_read_bytes(path).decode("utf-8"))
+        return json.loads(_read_bytes(path, root).decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refused(f"{path.name}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise Refused(f"{path.name}: not valid JSON here (nested too deeply)") from None
+    except Refused as exc:
+        raise Refused(f"{path.name}: {exc}") from None
+
+
+def _json_booleans(obj, name: str) -> bool:
+    """Whether the nested lists ``obj`` hold a boolean (numpy reads ``[1.5, true]`` as ``[1.5, 1.0]``);
+    nesting deeper than :data:`MAX_NDIM` is refused. Iterative, so no recursion limit applies."""
+    stack, seen = [(obj, 0)], False
+    while stack:
+        x, depth = stack.pop()
+        if isinstance(x, list):
+            if depth >= MAX_NDIM:
+                raise Refused(f"{name}: lists nested more than {MAX_NDIM} deep")
+            stack.extend((v, depth + 1) for v in x)
+        else:
+            seen = seen or isinstance(x, bool)
+    return seen
+
+
+def read_json_array(path: Path, root: Path | None = None) -> np.ndarray:
+    """A nested list, a number, or ``{"shape": [...], "data": nested or flat}``."""
+    obj = _load_json(path, root)
     shape = None
     if isinstance(obj, dict):
         if "data" not in obj:
             raise Refused(f"{path.name}: a JSON object needs a 'data' entry (and optionally 'shape')")
         shape, obj = obj.get("shape"), obj["data"]
+    booleans = _json_booleans(obj, path.name)
     try:
         A = np.array(obj)
     except ValueError as exc:
         raise Refused(f"{path.name}: the nested lists are ragged ({exc})") from None
-    A = _real(A, path.name)
+    A = _real(A, path.name)  # strings, null and integers beyond 64 bits make a non-numeric dtype
+    if booleans:
+        raise Refused(f"{path.name}: expected numbers, got booleans among them (true and false are not 1 and 0)")
     if shape is not None:
         if not (isinstance(shape, list) and all(is_integer(s) and s >= 0 for s in shape)):
             raise Refused(f"{path.name}: 'shape' must be a list of integers >= 0, got {shape!r}")
-        if A.size != int(np.prod(shape, dtype=np.int64)):
-            raise Refused(
-                f"{path.name}: 'shape' {tuple(shape)} needs {int(np.prod(shape))} values, 'data' has {A.size}"
-            )
+        n = _check_shape(path.name, shape)
+        if A.size != n:
+            raise Refused(f"{path.name}: 'shape' {tuple(shape)} needs {n} values, 'data' has {A.size}")
         A = A.reshape(shape)
     return A
 
 
-def read_text_array(path: Path) -> np.ndarray:
-    """The suite's ``.txt`` form: ``dtype D``, ``shape d0 d1 ...``, then one value per line (hex or decimal)."""
+def read_text_array(path: Path, root: Path | None = None) -> np.ndarray:
+    """The suite's ``.txt`` form: ``dtype D``, ``shape d0 d1 ...``, then one value per line (hex or decimal);
+    with an integer dtype every value must be an integer."""
     try:
-        lines = _read_bytes(path).decode("ascii").split("\n")
+        lines = _read_bytes(path, root).decode("ascii").split("\n")
     except UnicodeDecodeError:
         raise Refused(f"{path.name}: not an ASCII text file") from None
     if (
@@ -223,7 +306,7 @@ def read_text_array(path: Path) -> np.ndarray:
     if any(s < 0 for s in shape):
         raise Refused(f"{path.name}: negative size in shape {shape}")
     values = [v.strip() for v in lines[2:] if v.strip()]
-    n = int(np.prod(shape, dtype=np.int64))
+    n = _check_shape(path.name, shape)
     if len(values) != n:
         raise Refused(f"{path.name}: shape {shape} needs {n} values, the file has {len(values)}")
     out = np.empty(n, dtype=np.float64)
@@ -232,37 +315,47 @@ def read_text_array(path: Path) -> np.ndarray:
             out[i] = float.fromhex(v) if "0x" in v.lower() else float(v)
         except ValueError:
             raise Refused(f"{path.name}: value {i + 1} ({v!r}) is not a number") from None
+        if dtype.startswith("int") and not float(out[i]).is_integer():
+            raise Refused(f"{path.name}: value {i + 1} ({v!r}) is not an integer, but the dtype line says {dtype}")
     return out.reshape(shape)
 
 
 READERS = {".npy": read_npy, ".json": read_json_array, ".txt": read_text_array}
 
 
-def read_result(base: Path):
-    """``(array, file name)`` from exactly one of ``base.npy/.json/.txt``; ``(None, None)`` if none exists."""
-    found = [base.with_name(base.name + s) for s in FORMS if base.with_name(base.name + s).is_file()]
+def read_result(base: Path, root: Path | None = None, suite_files: frozenset = frozenset()):
+    """``(array, file name)`` from exactly one of ``base.npy/.json/.txt``; ``(None, None)`` if none exists.
+    Anything present under such a name counts (a folder, FIFO or broken link is refused, never "missing");
+    the file must lie inside ``root`` (the results folder) and must not be one of the suite's own files
+    (``suite_files``: their ``(st_dev, st_ino)``, so a symbolic or hard link to the expected array, which
+    would pass without computing anything, is refused)."""
+    found = [base.with_name(base.name + s) for s in FORMS if os.path.lexists(base.with_name(base.name + s))]
     if not found:
         return None, None
     if len(found) > 1:
         raise Refused(f"written in {len(found)} forms ({', '.join(p.name for p in found)}); keep exactly one")
     p = found[0]
-    return READERS[p.suffix](p), p.name
+    root = p.parent if root is None else root
+    A = READERS[p.suffix](p, root)
+    st = os.stat(p)
+    if (st.st_dev, st.st_ino) in suite_files:
+        raise Refused(f"{p.name}: it is a link to one of the suite's own files, not a result")
+    return A, p.name
 
 
 def read_header(folder: Path, stem: str) -> dict:
-    """``<stem>.json`` (an object) or ``<stem>.txt`` (``key value`` lines)."""
+    """``<stem>.json`` (an object) or ``<stem>.txt`` (``key value`` lines); both present is refused."""
     j, t = folder / f"{stem}.json", folder / f"{stem}.txt"
-    if j.is_file():
-        try:
-            obj = json.loads(_read_bytes(j).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Refused(f"{j.name}: not valid JSON ({exc})") from None
+    if os.path.lexists(j) and os.path.lexists(t):
+        raise Refused(f"both {j.name} and {t.name}: keep exactly one header")
+    if os.path.lexists(j):
+        obj = _load_json(j, folder)
         if not isinstance(obj, dict):
             raise Refused(f"{j.name}: expected a JSON object")
         return {str(k): str(v) for k, v in obj.items()}
-    if t.is_file():
+    if os.path.lexists(t):
         out = {}
-        for line in _read_bytes(t).decode("utf-8", errors="replace").splitlines():
+        for line in _read_bytes(t, folder).decode("utf-8", errors="replace").splitlines():
             if line.strip():
                 k, _, v = line.strip().partition(" ")
                 out[k] = v.strip()
@@ -408,15 +501,12 @@ class ConformanceReport:
 def load_suite(suite: Path) -> dict:
     """The manifest, after checking its format and that every file matches its content hash."""
     mpath = suite / "manifest.json"
-    if not mpath.is_file():
+    if not os.path.lexists(mpath):
         raise Refused(
             f"{str(suite)!r} has no manifest.json: not a conformance suite (write one with "
             f"'jacobian-nn vectors --out DIR')"
         )
-    try:
-        manifest = json.loads(_read_bytes(mpath).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Refused(f"manifest.json: not valid JSON ({exc})") from None
+    manifest = _load_json(mpath, suite)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         got = manifest.get("format") if isinstance(manifest, dict) else None
         raise Refused(f"manifest.json: format {got!r}, this compare reads {FORMAT!r}")
@@ -431,11 +521,11 @@ def load_suite(suite: Path) -> dict:
             for a in case["arrays"].values():
                 names = list(a["files"]) + ([a["right_branch"]] if "right_branch" in a else [])
                 for f in names:
-                    files[f] = _read_bytes(suite / f)
+                    files[f] = _read_bytes(suite / f, suite)
                 if "right_branch" in a:
                     for s in (".json", ".txt"):
                         f = a["right_branch"][:-4] + s
-                        files[f] = _read_bytes(suite / f)
+                        files[f] = _read_bytes(suite / f, suite)
     except (KeyError, TypeError) as exc:
         raise Refused(f"manifest.json: malformed ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
@@ -610,11 +700,27 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
         if unknown:
             comps = sorted({c["component"] for c in manifest["cases"]})
             raise ValueError(f"only: {unknown} not in the suite; its components are {comps} (case names also work)")
+    real_suite, real_results = Path(os.path.realpath(suite)), Path(os.path.realpath(results))
+    if real_results.is_relative_to(real_suite):
+        rep.cause = "results: RESULTS is the suite folder or inside it: its files would be compared with themselves"
+        return rep
     try:
         head = read_header(results, "results")
     except Refused as exc:
         rep.cause = f"results: {exc}"
         return rep
+    except OSError as exc:
+        rep.cause = f"results: the header could not be read: {exc}"
+        return rep
+    suite_files = frozenset(
+        (st.st_dev, st.st_ino)
+        for st in (
+            os.stat(suite / f)
+            for c in manifest["cases"]
+            for a in c["arrays"].values()
+            for f in [*a["files"], *([a["right_branch"]] if "right_branch" in a else [])]
+        )
+    )
     for key, label in (("library_version", "library version"), ("layout", "layout"), ("content_hash", "content hash")):
         if key not in head:
             rep.cause = f"results: the header has no {key!r} (copy the suite's suite.txt to results.txt)"
@@ -637,13 +743,13 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
         case = dict(case, _layout=manifest["layout"], _labels={})
         for n, spec in case["arrays"].items():
             if spec["role"] == "input" and spec["kind"] == "samples" and np.dtype(spec["dtype"]).kind == "i":
-                case["_labels"][n] = read_npy(suite / spec["files"][0])
+                case["_labels"][n] = read_npy(suite / spec["files"][0], suite)
         cr = CaseResult(case["name"], case["component"], case["point"], case["dtype"], "pass")
         for n, spec in case["arrays"].items():
             if spec["role"] != "expected":
                 continue
             try:
-                A, fname = read_result(results / case["name"] / n)
+                A, fname = read_result(results / case["name"] / n, results, suite_files)
             except Refused as exc:
                 cr.arrays.append(ArrayResult(n, "refused", "unreadable", str(exc)))
                 continue
@@ -660,8 +766,8 @@ def compare_results(suite, results, *, only=None, top: int = 5) -> ConformanceRe
                     )
                 )
                 continue
-            expected = read_npy(suite / spec["files"][0])
-            right = read_npy(suite / spec["right_branch"]) if "right_branch" in spec else None
+            expected = read_npy(suite / spec["files"][0], suite)
+            right = read_npy(suite / spec["right_branch"], suite) if "right_branch" in spec else None
             try:
                 res = compare_array(n, spec, A, expected, right, case, case["arrays"], top)
             except Refused as exc:
