@@ -515,6 +515,7 @@ def load_suite(suite: Path) -> dict:
             raise Refused(f"manifest.json: malformed: {key!r} should be a string, got {manifest.get(key)!r}")
     if manifest["layout"] not in LAYOUTS:
         raise Refused(f"manifest.json: layout {manifest['layout']!r}, this compare reads {LAYOUTS}")
+    _check_cases(manifest.get("cases"))  # the fields' types first: the files it names are read next
     files = {}
     try:
         for case in manifest["cases"]:
@@ -536,6 +537,65 @@ def load_suite(suite: Path) -> dict:
             "write it again with 'jacobian-nn vectors'"
         )
     return manifest
+
+
+def _check_cases(cases) -> None:
+    """The fields of every case and array that :func:`load_suite` and :func:`compare_results` read, with their
+    types, checked before any file the manifest names is read: a manifest with a valid hash can still be
+    written by hand, and a malformed field is a refusal naming it, never a crash."""
+
+    def bad(where, what):
+        raise Refused(f"manifest.json: malformed: {where}: {what}")
+
+    if not isinstance(cases, list):
+        bad("cases", f"expected a list, got {type(cases).__name__}")
+    for k, case in enumerate(cases):
+        where = f"cases[{k}]"
+        if not isinstance(case, dict):
+            bad(where, f"expected an object, got {type(case).__name__}")
+        for key in ("name", "component", "point", "dtype"):
+            if not isinstance(case.get(key), str):
+                bad(f"{where}.{key}", f"expected a string, got {case.get(key)!r}")
+        if case["dtype"] not in ("float64", "float32"):
+            bad(f"{where}.dtype", f"expected float64 or float32, got {case['dtype']!r}")
+        if "tolerance" in case and not isinstance(case["tolerance"], dict):
+            bad(f"{where}.tolerance", "expected an object")
+        arrays = case.get("arrays")
+        if not isinstance(arrays, dict) or not arrays:
+            bad(f"{where}.arrays", "expected a non-empty object")
+        for n, spec in arrays.items():
+            w = f"{where}.arrays[{n!r}]"
+            if not isinstance(spec, dict):
+                bad(w, f"expected an object, got {type(spec).__name__}")
+            for key in ("role", "kind", "dtype"):
+                if not isinstance(spec.get(key), str):
+                    bad(f"{w}.{key}", f"expected a string, got {spec.get(key)!r}")
+            try:
+                np.dtype(spec["dtype"])
+            except TypeError:
+                bad(f"{w}.dtype", f"not a dtype: {spec['dtype']!r}")
+            files = spec.get("files")
+            if not (isinstance(files, list) and files and all(isinstance(f, str) for f in files)):
+                bad(f"{w}.files", f"expected a non-empty list of file names, got {files!r}")
+            shape = spec.get("shape")
+            if not (isinstance(shape, list) and all(is_integer(d) and d >= 0 for d in shape)):
+                bad(f"{w}.shape", f"expected a list of integers >= 0, got {shape!r}")
+            _check_shape(f"{w}.shape", shape)
+            if "right_branch" in spec and not isinstance(spec["right_branch"], str):
+                bad(f"{w}.right_branch", "expected a file name")
+            of = spec.get("jacobian_of")
+            if of is not None and not (
+                isinstance(of, dict) and isinstance(of.get("out"), str) and isinstance(of.get("in"), str)
+            ):
+                bad(f"{w}.jacobian_of", f"expected {{'out': name, 'in': name}}, got {of!r}")
+            if of is not None and not (of["out"] in arrays and of["in"] in arrays):
+                bad(f"{w}.jacobian_of", f"names an array the case does not have: {of!r}")
+            labels = spec.get("labels")
+            if labels is not None and not (isinstance(labels, str) and labels in arrays):
+                bad(f"{w}.labels", f"expected the name of one of the case's arrays, got {labels!r}")
+            bm = spec.get("batch_mean")
+            if bm is not None and not (is_integer(bm) and bm >= 1):
+                bad(f"{w}.batch_mean", f"expected an integer >= 1, got {bm!r}")
 
 
 def _worst(A, B, bound, fail, where, k) -> list:

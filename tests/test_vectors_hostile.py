@@ -522,3 +522,61 @@ def test_a_tampered_suite_stays_refused(how, text, suite, results, tmp_path):
     shutil.rmtree(t)
     shutil.copytree(suite, t)
     assert compare_within(t, results, only=["relu"]).verdict == "pass"
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("cases", "x", "cases: expected a list"),
+        ("case.name", 3, "name: expected a string"),
+        ("case.dtype", "float16", "expected float64 or float32"),
+        ("case.arrays", [], "arrays: expected a non-empty object"),
+        ("array.shape", "3,4", "shape: expected a list of integers"),
+        ("array.shape", [2, -1], "shape: expected a list of integers"),
+        ("array.files", [], "files: expected a non-empty list"),
+        ("array.dtype", "no such dtype", "not a dtype"),
+        ("array.jacobian_of", {"out": "nope", "in": "X"}, "names an array the case does not have"),
+        ("array.batch_mean", 0, "batch_mean: expected an integer >= 1"),
+    ],
+)
+def test_a_hand_written_manifest_with_a_valid_hash_but_malformed_fields_is_refused(tmp_path, field, value, words):
+    """The content hash is plain SHA-256, so anyone can write a manifest whose hash matches: its fields are
+    checked after the hash, and a malformed one is a refusal naming the field, never a crash. Near miss: the
+    same manifest re-hashed unchanged still compares (missing results: fail, not refused)."""
+    import json
+
+    from jacobian_nn.vectors import content_hash, write_suite
+    from jacobian_nn.vectors_compare import compare_results
+
+    suite = tmp_path / "suite"
+    write_suite(suite)
+    manifest = json.loads((suite / "manifest.json").read_text())
+    files = {}
+    for c in manifest["cases"]:
+        for a in c["arrays"].values():
+            for f in [*a["files"], *([a["right_branch"]] if "right_branch" in a else [])]:
+                files[f] = (suite / f).read_bytes()
+            if "right_branch" in a:
+                for ext in (".json", ".txt"):
+                    f = a["right_branch"][:-4] + ext
+                    files[f] = (suite / f).read_bytes()
+
+    def rehash_and_compare(m):
+        m = dict(m)
+        m.pop("content_hash")
+        m["content_hash"] = content_hash(m, files)
+        (suite / "manifest.json").write_text(json.dumps(m))
+        results = tmp_path / "results"
+        results.mkdir(exist_ok=True)
+        header = {"library_version": m["library_version"], "layout": m["layout"], "content_hash": m["content_hash"]}
+        (results / "results.json").write_text(json.dumps(header))
+        return compare_results(suite, results)
+
+    assert rehash_and_compare(manifest).verdict == "fail"  # the near miss: well formed, nothing computed
+    case = next(c for c in manifest["cases"] if any("jacobian_of" in a for a in c["arrays"].values()))
+    jac = next(a for a in case["arrays"].values() if "jacobian_of" in a)
+    target = {"cases": manifest, "case.name": case, "case.dtype": case, "case.arrays": case}.get(field, jac)
+    key = field.split(".")[-1]
+    target[key] = value
+    rep = rehash_and_compare(manifest)
+    assert rep.verdict == "refused" and words in rep.cause, rep.cause
