@@ -247,6 +247,19 @@ def check_layer_output(A: np.ndarray, layer: int, what: str = "output row") -> N
         )
 
 
+def non_finite_row(layer: int, k: int, row) -> NonFiniteError:
+    """The error for a gradient row that is not finite: a :class:`NonFiniteError` naming the layer the
+    rows go into, the first sample ``k`` whose row is not finite and its first such entry (``row`` is that
+    sample's row, any shape; flattened in C order). Both drivers raise it at the same points: the loss's
+    rows before the last layer's backward, and the rows every layer's backward pulls into the layer before
+    it (the first layer's ``dL/dx`` is not used, and not checked)."""
+    flat = np.asarray(row).ravel()
+    return NonFiniteError(
+        f"layers[{layer}]: gradient row into the layer[{k}]: expected finite values, got "
+        f"{flat[~np.isfinite(flat)][0]!r} (an overflow inside the network)"
+    )
+
+
 def non_finite_loss(loss: float, sample_losses) -> NonFiniteError:
     """The error for a batch loss that is not finite: a :class:`NonFiniteError` naming the labels ``Y``,
     the loss and the first sample whose loss is not finite. Both drivers raise it at the same point,
@@ -351,6 +364,13 @@ def check_writeable(params, name: str) -> None:
                 )
 
 
+def non_finite_step(name: str, i: int, k: str) -> NonFiniteError:
+    """The error for a step (or any per-layer array ``name[i][k]``) that is not finite; nothing was written."""
+    return NonFiniteError(
+        f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf (not finite: nothing was written)"
+    )
+
+
 def check_like_params(arrays, params, name: str) -> None:
     """``arrays`` must mirror ``params`` (one dict per layer): same length, same keys, and
     for every entry the same shape and dtype, with finite values. Raises naming
@@ -367,9 +387,7 @@ def check_like_params(arrays, params, name: str) -> None:
             if v.dtype != p[k].dtype:
                 raise TypeError(f"{name}[{i}][{k!r}]: expected dtype {p[k].dtype}, got {v.dtype}")
             if not all_finite(v):
-                raise NonFiniteError(
-                    f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf (not finite: nothing was written)"
-                )
+                raise non_finite_step(name, i, k)
 
 
 def check_positive(value, name: str) -> float:
