@@ -208,7 +208,10 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     ``G`` (the smallest array of the backward pass) and to the penalty weights,
     ``scale (g + l2 W + l1 sign W) = g(scale G) + (scale l2) W + (scale l1) sign W``,
     instead of in a pass over every gradient array; equal to scaling the unscaled gradients
-    up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
+    up to rounding (exactly, for a power of two). The training step uses ``scale = -lr`` (only
+    for ``lr <= 1``). Rows that are not finite are refused as the reference's per-sample rows
+    ``dX N / scale`` (:func:`_loss_and_gradients_batched`); with ``|scale| > 1`` a row that
+    overflows only because of the factor is refused too.
 
     A loss that is not finite (finite outputs and labels too far apart: mean squared error against
     labels near 1e308) is refused right after the loss, before the backward pass, with the error the

@@ -22,7 +22,7 @@ import pytest
 from jacobian_nn import Network, Workspace
 from jacobian_nn._validation import NonFiniteError, eps_of
 from jacobian_nn.layers import Dense
-from support import same_layers, same_snapshot, state_snapshot
+from support import same_layers, same_snapshot, state_snapshot, stateful_net
 
 N = 4  # a power of two: 1/N and N are exact, so the near misses agree to the bit where the products are exact
 
@@ -238,3 +238,36 @@ def test_a_loss_row_that_overflows_under_a_finite_loss_is_refused_alike(call):
         net = _probability_net(-700.0)
         _quietly(lambda: run(net))
         assert not same_snapshot(before, state_snapshot(net))  # the step was taken
+
+
+def test_rows_through_batch_norm_and_dropout_are_refused_alike():
+    # the network of tests/test_refused_step_state.py (Dense, BatchNorm, ReLU, Dropout, Dense): gamma 1e-300
+    # and last weights +-1e308 give rows 2e308 into the dropout layer (the batched dX: 2e308 / 6, finite)
+    X6, labels = np.random.default_rng(0).normal(size=(6, 3)), np.ones(6, dtype=int)
+
+    def net_with(w):
+        net = stateful_net(loss="softmax_cross_entropy")
+        net.layers[1].gamma[:] = 1e-300
+        net.layers[-1].W[...] = np.array([1.0, -1.0, 1.0]) * w
+        return net
+
+    calls = [
+        lambda n: n.loss_and_gradients(X6, labels),
+        lambda n: n.loss_and_gradients_batched(X6, labels),
+        lambda n: n.train_batch(X6, labels, 1e-300),
+        lambda n: n.train_step_batched(X6, labels, 1e-300),
+    ]
+    messages = set()
+    for call in calls:
+        net = net_with(1e308)
+        before = state_snapshot(net)
+        with pytest.raises(NonFiniteError) as info:
+            _quietly(lambda: call(net))  # noqa: B023 (called at once)
+        assert same_snapshot(before, state_snapshot(net))
+        messages.add(str(info.value))
+    assert messages == {
+        "layers[3]: gradient row into the layer[1]: expected finite values, got np.float64(inf) "
+        "(an overflow inside the network)"
+    }
+    for call in calls:  # near miss: weights 1e300, rows ~2e300: every call runs, quietly
+        _quietly(lambda: call(net_with(1e300)))  # noqa: B023
