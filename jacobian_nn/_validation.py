@@ -136,6 +136,25 @@ def all_finite(arr: np.ndarray) -> bool:
     return bool(np.isfinite(arr).all())
 
 
+def all_finite_unscaled(v, scale) -> bool:
+    """Whether ``v / scale`` is finite everywhere, for ``v`` a result computed times ``scale``
+    (``|scale| <= 1``; None: 1): the unscaled result is then finite too (up to rounding).
+
+    Screen: ``sqrt(v . v) <= |scale| max / 2`` bounds every ``|v_i| / |scale|`` by ``max / 2``
+    (``max`` the dtype's largest finite value; the factor 1/2 covers the rounding of the dot
+    product), one BLAS dot as in :func:`all_finite`; only when it fails
+    (NaN or inf in ``v``, entries above ``1e154`` or within a factor 2 of the limit) is ``v / scale``
+    computed and checked entry by entry, so the answer is exactly whether that quotient is finite."""
+    if scale is None:
+        return all_finite(v)
+    if v.flags.c_contiguous:
+        ss = float(np.vdot(v, v))
+        if math.isfinite(ss) and math.sqrt(ss) <= 0.5 * abs(scale) * float(np.finfo(v.dtype).max):
+            return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all_finite(np.divide(v, v.dtype.type(scale)))
+
+
 def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     """Return ``value`` as an ndarray of ``dtype`` following the module policy.
 

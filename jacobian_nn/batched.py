@@ -30,6 +30,7 @@ import numpy as np
 
 from ._validation import (
     all_finite,
+    all_finite_unscaled,
     check_layer_context,
     check_layer_output,
     check_mode,
@@ -280,31 +281,12 @@ def _backward_pass_batched(net, G, ctxs, workspace, scale, check):
     return grads
 
 
-def _unscaled_finite(v, scale) -> bool:
-    """Whether ``v / scale`` is finite everywhere, for ``v`` a result computed times ``scale``
-    (``|scale| <= 1``; None: 1): the unscaled result is then finite too (up to rounding).
-
-    Screen: ``sqrt(v . v) <= |scale| max / 2`` bounds every ``|v_i| / |scale|`` by ``max / 2``
-    (``max`` the dtype's largest finite value; the factor 1/2 covers the rounding of the dot
-    product), one BLAS dot as in :func:`~jacobian_nn._validation.all_finite`; only when it fails
-    (NaN or inf in ``v``, entries above ``1e154`` or within a factor 2 of the limit) is ``v / scale``
-    computed and checked entry by entry, so the answer is exactly whether that quotient is finite."""
-    if scale is None:
-        return all_finite(v)
-    if v.flags.c_contiguous:
-        ss = float(np.vdot(v, v))
-        if math.isfinite(ss) and math.sqrt(ss) <= 0.5 * abs(scale) * float(np.finfo(v.dtype).max):
-            return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        return all_finite(np.divide(v, v.dtype.type(scale)))
-
-
 def _check_rows(G, layer: int, scale=None) -> None:
     """The rows ``G`` ``(N, ...)`` into ``layers[layer]`` (row k: sample k), computed times ``scale``
-    (None: 1), must be finite unscaled (:func:`_unscaled_finite`), else the reference driver's
+    (None: 1), must be finite unscaled (:func:`~jacobian_nn._validation.all_finite_unscaled`), else the reference driver's
     error naming the layer and the first sample whose row is not
     (:func:`~jacobian_nn._validation.non_finite_row`; its value is that of ``G / scale``)."""
-    if _unscaled_finite(G, scale):
+    if all_finite_unscaled(G, scale):
         return
     with np.errstate(over="ignore", invalid="ignore"):
         rows = G.reshape(G.shape[0], -1) if scale is None else np.divide(G, G.dtype.type(scale)).reshape(G.shape[0], -1)
@@ -314,13 +296,13 @@ def _check_rows(G, layer: int, scale=None) -> None:
 
 def _check_unscaled_steps(net, steps, scale) -> None:
     """The steps, computed times ``scale`` (``|scale| <= 1``), must be finite unscaled (the gradients
-    ``steps / scale``: :func:`_unscaled_finite`), else the error :meth:`Network.apply_update`
+    ``steps / scale``: :func:`~jacobian_nn._validation.all_finite_unscaled`), else the error :meth:`Network.apply_update`
     raises for a step that is not finite (:func:`~jacobian_nn._validation.non_finite_step`), as the
     reference's step ``-lr g`` is not finite when ``g`` is not. In the parameters' order, as
     ``apply_update`` checks them."""
     for i, (s, p) in enumerate(zip(steps, net.params)):
         for k in p:
-            if not _unscaled_finite(s[k], scale):
+            if not all_finite_unscaled(s[k], scale):
                 raise non_finite_step("steps", i, k)
 
 
