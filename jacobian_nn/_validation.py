@@ -143,16 +143,21 @@ def all_finite_unscaled(v, scale) -> bool:
     Screen: ``sqrt(v . v) <= |scale| max / 2`` bounds every ``|v_i| / |scale|`` by ``max / 2``
     (``max`` the dtype's largest finite value; the factor 1/2 covers the rounding of the dot
     product), one BLAS dot as in :func:`all_finite`; only when it fails
-    (NaN or inf in ``v``, entries above ``1e154`` or within a factor 2 of the limit) is ``v / scale``
-    computed and checked entry by entry, so the answer is exactly whether that quotient is finite."""
+    (NaN or inf in ``v``, entries above the square root of ``max``, or within a factor 2 of the limit)
+    is the largest ``|v_i|`` found, divided by ``|scale|`` in float64 and rounded to ``v``'s dtype (as
+    ``v / scale`` computed in float64 would be; ``scale`` is never rounded to ``v``'s dtype: in float32,
+    ``1e-40`` would be 0), and that quotient decides."""
     if scale is None:
         return all_finite(v)
     if v.flags.c_contiguous:
         ss = float(np.vdot(v, v))
         if math.isfinite(ss) and math.sqrt(ss) <= 0.5 * abs(scale) * float(np.finfo(v.dtype).max):
             return True
+    if v.size == 0:
+        return True
+    largest = np.float64(np.max(np.abs(v)))  # NaN if any entry is NaN
     with np.errstate(over="ignore", invalid="ignore"):
-        return all_finite(np.divide(v, v.dtype.type(scale)))
+        return bool(np.isfinite((largest / np.float64(abs(scale))).astype(v.dtype)))
 
 
 def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:

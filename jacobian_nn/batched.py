@@ -288,8 +288,10 @@ def _check_rows(G, layer: int, scale=None) -> None:
     (:func:`~jacobian_nn._validation.non_finite_row`; its value is that of ``G / scale``)."""
     if all_finite_unscaled(G, scale):
         return
-    with np.errstate(over="ignore", invalid="ignore"):
-        rows = G.reshape(G.shape[0], -1) if scale is None else np.divide(G, G.dtype.type(scale)).reshape(G.shape[0], -1)
+    rows = G.reshape(G.shape[0], -1)
+    if scale is not None:  # the unscaled rows, divided in float64, then in G's dtype (inf where they overflow it)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows = np.divide(rows, scale, dtype=np.float64).astype(G.dtype)
     k = int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
     raise non_finite_row(layer, k, rows[k])
 

@@ -271,3 +271,20 @@ def test_rows_through_batch_norm_and_dropout_are_refused_alike():
     }
     for call in calls:  # near miss: weights 1e300, rows ~2e300: every call runs, quietly
         _quietly(lambda: call(net_with(1e300)))  # noqa: B023
+
+
+def test_float32_rows_are_judged_unscaled_without_rounding_the_factor_to_float32():
+    # float32, lr = 1e-40: the factor lr / N = 2.5e-41 is not rounded to float32 (there it is subnormal, and
+    # 1e-46 would be 0, refusing everything). The last sample's rows 2 a 1e30: a = 2e8 gives 4e38, not finite
+    X32 = X0.astype(np.float32)
+    net = _row_net(w=1e30).astype(np.float32)
+    before = state_snapshot(net)
+    with pytest.raises(NonFiniteError) as info:
+        _quietly(lambda: net.train_step_batched(X32, _labels(2e8, N - 1).astype(np.float32), 1e-40))
+    assert str(info.value).startswith("layers[0]: gradient row into the layer[3]: expected finite values, got ")
+    assert "np.float32(-inf)" in str(info.value)
+    assert same_snapshot(before, state_snapshot(net))
+    for lr in (1e-40, 1e-46):  # near miss: a = 1e8, rows 2e38, finite in float32: the steps are taken
+        net = _row_net(w=1e30).astype(np.float32)
+        _quietly(lambda: net.train_step_batched(X32, _labels(1e8, N - 1).astype(np.float32), lr))  # noqa: B023 (called at once)
+        assert np.isfinite(net.flat_params()).all()
