@@ -136,6 +136,30 @@ def all_finite(arr: np.ndarray) -> bool:
     return bool(np.isfinite(arr).all())
 
 
+def all_finite_unscaled(v, scale) -> bool:
+    """Whether ``v / scale`` is finite everywhere, for ``v`` a result computed times ``scale``
+    (``|scale| <= 1``; None: 1): the unscaled result is then finite too (up to rounding).
+
+    Screen: ``sqrt(v . v) <= |scale| max / 2`` bounds every ``|v_i| / |scale|`` by ``max / 2``
+    (``max`` the dtype's largest finite value; the factor 1/2 covers the rounding of the dot
+    product), one BLAS dot as in :func:`all_finite`; only when it fails
+    (NaN or inf in ``v``, entries above the square root of ``max``, or within a factor 2 of the limit)
+    is the largest ``|v_i|`` found, divided by ``|scale|`` in float64 and rounded to ``v``'s dtype (as
+    ``v / scale`` computed in float64 would be; ``scale`` is never rounded to ``v``'s dtype: in float32,
+    ``1e-40`` would be 0), and that quotient decides."""
+    if scale is None:
+        return all_finite(v)
+    if v.flags.c_contiguous:
+        ss = float(np.vdot(v, v))
+        if math.isfinite(ss) and math.sqrt(ss) <= 0.5 * abs(scale) * float(np.finfo(v.dtype).max):
+            return True
+    if v.size == 0:
+        return True
+    largest = np.float64(np.max(np.abs(v)))  # NaN if any entry is NaN
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite((largest / np.float64(abs(scale))).astype(v.dtype)))
+
+
 def as_float_array(value, name: str, dtype=np.float64) -> np.ndarray:
     """Return ``value`` as an ndarray of ``dtype`` following the module policy.
 
@@ -247,6 +271,19 @@ def check_layer_output(A: np.ndarray, layer: int, what: str = "output row") -> N
         )
 
 
+def non_finite_row(layer: int, k: int, row) -> NonFiniteError:
+    """The error for a gradient row that is not finite: a :class:`NonFiniteError` naming the layer the
+    rows go into, the first sample ``k`` whose row is not finite and its first such entry (``row`` is that
+    sample's row, any shape; flattened in C order). Both drivers raise it at the same points: the loss's
+    rows before the last layer's backward, and the rows every layer's backward pulls into the layer before
+    it (the first layer's ``dL/dx`` is not used, and not checked)."""
+    flat = np.asarray(row).ravel()
+    return NonFiniteError(
+        f"layers[{layer}]: gradient row into the layer[{k}]: expected finite values, got "
+        f"{flat[~np.isfinite(flat)][0]!r} (an overflow inside the network)"
+    )
+
+
 def non_finite_loss(loss: float, sample_losses) -> NonFiniteError:
     """The error for a batch loss that is not finite: a :class:`NonFiniteError` naming the labels ``Y``,
     the loss and the first sample whose loss is not finite. Both drivers raise it at the same point,
@@ -351,6 +388,13 @@ def check_writeable(params, name: str) -> None:
                 )
 
 
+def non_finite_step(name: str, i: int, k: str) -> NonFiniteError:
+    """The error for a step (or any per-layer array ``name[i][k]``) that is not finite; nothing was written."""
+    return NonFiniteError(
+        f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf (not finite: nothing was written)"
+    )
+
+
 def check_like_params(arrays, params, name: str) -> None:
     """``arrays`` must mirror ``params`` (one dict per layer): same length, same keys, and
     for every entry the same shape and dtype, with finite values. Raises naming
@@ -367,9 +411,7 @@ def check_like_params(arrays, params, name: str) -> None:
             if v.dtype != p[k].dtype:
                 raise TypeError(f"{name}[{i}][{k!r}]: expected dtype {p[k].dtype}, got {v.dtype}")
             if not all_finite(v):
-                raise NonFiniteError(
-                    f"{name}[{i}][{k!r}]: expected finite values, got NaN or inf (not finite: nothing was written)"
-                )
+                raise non_finite_step(name, i, k)
 
 
 def check_positive(value, name: str) -> float:

@@ -29,12 +29,16 @@ import math
 import numpy as np
 
 from ._validation import (
+    all_finite,
+    all_finite_unscaled,
     check_layer_context,
     check_layer_output,
     check_mode,
     check_positive,
     lend,
     non_finite_loss,
+    non_finite_row,
+    non_finite_step,
     state_kept_on_refusal,
 )
 
@@ -205,7 +209,10 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
     ``G`` (the smallest array of the backward pass) and to the penalty weights,
     ``scale (g + l2 W + l1 sign W) = g(scale G) + (scale l2) W + (scale l1) sign W``,
     instead of in a pass over every gradient array; equal to scaling the unscaled gradients
-    up to rounding (exactly, for a power of two). The training step uses ``scale = -lr``.
+    up to rounding (exactly, for a power of two). The training step uses ``scale = -lr`` (only
+    for ``lr <= 1``). Rows that are not finite are refused as the reference's per-sample rows
+    ``dX N / scale`` (:func:`_loss_and_gradients_batched`); with ``|scale| > 1`` a row that
+    overflows only because of the factor is refused too.
 
     A loss that is not finite (finite outputs and labels too far apart: mean squared error against
     labels near 1e308) is refused right after the loss, before the backward pass, with the error the
@@ -219,14 +226,47 @@ def loss_and_gradients_batched(net, X, Y, mode: str = "train", workspace: Worksp
 
 
 def _loss_and_gradients_batched(net, A, Y, mode, workspace, scale):
-    """:func:`loss_and_gradients_batched` of the checked batch ``A``, without the state guard."""
+    """:func:`loss_and_gradients_batched` of the checked batch ``A``, without the state guard.
+
+    The rows are checked where the reference driver checks them, with its error
+    (:func:`~jacobian_nn._validation.non_finite_row`): the loss's ``G`` ``(N, m_out)`` before the
+    backward, and every layer's ``dX`` right after its backward (the first layer's is not
+    computed: no input gradient is needed, and the reference does not check it). The reference's
+    rows are the per-sample rows ``dL_k/dy_k``, and row k of the batched ``G`` and ``dX`` is
+    ``s`` times the reference's row k, ``s = scale / N`` (the batch mean's ``1/N`` is in ``G``;
+    ``scale`` None: 1), so the rows ``dX / s`` are what must be finite (:func:`_check_rows`): the
+    refusal depends neither on where ``1/N`` nor on where ``scale`` is applied. With ``scale``
+    (``|scale| <= 1``: the training step), the gradients are ``scale`` times the mean, and the
+    reference's sum over the samples, ``grad / s``, must be finite too (:func:`_check_unscaled_steps`:
+    the reference's step is not finite when that sum is not). The
+    backward runs under numpy's ``call`` error mode (a refusal is quiet); when an error was signalled,
+    no row was refused and some gradient is not finite (returned unchecked, as the reference returns
+    it), the backward runs once more under the caller's error state, so that numpy warns as it would
+    have (the same operations on the same arrays: bitwise the same results)."""
     Y_hat, ctxs = _forward(net, A, mode, workspace)  # forward
     with np.errstate(over="ignore", invalid="ignore"):  # the loss is checked next: an overflow is refused by name
         loss, G = net.loss.forward_and_gradient_batched(Y_hat, Y, out=_lender(workspace, "loss"))
         loss += net.penalty()
         if not math.isfinite(loss):  # before the backward, as the reference checks it
             raise non_finite_loss(loss, _sample_losses(net, Y_hat, Y))
+    per_sample = 1.0 / G.shape[0]  # G carries the batch mean's 1/N: row k is dL_k/dy_hat_k / N
+    _check_rows(G, len(net.layers) - 1, per_sample)  # the loss's rows, as the reference checks them
+    signalled = []
+    with np.errstate(over="call", invalid="call", call=lambda kind, flag: signalled.append(kind)):
+        grads = _backward_pass_batched(net, G, ctxs, workspace, scale, check=True)
+        if scale is not None:
+            _check_unscaled_steps(net, grads, scale * per_sample)  # the reference's sum over the samples
+    if signalled and not all(all_finite(v) for g in grads for v in g.values()):
+        grads = _backward_pass_batched(net, G, ctxs, workspace, scale, check=False)  # returned unchecked: numpy warns
+    return loss, grads
+
+
+def _backward_pass_batched(net, G, ctxs, workspace, scale, check):
+    """The loss gradient ``G`` (unscaled, left unchanged) back through every layer, times ``scale``:
+    one gradient dict per layer, the penalty gradient added. ``check``: every layer's ``dX`` is
+    checked right after its backward (:func:`_check_rows`)."""
     own = _lender(workspace, "network")
+    rows_scale = (1.0 if scale is None else scale) / G.shape[0]  # batched rows = rows_scale * reference rows
     if scale is not None:
         G = np.multiply(G, G.dtype.type(scale), out=lend(own, "G", G.shape, G.dtype))
     owned = scale is not None  # G is an array of this call's own (the loss's G may be the caller's)
@@ -234,9 +274,38 @@ def _loss_and_gradients_batched(net, A, Y, mode, workspace, scale):
     for i in range(len(net.layers) - 1, -1, -1):  # backward
         out = _OwnGradient(G, _lender(workspace, i)) if owned else _lender(workspace, i)
         G, grads[i] = net.layers[i].backward_batched(G, ctxs[i], input_grad=i > 0, out=out)
+        if check and i > 0:
+            _check_rows(G, i - 1, rows_scale)
         owned = True  # a layer's dX is the caller's (the layer protocol): this loop's own
     net.add_penalty_gradients(grads, scale=scale, out=own)  # penalty
-    return loss, grads
+    return grads
+
+
+def _check_rows(G, layer: int, scale=None) -> None:
+    """The rows ``G`` ``(N, ...)`` into ``layers[layer]`` (row k: sample k), computed times ``scale``
+    (None: 1), must be finite unscaled (:func:`~jacobian_nn._validation.all_finite_unscaled`), else the reference driver's
+    error naming the layer and the first sample whose row is not
+    (:func:`~jacobian_nn._validation.non_finite_row`; its value is that of ``G / scale``)."""
+    if all_finite_unscaled(G, scale):
+        return
+    rows = G.reshape(G.shape[0], -1)
+    if scale is not None:  # the unscaled rows, divided in float64, then in G's dtype (inf where they overflow it)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows = np.divide(rows, scale, dtype=np.float64).astype(G.dtype)
+    k = int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+    raise non_finite_row(layer, k, rows[k])
+
+
+def _check_unscaled_steps(net, steps, scale) -> None:
+    """The steps, computed times ``scale`` (``|scale| <= 1``), must be finite unscaled (the gradients
+    ``steps / scale``: :func:`~jacobian_nn._validation.all_finite_unscaled`), else the error :meth:`Network.apply_update`
+    raises for a step that is not finite (:func:`~jacobian_nn._validation.non_finite_step`), as the
+    reference's step ``-lr g`` is not finite when ``g`` is not. In the parameters' order, as
+    ``apply_update`` checks them."""
+    for i, (s, p) in enumerate(zip(steps, net.params)):
+        for k in p:
+            if not all_finite_unscaled(s[k], scale):
+                raise non_finite_step("steps", i, k)
 
 
 def _sample_losses(net, Y_hat, Y) -> np.ndarray:
@@ -253,20 +322,30 @@ def train_step_batched(net, X, Y, lr: float, workspace: Workspace | None = None)
     the step's large arrays are then reused instead of allocated (and page-faulted) anew
     each step, with bitwise the same parameters afterwards.
 
-    The steps ``-lr * grad`` come straight out of the backward pass (``scale=-lr`` in
-    :func:`loss_and_gradients_batched`): no pass over the gradient arrays to scale them.
-    A loss that is not finite is refused before the backward pass (as in
-    :func:`loss_and_gradients_batched`), so no step is taken with an infinite loss.
-    ``apply_update`` validates every step before writing any parameter: a step that
-    overflows (huge ``lr``) is refused there, with its name, so numpy's overflow warnings
-    inside the scaled backward pass are silenced. A refused step changes nothing: not the
-    parameters, nor batch norm's running statistics, nor the dropout Generators
-    (:func:`state_kept_on_refusal`)."""
+    With ``lr <= 1`` the steps ``-lr * grad`` come straight out of the backward pass
+    (``scale=-lr`` in :func:`loss_and_gradients_batched`): no pass over the gradient arrays to
+    scale them. The refusals do not depend on where ``lr`` is applied: they are the reference's
+    :meth:`~jacobian_nn.network.Network.train_batch` refusals, decided on the **unscaled**
+    quantities. A loss that is not finite is refused before the backward pass, the rows into every
+    layer are refused when the reference's per-sample rows ``dX * N / (-lr)`` are not finite, and so
+    is a step whose gradient summed over the samples, ``step * N / (-lr)``, is not (with ``lr = 1e-300``
+    a gradient of ``1e350`` would give a finite step ``1e50``; the reference's gradient overflows
+    first, and it refuses). With
+    ``lr > 1`` a scaled backward could overflow where the unscaled one does not, so the gradients
+    are computed unscaled and the steps are ``-lr * grad``, as the reference computes them.
+    ``apply_update`` validates every step before writing any parameter: a step that overflows
+    (huge ``lr``) is refused there, with its name, so numpy's overflow warnings inside the
+    backward pass are silenced. A refused step changes nothing: not the parameters, nor batch
+    norm's running statistics, nor the dropout Generators (:func:`state_kept_on_refusal`)."""
     lr = check_positive(lr, "lr")
     A = _checked(net, X, Y, "train")
     with state_kept_on_refusal(net, "train"):
         with np.errstate(over="ignore", invalid="ignore"):
-            loss, steps = _loss_and_gradients_batched(net, A, Y, "train", workspace, -lr)
+            if lr <= 1.0:  # scaling by -lr cannot make a finite value overflow
+                loss, steps = _loss_and_gradients_batched(net, A, Y, "train", workspace, -lr)
+            else:
+                loss, grads = _loss_and_gradients_batched(net, A, Y, "train", workspace, 1.0)
+                steps = [{k: -lr * v for k, v in g.items()} for g in grads]
         net.apply_update(steps)
     return loss
 

@@ -41,7 +41,6 @@ import math
 import numpy as np
 
 from ._validation import (
-    NonFiniteError,
     all_finite,
     as_column,
     check_layer_context,
@@ -49,17 +48,15 @@ from ._validation import (
     check_mode,
     columns,
     non_finite_loss,
+    non_finite_row,
     state_kept_on_refusal,
 )
 
 
-def _check_finite(vs, layer: int, what: str) -> None:
+def _check_finite(vs, layer: int) -> None:
     if vs and not all_finite(np.concatenate(vs, axis=0)):
         k = next(k for k, v in enumerate(vs) if not np.isfinite(v).all())
-        raise NonFiniteError(
-            f"layers[{layer}]: {what}[{k}]: expected finite values, got "
-            f"{vs[k].ravel()[~np.isfinite(vs[k].ravel())][0]!r} (an overflow inside the network)"
-        )
+        raise non_finite_row(layer, k, vs[k])
 
 
 def _stacked(vs: list) -> np.ndarray:
@@ -156,13 +153,13 @@ def backward_rows(net, rows, ctxs) -> list:
     backward runs again under the caller's error state, and numpy warns as it would have (the
     same operations: bitwise the same results)."""
     grads: list[dict | None] = [None] * len(net.layers)
-    _check_finite(rows, len(net.layers) - 1, "gradient row into the layer")
+    _check_finite(rows, len(net.layers) - 1)
     for i in range(len(net.layers) - 1, -1, -1):
         layer, (kind, ctx) = net.layers[i], ctxs[i]
         with np.errstate(over="ignore", invalid="ignore"):  # the rows are checked next: a refusal is quiet
             new_rows, grad = _layer_backward(layer, kind, ctx, rows)
         if i > 0:
-            _check_finite(new_rows, i - 1, "gradient row into the layer")
+            _check_finite(new_rows, i - 1)
         if not all(all_finite(v) for v in grad.values()):
             new_rows, grad = _layer_backward(layer, kind, ctx, rows)  # returned unchecked: numpy warns
         rows, grads[i] = new_rows, grad
