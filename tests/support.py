@@ -253,3 +253,20 @@ def moved_everything(a, b) -> bool:
     params_moved = not all(same_bits(x, y) for x, y in pairs(0))
     state_moved = not pairs(1) or not all(same_bits(x, y) for x, y in pairs(1))
     return params_moved and state_moved and a[2] != b[2]
+
+
+def bn_dropout_case(seed, p, N, use_bn=True):
+    """``(net, X, Y)`` of ``test_fcnet.py::test_paths_agree_on_batchnorm_and_dropout_nets`` for one draw: a
+    ``FullyConnectedNet`` 3-5-4-3 (batch norm when ``use_bn``, dropout ``p``, reg 0.1, weight scale 0.5),
+    running variances drawn in [0.5, 2], then ``X`` ``(N, 3)`` and labels ``(N,)`` from the same Generator."""
+    from jacobian_nn.fcnet import FullyConnectedNet
+    from jacobian_nn.normalization import BatchNorm
+
+    rng = np.random.default_rng(seed)
+    net = FullyConnectedNet(
+        [5, 4], input_dim=3, num_classes=3, dropout=p, use_batchnorm=use_bn, reg=0.1, weight_scale=0.5, seed=seed
+    )
+    for layer in net.layers:
+        if isinstance(layer, BatchNorm):
+            layer.running_var[:] = rng.uniform(0.5, 2.0, layer.n_in)
+    return net, rng.normal(size=(N, 3)), rng.integers(0, 3, N)

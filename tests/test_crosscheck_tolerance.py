@@ -10,25 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from support import bn_dropout_case
+
 from jacobian_nn import Network, batched, crosscheck
 from jacobian_nn.crosscheck import BATCHNORM_ULPS, CROSSCHECK_ULPS, batchnorm_gains, cross_check
 from jacobian_nn.fcnet import FullyConnectedNet
-from jacobian_nn.normalization import BatchNorm, same_randomness
+from jacobian_nn.normalization import same_randomness
 
 EPS = float(np.finfo(np.float64).eps)
-
-
-def _hypothesis_case(seed, p, N):
-    """The network and batch of ``tests/test_fcnet.py::test_paths_agree_on_batchnorm_and_dropout_nets``
-    for one hypothesis draw (layers: Dense, BatchNorm, ReLU[, Dropout], twice, then Dense)."""
-    rng = np.random.default_rng(seed)
-    net = FullyConnectedNet(
-        [5, 4], input_dim=3, num_classes=3, dropout=p, use_batchnorm=True, reg=0.1, weight_scale=0.5, seed=seed
-    )
-    for layer in net.layers:
-        if isinstance(layer, BatchNorm):
-            layer.running_var[:] = rng.uniform(0.5, 2.0, layer.n_in)
-    return net, rng.normal(size=(N, 3)), rng.integers(0, 3, N)
 
 
 def _without_gain(monkeypatch):
@@ -53,7 +42,7 @@ def _kappa(net, X, i):
 def test_two_samples_through_batch_norm_pass_and_fail_without_the_gain(monkeypatch, seed, p):
     # N = 2: batch norm's projection cancels its input gradient, whose rounding (amplified by gamma / sigma)
     # then lies far above the gradient itself; these draws failed by 1.2x to 5.8x the gain-free tolerance
-    net, X, Y = _hypothesis_case(seed, p, 2)
+    net, X, Y = bn_dropout_case(seed, p, 2)
     report = cross_check(net, X, Y)
     assert report.passed, str(report)
     _without_gain(monkeypatch)
@@ -82,7 +71,7 @@ def test_without_batch_norm_every_gain_is_one_and_no_tolerance_changes(monkeypat
 
 
 def test_only_the_batch_gradients_upstream_of_a_batch_norm_get_the_gain(monkeypatch):
-    net, X, Y = _hypothesis_case(760, 0.0, 2)
+    net, X, Y = bn_dropout_case(760, 0.0, 2)
     with_rule = {r.quantity: r.comparison.tolerance for r in cross_check(net, X, Y).rows}
     _without_gain(monkeypatch)
     without = {r.quantity: r.comparison.tolerance for r in cross_check(net, X, Y).rows}
@@ -127,7 +116,7 @@ def test_a_gradient_wrong_by_1e9_of_its_scale_fails_at_the_largest_gain_there_is
 
 def test_a_gradient_wrong_by_1e9_fails_on_the_draws_the_gain_lets_pass(monkeypatch):
     for seed, p in [(760, 0.0), (2413, 0.0), (399, 0.5)]:
-        net, X, Y = _hypothesis_case(seed, p, 2)
+        net, X, Y = bn_dropout_case(seed, p, 2)
         with monkeypatch.context() as m:
             _plant_in_gradients(m, 0, "W", 1e-9)
             assert "grad layer 0 W (3, 5)" in [r.quantity for r in cross_check(net, X, Y).failures()], seed
@@ -140,7 +129,7 @@ def test_a_gradient_wrong_by_1e9_fails_on_the_draws_the_gain_lets_pass(monkeypat
 def test_the_mean_of_per_sample_gradients_is_judged_at_the_scale_of_its_terms(seed):
     # the output bias's test-mode gradient mean_k (p_k - y_k) cancels to ~1e-17 (every ReLU off, one label of
     # each class), while its terms are ~1: relative to the result, the former tolerance was 1.3e-29
-    net, X, Y = _hypothesis_case(seed, 0.0, 3)
+    net, X, Y = bn_dropout_case(seed, 0.0, 3)
     report = cross_check(net, X, Y)
     assert report.passed, str(report)
     assert abs(float(net.loss_and_gradients_batched(X, Y, "test")[1][6]["b"][0])) < 1e-15
@@ -150,7 +139,7 @@ def test_the_mean_of_per_sample_gradients_is_judged_at_the_scale_of_its_terms(se
 
 
 def test_a_mean_of_per_sample_gradients_wrong_by_1e9_of_its_terms_fails(monkeypatch):
-    net, X, Y = _hypothesis_case(632, 0.0, 3)
+    net, X, Y = bn_dropout_case(632, 0.0, 3)
     real = batched.per_sample_gradients_batched
 
     def planted(*args, **kwargs):

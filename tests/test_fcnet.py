@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
+from support import bn_dropout_case
 
 from jacobian_nn import data
 from jacobian_nn.crosscheck import cross_check
@@ -72,14 +73,8 @@ def test_inputs_are_flattened_as_affine_forward():
 
 @given(st.booleans(), st.sampled_from([0.0, 0.25, 0.5]), st.integers(2, 6), st.integers(0, 2**31 - 1))
 def test_paths_agree_on_batchnorm_and_dropout_nets(use_bn, p, N, seed):
-    rng = np.random.default_rng(seed)
-    net = FullyConnectedNet(
-        [5, 4], input_dim=3, num_classes=3, dropout=p, use_batchnorm=use_bn, reg=0.1, weight_scale=0.5, seed=seed
-    )
-    for layer in net.layers:
-        if isinstance(layer, BatchNorm):
-            layer.running_var[:] = rng.uniform(0.5, 2.0, layer.n_in)
-    report = cross_check(net, rng.normal(size=(N, 3)), rng.integers(0, 3, N))
+    net, X, Y = bn_dropout_case(seed, p, N, use_bn)
+    report = cross_check(net, X, Y)
     assert report.passed, str(report)
 
 
